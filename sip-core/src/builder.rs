@@ -1,0 +1,413 @@
+//! Building requests (RFC 3261 section 8.1.1) and responses (section 8.2.6). Builders write
+//! the message text and parse it back, so what they return is exactly what a peer would
+//! parse. Tags, branches and Call-IDs come from the caller's [`Rng`].
+
+use crate::message::scan;
+use crate::message::{write, HeaderName, HeaderValue, Message, Method};
+use crate::rng::push_random_token;
+use crate::{OwnedMessage, ParseError, Rng};
+
+/// Why a builder could not produce a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A mandatory part was not given.
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// A part does not match its grammar; the error says where in the built text.
+    #[error("invalid {part}: {source}")]
+    Invalid {
+        /// Which part.
+        part: &'static str,
+        /// The parse error of the built message.
+        source: ParseError,
+    },
+    /// A status code outside 100-699.
+    #[error("status code {0} outside 100-699")]
+    BadStatus(u16),
+}
+
+/// The RFC 3261 magic cookie that starts every branch (section 8.1.1.7).
+pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// Builds a request.
+#[derive(Debug, Clone)]
+pub struct RequestBuilder {
+    method: String,
+    uri: String,
+    from: Option<String>,
+    to: Option<String>,
+    call_id: Option<String>,
+    cseq: u32,
+    max_forwards: u8,
+    vias: Vec<(String, String)>,
+    contact: Option<String>,
+    extra: Vec<(String, String)>,
+    body: Option<(String, Vec<u8>)>,
+}
+
+impl RequestBuilder {
+    /// A request with `method` to `request_uri`. CSeq defaults to 1, Max-Forwards to 70.
+    pub fn new(method: Method<'_>, request_uri: &str) -> RequestBuilder {
+        RequestBuilder {
+            method: method.as_str().to_owned(),
+            uri: request_uri.to_owned(),
+            from: None,
+            to: None,
+            call_id: None,
+            cseq: 1,
+            max_forwards: 70,
+            vias: Vec::new(),
+            contact: None,
+            extra: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// From, as `name-addr` or `addr-spec` text; a tag is added when it has none.
+    pub fn from(mut self, addr: &str) -> Self {
+        self.from = Some(addr.to_owned());
+        self
+    }
+
+    /// To, as text; no tag is added (section 8.1.1.2).
+    pub fn to(mut self, addr: &str) -> Self {
+        self.to = Some(addr.to_owned());
+        self
+    }
+
+    /// The Call-ID; one is generated when not given.
+    pub fn call_id(mut self, id: &str) -> Self {
+        self.call_id = Some(id.to_owned());
+        self
+    }
+
+    /// The CSeq number.
+    pub fn cseq(mut self, seq: u32) -> Self {
+        self.cseq = seq;
+        self
+    }
+
+    /// Max-Forwards.
+    pub fn max_forwards(mut self, hops: u8) -> Self {
+        self.max_forwards = hops;
+        self
+    }
+
+    /// Adds a Via (topmost first) for `transport` (`UDP`, `TCP`, ...) and `sent_by`
+    /// (`host[:port]`), with a fresh magic-cookie branch and `rport` (RFC 3581).
+    pub fn via(mut self, transport: &str, sent_by: &str) -> Self {
+        self.vias.push((transport.to_owned(), sent_by.to_owned()));
+        self
+    }
+
+    /// Contact, as text.
+    pub fn contact(mut self, addr: &str) -> Self {
+        self.contact = Some(addr.to_owned());
+        self
+    }
+
+    /// Any other header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.extra.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The body and its Content-Type; Content-Length is computed.
+    pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
+        self.body = Some((content_type.to_owned(), body.to_vec()));
+        self
+    }
+
+    /// Writes and parses the request.
+    pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
+        let from = self.from.as_deref().ok_or(BuildError::Missing("From"))?;
+        let to = self.to.as_deref().ok_or(BuildError::Missing("To"))?;
+        if self.vias.is_empty() {
+            return Err(BuildError::Missing("Via"));
+        }
+        let mut s = String::with_capacity(512);
+        s.push_str(&self.method);
+        s.push(' ');
+        s.push_str(&self.uri);
+        s.push_str(" SIP/2.0\r\n");
+        for (transport, sent_by) in &self.vias {
+            s.push_str("Via: SIP/2.0/");
+            s.push_str(transport);
+            s.push(' ');
+            s.push_str(sent_by);
+            s.push_str(";branch=");
+            s.push_str(&new_branch(rng));
+            s.push_str(";rport\r\n");
+        }
+        push_header(&mut s, "Max-Forwards", &self.max_forwards.to_string());
+        push_header(&mut s, "To", to);
+        s.push_str("From: ");
+        s.push_str(from);
+        if !has_tag(from) {
+            s.push_str(";tag=");
+            push_random_token(&mut s, rng, 10);
+        }
+        s.push_str("\r\n");
+        s.push_str("Call-ID: ");
+        match &self.call_id {
+            Some(id) => s.push_str(id),
+            None => push_random_token(&mut s, rng, 24),
+        }
+        s.push_str("\r\n");
+        push_header(&mut s, "CSeq", &format!("{} {}", self.cseq, self.method));
+        if let Some(c) = &self.contact {
+            push_header(&mut s, "Contact", c);
+        }
+        for (n, v) in &self.extra {
+            push_header(&mut s, n, v);
+        }
+        finish(s, self.body.as_ref())
+    }
+}
+
+/// A fresh branch: the magic cookie and 16 random characters (section 8.1.1.7).
+pub fn new_branch(rng: &mut dyn Rng) -> String {
+    let mut b = String::with_capacity(MAGIC_COOKIE.len() + 16);
+    b.push_str(MAGIC_COOKIE);
+    push_random_token(&mut b, rng, 16);
+    b
+}
+
+fn has_tag(addr: &str) -> bool {
+    let mut c = scan::Cursor::new(addr);
+    crate::message::headers_name_addr(&mut c).is_some_and(|n| n.tag().is_some())
+}
+
+fn push_header(s: &mut String, name: &str, value: &str) {
+    s.push_str(name);
+    s.push_str(": ");
+    s.push_str(value);
+    s.push_str("\r\n");
+}
+
+fn finish(mut s: String, body: Option<&(String, Vec<u8>)>) -> Result<OwnedMessage, BuildError> {
+    match body {
+        Some((ct, b)) => {
+            push_header(&mut s, "Content-Type", ct);
+            push_header(&mut s, "Content-Length", &b.len().to_string());
+            s.push_str("\r\n");
+            let mut bytes = s.into_bytes();
+            bytes.extend_from_slice(b);
+            parse_built(&bytes)
+        }
+        None => {
+            s.push_str("Content-Length: 0\r\n\r\n");
+            parse_built(s.as_bytes())
+        }
+    }
+}
+
+fn parse_built(bytes: &[u8]) -> Result<OwnedMessage, BuildError> {
+    OwnedMessage::parse_typed(bytes, &crate::Limits::DEFAULT).map_err(|source| {
+        BuildError::Invalid {
+            part: match source.kind {
+                crate::ErrorKind::InvalidHeader(_) => "header",
+                crate::ErrorKind::InvalidRequestUri | crate::ErrorKind::InvalidStartLine => {
+                    "start line"
+                }
+                _ => "message",
+            },
+            source,
+        }
+    })
+}
+
+/// Builds a response to a request (RFC 3261 section 8.2.6).
+#[derive(Debug, Clone)]
+pub struct ResponseBuilder<'r, 'a> {
+    request: &'r Message<'a>,
+    code: u16,
+    reason: Option<String>,
+    to_tag: Option<String>,
+    extra: Vec<(String, String)>,
+    body: Option<(String, Vec<u8>)>,
+}
+
+/// The response `code` to `request` with the default reason phrase, copying Via, From, To,
+/// Call-ID and CSeq (section 8.2.6.2) and adding a To tag when the request had none and the
+/// code is above 100. Use [`ResponseBuilder`] to choose the tag (every response of one
+/// transaction must carry the same one) or to add headers and a body.
+pub fn response_to(
+    request: &Message<'_>,
+    code: u16,
+    rng: &mut dyn Rng,
+) -> Result<OwnedMessage, BuildError> {
+    ResponseBuilder::new(request, code).build(rng)
+}
+
+impl<'r, 'a> ResponseBuilder<'r, 'a> {
+    /// A response with `code` to `request`.
+    pub fn new(request: &'r Message<'a>, code: u16) -> Self {
+        ResponseBuilder {
+            request,
+            code,
+            reason: None,
+            to_tag: None,
+            extra: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// A reason phrase other than the default one.
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
+    }
+
+    /// The To tag to add when the request's To has none.
+    pub fn to_tag(mut self, tag: &str) -> Self {
+        self.to_tag = Some(tag.to_owned());
+        self
+    }
+
+    /// Any other header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.extra.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The body and its Content-Type.
+    pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
+        self.body = Some((content_type.to_owned(), body.to_vec()));
+        self
+    }
+
+    /// Writes and parses the response.
+    pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
+        if !(100..=699).contains(&self.code) {
+            return Err(BuildError::BadStatus(self.code));
+        }
+        let req = self.request;
+        let mut out: Vec<u8> = Vec::with_capacity(512);
+        out.extend_from_slice(b"SIP/2.0 ");
+        out.extend_from_slice(self.code.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(
+            self.reason
+                .as_deref()
+                .unwrap_or_else(|| reason_phrase(self.code))
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\r\n");
+        let mut have = [false; 4];
+        for h in req.headers() {
+            let slot = match h.name {
+                HeaderName::Via => None,
+                HeaderName::From => Some(0),
+                HeaderName::To => Some(1),
+                HeaderName::CallId => Some(2),
+                HeaderName::CSeq => Some(3),
+                // section 8.2.6.1: a 100 echoes the request's Timestamp
+                HeaderName::Timestamp if self.code == 100 => None,
+                _ => continue,
+            };
+            if let Some(i) = slot {
+                if have[i] {
+                    continue;
+                }
+                have[i] = true;
+            }
+            out.extend_from_slice(h.name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            write::write_value(&mut out, &h.value);
+            if let (HeaderName::To, HeaderValue::Addr(to)) = (h.name, &h.value) {
+                if to.tag().is_none() && self.code > 100 {
+                    out.extend_from_slice(b";tag=");
+                    match &self.to_tag {
+                        Some(t) => out.extend_from_slice(t.as_bytes()),
+                        None => {
+                            let mut t = String::new();
+                            push_random_token(&mut t, rng, 10);
+                            out.extend_from_slice(t.as_bytes());
+                        }
+                    }
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        for (missing, name) in have.iter().zip(["From", "To", "Call-ID", "CSeq"]) {
+            if !missing {
+                return Err(BuildError::Missing(name));
+            }
+        }
+        let mut s = String::from_utf8(out).map_err(|_| BuildError::Missing("UTF-8 request"))?;
+        for (n, v) in &self.extra {
+            push_header(&mut s, n, v);
+        }
+        finish(s, self.body.as_ref())
+    }
+}
+
+/// The default reason phrase of a status code (RFC 3261 section 21 and extensions).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        412 => "Conditional Request Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        c if c < 200 => "Provisional",
+        c if c < 300 => "Success",
+        c if c < 400 => "Redirection",
+        c if c < 500 => "Client Error",
+        c if c < 600 => "Server Error",
+        _ => "Global Failure",
+    }
+}

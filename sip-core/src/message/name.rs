@@ -1,0 +1,278 @@
+//! Header field names: the ones this crate types, their compact forms, and canonical spelling.
+
+use std::fmt;
+
+macro_rules! header_names {
+    ($( $(#[$doc:meta])* $variant:ident = $canon:literal, lower = $lower:literal $(, compact = $compact:literal)? ; )*) => {
+        /// A header field name. Names this crate knows get their own variant (matched
+        /// case-insensitively, compact forms included, RFC 3261 section 7.3.3); any other name is
+        /// [`HeaderName::Other`] and its text stays available from the raw header.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum HeaderName {
+            $( $(#[$doc])* $variant, )*
+            /// A header this crate does not know; kept verbatim and in order.
+            Other,
+        }
+
+        impl HeaderName {
+            /// Every known name, in declaration order.
+            pub const ALL: &'static [HeaderName] = &[$(HeaderName::$variant),*];
+
+            /// The canonical (long-form) spelling, `""` for [`HeaderName::Other`].
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( HeaderName::$variant => $canon, )*
+                    HeaderName::Other => "",
+                }
+            }
+
+            /// The compact form defined for this header, if any.
+            pub const fn compact(self) -> Option<char> {
+                match self {
+                    $( $( HeaderName::$variant => Some($compact), )? )*
+                    _ => None,
+                }
+            }
+
+            /// Identifies a header name, case-insensitively, long or compact form.
+            pub fn from_name(name: &str) -> HeaderName {
+                let b = name.as_bytes();
+                if b.len() == 1 {
+                    return match b[0].to_ascii_lowercase() {
+                        $( $( c if c == $compact as u8 => HeaderName::$variant, )? )*
+                        _ => HeaderName::Other,
+                    };
+                }
+                let mut buf = [0u8; 24];
+                let Some(dst) = buf.get_mut(..b.len()) else {
+                    return HeaderName::Other;
+                };
+                for (d, s) in dst.iter_mut().zip(b) {
+                    *d = s.to_ascii_lowercase();
+                }
+                match &*dst {
+                    $( $lower => HeaderName::$variant, )*
+                    _ => HeaderName::Other,
+                }
+            }
+        }
+    };
+}
+
+header_names! {
+    /// `Accept` (RFC 3261 section 20.1).
+    Accept = "Accept", lower = b"accept";
+    /// `Accept-Contact` (RFC 3841), compact `a`; kept untyped.
+    AcceptContact = "Accept-Contact", lower = b"accept-contact", compact = 'a';
+    /// `Accept-Encoding` (20.2).
+    AcceptEncoding = "Accept-Encoding", lower = b"accept-encoding";
+    /// `Accept-Language` (20.3).
+    AcceptLanguage = "Accept-Language", lower = b"accept-language";
+    /// `Alert-Info` (20.4).
+    AlertInfo = "Alert-Info", lower = b"alert-info";
+    /// `Allow` (20.5).
+    Allow = "Allow", lower = b"allow";
+    /// `Allow-Events` (RFC 6665), compact `u`.
+    AllowEvents = "Allow-Events", lower = b"allow-events", compact = 'u';
+    /// `Authentication-Info` (20.6).
+    AuthenticationInfo = "Authentication-Info", lower = b"authentication-info";
+    /// `Authorization` (20.7).
+    Authorization = "Authorization", lower = b"authorization";
+    /// `Call-ID` (20.8), compact `i`.
+    CallId = "Call-ID", lower = b"call-id", compact = 'i';
+    /// `Call-Info` (20.9).
+    CallInfo = "Call-Info", lower = b"call-info";
+    /// `Contact` (20.10), compact `m`.
+    Contact = "Contact", lower = b"contact", compact = 'm';
+    /// `Content-Disposition` (20.11).
+    ContentDisposition = "Content-Disposition", lower = b"content-disposition";
+    /// `Content-Encoding` (20.12), compact `e`.
+    ContentEncoding = "Content-Encoding", lower = b"content-encoding", compact = 'e';
+    /// `Content-Language` (20.13).
+    ContentLanguage = "Content-Language", lower = b"content-language";
+    /// `Content-Length` (20.14), compact `l`.
+    ContentLength = "Content-Length", lower = b"content-length", compact = 'l';
+    /// `Content-Type` (20.15), compact `c`.
+    ContentType = "Content-Type", lower = b"content-type", compact = 'c';
+    /// `CSeq` (20.16).
+    CSeq = "CSeq", lower = b"cseq";
+    /// `Date` (20.17).
+    Date = "Date", lower = b"date";
+    /// `Error-Info` (20.18).
+    ErrorInfo = "Error-Info", lower = b"error-info";
+    /// `Event` (RFC 6665), compact `o`.
+    Event = "Event", lower = b"event", compact = 'o';
+    /// `Expires` (20.19).
+    Expires = "Expires", lower = b"expires";
+    /// `From` (20.20), compact `f`.
+    From = "From", lower = b"from", compact = 'f';
+    /// `Identity` (RFC 8224), compact `y`; kept untyped.
+    Identity = "Identity", lower = b"identity", compact = 'y';
+    /// `Identity-Info` (RFC 4474), compact `n`; kept untyped.
+    IdentityInfo = "Identity-Info", lower = b"identity-info", compact = 'n';
+    /// `In-Reply-To` (20.21).
+    InReplyTo = "In-Reply-To", lower = b"in-reply-to";
+    /// `Max-Forwards` (20.22).
+    MaxForwards = "Max-Forwards", lower = b"max-forwards";
+    /// `MIME-Version` (20.24).
+    MimeVersion = "MIME-Version", lower = b"mime-version";
+    /// `Min-Expires` (20.23).
+    MinExpires = "Min-Expires", lower = b"min-expires";
+    /// `Min-SE` (RFC 4028).
+    MinSe = "Min-SE", lower = b"min-se";
+    /// `Organization` (20.25).
+    Organization = "Organization", lower = b"organization";
+    /// `Priority` (20.26).
+    Priority = "Priority", lower = b"priority";
+    /// `Proxy-Authenticate` (20.27).
+    ProxyAuthenticate = "Proxy-Authenticate", lower = b"proxy-authenticate";
+    /// `Proxy-Authorization` (20.28).
+    ProxyAuthorization = "Proxy-Authorization", lower = b"proxy-authorization";
+    /// `Proxy-Require` (20.29).
+    ProxyRequire = "Proxy-Require", lower = b"proxy-require";
+    /// `RAck` (RFC 3262).
+    RAck = "RAck", lower = b"rack";
+    /// `Record-Route` (20.30).
+    RecordRoute = "Record-Route", lower = b"record-route";
+    /// `Refer-To` (RFC 3515), compact `r`.
+    ReferTo = "Refer-To", lower = b"refer-to", compact = 'r';
+    /// `Referred-By` (RFC 3892), compact `b`.
+    ReferredBy = "Referred-By", lower = b"referred-by", compact = 'b';
+    /// `Reject-Contact` (RFC 3841), compact `j`; kept untyped.
+    RejectContact = "Reject-Contact", lower = b"reject-contact", compact = 'j';
+    /// `Reply-To` (20.31).
+    ReplyTo = "Reply-To", lower = b"reply-to";
+    /// `Request-Disposition` (RFC 3841), compact `d`; kept untyped.
+    RequestDisposition = "Request-Disposition", lower = b"request-disposition", compact = 'd';
+    /// `Require` (20.32).
+    Require = "Require", lower = b"require";
+    /// `Retry-After` (20.33).
+    RetryAfter = "Retry-After", lower = b"retry-after";
+    /// `Route` (20.34).
+    Route = "Route", lower = b"route";
+    /// `RSeq` (RFC 3262).
+    RSeq = "RSeq", lower = b"rseq";
+    /// `Server` (20.35).
+    Server = "Server", lower = b"server";
+    /// `Session-Expires` (RFC 4028), compact `x`.
+    SessionExpires = "Session-Expires", lower = b"session-expires", compact = 'x';
+    /// `Subject` (20.36), compact `s`.
+    Subject = "Subject", lower = b"subject", compact = 's';
+    /// `Subscription-State` (RFC 6665).
+    SubscriptionState = "Subscription-State", lower = b"subscription-state";
+    /// `Supported` (20.37), compact `k`.
+    Supported = "Supported", lower = b"supported", compact = 'k';
+    /// `Timestamp` (20.38).
+    Timestamp = "Timestamp", lower = b"timestamp";
+    /// `To` (20.39), compact `t`.
+    To = "To", lower = b"to", compact = 't';
+    /// `Unsupported` (20.40).
+    Unsupported = "Unsupported", lower = b"unsupported";
+    /// `User-Agent` (20.41).
+    UserAgent = "User-Agent", lower = b"user-agent";
+    /// `Via` (20.42), compact `v`.
+    Via = "Via", lower = b"via", compact = 'v';
+    /// `Warning` (20.43).
+    Warning = "Warning", lower = b"warning";
+    /// `WWW-Authenticate` (20.44).
+    WwwAuthenticate = "WWW-Authenticate", lower = b"www-authenticate";
+}
+
+impl HeaderName {
+    /// May a single header line carry several comma-separated values of this header
+    /// (RFC 3261 section 7.3.1)? The typed parser splits those lines.
+    pub const fn is_list(self) -> bool {
+        use HeaderName::*;
+        matches!(
+            self,
+            Accept
+                | AcceptEncoding
+                | AcceptLanguage
+                | AlertInfo
+                | Allow
+                | AllowEvents
+                | AuthenticationInfo
+                | CallInfo
+                | Contact
+                | ContentEncoding
+                | ContentLanguage
+                | ErrorInfo
+                | InReplyTo
+                | ProxyRequire
+                | RecordRoute
+                | Require
+                | Route
+                | Supported
+                | Unsupported
+                | Via
+                | Warning
+        )
+    }
+
+    /// Must a message carry this header at most once (RFC 3261 section 7.3.1: only headers
+    /// defined as comma-separated lists, and the authentication headers, may repeat)?
+    pub const fn is_single(self) -> bool {
+        use HeaderName::*;
+        !self.is_list()
+            && !matches!(
+                self,
+                Authorization
+                    | ProxyAuthorization
+                    | WwwAuthenticate
+                    | ProxyAuthenticate
+                    | Other
+                    | AcceptContact
+                    | RejectContact
+                    | RequestDisposition
+                    | Identity
+                    | IdentityInfo
+            )
+    }
+}
+
+impl fmt::Display for HeaderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderName::Other => f.write_str("extension"),
+            n => f.write_str(n.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 3261 section 7.3.3: compact forms are equivalent to the long names.
+    #[test]
+    fn compact_forms_map_to_long_names() {
+        for (c, n) in [
+            ("v", HeaderName::Via),
+            ("I", HeaderName::CallId),
+            ("m", HeaderName::Contact),
+            ("l", HeaderName::ContentLength),
+            ("k", HeaderName::Supported),
+            ("o", HeaderName::Event),
+            ("x", HeaderName::SessionExpires),
+            ("q", HeaderName::Other),
+        ] {
+            assert_eq!(HeaderName::from_name(c), n, "{c}");
+        }
+    }
+
+    // RFC 3261 section 7.3.1: field names are case-insensitive.
+    #[test]
+    fn header_names_are_case_insensitive() {
+        for &n in HeaderName::ALL {
+            assert_eq!(HeaderName::from_name(n.as_str()), n);
+            assert_eq!(HeaderName::from_name(&n.as_str().to_ascii_uppercase()), n);
+            assert_eq!(HeaderName::from_name(&n.as_str().to_ascii_lowercase()), n);
+        }
+        assert_eq!(HeaderName::from_name("C%6Fntact"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_name("X-A-Very-Long-Header-Name-Indeed"),
+            HeaderName::Other
+        );
+    }
+}

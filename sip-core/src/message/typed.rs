@@ -1,0 +1,409 @@
+//! The fully typed message: the view plus every known header parsed into its typed value
+//! (RFC 3261 section 20), one entry per value (list headers are split, section 7.3.1).
+
+use super::headers::{
+    self as h, Auth, CSeq, Contact, InfoUri, MediaType, NameAddr, RAck, Seconds, SipDate,
+};
+use super::headers::{Timestamp, TokenParams, Via, Warning};
+use super::params::Params;
+use super::scan::Cursor;
+use super::uri::Uri;
+use super::view::{MessageView, StartLine};
+use super::{HeaderName, Method};
+use crate::{ErrorKind, Limits, ParseError};
+
+/// The typed value of one header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderValue<'a> {
+    /// Via.
+    Via(Via<'a>),
+    /// From, To, Route, Record-Route, Reply-To, Refer-To, Referred-By.
+    Addr(NameAddr<'a>),
+    /// Contact.
+    Contact(Contact<'a>),
+    /// Call-ID, and each In-Reply-To value.
+    CallId(&'a str),
+    /// CSeq.
+    CSeq(CSeq<'a>),
+    /// RAck.
+    RAck(RAck<'a>),
+    /// Content-Length, Max-Forwards, Expires, Min-Expires, RSeq.
+    Number(u32),
+    /// One token: each value of Allow, Supported, Require, Proxy-Require, Unsupported,
+    /// Content-Encoding, Content-Language, Allow-Events; and Priority.
+    Token(&'a str),
+    /// Content-Type, and each Accept range.
+    MediaType(MediaType<'a>),
+    /// Accept-Encoding, Accept-Language, Content-Disposition, Event, Subscription-State.
+    TokenParams(TokenParams<'a>),
+    /// Alert-Info, Call-Info, Error-Info.
+    Info(InfoUri<'a>),
+    /// Authorization, Proxy-Authorization, WWW-Authenticate, Proxy-Authenticate.
+    Auth(Auth<'a>),
+    /// Authentication-Info.
+    AuthInfo(Params<'a>),
+    /// Retry-After, Session-Expires, Min-SE.
+    Seconds(Seconds<'a>),
+    /// Warning.
+    Warning(Warning<'a>),
+    /// Timestamp.
+    Timestamp(Timestamp<'a>),
+    /// Date.
+    Date(SipDate<'a>),
+    /// Subject, Organization, Server, User-Agent, MIME-Version: text as written.
+    Text(&'a str),
+    /// A list header written with no value (Accept, Accept-Encoding, Accept-Language, Allow,
+    /// Supported may be empty).
+    Empty,
+    /// An extension header, or a known one this crate keeps untyped: the raw value.
+    Raw(&'a str),
+}
+
+/// One typed header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Header<'a> {
+    /// The recognised name.
+    pub name: HeaderName,
+    /// The name as written.
+    pub raw_name: &'a str,
+    /// Index of the header line it came from (several values may share one).
+    pub line: u16,
+    /// The value.
+    pub value: HeaderValue<'a>,
+}
+
+/// A message with every known header typed. Parse with [`Message::parse`].
+///
+/// One allocation holds the typed values; everything borrows from the input.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    view: MessageView<'a>,
+    request_uri: Option<Uri<'a>>,
+    headers: Vec<Header<'a>>,
+}
+
+/// How [`Message::write_to`] lays out headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Form {
+    /// Full header names, one value per header line, values re-serialized from their typed
+    /// form; extension headers verbatim with folds collapsed.
+    #[default]
+    Canonical,
+    /// Header lines exactly as received (names, grouping and folding kept).
+    Original,
+}
+
+macro_rules! first_value {
+    ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $fn(&self) -> Option<$ty> {
+            self.headers.iter().find_map(|h| match h.value {
+                HeaderValue::$variant(v) if h.name == HeaderName::$name => Some(v),
+                _ => None,
+            })
+        }
+    };
+}
+
+macro_rules! all_values {
+    ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $fn(&self) -> impl Iterator<Item = $ty> + '_ {
+            self.headers.iter().filter_map(|h| match h.value {
+                HeaderValue::$variant(v) if h.name == HeaderName::$name => Some(v),
+                _ => None,
+            })
+        }
+    };
+}
+
+impl<'a> Message<'a> {
+    /// Parses a datagram and types every known header, with default [`Limits`].
+    pub fn parse(data: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        Self::parse_with(data, &Limits::DEFAULT)
+    }
+
+    /// Like [`Message::parse`] with explicit limits.
+    pub fn parse_with(data: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
+        let view = MessageView::parse_datagram(data, limits)?;
+        Self::from_view(view, limits)
+    }
+
+    /// Types the headers of an already framed view (for instance one framed from a stream).
+    pub fn from_view(view: MessageView<'a>, limits: &Limits) -> Result<Message<'a>, ParseError> {
+        if !view.is_sip_2_0() {
+            return Err(ParseError::new(ErrorKind::UnsupportedVersion, 0));
+        }
+        let head = view.head;
+        let request_uri = match view.layout.start {
+            super::view::StartSpans::Request { uri, .. } => {
+                let s = uri.of(head);
+                if s.len() > limits.max_uri_length {
+                    return Err(ParseError::new(ErrorKind::UriTooLong, uri.start as usize));
+                }
+                Some(Uri::parse(s).ok_or(ParseError::new(
+                    ErrorKind::InvalidRequestUri,
+                    uri.start as usize,
+                ))?)
+            }
+            super::view::StartSpans::Response { .. } => None,
+        };
+        let mut headers = Vec::with_capacity(view.layout.headers.len() + 8);
+        let mut vias = 0usize;
+        for (line, raw) in view.layout.headers.iter().enumerate() {
+            let value = raw.value.of(head);
+            let raw_name = raw.name.of(head);
+            let line = line as u16;
+            let before = headers.len();
+            parse_value(raw.kind, value, limits.max_uri_length, |v| {
+                headers.push(Header {
+                    name: raw.kind,
+                    raw_name,
+                    line,
+                    value: v,
+                })
+            })
+            .map_err(|at| {
+                ParseError::new(
+                    ErrorKind::InvalidHeader(raw.kind),
+                    raw.value.start as usize + at,
+                )
+            })?;
+            if raw.kind == HeaderName::Via {
+                vias += headers.len() - before;
+                if vias > limits.max_vias {
+                    return Err(ParseError::new(
+                        ErrorKind::TooManyVias,
+                        raw.value.start as usize,
+                    ));
+                }
+            }
+        }
+        Ok(Message {
+            view,
+            request_uri,
+            headers,
+        })
+    }
+
+    /// The borrowed view this message was typed from.
+    pub fn view(&self) -> &MessageView<'a> {
+        &self.view
+    }
+
+    /// The start line.
+    pub fn start_line(&self) -> StartLine<'a> {
+        self.view.start_line()
+    }
+
+    /// Is this a request?
+    pub fn is_request(&self) -> bool {
+        self.view.is_request()
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<Method<'a>> {
+        self.view.method()
+    }
+
+    /// The Request-URI of a request.
+    pub fn request_uri(&self) -> Option<&Uri<'a>> {
+        self.request_uri.as_ref()
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        self.view.status()
+    }
+
+    /// Every typed header value, in order.
+    pub fn headers(&self) -> &[Header<'a>] {
+        &self.headers
+    }
+
+    /// The typed values of one header name, in order.
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &HeaderValue<'a>> + '_ {
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| &h.value)
+    }
+
+    /// The tokens of a token-list header (Require, Supported, Allow, ...).
+    pub fn tokens(&self, name: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
+        self.headers.iter().filter_map(move |h| match h.value {
+            HeaderValue::Token(t) if h.name == name => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The body.
+    pub fn body(&self) -> &'a [u8] {
+        self.view.body()
+    }
+
+    all_values!(
+        /// The Via values, top first.
+        vias, Via, Via, Via<'a>
+    );
+    first_value!(
+        /// The topmost Via.
+        top_via, Via, Via, Via<'a>
+    );
+    first_value!(
+        /// From.
+        from, From, Addr, NameAddr<'a>
+    );
+    first_value!(
+        /// To.
+        to, To, Addr, NameAddr<'a>
+    );
+    first_value!(
+        /// Call-ID.
+        call_id, CallId, CallId, &'a str
+    );
+    first_value!(
+        /// CSeq.
+        cseq, CSeq, CSeq, CSeq<'a>
+    );
+    first_value!(
+        /// Max-Forwards.
+        max_forwards, MaxForwards, Number, u32
+    );
+    first_value!(
+        /// Expires.
+        expires, Expires, Number, u32
+    );
+    first_value!(
+        /// Content-Type.
+        content_type, ContentType, MediaType, MediaType<'a>
+    );
+    all_values!(
+        /// Contact values.
+        contacts, Contact, Contact, Contact<'a>
+    );
+    all_values!(
+        /// Route values, in order.
+        routes, Route, Addr, NameAddr<'a>
+    );
+    all_values!(
+        /// Record-Route values, in order.
+        record_routes, RecordRoute, Addr, NameAddr<'a>
+    );
+    all_values!(
+        /// Accept ranges.
+        accepts, Accept, MediaType, MediaType<'a>
+    );
+
+    /// Content-Length, if present.
+    pub fn content_length(&self) -> Option<u32> {
+        self.view.content_length()
+    }
+
+    /// Serializes the message into `out` (appending). See [`Form`].
+    pub fn write_to(&self, out: &mut Vec<u8>, form: Form) {
+        super::write::write_message(self, out, form);
+    }
+
+    /// Serializes the message in canonical form into a new buffer.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.view.as_bytes().len() + 64);
+        self.write_to(&mut v, Form::Canonical);
+        v
+    }
+}
+
+/// Parses one header line's value, calling `push` for each typed value. On a grammar
+/// error, returns the offset in `value` where it was found.
+pub(crate) fn parse_value<'a>(
+    name: HeaderName,
+    value: &'a str,
+    max_uri: usize,
+    mut push: impl FnMut(HeaderValue<'a>),
+) -> Result<(), usize> {
+    use HeaderName as N;
+    use HeaderValue as V;
+    let mut c = Cursor::new(value);
+    c.skip_ws();
+    if c.at_end() {
+        return match name {
+            N::Accept | N::AcceptEncoding | N::AcceptLanguage | N::Allow | N::Supported => {
+                push(V::Empty);
+                Ok(())
+            }
+            N::Subject | N::Organization | N::Other => {
+                push(if name == N::Other {
+                    V::Raw("")
+                } else {
+                    V::Text("")
+                });
+                Ok(())
+            }
+            _ => Err(0),
+        };
+    }
+    let list = name.is_list();
+    loop {
+        let v = match name {
+            N::Via => h::via(&mut c).map(V::Via),
+            N::From | N::To | N::ReplyTo | N::ReferTo | N::ReferredBy => {
+                h::name_addr(&mut c, false, max_uri).map(V::Addr)
+            }
+            N::Route | N::RecordRoute => h::name_addr(&mut c, true, max_uri).map(V::Addr),
+            N::Contact => h::contact(&mut c, max_uri).map(V::Contact),
+            N::CallId | N::InReplyTo => h::call_id(&mut c).map(V::CallId),
+            N::CSeq => h::cseq(&mut c).map(V::CSeq),
+            N::RAck => h::rack(&mut c).map(V::RAck),
+            N::MaxForwards => h::number(&mut c, 255).map(|n| V::Number(n as u32)),
+            N::ContentLength | N::Expires | N::MinExpires | N::RSeq => {
+                h::number(&mut c, u64::from(u32::MAX)).map(|n| V::Number(n as u32))
+            }
+            N::Allow
+            | N::Supported
+            | N::Require
+            | N::ProxyRequire
+            | N::Unsupported
+            | N::ContentEncoding
+            | N::ContentLanguage
+            | N::AllowEvents
+            | N::Priority => h::token(&mut c).map(V::Token),
+            N::ContentType => h::media_type(&mut c, false).map(V::MediaType),
+            N::Accept => h::media_type(&mut c, true).map(V::MediaType),
+            N::AcceptEncoding
+            | N::AcceptLanguage
+            | N::ContentDisposition
+            | N::Event
+            | N::SubscriptionState => h::token_params(&mut c).map(V::TokenParams),
+            N::AlertInfo | N::CallInfo | N::ErrorInfo => h::info_uri(&mut c, max_uri).map(V::Info),
+            N::Authorization
+            | N::ProxyAuthorization
+            | N::WwwAuthenticate
+            | N::ProxyAuthenticate => h::auth(&mut c).map(V::Auth),
+            N::AuthenticationInfo => h::auth_params(&mut c).map(V::AuthInfo),
+            N::RetryAfter => h::seconds(&mut c, true).map(V::Seconds),
+            N::SessionExpires | N::MinSe => h::seconds(&mut c, false).map(V::Seconds),
+            N::Warning => h::warning(&mut c).map(V::Warning),
+            N::Timestamp => h::timestamp(&mut c).map(V::Timestamp),
+            N::Date => h::date(&mut c).map(V::Date),
+            N::Subject | N::Organization => h::text(&mut c).map(V::Text),
+            N::Server | N::UserAgent => h::products(&mut c).map(V::Text),
+            N::MimeVersion => h::mime_version(&mut c).map(V::Text),
+            _ => {
+                push(V::Raw(value));
+                return Ok(());
+            }
+        };
+        match v {
+            Some(v) => push(v),
+            None => return Err(c.pos()),
+        }
+        c.skip_ws();
+        if c.at_end() {
+            return Ok(());
+        }
+        if !(list && c.sep(b',')) {
+            return Err(c.pos());
+        }
+    }
+}
