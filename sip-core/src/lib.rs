@@ -58,7 +58,7 @@
 //! assert!(resp.to().unwrap().tag().is_some());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 mod builder;
 mod error;

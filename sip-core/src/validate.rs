@@ -53,9 +53,11 @@ impl Policy<'static> {
         body_types: &["application/sdp"],
         require_digest: false,
     };
+}
 
+impl<'p> Policy<'p> {
     /// The same policy for another role.
-    pub const fn with_role(self, role: Role) -> Policy<'static> {
+    pub const fn with_role(self, role: Role) -> Policy<'p> {
         Policy { role, ..self }
     }
 }

@@ -375,21 +375,26 @@ pub(crate) fn via<'a>(c: &mut Cursor<'a>) -> Option<Via<'a>> {
     let params = Params::parse(c, ParamStyle::Header)?;
     // The well-known via-params have stricter grammars than generic-param.
     for p in params.iter() {
-        let ok = match p.name.to_ascii_lowercase().as_str() {
-            "ttl" => p.value.and_then(|v| scan::parse_decimal(v, 255)).is_some(),
-            "maddr" => p.value.is_some_and(|v| host_text_ok(v)),
-            "received" => p.value.is_some_and(|v| {
+        let is = |n: &str| p.name.eq_ignore_ascii_case(n);
+        let ok = if is("ttl") {
+            p.value.and_then(|v| scan::parse_decimal(v, 255)).is_some()
+        } else if is("maddr") {
+            p.value.is_some_and(host_text_ok)
+        } else if is("received") {
+            p.value.is_some_and(|v| {
                 let v = v
                     .strip_prefix('[')
                     .and_then(|v| v.strip_suffix(']'))
                     .unwrap_or(v);
                 matches!(Host::classify(v), Some(Host::Ipv4(_))) || uri::valid_ipv6(v)
-            }),
-            "branch" => p.value.is_some_and(scan::all_token),
-            "rport" => p
-                .value
-                .is_none_or(|v| scan::parse_decimal(v, 65535).is_some()),
-            _ => true,
+            })
+        } else if is("branch") {
+            p.value.is_some_and(scan::all_token)
+        } else if is("rport") {
+            p.value
+                .is_none_or(|v| scan::parse_decimal(v, 65535).is_some())
+        } else {
+            true
         };
         if !ok {
             return None;
@@ -463,7 +468,8 @@ pub(crate) fn media_type<'a>(c: &mut Cursor<'a>, range: bool) -> Option<MediaTyp
         return None;
     }
     let subtype = c.token()?;
-    if !range && (ty == "*" || subtype == "*") || ty == "*" && subtype != "*" {
+    let wild = ty == "*" || subtype == "*";
+    if wild && !range || ty == "*" && subtype != "*" {
         return None;
     }
     let params = Params::parse(c, ParamStyle::Header)?;

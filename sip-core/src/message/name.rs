@@ -39,8 +39,8 @@ macro_rules! header_names {
             pub fn from_name(name: &str) -> HeaderName {
                 let b = name.as_bytes();
                 if b.len() == 1 {
-                    return match b[0].to_ascii_lowercase() {
-                        $( $( c if c == $compact as u8 => HeaderName::$variant, )? )*
+                    return match char::from(b[0].to_ascii_lowercase()) {
+                        $( $( c if c == $compact => HeaderName::$variant, )? )*
                         _ => HeaderName::Other,
                     };
                 }

@@ -157,9 +157,9 @@ impl<'a> ParamIter<'a> {
         match self.style {
             ParamStyle::Uri => {
                 // the raw text of a stored list starts at the first name, without ';'
-                if !(self.first && c.pos() == 0 && !c.at_end() && c.peek() != Some(b';'))
-                    && !c.eat(b';')
-                {
+                let at_stored_start =
+                    self.first && c.pos() == 0 && !c.at_end() && c.peek() != Some(b';');
+                if !at_stored_start && !c.eat(b';') {
                     return Step::End;
                 }
                 self.first = false;

@@ -10,7 +10,7 @@ use super::{scan, HeaderName, Method};
 use crate::{ErrorKind, Limits, ParseError};
 
 /// Header lines kept inline (without a heap allocation) by a view.
-pub const INLINE_HEADERS: usize = 32;
+pub const INLINE_HEADERS: usize = 40;
 
 /// A byte range `start..end` into the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,6 +112,8 @@ pub struct RawHeader<'a> {
 }
 
 /// The outcome of framing a stream (RFC 3261 section 18.3, RFC 5626 section 3.5.1).
+// The view is returned by value on purpose: boxing it would allocate per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum StreamFrame<'a> {
     /// A whole message, and how many bytes of the input it used.
