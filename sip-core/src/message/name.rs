@@ -37,7 +37,11 @@ macro_rules! header_names {
 
             /// Identifies a header name, case-insensitively, long or compact form.
             pub fn from_name(name: &str) -> HeaderName {
-                let b = name.as_bytes();
+                Self::from_bytes(name.as_bytes())
+            }
+
+            /// [`HeaderName::from_name`] on bytes.
+            pub(crate) fn from_bytes(b: &[u8]) -> HeaderName {
                 if b.len() == 1 {
                     return match char::from(b[0].to_ascii_lowercase()) {
                         $( $( c if c == $compact => HeaderName::$variant, )? )*

@@ -12,6 +12,8 @@ const WORD: u8 = 2;
 const UNRESERVED: u8 = 4;
 /// Characters that may appear unescaped in a URI (reserved, unreserved and `%`).
 const URIC: u8 = 8;
+/// Host name characters: alphanumerics, `-`, `.`, `_`.
+const HOST: u8 = 16;
 
 const fn class_table() -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -81,6 +83,9 @@ const fn class_table() -> [u8; 256] {
         {
             v |= URIC;
         }
+        if alnum || matches!(b, b'-' | b'.' | b'_') {
+            v |= HOST;
+        }
         t[c] = v;
         c += 1;
     }
@@ -88,6 +93,13 @@ const fn class_table() -> [u8; 256] {
 }
 
 static CLASS: [u8; 256] = class_table();
+
+/// May `b` appear in a host name or IPv4 address (letters, digits, `-`, `.`, and `_`, which
+/// RFC 3261 forbids but deployed DNS names carry)?
+#[inline]
+pub(crate) fn is_host_char(b: u8) -> bool {
+    CLASS[b as usize] & HOST != 0
+}
 
 /// Is `b` a `token` character?
 #[inline]

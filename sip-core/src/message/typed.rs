@@ -149,16 +149,9 @@ impl<'a> Message<'a> {
             }
             super::view::StartSpans::Response { .. } => None,
         };
-        // One value per line, plus one per comma in list headers (an upper bound: commas in
-        // quotes count too), so the vector is allocated once.
-        let capacity = view.layout.headers.len()
-            + view
-                .layout
-                .headers
-                .iter()
-                .filter(|h| h.kind.is_list())
-                .map(|h| memchr::memchr_iter(b',', h.value.of(head).as_bytes()).count())
-                .sum::<usize>();
+        // Room for two values a line covers typical list headers (Allow, Supported) without
+        // a second allocation; a longer list grows the vector once or twice.
+        let capacity = view.layout.headers.len() * 2 + 4;
         let mut headers = Vec::with_capacity(capacity);
         let mut vias = 0usize;
         for (line, raw) in view.layout.headers.iter().enumerate() {

@@ -214,13 +214,16 @@ impl<'a> SipUri<'a> {
     /// Parses `sip:` / `sips:` URIs (RFC 3261 section 25.1 `SIP-URI` / `SIPS-URI`).
     pub fn parse(s: &'a str) -> Option<SipUri<'a>> {
         let mut c = Cursor::new(s);
-        let secure = if c.eat_ignore_case("sips:") {
-            true
-        } else if c.eat_ignore_case("sip:") {
-            false
-        } else {
+        let b = s.as_bytes();
+        if b.len() < 4 || !b[..3].eq_ignore_ascii_case(b"sip") {
             return None;
+        }
+        let secure = match b[3] {
+            b':' => false,
+            b's' | b'S' if b.get(4) == Some(&b':') => true,
+            _ => return None,
         };
+        c.set_pos(if secure { 5 } else { 4 });
         // userinfo: '@' appears nowhere else in a SIP URI unescaped, so its presence decides.
         let (mut user, mut password) = (None, None);
         if let Some(at) = memchr::memchr(b'@', c.rest().as_bytes()) {
@@ -457,7 +460,7 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
         c.expect(b']')?;
         return valid_ipv6(v6).then_some(Host::Ipv6(v6));
     }
-    let h = c.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let h = c.take_while(scan::is_host_char);
     Host::classify(h)
 }
 
@@ -465,36 +468,68 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
 /// ABNF also admits three colons in a row (RFC 5118 section 4.10), so this is deliberately
 /// looser than `Ipv6Addr`'s parser.
 pub(crate) fn valid_ipv6(s: &str) -> bool {
-    s.len() >= 2
-        && s.contains(':')
-        && s.bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    let mut colons = 0;
+    for &b in s.as_bytes() {
+        match b {
+            b':' => colons += 1,
+            b'.' => {}
+            b if b.is_ascii_hexdigit() => {}
+            _ => return false,
+        }
+    }
+    colons >= 2
+}
+
+/// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each at most 255.
+fn valid_ipv4(b: &[u8]) -> bool {
+    let mut parts = 0;
+    let mut value = 0u32;
+    let mut digits = 0;
+    for &c in b {
+        if c == b'.' {
+            if digits == 0 || value > 255 {
+                return false;
+            }
+            parts += 1;
+            value = 0;
+            digits = 0;
+        } else {
+            digits += 1;
+            if digits > 3 {
+                return false;
+            }
+            value = value * 10 + u32::from(c - b'0');
+        }
+    }
+    parts == 3 && digits > 0 && value <= 255
 }
 
 impl<'a> Host<'a> {
     /// Classifies host text (no brackets): IPv4 when it is four dotted numbers, else a
     /// host name made of labels of letters, digits and `-` (plus `_`, seen in practice).
     pub fn classify(h: &'a str) -> Option<Host<'a>> {
-        if h.is_empty() {
+        let b = h.as_bytes();
+        let (&first, &last) = (b.first()?, b.last()?);
+        if first == b'.' || first == b'-' || last == b'-' {
             return None;
         }
-        if h.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            let mut n = 0;
-            for part in h.split('.') {
-                n += 1;
-                if part.is_empty() || part.len() > 3 || scan::parse_decimal(part, 255).is_none() {
-                    return None;
+        // Labels: no empty label, none starting or ending with '-'. Checked at the dots only.
+        let mut all_digits = true;
+        for (i, &c) in b.iter().enumerate() {
+            match c {
+                b'.' => {
+                    if matches!(b.get(i + 1), Some(b'.' | b'-')) || b[i - 1] == b'-' {
+                        return None;
+                    }
                 }
+                b'0'..=b'9' => {}
+                b'-' | b'_' | b'a'..=b'z' | b'A'..=b'Z' => all_digits = false,
+                _ => return None,
             }
-            return (n == 4).then_some(Host::Ipv4(h));
         }
-        // hostname: labels separated by single dots, an optional trailing dot
-        let trimmed = h.strip_suffix('.').unwrap_or(h);
-        if trimmed
-            .split('.')
-            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
-        {
-            return None;
+        if all_digits {
+            // four dotted decimal octets, no trailing dot
+            return valid_ipv4(b).then_some(Host::Ipv4(h));
         }
         Some(Host::Domain(h))
     }

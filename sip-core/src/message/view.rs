@@ -376,8 +376,7 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
         }
         let (h, next) = parse_header_line(data, pos, limits, t)?;
         if h.kind == HeaderName::ContentLength {
-            let v = std::str::from_utf8(&data[h.value.range()]).unwrap_or("");
-            let n = scan::parse_decimal(v, u64::from(u32::MAX))
+            let n = parse_decimal_bytes(&data[h.value.range()])
                 .ok_or_else(|| err(ErrorKind::InvalidContentLength, h.value.start as usize))?
                 as u32;
             if content_length.is_some_and(|c| c != n) {
@@ -490,7 +489,7 @@ fn parse_header_line(
     // Control characters other than HTAB (and the CRLF of folds) are not allowed in a header
     // line outside quoted pairs; the typed parsers check quoted text, so only reject bytes the
     // grammar never allows unquoted here: DEL and C0 controls that are not part of a fold.
-    let kind = HeaderName::from_name(std::str::from_utf8(&data[name.range()]).unwrap_or(""));
+    let kind = HeaderName::from_bytes(&data[name.range()]);
     Ok((
         RawSpan {
             name,
@@ -572,6 +571,24 @@ fn parse_start_line(data: &[u8], pos: usize, end: usize) -> Result<StartSpans, P
             version: Span::new(pos + last_sp + 1, end),
         })
     }
+}
+
+/// A Content-Length value: 1*DIGIT, at most 2^32-1.
+fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
+    if b.is_empty() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &d in b {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(d - b'0');
+        if v > u64::from(u32::MAX) {
+            return None;
+        }
+    }
+    Some(v)
 }
 
 /// Length of a `SIP-Version` ("SIP" "/" 1*DIGIT "." 1*DIGIT) at the start of `s`.
