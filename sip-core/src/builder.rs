@@ -411,3 +411,109 @@ pub fn reason_phrase(code: u16) -> &'static str {
         _ => "Global Failure",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Uri;
+    use crate::SeededRng;
+
+    fn invite(rng: &mut SeededRng) -> OwnedMessage {
+        RequestBuilder::new(Method::Invite, "sip:bob@biloxi.example.com")
+            .from("Alice <sip:alice@atlanta.example.com>")
+            .to("Bob <sip:bob@biloxi.example.com>")
+            .via("UDP", "pc33.atlanta.example.com")
+            .via("TCP", "proxy.example.com:5060")
+            .contact("<sip:alice@pc33.atlanta.example.com>")
+            .header("Timestamp", "54")
+            .body("application/sdp", b"v=0\r\n")
+            .build(rng)
+            .unwrap()
+    }
+
+    // RFC 3261 section 8.1.1: the mandatory headers, a From tag, a magic-cookie branch,
+    // Content-Length computed.
+    #[test]
+    fn request_builder_fills_mandatory_headers() {
+        let mut rng = SeededRng::new([3; 32]);
+        let req = invite(&mut rng);
+        let m = req.message().unwrap();
+        assert_eq!(m.method(), Some(Method::Invite));
+        assert!(m.from().unwrap().tag().is_some_and(|t| t.len() == 10));
+        assert!(m.to().unwrap().tag().is_none());
+        assert!(m
+            .vias()
+            .all(|v| v.has_magic_cookie() && v.rport() == Some(None)));
+        assert_eq!(m.vias().count(), 2);
+        assert_eq!(m.max_forwards(), Some(70));
+        assert_eq!(m.cseq().unwrap().method, Method::Invite);
+        assert!(m.call_id().is_some_and(|c| c.len() == 24));
+        assert_eq!(m.content_length(), Some(5));
+        assert_eq!(m.body(), b"v=0\r\n");
+        // the same seed builds the same message; another seed another branch
+        assert_eq!(
+            invite(&mut SeededRng::new([3; 32])).as_bytes(),
+            req.as_bytes()
+        );
+        let other = invite(&mut SeededRng::new([4; 32]));
+        assert_ne!(
+            other.message().unwrap().top_via().unwrap().branch(),
+            m.top_via().unwrap().branch()
+        );
+    }
+
+    // RFC 3261 section 8.2.6.2: Via (all, in order), From, To, Call-ID and CSeq copied; a To
+    // tag added except on 100; section 8.2.6.1: a 100 echoes Timestamp.
+    #[test]
+    fn response_copies_the_request_headers_and_adds_a_to_tag() {
+        let mut rng = SeededRng::new([5; 32]);
+        let req = invite(&mut rng);
+        let req = req.message().unwrap();
+        let ringing = ResponseBuilder::new(&req, 180)
+            .to_tag("abc")
+            .build(&mut rng)
+            .unwrap();
+        let r = ringing.message().unwrap();
+        assert_eq!(r.status(), Some(180));
+        let branches = |m: &Message<'_>| {
+            m.vias()
+                .map(|v| v.branch().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(branches(&r), branches(&req));
+        assert_eq!(r.from(), req.from());
+        assert_eq!(r.to().unwrap().tag(), Some("abc"));
+        assert!(r.to().unwrap().uri.equivalent(&req.to().unwrap().uri));
+        assert_eq!(r.call_id(), req.call_id());
+        assert_eq!(r.cseq(), req.cseq());
+        assert!(r.values(HeaderName::Timestamp).next().is_none());
+
+        let trying = response_to(&req, 100, &mut rng).unwrap();
+        let t = trying.message().unwrap();
+        assert!(t.to().unwrap().tag().is_none());
+        assert!(t.values(HeaderName::Timestamp).next().is_some());
+        assert!(matches!(t.request_uri(), None::<&Uri<'_>>));
+        assert_eq!(
+            response_to(&req, 99, &mut rng).unwrap_err(),
+            BuildError::BadStatus(99)
+        );
+    }
+
+    #[test]
+    fn builder_rejects_what_does_not_parse() {
+        let mut rng = SeededRng::new([6; 32]);
+        let err = RequestBuilder::new(Method::Options, "sip:bob@example.com")
+            .from("Bell, Alexander <sip:a@example.com>")
+            .to("sip:bob@example.com")
+            .via("UDP", "h.example.com")
+            .build(&mut rng)
+            .unwrap_err();
+        assert!(matches!(err, BuildError::Invalid { .. }), "{err:?}");
+        assert_eq!(
+            RequestBuilder::new(Method::Options, "sip:b@h")
+                .build(&mut rng)
+                .unwrap_err(),
+            BuildError::Missing("From")
+        );
+    }
+}
