@@ -278,3 +278,36 @@ pub fn response<'m>(resp: &Message<'m>, policy: &Policy<'_>) -> Verdict<'m> {
         _ => Verdict::Accept,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACK: &[u8] = b"ACK sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:bob@example.com>;tag=2\r\nCall-ID: c@h\r\n\
+        CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    // RFC 3261 section 17.2.3 / 8.2: an ACK never gets a response, so a bad one is dropped.
+    #[test]
+    fn bad_ack_is_dropped_not_answered() {
+        let m = Message::parse(ACK).unwrap();
+        // CSeq method INVITE vs ACK would be a 400 for any other method
+        assert!(matches!(request(&m, &Policy::UAS), Verdict::Drop(_)));
+        let good = String::from_utf8_lossy(ACK).replace("1 INVITE", "1 ACK");
+        let m = Message::parse(good.as_bytes()).unwrap();
+        assert_eq!(request(&m, &Policy::UAS), Verdict::Accept);
+    }
+
+    // RFC 3261 section 21: codes above 699 are not processed.
+    #[test]
+    fn response_code_above_699_is_dropped() {
+        let r =
+            b"SIP/2.0 700 Odd\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n\
+            To: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(r).unwrap();
+        assert!(matches!(
+            response(&m, &Policy::UAS.with_role(Role::Uac)),
+            Verdict::Drop(_)
+        ));
+    }
+}

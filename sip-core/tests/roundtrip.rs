@@ -1316,6 +1316,16 @@ fn exact<'a>(m: &'a Message<'a>) -> Vec<(HeaderName, String, HeaderValue<'a>)> {
         .collect()
 }
 
+fn via_facts(m: &Message<'_>) -> Vec<String> {
+    m.vias()
+        .map(|v| format!("{:?} {:?} {:?} {}", v.branch(), v.host, v.port, v.transport))
+        .collect()
+}
+
+fn parse_uri(s: &str) -> Result<Uri<'_>, TestCaseError> {
+    Uri::parse(s).ok_or_else(|| TestCaseError::fail(format!("{s} does not parse")))
+}
+
 fn parse_ok<'a>(what: &str, b: &'a [u8]) -> Result<Message<'a>, TestCaseError> {
     Message::parse(b)
         .map_err(|e| TestCaseError::fail(format!("{what} does not parse: {e}\n---\n{}", show(b))))
@@ -1356,10 +1366,7 @@ proptest! {
         } else {
             prop_assert!(m1.request_uri().is_none() && m2.request_uri().is_none());
         }
-        let vias = |m: &Message<'_>| -> Vec<_> {
-            m.vias().map(|v| (v.branch(), v.host, v.port, v.transport)).collect()
-        };
-        prop_assert_eq!(vias(&m1), vias(&m2));
+        prop_assert_eq!(via_facts(&m1), via_facts(&m2));
         for (a, b) in [(m1.from(), m2.from()), (m1.to(), m2.to())] {
             let (a, b) = (a.expect("From/To in m1"), b.expect("From/To in m2"));
             prop_assert_eq!(a.tag(), b.tag());
@@ -1661,7 +1668,7 @@ proptest! {
             render_uri(&v, seeds[3], true),
         ];
         let plain = render_uri(&u, 0, false);
-        let p = |s: &str| Uri::parse(s).ok_or_else(|| TestCaseError::fail(format!("{s} does not parse")));
+        let p = parse_uri;
         let (pa1, pa2, pb1, pb2, pp) = (p(&a1)?, p(&a2)?, p(&b1)?, p(&b2)?, p(&plain)?);
         // round trip
         for (text, uri) in [(&a1, &pa1), (&plain, &pp)] {
