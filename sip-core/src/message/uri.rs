@@ -461,7 +461,7 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
         return valid_ipv6(v6).then_some(Host::Ipv6(v6));
     }
     let h = c.take_while(scan::is_host_char);
-    Host::classify(h)
+    Host::classify_host_chars(h)
 }
 
 /// A bare IPv6 address: hex digits, colons and an optional dotted IPv4 tail. The RFC 3261
@@ -495,7 +495,7 @@ fn valid_ipv4(b: &[u8]) -> bool {
             digits = 0;
         } else {
             digits += 1;
-            if digits > 3 {
+            if digits > 3 || !c.is_ascii_digit() {
                 return false;
             }
             value = value * 10 + u32::from(c - b'0');
@@ -508,28 +508,31 @@ impl<'a> Host<'a> {
     /// Classifies host text (no brackets): IPv4 when it is four dotted numbers, else a
     /// host name made of labels of letters, digits and `-` (plus `_`, seen in practice).
     pub fn classify(h: &'a str) -> Option<Host<'a>> {
-        let b = h.as_bytes();
-        let (&first, &last) = (b.first()?, b.last()?);
-        if first == b'.' || first == b'-' || last == b'-' {
+        if !h.bytes().all(scan::is_host_char) {
             return None;
         }
-        // Labels: no empty label, none starting or ending with '-'. Checked at the dots only.
-        let mut all_digits = true;
-        for (i, &c) in b.iter().enumerate() {
-            match c {
-                b'.' => {
-                    if matches!(b.get(i + 1), Some(b'.' | b'-')) || b[i - 1] == b'-' {
-                        return None;
-                    }
-                }
-                b'0'..=b'9' => {}
-                b'-' | b'_' | b'a'..=b'z' | b'A'..=b'Z' => all_digits = false,
-                _ => return None,
+        Self::classify_host_chars(h)
+    }
+
+    /// [`Host::classify`] for text already known to hold only host characters.
+    fn classify_host_chars(h: &'a str) -> Option<Host<'a>> {
+        let b = h.as_bytes();
+        let (&first, &last) = (b.first()?, b.last()?);
+        if first.is_ascii_digit() && valid_ipv4(b) {
+            return Some(Host::Ipv4(h));
+        }
+        if first == b'.' || first == b'-' || last == b'-' || b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        // Labels: none empty, none starting or ending with '-'; checked around each dot.
+        for dot in memchr::memchr_iter(b'.', b) {
+            if b[dot - 1] == b'-' || matches!(b.get(dot + 1), Some(b'.' | b'-')) {
+                return None;
             }
         }
-        if all_digits {
-            // four dotted decimal octets, no trailing dot
-            return valid_ipv4(b).then_some(Host::Ipv4(h));
+        // A name made only of digits and dots is a malformed IPv4 address, not a host name.
+        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+            return None;
         }
         Some(Host::Domain(h))
     }
