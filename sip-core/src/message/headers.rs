@@ -363,14 +363,12 @@ pub(crate) fn via<'a>(c: &mut Cursor<'a>) -> Option<Via<'a>> {
     if !c.skip_ws() {
         return None;
     }
-    let (host, port) = uri::parse_hostport(c)?;
-    // sent-by = host [ COLON port ]: COLON allows whitespace
-    let port = match port {
-        Some(p) => Some(p),
-        None if c.sep(b':') => {
-            Some(scan::parse_decimal(c.take_while(|b| b.is_ascii_digit()), 65535)? as u16)
-        }
-        None => None,
+    // sent-by = host [ COLON port ]; COLON allows whitespace on both sides
+    let host = uri::parse_host(c)?;
+    let port = if c.sep(b':') {
+        Some(scan::parse_decimal(c.take_while(|b| b.is_ascii_digit()), 65535)? as u16)
+    } else {
+        None
     };
     let params = Params::parse(c, ParamStyle::Header)?;
     // The well-known via-params have stricter grammars than generic-param.

@@ -354,8 +354,12 @@ pub fn unquote(inner: &str) -> std::borrow::Cow<'_, str> {
                 }
             }
             '\r' => {
-                // CRLF 1*WSP: a fold; the following whitespace is kept as is
+                // CRLF 1*WSP: a fold, equivalent to one SP together with the whitespace
+                // around it (RFC 3261 section 7.3.1)
                 chars.next();
+                while out.ends_with([' ', '\t']) {
+                    out.pop();
+                }
                 out.push(' ');
                 let rest = chars.as_str();
                 let trimmed = rest.trim_start_matches([' ', '\t']);

@@ -173,6 +173,14 @@ impl<'a> Message<'a> {
                     raw.value.start as usize + at,
                 )
             })?;
+            if headers.len() > limits.max_headers {
+                // values count against the header limit too, so the canonical form (one value
+                // per line) of an accepted message is itself acceptable
+                return Err(ParseError::new(
+                    ErrorKind::TooManyHeaders,
+                    raw.value.start as usize,
+                ));
+            }
             if raw.kind == HeaderName::Via {
                 vias += headers.len() - before;
                 if vias > limits.max_vias {

@@ -337,9 +337,10 @@ impl<'a> SipUri<'a> {
         // user, ttl, method, maddr and transport must match when either URI has them;
         // other parameters are compared only when both have them.
         for p in self.params.iter().chain(o.params.iter()) {
+            // names compared unescaped: %74ransport is transport
             let special = ["user", "ttl", "method", "maddr", "transport"]
                 .iter()
-                .any(|n| p.name.eq_ignore_ascii_case(n));
+                .any(|n| eq_unescaped(p.name, n, true));
             let a = find_param(&self.params, p.name);
             let b = find_param(&o.params, p.name);
             match (a, b) {
