@@ -19,7 +19,7 @@ impl OwnedMessage {
     pub fn from_view(view: &MessageView<'_>) -> OwnedMessage {
         OwnedMessage {
             buf: Arc::from(view.as_bytes()),
-            layout: Arc::new(view.layout.clone()),
+            layout: Arc::new(Layout::clone(&view.layout)),
         }
     }
 
@@ -40,11 +40,12 @@ impl OwnedMessage {
         let head_end = self.layout.head_end as usize;
         // The header section was checked to be UTF-8 when this message was made, so this
         // conversion cannot fail; an empty head would only make every span read as empty.
+        // (It costs one ASCII pass over the head; the spans themselves are borrowed.)
         let head = std::str::from_utf8(self.buf.get(..head_end).unwrap_or(&[])).unwrap_or("");
         MessageView {
             head,
             bytes: &self.buf,
-            layout: (*self.layout).clone(),
+            layout: std::borrow::Cow::Borrowed(&self.layout),
         }
     }
 

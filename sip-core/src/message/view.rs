@@ -3,6 +3,8 @@
 //! up to [`INLINE_HEADERS`] header lines, and no header value is interpreted except
 //! Content-Length, which framing needs.
 
+use std::borrow::Cow;
+
 use memchr::memchr2;
 use smallvec::SmallVec;
 
@@ -134,7 +136,9 @@ pub enum StreamFrame<'a> {
 pub struct MessageView<'a> {
     pub(crate) head: &'a str,
     pub(crate) bytes: &'a [u8],
-    pub(crate) layout: Layout,
+    /// Owned when parsed from bytes, borrowed when viewing an [`OwnedMessage`](crate::OwnedMessage)
+    /// (so getting its view copies no spans).
+    pub(crate) layout: Cow<'a, Layout>,
 }
 
 impl<'a> MessageView<'a> {
@@ -417,13 +421,13 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
     Ok(MessageView {
         head,
         bytes: data,
-        layout: Layout {
+        layout: Cow::Owned(Layout {
             start,
             headers,
             head_end: head_end as u32,
             body,
             content_length,
-        },
+        }),
     })
 }
 
@@ -486,9 +490,9 @@ fn parse_header_line(
     while ve > vs && matches!(data[ve - 1], b' ' | b'\t' | b'\r' | b'\n') {
         ve -= 1;
     }
-    // Control characters other than HTAB (and the CRLF of folds) are not allowed in a header
-    // line outside quoted pairs; the typed parsers check quoted text, so only reject bytes the
-    // grammar never allows unquoted here: DEL and C0 controls that are not part of a fold.
+    // Control characters are not checked here: the typed parsers reject them in known headers
+    // (outside quoted pairs, RFC 3261 section 25.1), and extension headers are kept verbatim
+    // for whoever forwards them.
     let kind = HeaderName::from_bytes(&data[name.range()]);
     Ok((
         RawSpan {
