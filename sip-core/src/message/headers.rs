@@ -328,14 +328,10 @@ pub(crate) fn name_addr<'a>(
 /// `LAQUOT addr-spec RAQUOT`: no whitespace inside the brackets (RFC 4475 section 3.1.2.14).
 fn bracketed_uri<'a>(c: &mut Cursor<'a>) -> Option<&'a str> {
     c.expect(b'<')?;
-    let start = c.pos();
-    let end = start + memchr::memchr(b'>', c.rest().as_bytes())?;
-    let s = c.slice(start, end);
-    if s.is_empty() || !s.bytes().all(scan::is_uric) {
-        return None;
-    }
-    c.set_pos(end + 1);
-    Some(s)
+    // '>' is not a URI character, so the URI is the run of URI characters before it.
+    let s = c.take_while(scan::is_uric);
+    c.expect(b'>')?;
+    (!s.is_empty()).then_some(s)
 }
 
 /// A Contact element: `*` or an address.
@@ -370,34 +366,7 @@ pub(crate) fn via<'a>(c: &mut Cursor<'a>) -> Option<Via<'a>> {
     } else {
         None
     };
-    let params = Params::parse(c, ParamStyle::Header)?;
-    // The well-known via-params have stricter grammars than generic-param.
-    for p in params.iter() {
-        let is = |n: &str| p.name.eq_ignore_ascii_case(n);
-        let ok = if is("ttl") {
-            p.value.and_then(|v| scan::parse_decimal(v, 255)).is_some()
-        } else if is("maddr") {
-            p.value.is_some_and(host_text_ok)
-        } else if is("received") {
-            p.value.is_some_and(|v| {
-                let v = v
-                    .strip_prefix('[')
-                    .and_then(|v| v.strip_suffix(']'))
-                    .unwrap_or(v);
-                matches!(Host::classify(v), Some(Host::Ipv4(_))) || uri::valid_ipv6(v)
-            })
-        } else if is("branch") {
-            p.value.is_some_and(scan::all_token)
-        } else if is("rport") {
-            p.value
-                .is_none_or(|v| scan::parse_decimal(v, 65535).is_some())
-        } else {
-            true
-        };
-        if !ok {
-            return None;
-        }
-    }
+    let params = Params::parse_checked(c, ParamStyle::Header, via_param_ok)?;
     Some(Via {
         protocol,
         version,
@@ -406,6 +375,25 @@ pub(crate) fn via<'a>(c: &mut Cursor<'a>) -> Option<Via<'a>> {
         port,
         params,
     })
+}
+
+/// The well-known via-params have stricter grammars than generic-param (RFC 3261 section
+/// 20.42 / 25.1 `via-ttl`, `via-maddr`, `via-received`, `via-branch`; RFC 3581 `rport`).
+fn via_param_ok(p: &super::Param<'_>) -> bool {
+    let n = p.name;
+    // dispatch on the length first: most parameters are none of these
+    let is = |name: &str| n.len() == name.len() && n.eq_ignore_ascii_case(name);
+    match n.len() {
+        3 if is("ttl") => p.value.and_then(|v| scan::parse_decimal(v, 255)).is_some(),
+        5 if is("maddr") => p.value.is_some_and(host_text_ok),
+        5 if is("rport") => p.value.is_none_or(|v| scan::parse_decimal(v, 65535).is_some()),
+        6 if is("branch") => p.value.is_some_and(scan::all_token),
+        8 if is("received") => p.value.is_some_and(|v| {
+            let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+            matches!(Host::classify(v), Some(Host::Ipv4(_))) || uri::valid_ipv6(v)
+        }),
+        _ => true,
+    }
 }
 
 fn host_text_ok(v: &str) -> bool {

@@ -2,6 +2,48 @@
 
 use std::fmt;
 
+/// The bucket of a header name in [`NAME_BUCKETS`]; case-insensitive. The multipliers were
+/// chosen so that the known names do not collide (checked at compile time).
+const fn name_hash(len: usize, first: u8, middle: u8, last: u8) -> usize {
+    (len + (first | 0x20) as usize + (last | 0x20) as usize * 28 + (middle | 0x20) as usize * 5)
+        & 255
+}
+
+/// Does the token `input` equal the lower-case name `lower`, ignoring case? Setting bit 0x20
+/// lower-cases letters and leaves `-` and digits alone; no other token character can turn into
+/// a letter or `-` that way, so comparing eight bytes at a time with the bit set is exact.
+#[inline]
+fn eq_token_lower(input: &[u8], lower: &[u8]) -> bool {
+    if input.len() != lower.len() {
+        return false;
+    }
+    let mut a = input.chunks_exact(8);
+    let mut b = lower.chunks_exact(8);
+    for (x, y) in (&mut a).zip(&mut b) {
+        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
+            return false;
+        };
+        if u64::from_le_bytes(x) | 0x2020_2020_2020_2020 != u64::from_le_bytes(y) {
+            return false;
+        }
+    }
+    a.remainder().iter().zip(b.remainder()).all(|(x, y)| x | 0x20 == *y)
+}
+
+/// `NAME_BUCKETS[hash]` is 1 + the index of the known name with that hash, or 0.
+const fn build_buckets(names: &[&[u8]]) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < names.len() {
+        let n = names[i];
+        let h = name_hash(n.len(), n[0], n[n.len() / 2], n[n.len() - 1]);
+        assert!(t[h] == 0, "header name hash collision: change name_hash");
+        t[h] = (i + 1) as u8;
+        i += 1;
+    }
+    t
+}
+
 macro_rules! header_names {
     ($( $(#[$doc:meta])* $variant:ident = $canon:literal, lower = $lower:literal $(, compact = $compact:literal)? ; )*) => {
         /// A header field name. Names this crate knows get their own variant (matched
@@ -14,6 +56,10 @@ macro_rules! header_names {
             /// A header this crate does not know; kept verbatim and in order.
             Other,
         }
+
+        /// The known names in lower case, in declaration order.
+        const LOWER_NAMES: &[&[u8]] = &[$($lower),*];
+        static NAME_BUCKETS: [u8; 256] = build_buckets(LOWER_NAMES);
 
         impl HeaderName {
             /// Every known name, in declaration order.
@@ -48,16 +94,22 @@ macro_rules! header_names {
                         _ => HeaderName::Other,
                     };
                 }
-                let mut buf = [0u8; 24];
-                let Some(dst) = buf.get_mut(..b.len()) else {
+                // A perfect hash over (length, first, middle and last byte) picks the only
+                // candidate; one case-insensitive compare confirms it.
+                let Some(&last) = b.last() else {
                     return HeaderName::Other;
                 };
-                for (d, s) in dst.iter_mut().zip(b) {
-                    *d = s.to_ascii_lowercase();
-                }
-                match &*dst {
-                    $( $lower => HeaderName::$variant, )*
-                    _ => HeaderName::Other,
+                let h = name_hash(b.len(), b[0], b[b.len() / 2], last);
+                match NAME_BUCKETS[h] {
+                    0 => HeaderName::Other,
+                    i => {
+                        let i = usize::from(i) - 1;
+                        if eq_token_lower(b, LOWER_NAMES[i]) {
+                            HeaderName::ALL[i]
+                        } else {
+                            HeaderName::Other
+                        }
+                    }
                 }
             }
         }

@@ -100,6 +100,16 @@ impl<'a> Params<'a> {
     /// `;` (or at whatever follows the element when there are none); for `Auth` at the first
     /// name. Returns `None` (cursor at the fault) when the text breaks the grammar.
     pub(crate) fn parse(cur: &mut Cursor<'a>, style: ParamStyle) -> Option<Params<'a>> {
+        Self::parse_checked(cur, style, |_| true)
+    }
+
+    /// [`Params::parse`], also applying `check` to each parameter in the same pass (for
+    /// parameters whose values have a stricter grammar, such as Via's `ttl` or `received`).
+    pub(crate) fn parse_checked(
+        cur: &mut Cursor<'a>,
+        style: ParamStyle,
+        check: impl Fn(&Param<'a>) -> bool,
+    ) -> Option<Params<'a>> {
         let mut it = ParamIter {
             cur: *cur,
             style,
@@ -110,7 +120,11 @@ impl<'a> Params<'a> {
         let mut end = cur.pos();
         loop {
             match it.step() {
-                Step::Param(_) => {
+                Step::Param(p) => {
+                    if !check(&p) {
+                        cur.set_pos(it.name_start);
+                        return None;
+                    }
                     first_name.get_or_insert(it.name_start);
                     end = it.cur.pos();
                 }

@@ -95,13 +95,17 @@ fn is_hnv_char(b: u8) -> bool {
 
 /// Is every `%` followed by two hex digits?
 pub(crate) fn escapes_ok(s: &str) -> bool {
+    // Short strings: a plain loop beats memchr's set-up cost.
     let b = s.as_bytes();
     let mut i = 0;
-    while let Some(off) = memchr::memchr(b'%', &b[i..]) {
-        let p = i + off;
-        match (b.get(p + 1), b.get(p + 2)) {
-            (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i = p + 3,
-            _ => return false,
+    while i < b.len() {
+        if b[i] == b'%' {
+            match (b.get(i + 1), b.get(i + 2)) {
+                (Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => i += 3,
+                _ => return false,
+            }
+        } else {
+            i += 1;
         }
     }
     true
@@ -142,7 +146,7 @@ fn eq_unescaped(a: &str, b: &str, ignore_case: bool) -> bool {
 impl<'a> Uri<'a> {
     /// Parses a whole string as a URI.
     pub fn parse(s: &'a str) -> Option<Uri<'a>> {
-        let colon = memchr::memchr(b':', s.as_bytes())?;
+        let colon = s.bytes().position(|b| b == b':')?;
         let scheme = &s[..colon];
         if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
             SipUri::parse(s).map(Uri::Sip)
@@ -225,24 +229,35 @@ impl<'a> SipUri<'a> {
         };
         c.set_pos(if secure { 5 } else { 4 });
         // userinfo: '@' appears nowhere else in a SIP URI unescaped, so its presence decides.
+        // One pass finds it and checks the user and password characters on the way.
         let (mut user, mut password) = (None, None);
-        if let Some(at) = memchr::memchr(b'@', c.rest().as_bytes()) {
-            let info = c.slice(c.pos(), c.pos() + at);
-            let (u, p) = match memchr::memchr(b':', info.as_bytes()) {
-                Some(i) => (&info[..i], Some(&info[i + 1..])),
-                None => (info, None),
-            };
-            if u.is_empty() || !u.bytes().all(is_user_char) || !escapes_ok(u) {
-                return None;
-            }
-            if let Some(p) = p {
-                if !p.bytes().all(is_password_char) || !escapes_ok(p) {
-                    return None;
+        let rest = c.rest().as_bytes();
+        let mut colon = None;
+        let mut info_ok = true;
+        let mut at = None;
+        for (i, &b) in rest.iter().enumerate() {
+            match b {
+                b'@' => {
+                    at = Some(i);
+                    break;
                 }
+                b':' if colon.is_none() => colon = Some(i),
+                b if colon.is_none() => info_ok &= is_user_char(b),
+                b => info_ok &= is_password_char(b),
+            }
+        }
+        if let Some(at) = at {
+            let start = c.pos();
+            let (u, p) = match colon {
+                Some(i) => (c.slice(start, start + i), Some(c.slice(start + i + 1, start + at))),
+                None => (c.slice(start, start + at), None),
+            };
+            if !info_ok || u.is_empty() || !escapes_ok(u) || !p.is_none_or(escapes_ok) {
+                return None;
             }
             user = Some(u);
             password = p;
-            c.set_pos(c.pos() + at + 1);
+            c.set_pos(start + at + 1);
         }
         let (host, port) = parse_hostport(&mut c)?;
         let params = Params::parse(&mut c, ParamStyle::Uri)?;
@@ -522,17 +537,21 @@ impl<'a> Host<'a> {
         if first.is_ascii_digit() && valid_ipv4(b) {
             return Some(Host::Ipv4(h));
         }
-        if first == b'.' || first == b'-' || last == b'-' || b.iter().all(u8::is_ascii_digit) {
+        if first == b'.' || first == b'-' || last == b'-' {
             return None;
         }
-        // Labels: none empty, none starting or ending with '-'; checked around each dot.
-        for dot in memchr::memchr_iter(b'.', b) {
-            if b[dot - 1] == b'-' || matches!(b.get(dot + 1), Some(b'.' | b'-')) {
+        // Labels: none empty, none starting or ending with '-'. A name made only of digits and
+        // dots is a malformed IPv4 address, not a host name.
+        let mut prev = first;
+        let mut digits_and_dots = first.is_ascii_digit();
+        for &c in &b[1..] {
+            if c == b'.' && (prev == b'.' || prev == b'-') || c == b'-' && prev == b'.' {
                 return None;
             }
+            digits_and_dots &= c.is_ascii_digit() || c == b'.';
+            prev = c;
         }
-        // A name made only of digits and dots is a malformed IPv4 address, not a host name.
-        if b.iter().all(|c| c.is_ascii_digit() || *c == b'.') {
+        if digits_and_dots {
             return None;
         }
         Some(Host::Domain(h))
