@@ -386,10 +386,15 @@ fn via_param_ok(p: &super::Param<'_>) -> bool {
     match n.len() {
         3 if is("ttl") => p.value.and_then(|v| scan::parse_decimal(v, 255)).is_some(),
         5 if is("maddr") => p.value.is_some_and(host_text_ok),
-        5 if is("rport") => p.value.is_none_or(|v| scan::parse_decimal(v, 65535).is_some()),
+        5 if is("rport") => p
+            .value
+            .is_none_or(|v| scan::parse_decimal(v, 65535).is_some()),
         6 if is("branch") => p.value.is_some_and(scan::all_token),
         8 if is("received") => p.value.is_some_and(|v| {
-            let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+            let v = v
+                .strip_prefix('[')
+                .and_then(|v| v.strip_suffix(']'))
+                .unwrap_or(v);
             matches!(Host::classify(v), Some(Host::Ipv4(_))) || uri::valid_ipv6(v)
         }),
         _ => true,

@@ -27,7 +27,10 @@ fn eq_token_lower(input: &[u8], lower: &[u8]) -> bool {
             return false;
         }
     }
-    a.remainder().iter().zip(b.remainder()).all(|(x, y)| x | 0x20 == *y)
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(x, y)| x | 0x20 == *y)
 }
 
 /// `NAME_BUCKETS[hash]` is 1 + the index of the known name with that hash, or 0.

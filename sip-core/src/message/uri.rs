@@ -249,7 +249,10 @@ impl<'a> SipUri<'a> {
         if let Some(at) = at {
             let start = c.pos();
             let (u, p) = match colon {
-                Some(i) => (c.slice(start, start + i), Some(c.slice(start + i + 1, start + at))),
+                Some(i) => (
+                    c.slice(start, start + i),
+                    Some(c.slice(start + i + 1, start + at)),
+                ),
                 None => (c.slice(start, start + at), None),
             };
             if !info_ok || u.is_empty() || !escapes_ok(u) || !p.is_none_or(escapes_ok) {
@@ -476,8 +479,40 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
         c.expect(b']')?;
         return valid_ipv6(v6).then_some(Host::Ipv6(v6));
     }
-    let h = c.take_while(scan::is_host_char);
-    Host::classify_host_chars(h)
+    scan_host(c)
+}
+
+/// Reads a host name or IPv4 address at the cursor in one pass: the characters, the label
+/// rules (no empty label, no label starting or ending with '-') and whether it is all digits
+/// and dots (then it must be a valid IPv4 address). Branch-light, since every URI and Via
+/// has a host.
+fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
+    let b = c.bytes();
+    let start = c.pos();
+    let mut i = start;
+    let mut prev = b'.';
+    let mut bad = false;
+    let mut name = false;
+    while let Some(&ch) = b.get(i) {
+        if !scan::is_host_char(ch) {
+            break;
+        }
+        let dot = ch == b'.';
+        bad |= (dot || ch == b'-') && prev == b'.' || dot && prev == b'-';
+        name |= !dot && !ch.is_ascii_digit();
+        prev = ch;
+        i += 1;
+    }
+    c.set_pos(i);
+    let h = c.since(start);
+    if h.is_empty() {
+        return None;
+    }
+    if !name {
+        return valid_ipv4(h.as_bytes()).then_some(Host::Ipv4(h));
+    }
+    // a trailing dot is allowed (fully qualified name); a trailing '-' is not
+    (!bad && prev != b'-').then_some(Host::Domain(h))
 }
 
 /// A bare IPv6 address: hex digits, colons and an optional dotted IPv4 tail. The RFC 3261
@@ -524,37 +559,9 @@ impl<'a> Host<'a> {
     /// Classifies host text (no brackets): IPv4 when it is four dotted numbers, else a
     /// host name made of labels of letters, digits and `-` (plus `_`, seen in practice).
     pub fn classify(h: &'a str) -> Option<Host<'a>> {
-        if !h.bytes().all(scan::is_host_char) {
-            return None;
-        }
-        Self::classify_host_chars(h)
-    }
-
-    /// [`Host::classify`] for text already known to hold only host characters.
-    fn classify_host_chars(h: &'a str) -> Option<Host<'a>> {
-        let b = h.as_bytes();
-        let (&first, &last) = (b.first()?, b.last()?);
-        if first.is_ascii_digit() && valid_ipv4(b) {
-            return Some(Host::Ipv4(h));
-        }
-        if first == b'.' || first == b'-' || last == b'-' {
-            return None;
-        }
-        // Labels: none empty, none starting or ending with '-'. A name made only of digits and
-        // dots is a malformed IPv4 address, not a host name.
-        let mut prev = first;
-        let mut digits_and_dots = first.is_ascii_digit();
-        for &c in &b[1..] {
-            if c == b'.' && (prev == b'.' || prev == b'-') || c == b'-' && prev == b'.' {
-                return None;
-            }
-            digits_and_dots &= c.is_ascii_digit() || c == b'.';
-            prev = c;
-        }
-        if digits_and_dots {
-            return None;
-        }
-        Some(Host::Domain(h))
+        let mut c = Cursor::new(h);
+        let host = scan_host(&mut c)?;
+        c.at_end().then_some(host)
     }
 
     /// The host as an IP address, when it is one (and, for IPv6, well formed).
