@@ -1296,9 +1296,9 @@ fn norm(v: &HeaderValue<'_>) -> String {
     }
 }
 
-fn header_key(h: &sip_core::message::Header<'_>) -> (HeaderName, String) {
+fn header_key(m: &Message<'_>, h: &sip_core::message::Header<'_>) -> (HeaderName, String) {
     let name = if h.name == HeaderName::Other {
-        h.raw_name.to_owned()
+        m.name_as_written(h).to_owned()
     } else {
         String::new()
     };
@@ -1309,7 +1309,7 @@ fn normalized(m: &Message<'_>) -> Vec<(HeaderName, String, String)> {
     m.headers()
         .iter()
         .map(|h| {
-            let (n, raw) = header_key(h);
+            let (n, raw) = header_key(m, h);
             (n, raw, norm(&h.value))
         })
         .collect()
@@ -1319,7 +1319,7 @@ fn exact<'a>(m: &'a Message<'a>) -> Vec<(HeaderName, String, HeaderValue<'a>)> {
     m.headers()
         .iter()
         .map(|h| {
-            let (n, raw) = header_key(h);
+            let (n, raw) = header_key(m, h);
             (n, raw, h.value)
         })
         .collect()

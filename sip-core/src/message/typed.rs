@@ -65,8 +65,6 @@ pub enum HeaderValue<'a> {
 pub struct Header<'a> {
     /// The recognised name.
     pub name: HeaderName,
-    /// The name as written.
-    pub raw_name: &'a str,
     /// Index of the header line it came from (several values may share one).
     pub line: u16,
     /// The value.
@@ -156,13 +154,12 @@ impl<'a> Message<'a> {
         let mut vias = 0usize;
         for (line, raw) in view.layout.headers.iter().enumerate() {
             let value = raw.value.of(head);
-            let raw_name = raw.name.of(head);
-            let line = line as u16;
+            let line = u16::try_from(line)
+                .map_err(|_| ParseError::new(ErrorKind::TooManyHeaders, raw.name.start as usize))?;
             let before = headers.len();
             parse_value(raw.kind, value, limits.max_uri_length, |v| {
                 headers.push(Header {
                     name: raw.kind,
-                    raw_name,
                     line,
                     value: v,
                 })
@@ -231,6 +228,17 @@ impl<'a> Message<'a> {
     /// Every typed header value, in order.
     pub fn headers(&self) -> &[Header<'a>] {
         &self.headers
+    }
+
+    /// The name of a header as it was written (compact or long, any case): the only way to
+    /// tell extension headers ([`HeaderName::Other`]) apart.
+    pub fn name_as_written(&self, h: &Header<'a>) -> &'a str {
+        let head = self.view.head;
+        self.view
+            .layout
+            .headers
+            .get(usize::from(h.line))
+            .map_or("", |r| r.name.of(head))
     }
 
     /// The typed values of one header name, in order.
