@@ -13,7 +13,9 @@ const UNRESERVED: u8 = 4;
 /// Characters that may appear unescaped in a URI (reserved, unreserved and `%`).
 const URIC: u8 = 8;
 /// Host name characters: alphanumerics, `-`, `.`, `_`.
-const HOST: u8 = 16;
+pub(crate) const HOST: u8 = 16;
+/// Host characters that make a name rather than an IPv4 address: letters, `-`, `_`.
+pub(crate) const HOST_NAME: u8 = 32;
 
 const fn class_table() -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -86,6 +88,9 @@ const fn class_table() -> [u8; 256] {
         if alnum || matches!(b, b'-' | b'.' | b'_') {
             v |= HOST;
         }
+        if b.is_ascii_alphabetic() || matches!(b, b'-' | b'_') {
+            v |= HOST_NAME;
+        }
         t[c] = v;
         c += 1;
     }
@@ -99,6 +104,12 @@ static CLASS: [u8; 256] = class_table();
 #[inline]
 pub(crate) fn is_host_char(b: u8) -> bool {
     CLASS[b as usize] & HOST != 0
+}
+
+/// The class bits of `b` ([`HOST`], [`HOST_NAME`], ...), for scanners that test several.
+#[inline]
+pub(crate) fn class(b: u8) -> u8 {
+    CLASS[b as usize]
 }
 
 /// Is `b` a `token` character?

@@ -492,17 +492,23 @@ fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     let mut i = start;
     let mut prev = b'.';
     let mut bad = false;
-    let mut name = false;
+    let mut seen = 0u8;
     while let Some(&ch) = b.get(i) {
-        if !scan::is_host_char(ch) {
+        let k = scan::class(ch);
+        if k & scan::HOST == 0 {
             break;
         }
-        let dot = ch == b'.';
-        bad |= (dot || ch == b'-') && prev == b'.' || dot && prev == b'-';
-        name |= !dot && !ch.is_ascii_digit();
+        seen |= k;
+        // label rules only matter around the (few) dots and hyphens
+        if ch == b'.' {
+            bad |= prev == b'.' || prev == b'-';
+        } else if ch == b'-' {
+            bad |= prev == b'.';
+        }
         prev = ch;
         i += 1;
     }
+    let name = seen & scan::HOST_NAME != 0;
     c.set_pos(i);
     let h = c.since(start);
     if h.is_empty() {
