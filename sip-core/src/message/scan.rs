@@ -99,13 +99,6 @@ const fn class_table() -> [u8; 256] {
 
 static CLASS: [u8; 256] = class_table();
 
-/// May `b` appear in a host name or IPv4 address (letters, digits, `-`, `.`, and `_`, which
-/// RFC 3261 forbids but deployed DNS names carry)?
-#[inline]
-pub(crate) fn is_host_char(b: u8) -> bool {
-    CLASS[b as usize] & HOST != 0
-}
-
 /// The class bits of `b` ([`HOST`], [`HOST_NAME`], ...), for scanners that test several.
 #[inline]
 pub(crate) fn class(b: u8) -> u8 {
