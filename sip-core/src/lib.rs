@@ -61,19 +61,26 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+mod endpoint;
 mod error;
+mod id;
 mod limits;
 pub mod message;
 mod owned;
 mod rng;
+pub mod transaction;
+pub mod transport;
 pub mod validate;
 
 pub use builder::{
     new_branch, reason_phrase, response_to, BuildError, RequestBuilder, ResponseBuilder,
     MAGIC_COOKIE,
 };
+pub use endpoint::{ClientTxId, Config, Endpoint, Event, SendError, ServerTxId, Stats, TxId};
 pub use error::{ErrorKind, ParseError};
 pub use limits::Limits;
 pub use message::{Form, HeaderName, HeaderValue, Message, MessageView, Method, StreamFrame, Uri};
 pub use owned::OwnedMessage;
 pub use rng::{Rng, SeededRng};
+pub use transaction::{ClientState, ServerState, Timer, Timers};
+pub use transport::{FlowEvent, FlowId, IoRequest, Listener, Source, Target, Transmit, Transport};

@@ -59,3 +59,10 @@ impl OwnedMessage {
         &self.buf
     }
 }
+
+impl OwnedMessage {
+    /// The shared buffer, for queueing the bytes without copying them.
+    pub(crate) fn shared_bytes(&self) -> Arc<[u8]> {
+        Arc::clone(&self.buf)
+    }
+}

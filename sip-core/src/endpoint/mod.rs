@@ -1,0 +1,1038 @@
+//! The endpoint: the transport and transaction layers behind one sans-IO facade.
+//!
+//! Inputs come from the driver (`handle_*`) and the transaction user (`send_request`,
+//! `send_response`, `cancel`, `send_ack`); outputs are drained with `poll_transmit`,
+//! `poll_io`, `poll_event` and `poll_timeout`. Time is always an argument, randomness comes
+//! from the seed given to [`Endpoint::new`].
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::id::{Key, Slab};
+use crate::rng::Rng;
+use crate::transaction::client::ClientMachine;
+use crate::transaction::key::{self, KeyedHasher};
+use crate::transaction::server::ServerMachine;
+use crate::transaction::{ClientState, ServerState, Slots, Timers};
+use crate::transport::flow::{Flow, FlowState, Flows};
+use crate::transport::via::ResponseRoute;
+use crate::transport::{FlowId, IoRequest, Listener, Source, Target, Transmit, Transport};
+use crate::{Limits, Method, OwnedMessage, ParseError, SeededRng};
+
+mod build;
+mod receive;
+
+/// A client transaction (RFC 3261 section 17.1), as the endpoint names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientTxId(Key);
+
+/// A server transaction (RFC 3261 section 17.2), as the endpoint names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerTxId(Key);
+
+/// Either kind of transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxId {
+    /// A client transaction.
+    Client(ClientTxId),
+    /// A server transaction.
+    Server(ServerTxId),
+}
+
+/// How the endpoint is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// T1, T2, T4 and the 100 Trying delay.
+    pub timers: Timers,
+    /// Parser limits for received messages.
+    pub limits: Limits,
+    /// The local addresses; the first one of a transport and address family is used for
+    /// requests sent over it.
+    pub listeners: Vec<Listener>,
+    /// Live client plus server transactions. A request beyond it is answered 503 (RFC 3261
+    /// section 21.5.4) and `send_request` fails.
+    pub max_transactions: usize,
+    /// Open or connecting flows. Connections beyond it are refused.
+    pub max_flows: usize,
+    /// A flow no transaction uses is closed after this long without traffic (section 18
+    /// leaves the duration to the implementation).
+    pub flow_idle_timeout: Duration,
+    /// Requests larger than this go over TCP instead of UDP (section 18.1.1: 1300 bytes
+    /// when the path MTU is unknown).
+    pub udp_size_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            timers: Timers::RFC,
+            limits: Limits::DEFAULT,
+            listeners: Vec::new(),
+            max_transactions: 1 << 20,
+            max_flows: 8192,
+            flow_idle_timeout: Duration::from_secs(120),
+            udp_size_limit: 1300,
+        }
+    }
+}
+
+/// What the endpoint tells the transaction user.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new request (not ACK) with the server transaction created for it. The top Via
+    /// already carries `received`/`rport` where section 18.2.1 and RFC 3581 add them.
+    Request {
+        /// The server transaction; answer with [`Endpoint::send_response`].
+        tx: ServerTxId,
+        /// The request.
+        request: OwnedMessage,
+        /// Where it came from.
+        source: Source,
+        /// For CANCEL: the server transaction of the request it cancels (section 9.2), if
+        /// one exists. The transaction user answers the CANCEL (200, or 481 when `None`) and
+        /// the cancelled INVITE (487).
+        cancels: Option<ServerTxId>,
+    },
+    /// An ACK that is the transaction user's business: the ACK for a 2xx (it matches no
+    /// transaction, section 17.2.3, or an INVITE transaction in Accepted, RFC 6026).
+    Ack {
+        /// The ACK.
+        request: OwnedMessage,
+        /// Where it came from.
+        source: Source,
+    },
+    /// A response for a client transaction (provisional, final, and 2xx retransmissions
+    /// while the INVITE transaction is Accepted).
+    Response {
+        /// The client transaction.
+        tx: ClientTxId,
+        /// The response.
+        response: OwnedMessage,
+    },
+    /// A response that matches no client transaction (section 18.1.2): for a UA, a
+    /// retransmitted 2xx to an INVITE whose transaction has ended (section 13.2.2.4).
+    StrayResponse {
+        /// The response.
+        response: OwnedMessage,
+        /// Where it came from.
+        source: Source,
+    },
+    /// Timer B or F (client: no final response) or H (server: no ACK) fired.
+    Timeout {
+        /// The transaction, now ended.
+        tx: TxId,
+    },
+    /// The transport failed to carry the transaction's messages (section 17.1.4, 17.2.4).
+    TransportError {
+        /// The transaction, now ended.
+        tx: TxId,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// `send_request` was given something other than a request, or an ACK (use
+    /// [`Endpoint::send_ack`]).
+    #[error("not a request that starts a transaction")]
+    NotARequest,
+    /// `send_response` was given something other than a response with a 1xx-6xx code.
+    #[error("not a response")]
+    NotAResponse,
+    /// The transaction has ended or never existed.
+    #[error("no such transaction")]
+    UnknownTransaction,
+    /// The transaction's state does not allow this (a response after the final one, a
+    /// CANCEL after a final response, section 9.1).
+    #[error("not allowed in the transaction's state")]
+    WrongState,
+    /// The transaction table is full ([`Config::max_transactions`]).
+    #[error("too many transactions")]
+    TooManyTransactions,
+    /// The flow table is full ([`Config::max_flows`]).
+    #[error("too many flows")]
+    TooManyFlows,
+    /// No listener of the address family to write a Via for.
+    #[error("no local address for {0:?}")]
+    NoListener(Transport),
+    /// The message with the endpoint's Via did not parse.
+    #[error("invalid message: {0}")]
+    Invalid(ParseError),
+}
+
+/// Counters for logs and summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages received (datagrams and framed stream messages).
+    pub received: u64,
+    /// Received inputs that did not parse or lacked what the transaction layer needs.
+    pub malformed: u64,
+    /// Received messages dropped by a rule (a response whose Via is not ours, ...).
+    pub dropped: u64,
+    /// Request and response retransmissions the endpoint sent.
+    pub retransmissions: u64,
+    /// Received retransmissions absorbed by a transaction.
+    pub absorbed: u64,
+    /// Responses sent without a transaction (400, 503).
+    pub stateless_responses: u64,
+    /// Transactions created.
+    pub transactions: u64,
+    /// Keep-alive pings answered.
+    pub pongs: u64,
+}
+
+#[derive(Debug)]
+struct ClientEntry {
+    m: ClientMachine,
+    request: OwnedMessage,
+    key: Box<[u8]>,
+    transport: Transport,
+    remote: SocketAddr,
+    local: SocketAddr,
+    flow: Option<FlowId>,
+    ack: Option<Arc<[u8]>>,
+    /// A CANCEL waiting for a provisional response before it may be sent (section 9.1).
+    cancel: Option<ClientTxId>,
+    /// This is such a CANCEL, not sent yet.
+    held: bool,
+}
+
+#[derive(Debug)]
+struct ServerEntry {
+    m: ServerMachine,
+    request: OwnedMessage,
+    key: Box<[u8]>,
+    route: ResponseRoute,
+    last_response: Option<Arc<[u8]>>,
+}
+
+/// What a deadline in the timer index belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Client(Key, u8),
+    Server(Key, u8),
+    Flow(Key),
+}
+
+#[derive(Debug)]
+struct Queued {
+    bytes: Arc<[u8]>,
+    transmit: Transmit,
+}
+
+/// The transport and transaction layers of one SIP element. See the module docs.
+#[derive(Debug)]
+pub struct Endpoint {
+    config: Config,
+    rng: SeededRng,
+    /// Our sent-by values (lower-case host, port) for the check of section 18.1.2.
+    sent_bys: Vec<(String, u16)>,
+    clients: Slab<ClientEntry>,
+    servers: Slab<ServerEntry>,
+    client_keys: HashMap<Box<[u8]>, ClientTxId, KeyedHasher>,
+    server_keys: HashMap<Box<[u8]>, ServerTxId, KeyedHasher>,
+    timers: BTreeSet<(Instant, TimerRef)>,
+    flows: Flows,
+    transmits: VecDeque<Queued>,
+    io: VecDeque<IoRequest>,
+    events: VecDeque<Event>,
+    scratch: Vec<u8>,
+    pong: Arc<[u8]>,
+    stats: Stats,
+}
+
+fn sent_by_of(l: &Listener) -> String {
+    match &l.sent_by {
+        Some(s) => s.clone(),
+        None => l.addr.to_string(),
+    }
+}
+
+fn split_sent_by(s: &str, transport: Transport) -> (String, u16) {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && (h.ends_with(']') || !h.contains(':')) => {
+            (h, p.parse().unwrap_or(transport.default_port()))
+        }
+        _ => (s, transport.default_port()),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.to_ascii_lowercase(), port)
+}
+
+impl Endpoint {
+    /// A new endpoint. `seed` feeds every branch, tag and the hash keys of the transaction
+    /// tables: give it 32 bytes from the operating system's generator.
+    pub fn new(config: Config, seed: [u8; 32], _now: Instant) -> Endpoint {
+        let mut rng = SeededRng::new(seed);
+        let hasher = KeyedHasher::new(rng.next_u64(), rng.next_u64());
+        let sent_bys = config
+            .listeners
+            .iter()
+            .map(|l| split_sent_by(&sent_by_of(l), l.transport))
+            .collect();
+        Endpoint {
+            config,
+            rng,
+            sent_bys,
+            clients: Slab::default(),
+            servers: Slab::default(),
+            client_keys: HashMap::with_hasher(hasher),
+            server_keys: HashMap::with_hasher(hasher),
+            timers: BTreeSet::new(),
+            flows: Flows::default(),
+            transmits: VecDeque::new(),
+            io: VecDeque::new(),
+            events: VecDeque::new(),
+            scratch: Vec::with_capacity(128),
+            pong: Arc::from(&b"\r\n"[..]),
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live client and server transactions.
+    pub fn transactions(&self) -> usize {
+        self.clients.len() + self.servers.len()
+    }
+
+    /// Open or connecting flows.
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// The state of a client transaction, while it lives.
+    pub fn client_state(&self, tx: ClientTxId) -> Option<ClientState> {
+        self.clients.get(tx.0).map(|e| e.m.state)
+    }
+
+    /// The state of a server transaction, while it lives.
+    pub fn server_state(&self, tx: ServerTxId) -> Option<ServerState> {
+        self.servers.get(tx.0).map(|e| e.m.state)
+    }
+
+    /// The request of a live server transaction.
+    pub fn server_request(&self, tx: ServerTxId) -> Option<&OwnedMessage> {
+        self.servers.get(tx.0).map(|e| &e.request)
+    }
+
+    /// The next bytes to send, written into `buf` (cleared first).
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let q = self.transmits.pop_front()?;
+        buf.clear();
+        buf.extend_from_slice(&q.bytes);
+        Some(q.transmit)
+    }
+
+    /// The next connect or close the driver must perform.
+    pub fn poll_io(&mut self) -> Option<IoRequest> {
+        self.io.pop_front()
+    }
+
+    /// The next event for the transaction user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline: call [`Endpoint::handle_timeout`] then (or earlier).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, owner)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match owner {
+                TimerRef::Client(k, slot) => self.client_timer(now, ClientTxId(k), slot as usize),
+                TimerRef::Server(k, slot) => self.server_timer(now, ServerTxId(k), slot as usize),
+                TimerRef::Flow(k) => self.flow_timer(now, FlowId(k)),
+            }
+        }
+    }
+
+    // ---- the transaction user's commands ----
+
+    /// Starts a client transaction for `request` (anything but ACK) towards `target`.
+    ///
+    /// The endpoint writes its own top Via (section 8.1.1.7: transport, sent-by of the
+    /// listener, a fresh `z9hG4bK` branch, and `rport`, RFC 3581) and sends the request over
+    /// UDP, or over TCP when it is too large for UDP (section 18.1.1).
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: &OwnedMessage,
+        target: Target,
+    ) -> Result<ClientTxId, SendError> {
+        let method = request.view().method().ok_or(SendError::NotARequest)?;
+        if method == Method::Ack {
+            return Err(SendError::NotARequest);
+        }
+        if self.transactions() >= self.config.max_transactions {
+            return Err(SendError::TooManyTransactions);
+        }
+        let mut transport = target.transport;
+        // Section 18.1.1: a request that may not fit a datagram goes over a congestion
+        // controlled transport; the Via says so.
+        if transport == Transport::Udp
+            && request.as_bytes().len() + 100 > self.config.udp_size_limit
+        {
+            transport = Transport::Tcp;
+        }
+        let (sent_by, local) = self.local_for(transport, target.addr)?;
+        let branch = crate::new_branch(&mut self.rng);
+        let bytes = build::insert_via(request.as_bytes(), transport, &sent_by, &branch);
+        let owned = OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
+        key::client_key(&mut self.scratch, &branch, method.as_str());
+        let invite = method == Method::Invite;
+        let m = ClientMachine::start(invite, transport.is_reliable(), now, &self.config.timers);
+        let data = owned.shared_bytes();
+        let flow = self.send_to(now, transport, local, target.addr, data, None)?;
+        let key: Box<[u8]> = self.scratch.as_slice().into();
+        let id = ClientTxId(self.clients.insert(ClientEntry {
+            m,
+            request: owned,
+            key: key.clone(),
+            transport,
+            remote: target.addr,
+            local,
+            flow,
+            ack: None,
+            cancel: None,
+            held: false,
+        }));
+        self.client_keys.insert(key, id);
+        self.bind_flow(flow);
+        self.stats.transactions += 1;
+        let timers = self
+            .clients
+            .get(id.0)
+            .map(|e| e.m.timers)
+            .unwrap_or_default();
+        self.sync_client_timers(id, [None, None], timers);
+        Ok(id)
+    }
+
+    /// Cancels a pending INVITE (section 9.1). The CANCEL is a client transaction of its
+    /// own, returned here; it is sent once a provisional response has arrived (at once if
+    /// one has), and never if the INVITE gets its final response first.
+    pub fn cancel(&mut self, now: Instant, invite: ClientTxId) -> Result<ClientTxId, SendError> {
+        let entry = self
+            .clients
+            .get(invite.0)
+            .ok_or(SendError::UnknownTransaction)?;
+        if !entry.m.invite
+            || !matches!(
+                entry.m.state,
+                ClientState::Calling | ClientState::Proceeding
+            )
+        {
+            return Err(SendError::WrongState);
+        }
+        if let Some(c) = entry.cancel {
+            return Ok(c);
+        }
+        if self.transactions() >= self.config.max_transactions {
+            return Err(SendError::TooManyTransactions);
+        }
+        let bytes = build::cancel_for(&entry.request.view());
+        let owned = OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
+        let branch = {
+            let view = entry.request.view();
+            let via = view.header(crate::HeaderName::Via).unwrap_or("");
+            branch_of(via).to_owned()
+        };
+        key::client_key(&mut self.scratch, &branch, "CANCEL");
+        let (transport, remote, local, flow, proceeding) = (
+            entry.transport,
+            entry.remote,
+            entry.local,
+            entry.flow,
+            entry.m.state == ClientState::Proceeding,
+        );
+        let key: Box<[u8]> = self.scratch.as_slice().into();
+        let m = ClientMachine::start(false, transport.is_reliable(), now, &self.config.timers);
+        let id = ClientTxId(self.clients.insert(ClientEntry {
+            m,
+            request: owned,
+            key: key.clone(),
+            transport,
+            remote,
+            local,
+            flow,
+            ack: None,
+            cancel: None,
+            held: true,
+        }));
+        self.client_keys.insert(key, id);
+        self.bind_flow(flow);
+        self.stats.transactions += 1;
+        if let Some(e) = self.clients.get_mut(invite.0) {
+            e.cancel = Some(id);
+        }
+        if proceeding {
+            self.release_cancel(now, id);
+        }
+        Ok(id)
+    }
+
+    /// Sends a response on a server transaction. Build it with
+    /// [`response_to`](crate::response_to) from the request of [`Event::Request`] (it must
+    /// carry that request's Via). The transport sends it where section 18.2.2 says.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        tx: ServerTxId,
+        response: &OwnedMessage,
+    ) -> Result<(), SendError> {
+        let code = response.view().status().ok_or(SendError::NotAResponse)?;
+        if !(100..=699).contains(&code) {
+            return Err(SendError::NotAResponse);
+        }
+        let timers = &self.config.timers;
+        let entry = self
+            .servers
+            .get_mut(tx.0)
+            .ok_or(SendError::UnknownTransaction)?;
+        let before = entry.m.timers;
+        entry
+            .m
+            .on_send(now, code, timers)
+            .map_err(|_| SendError::WrongState)?;
+        let after = entry.m.timers;
+        let data = response.shared_bytes();
+        entry.last_response = Some(Arc::clone(&data));
+        self.sync_server_timers(tx, before, after);
+        self.send_on_route(now, tx, data);
+        self.finish_server(tx);
+        Ok(())
+    }
+
+    /// Sends the ACK for a 2xx (section 13.2.2.4): not a transaction, but the endpoint still
+    /// writes the top Via with a fresh branch.
+    pub fn send_ack(
+        &mut self,
+        now: Instant,
+        ack: &OwnedMessage,
+        target: Target,
+    ) -> Result<(), SendError> {
+        if ack.view().method() != Some(Method::Ack) {
+            return Err(SendError::NotARequest);
+        }
+        let transport = target.transport;
+        let (sent_by, local) = self.local_for(transport, target.addr)?;
+        let branch = crate::new_branch(&mut self.rng);
+        let bytes = build::insert_via(ack.as_bytes(), transport, &sent_by, &branch);
+        OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
+        self.send_to(now, transport, local, target.addr, Arc::from(bytes), None)?;
+        Ok(())
+    }
+
+    // ---- the driver's flow inputs ----
+
+    /// A connection the driver accepted: the core names it and frames what arrives on it.
+    pub fn accept_flow(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<FlowId, SendError> {
+        if self.flows.len() >= self.config.max_flows {
+            return Err(SendError::TooManyFlows);
+        }
+        let id = self.flows.insert(Flow {
+            transport,
+            remote,
+            local: Some(local),
+            state: FlowState::Open,
+            pending: Vec::new(),
+            rx: Vec::new(),
+            last_activity: now,
+            idle_deadline: None,
+            users: 0,
+        });
+        self.arm_flow_timer(id, now);
+        Ok(id)
+    }
+
+    /// What became of a flow: connected, failed to connect, or closed.
+    pub fn handle_flow_event(&mut self, now: Instant, flow: FlowId, event: crate::FlowEvent) {
+        match event {
+            crate::FlowEvent::Connected { local } => {
+                let Some(f) = self.flows.get_mut(flow) else {
+                    return;
+                };
+                f.state = FlowState::Open;
+                f.local = Some(local);
+                f.last_activity = now;
+                let (transport, remote) = (f.transport, f.remote);
+                for bytes in std::mem::take(&mut f.pending) {
+                    self.transmits.push_back(Queued {
+                        bytes,
+                        transmit: Transmit {
+                            transport,
+                            local,
+                            remote,
+                            flow: Some(flow),
+                        },
+                    });
+                }
+            }
+            _ => self.flow_gone(flow),
+        }
+    }
+
+    // ---- internals shared by the command and receive paths ----
+
+    /// The sent-by and local address for sending over `transport` to `remote`.
+    fn local_for(
+        &self,
+        transport: Transport,
+        remote: SocketAddr,
+    ) -> Result<(String, SocketAddr), SendError> {
+        let same_family = |l: &&Listener| l.addr.is_ipv4() == remote.is_ipv4();
+        let l = self
+            .config
+            .listeners
+            .iter()
+            .filter(same_family)
+            .find(|l| l.transport == transport)
+            .or_else(|| self.config.listeners.iter().find(same_family))
+            .ok_or(SendError::NoListener(transport))?;
+        Ok((sent_by_of(l), l.addr))
+    }
+
+    /// Is `host:port` one of our sent-by values (section 18.1.2)?
+    fn is_ours(&self, host: &str, port: Option<u16>, transport: Option<Transport>) -> bool {
+        let port = port.unwrap_or(transport.unwrap_or(Transport::Udp).default_port());
+        self.sent_bys
+            .iter()
+            .any(|(h, p)| *p == port && h.eq_ignore_ascii_case(host))
+    }
+
+    /// Sends `data` over `transport`: a datagram, or on the flow to `remote` (reusing one,
+    /// or asking the driver to connect). Returns the flow used.
+    fn send_to(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: Arc<[u8]>,
+        flow: Option<FlowId>,
+    ) -> Result<Option<FlowId>, SendError> {
+        if !transport.is_stream() {
+            self.transmits.push_back(Queued {
+                bytes: data,
+                transmit: Transmit {
+                    transport,
+                    local,
+                    remote,
+                    flow: None,
+                },
+            });
+            return Ok(None);
+        }
+        let id = match flow
+            .filter(|f| self.flows.get(*f).is_some())
+            .or_else(|| self.flows.find(transport, remote))
+        {
+            Some(id) => id,
+            None => {
+                if self.flows.len() >= self.config.max_flows {
+                    return Err(SendError::TooManyFlows);
+                }
+                let id = self.flows.insert(Flow {
+                    transport,
+                    remote,
+                    local: None,
+                    state: FlowState::Connecting,
+                    pending: Vec::new(),
+                    rx: Vec::new(),
+                    last_activity: now,
+                    idle_deadline: None,
+                    users: 0,
+                });
+                self.io.push_back(IoRequest::Connect {
+                    flow: id,
+                    transport,
+                    remote,
+                });
+                self.arm_flow_timer(id, now);
+                id
+            }
+        };
+        let Some(f) = self.flows.get_mut(id) else {
+            return Ok(None);
+        };
+        f.last_activity = now;
+        match (f.state, f.local) {
+            (FlowState::Open, Some(local)) => self.transmits.push_back(Queued {
+                bytes: data,
+                transmit: Transmit {
+                    transport,
+                    local,
+                    remote: f.remote,
+                    flow: Some(id),
+                },
+            }),
+            _ => f.pending.push(data),
+        }
+        Ok(Some(id))
+    }
+
+    fn bind_flow(&mut self, flow: Option<FlowId>) {
+        if let Some(f) = flow.and_then(|f| self.flows.get_mut(f)) {
+            f.users += 1;
+        }
+    }
+
+    fn unbind_flow(&mut self, flow: Option<FlowId>) {
+        if let Some(f) = flow.and_then(|f| self.flows.get_mut(f)) {
+            f.users = f.users.saturating_sub(1);
+        }
+    }
+
+    fn arm_flow_timer(&mut self, id: FlowId, now: Instant) {
+        let idle = self.config.flow_idle_timeout;
+        if let Some(f) = self.flows.get_mut(id) {
+            if let Some(old) = f.idle_deadline.take() {
+                self.timers.remove(&(old, TimerRef::Flow(id.0)));
+            }
+            let at = f.last_activity.max(now) + idle;
+            f.idle_deadline = Some(at);
+            self.timers.insert((at, TimerRef::Flow(id.0)));
+        }
+    }
+
+    fn flow_timer(&mut self, now: Instant, id: FlowId) {
+        let idle = self.config.flow_idle_timeout;
+        let Some(f) = self.flows.get_mut(id) else {
+            return;
+        };
+        f.idle_deadline = None;
+        if f.users == 0 && f.last_activity + idle <= now {
+            self.flows.remove(id);
+            self.io.push_back(IoRequest::Close { flow: id });
+        } else {
+            self.arm_flow_timer(id, now);
+        }
+    }
+
+    /// A flow failed or closed: its client transactions fail (section 17.1.4); server
+    /// transactions keep their fallback address (section 18.2.2).
+    fn flow_gone(&mut self, id: FlowId) {
+        let Some(f) = self.flows.remove(id) else {
+            return;
+        };
+        if let Some(at) = f.idle_deadline {
+            self.timers.remove(&(at, TimerRef::Flow(id.0)));
+        }
+        if f.users == 0 {
+            return;
+        }
+        let failed: Vec<ClientTxId> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| e.flow == Some(id))
+            .map(|(k, _)| ClientTxId(k))
+            .collect();
+        for tx in failed {
+            if let Some(e) = self.clients.get_mut(tx.0) {
+                let before = e.m.timers;
+                e.m.on_transport_error();
+                e.flow = None;
+                self.sync_client_timers(tx, before, [None, None]);
+                self.events.push_back(Event::TransportError {
+                    tx: TxId::Client(tx),
+                });
+            }
+            self.finish_client(tx);
+        }
+    }
+
+    fn sync_client_timers(&mut self, tx: ClientTxId, before: Slots, after: Slots) {
+        sync(
+            &mut self.timers,
+            |s| TimerRef::Client(tx.0, s),
+            before,
+            after,
+        );
+    }
+
+    fn sync_server_timers(&mut self, tx: ServerTxId, before: Slots, after: Slots) {
+        sync(
+            &mut self.timers,
+            |s| TimerRef::Server(tx.0, s),
+            before,
+            after,
+        );
+    }
+
+    fn client_timer(&mut self, now: Instant, tx: ClientTxId, slot: usize) {
+        let timers = self.config.timers;
+        let Some(e) = self.clients.get_mut(tx.0) else {
+            return;
+        };
+        let before = e.m.timers;
+        let step = e.m.on_timer(now, slot, &timers);
+        let after = e.m.timers;
+        let resend = step.send_request.then(|| {
+            (
+                e.transport,
+                e.local,
+                e.remote,
+                e.request.shared_bytes(),
+                e.flow,
+            )
+        });
+        self.sync_client_timers(tx, before, after);
+        if let Some((transport, local, remote, data, flow)) = resend {
+            self.stats.retransmissions += 1;
+            // A retransmission over UDP cannot fail here; streams never retransmit.
+            let _ = self.send_to(now, transport, local, remote, data, flow);
+        }
+        if step.timeout {
+            self.events.push_back(Event::Timeout {
+                tx: TxId::Client(tx),
+            });
+        }
+        self.finish_client(tx);
+    }
+
+    fn server_timer(&mut self, now: Instant, tx: ServerTxId, slot: usize) {
+        let timers = self.config.timers;
+        let Some(e) = self.servers.get_mut(tx.0) else {
+            return;
+        };
+        let before = e.m.timers;
+        let step = e.m.on_timer(now, slot, &timers);
+        let after = e.m.timers;
+        let trying = step.send_trying.then(|| e.request.shared_bytes());
+        self.sync_server_timers(tx, before, after);
+        if let Some(request) = trying {
+            // Section 17.2.1: 100 Trying when the transaction user is slow to answer.
+            let bytes = build::response_from_raw(&request, 100, "Trying", None, "");
+            if let Ok(msg) = OwnedMessage::parse(&bytes) {
+                let data = msg.shared_bytes();
+                if let Some(e) = self.servers.get_mut(tx.0) {
+                    e.last_response = Some(Arc::clone(&data));
+                }
+                self.send_on_route(now, tx, data);
+            }
+        }
+        if step.resend_response {
+            self.resend_response(now, tx);
+        }
+        if step.timeout {
+            self.events.push_back(Event::Timeout {
+                tx: TxId::Server(tx),
+            });
+        }
+        self.finish_server(tx);
+    }
+
+    fn resend_response(&mut self, now: Instant, tx: ServerTxId) {
+        let Some(data) = self.servers.get(tx.0).and_then(|e| e.last_response.clone()) else {
+            return;
+        };
+        self.stats.retransmissions += 1;
+        self.send_on_route(now, tx, data);
+    }
+
+    /// Section 18.2.2: a response goes on the request's flow, or a new connection to the
+    /// fallback address when that flow has closed, or as a datagram.
+    fn send_on_route(&mut self, now: Instant, tx: ServerTxId, data: Arc<[u8]>) {
+        let Some(e) = self.servers.get(tx.0) else {
+            return;
+        };
+        match e.route {
+            ResponseRoute::Datagram { local, remote } => {
+                self.transmits.push_back(Queued {
+                    bytes: data,
+                    transmit: Transmit {
+                        transport: Transport::Udp,
+                        local,
+                        remote,
+                        flow: None,
+                    },
+                });
+            }
+            ResponseRoute::Flow {
+                flow,
+                transport,
+                fallback,
+            } => {
+                let local = self
+                    .flows
+                    .get(flow)
+                    .and_then(|f| f.local)
+                    .unwrap_or(fallback);
+                match self.send_to(now, transport, local, fallback, data, Some(flow)) {
+                    Ok(Some(used)) if used != flow => {
+                        if let Some(e) = self.servers.get_mut(tx.0) {
+                            e.route = ResponseRoute::Flow {
+                                flow: used,
+                                transport,
+                                fallback,
+                            };
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => self.server_transport_error(tx),
+                }
+            }
+        }
+    }
+
+    fn server_transport_error(&mut self, tx: ServerTxId) {
+        if let Some(e) = self.servers.get_mut(tx.0) {
+            let before = e.m.timers;
+            e.m.terminate();
+            self.sync_server_timers(tx, before, [None, None]);
+            self.events.push_back(Event::TransportError {
+                tx: TxId::Server(tx),
+            });
+        }
+        self.finish_server(tx);
+    }
+
+    /// Frees a client transaction that reached Terminated.
+    fn finish_client(&mut self, tx: ClientTxId) {
+        let done = self
+            .clients
+            .get(tx.0)
+            .is_some_and(|e| e.m.state == ClientState::Terminated);
+        if !done {
+            return;
+        }
+        if let Some(e) = self.clients.remove(tx.0) {
+            sync(
+                &mut self.timers,
+                |s| TimerRef::Client(tx.0, s),
+                e.m.timers,
+                [None, None],
+            );
+            if self.client_keys.get(&e.key) == Some(&tx) {
+                self.client_keys.remove(&e.key);
+            }
+            self.unbind_flow(e.flow);
+            // A CANCEL still waiting for a provisional response dies with its INVITE.
+            if let Some(c) = e.cancel {
+                if self.clients.get(c.0).is_some_and(|c| c.held) {
+                    if let Some(ce) = self.clients.get_mut(c.0) {
+                        ce.m.terminate();
+                    }
+                    self.finish_client(c);
+                }
+            }
+        }
+    }
+
+    /// Frees a server transaction that reached Terminated.
+    fn finish_server(&mut self, tx: ServerTxId) {
+        let done = self
+            .servers
+            .get(tx.0)
+            .is_some_and(|e| e.m.state == ServerState::Terminated);
+        if !done {
+            return;
+        }
+        if let Some(e) = self.servers.remove(tx.0) {
+            sync(
+                &mut self.timers,
+                |s| TimerRef::Server(tx.0, s),
+                e.m.timers,
+                [None, None],
+            );
+            if self.server_keys.get(&e.key) == Some(&tx) {
+                self.server_keys.remove(&e.key);
+            }
+            if let ResponseRoute::Flow { flow, .. } = e.route {
+                self.unbind_flow(Some(flow));
+            }
+        }
+    }
+
+    /// Sends a CANCEL that waited for the INVITE's provisional response.
+    fn release_cancel(&mut self, now: Instant, tx: ClientTxId) {
+        let timers = self.config.timers;
+        let Some(e) = self.clients.get_mut(tx.0) else {
+            return;
+        };
+        if !e.held {
+            return;
+        }
+        e.held = false;
+        e.m = ClientMachine::start(false, e.transport.is_reliable(), now, &timers);
+        let after = e.m.timers;
+        let (transport, local, remote, data, flow) = (
+            e.transport,
+            e.local,
+            e.remote,
+            e.request.shared_bytes(),
+            e.flow,
+        );
+        self.sync_client_timers(tx, [None, None], after);
+        if self
+            .send_to(now, transport, local, remote, data, flow)
+            .is_err()
+        {
+            if let Some(e) = self.clients.get_mut(tx.0) {
+                e.m.terminate();
+            }
+            self.events.push_back(Event::TransportError {
+                tx: TxId::Client(tx),
+            });
+            self.finish_client(tx);
+        }
+    }
+}
+
+/// The branch parameter of a raw Via value.
+fn branch_of(via: &str) -> &str {
+    via.split(';')
+        .skip(1)
+        .find_map(|p| {
+            let (n, v) = p.split_once('=')?;
+            n.trim().eq_ignore_ascii_case("branch").then(|| v.trim())
+        })
+        .unwrap_or("")
+}
+
+/// Brings the timer index in line with a machine's slots.
+fn sync(
+    index: &mut BTreeSet<(Instant, TimerRef)>,
+    owner: impl Fn(u8) -> TimerRef,
+    before: Slots,
+    after: Slots,
+) {
+    for slot in 0..2 {
+        if before[slot] == after[slot] {
+            continue;
+        }
+        if let Some((at, _)) = before[slot] {
+            index.remove(&(at, owner(slot as u8)));
+        }
+        if let Some((at, _)) = after[slot] {
+            index.insert((at, owner(slot as u8)));
+        }
+    }
+}

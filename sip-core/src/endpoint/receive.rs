@@ -1,0 +1,412 @@
+//! The receive path: datagrams and stream bytes in, framed (RFC 3261 section 18.3), parsed,
+//! checked by the transport layer (sections 18.1.2 and 18.2.1) and matched to transactions
+//! (sections 17.1.3 and 17.2.3), or handed to the transaction user.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{build, ClientTxId, Endpoint, Event, Queued, ServerEntry, ServerTxId, TxId};
+use crate::message::{MessageView, StreamFrame};
+use crate::transaction::key;
+use crate::transaction::server::ServerMachine;
+use crate::transport::via::{self, ResponseRoute};
+use crate::transport::{FlowId, IoRequest, Source, Transmit, Transport};
+use crate::{Message, Method, OwnedMessage, ParseError};
+
+impl Endpoint {
+    /// A datagram arrived at `local` from `remote`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let source = Source {
+            transport: Transport::Udp,
+            local,
+            remote,
+            flow: None,
+        };
+        // Keep-alives over UDP (a lone CRLF or CRLFCRLF) carry no message.
+        if data.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return;
+        }
+        match MessageView::parse_datagram(data, &self.config.limits) {
+            Ok(view) => self.receive(now, view, source),
+            Err(e) => self.reject_unparsed(now, data, e, &source),
+        }
+    }
+
+    /// Bytes arrived on a stream flow. Messages are framed by Content-Length (section 18.3)
+    /// across any split; a keep-alive ping is answered with a pong (RFC 5626 section 3.5.1).
+    /// A framing error closes the flow ([`IoRequest::Close`]).
+    pub fn handle_stream(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
+        let Some(f) = self.flows.get_mut(flow) else {
+            return;
+        };
+        f.last_activity = now;
+        let source = Source {
+            transport: f.transport,
+            local: f.local.unwrap_or(f.remote),
+            remote: f.remote,
+            flow: Some(flow),
+        };
+        // Parse straight from the input when nothing is buffered; copy only a partial tail.
+        let mut rx = std::mem::take(&mut f.rx);
+        let owned_buf;
+        let buf: &[u8] = if rx.is_empty() {
+            data
+        } else {
+            rx.extend_from_slice(data);
+            owned_buf = rx;
+            &owned_buf
+        };
+        let mut at = 0;
+        while at < buf.len() {
+            match MessageView::parse_stream(&buf[at..], &self.config.limits) {
+                Ok(StreamFrame::Message(view, used)) => {
+                    at += used;
+                    self.receive(now, view, source);
+                    if self.flows.get(flow).is_none() {
+                        return;
+                    }
+                }
+                Ok(StreamFrame::Ping) => {
+                    at += 4;
+                    self.stats.pongs += 1;
+                    let pong = Arc::clone(&self.pong);
+                    self.transmits.push_back(Queued {
+                        bytes: pong,
+                        transmit: Transmit {
+                            transport: source.transport,
+                            local: source.local,
+                            remote: source.remote,
+                            flow: Some(flow),
+                        },
+                    });
+                }
+                Ok(StreamFrame::Pong) => at += 2,
+                Ok(StreamFrame::Partial) => break,
+                Err(_) => {
+                    // No Content-Length, too large, or garbage: the stream can no longer be
+                    // framed, so the flow is closed.
+                    self.stats.malformed += 1;
+                    self.close_flow(flow);
+                    return;
+                }
+            }
+        }
+        if let Some(f) = self.flows.get_mut(flow) {
+            if at < buf.len() {
+                let mut rest = std::mem::take(&mut f.rx);
+                rest.clear();
+                rest.extend_from_slice(&buf[at..]);
+                f.rx = rest;
+            }
+        }
+    }
+
+    fn close_flow(&mut self, flow: FlowId) {
+        if self.flows.get(flow).is_some() {
+            self.flow_gone(flow);
+            self.io.push_back(IoRequest::Close { flow });
+        }
+    }
+
+    fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
+        self.stats.received += 1;
+        let data = view.as_bytes();
+        match Message::from_view(view.clone(), &self.config.limits) {
+            Ok(msg) if msg.is_request() => self.receive_request(now, msg, source),
+            Ok(msg) => self.receive_response(now, msg, source),
+            Err(e) => self.reject_unparsed(now, data, e, &source),
+        }
+    }
+
+    /// A message that did not parse: requests other than ACK get the response the error
+    /// calls for (400, 505, 513) when their Via, From, To, Call-ID and CSeq are readable
+    /// enough to address one; everything else is dropped.
+    fn reject_unparsed(&mut self, now: Instant, data: &[u8], e: ParseError, source: &Source) {
+        self.stats.malformed += 1;
+        let Some(code) = e.response_status() else {
+            return;
+        };
+        if data.starts_with(b"SIP/") || data.starts_with(b"ACK ") {
+            return;
+        }
+        let reason = crate::reason_phrase(code);
+        self.stateless_response(now, data, code, reason, "", source);
+    }
+
+    /// Writes and sends a response without a transaction (sections 8.2 and 21.5.4).
+    fn stateless_response(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+        code: u16,
+        reason: &str,
+        extra: &str,
+        source: &Source,
+    ) {
+        let mut tag = String::new();
+        crate::rng::push_random_token(&mut tag, &mut self.rng, 10);
+        let bytes = build::response_from_raw(data, code, reason, Some(&tag), extra);
+        let Ok(msg) = Message::parse(&bytes) else {
+            return;
+        };
+        let Some(top) = msg.top_via() else {
+            return;
+        };
+        let route = via::response_route(&top, source);
+        let data: Arc<[u8]> = Arc::from(bytes.as_slice());
+        self.stats.stateless_responses += 1;
+        match route {
+            ResponseRoute::Datagram { local, remote } => self.transmits.push_back(Queued {
+                bytes: data,
+                transmit: Transmit {
+                    transport: Transport::Udp,
+                    local,
+                    remote,
+                    flow: None,
+                },
+            }),
+            ResponseRoute::Flow {
+                flow,
+                transport,
+                fallback,
+            } => {
+                let _ = self.send_to(now, transport, source.local, fallback, data, Some(flow));
+            }
+        }
+    }
+
+    fn receive_request(&mut self, now: Instant, msg: Message<'_>, source: Source) {
+        let Some(method) = msg.method() else {
+            return;
+        };
+        let is_ack = method == Method::Ack;
+        // Section 18.2.1 needs a top Via to answer at all; section 8.2 / 17.2.3 need the
+        // rest of the transaction identifiers.
+        let Some(top) = msg.top_via() else {
+            self.stats.malformed += 1;
+            return;
+        };
+        let complete = msg.from().is_some()
+            && msg.to().is_some()
+            && msg.call_id().is_some()
+            && msg.cseq().is_some_and(|c| c.method == method);
+        if !complete {
+            self.stats.malformed += 1;
+            if !is_ack {
+                let data = msg.view().as_bytes();
+                self.stateless_response(now, data, 400, "Bad Request", "", &source);
+            }
+            return;
+        }
+        let to_tag = msg.to().and_then(|t| t.tag());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let found = key::server_key(&mut scratch, &msg, method, to_tag)
+            .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+            .or_else(|| {
+                // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
+                // response, which the INVITE (and so the key) did not have.
+                let legacy = key::rfc3261_branch(&top).is_none();
+                (is_ack && legacy)
+                    .then(|| key::server_key(&mut scratch, &msg, method, None))
+                    .flatten()
+                    .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+            });
+        if let Some(tx) = found {
+            self.scratch = scratch;
+            self.stats.absorbed += 1;
+            if is_ack {
+                self.ack_matched(now, tx, msg, source);
+            } else {
+                let step = self.servers.get_mut(tx.0).map(|e| e.m.on_request());
+                if step.is_some_and(|s| s.resend_response) {
+                    self.resend_response(now, tx);
+                }
+            }
+            return;
+        }
+        if is_ack {
+            self.scratch = scratch;
+            // Section 17.2.3: an ACK matching no transaction (the ACK for a 2xx) goes to
+            // the transaction user.
+            let request = self.owned_request(&msg, &top, &source);
+            self.events.push_back(Event::Ack { request, source });
+            return;
+        }
+        if self.transactions() >= self.config.max_transactions {
+            self.scratch = scratch;
+            let data = msg.view().as_bytes();
+            self.stateless_response(
+                now,
+                data,
+                503,
+                "Service Unavailable",
+                "Retry-After: 5\r\n",
+                &source,
+            );
+            return;
+        }
+        let cancels = if method == Method::Cancel {
+            let mut k = Vec::with_capacity(scratch.len());
+            key::server_key(&mut k, &msg, Method::Invite, to_tag)
+                .and_then(|()| self.server_keys.get(k.as_slice()).copied())
+        } else {
+            None
+        };
+        let request = self.owned_request(&msg, &top, &source);
+        let route = via::response_route(&top, &source);
+        let timers = self.config.timers;
+        let m = ServerMachine::start(
+            method == Method::Invite,
+            source.transport.is_reliable(),
+            now,
+            &timers,
+        );
+        let armed = m.timers;
+        let key: Box<[u8]> = scratch.as_slice().into();
+        self.scratch = scratch;
+        let tx = ServerTxId(self.servers.insert(ServerEntry {
+            m,
+            request: request.clone(),
+            key: key.clone(),
+            route,
+            last_response: None,
+        }));
+        self.server_keys.insert(key, tx);
+        if let ResponseRoute::Flow { flow, .. } = route {
+            self.bind_flow(Some(flow));
+        }
+        self.stats.transactions += 1;
+        self.sync_server_timers(tx, [None, None], armed);
+        self.events.push_back(Event::Request {
+            tx,
+            request,
+            source,
+            cancels,
+        });
+    }
+
+    /// The request as the transaction user sees it: with `received` and `rport` added to
+    /// the top Via where section 18.2.1 and RFC 3581 say.
+    fn owned_request(
+        &mut self,
+        msg: &Message<'_>,
+        top: &crate::message::Via<'_>,
+        source: &Source,
+    ) -> OwnedMessage {
+        let data = msg.view().as_bytes();
+        match via::stamp_request(data, top, source.remote) {
+            Some(stamped) => match OwnedMessage::parse(&stamped) {
+                Ok(m) => m,
+                Err(_) => OwnedMessage::from_view(msg.view()),
+            },
+            None => OwnedMessage::from_view(msg.view()),
+        }
+    }
+
+    fn ack_matched(&mut self, now: Instant, tx: ServerTxId, msg: Message<'_>, source: Source) {
+        let timers = self.config.timers;
+        let Some(e) = self.servers.get_mut(tx.0) else {
+            return;
+        };
+        let before = e.m.timers;
+        let step = e.m.on_ack(now, &timers);
+        let after = e.m.timers;
+        self.sync_server_timers(tx, before, after);
+        if step.deliver_ack {
+            let top = msg.top_via();
+            let request = match top {
+                Some(top) => self.owned_request(&msg, &top, &source),
+                None => OwnedMessage::from_view(msg.view()),
+            };
+            self.events.push_back(Event::Ack { request, source });
+        }
+        self.finish_server(tx);
+    }
+
+    fn receive_response(&mut self, now: Instant, msg: Message<'_>, source: Source) {
+        let (Some(top), Some(cseq), Some(code)) = (msg.top_via(), msg.cseq(), msg.status()) else {
+            self.stats.malformed += 1;
+            return;
+        };
+        // Section 18.1.2: a response whose top Via sent-by is not ours is discarded.
+        let host = match top.host {
+            crate::message::Host::Domain(h)
+            | crate::message::Host::Ipv4(h)
+            | crate::message::Host::Ipv6(h) => h,
+        };
+        if !self.is_ours(host, top.port, Transport::from_via_token(top.transport)) {
+            self.stats.dropped += 1;
+            return;
+        }
+        if !(100..=699).contains(&code) {
+            self.stats.dropped += 1;
+            return;
+        }
+        let branch = top.branch().unwrap_or("");
+        key::client_key(&mut self.scratch, branch, cseq.method.as_str());
+        let Some(&tx) = self.client_keys.get(self.scratch.as_slice()) else {
+            let response = OwnedMessage::from_view(msg.view());
+            self.events
+                .push_back(Event::StrayResponse { response, source });
+            return;
+        };
+        self.client_response(now, tx, &msg, code);
+    }
+
+    fn client_response(&mut self, now: Instant, tx: ClientTxId, msg: &Message<'_>, code: u16) {
+        let timers = self.config.timers;
+        let Some(e) = self.clients.get_mut(tx.0) else {
+            return;
+        };
+        let before = e.m.timers;
+        let step = e.m.on_response(now, code, &timers);
+        let after = e.m.timers;
+        let state = e.m.state;
+        if !step.deliver && !step.send_ack {
+            self.stats.absorbed += 1;
+        }
+        let mut ack = None;
+        if step.send_ack {
+            if e.ack.is_none() {
+                let bytes = build::ack_for(&e.request.view(), msg.view());
+                e.ack = Some(Arc::from(bytes.as_slice()));
+            }
+            ack = e
+                .ack
+                .clone()
+                .map(|a| (e.transport, e.local, e.remote, a, e.flow));
+        }
+        let cancel = e.cancel;
+        self.sync_client_timers(tx, before, after);
+        if let Some((transport, local, remote, data, flow)) = ack {
+            let _ = self.send_to(now, transport, local, remote, data, flow);
+        }
+        if step.deliver {
+            self.events.push_back(Event::Response {
+                tx,
+                response: OwnedMessage::from_view(msg.view()),
+            });
+        }
+        if let (Some(c), crate::ClientState::Proceeding) = (cancel, state) {
+            self.release_cancel(now, c);
+        }
+        if step.deliver && !(100..=199).contains(&code) {
+            // The INVITE has its final response: a CANCEL still held will never be sent.
+            if let Some(c) = cancel.filter(|c| self.clients.get(c.0).is_some_and(|e| e.held)) {
+                if let Some(ce) = self.clients.get_mut(c.0) {
+                    ce.m.terminate();
+                }
+                self.finish_client(c);
+            }
+        }
+        self.finish_client(tx);
+        let _ = TxId::Client(tx);
+    }
+}

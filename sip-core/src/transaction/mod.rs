@@ -1,0 +1,93 @@
+//! The transaction layer (RFC 3261 section 17, as updated by RFC 6026): the four state
+//! machines of figures 5 to 8 and their timers. The machines are pure: they take the event
+//! and the time and say what to send, what to hand to the transaction user, and which
+//! timers are armed. The endpoint owns the messages, the timer index and the transport.
+
+use std::time::{Duration, Instant};
+
+pub(crate) mod client;
+pub(crate) mod key;
+pub(crate) mod server;
+
+pub use client::ClientState;
+pub use server::ServerState;
+
+/// The base timer values (RFC 3261 section 17.1.1.1 and table 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// T1, the round-trip estimate: 500 ms by default.
+    pub t1: Duration,
+    /// T2, the cap on non-INVITE and INVITE-response retransmission intervals: 4 s.
+    pub t2: Duration,
+    /// T4, how long a message may stay in the network: 5 s.
+    pub t4: Duration,
+    /// How long an INVITE server transaction waits for the transaction user before it sends
+    /// 100 Trying itself (section 17.2.1: "200 ms").
+    pub trying_delay: Duration,
+    /// Timer D for unreliable transports ("at least 32 seconds", section 17.1.1.2).
+    pub d: Duration,
+}
+
+impl Timers {
+    /// The values the RFC recommends.
+    pub const RFC: Timers = Timers {
+        t1: Duration::from_millis(500),
+        t2: Duration::from_secs(4),
+        t4: Duration::from_secs(5),
+        trying_delay: Duration::from_millis(200),
+        d: Duration::from_secs(32),
+    };
+
+    /// 64*T1: timers B, F, H, J, L and M.
+    pub fn t1x64(&self) -> Duration {
+        self.t1.saturating_mul(64)
+    }
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers::RFC
+    }
+}
+
+/// The timers of section 17 (table 4) plus RFC 6026's L and M, and the 200 ms "send 100
+/// Trying" delay of the INVITE server transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Timer {
+    /// INVITE request retransmit (client, Calling).
+    A,
+    /// INVITE transaction timeout (client, Calling).
+    B,
+    /// Wait for response retransmissions (INVITE client, Completed).
+    D,
+    /// Non-INVITE request retransmit (client, Trying and Proceeding).
+    E,
+    /// Non-INVITE transaction timeout (client).
+    F,
+    /// INVITE final response retransmit (server, Completed).
+    G,
+    /// Wait for ACK (INVITE server, Completed).
+    H,
+    /// Wait for ACK retransmissions (INVITE server, Confirmed).
+    I,
+    /// Wait for request retransmissions (non-INVITE server, Completed).
+    J,
+    /// Wait for response retransmissions (non-INVITE client, Completed).
+    K,
+    /// Wait for INVITE retransmissions after a 2xx (INVITE server, Accepted; RFC 6026).
+    L,
+    /// Wait for 2xx retransmissions (INVITE client, Accepted; RFC 6026).
+    M,
+    /// Send 100 Trying if the transaction user has not answered (INVITE server, Proceeding).
+    Trying,
+}
+
+/// A machine's two timer slots: the retransmission timer (A, E, G, Trying) and the
+/// lifetime timer (B, D, F, H, I, J, K, L, M). No state of the four figures runs more.
+pub(crate) type Slots = [Option<(Instant, Timer)>; 2];
+
+/// Slot 0: retransmissions.
+pub(crate) const RETRANSMIT: usize = 0;
+/// Slot 1: the transaction's lifetime.
+pub(crate) const LIFETIME: usize = 1;
