@@ -95,7 +95,9 @@ impl RequestBuilder {
     }
 
     /// Adds a Via (topmost first) for `transport` (`UDP`, `TCP`, ...) and `sent_by`
-    /// (`host[:port]`), with a fresh magic-cookie branch and `rport` (RFC 3581).
+    /// (`host[:port]`), with a fresh magic-cookie branch and `rport` (RFC 3581). Leave Via
+    /// out for requests given to [`Endpoint::send_request`](crate::Endpoint::send_request):
+    /// the endpoint writes its own top Via.
     pub fn via(mut self, transport: &str, sent_by: &str) -> Self {
         self.vias.push((transport.to_owned(), sent_by.to_owned()));
         self
@@ -123,9 +125,6 @@ impl RequestBuilder {
     pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
         let from = self.from.as_deref().ok_or(BuildError::Missing("From"))?;
         let to = self.to.as_deref().ok_or(BuildError::Missing("To"))?;
-        if self.vias.is_empty() {
-            return Err(BuildError::Missing("Via"));
-        }
         let mut s = String::with_capacity(512);
         s.push_str(&self.method);
         s.push(' ');
