@@ -120,9 +120,10 @@ pub enum Event {
         /// Where it came from.
         source: Source,
     },
-    /// Timer B or F (client: no final response) or H (server: no ACK) fired.
+    /// Timer B or F (client: no final response), C (INVITE client: no final response long
+    /// after a provisional one; the endpoint sends CANCEL) or H (server: no ACK) fired.
     Timeout {
-        /// The transaction, now ended.
+        /// The transaction, ended (or, for timer C, cancelled).
         tx: TxId,
     },
     /// The transport failed to carry the transaction's messages (section 17.1.4, 17.2.4).
@@ -813,6 +814,10 @@ impl Endpoint {
             self.events.push_back(Event::Timeout {
                 tx: TxId::Client(tx),
             });
+        }
+        if step.cancel {
+            // Section 16.6 step 11: timer C fired, cancel the INVITE.
+            let _ = self.cancel(now, tx);
         }
         self.finish_client(tx);
     }

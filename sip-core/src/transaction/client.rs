@@ -33,8 +33,10 @@ pub(crate) struct ClientStep {
     pub(crate) send_ack: bool,
     /// Pass the response to the transaction user.
     pub(crate) deliver: bool,
-    /// Tell the transaction user the transaction timed out (timer B or F).
+    /// Tell the transaction user the transaction timed out (timer B, C or F).
     pub(crate) timeout: bool,
+    /// Send CANCEL for the INVITE (timer C fired).
+    pub(crate) cancel: bool,
 }
 
 /// The state machine of one client transaction.
@@ -76,9 +78,10 @@ impl ClientMachine {
         if self.invite {
             match (self.state, code) {
                 (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
-                    // Figure 5: no more retransmissions, and B only runs in Calling.
+                    // Figure 5: no more retransmissions, and B only runs in Calling; timer C
+                    // (re)starts instead.
                     self.state = ClientState::Proceeding;
-                    self.timers = [None, None];
+                    self.timers = [None, Some((now + t.c, Timer::C))];
                     step.deliver = true;
                 }
                 (ClientState::Calling | ClientState::Proceeding, 200..=299) => {
@@ -149,6 +152,13 @@ impl ClientMachine {
                 self.interval = t.t2;
                 self.timers[RETRANSMIT] = Some((now + t.t2, Timer::E));
             }
+            Timer::C if self.state == ClientState::Proceeding => {
+                step.timeout = true;
+                step.cancel = true;
+                self.timers[LIFETIME] = Some((now + t.t1x64(), Timer::B));
+            }
+            // After timer C the transaction user has had its timeout already.
+            Timer::B if self.state == ClientState::Proceeding => self.terminate(),
             Timer::B | Timer::F => {
                 step.timeout = true;
                 self.terminate();

@@ -26,6 +26,13 @@ pub struct Timers {
     pub trying_delay: Duration,
     /// Timer D for unreliable transports ("at least 32 seconds", section 17.1.1.2).
     pub d: Duration,
+    /// Timer C: how long an INVITE client transaction waits in Proceeding for a final
+    /// response, restarted by each provisional one ("greater than 3 minutes", section
+    /// 16.6 step 11). The RFC gives it to proxies; the endpoint runs it for every INVITE so
+    /// that a lost final response cannot keep a transaction forever. When it fires the
+    /// transaction user gets [`Event::Timeout`](crate::Event::Timeout), the endpoint sends
+    /// CANCEL, and the transaction waits 64*T1 more for the final response.
+    pub c: Duration,
 }
 
 impl Timers {
@@ -36,6 +43,7 @@ impl Timers {
         t4: Duration::from_secs(5),
         trying_delay: Duration::from_millis(200),
         d: Duration::from_secs(32),
+        c: Duration::from_secs(181),
     };
 
     /// 64*T1: timers B, F, H, J, L and M.
@@ -59,6 +67,8 @@ pub enum Timer {
     A,
     /// INVITE transaction timeout (client, Calling).
     B,
+    /// Proceeding without a final response for too long (INVITE client; section 16.6).
+    C,
     /// Wait for response retransmissions (INVITE client, Completed).
     D,
     /// Non-INVITE request retransmit (client, Trying and Proceeding).

@@ -3,7 +3,7 @@
 //! a seeded network with configurable loss, duplication and latency (random latency also
 //! reorders). `step()` jumps straight to the next deadline, so minutes of RFC timers run in
 //! microseconds.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
