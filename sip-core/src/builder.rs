@@ -3,7 +3,7 @@
 //! parse. Tags, branches and Call-IDs come from the caller's [`Rng`].
 
 use crate::message::scan;
-use crate::message::{write, HeaderName, HeaderValue, Message, Method};
+use crate::message::{HeaderName, Message, MessageView, Method};
 use crate::rng::push_random_token;
 use crate::{OwnedMessage, ParseError, Rng};
 
@@ -218,9 +218,15 @@ fn parse_built(bytes: &[u8]) -> Result<OwnedMessage, BuildError> {
 }
 
 /// Builds a response to a request (RFC 3261 section 8.2.6).
+///
+/// The copied headers are taken from the request's raw lines (so they equal the request's
+/// values exactly, as section 8.2.6.2 asks), which needs no typed parse: build from a
+/// [`MessageView`] with [`ResponseBuilder::from_view`] when the request was already checked
+/// (an [`Event::Request`](crate::Event::Request) has been). What the caller adds (reason,
+/// tag, headers, Content-Type) is checked against the grammar.
 #[derive(Debug, Clone)]
 pub struct ResponseBuilder<'r, 'a> {
-    request: &'r Message<'a>,
+    request: &'r MessageView<'a>,
     code: u16,
     reason: Option<String>,
     to_tag: Option<String>,
@@ -241,8 +247,13 @@ pub fn response_to(
 }
 
 impl<'r, 'a> ResponseBuilder<'r, 'a> {
-    /// A response with `code` to `request`.
+    /// A response with `code` to a typed request.
     pub fn new(request: &'r Message<'a>, code: u16) -> Self {
+        Self::from_view(request.view(), code)
+    }
+
+    /// A response with `code` to a request seen only as a view (no typed parse needed).
+    pub fn from_view(request: &'r MessageView<'a>, code: u16) -> Self {
         ResponseBuilder {
             request,
             code,
@@ -277,15 +288,15 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         self
     }
 
-    /// Writes and parses the response.
+    /// Writes the response and frames it.
     pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
         if !(100..=699).contains(&self.code) {
             return Err(BuildError::BadStatus(self.code));
         }
-        let req = self.request;
-        let mut out: Vec<u8> = Vec::with_capacity(512);
+        self.check_additions()?;
+        let mut out: Vec<u8> = Vec::with_capacity(self.request.as_bytes().len().min(1024) + 256);
         out.extend_from_slice(b"SIP/2.0 ");
-        out.extend_from_slice(self.code.to_string().as_bytes());
+        push_code(&mut out, self.code);
         out.push(b' ');
         out.extend_from_slice(
             self.reason
@@ -295,8 +306,8 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         );
         out.extend_from_slice(b"\r\n");
         let mut have = [false; 4];
-        for h in req.headers() {
-            let slot = match h.name {
+        for h in self.request.headers() {
+            let slot = match h.kind {
                 HeaderName::Via => None,
                 HeaderName::From => Some(0),
                 HeaderName::To => Some(1),
@@ -312,19 +323,17 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                 }
                 have[i] = true;
             }
-            out.extend_from_slice(h.name.as_str().as_bytes());
+            out.extend_from_slice(h.kind.as_str().as_bytes());
             out.extend_from_slice(b": ");
-            write::write_value(&mut out, &h.value);
-            if let (HeaderName::To, HeaderValue::Addr(to)) = (h.name, &h.value) {
-                if to.tag().is_none() && self.code > 100 {
-                    out.extend_from_slice(b";tag=");
-                    match &self.to_tag {
-                        Some(t) => out.extend_from_slice(t.as_bytes()),
-                        None => {
-                            let mut t = String::new();
-                            push_random_token(&mut t, rng, 10);
-                            out.extend_from_slice(t.as_bytes());
-                        }
+            push_unfolded(&mut out, h.value);
+            if h.kind == HeaderName::To && self.code > 100 && !has_tag(h.value) {
+                out.extend_from_slice(b";tag=");
+                match &self.to_tag {
+                    Some(t) => out.extend_from_slice(t.as_bytes()),
+                    None => {
+                        let mut t = String::new();
+                        push_random_token(&mut t, rng, 10);
+                        out.extend_from_slice(t.as_bytes());
                     }
                 }
             }
@@ -335,11 +344,100 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                 return Err(BuildError::Missing(name));
             }
         }
-        let mut s = String::from_utf8(out).map_err(|_| BuildError::Missing("UTF-8 request"))?;
         for (n, v) in &self.extra {
-            push_header(&mut s, n, v);
+            push_line(&mut out, n, v);
         }
-        finish(s, self.body.as_ref())
+        match &self.body {
+            Some((ct, b)) => {
+                push_line(&mut out, "Content-Type", ct);
+                out.extend_from_slice(b"Content-Length: ");
+                push_code(&mut out, b.len() as u64);
+                out.extend_from_slice(b"\r\n\r\n");
+                out.extend_from_slice(b);
+            }
+            None => out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        }
+        // The copied lines were checked when the request was parsed and the additions just
+        // now, so framing is all that is left to do.
+        OwnedMessage::parse(&out).map_err(|source| BuildError::Invalid {
+            part: "message",
+            source,
+        })
+    }
+
+    /// The reason phrase, To tag, extra headers and Content-Type against their grammar.
+    fn check_additions(&self) -> Result<(), BuildError> {
+        if let Some(r) = &self.reason {
+            if r.bytes().any(|b| b == b'\r' || b == b'\n') {
+                return Err(BuildError::Missing("a reason phrase without line breaks"));
+            }
+        }
+        if let Some(t) = &self.to_tag {
+            if !scan::all_token(t) {
+                return Err(BuildError::Missing("a To tag that is a token"));
+            }
+        }
+        if self.extra.is_empty() && self.body.is_none() {
+            return Ok(());
+        }
+        let mut probe = String::from("SIP/2.0 200 OK\r\n");
+        for (n, v) in &self.extra {
+            push_header(&mut probe, n, v);
+        }
+        if let Some((ct, _)) = &self.body {
+            push_header(&mut probe, "Content-Type", ct);
+        }
+        probe.push_str("Content-Length: 0\r\n\r\n");
+        Message::parse(probe.as_bytes())
+            .map(|_| ())
+            .map_err(|source| BuildError::Invalid {
+                part: "header",
+                source,
+            })
+    }
+}
+
+fn push_code(out: &mut Vec<u8>, n: impl Into<u64>) {
+    let n: u64 = n.into();
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn push_line(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a raw header value with its line folds replaced by single spaces.
+pub(crate) fn push_unfolded(out: &mut Vec<u8>, value: &str) {
+    let b = value.as_bytes();
+    if !b.contains(&b'\n') {
+        out.extend_from_slice(b);
+        return;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' || b[i] == b'\n' {
+            while i < b.len() && matches!(b[i], b'\r' | b'\n' | b' ' | b'\t') {
+                i += 1;
+            }
+            out.push(b' ');
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl Endpoint {
     fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
         self.stats.received += 1;
         let data = view.as_bytes();
-        match Message::from_view(view.clone(), &self.config.limits) {
+        match Message::from_view(view, &self.config.limits) {
             Ok(msg) if msg.is_request() => self.receive_request(now, msg, source),
             Ok(msg) => self.receive_response(now, msg, source),
             Err(e) => self.reject_unparsed(now, data, e, &source),
@@ -234,8 +234,8 @@ impl Endpoint {
         if is_ack {
             self.scratch = scratch;
             // Section 17.2.3: an ACK matching no transaction (the ACK for a 2xx) goes to
-            // the transaction user.
-            let request = self.owned_request(&msg, &top, &source);
+            // the transaction user. Nothing answers an ACK, so its Via is left as received.
+            let request = OwnedMessage::from_view(msg.view());
             self.events.push_back(Event::Ack { request, source });
             return;
         }
@@ -320,11 +320,7 @@ impl Endpoint {
         let after = e.m.timers;
         self.sync_server_timers(tx, before, after);
         if step.deliver_ack {
-            let top = msg.top_via();
-            let request = match top {
-                Some(top) => self.owned_request(&msg, &top, &source),
-                None => OwnedMessage::from_view(msg.view()),
-            };
+            let request = OwnedMessage::from_view(msg.view());
             self.events.push_back(Event::Ack { request, source });
         }
         self.finish_server(tx);
