@@ -717,7 +717,10 @@ impl Endpoint {
             if let Some(old) = f.idle_deadline.take() {
                 self.timers.remove(&(old, TimerRef::Flow(id.0)));
             }
-            let at = f.last_activity.max(now) + idle;
+            // Idle means idle since the last message; a flow in use is looked at again one
+            // idle period from now.
+            let base = if f.users > 0 { now } else { f.last_activity };
+            let at = base.max(now.checked_sub(idle).unwrap_or(base)) + idle;
             f.idle_deadline = Some(at);
             self.timers.insert((at, TimerRef::Flow(id.0)));
         }
