@@ -854,6 +854,22 @@ impl Endpoint {
                 tx: TxId::Server(tx),
             });
         }
+        if step.send_timeout {
+            // The transaction user never answered the INVITE: 408 on its behalf.
+            let request = self.servers.get(tx.0).map(|e| e.request.shared_bytes());
+            if let Some(request) = request {
+                let mut tag = String::new();
+                crate::rng::push_random_token(&mut tag, &mut self.rng, 10);
+                let bytes =
+                    build::response_from_raw(&request, 408, "Request Timeout", Some(&tag), "");
+                match OwnedMessage::parse(&bytes) {
+                    Ok(resp) => {
+                        let _ = self.send_response(now, tx, &resp);
+                    }
+                    Err(_) => self.server_transport_error(tx),
+                }
+            }
+        }
         self.finish_server(tx);
     }
 

@@ -91,10 +91,16 @@ pub enum Timer {
     M,
     /// Send 100 Trying if the transaction user has not answered (INVITE server, Proceeding).
     Trying,
+    /// The transaction user never gave a final response (server, Trying or Proceeding):
+    /// after 64*T1 a non-INVITE transaction ends (its client gave up at timer F); after
+    /// timer C's duration an INVITE is answered 408 (as a proxy does when timer C fires,
+    /// section 16.6 step 11). Not in the RFC's figures: it keeps a silent transaction user
+    /// from holding state forever.
+    Unanswered,
 }
 
 /// A machine's two timer slots: the retransmission timer (A, E, G, Trying) and the
-/// lifetime timer (B, D, F, H, I, J, K, L, M). No state of the four figures runs more.
+/// lifetime timer (B, C, D, F, H, I, J, K, L, M, Unanswered). No state runs more.
 pub(crate) type Slots = [Option<(Instant, Timer)>; 2];
 
 /// Slot 0: retransmissions.

@@ -32,8 +32,10 @@ pub(crate) struct ServerStep {
     pub(crate) send_trying: bool,
     /// Pass the ACK to the transaction user (RFC 6026: an ACK in Accepted).
     pub(crate) deliver_ack: bool,
-    /// Tell the transaction user no ACK came (timer H).
+    /// Tell the transaction user no ACK came (timer H), or it never answered.
     pub(crate) timeout: bool,
+    /// Answer 408 on the transaction user's behalf (an INVITE it never answered).
+    pub(crate) send_timeout: bool,
 }
 
 /// Why a response cannot be sent on a server transaction now.
@@ -59,8 +61,10 @@ impl ServerMachine {
         let mut timers: Slots = [None, None];
         let state = if invite {
             timers[RETRANSMIT] = Some((now + t.trying_delay, Timer::Trying));
+            timers[LIFETIME] = Some((now + t.c, Timer::Unanswered));
             ServerState::Proceeding
         } else {
+            timers[LIFETIME] = Some((now + t.t1x64(), Timer::Unanswered));
             ServerState::Trying
         };
         ServerMachine {
@@ -167,6 +171,16 @@ impl ServerMachine {
                 self.timers[RETRANSMIT] = Some((now + self.interval, Timer::G));
             }
             Timer::H => {
+                step.timeout = true;
+                self.terminate();
+            }
+            Timer::Unanswered if self.invite && self.state == ServerState::Proceeding => {
+                step.timeout = true;
+                step.send_timeout = true;
+            }
+            Timer::Unanswered
+                if matches!(self.state, ServerState::Trying | ServerState::Proceeding) =>
+            {
                 step.timeout = true;
                 self.terminate();
             }
