@@ -45,7 +45,7 @@ pub fn run(data: &[u8]) {
     let mut server_txs: Vec<(ServerTxId, sip_core::OwnedMessage)> = Vec::new();
     let mut buf = Vec::new();
     let mut i = 0;
-    let mut take = |n: usize, i: &mut usize| -> &[u8] {
+    let take = |n: usize, i: &mut usize| -> &[u8] {
         let s = &data[(*i).min(data.len())..(*i + n).min(data.len())];
         *i += n;
         s
