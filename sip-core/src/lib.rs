@@ -4,7 +4,8 @@
 //! and returns parsed messages, builds and serializes messages into caller buffers, and never
 //! touches a socket, a clock, a thread or a global random number generator.
 //!
-//! This release holds the message layer:
+//! It holds the message layer and, above it, the transport and transaction layers behind
+//! one sans-IO [`Endpoint`]:
 //!
 //! - [`MessageView`]: a zero-copy view (start line, header spans, body) found in one pass;
 //!   no heap allocation for up to [`message::INLINE_HEADERS`] header lines.
@@ -14,6 +15,61 @@
 //!   Call-IDs drawn from a caller-supplied [`Rng`].
 //! - [`validate`]: the response a UAS or proxy owes a request that parses but is not
 //!   acceptable (RFC 3261 sections 8.2 and 16.3), and which responses to drop.
+//! - [`Endpoint`]: bytes and timer ticks in, [`Transmit`]s, [`IoRequest`]s and [`Event`]s
+//!   out; the four transaction state machines of RFC 3261 section 17 (with RFC 6026), the
+//!   Via rules of section 18 and RFC 3581, stream framing and keep-alives (RFC 5626
+//!   section 3.5.1). Time and the random seed are arguments.
+//!
+//! The run loop of a driver, here a UDP server answering OPTIONS (the real drivers are the
+//! `sip-driver-mio` and `sip-driver-tokio` crates):
+//!
+//! ```
+//! use std::net::UdpSocket;
+//! use std::time::{Duration, Instant};
+//! use sip_core::{Config, Endpoint, Event, Listener, ResponseBuilder, SeededRng, Transport};
+//!
+//! let socket = UdpSocket::bind("127.0.0.1:0")?;
+//! let local = socket.local_addr()?;
+//! let config = Config { listeners: vec![Listener::new(Transport::Udp, local)], ..Config::default() };
+//! let mut endpoint = Endpoint::new(config, [42; 32], Instant::now()); // seed from the OS in real use
+//! let mut rng = SeededRng::new([43; 32]);
+//!
+//! // A peer asks for our capabilities.
+//! let peer = UdpSocket::bind("127.0.0.1:0")?;
+//! let options = format!(
+//!     "OPTIONS sip:{local} SIP/2.0\r\nVia: SIP/2.0/UDP {p};branch=z9hG4bK1\r\n\
+//!      From: <sip:a@{p}>;tag=1\r\nTo: <sip:{local}>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\
+//!      Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+//!     p = peer.local_addr()?
+//! );
+//! peer.send_to(options.as_bytes(), local)?;
+//!
+//! let (mut rx, mut tx) = (vec![0u8; 65535], Vec::new());
+//! socket.set_read_timeout(Some(Duration::from_millis(50)))?;
+//! let (deadline, mut answered) = (Instant::now() + Duration::from_secs(5), false);
+//! while !answered && Instant::now() < deadline {
+//!     // 1. feed input: a datagram, or the clock
+//!     if let Ok((n, from)) = socket.recv_from(&mut rx) {
+//!         endpoint.handle_datagram(Instant::now(), local, from, &rx[..n]);
+//!     }
+//!     endpoint.handle_timeout(Instant::now());
+//!     // 2. drain outputs: events for the application, bytes for the network
+//!     while let Some(event) = endpoint.poll_event() {
+//!         if let Event::Request { tx: id, request, .. } = event {
+//!             let ok = ResponseBuilder::from_view(&request.view(), 200).build(&mut rng)?;
+//!             endpoint.send_response(Instant::now(), id, &ok)?;
+//!             answered = true;
+//!         }
+//!     }
+//!     while let Some(t) = endpoint.poll_transmit(&mut tx) {
+//!         socket.send_to(&tx, t.remote)?;
+//!     }
+//!     // 3. a real loop sleeps until a datagram arrives or endpoint.poll_timeout() passes
+//! }
+//! let n = peer.recv(&mut rx)?;
+//! assert!(rx[..n].starts_with(b"SIP/2.0 200 OK"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! ```
 //! use sip_core::{Message, HeaderName, Form};
