@@ -752,6 +752,20 @@ impl Endpoint {
         if f.users == 0 {
             return;
         }
+        // Section 17.2.4: a server transaction whose response could not be delivered on a
+        // connection it opened (section 18.2.2's fallback) fails; one whose request flow
+        // closed keeps its fallback for the next response.
+        if f.state == FlowState::Connecting {
+            let stuck: Vec<ServerTxId> = self
+                .servers
+                .iter()
+                .filter(|(_, e)| matches!(e.route, ResponseRoute::Flow { flow, .. } if flow == id))
+                .map(|(k, _)| ServerTxId(k))
+                .collect();
+            for tx in stuck {
+                self.server_transport_error(tx);
+            }
+        }
         let failed: Vec<ClientTxId> = self
             .clients
             .iter()
@@ -918,6 +932,8 @@ impl Endpoint {
                                 fallback,
                             };
                         }
+                        self.unbind_flow(Some(flow));
+                        self.bind_flow(Some(used));
                     }
                     Ok(_) => {}
                     Err(_) => self.server_transport_error(tx),

@@ -212,11 +212,13 @@ impl Endpoint {
             .or_else(|| {
                 // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
                 // response, which the INVITE (and so the key) did not have.
+                // Section 17.2.3: it matches only when that tag is the one we sent.
                 let legacy = key::rfc3261_branch(&top).is_none();
                 (is_ack && legacy)
                     .then(|| key::server_key(&mut scratch, &msg, method, None))
                     .flatten()
                     .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+                    .filter(|tx| self.sent_to_tag_is(*tx, to_tag))
             });
         if let Some(tx) = found {
             self.scratch = scratch;
@@ -290,6 +292,18 @@ impl Endpoint {
             source,
             cancels,
         });
+    }
+
+    /// Does the last response of `tx` carry the To tag `tag`?
+    fn sent_to_tag_is(&self, tx: ServerTxId, tag: Option<&str>) -> bool {
+        let Some(last) = self
+            .servers
+            .get(tx.0)
+            .and_then(|e| e.last_response.as_ref())
+        else {
+            return false;
+        };
+        Message::parse(last).is_ok_and(|m| m.to().and_then(|t| t.tag()) == tag)
     }
 
     /// The request as the transaction user sees it: with `received` and `rport` added to

@@ -77,9 +77,11 @@ impl ClientMachine {
         let mut step = ClientStep::default();
         if self.invite {
             match (self.state, code) {
+                (ClientState::Proceeding, 100) => step.deliver = true,
                 (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
                     // Figure 5: no more retransmissions, and B only runs in Calling; timer C
-                    // (re)starts instead.
+                    // starts instead, restarted by every provisional response but 100
+                    // (section 16.7 step 2).
                     self.state = ClientState::Proceeding;
                     self.timers = [None, Some((now + t.c, Timer::C))];
                     step.deliver = true;

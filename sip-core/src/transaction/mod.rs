@@ -27,8 +27,8 @@ pub struct Timers {
     /// Timer D for unreliable transports ("at least 32 seconds", section 17.1.1.2).
     pub d: Duration,
     /// Timer C: how long an INVITE client transaction waits in Proceeding for a final
-    /// response, restarted by each provisional one ("greater than 3 minutes", section
-    /// 16.6 step 11). The RFC gives it to proxies; the endpoint runs it for every INVITE so
+    /// response, restarted by each provisional one but 100 ("greater than 3 minutes",
+    /// sections 16.6 step 11 and 16.7 step 2). The RFC gives it to proxies; the endpoint runs it for every INVITE so
     /// that a lost final response cannot keep a transaction forever. When it fires the
     /// transaction user gets [`Event::Timeout`](crate::Event::Timeout), the endpoint sends
     /// CANCEL, and the transaction waits 64*T1 more for the final response.
