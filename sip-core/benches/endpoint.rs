@@ -144,6 +144,33 @@ fn uas_invite_transaction(c: &mut Criterion) {
             assert_eq!(got, tx);
         })
     });
+    // 100,000 live INVITE server transactions (answered 486: Completed, timers G and H
+    // armed), then the two operations a busy server does all the time.
+    let mut big = endpoint(local, now, 5);
+    let mut invite = INVITE.to_vec();
+    for n in 0..100_000u64 {
+        set_branch(&mut invite, inv_at, 1_000_000 + n);
+        big.handle_datagram(now, local, remote, &invite);
+        let Some(Event::Request { tx, request, .. }) = big.poll_event() else {
+            panic!("the INVITE reaches the application");
+        };
+        let busy = ResponseBuilder::from_view(&request.view(), 486)
+            .build(&mut rng)
+            .unwrap();
+        big.send_response(now, tx, &busy).unwrap();
+        while big.poll_transmit(&mut buf).is_some() {}
+    }
+    assert_eq!(big.transactions(), 100_000);
+    g.bench_function("poll_timeout_100k_live", |b| {
+        b.iter(|| black_box(&big).poll_timeout())
+    });
+    set_branch(&mut invite, inv_at, 1_000_000 + 77_777);
+    g.bench_function("absorb_retransmission_100k_live", |b| {
+        b.iter(|| {
+            big.handle_datagram(now, local, remote, black_box(&invite));
+            while big.poll_transmit(&mut buf).is_some() {}
+        })
+    });
     g.bench_function("parse_invite_reference", |b| {
         b.iter(|| Message::parse(black_box(INVITE)).map(|m| m.headers().len()))
     });

@@ -117,12 +117,62 @@ impl Endpoint {
 
     fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
         self.stats.received += 1;
+        if self.absorb_retransmission(now, &view) {
+            return;
+        }
         let data = view.as_bytes();
         match Message::from_view(view, &self.config.limits) {
             Ok(msg) if msg.is_request() => self.receive_request(now, msg, source),
             Ok(msg) => self.receive_response(now, msg, source),
             Err(e) => self.reject_unparsed(now, data, e, &source),
         }
+    }
+
+    /// Section 17.2.3 from the view alone: a request whose top Via (magic-cookie branch,
+    /// sent-by) and method name a live server transaction is a retransmission (or the ACK
+    /// of a non-2xx), handled without typing the rest of the message. An ACK the transaction
+    /// user must see (RFC 6026, Accepted) takes the full path.
+    fn absorb_retransmission(&mut self, now: Instant, view: &MessageView<'_>) -> bool {
+        let Some(method) = view.method() else {
+            return false;
+        };
+        let Some(via) = view
+            .header(crate::HeaderName::Via)
+            .and_then(crate::message::top_via_of)
+        else {
+            return false;
+        };
+        if !key::server_key_3261(&mut self.scratch, &via, method) {
+            return false;
+        }
+        let Some(&tx) = self.server_keys.get(self.scratch.as_slice()) else {
+            return false;
+        };
+        if method == Method::Ack {
+            let accepted = self
+                .servers
+                .get(tx.0)
+                .is_some_and(|e| e.m.state == crate::ServerState::Accepted);
+            if accepted {
+                return false;
+            }
+            self.stats.absorbed += 1;
+            let timers = self.config.timers;
+            if let Some(e) = self.servers.get_mut(tx.0) {
+                let before = e.m.timers;
+                e.m.on_ack(now, &timers);
+                let after = e.m.timers;
+                self.sync_server_timers(tx, before, after);
+            }
+            self.finish_server(tx);
+            return true;
+        }
+        self.stats.absorbed += 1;
+        let step = self.servers.get_mut(tx.0).map(|e| e.m.on_request());
+        if step.is_some_and(|s| s.resend_response) {
+            self.resend_response(now, tx);
+        }
+        true
     }
 
     /// A message that did not parse: requests other than ACK get the response the error

@@ -50,7 +50,7 @@ fn push_host(out: &mut Vec<u8>, host: &Host<'_>) {
 
 fn push_port(out: &mut Vec<u8>, port: Option<u16>) {
     if let Some(p) = port {
-        out.extend_from_slice(p.to_string().as_bytes());
+        out.extend_from_slice(&p.to_be_bytes());
     }
 }
 
@@ -73,15 +73,7 @@ pub(crate) fn server_key(
 ) -> Option<()> {
     out.clear();
     let via = req.top_via()?;
-    if let Some(branch) = rfc3261_branch(&via) {
-        out.push(b'S');
-        out.extend_from_slice(match_method(method).as_bytes());
-        out.push(0);
-        out.extend_from_slice(branch.as_bytes());
-        out.push(0);
-        push_host(out, &via.host);
-        out.push(0);
-        push_port(out, via.port);
+    if server_key_3261(out, &via, method) {
         return Some(());
     }
     let StartLineUri(uri) = start_uri(req)?;
@@ -106,6 +98,24 @@ pub(crate) fn server_key(
     out.push(0);
     out.extend_from_slice(to_tag.unwrap_or("").as_bytes());
     Some(())
+}
+
+/// The key of a request whose top Via has a magic-cookie branch: branch, sent-by and
+/// method. False (and `out` untouched) for an RFC 2543 branch.
+pub(crate) fn server_key_3261(out: &mut Vec<u8>, via: &Via<'_>, method: Method<'_>) -> bool {
+    let Some(branch) = rfc3261_branch(via) else {
+        return false;
+    };
+    out.clear();
+    out.push(b'S');
+    out.extend_from_slice(match_method(method).as_bytes());
+    out.push(0);
+    out.extend_from_slice(branch.as_bytes());
+    out.push(0);
+    push_host(out, &via.host);
+    out.push(0);
+    push_port(out, via.port);
+    true
 }
 
 struct StartLineUri<'a>(&'a str);
