@@ -23,6 +23,9 @@ use crate::{Limits, Method, OwnedMessage, ParseError, SeededRng};
 
 mod build;
 mod receive;
+mod tu;
+
+pub use tu::TransactionUser;
 
 /// A client transaction (RFC 3261 section 17.1), as the endpoint names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
