@@ -132,7 +132,9 @@ pub use builder::{
     new_branch, reason_phrase, response_to, BuildError, RequestBuilder, ResponseBuilder,
     MAGIC_COOKIE,
 };
-pub use endpoint::{ClientTxId, Config, Endpoint, Event, SendError, ServerTxId, Stats, TxId};
+pub use endpoint::{
+    ClientTxId, Config, Endpoint, Event, SendError, ServerTxId, Stats, TransactionUser, TxId,
+};
 pub use error::{ErrorKind, ParseError};
 pub use limits::Limits;
 pub use message::{Form, HeaderName, HeaderValue, Message, MessageView, Method, StreamFrame, Uri};
