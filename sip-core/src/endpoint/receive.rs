@@ -148,13 +148,10 @@ impl Endpoint {
         let Some(method) = view.method() else {
             return Absorb::NotTried;
         };
-        let Some(via) = view
-            .header(crate::HeaderName::Via)
-            .and_then(crate::message::top_via_of)
-        else {
+        let Some(raw_via) = view.header(crate::HeaderName::Via) else {
             return Absorb::NotTried;
         };
-        if !key::server_key_3261(&mut self.scratch, &via, method) {
+        if !key::server_key_from_raw_via(&mut self.scratch, raw_via, method) {
             return Absorb::NotTried;
         }
         let Some(&tx) = self.server_keys.get(self.scratch.as_slice()) else {
