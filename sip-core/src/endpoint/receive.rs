@@ -380,12 +380,11 @@ impl Endpoint {
         source: &Source,
     ) -> OwnedMessage {
         let data = msg.view().as_bytes();
-        match via::stamp_request(data, top, source.remote) {
-            Some(stamped) => match OwnedMessage::parse(&stamped) {
-                Ok(m) => m,
-                Err(_) => OwnedMessage::from_view(msg.view()),
-            },
-            None => OwnedMessage::from_view(msg.view()),
+        let insertions = via::stamp_insertions(data, top, source.remote);
+        if insertions.is_empty() {
+            OwnedMessage::from_view(msg.view())
+        } else {
+            OwnedMessage::from_view_with_insertions(msg.view(), &insertions)
         }
     }
 
