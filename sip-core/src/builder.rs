@@ -3,7 +3,10 @@
 //! parse. Tags, branches and Call-IDs come from the caller's [`Rng`].
 
 use crate::message::scan;
-use crate::message::{HeaderName, Message, MessageView, Method};
+use smallvec::SmallVec;
+
+use crate::message::view::{Layout, RawSpan, Span, StartSpans};
+use crate::message::{HeaderName, Message, MessageView, Method, INLINE_HEADERS};
 use crate::rng::push_random_token;
 use crate::{OwnedMessage, ParseError, Rng};
 
@@ -288,24 +291,31 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         self
     }
 
-    /// Writes the response and frames it.
+    /// Writes the response. Its layout (start line, header and body spans) is recorded while
+    /// writing, so the result is not framed again.
     pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
         if !(100..=699).contains(&self.code) {
             return Err(BuildError::BadStatus(self.code));
         }
         self.check_additions()?;
-        let mut out: Vec<u8> = Vec::with_capacity(self.request.as_bytes().len().min(1024) + 256);
-        out.extend_from_slice(b"SIP/2.0 ");
-        push_code(&mut out, self.code);
-        out.push(b' ');
-        out.extend_from_slice(
+        let mut w = Writer {
+            out: Vec::with_capacity(self.request.as_bytes().len().min(1024) + 256),
+            headers: SmallVec::new(),
+        };
+        w.out.extend_from_slice(b"SIP/2.0 ");
+        push_code(&mut w.out, self.code);
+        w.out.push(b' ');
+        let reason_start = w.out.len();
+        w.out.extend_from_slice(
             self.reason
                 .as_deref()
                 .unwrap_or_else(|| reason_phrase(self.code))
                 .as_bytes(),
         );
-        out.extend_from_slice(b"\r\n");
+        let reason = Span::new(reason_start, w.out.len());
+        w.out.extend_from_slice(b"\r\n");
         let mut have = [false; 4];
+        let mut tag_buf = String::new();
         for h in self.request.headers() {
             let slot = match h.kind {
                 HeaderName::Via => None,
@@ -323,21 +333,24 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                 }
                 have[i] = true;
             }
-            out.extend_from_slice(h.kind.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            push_unfolded(&mut out, h.value);
-            if h.kind == HeaderName::To && self.code > 100 && !has_tag(h.value) {
-                out.extend_from_slice(b";tag=");
-                match &self.to_tag {
-                    Some(t) => out.extend_from_slice(t.as_bytes()),
+            let tag = if h.kind == HeaderName::To && self.code > 100 && !raw_has_tag(h.value) {
+                Some(match &self.to_tag {
+                    Some(t) => t.as_str(),
                     None => {
-                        let mut t = String::new();
-                        push_random_token(&mut t, rng, 10);
-                        out.extend_from_slice(t.as_bytes());
+                        push_random_token(&mut tag_buf, rng, 10);
+                        tag_buf.as_str()
                     }
+                })
+            } else {
+                None
+            };
+            w.header(h.kind, h.kind.as_str(), |out| {
+                push_unfolded(out, h.value);
+                if let Some(t) = tag {
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(t.as_bytes());
                 }
-            }
-            out.extend_from_slice(b"\r\n");
+            });
         }
         for (missing, name) in have.iter().zip(["From", "To", "Call-ID", "CSeq"]) {
             if !missing {
@@ -345,24 +358,51 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
             }
         }
         for (n, v) in &self.extra {
-            push_line(&mut out, n, v);
+            let kind = HeaderName::from_bytes(n.as_bytes());
+            w.header(kind, n, |out| out.extend_from_slice(v.trim().as_bytes()));
         }
-        match &self.body {
+        let body: &[u8] = match &self.body {
             Some((ct, b)) => {
-                push_line(&mut out, "Content-Type", ct);
-                out.extend_from_slice(b"Content-Length: ");
-                push_code(&mut out, b.len() as u64);
-                out.extend_from_slice(b"\r\n\r\n");
-                out.extend_from_slice(b);
+                w.header(HeaderName::ContentType, "Content-Type", |out| {
+                    out.extend_from_slice(ct.trim().as_bytes())
+                });
+                b
             }
-            None => out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+            None => &[],
+        };
+        w.header(HeaderName::ContentLength, "Content-Length", |out| {
+            push_code(out, body.len() as u64)
+        });
+        w.out.extend_from_slice(b"\r\n");
+        let head_end = w.out.len();
+        w.out.extend_from_slice(body);
+        let layout = Layout {
+            start: StartSpans::Response {
+                version: Span::new(0, 7),
+                code: self.code,
+                reason,
+            },
+            headers: w.headers,
+            head_end: head_end as u32,
+            body: Span::new(head_end, w.out.len()),
+            content_length: Some(body.len() as u32),
+        };
+        let built = OwnedMessage::from_parts(w.out, layout);
+        // What was recorded is what framing finds (checked in every debug build and test).
+        #[cfg(debug_assertions)]
+        {
+            let framed =
+                OwnedMessage::parse(built.as_bytes()).map_err(|source| BuildError::Invalid {
+                    part: "message",
+                    source,
+                })?;
+            let (a, b) = (built.view(), framed.view());
+            debug_assert_eq!(a.start_line(), b.start_line());
+            debug_assert!(a.headers().eq(b.headers()));
+            debug_assert_eq!(a.body(), b.body());
+            debug_assert_eq!(a.content_length(), b.content_length());
         }
-        // The copied lines were checked when the request was parsed and the additions just
-        // now, so framing is all that is left to do.
-        OwnedMessage::parse(&out).map_err(|source| BuildError::Invalid {
-            part: "message",
-            source,
-        })
+        Ok(built)
     }
 
     /// The reason phrase, To tag, extra headers and Content-Type against their grammar.
@@ -413,11 +453,82 @@ fn push_code(out: &mut Vec<u8>, n: impl Into<u64>) {
     out.extend_from_slice(&digits[i..]);
 }
 
-fn push_line(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
+/// Writes header lines and records where each name and value sits.
+struct Writer {
+    out: Vec<u8>,
+    headers: SmallVec<[RawSpan; INLINE_HEADERS]>,
+}
+
+impl Writer {
+    fn header(&mut self, kind: HeaderName, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+        let name_start = self.out.len();
+        self.out.extend_from_slice(name.as_bytes());
+        let name_span = Span::new(name_start, self.out.len());
+        self.out.extend_from_slice(b": ");
+        let value_start = self.out.len();
+        value(&mut self.out);
+        let value_span = Span::new(value_start, self.out.len());
+        self.out.extend_from_slice(b"\r\n");
+        self.headers.push(RawSpan {
+            name: name_span,
+            value: value_span,
+            kind,
+        });
+    }
+}
+
+/// Does a To or From value that already passed its typed parse carry a `tag` parameter?
+/// Read from the text: the header parameters follow the `>` closing the URI of a name-addr
+/// (a quoted display name is skipped), or the first `;` of an addr-spec (section 20.10: an
+/// addr-spec URI holds no `;`).
+fn raw_has_tag(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut i = 0;
+    if b.first() == Some(&b'"') {
+        i = 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+    }
+    let params_from = match b[i.min(b.len())..].iter().position(|&c| c == b'<') {
+        Some(lt) => match b[i + lt..].iter().position(|&c| c == b'>') {
+            Some(gt) => i + lt + gt + 1,
+            None => return false,
+        },
+        None => match b.iter().position(|&c| c == b';') {
+            Some(semi) => semi,
+            None => return false,
+        },
+    };
+    // `;name[=value]` pairs; values may be quoted strings holding `;`.
+    let mut j = params_from;
+    while j < b.len() {
+        if b[j] != b';' {
+            j += 1;
+            continue;
+        }
+        j += 1;
+        while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\r' | b'\n') {
+            j += 1;
+        }
+        let name_start = j;
+        while j < b.len() && scan::is_token(b[j]) {
+            j += 1;
+        }
+        if b[name_start..j].eq_ignore_ascii_case(b"tag") {
+            return true;
+        }
+        while j < b.len() && b[j] != b';' {
+            if b[j] == b'"' {
+                j += 1;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+            }
+            j += 1;
+        }
+    }
+    false
 }
 
 /// Appends a raw header value with its line folds replaced by single spaces.

@@ -61,6 +61,15 @@ impl OwnedMessage {
 }
 
 impl OwnedMessage {
+    /// A message from bytes and the layout recorded while writing them (builders). The
+    /// caller guarantees the layout is what framing the bytes would find.
+    pub(crate) fn from_parts(bytes: Vec<u8>, layout: Layout) -> OwnedMessage {
+        OwnedMessage {
+            buf: Arc::from(bytes),
+            layout: Arc::new(layout),
+        }
+    }
+
     /// The view's message with bytes inserted (`(offset, text)`, offsets in increasing
     /// order), its spans moved to match instead of framing the result again. Text inserted
     /// at a span's end joins that span (so a parameter appended to a header value is part of

@@ -23,7 +23,7 @@ pub(crate) struct Span {
 
 impl Span {
     #[inline]
-    fn new(start: usize, end: usize) -> Span {
+    pub(crate) fn new(start: usize, end: usize) -> Span {
         // Limits::max_message_size keeps offsets far below u32::MAX; saturate defensively.
         Span {
             start: u32::try_from(start).unwrap_or(u32::MAX),
