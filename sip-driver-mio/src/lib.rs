@@ -22,6 +22,13 @@
 //!
 //! TLS is not supported yet: a TLS listener fails to bind and a TLS connect fails.
 //!
+//! `examples/sipd.rs` runs the UAS core ([`sip_core::ua::UserAgent`]) on this driver:
+//!
+//! ```text
+//! cargo run -p sip-driver-mio --example sipd -- --listen udp:127.0.0.1:5060 \
+//!     --listen tcp:127.0.0.1:5060 --ring 2s --log info
+//! ```
+//!
 //! ## Example
 //!
 //! A server answering every request with 200, on a background thread, asked an OPTIONS by
