@@ -22,15 +22,18 @@ use crate::ListenSpec;
 /// [`Waker`] can be called (a signal handler, see [`Shutdown::flag`]) is seen within this.
 pub const MAX_WAIT: Duration = Duration::from_millis(200);
 
-/// Bytes a stream connection may hold waiting for the peer to read before the driver gives
-/// up on it and reports it closed (a peer that never reads must not grow memory forever).
-pub const MAX_WRITE_BUFFER: usize = 16 << 20;
+/// The default of [`Driver::set_write_buffer_limit`]: 1 MiB, sixteen of the largest messages
+/// the core accepts, on top of what the kernel's socket buffer holds.
+pub const DEFAULT_WRITE_BUFFER_LIMIT: usize = 1 << 20;
 
 const WAKER: Token = Token(0);
 /// The largest UDP payload.
 const DATAGRAM_SIZE: usize = 65_535;
 /// Stream reads go into a buffer this large.
 const READ_SIZE: usize = 64 * 1024;
+/// Reads (datagrams, stream chunks, accepts) one socket gets per turn before the others get
+/// theirs; a socket with more to read is visited again on the next turn without waiting.
+const READ_BUDGET: usize = 64;
 
 /// A transmit observer: see [`Driver::trace_transmits`].
 type Tracer = Box<dyn FnMut(&Transmit, &[u8]) + Send>;
@@ -83,6 +86,9 @@ pub struct Summary {
     pub closed: u64,
     /// Stream writes that could not complete at once and were buffered (partial writes).
     pub write_blocked: u64,
+    /// Stream connections dropped because the peer did not read what was buffered for it
+    /// (more than the write buffer limit); also counted in `closed`.
+    pub write_overflows: u64,
     /// Messages that could not be sent (no socket for the family, a send error, a full
     /// socket buffer for a datagram, a flow without a connection).
     pub send_errors: u64,
@@ -95,8 +101,8 @@ impl fmt::Display for Summary {
             f,
             "received {} (malformed {}, dropped {}, absorbed {}), transactions {}, \
              retransmissions {}, stateless responses {}, pongs {}; datagrams in {} out {}; \
-             connections accepted {} connected {} failed {} closed {}; write stalls {}; \
-             send errors {}",
+             connections accepted {} connected {} failed {} closed {}; write stalls {} \
+             overflows {}; send errors {}",
             e.received,
             e.malformed,
             e.dropped,
@@ -112,6 +118,7 @@ impl fmt::Display for Summary {
             self.connect_failures,
             self.closed,
             self.write_blocked,
+            self.write_overflows,
             self.send_errors,
         )
     }
@@ -132,6 +139,9 @@ struct Conn {
     out_at: usize,
     /// Registered for writability.
     want_write: bool,
+    /// A write failed or overflowed: nothing more is written to it, and it is closed once
+    /// the transmits are drained.
+    broken: bool,
 }
 
 impl Conn {
@@ -164,6 +174,9 @@ pub struct Driver {
     tx: Vec<u8>,
     /// Connections a write broke, closed once the transmits are drained.
     broken: Vec<Token>,
+    /// Sockets that used up their read budget and may have more to read.
+    ready: Vec<Token>,
+    write_buffer_limit: usize,
     summary: Summary,
     tracer: Option<Tracer>,
 }
@@ -265,6 +278,8 @@ impl Driver {
             rx: vec![0; DATAGRAM_SIZE.max(READ_SIZE)],
             tx: Vec::with_capacity(DATAGRAM_SIZE),
             broken: Vec::new(),
+            ready: Vec::new(),
+            write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
             summary: Summary::default(),
             tracer: None,
         })
@@ -304,6 +319,13 @@ impl Driver {
     /// written: for logs and traces.
     pub fn trace_transmits(&mut self, f: impl FnMut(&Transmit, &[u8]) + Send + 'static) {
         self.tracer = Some(Box::new(f));
+    }
+
+    /// How many bytes a stream connection may hold for a peer that does not read (beyond
+    /// the kernel's socket buffer) before the driver drops the connection and reports it
+    /// closed. Default [`DEFAULT_WRITE_BUFFER_LIMIT`].
+    pub fn set_write_buffer_limit(&mut self, bytes: usize) {
+        self.write_buffer_limit = bytes;
     }
 
     /// The counters so far.
@@ -375,28 +397,43 @@ impl Driver {
                 .into_iter()
                 .flatten()
                 .min();
-            let timeout = wake
+            let mut timeout = wake
                 .map_or(MAX_WAIT, |w| w.saturating_duration_since(now))
                 .min(MAX_WAIT);
+            if !self.ready.is_empty() {
+                timeout = Duration::ZERO;
+            }
             match self.poll.poll(events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
+            // Sockets left with reads to do on the last turn, then the new events.
+            for token in std::mem::take(&mut self.ready) {
+                self.on_ready(token, true, false, tu);
+            }
             for event in events.iter() {
-                let token = event.token();
-                match self.slot(token) {
-                    Slot::Waker => {}
-                    Slot::Udp(i) => self.on_udp(i, tu),
-                    Slot::TcpListener(i) => self.on_accept(i),
-                    Slot::Conn => {
-                        let gone = event.is_error() || event.is_read_closed();
-                        self.on_conn(token, event.is_readable() || gone, event.is_writable(), tu);
-                    }
-                }
+                let gone = event.is_error() || event.is_read_closed();
+                let readable = event.is_readable() || gone;
+                self.on_ready(event.token(), readable, event.is_writable(), tu);
             }
             // Timers, and whatever the inputs produced.
             self.pump(tu);
+        }
+    }
+
+    fn on_ready<T: TransactionUser + ?Sized>(
+        &mut self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        tu: &mut T,
+    ) {
+        match self.slot(token) {
+            Slot::Waker => {}
+            Slot::Udp(i) => self.on_udp(i, tu),
+            Slot::TcpListener(i) => self.on_accept(i),
+            Slot::Conn => self.on_conn(token, readable, writable, tu),
         }
     }
 
@@ -470,7 +507,7 @@ impl Driver {
             self.summary.send_errors += 1;
             return;
         };
-        let Some(conn) = self.conns.get_mut(&token) else {
+        let Some(conn) = self.conns.get_mut(&token).filter(|c| !c.broken) else {
             self.summary.send_errors += 1;
             return;
         };
@@ -479,6 +516,7 @@ impl Driver {
             while at < bytes.len() {
                 match conn.stream.write(&bytes[at..]) {
                     Ok(0) => {
+                        conn.broken = true;
                         self.broken.push(token);
                         return;
                     }
@@ -486,6 +524,7 @@ impl Driver {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
+                        conn.broken = true;
                         self.broken.push(token);
                         return;
                     }
@@ -501,7 +540,9 @@ impl Driver {
             conn.out_at = 0;
         }
         conn.out.extend_from_slice(&bytes[at..]);
-        if conn.out.len() - conn.out_at > MAX_WRITE_BUFFER {
+        if conn.out.len() - conn.out_at > self.write_buffer_limit {
+            self.summary.write_overflows += 1;
+            conn.broken = true;
             self.broken.push(token);
             return;
         }
@@ -514,6 +555,7 @@ impl Driver {
                 .reregister(&mut conn.stream, token, interest)
                 .is_err()
             {
+                conn.broken = true;
                 self.broken.push(token);
             }
         }
@@ -577,6 +619,7 @@ impl Driver {
                                 out: Vec::new(),
                                 out_at: 0,
                                 want_write: true,
+                                broken: false,
                             },
                         );
                         self.by_flow.insert(flow, token);
@@ -617,10 +660,10 @@ impl Driver {
     }
 
     fn on_udp<T: TransactionUser + ?Sized>(&mut self, i: usize, tu: &mut T) {
-        // Edge-triggered: read until the socket would block. A few errors in a row (ICMP
-        // reports surfacing as ECONNREFUSED) are skipped, not looped on forever.
-        let mut errors = 0;
-        while errors < 16 {
+        // Edge-triggered: read until the socket would block, or the budget is spent (then
+        // the next turn comes back). Errors (ICMP reports surfacing as ECONNREFUSED) are
+        // skipped.
+        for _ in 0..READ_BUDGET {
             let u = &self.udp[i];
             match u.socket.recv_from(&mut self.rx) {
                 Ok((n, from)) => {
@@ -631,13 +674,14 @@ impl Driver {
                     self.pump(tu);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => errors += 1,
+                Err(_) => {}
             }
         }
+        self.ready.push(Token(i + 1));
     }
 
     fn on_accept(&mut self, i: usize) {
-        loop {
+        for _ in 0..READ_BUDGET {
             let (listener, listen_addr) = &self.tcp[i];
             let (mut stream, remote) = match listener.accept() {
                 Ok(accepted) => accepted,
@@ -679,10 +723,12 @@ impl Driver {
                     out: Vec::new(),
                     out_at: 0,
                     want_write: false,
+                    broken: false,
                 },
             );
             self.by_flow.insert(flow, token);
         }
+        self.ready.push(Token(1 + self.udp.len() + i));
     }
 
     fn on_conn<T: TransactionUser + ?Sized>(
@@ -746,9 +792,10 @@ impl Driver {
         }
     }
 
-    /// Reads until the socket would block, feeding the endpoint chunk by chunk.
+    /// Reads until the socket would block (or the budget is spent), feeding the endpoint
+    /// chunk by chunk.
     fn read<T: TransactionUser + ?Sized>(&mut self, token: Token, tu: &mut T) {
-        loop {
+        for _ in 0..READ_BUDGET {
             // The flow may have been closed by what the last chunk caused.
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
@@ -774,5 +821,6 @@ impl Driver {
                 }
             }
         }
+        self.ready.push(token);
     }
 }

@@ -12,7 +12,7 @@
 //! - Accepted connections become flows; [`IoRequest::Connect`](sip_core::IoRequest) opens a
 //!   non-blocking connection and reports `Connected` or `Failed`; a peer's close is reported
 //!   as `Closed`; writes the socket cannot take at once are buffered (up to
-//!   [`MAX_WRITE_BUFFER`]).
+//!   [`Driver::set_write_buffer_limit`]).
 //! - A datagram leaves from the socket bound to its `Transmit::local` (RFC 3581 section 4),
 //!   or any UDP socket of the same address family.
 //! - The timer is the earlier of the endpoint's and the transaction user's deadlines.
@@ -82,7 +82,7 @@
 mod driver;
 pub mod listen;
 
-pub use driver::{os_seed, Driver, Shutdown, Summary, MAX_WAIT, MAX_WRITE_BUFFER};
+pub use driver::{os_seed, Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
 pub use listen::{ListenSpec, ListenSpecError};
 pub use sip_core;
 #[doc(no_inline)]

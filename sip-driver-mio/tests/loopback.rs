@@ -79,9 +79,18 @@ impl Running {
     }
 }
 
-fn start<T: TransactionUser + Send + 'static>(specs: &[&str], mut tu: T) -> Running {
+fn start<T: TransactionUser + Send + 'static>(specs: &[&str], tu: T) -> Running {
+    start_with(specs, tu, |_| {})
+}
+
+fn start_with<T: TransactionUser + Send + 'static>(
+    specs: &[&str],
+    mut tu: T,
+    setup: impl FnOnce(&mut Driver),
+) -> Running {
     let specs: Vec<ListenSpec> = specs.iter().map(|s| s.parse().expect("spec")).collect();
     let mut driver = Driver::bind(&specs, Config::default()).expect("bind");
+    setup(&mut driver);
     let addrs = driver.local_addrs().to_vec();
     for (asked, got) in specs.iter().zip(&addrs) {
         assert_eq!(asked.transport, got.transport);
@@ -496,7 +505,9 @@ fn tcp_writes_the_socket_cannot_take_are_buffered_and_delivered_in_order() {
         body: Some(vec![b'x'; 50_000]),
         ..Answer200::new()
     };
-    let server = start(&["tcp:127.0.0.1:0"], tu);
+    let server = start_with(&["tcp:127.0.0.1:0"], tu, |d| {
+        d.set_write_buffer_limit(16 << 20)
+    });
     let to = server.addr(Transport::Tcp);
     let mut client = TcpStream::connect(to).unwrap();
     let me = client.local_addr().unwrap();
@@ -513,6 +524,68 @@ fn tcp_writes_the_socket_cannot_take_are_buffered_and_delivered_in_order() {
     let summary = server.stop();
     assert!(summary.write_blocked > 0, "{summary:?}");
     assert_eq!(summary.send_errors, 0);
+    assert_eq!(summary.write_overflows, 0);
+}
+
+#[test]
+fn a_peer_that_does_not_read_is_dropped_past_the_write_buffer_limit() {
+    // The same 10 MB of responses, but only 64 kB may wait beyond the socket buffer.
+    let tu = Answer200 {
+        body: Some(vec![b'x'; 50_000]),
+        ..Answer200::new()
+    };
+    let server = start_with(&["tcp:127.0.0.1:0"], tu, |d| {
+        d.set_write_buffer_limit(64 << 10)
+    });
+    let to = server.addr(Transport::Tcp);
+    let mut client = TcpStream::connect(to).unwrap();
+    let me = client.local_addr().unwrap();
+    let all: String = (1..=200).map(|n| options("TCP", to, me, n)).collect();
+    client.write_all(all.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // What arrived before the drop ends in EOF (or a reset), not in 200 responses.
+    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let mut total = 0usize;
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    assert!(total < 200 * 50_000, "read {total} bytes");
+    let summary = server.stop();
+    assert_eq!(summary.write_overflows, 1, "{summary:?}");
+    assert_eq!(summary.closed, 1);
+}
+
+#[test]
+fn a_udp_burst_beyond_one_read_budget_is_all_answered() {
+    // More datagrams than one turn reads (64), queued before the loop starts: the rest are
+    // read on the next turn, without waiting for a new readiness event (there is none).
+    const COUNT: u32 = 100;
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let me = client.local_addr().unwrap();
+    let server = start_with(&["udp:127.0.0.1:0"], Answer200::new(), |d| {
+        let to = d.local_addr(Transport::Udp).unwrap();
+        for n in 1..=COUNT {
+            client
+                .send_to(options("UDP", to, me, n).as_bytes(), to)
+                .unwrap();
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let mut buf = vec![0u8; 65536];
+    while seen.len() < COUNT as usize {
+        let n = client
+            .recv(&mut buf)
+            .expect("every response before the timeout");
+        let view = MessageView::parse(&buf[..n]).unwrap();
+        assert_eq!(view.status(), Some(200));
+        seen.insert(view.header(sip_core::HeaderName::CSeq).unwrap().to_owned());
+    }
+    assert_eq!(server.stop().datagrams_in, u64::from(COUNT));
 }
 
 #[test]
