@@ -85,11 +85,20 @@ fn start<T: TransactionUser + Send + 'static>(specs: &[&str], tu: T) -> Running 
 
 fn start_with<T: TransactionUser + Send + 'static>(
     specs: &[&str],
+    tu: T,
+    setup: impl FnOnce(&mut Driver),
+) -> Running {
+    launch(specs, Config::default(), tu, setup)
+}
+
+fn launch<T: TransactionUser + Send + 'static>(
+    specs: &[&str],
+    config: Config,
     mut tu: T,
     setup: impl FnOnce(&mut Driver),
 ) -> Running {
     let specs: Vec<ListenSpec> = specs.iter().map(|s| s.parse().expect("spec")).collect();
-    let mut driver = Driver::bind(&specs, Config::default()).expect("bind");
+    let mut driver = Driver::bind(&specs, config).expect("bind");
     setup(&mut driver);
     let addrs = driver.local_addrs().to_vec();
     for (asked, got) in specs.iter().zip(&addrs) {
@@ -456,6 +465,58 @@ fn rfc3261_18_1_1_outbound_request_connects_and_is_delivered_over_tcp() {
     let summary = server.stop();
     assert_eq!(summary.connected, 1);
     assert_eq!(summary.closed, 1);
+}
+
+#[test]
+fn rfc3581_4_outbound_udp_request_leaves_from_the_listener_and_gets_its_response() {
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let (events_tx, events) = mpsc::channel();
+    let tu = Caller::new(Target::udp(peer.local_addr().unwrap()), events_tx);
+    let server = start(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], tu);
+    let our_udp = server.addr(Transport::Udp);
+    let mut buf = vec![0u8; 65536];
+    let (n, from) = peer.recv_from(&mut buf).expect("the request");
+    assert_eq!(from, our_udp, "sent from the UDP listener's socket");
+    let view = MessageView::parse(&buf[..n]).unwrap();
+    let via = view.header(sip_core::HeaderName::Via).unwrap();
+    assert!(via.starts_with(&format!("SIP/2.0/UDP {our_udp};")), "{via}");
+    let ok = ResponseBuilder::from_view(&view, 200)
+        .build(&mut SeededRng::new([1; 32]))
+        .unwrap();
+    peer.send_to(ok.as_bytes(), from).unwrap();
+    match events.recv_timeout(READ_TIMEOUT).expect("an event") {
+        Event::Response { response, .. } => assert_eq!(response.view().status(), Some(200)),
+        other => panic!("expected the 200, got {other:?}"),
+    }
+    server.stop();
+}
+
+#[test]
+fn rfc3261_18_idle_connection_is_closed_by_the_endpoint() {
+    // The core asks for the close (IoRequest::Close) once the flow has been idle.
+    let config = Config {
+        flow_idle_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = launch(&["tcp:127.0.0.1:0"], config, Answer200::new(), |_| {});
+    let to = server.addr(Transport::Tcp);
+    let mut client = TcpStream::connect(to).unwrap();
+    let req = options("TCP", to, client.local_addr().unwrap(), 1);
+    client.write_all(req.as_bytes()).unwrap();
+    assert_eq!(status(&read_frames(&mut client, 1)[0]), Some(200));
+    let waited = Instant::now();
+    let mut rest = [0u8; 16];
+    match client.read(&mut rest) {
+        Ok(0) => {}
+        other => panic!("expected the driver to close the connection, got {other:?}"),
+    }
+    assert!(waited.elapsed() < READ_TIMEOUT);
+    let summary = server.stop();
+    assert_eq!(
+        summary.closed, 0,
+        "a close the endpoint asked for is not reported back"
+    );
 }
 
 #[test]
