@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
-use sip_driver_mio::{os_seed, Driver, ListenSpec};
+use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
 
 const USAGE: &str =
     "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]";
@@ -75,13 +75,14 @@ struct Args {
     level: Level,
 }
 
-fn parse_args() -> Result<Option<Args>, String> {
+/// Reads the flags (without the program name); `None` for `--help`.
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut args = Args {
         listen: Vec::new(),
         ring: Duration::ZERO,
         level: Level::Warn,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
@@ -228,8 +229,50 @@ fn contact(bound: &[ListenSpec]) -> String {
     }
 }
 
+/// Binds the listeners and builds the logged UAS core: everything but the signals.
+fn setup(args: &Args) -> Result<(Driver, Logged), String> {
+    let level = args.level;
+    let mut driver =
+        Driver::bind(&args.listen, Config::default()).map_err(|e| format!("cannot listen: {e}"))?;
+    driver.trace_transmits(move |t, bytes| {
+        if level >= Level::Info {
+            let line = format!("{} -> {}: {}", t.local, t.remote, FirstLine(bytes));
+            log_message(level, "send", t.transport, line, bytes);
+        }
+    });
+    let mut config = UaConfig::new(&contact(driver.local_addrs()));
+    config.ring = args.ring;
+    config.server = Some("sipd (sip-driver-mio)".to_owned());
+    let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
+    let tu = Logged {
+        ua: UserAgent::new(config, seed),
+        level,
+    };
+    Ok((driver, tu))
+}
+
+/// The summary printed at the end of a run.
+fn report(ran: Duration, summary: &Summary, ua: &UserAgent) -> String {
+    let s = ua.stats();
+    format!(
+        "sipd: ran {:.1}s\nsipd: {summary}\nsipd: calls answered {}, ended {}, cancelled {}, \
+         2xx retransmissions {}, ACK timeouts {}; OPTIONS {}, MESSAGE {}, rejected {}; \
+         dialogs open {}",
+        ran.as_secs_f64(),
+        s.calls_answered,
+        s.calls_ended,
+        s.calls_cancelled,
+        s.ok_retransmissions,
+        s.ack_timeouts,
+        s.options,
+        s.messages,
+        s.rejected,
+        ua.dialogs()
+    )
+}
+
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
             println!("{USAGE}");
@@ -240,11 +283,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = args.level;
-    let mut driver = match Driver::bind(&args.listen, Config::default()) {
-        Ok(d) => d,
+    let (mut driver, mut tu) = match setup(&args) {
+        Ok(ready) => ready,
         Err(e) => {
-            eprintln!("sipd: cannot listen: {e}");
+            eprintln!("sipd: {e}");
             return ExitCode::from(1);
         }
     };
@@ -256,56 +298,166 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    driver.trace_transmits(move |t, bytes| {
-        if level >= Level::Info {
-            let line = format!("{} -> {}: {}", t.local, t.remote, FirstLine(bytes));
-            log_message(level, "send", t.transport, line, bytes);
-        }
-    });
-    let bound = driver.local_addrs().to_vec();
-    let mut config = UaConfig::new(&contact(&bound));
-    config.ring = args.ring;
-    config.server = Some("sipd (sip-driver-mio)".to_owned());
-    let seed = match os_seed() {
-        Ok(seed) => seed,
-        Err(e) => {
-            eprintln!("sipd: no random seed: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let mut tu = Logged {
-        ua: UserAgent::new(config, seed),
-        level,
-    };
-    let listening: Vec<String> = bound.iter().map(ListenSpec::to_string).collect();
+    let listening: Vec<String> = driver
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     eprintln!(
         "sipd: listening on {} (ring {:?}); Ctrl-C to stop",
         listening.join(", "),
         args.ring
     );
     let started = Instant::now();
-    let summary = match driver.run(&mut tu) {
-        Ok(s) => s,
+    match driver.run(&mut tu) {
+        Ok(summary) => {
+            println!("{}", report(started.elapsed(), &summary, &tu.ua));
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("sipd: event loop failed: {e}");
-            return ExitCode::from(1);
+            ExitCode::from(1)
         }
-    };
-    let ua = tu.ua.stats();
-    println!("sipd: ran {:.1}s", started.elapsed().as_secs_f64());
-    println!("sipd: {summary}");
-    println!(
-        "sipd: calls answered {}, ended {}, cancelled {}, 2xx retransmissions {}, ACK timeouts \
-         {}; OPTIONS {}, MESSAGE {}, rejected {}; dialogs open {}",
-        ua.calls_answered,
-        ua.calls_ended,
-        ua.calls_cancelled,
-        ua.ok_retransmissions,
-        ua.ack_timeouts,
-        ua.options,
-        ua.messages,
-        ua.rejected,
-        tu.ua.dialogs()
-    );
-    ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "2", "s", "2h", "-1s", "1e3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        let a = args(&[]).unwrap().unwrap();
+        let listen: Vec<String> = a.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]);
+        assert_eq!((a.ring, a.level), (Duration::ZERO, Level::Warn));
+
+        let a = args(&[
+            "--listen",
+            "udp:[::1]:5070",
+            "--listen=tcp:127.0.0.1:5070",
+            "--ring",
+            "2s",
+            "--log=info",
+        ])
+        .unwrap()
+        .unwrap();
+        let listen: Vec<String> = a.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["udp:[::1]:5070", "tcp:127.0.0.1:5070"]);
+        assert_eq!((a.ring, a.level), (Duration::from_secs(2), Level::Info));
+
+        assert!(args(&["--help"]).unwrap().is_none());
+        assert!(args(&["--listen"]).is_err());
+        assert!(args(&["--listen", "sctp:127.0.0.1:5060"]).is_err());
+        assert!(args(&["--log", "loud"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn contact_prefers_udp() {
+        let specs: Vec<ListenSpec> = ["tcp:127.0.0.1:5070", "udp:127.0.0.1:5060"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(contact(&specs), "<sip:sipd@127.0.0.1:5060>");
+        assert_eq!(
+            contact(&specs[..1]),
+            "<sip:sipd@127.0.0.1:5070;transport=tcp>"
+        );
+    }
+
+    #[test]
+    fn first_line() {
+        assert_eq!(
+            FirstLine(b"SIP/2.0 200 OK\r\nVia: x\r\n").to_string(),
+            "SIP/2.0 200 OK"
+        );
+        assert_eq!(FirstLine(b"\r\n").to_string(), "(keep-alive)");
+    }
+
+    #[test]
+    fn answers_a_call_and_reports_it() {
+        use std::net::UdpSocket;
+
+        let a = args(&["--listen", "udp:127.0.0.1:0", "--ring", "50ms"])
+            .unwrap()
+            .unwrap();
+        let (mut driver, mut tu) = setup(&a).unwrap();
+        let server = driver.local_addr(Transport::Udp).unwrap();
+        let shutdown = driver.shutdown_handle();
+        let thread = std::thread::spawn(move || {
+            let summary = driver.run_for(&mut tu, Duration::from_secs(20)).unwrap();
+            report(Duration::ZERO, &summary, &tu.ua)
+        });
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = c.local_addr().unwrap();
+        let head = |method: &str, n: u32, to_tag: &str| {
+            format!(
+                "{method} sip:sipd@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a\r\nTo: <sip:sipd@{server}>{to_tag}\r\n\
+                 Call-ID: sipd-test\r\nCSeq: {n} {method}\r\nContact: <sip:a@{me}>\r\n"
+            )
+        };
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 0\r\n";
+        let invite = format!(
+            "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            head("INVITE", 1, ""),
+            sdp.len()
+        );
+        c.send_to(invite.as_bytes(), server).unwrap();
+        let mut buf = [0u8; 65536];
+        let ok = loop {
+            let n = c.recv(&mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 200") {
+                break text;
+            }
+        };
+        assert!(ok.contains("Server: sipd (sip-driver-mio)"), "{ok}");
+        assert!(
+            ok.contains(&format!("<sip:sipd@{server}>")),
+            "Contact: {ok}"
+        );
+        let tag = ok
+            .split(";tag=")
+            .nth(2)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap();
+        let to_tag = format!(";tag={tag}");
+        let ack = head("ACK", 1, &to_tag) + "Content-Length: 0\r\n\r\n";
+        c.send_to(ack.as_bytes(), server).unwrap();
+        let bye = head("BYE", 2, &to_tag) + "Content-Length: 0\r\n\r\n";
+        c.send_to(bye.as_bytes(), server).unwrap();
+        loop {
+            let n = c.recv(&mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("SIP/2.0 200") && text.contains("2 BYE") {
+                break;
+            }
+        }
+        shutdown.shutdown();
+        let report = thread.join().unwrap();
+        assert!(report.contains("calls answered 1, ended 1"), "{report}");
+        assert!(report.contains("dialogs open 0"), "{report}");
+    }
 }
