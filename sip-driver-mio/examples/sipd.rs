@@ -304,9 +304,9 @@ fn main() -> ExitCode {
         .map(ToString::to_string)
         .collect();
     eprintln!(
-        "sipd: listening on {} (ring {:?}); Ctrl-C to stop",
+        "sipd: listening on {} (ring {} ms); Ctrl-C to stop",
         listening.join(", "),
-        args.ring
+        args.ring.as_millis()
     );
     let started = Instant::now();
     match driver.run(&mut tu) {
