@@ -61,6 +61,81 @@ impl OwnedMessage {
 }
 
 impl OwnedMessage {
+    /// The view's message with bytes inserted (`(offset, text)`, offsets in increasing
+    /// order), its spans moved to match instead of framing the result again. Text inserted
+    /// at a span's end joins that span (so a parameter appended to a header value is part of
+    /// the value).
+    pub(crate) fn from_view_with_insertions(
+        view: &MessageView<'_>,
+        insertions: &[(usize, smallvec::SmallVec<[u8; 48]>)],
+    ) -> OwnedMessage {
+        let data = view.as_bytes();
+        let added: usize = insertions.iter().map(|(_, t)| t.len()).sum();
+        let mut bytes = Vec::with_capacity(data.len() + added);
+        let mut from = 0;
+        for (at, text) in insertions {
+            let at = (*at).clamp(from, data.len());
+            bytes.extend_from_slice(&data[from..at]);
+            bytes.extend_from_slice(text);
+            from = at;
+        }
+        bytes.extend_from_slice(&data[from..]);
+        // How far an offset moves: by the text inserted before it. Text inserted exactly at a
+        // span's start or end joins that span.
+        let shift = |x: u32, include_at: bool| -> u32 {
+            let moved: usize = insertions
+                .iter()
+                .filter(|(at, _)| {
+                    if include_at {
+                        *at <= x as usize
+                    } else {
+                        *at < x as usize
+                    }
+                })
+                .map(|(_, t)| t.len())
+                .sum();
+            x + moved as u32
+        };
+        let span = |s: crate::message::view::Span| crate::message::view::Span {
+            start: shift(s.start, false),
+            end: shift(s.end, true),
+        };
+        let mut layout = Layout::clone(&view.layout);
+        layout.start = match layout.start {
+            crate::message::view::StartSpans::Request {
+                method,
+                uri,
+                version,
+            } => crate::message::view::StartSpans::Request {
+                method: span(method),
+                uri: span(uri),
+                version: span(version),
+            },
+            crate::message::view::StartSpans::Response {
+                version,
+                code,
+                reason,
+            } => crate::message::view::StartSpans::Response {
+                version: span(version),
+                code,
+                reason: span(reason),
+            },
+        };
+        for h in layout.headers.iter_mut() {
+            h.name = span(h.name);
+            h.value = span(h.value);
+        }
+        layout.head_end = shift(layout.head_end, false);
+        layout.body = crate::message::view::Span {
+            start: shift(layout.body.start, false),
+            end: shift(layout.body.end, false),
+        };
+        OwnedMessage {
+            buf: Arc::from(bytes),
+            layout: Arc::new(layout),
+        }
+    }
+
     /// The shared buffer, for queueing the bytes without copying them.
     pub(crate) fn shared_bytes(&self) -> Arc<[u8]> {
         Arc::clone(&self.buf)

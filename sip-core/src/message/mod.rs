@@ -27,9 +27,3 @@ pub use view::{MessageView, RawHeader, StartLine, StreamFrame, INLINE_HEADERS};
 pub(crate) fn headers_name_addr<'a>(c: &mut scan::Cursor<'a>) -> Option<NameAddr<'a>> {
     headers::name_addr(c, false, usize::MAX)
 }
-
-/// The first value of a raw Via header line, for matching a retransmission from the view
-/// alone (RFC 3261 section 17.2.3) without typing the whole message.
-pub(crate) fn top_via_of<'a>(raw: &'a str) -> Option<Via<'a>> {
-    headers::via(&mut scan::Cursor::new(raw))
-}

@@ -45,7 +45,9 @@ fn push_host(out: &mut Vec<u8>, host: &Host<'_>) {
     let h = match host {
         Host::Domain(h) | Host::Ipv4(h) | Host::Ipv6(h) => h,
     };
-    out.extend(h.bytes().map(|b| b.to_ascii_lowercase()));
+    let from = out.len();
+    out.extend_from_slice(h.as_bytes());
+    out[from..].make_ascii_lowercase();
 }
 
 fn push_port(out: &mut Vec<u8>, port: Option<u16>) {
@@ -118,6 +120,80 @@ pub(crate) fn server_key_3261(out: &mut Vec<u8>, via: &Via<'_>, method: Method<'
     true
 }
 
+/// The same key as [`server_key_3261`], read straight from the raw text of the first Via
+/// line when it is written plainly (`SIP/2.0/T host[:port];...;branch=z9hG4bK...`, no
+/// whitespace, folds or quotes inside). Returns false when the text is not that simple or
+/// the branch has no magic cookie: the caller then types the message and builds the key
+/// from the typed Via. When it returns true, the key is exactly the typed one, so a miss
+/// here is a miss there too.
+pub(crate) fn server_key_from_raw_via(out: &mut Vec<u8>, raw: &str, method: Method<'_>) -> bool {
+    let Some(rest) = raw.strip_prefix("SIP/2.0/") else {
+        return false;
+    };
+    let Some((transport, rest)) = rest.split_once(' ') else {
+        return false;
+    };
+    if transport.is_empty() || !transport.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let value_end = rest.find(',').unwrap_or(rest.len());
+    let value = &rest[..value_end];
+    if value
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\\')
+    {
+        return false;
+    }
+    let (sent_by, params) = value.split_once(';').unwrap_or((value, ""));
+    let (host, port) = if let Some(v6) = sent_by.strip_prefix('[') {
+        let Some((h, after)) = v6.split_once(']') else {
+            return false;
+        };
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return false,
+        }
+    } else {
+        match sent_by.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (sent_by, None),
+        }
+    };
+    if host.is_empty() {
+        return false;
+    }
+    let port = match port {
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            match p.parse::<u16>() {
+                Ok(n) => Some(n),
+                Err(_) => return false,
+            }
+        }
+        Some(_) => return false,
+        None => None,
+    };
+    let branch = params.split(';').find_map(|p| {
+        let (name, value) = p.split_once('=').unwrap_or((p, ""));
+        name.eq_ignore_ascii_case("branch").then_some(value)
+    });
+    let Some(branch) = branch.filter(|b| b.starts_with(crate::MAGIC_COOKIE)) else {
+        return false;
+    };
+    out.clear();
+    out.push(b'S');
+    out.extend_from_slice(match_method(method).as_bytes());
+    out.push(0);
+    out.extend_from_slice(branch.as_bytes());
+    out.push(0);
+    let from = out.len();
+    out.extend_from_slice(host.as_bytes());
+    out[from..].make_ascii_lowercase();
+    out.push(0);
+    push_port(out, port);
+    true
+}
+
 struct StartLineUri<'a>(&'a str);
 
 fn start_uri<'a>(req: &Message<'a>) -> Option<StartLineUri<'a>> {
@@ -135,4 +211,56 @@ pub(crate) fn client_key(out: &mut Vec<u8>, branch: &str, method: &str) {
     out.extend_from_slice(method.as_bytes());
     out.push(0);
     out.extend_from_slice(branch.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed_key(via: &str, method: Method<'_>) -> Option<Vec<u8>> {
+        let msg = format!(
+            "{m} sip:b@h SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n\
+             Call-ID: c\r\nCSeq: 1 {m}\r\nContent-Length: 0\r\n\r\n",
+            m = method.as_str()
+        );
+        let m = Message::parse(msg.as_bytes()).ok()?;
+        let mut out = Vec::new();
+        server_key_3261(&mut out, &m.top_via()?, method).then_some(out)
+    }
+
+    fn raw_key(via: &str, method: Method<'_>) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        server_key_from_raw_via(&mut out, via, method).then_some(out)
+    }
+
+    #[test]
+    fn rfc3261_17_2_3_the_raw_via_key_equals_the_typed_key_or_declines() {
+        let vias = [
+            "SIP/2.0/UDP pc33.Atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport",
+            "SIP/2.0/TCP 192.0.2.1;BRANCH=z9hG4bKx",
+            "SIP/2.0/UDP [2001:DB8::9]:5070;branch=z9hG4bKv6",
+            "SIP/2.0/UDP [2001:db8::9];rport;branch=z9hG4bKv6",
+            "SIP/2.0/UDP h:05060;branch=z9hG4bKlead",
+            "SIP/2.0/UDP h;branch=z9hG4bKa, SIP/2.0/UDP other;branch=z9hG4bKb",
+            // declined: whitespace, no cookie, no branch, odd ports
+            "SIP/2.0/UDP h ;branch=z9hG4bKa",
+            "SIP/2.0/UDP h;branch = z9hG4bKa",
+            "SIP/2.0/UDP h;branch=1234",
+            "SIP/2.0/UDP h:99999;branch=z9hG4bKa",
+            "SIP/2.0/UDP h;received=1.2.3.4",
+            "SIP / 2.0 / UDP h;branch=z9hG4bKa",
+        ];
+        for via in vias {
+            for method in [Method::Invite, Method::Ack, Method::Options] {
+                let raw = raw_key(via, method);
+                if let Some(raw) = raw {
+                    assert_eq!(Some(raw), typed_key(via, method), "{via} {method}");
+                }
+            }
+        }
+        assert!(raw_key(vias[0], Method::Invite).is_some());
+        assert!(raw_key(vias[2], Method::Invite).is_some());
+        assert!(raw_key(vias[6], Method::Invite).is_none());
+        assert!(raw_key(vias[8], Method::Invite).is_none());
+    }
 }
