@@ -83,7 +83,7 @@ mod driver;
 pub mod listen;
 
 pub use driver::{os_seed, Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
-pub use listen::{ListenSpec, ListenSpecError};
+pub use listen::{ListenSpec, ParseListenSpecError};
 pub use sip_core;
 #[doc(no_inline)]
 pub use sip_core::TransactionUser;

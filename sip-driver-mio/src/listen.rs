@@ -61,7 +61,7 @@ impl ListenSpec {
 /// Why a listen spec did not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ListenSpecError {
+pub enum ParseListenSpecError {
     /// No `TRANSPORT:` prefix.
     MissingTransport,
     /// The transport is not `udp`, `tcp` or `tls`.
@@ -70,16 +70,16 @@ pub enum ListenSpecError {
     BadAddress(String),
 }
 
-impl fmt::Display for ListenSpecError {
+impl fmt::Display for ParseListenSpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ListenSpecError::MissingTransport => {
+            ParseListenSpecError::MissingTransport => {
                 f.write_str("expected TRANSPORT:ADDRESS[:PORT], like udp:127.0.0.1:5060")
             }
-            ListenSpecError::UnknownTransport(t) => {
+            ParseListenSpecError::UnknownTransport(t) => {
                 write!(f, "unknown transport {t:?} (expected udp, tcp or tls)")
             }
-            ListenSpecError::BadAddress(a) => write!(
+            ParseListenSpecError::BadAddress(a) => write!(
                 f,
                 "bad address {a:?} (expected an IP address and optional port, like \
                  127.0.0.1:5060 or [::1]:5060)"
@@ -88,19 +88,19 @@ impl fmt::Display for ListenSpecError {
     }
 }
 
-impl std::error::Error for ListenSpecError {}
+impl std::error::Error for ParseListenSpecError {}
 
 impl FromStr for ListenSpec {
-    type Err = ListenSpecError;
+    type Err = ParseListenSpecError;
 
-    fn from_str(s: &str) -> Result<ListenSpec, ListenSpecError> {
+    fn from_str(s: &str) -> Result<ListenSpec, ParseListenSpecError> {
         let (transport, rest) = s
             .trim()
             .split_once(':')
-            .ok_or(ListenSpecError::MissingTransport)?;
+            .ok_or(ParseListenSpecError::MissingTransport)?;
         let transport = Transport::from_via_token(transport)
-            .ok_or_else(|| ListenSpecError::UnknownTransport(transport.to_owned()))?;
-        let bad = || ListenSpecError::BadAddress(rest.to_owned());
+            .ok_or_else(|| ParseListenSpecError::UnknownTransport(transport.to_owned()))?;
+        let bad = || ParseListenSpecError::BadAddress(rest.to_owned());
         let addr = if let Ok(addr) = rest.parse::<SocketAddr>() {
             addr
         } else {
@@ -127,7 +127,7 @@ impl fmt::Display for ListenSpec {
 mod tests {
     use super::*;
 
-    fn p(s: &str) -> Result<ListenSpec, ListenSpecError> {
+    fn p(s: &str) -> Result<ListenSpec, ParseListenSpecError> {
         s.parse()
     }
 
@@ -150,11 +150,11 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_spec() {
-        assert_eq!(p("127.0.0.1"), Err(ListenSpecError::MissingTransport));
-        assert_eq!(p(""), Err(ListenSpecError::MissingTransport));
+        assert_eq!(p("127.0.0.1"), Err(ParseListenSpecError::MissingTransport));
+        assert_eq!(p(""), Err(ParseListenSpecError::MissingTransport));
         assert!(matches!(
             p("sctp:127.0.0.1:5060"),
-            Err(ListenSpecError::UnknownTransport(_))
+            Err(ParseListenSpecError::UnknownTransport(_))
         ));
         for bad in [
             "udp:",
@@ -165,7 +165,7 @@ mod tests {
             "udp:[127.0.0.1]",
         ] {
             assert!(
-                matches!(p(bad), Err(ListenSpecError::BadAddress(_))),
+                matches!(p(bad), Err(ParseListenSpecError::BadAddress(_))),
                 "{bad}"
             );
         }
