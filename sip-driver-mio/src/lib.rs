@@ -1,6 +1,89 @@
-//! The mio driver for [`sip_core`]: sockets, timers and DNS feeding the sans-IO core.
+//! # sip-driver-mio
 //!
-//! Not written yet: this crate holds the workspace slot the driver issue fills. Until then it
-//! only re-exports the core so the workspace layout is final.
+//! Runs the sans-IO [`sip_core::Endpoint`] and a [`TransactionUser`] on [mio] sockets: a
+//! single-threaded event loop that owns the UDP sockets, TCP listeners and connections, and
+//! one timer. It makes no protocol decision; it feeds the endpoint what arrives
+//! (`handle_datagram`, `accept_flow`, `handle_stream`, `handle_flow_event`, `handle_timeout`)
+//! and carries out what comes back (`poll_transmit`, `poll_io`, `poll_event`), until nothing
+//! is left, after every input.
+//!
+//! - UDP and TCP listeners on any number of IPv4 and IPv6 addresses ([`ListenSpec`], the
+//!   syntax of a `--listen udp:127.0.0.1:5060` flag).
+//! - Accepted connections become flows; [`IoRequest::Connect`](sip_core::IoRequest) opens a
+//!   non-blocking connection and reports `Connected` or `Failed`; a peer's close is reported
+//!   as `Closed`; writes the socket cannot take at once are buffered (up to
+//!   [`Driver::set_write_buffer_limit`]).
+//! - A datagram leaves from the socket bound to its `Transmit::local` (RFC 3581 section 4),
+//!   or any UDP socket of the same address family.
+//! - The timer is the earlier of the endpoint's and the transaction user's deadlines.
+//! - [`Shutdown`] makes [`Driver::run`] return, from any thread or a signal handler; the run
+//!   returns a [`Summary`] of the counters.
+//! - The endpoint's seed is read from the operating system ([`os_seed`]).
+//!
+//! TLS is not supported yet: a TLS listener fails to bind and a TLS connect fails.
+//!
+//! `examples/sipd.rs` runs the UAS core ([`sip_core::ua::UserAgent`]) on this driver:
+//!
+//! ```text
+//! cargo run -p sip-driver-mio --example sipd -- --listen udp:127.0.0.1:5060 \
+//!     --listen tcp:127.0.0.1:5060 --ring 2s --log info
+//! ```
+//!
+//! ## Example
+//!
+//! A server answering every request with 200, on a background thread, asked an OPTIONS by
+//! a plain UDP socket:
+//!
+//! ```
+//! use std::net::UdpSocket;
+//! use std::time::{Duration, Instant};
+//! use sip_core::{Config, Endpoint, Event, ResponseBuilder, SeededRng, TransactionUser, Transport};
+//! use sip_driver_mio::{Driver, ListenSpec};
+//!
+//! struct Answer200(SeededRng);
+//!
+//! impl TransactionUser for Answer200 {
+//!     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+//!         if let Event::Request { tx, request, .. } = event {
+//!             if let Ok(ok) = ResponseBuilder::from_view(&request.view(), 200).build(&mut self.0) {
+//!                 let _ = endpoint.send_response(now, tx, &ok);
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! let spec: ListenSpec = "udp:127.0.0.1:0".parse()?;
+//! let mut driver = Driver::bind(&[spec], Config::default())?;
+//! let server = driver.local_addr(Transport::Udp).unwrap();
+//! let shutdown = driver.shutdown_handle();
+//! let thread = std::thread::spawn(move || {
+//!     driver.run_for(&mut Answer200(SeededRng::new([1; 32])), Duration::from_secs(10))
+//! });
+//!
+//! let client = UdpSocket::bind("127.0.0.1:0")?;
+//! client.set_read_timeout(Some(Duration::from_secs(5)))?;
+//! let options = format!(
+//!     "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {c};branch=z9hG4bK1\r\n\
+//!      From: <sip:a@{c}>;tag=1\r\nTo: <sip:{server}>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\
+//!      Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+//!     c = client.local_addr()?
+//! );
+//! client.send_to(options.as_bytes(), server)?;
+//! let mut buf = [0u8; 2048];
+//! let n = client.recv(&mut buf)?;
+//! assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+//!
+//! shutdown.shutdown();
+//! let summary = thread.join().unwrap()?;
+//! assert_eq!(summary.endpoint.received, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod driver;
+pub mod listen;
+
+pub use driver::{os_seed, Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
+pub use listen::{ListenSpec, ParseListenSpecError};
 pub use sip_core;
+#[doc(no_inline)]
+pub use sip_core::TransactionUser;

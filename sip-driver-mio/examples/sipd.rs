@@ -1,0 +1,463 @@
+//! `sipd`: the UAS core ([`sip_core::ua::UserAgent`]) on the mio driver. It answers OPTIONS
+//! and MESSAGE, and answers INVITEs (100, 180, then 200 after the ring time), until Ctrl-C
+//! or SIGTERM, then prints a summary.
+//!
+//! ```text
+//! cargo run -p sip-driver-mio --example sipd -- [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+//! ```
+//!
+//! - `--listen SPEC`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, ... (repeatable; default
+//!   `udp:127.0.0.1:5060` and `tcp:127.0.0.1:5060`).
+//! - `--ring DURATION`: time between 180 Ringing and 200 OK, like `2s` or `500ms`
+//!   (default 0).
+//! - `--log LEVEL`: `error`, `warn`, `info` (one line per message sent or received, to
+//!   stderr) or `debug` (whole messages). Default `warn`.
+//!
+//! Exits 0 after a signal, 2 on a usage error, 1 when a listener cannot be bound.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sip_core::ua::{UaConfig, UaEvent, UserAgent};
+use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
+use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
+
+const USAGE: &str =
+    "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]";
+
+/// How much to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Level, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "error" => Ok(Level::Error),
+            "warn" => Ok(Level::Warn),
+            "info" => Ok(Level::Info),
+            "debug" => Ok(Level::Debug),
+            _ => Err(format!("--log takes error, warn, info or debug, not {s:?}")),
+        }
+    }
+}
+
+/// `2s`, `500ms`, `1.5s`, `1m`, or `0`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("--ring takes a duration like 2s or 500ms, not {s:?}");
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        "" if number == 0.0 => 0.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| bad())
+}
+
+struct Args {
+    listen: Vec<ListenSpec>,
+    ring: Duration,
+    level: Level,
+}
+
+/// Reads the flags (without the program name); `None` for `--help`.
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut args = Args {
+        listen: Vec::new(),
+        ring: Duration::ZERO,
+        level: Level::Warn,
+    };
+    let mut it = argv.into_iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (a.clone(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--listen" => {
+                let v = value()?;
+                args.listen
+                    .push(v.parse().map_err(|e| format!("--listen {v}: {e}"))?);
+            }
+            "--ring" => args.ring = parse_duration(&value()?)?,
+            "--log" => args.level = value()?.parse()?,
+            "-h" | "--help" => return Ok(None),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if args.listen.is_empty() {
+        args.listen = vec![
+            "udp:127.0.0.1:5060".parse().expect("default spec"),
+            "tcp:127.0.0.1:5060".parse().expect("default spec"),
+        ];
+    }
+    Ok(Some(args))
+}
+
+/// The first line of a message, or what the bytes are when they are no message.
+struct FirstLine<'a>(&'a [u8]);
+
+impl fmt::Display for FirstLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            return f.write_str("(keep-alive)");
+        }
+        let line = self.0.split(|b| *b == b'\r' || *b == b'\n').next();
+        write!(f, "{}", String::from_utf8_lossy(line.unwrap_or_default()))
+    }
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+        Transport::Tls => "tls",
+        _ => "?",
+    }
+}
+
+/// Logs one message: a line at info, the whole message at debug.
+fn log_message(level: Level, arrow: &str, transport: Transport, line: String, bytes: &[u8]) {
+    if level >= Level::Info {
+        eprintln!("{arrow} {} {line}", transport_name(transport));
+    }
+    if level >= Level::Debug {
+        eprintln!("{}", String::from_utf8_lossy(bytes).trim_end());
+    }
+}
+
+/// The UAS core, with logs of what reaches it and what it does.
+struct Logged {
+    ua: UserAgent,
+    level: Level,
+}
+
+impl Logged {
+    fn received(&self, what: &[u8], source: Option<&Source>) {
+        if self.level < Level::Info {
+            return;
+        }
+        let (transport, line) = match source {
+            Some(s) => (
+                s.transport,
+                format!("{} <- {}: {}", s.local, s.remote, FirstLine(what)),
+            ),
+            None => (Transport::Udp, format!("{}", FirstLine(what))),
+        };
+        log_message(self.level, "recv", transport, line, what);
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.ua.poll_event() {
+            if self.level >= Level::Info {
+                match e {
+                    UaEvent::CallAnswered { call_id } => eprintln!("call answered: {call_id}"),
+                    UaEvent::CallEnded { call_id } => eprintln!("call ended: {call_id}"),
+                    UaEvent::Message { text } => eprintln!("message: {text}"),
+                    other => eprintln!("{other:?}"),
+                }
+            }
+        }
+    }
+}
+
+impl TransactionUser for Logged {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        match &event {
+            Event::Request {
+                request, source, ..
+            }
+            | Event::Ack { request, source } => self.received(request.as_bytes(), Some(source)),
+            Event::StrayResponse { response, source } => {
+                self.received(response.as_bytes(), Some(source))
+            }
+            Event::Response { response, .. } => self.received(response.as_bytes(), None),
+            Event::Timeout { tx } if self.level >= Level::Warn => {
+                eprintln!("warn: transaction {tx:?} timed out")
+            }
+            Event::TransportError { tx } if self.level >= Level::Warn => {
+                eprintln!("warn: transaction {tx:?} failed in the transport")
+            }
+            _ => {}
+        }
+        self.ua.handle_event(now, event, endpoint);
+        self.drain();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.ua.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        self.ua.handle_timeout(now, endpoint);
+        self.drain();
+    }
+}
+
+/// The Contact of dialog-creating responses: the first listener, UDP preferred.
+fn contact(bound: &[ListenSpec]) -> String {
+    let udp = bound.iter().find(|s| s.transport == Transport::Udp);
+    match udp.or(bound.first()) {
+        Some(s) if s.transport == Transport::Udp => format!("<sip:sipd@{}>", s.addr),
+        Some(s) => format!(
+            "<sip:sipd@{};transport={}>",
+            s.addr,
+            transport_name(s.transport)
+        ),
+        None => "<sip:sipd@127.0.0.1>".to_owned(),
+    }
+}
+
+/// Binds the listeners and builds the logged UAS core: everything but the signals.
+fn setup(args: &Args) -> Result<(Driver, Logged), String> {
+    let level = args.level;
+    let mut driver =
+        Driver::bind(&args.listen, Config::default()).map_err(|e| format!("cannot listen: {e}"))?;
+    driver.trace_transmits(move |t, bytes| {
+        if level >= Level::Info {
+            let line = format!("{} -> {}: {}", t.local, t.remote, FirstLine(bytes));
+            log_message(level, "send", t.transport, line, bytes);
+        }
+    });
+    let mut config = UaConfig::new(&contact(driver.local_addrs()));
+    config.ring = args.ring;
+    config.server = Some("sipd (sip-driver-mio)".to_owned());
+    let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
+    let tu = Logged {
+        ua: UserAgent::new(config, seed),
+        level,
+    };
+    Ok((driver, tu))
+}
+
+/// The summary printed at the end of a run.
+fn report(ran: Duration, summary: &Summary, ua: &UserAgent) -> String {
+    let s = ua.stats();
+    format!(
+        "sipd: ran {:.1}s\nsipd: {summary}\nsipd: calls answered {}, ended {}, cancelled {}, \
+         2xx retransmissions {}, ACK timeouts {}; OPTIONS {}, MESSAGE {}, rejected {}; \
+         dialogs open {}",
+        ran.as_secs_f64(),
+        s.calls_answered,
+        s.calls_ended,
+        s.calls_cancelled,
+        s.ok_retransmissions,
+        s.ack_timeouts,
+        s.options,
+        s.messages,
+        s.rejected,
+        ua.dialogs()
+    )
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("sipd: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut driver, mut tu) = match setup(&args) {
+        Ok(ready) => ready,
+        Err(e) => {
+            eprintln!("sipd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Ctrl-C and SIGTERM only set the flag; the loop looks at it at least every MAX_WAIT.
+    let flag: Arc<AtomicBool> = driver.shutdown_handle().flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&flag)) {
+            eprintln!("sipd: cannot handle signal {signal}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let listening: Vec<String> = driver
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    eprintln!(
+        "sipd: listening on {} (ring {} ms); Ctrl-C to stop",
+        listening.join(", "),
+        args.ring.as_millis()
+    );
+    let started = Instant::now();
+    match driver.run(&mut tu) {
+        Ok(summary) => {
+            println!("{}", report(started.elapsed(), &summary, &tu.ua));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sipd: event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["", "2", "s", "2h", "-1s", "1e3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        let a = args(&[]).unwrap().unwrap();
+        let listen: Vec<String> = a.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]);
+        assert_eq!((a.ring, a.level), (Duration::ZERO, Level::Warn));
+
+        let a = args(&[
+            "--listen",
+            "udp:[::1]:5070",
+            "--listen=tcp:127.0.0.1:5070",
+            "--ring",
+            "2s",
+            "--log=info",
+        ])
+        .unwrap()
+        .unwrap();
+        let listen: Vec<String> = a.listen.iter().map(ToString::to_string).collect();
+        assert_eq!(listen, ["udp:[::1]:5070", "tcp:127.0.0.1:5070"]);
+        assert_eq!((a.ring, a.level), (Duration::from_secs(2), Level::Info));
+
+        assert!(args(&["--help"]).unwrap().is_none());
+        assert!(args(&["--listen"]).is_err());
+        assert!(args(&["--listen", "sctp:127.0.0.1:5060"]).is_err());
+        assert!(args(&["--log", "loud"]).is_err());
+        assert!(args(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn contact_prefers_udp() {
+        let specs: Vec<ListenSpec> = ["tcp:127.0.0.1:5070", "udp:127.0.0.1:5060"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(contact(&specs), "<sip:sipd@127.0.0.1:5060>");
+        assert_eq!(
+            contact(&specs[..1]),
+            "<sip:sipd@127.0.0.1:5070;transport=tcp>"
+        );
+    }
+
+    #[test]
+    fn first_line() {
+        assert_eq!(
+            FirstLine(b"SIP/2.0 200 OK\r\nVia: x\r\n").to_string(),
+            "SIP/2.0 200 OK"
+        );
+        assert_eq!(FirstLine(b"\r\n").to_string(), "(keep-alive)");
+    }
+
+    #[test]
+    fn answers_a_call_and_reports_it() {
+        use std::net::UdpSocket;
+
+        let a = args(&["--listen", "udp:127.0.0.1:0", "--ring", "50ms"])
+            .unwrap()
+            .unwrap();
+        let (mut driver, mut tu) = setup(&a).unwrap();
+        let server = driver.local_addr(Transport::Udp).unwrap();
+        let shutdown = driver.shutdown_handle();
+        let thread = std::thread::spawn(move || {
+            let summary = driver.run_for(&mut tu, Duration::from_secs(20)).unwrap();
+            report(Duration::ZERO, &summary, &tu.ua)
+        });
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = c.local_addr().unwrap();
+        let head = |method: &str, n: u32, to_tag: &str| {
+            format!(
+                "{method} sip:sipd@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{n}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a\r\nTo: <sip:sipd@{server}>{to_tag}\r\n\
+                 Call-ID: sipd-test\r\nCSeq: {n} {method}\r\nContact: <sip:a@{me}>\r\n"
+            )
+        };
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 0\r\n";
+        let invite = format!(
+            "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            head("INVITE", 1, ""),
+            sdp.len()
+        );
+        c.send_to(invite.as_bytes(), server).unwrap();
+        let mut buf = [0u8; 65536];
+        let ok = loop {
+            let n = c.recv(&mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 200") {
+                break text;
+            }
+        };
+        assert!(ok.contains("Server: sipd (sip-driver-mio)"), "{ok}");
+        assert!(
+            ok.contains(&format!("<sip:sipd@{server}>")),
+            "Contact: {ok}"
+        );
+        let tag = ok
+            .split(";tag=")
+            .nth(2)
+            .unwrap()
+            .split("\r\n")
+            .next()
+            .unwrap();
+        let to_tag = format!(";tag={tag}");
+        let ack = head("ACK", 1, &to_tag) + "Content-Length: 0\r\n\r\n";
+        c.send_to(ack.as_bytes(), server).unwrap();
+        let bye = head("BYE", 2, &to_tag) + "Content-Length: 0\r\n\r\n";
+        c.send_to(bye.as_bytes(), server).unwrap();
+        loop {
+            let n = c.recv(&mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("SIP/2.0 200") && text.contains("2 BYE") {
+                break;
+            }
+        }
+        shutdown.shutdown();
+        let report = thread.join().unwrap();
+        assert!(report.contains("calls answered 1, ended 1"), "{report}");
+        assert!(report.contains("dialogs open 0"), "{report}");
+    }
+}

@@ -1,0 +1,826 @@
+//! The event loop: sockets and one timer around a [`sip_core::Endpoint`] and a
+//! [`TransactionUser`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+use sip_core::{
+    Config, Endpoint, FlowEvent, FlowId, IoRequest, Listener, Stats, TransactionUser, Transmit,
+    Transport,
+};
+
+use crate::ListenSpec;
+
+/// The longest the loop sleeps without looking at the shutdown flag, so a flag set where no
+/// [`Waker`] can be called (a signal handler, see [`Shutdown::flag`]) is seen within this.
+pub const MAX_WAIT: Duration = Duration::from_millis(200);
+
+/// The default of [`Driver::set_write_buffer_limit`]: 1 MiB, sixteen of the largest messages
+/// the core accepts, on top of what the kernel's socket buffer holds.
+pub const DEFAULT_WRITE_BUFFER_LIMIT: usize = 1 << 20;
+
+const WAKER: Token = Token(0);
+/// The largest UDP payload.
+const DATAGRAM_SIZE: usize = 65_535;
+/// Stream reads go into a buffer this large.
+const READ_SIZE: usize = 64 * 1024;
+/// Reads (datagrams, stream chunks, accepts) one socket gets per turn before the others get
+/// theirs; a socket with more to read is visited again on the next turn without waiting.
+const READ_BUDGET: usize = 64;
+
+/// A transmit observer: see [`Driver::trace_transmits`].
+type Tracer = Box<dyn FnMut(&Transmit, &[u8]) + Send>;
+
+/// Makes [`Driver::run`] return. Cheap to clone and usable from any thread.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl Shutdown {
+    /// Asks the run loop to return, and wakes it.
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        // A failed wake still leaves the flag, seen within MAX_WAIT.
+        let _ = self.waker.wake();
+    }
+
+    /// Has shutdown been asked for?
+    pub fn is_shutdown(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// The flag itself, for code that can only store a boolean: a signal handler, as with
+    /// `signal_hook::flag::register(SIGTERM, shutdown.flag())`. Setting it makes the loop
+    /// return within [`MAX_WAIT`].
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.flag)
+    }
+}
+
+/// What a run did: the endpoint's counters and the driver's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// The endpoint's counters at the end of the run.
+    pub endpoint: Stats,
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Stream connections accepted.
+    pub accepted: u64,
+    /// Outbound stream connections established.
+    pub connected: u64,
+    /// Outbound stream connections that failed (or used a transport the driver lacks).
+    pub connect_failures: u64,
+    /// Stream connections that the peer closed or that broke.
+    pub closed: u64,
+    /// Stream writes that could not complete at once and were buffered (partial writes).
+    pub write_blocked: u64,
+    /// Stream connections dropped because the peer did not read what was buffered for it
+    /// (more than the write buffer limit); also counted in `closed`.
+    pub write_overflows: u64,
+    /// Messages that could not be sent (no socket for the family, a send error, a full
+    /// socket buffer for a datagram, a flow without a connection).
+    pub send_errors: u64,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.endpoint;
+        write!(
+            f,
+            "received {} (malformed {}, dropped {}, absorbed {}), transactions {}, \
+             retransmissions {}, stateless responses {}, pongs {}; datagrams in {} out {}; \
+             connections accepted {} connected {} failed {} closed {}; write stalls {} \
+             overflows {}; send errors {}",
+            e.received,
+            e.malformed,
+            e.dropped,
+            e.absorbed,
+            e.transactions,
+            e.retransmissions,
+            e.stateless_responses,
+            e.pongs,
+            self.datagrams_in,
+            self.datagrams_out,
+            self.accepted,
+            self.connected,
+            self.connect_failures,
+            self.closed,
+            self.write_blocked,
+            self.write_overflows,
+            self.send_errors,
+        )
+    }
+}
+
+struct Udp {
+    socket: UdpSocket,
+    local: SocketAddr,
+}
+
+struct Conn {
+    stream: TcpStream,
+    flow: FlowId,
+    /// A non-blocking connect in progress.
+    connecting: bool,
+    /// Bytes waiting for the socket: `out[out_at..]`.
+    out: Vec<u8>,
+    out_at: usize,
+    /// Registered for writability.
+    want_write: bool,
+    /// A write failed or overflowed: nothing more is written to it, and it is closed once
+    /// the transmits are drained.
+    broken: bool,
+}
+
+impl Conn {
+    fn pending(&self) -> &[u8] {
+        &self.out[self.out_at..]
+    }
+}
+
+/// What a token names.
+enum Slot {
+    Waker,
+    Udp(usize),
+    TcpListener(usize),
+    Conn,
+}
+
+/// A SIP endpoint on mio sockets: a single-threaded event loop. See the crate docs.
+pub struct Driver {
+    poll: Poll,
+    events: Events,
+    endpoint: Endpoint,
+    bound: Vec<ListenSpec>,
+    udp: Vec<Udp>,
+    tcp: Vec<(TcpListener, SocketAddr)>,
+    conns: HashMap<Token, Conn>,
+    by_flow: HashMap<FlowId, Token>,
+    next_token: usize,
+    shutdown: Shutdown,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    /// Connections a write broke, closed once the transmits are drained.
+    broken: Vec<Token>,
+    /// Sockets that used up their read budget and may have more to read.
+    ready: Vec<Token>,
+    write_buffer_limit: usize,
+    summary: Summary,
+    tracer: Option<Tracer>,
+}
+
+impl fmt::Debug for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("listening", &self.bound)
+            .field("connections", &self.conns.len())
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 32 bytes from the operating system's generator, for [`Endpoint::new`].
+pub fn os_seed() -> io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    Ok(seed)
+}
+
+impl Driver {
+    /// Binds every listener, then creates the endpoint with `config` whose
+    /// [`Config::listeners`] become the bound addresses (real ports where port 0 was asked),
+    /// in the order given. A listener already in `config` with the same transport and
+    /// requested address lends its `sent_by`. The seed comes from [`os_seed`].
+    ///
+    /// Fails on the first address that cannot be bound, and for TLS (not supported yet:
+    /// [`io::ErrorKind::Unsupported`]).
+    pub fn bind(listeners: &[ListenSpec], mut config: Config) -> io::Result<Driver> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        // Tokens: the waker, then the UDP sockets, then the TCP listeners (see `slot`),
+        // each group in the order given.
+        let udp_count = listeners
+            .iter()
+            .filter(|s| s.transport == Transport::Udp)
+            .count();
+        let (mut udp_token, mut tcp_token) = (1, 1 + udp_count);
+        let (mut bound, mut udp, mut tcp, mut config_listeners) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for spec in listeners {
+            let local = match spec.transport {
+                Transport::Udp => {
+                    let mut socket = UdpSocket::bind(spec.addr)?;
+                    let local = socket.local_addr()?;
+                    poll.registry()
+                        .register(&mut socket, Token(udp_token), Interest::READABLE)?;
+                    udp_token += 1;
+                    udp.push(Udp { socket, local });
+                    local
+                }
+                Transport::Tcp => {
+                    let mut listener = TcpListener::bind(spec.addr)?;
+                    let local = listener.local_addr()?;
+                    poll.registry().register(
+                        &mut listener,
+                        Token(tcp_token),
+                        Interest::READABLE,
+                    )?;
+                    tcp_token += 1;
+                    tcp.push((listener, local));
+                    local
+                }
+                other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        format!("{other:?} listeners are not supported by this driver"),
+                    ))
+                }
+            };
+            let sent_by = config
+                .listeners
+                .iter()
+                .find(|l| l.transport == spec.transport && l.addr == spec.addr)
+                .and_then(|l| l.sent_by.clone());
+            config_listeners.push(Listener {
+                sent_by,
+                ..Listener::new(spec.transport, local)
+            });
+            bound.push(ListenSpec::new(spec.transport, local));
+        }
+        config.listeners = config_listeners;
+        let endpoint = Endpoint::new(config, os_seed()?, Instant::now());
+        Ok(Driver {
+            poll,
+            events: Events::with_capacity(256),
+            endpoint,
+            bound,
+            udp,
+            tcp,
+            conns: HashMap::new(),
+            by_flow: HashMap::new(),
+            next_token: tcp_token,
+            shutdown: Shutdown {
+                flag: Arc::new(AtomicBool::new(false)),
+                waker,
+            },
+            rx: vec![0; DATAGRAM_SIZE.max(READ_SIZE)],
+            tx: Vec::with_capacity(DATAGRAM_SIZE),
+            broken: Vec::new(),
+            ready: Vec::new(),
+            write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
+            summary: Summary::default(),
+            tracer: None,
+        })
+    }
+
+    /// The bound listeners, with their real addresses, in the order given to
+    /// [`Driver::bind`].
+    pub fn local_addrs(&self) -> &[ListenSpec] {
+        &self.bound
+    }
+
+    /// The first bound address of `transport`.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.bound
+            .iter()
+            .find(|s| s.transport == transport)
+            .map(|s| s.addr)
+    }
+
+    /// A handle that makes [`Driver::run`] return, from any thread.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// The endpoint, to look at.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The endpoint, to send requests before or between runs (what it queues goes out when
+    /// the loop runs).
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    /// Calls `f` with every message the driver sends (its transmit and bytes), before it is
+    /// written: for logs and traces.
+    pub fn trace_transmits(&mut self, f: impl FnMut(&Transmit, &[u8]) + Send + 'static) {
+        self.tracer = Some(Box::new(f));
+    }
+
+    /// How many bytes a stream connection may hold for a peer that does not read (beyond
+    /// the kernel's socket buffer) before the driver drops the connection and reports it
+    /// closed. Default [`DEFAULT_WRITE_BUFFER_LIMIT`].
+    pub fn set_write_buffer_limit(&mut self, bytes: usize) {
+        self.write_buffer_limit = bytes;
+    }
+
+    /// The counters so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            endpoint: self.endpoint.stats(),
+            ..self.summary
+        }
+    }
+
+    /// Runs until [`Shutdown::shutdown`] (or its flag), handing every event to `tu`.
+    /// Returns the counters. Errors only when polling itself fails; a socket error is the
+    /// affected connection's or message's, never the loop's.
+    pub fn run<T: TransactionUser + ?Sized>(&mut self, tu: &mut T) -> io::Result<Summary> {
+        self.run_inner(tu, None)
+    }
+
+    /// Runs like [`Driver::run`], but returns at `deadline` at the latest.
+    pub fn run_until<T: TransactionUser + ?Sized>(
+        &mut self,
+        tu: &mut T,
+        deadline: Instant,
+    ) -> io::Result<Summary> {
+        self.run_inner(tu, Some(deadline))
+    }
+
+    /// Runs like [`Driver::run`], for `duration` at most.
+    pub fn run_for<T: TransactionUser + ?Sized>(
+        &mut self,
+        tu: &mut T,
+        duration: Duration,
+    ) -> io::Result<Summary> {
+        self.run_inner(tu, Some(Instant::now() + duration))
+    }
+
+    fn run_inner<T: TransactionUser + ?Sized>(
+        &mut self,
+        tu: &mut T,
+        deadline: Option<Instant>,
+    ) -> io::Result<Summary> {
+        let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
+        let result = self.event_loop(tu, deadline, &mut events);
+        self.events = events;
+        // Give what is still buffered one last chance to leave.
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            self.flush(token);
+        }
+        result.map(|()| self.summary())
+    }
+
+    fn event_loop<T: TransactionUser + ?Sized>(
+        &mut self,
+        tu: &mut T,
+        deadline: Option<Instant>,
+        events: &mut Events,
+    ) -> io::Result<()> {
+        // What the transaction user or endpoint queued before the run.
+        self.pump(tu);
+        loop {
+            if self.shutdown.is_shutdown() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| d <= now) {
+                return Ok(());
+            }
+            let wake = [self.endpoint.poll_timeout(), tu.poll_timeout(), deadline]
+                .into_iter()
+                .flatten()
+                .min();
+            let mut timeout = wake
+                .map_or(MAX_WAIT, |w| w.saturating_duration_since(now))
+                .min(MAX_WAIT);
+            if !self.ready.is_empty() {
+                timeout = Duration::ZERO;
+            }
+            match self.poll.poll(events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            // Sockets left with reads to do on the last turn, then the new events.
+            for token in std::mem::take(&mut self.ready) {
+                self.on_ready(token, true, false, tu);
+            }
+            for event in events.iter() {
+                let gone = event.is_error() || event.is_read_closed();
+                let readable = event.is_readable() || gone;
+                self.on_ready(event.token(), readable, event.is_writable(), tu);
+            }
+            // Timers, and whatever the inputs produced.
+            self.pump(tu);
+        }
+    }
+
+    fn on_ready<T: TransactionUser + ?Sized>(
+        &mut self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        tu: &mut T,
+    ) {
+        match self.slot(token) {
+            Slot::Waker => {}
+            Slot::Udp(i) => self.on_udp(i, tu),
+            Slot::TcpListener(i) => self.on_accept(i),
+            Slot::Conn => self.on_conn(token, readable, writable, tu),
+        }
+    }
+
+    fn slot(&self, token: Token) -> Slot {
+        let i = token.0;
+        if token == WAKER {
+            Slot::Waker
+        } else if i <= self.udp.len() {
+            Slot::Udp(i - 1)
+        } else if i <= self.udp.len() + self.tcp.len() {
+            Slot::TcpListener(i - 1 - self.udp.len())
+        } else {
+            Slot::Conn
+        }
+    }
+
+    /// Feeds nothing, drains everything: timers that are due, then transmits, connection
+    /// requests and events, until the endpoint and transaction user have nothing left.
+    fn pump<T: TransactionUser + ?Sized>(&mut self, tu: &mut T) {
+        loop {
+            let now = Instant::now();
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+            }
+            if tu.poll_timeout().is_some_and(|t| t <= now) {
+                tu.handle_timeout(now, &mut self.endpoint);
+            }
+            let mut busy = false;
+            let mut tx = std::mem::take(&mut self.tx);
+            while let Some(t) = self.endpoint.poll_transmit(&mut tx) {
+                busy = true;
+                self.transmit(&t, &tx);
+            }
+            self.tx = tx;
+            for token in std::mem::take(&mut self.broken) {
+                busy = true;
+                self.close_conn(now, token, true);
+            }
+            while let Some(io) = self.endpoint.poll_io() {
+                busy = true;
+                self.io_request(now, io);
+            }
+            while let Some(event) = self.endpoint.poll_event() {
+                busy = true;
+                tu.handle_event(now, event, &mut self.endpoint);
+            }
+            if !busy {
+                return;
+            }
+        }
+    }
+
+    fn transmit(&mut self, t: &Transmit, bytes: &[u8]) {
+        if let Some(trace) = self.tracer.as_mut() {
+            trace(t, bytes);
+        }
+        if !t.transport.is_stream() {
+            let socket = self.udp.iter().find(|u| u.local == t.local).or_else(|| {
+                self.udp
+                    .iter()
+                    .find(|u| u.local.is_ipv4() == t.remote.is_ipv4())
+            });
+            match socket.map(|u| u.socket.send_to(bytes, t.remote)) {
+                Some(Ok(_)) => self.summary.datagrams_out += 1,
+                // Unreliable transport: the transaction layer retransmits.
+                _ => self.summary.send_errors += 1,
+            }
+            return;
+        }
+        let Some(token) = t.flow.and_then(|f| self.by_flow.get(&f).copied()) else {
+            self.summary.send_errors += 1;
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&token).filter(|c| !c.broken) else {
+            self.summary.send_errors += 1;
+            return;
+        };
+        let mut at = 0;
+        if conn.pending().is_empty() && !conn.connecting {
+            while at < bytes.len() {
+                match conn.stream.write(&bytes[at..]) {
+                    Ok(0) => {
+                        conn.broken = true;
+                        self.broken.push(token);
+                        return;
+                    }
+                    Ok(n) => at += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        conn.broken = true;
+                        self.broken.push(token);
+                        return;
+                    }
+                }
+            }
+        }
+        if at == bytes.len() {
+            return;
+        }
+        self.summary.write_blocked += 1;
+        if conn.out_at > 0 && conn.out_at * 2 >= conn.out.len() {
+            conn.out.drain(..conn.out_at);
+            conn.out_at = 0;
+        }
+        conn.out.extend_from_slice(&bytes[at..]);
+        if conn.out.len() - conn.out_at > self.write_buffer_limit {
+            self.summary.write_overflows += 1;
+            conn.broken = true;
+            self.broken.push(token);
+            return;
+        }
+        if !conn.want_write {
+            conn.want_write = true;
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, interest)
+                .is_err()
+            {
+                conn.broken = true;
+                self.broken.push(token);
+            }
+        }
+    }
+
+    /// Writes what a connection has buffered; false when the connection broke.
+    fn flush(&mut self, token: Token) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return true;
+        };
+        while !conn.pending().is_empty() {
+            match conn.stream.write(&conn.out[conn.out_at..]) {
+                Ok(0) => return false,
+                Ok(n) => conn.out_at += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        conn.out.clear();
+        conn.out_at = 0;
+        if conn.want_write && !conn.connecting {
+            conn.want_write = false;
+            return self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, Interest::READABLE)
+                .is_ok();
+        }
+        true
+    }
+
+    fn io_request(&mut self, now: Instant, io: IoRequest) {
+        match io {
+            IoRequest::Connect {
+                flow,
+                transport,
+                remote,
+            } => {
+                let token = Token(self.next_token);
+                let stream = match transport {
+                    Transport::Tcp => TcpStream::connect(remote),
+                    _ => Err(io::ErrorKind::Unsupported.into()),
+                };
+                let registered = stream.and_then(|mut stream| {
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    self.poll
+                        .registry()
+                        .register(&mut stream, token, interest)?;
+                    Ok(stream)
+                });
+                match registered {
+                    Ok(stream) => {
+                        self.next_token += 1;
+                        self.conns.insert(
+                            token,
+                            Conn {
+                                stream,
+                                flow,
+                                connecting: true,
+                                out: Vec::new(),
+                                out_at: 0,
+                                want_write: true,
+                                broken: false,
+                            },
+                        );
+                        self.by_flow.insert(flow, token);
+                    }
+                    Err(_) => {
+                        self.summary.connect_failures += 1;
+                        self.endpoint
+                            .handle_flow_event(now, flow, FlowEvent::Failed);
+                    }
+                }
+            }
+            IoRequest::Close { flow } => {
+                if let Some(&token) = self.by_flow.get(&flow) {
+                    self.close_conn(now, token, false);
+                }
+            }
+            // A request this driver does not know: nothing it can do.
+            _ => {}
+        }
+    }
+
+    /// Forgets a connection (after one last try at what it has buffered); tells the
+    /// endpoint when `report`.
+    fn close_conn(&mut self, now: Instant, token: Token, report: bool) {
+        self.flush(token);
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if self.by_flow.get(&conn.flow) == Some(&token) {
+            self.by_flow.remove(&conn.flow);
+        }
+        if report {
+            self.summary.closed += 1;
+            self.endpoint
+                .handle_flow_event(now, conn.flow, FlowEvent::Closed);
+        }
+    }
+
+    fn on_udp<T: TransactionUser + ?Sized>(&mut self, i: usize, tu: &mut T) {
+        // Edge-triggered: read until the socket would block, or the budget is spent (then
+        // the next turn comes back). Errors (ICMP reports surfacing as ECONNREFUSED) are
+        // skipped.
+        for _ in 0..READ_BUDGET {
+            let u = &self.udp[i];
+            match u.socket.recv_from(&mut self.rx) {
+                Ok((n, from)) => {
+                    self.summary.datagrams_in += 1;
+                    let local = u.local;
+                    self.endpoint
+                        .handle_datagram(Instant::now(), local, from, &self.rx[..n]);
+                    self.pump(tu);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {}
+            }
+        }
+        self.ready.push(Token(i + 1));
+    }
+
+    fn on_accept(&mut self, i: usize) {
+        for _ in 0..READ_BUDGET {
+            let (listener, listen_addr) = &self.tcp[i];
+            let (mut stream, remote) = match listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock: all taken. Anything else (out of descriptors): the rest stay
+                // in the backlog until the next connection wakes us.
+                Err(_) => return,
+            };
+            let local = stream.local_addr().unwrap_or(*listen_addr);
+            let now = Instant::now();
+            let Ok(flow) = self
+                .endpoint
+                .accept_flow(now, Transport::Tcp, local, remote)
+            else {
+                // Too many flows: refuse the connection by dropping it.
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let token = Token(self.next_token);
+            if self
+                .poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+                .is_err()
+            {
+                self.endpoint
+                    .handle_flow_event(now, flow, FlowEvent::Closed);
+                continue;
+            }
+            self.next_token += 1;
+            self.summary.accepted += 1;
+            self.conns.insert(
+                token,
+                Conn {
+                    stream,
+                    flow,
+                    connecting: false,
+                    out: Vec::new(),
+                    out_at: 0,
+                    want_write: false,
+                    broken: false,
+                },
+            );
+            self.by_flow.insert(flow, token);
+        }
+        self.ready.push(Token(1 + self.udp.len() + i));
+    }
+
+    fn on_conn<T: TransactionUser + ?Sized>(
+        &mut self,
+        token: Token,
+        readable: bool,
+        writable: bool,
+        tu: &mut T,
+    ) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let flow = conn.flow;
+        if conn.connecting {
+            if !(readable || writable) {
+                return;
+            }
+            // The outcome of a non-blocking connect: an error, or a peer address.
+            let outcome = match conn.stream.take_error() {
+                Ok(None) => match conn.stream.peer_addr() {
+                    Ok(_) => conn.stream.local_addr().map(Some),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(None),
+                    Err(e) => Err(e),
+                },
+                Ok(Some(e)) | Err(e) => Err(e),
+            };
+            let now = Instant::now();
+            match outcome {
+                Ok(None) => return, // not yet
+                Ok(Some(local)) => {
+                    conn.connecting = false;
+                    let _ = conn.stream.set_nodelay(true);
+                    self.summary.connected += 1;
+                    self.endpoint
+                        .handle_flow_event(now, flow, FlowEvent::Connected { local });
+                    self.pump(tu);
+                    // The pending messages went out, or wait for writability.
+                    if !self.flush(token) {
+                        self.close_conn(now, token, true);
+                        return;
+                    }
+                }
+                Err(_) => {
+                    if let Some(mut conn) = self.conns.remove(&token) {
+                        let _ = self.poll.registry().deregister(&mut conn.stream);
+                    }
+                    self.by_flow.remove(&flow);
+                    self.summary.connect_failures += 1;
+                    self.endpoint
+                        .handle_flow_event(now, flow, FlowEvent::Failed);
+                    return;
+                }
+            }
+        }
+        if writable && !self.flush(token) {
+            self.close_conn(Instant::now(), token, true);
+            return;
+        }
+        if readable {
+            self.read(token, tu);
+        }
+    }
+
+    /// Reads until the socket would block (or the budget is spent), feeding the endpoint
+    /// chunk by chunk.
+    fn read<T: TransactionUser + ?Sized>(&mut self, token: Token, tu: &mut T) {
+        for _ in 0..READ_BUDGET {
+            // The flow may have been closed by what the last chunk caused.
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            let flow = conn.flow;
+            match conn.stream.read(&mut self.rx[..READ_SIZE]) {
+                Ok(0) => {
+                    // The peer closed (or half-closed) its side: what it sent is answered
+                    // already (pumped below), so close ours and tell the endpoint.
+                    self.close_conn(Instant::now(), token, true);
+                    return;
+                }
+                Ok(n) => {
+                    self.endpoint
+                        .handle_stream(Instant::now(), flow, &self.rx[..n]);
+                    self.pump(tu);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.close_conn(Instant::now(), token, true);
+                    return;
+                }
+            }
+        }
+        self.ready.push(token);
+    }
+}
