@@ -13,7 +13,7 @@
 # Prints one line per run: `interop: <what>: ok (<details>)` or `... FAILED`, exit 0 / 1.
 # Every process is started with a time limit and killed at the end; traffic stays on 127.0.0.1.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "${SIP_ROOT:-$(dirname "$0")/..}"
 command -v sipp >/dev/null || { echo "interop: sipp not found (apt-get install -y sip-tester)" >&2; exit 1; }
 CALLS=${CALLS:-500}
 RATE=${RATE:-100}
@@ -69,7 +69,7 @@ run_uac() {
   [ "$loss" != 0 ] && lost=(-lost "$loss")
   # bounded: -m calls, global -timeout, per-message -recv_timeout, and an outer timeout
   timeout 100 sipp -sn uac "127.0.0.1:$port" -i 127.0.0.1 -p 0 -t "$transport" -m "$CALLS" -r "$RATE" \
-    -l "$CALLS" -timeout 90s -timeout_error -recv_timeout 20s -nostdin -bg=0 \
+    -l "$CALLS" -timeout 90s -timeout_error -recv_timeout 20s -nostdin \
     -trace_stat -stf "$out/uac-$driver-$transport.csv" -trace_err -error_file "$out/uac-$driver-$transport.err" \
     "${lost[@]}" > "$out/uac-$driver-$transport.out" 2>&1
   local rc=$?
@@ -92,7 +92,7 @@ run_uas() {
   local what="sipc call -> sipp uas"
   cargo build -q --release -p sip-driver-tokio --example sipc || { echo "interop: $what: FAILED (build)"; return 1; }
   local port; port=$(free_port)
-  timeout 60 sipp -sn uas -i 127.0.0.1 -p "$port" -t u1 -m 1 -timeout 30s -nostdin -bg=0 \
+  timeout 60 sipp -sn uas -i 127.0.0.1 -p "$port" -t u1 -m 1 -timeout 30s -nostdin \
     -trace_err -error_file "$out/uas.err" > "$out/uas.out" 2>&1 &
   local pid=$!
   sleep 0.5
