@@ -126,6 +126,7 @@ mod owned;
 mod rng;
 pub mod transaction;
 pub mod transport;
+pub mod ua;
 pub mod validate;
 
 pub use builder::{

@@ -14,6 +14,16 @@ use crate::transport::via::{self, ResponseRoute};
 use crate::transport::{FlowId, IoRequest, Source, Transmit, Transport};
 use crate::{Message, Method, OwnedMessage, ParseError};
 
+/// What the view-level retransmission check did.
+enum Absorb {
+    /// The request belonged to a transaction and was handled.
+    Done,
+    /// Its key is in `scratch` and names no transaction.
+    NoMatch,
+    /// The view alone could not decide.
+    NotTried,
+}
+
 impl Endpoint {
     /// A datagram arrived at `local` from `remote`.
     pub fn handle_datagram(
@@ -117,12 +127,14 @@ impl Endpoint {
 
     fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
         self.stats.received += 1;
-        if self.absorb_retransmission(now, &view) {
-            return;
-        }
+        let looked_up = match self.absorb_retransmission(now, &view) {
+            Absorb::Done => return,
+            Absorb::NoMatch => true,
+            Absorb::NotTried => false,
+        };
         let data = view.as_bytes();
         match Message::from_view(view, &self.config.limits) {
-            Ok(msg) if msg.is_request() => self.receive_request(now, msg, source),
+            Ok(msg) if msg.is_request() => self.receive_request(now, msg, source, looked_up),
             Ok(msg) => self.receive_response(now, msg, source),
             Err(e) => self.reject_unparsed(now, data, e, &source),
         }
@@ -132,21 +144,21 @@ impl Endpoint {
     /// sent-by) and method name a live server transaction is a retransmission (or the ACK
     /// of a non-2xx), handled without typing the rest of the message. An ACK the transaction
     /// user must see (RFC 6026, Accepted) takes the full path.
-    fn absorb_retransmission(&mut self, now: Instant, view: &MessageView<'_>) -> bool {
+    fn absorb_retransmission(&mut self, now: Instant, view: &MessageView<'_>) -> Absorb {
         let Some(method) = view.method() else {
-            return false;
+            return Absorb::NotTried;
         };
         let Some(via) = view
             .header(crate::HeaderName::Via)
             .and_then(crate::message::top_via_of)
         else {
-            return false;
+            return Absorb::NotTried;
         };
         if !key::server_key_3261(&mut self.scratch, &via, method) {
-            return false;
+            return Absorb::NotTried;
         }
         let Some(&tx) = self.server_keys.get(self.scratch.as_slice()) else {
-            return false;
+            return Absorb::NoMatch;
         };
         if method == Method::Ack {
             let accepted = self
@@ -154,7 +166,7 @@ impl Endpoint {
                 .get(tx.0)
                 .is_some_and(|e| e.m.state == crate::ServerState::Accepted);
             if accepted {
-                return false;
+                return Absorb::NotTried;
             }
             self.stats.absorbed += 1;
             let timers = self.config.timers;
@@ -165,14 +177,14 @@ impl Endpoint {
                 self.sync_server_timers(tx, before, after);
             }
             self.finish_server(tx);
-            return true;
+            return Absorb::Done;
         }
         self.stats.absorbed += 1;
         let step = self.servers.get_mut(tx.0).map(|e| e.m.on_request());
         if step.is_some_and(|s| s.resend_response) {
             self.resend_response(now, tx);
         }
-        true
+        Absorb::Done
     }
 
     /// A message that did not parse: requests other than ACK get the response the error
@@ -232,7 +244,9 @@ impl Endpoint {
         }
     }
 
-    fn receive_request(&mut self, now: Instant, msg: Message<'_>, source: Source) {
+    /// `looked_up`: the view-level lookup already wrote this request's key into `scratch`
+    /// and found no transaction, so neither needs doing again.
+    fn receive_request(&mut self, now: Instant, msg: Message<'_>, source: Source, looked_up: bool) {
         let Some(method) = msg.method() else {
             return;
         };
@@ -257,19 +271,23 @@ impl Endpoint {
         }
         let to_tag = msg.to().and_then(|t| t.tag());
         let mut scratch = std::mem::take(&mut self.scratch);
-        let found = key::server_key(&mut scratch, &msg, method, to_tag)
-            .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
-            .or_else(|| {
-                // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
-                // response, which the INVITE (and so the key) did not have.
-                // Section 17.2.3: it matches only when that tag is the one we sent.
-                let legacy = key::rfc3261_branch(&top).is_none();
-                (is_ack && legacy)
-                    .then(|| key::server_key(&mut scratch, &msg, method, None))
-                    .flatten()
-                    .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
-                    .filter(|tx| self.sent_to_tag_is(*tx, to_tag))
-            });
+        let found = if looked_up {
+            None
+        } else {
+            key::server_key(&mut scratch, &msg, method, to_tag)
+                .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+        };
+        let found = found.or_else(|| {
+            // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
+            // response, which the INVITE (and so the key) did not have.
+            // Section 17.2.3: it matches only when that tag is the one we sent.
+            let legacy = key::rfc3261_branch(&top).is_none();
+            (is_ack && legacy)
+                .then(|| key::server_key(&mut scratch, &msg, method, None))
+                .flatten()
+                .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+                .filter(|tx| self.sent_to_tag_is(*tx, to_tag))
+        });
         if let Some(tx) = found {
             self.scratch = scratch;
             self.stats.absorbed += 1;

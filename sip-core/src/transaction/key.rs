@@ -45,7 +45,9 @@ fn push_host(out: &mut Vec<u8>, host: &Host<'_>) {
     let h = match host {
         Host::Domain(h) | Host::Ipv4(h) | Host::Ipv6(h) => h,
     };
-    out.extend(h.bytes().map(|b| b.to_ascii_lowercase()));
+    let from = out.len();
+    out.extend_from_slice(h.as_bytes());
+    out[from..].make_ascii_lowercase();
 }
 
 fn push_port(out: &mut Vec<u8>, port: Option<u16>) {

@@ -73,20 +73,43 @@ pub(crate) fn stamp_request(data: &[u8], via: &Via<'_>, remote: SocketAddr) -> O
     if let Some(at) = rport_at {
         out.extend_from_slice(&data[..at]);
         out.push(b'=');
-        out.extend_from_slice(itoa(remote.port()).as_bytes());
+        push_decimal(&mut out, remote.port().into());
         from = at;
     }
     out.extend_from_slice(&data[from..end]);
     if add_received {
         out.extend_from_slice(b";received=");
-        out.extend_from_slice(remote.ip().to_string().as_bytes());
+        match remote.ip() {
+            IpAddr::V4(ip) => {
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    push_decimal(&mut out, octet.into());
+                }
+            }
+            IpAddr::V6(ip) => out.extend_from_slice(ip.to_string().as_bytes()),
+        }
     }
     out.extend_from_slice(&data[end..]);
     Some(out)
 }
 
-fn itoa(n: u16) -> String {
-    n.to_string()
+/// Appends `n` in decimal (without going through `fmt`, which costs more than the rest of
+/// the stamping).
+fn push_decimal(out: &mut Vec<u8>, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Where the responses of a server transaction go.

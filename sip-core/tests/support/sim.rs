@@ -10,7 +10,8 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sip_core::{Config, Endpoint, Event, Listener, Rng, SeededRng, Transport};
+use sip_core::ua::UserAgent;
+use sip_core::{Config, Endpoint, Event, Listener, Rng, SeededRng, TransactionUser, Transport};
 
 /// How the simulated network treats each datagram.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +65,8 @@ pub struct Node {
     pub ep: Endpoint,
     pub addr: SocketAddr,
     pub events: VecDeque<(Instant, Event)>,
+    /// A UAS core that gets this node's events (instead of `events`) and runs its timers.
+    pub ua: Option<UserAgent>,
 }
 
 /// The simulation.
@@ -115,6 +118,7 @@ impl Sim {
             ep: Endpoint::new(config, seed, self.now),
             addr,
             events: VecDeque::new(),
+            ua: None,
         });
         self.nodes.len() - 1
     }
@@ -146,6 +150,14 @@ impl Sim {
     pub fn drain(&mut self) {
         let mut buf = Vec::new();
         for i in 0..self.nodes.len() {
+            // A UAS core answers at once; what it sends is drained below.
+            let now = self.now;
+            let node = &mut self.nodes[i];
+            if let Some(ua) = node.ua.as_mut() {
+                while let Some(ev) = node.ep.poll_event() {
+                    ua.handle_event(now, ev, &mut node.ep);
+                }
+            }
             while let Some(t) = self.nodes[i].ep.poll_transmit(&mut buf) {
                 let p = Packet {
                     from: t.local,
@@ -183,7 +195,17 @@ impl Sim {
     pub fn next_deadline(&self) -> Option<Instant> {
         let net = self.in_flight.peek().map(|Reverse((t, _, _))| *t);
         let alarm = self.alarms.peek().map(|Reverse(t)| *t);
-        let timers = self.nodes.iter().filter_map(|n| n.ep.poll_timeout()).min();
+        let timers = self
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                [
+                    n.ep.poll_timeout(),
+                    n.ua.as_ref().and_then(|u| u.poll_timeout()),
+                ]
+            })
+            .flatten()
+            .min();
         [net, alarm, timers].into_iter().flatten().min()
     }
 
@@ -215,6 +237,11 @@ impl Sim {
             if n.ep.poll_timeout().is_some_and(|t| t <= now) {
                 n.ep.handle_timeout(now);
             }
+            if let Some(ua) = n.ua.as_mut() {
+                if ua.poll_timeout().is_some_and(|t| t <= now) {
+                    ua.handle_timeout(now, &mut n.ep);
+                }
+            }
         }
         self.drain();
         true
@@ -222,6 +249,8 @@ impl Sim {
 
     /// Steps until `t` (the clock ends at `t` even when nothing happens then).
     pub fn run_until(&mut self, t: Instant) {
+        // What the test just sent enters the network first.
+        self.drain();
         while self.next_deadline().is_some_and(|d| d <= t) {
             self.step();
         }
