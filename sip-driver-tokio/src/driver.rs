@@ -408,7 +408,7 @@ impl Owner {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
-        let span = tracing::info_span!("conn", ?flow, peer = %remote, %local);
+        let span = tracing::info_span!("conn", ?flow);
         let reader = self.tasks.spawn(
             stream_reader(read, flow, transport, local, remote, self.input_tx.clone())
                 .instrument(span.clone()),
@@ -562,9 +562,10 @@ async fn udp_writer(
     mut rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
 ) {
     while let Some((remote, data)) = rx.recv().await {
-        match socket.send_to(&data, remote).await {
-            Ok(_) => log::message(Dir::Sent, Transport::Udp, local, remote, &data),
-            Err(e) => tracing::info!(%remote, "UDP send failed: {e}"),
+        // Logged before the send so that the log reads in causal order.
+        log::message(Dir::Sent, Transport::Udp, local, remote, &data);
+        if let Err(e) = socket.send_to(&data, remote).await {
+            tracing::info!(%remote, "UDP send failed: {e}");
         }
     }
 }
@@ -634,12 +635,12 @@ async fn stream_writer(
     inputs: mpsc::Sender<Input>,
 ) {
     while let Some(data) = rx.recv().await {
+        log::message(Dir::Sent, transport, local, remote, &data);
         if let Err(e) = write.write_all(&data).await {
-            tracing::debug!("write failed: {e}");
+            tracing::info!("write failed: {e}");
             let _ = inputs.send(Input::Closed { flow }).await;
             return;
         }
-        log::message(Dir::Sent, transport, local, remote, &data);
     }
     // The owner dropped the connection: what was queued is written, now close it.
     let _ = write.shutdown().await;
