@@ -290,7 +290,7 @@ impl Responder {
             })
             .map_err(|_| Error::Stopped)?;
         let r = result.await.map_err(|_| Error::Stopped)?;
-        if final_ {
+        if final_ && r.is_ok() {
             self.finished = true;
         }
         r

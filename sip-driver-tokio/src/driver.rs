@@ -314,8 +314,8 @@ impl Owner {
                         None => std::future::pending().await,
                     }
                 };
+                // No bias: a flood of input must not starve the commands or the timers.
                 tokio::select! {
-                    biased;
                     _ = self.shutdown.changed() => {}
                     input = self.inputs.recv() => {
                         // The owner holds a sender, so the channel never closes.
