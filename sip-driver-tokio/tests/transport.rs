@@ -244,3 +244,84 @@ async fn bind_conflict_is_an_error() {
         Err(sip_driver_tokio::Error::NoListeners)
     ));
 }
+
+#[tokio::test]
+async fn idle_connection_is_closed_by_the_driver() {
+    init_tracing();
+    let config = sip_core::Config {
+        flow_idle_timeout: std::time::Duration::from_millis(100),
+        ..sip_core::Config::default()
+    };
+    let driver = Driver::bind_with_config(["tcp:127.0.0.1:0".parse().unwrap()], config)
+        .await
+        .unwrap();
+    let addr = driver.local_addr(Transport::Tcp).unwrap();
+    let stop_h = driver.shutdown_handle();
+    let task = tokio::spawn(driver.run(Answer200::default()));
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let me = stream.local_addr().unwrap();
+    stream
+        .write_all(options("TCP", me, addr, "idle").as_bytes())
+        .await
+        .unwrap();
+    bounded("TCP response", read_responses(&mut stream, 1)).await;
+    // IoRequest::Close once idle: the peer reads end of stream.
+    let mut buf = [0u8; 64];
+    let n = bounded("idle close", stream.read(&mut buf)).await.unwrap();
+    assert_eq!(n, 0, "expected end of stream");
+    stop(stop_h, task).await;
+}
+
+#[tokio::test]
+async fn unframeable_stream_is_closed() {
+    let (addr, stop_h, task) = server("tcp:127.0.0.1:0").await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // A request without Content-Length cannot be framed on a stream.
+    stream
+        .write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKq\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match bounded("close", stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => continue,
+        }
+    }
+    let done = stop(stop_h, task).await;
+    assert_eq!(done.stats.malformed, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_peers_on_a_multi_thread_runtime() {
+    let (udp, stop_u, task_u) = server("udp:127.0.0.1:0").await;
+    let (tcp, stop_t, task_t) = server("tcp:127.0.0.1:0").await;
+    let mut peers = Vec::new();
+    for i in 0..50 {
+        peers.push(tokio::spawn(async move {
+            let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let me = peer.local_addr().unwrap();
+            peer.send_to(options("UDP", me, udp, &format!("pu{i}")).as_bytes(), udp)
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 65535];
+            let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+            assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+        }));
+        peers.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(tcp).await.unwrap();
+            let me = stream.local_addr().unwrap();
+            let msgs: String = (0..5)
+                .map(|k| options("TCP", me, tcp, &format!("pt{i}-{k}")))
+                .collect();
+            stream.write_all(msgs.as_bytes()).await.unwrap();
+            let text = read_responses(&mut stream, 5).await;
+            assert_eq!(text.matches("SIP/2.0 200 OK").count(), 5);
+        }));
+    }
+    for p in peers {
+        bounded("peer", p).await.unwrap();
+    }
+    assert_eq!(stop(stop_u, task_u).await.tu.answered, 50);
+    assert_eq!(stop(stop_t, task_t).await.tu.answered, 250);
+}
