@@ -123,6 +123,7 @@ impl Driver {
             pending: HashMap::new(),
             servers: HashMap::new(),
             retransmits: Vec::new(),
+            acks: HashMap::new(),
             rng: SeededRng::new(self.tu_seed()),
         };
         let (owner, tu) = self.into_owner(tu);
@@ -174,6 +175,7 @@ impl Client {
     }
 
     /// Sends the ACK for a 2xx to an INVITE (RFC 3261 section 13.2.2.4), without a Via.
+    /// The driver sends it again whenever the 2xx is retransmitted, for 64*T1.
     pub async fn ack(&self, ack: OwnedMessage, target: Target) -> Result<(), Error> {
         let (reply, result) = oneshot::channel();
         self.send(Command::Ack { ack, target, reply })?;
@@ -335,7 +337,17 @@ pub(crate) struct AppTu {
     pending: HashMap<ClientTxId, mpsc::UnboundedSender<Result<OwnedMessage, RequestError>>>,
     servers: HashMap<ServerTxId, ServerInfo>,
     retransmits: Vec<Retransmit>,
+    /// ACKs sent for 2xx responses, by Call-ID and CSeq number, sent again when the 2xx is
+    /// retransmitted (RFC 3261 section 13.2.2.4), until they expire (64*T1).
+    acks: HashMap<(String, u32), SentAck>,
     rng: SeededRng,
+}
+
+#[derive(Debug)]
+struct SentAck {
+    ack: OwnedMessage,
+    target: Target,
+    until: Instant,
 }
 
 fn call_id_cseq(m: &OwnedMessage) -> (String, u32) {
@@ -368,7 +380,14 @@ impl AppTu {
                 let _ = reply.send(ep.cancel(now, tx).map(|_| ()));
             }
             Command::Ack { ack, target, reply } => {
-                let _ = reply.send(ep.send_ack(now, &ack, target));
+                let r = ep.send_ack(now, &ack, target);
+                if r.is_ok() {
+                    self.acks.retain(|_, a| a.until > now);
+                    let until = now + ep.config().timers.t1x64();
+                    self.acks
+                        .insert(call_id_cseq(&ack), SentAck { ack, target, until });
+                }
+                let _ = reply.send(r);
             }
             Command::Respond {
                 tx,
@@ -437,6 +456,22 @@ impl AppTu {
         self.servers.remove(&tx);
     }
 
+    /// A 2xx to an INVITE that arrived again after its final response: ACK it again.
+    fn reack(&mut self, now: Instant, response: &OwnedMessage, ep: &mut Endpoint) {
+        let view = response.view();
+        let invite = view
+            .header(HeaderName::CSeq)
+            .is_some_and(|c| c.split_whitespace().nth(1) == Some("INVITE"));
+        if !invite || !view.status().is_some_and(|c| (200..300).contains(&c)) {
+            return;
+        }
+        if let Some(a) = self.acks.get(&call_id_cseq(response)) {
+            if a.until > now {
+                let _ = ep.send_ack(now, &a.ack, a.target);
+            }
+        }
+    }
+
     fn finish_client(&mut self, tx: ClientTxId, r: Result<OwnedMessage, RequestError>) {
         let last = !matches!(&r, Ok(m) if m.view().status().is_some_and(|c| c < 200));
         if let Some(ch) = if last {
@@ -503,7 +538,13 @@ impl TransactionUser for AppTu {
                 self.retransmits
                     .retain(|r| !(r.call_id == call_id && r.cseq == cseq));
             }
-            Event::Response { tx, response } => self.finish_client(tx, Ok(response)),
+            Event::Response { tx, response } => {
+                if self.pending.contains_key(&tx) {
+                    self.finish_client(tx, Ok(response));
+                } else {
+                    self.reack(now, &response, ep);
+                }
+            }
             Event::Timeout {
                 tx: TxId::Client(tx),
             } => self.finish_client(tx, Err(RequestError::Timeout)),
@@ -521,6 +562,7 @@ impl TransactionUser for AppTu {
             }
             Event::StrayResponse { response, source } => {
                 tracing::debug!(status = ?response.view().status(), peer = %source.remote, "stray response");
+                self.reack(now, &response, ep);
             }
             other => tracing::debug!(?other, "event ignored"),
         }

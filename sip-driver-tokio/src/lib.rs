@@ -16,6 +16,14 @@
 //!   [`Client`] sends requests and gets their [`Responses`], and [`Incoming`] yields received
 //!   requests, each with a [`Responder`].
 //!
+//! The examples show both: `sipd` runs the UAS core of `sip_core::ua` with [`Driver::run`],
+//! and `sipc` sends OPTIONS, MESSAGE or a whole call (INVITE, ACK, BYE) with the [`Client`]:
+//!
+//! ```text
+//! cargo run -p sip-driver-tokio --example sipd -- --listen udp:127.0.0.1:5060 --ring 2s
+//! cargo run -p sip-driver-tokio --example sipc -- call sip:bob@127.0.0.1:5060 --hold 2s
+//! ```
+//!
 //! ```
 //! use sip_core::{Method, RequestBuilder, SeededRng, Target, Transport};
 //! use sip_driver_tokio::Driver;

@@ -275,3 +275,50 @@ async fn requests_after_shutdown_fail() {
         .await;
     assert!(matches!(r, Err(sip_driver_tokio::Error::Stopped)), "{r:?}");
 }
+
+#[tokio::test]
+async fn retransmitted_2xx_is_acked_again() {
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    // A plain UDP socket plays the UAS.
+    let uas = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = uas.local_addr().unwrap();
+    let invite = request(Method::Invite, to, 1);
+    let responses = client
+        .request(invite.clone(), Target::udp(to))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (n, from) = bounded("INVITE", uas.recv_from(&mut buf)).await.unwrap();
+    let received = OwnedMessage::parse(&buf[..n]).unwrap();
+    assert_eq!(received.view().method(), Some(Method::Invite));
+    let ok = sip_core::ResponseBuilder::from_view(&received.view(), 200)
+        .to_tag("uas1")
+        .build(&mut SeededRng::new([4; 32]))
+        .unwrap();
+    uas.send_to(ok.as_bytes(), from).await.unwrap();
+    let final_ = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(final_.view().status(), Some(200));
+    let h = |m: &OwnedMessage, n| m.view().header(n).unwrap().to_owned();
+    let ack = RequestBuilder::new(Method::Ack, &format!("sip:bob@{to}"))
+        .from(&h(&invite, sip_core::HeaderName::From))
+        .to(&h(&final_, sip_core::HeaderName::To))
+        .call_id(&h(&invite, sip_core::HeaderName::CallId))
+        .cseq(1)
+        .build(&mut SeededRng::new([5; 32]))
+        .unwrap();
+    client.ack(ack, Target::udp(to)).await.unwrap();
+    bounded("ACK", next_ack(&uas, &mut buf)).await;
+    // The 2xx again, as if the ACK were lost: the ACK comes again.
+    uas.send_to(ok.as_bytes(), from).await.unwrap();
+    bounded("ACK", next_ack(&uas, &mut buf)).await;
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+async fn next_ack(uas: &tokio::net::UdpSocket, buf: &mut [u8]) {
+    loop {
+        let (n, _) = uas.recv_from(buf).await.unwrap();
+        if buf[..n].starts_with(b"ACK ") {
+            return;
+        }
+    }
+}
