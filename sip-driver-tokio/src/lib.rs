@@ -1,6 +1,68 @@
-//! The tokio driver for [`sip_core`]: sockets, timers and DNS feeding the sans-IO core.
+//! The tokio driver for [`sip_core`]: UDP sockets, TCP listeners and connections, and timers
+//! feeding the sans-IO [`Endpoint`](sip_core::Endpoint).
 //!
-//! Not written yet: this crate holds the workspace slot the driver issue fills. Until then it
-//! only re-exports the core so the workspace layout is final.
+//! One task owns the endpoint and its transaction user; socket tasks send what they read to
+//! it through a channel, and it sends what the endpoint transmits to per-socket and
+//! per-connection writer tasks. The owner sleeps until the next input or the earlier of the
+//! endpoint's and the transaction user's deadlines. Every message sent or received is logged
+//! as a `tracing` event (target `sip_driver_tokio::wire`, level INFO) with its method or
+//! status code, Call-ID, CSeq, peer and transport.
+//!
+//! There are two ways to use it:
+//!
+//! - [`Driver::run`] with any [`TransactionUser`](sip_core::TransactionUser) (a UA core, a
+//!   proxy core), until a [`Shutdown`] handle stops it;
+//! - [`Driver::start`], which runs a built-in transaction user behind an async API: a
+//!   [`Client`] sends requests and gets their [`Responses`], and [`Incoming`] yields received
+//!   requests, each with a [`Responder`].
+//!
+//! The examples show both: `sipd` runs the UAS core of `sip_core::ua` with [`Driver::run`],
+//! and `sipc` sends OPTIONS, MESSAGE or a whole call (INVITE, ACK, BYE) with the [`Client`]:
+//!
+//! ```text
+//! cargo run -p sip-driver-tokio --example sipd -- --listen udp:127.0.0.1:5060 --ring 2s
+//! cargo run -p sip-driver-tokio --example sipc -- call sip:bob@127.0.0.1:5060 --hold 2s
+//! ```
+//!
+//! ```
+//! use sip_core::{Method, RequestBuilder, SeededRng, Target, Transport};
+//! use sip_driver_tokio::Driver;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A server that answers every request 200.
+//! let (server, mut incoming) = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?.start();
+//! let server_addr = server.local_addr(Transport::Udp).unwrap();
+//! tokio::spawn(async move {
+//!     while let Some((_request, mut responder)) = incoming.next().await {
+//!         let _ = responder.respond_status(200).await;
+//!     }
+//! });
+//!
+//! // A client asking it for its capabilities.
+//! let (client, _incoming) = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?.start();
+//! let uri = format!("sip:{server_addr}");
+//! let options = RequestBuilder::new(Method::Options, &uri)
+//!     .from("<sip:alice@127.0.0.1>")
+//!     .to(&format!("<{uri}>"))
+//!     .build(&mut SeededRng::new([1; 32]))?;
+//! let responses = client.request(options, Target::udp(server_addr)).await?;
+//! let ok = responses.final_response().await?;
+//! assert_eq!(ok.view().status(), Some(200));
+//!
+//! client.shutdown().await;
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+mod client;
+mod driver;
+mod error;
+mod log;
+mod spec;
+
+pub use client::{Client, Incoming, Responder, Responses};
+pub use driver::{Driver, Finished, Shutdown};
+pub use error::{Error, RequestError};
 pub use sip_core;
+pub use spec::{ListenSpec, ParseListenSpecError};

@@ -1,0 +1,304 @@
+//! `sipc`: a SIP user agent client on the tokio driver's async `Client` API.
+//!
+//! ```text
+//! sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
+//! sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+//! sipc [...] message URI TEXT                MESSAGE with a text/plain body
+//! ```
+//!
+//! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
+//! `sip:bob@[::1]:5060;transport=tcp`. Prints each response's status line (`-v`: the whole
+//! message); exits 0 when the final responses are 2xx, 1 otherwise, 2 on a usage error.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sip_core::message::{Contact, SipUri};
+use sip_core::{
+    HeaderName, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport,
+};
+use sip_driver_tokio::{Client, Driver, ListenSpec, Responses};
+
+const USAGE: &str = "usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] \
+    (options URI | call URI [--hold DURATION] | message URI TEXT)";
+
+const OFFER: &[u8] = b"v=0\r\no=sipc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+
+struct Args {
+    command: String,
+    uri: String,
+    text: String,
+    hold: Duration,
+    transport: Option<Transport>,
+    log: String,
+    verbose: bool,
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        command: String::new(),
+        uri: String::new(),
+        text: String::new(),
+        hold: Duration::from_secs(2),
+        transport: None,
+        log: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        verbose: false,
+    };
+    let mut positional = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--hold" => {
+                let v = value("--hold")?;
+                args.hold = parse_duration(&v).ok_or(format!("--hold {v}: not a duration"))?;
+            }
+            "--transport" => {
+                args.transport = Some(match value("--transport")?.as_str() {
+                    "udp" | "UDP" => Transport::Udp,
+                    "tcp" | "TCP" => Transport::Tcp,
+                    t => return Err(format!("--transport {t}: udp or tcp")),
+                })
+            }
+            "--log" => args.log = value("--log")?,
+            "-v" | "--verbose" => args.verbose = true,
+            "-h" | "--help" => return Err(String::new()),
+            _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
+            _ => positional.push(a),
+        }
+    }
+    let mut p = positional.into_iter();
+    args.command = p.next().ok_or("missing command")?;
+    args.uri = p.next().ok_or("missing URI")?;
+    match args.command.as_str() {
+        "options" | "call" => {}
+        "message" => args.text = p.next().ok_or("missing message text")?,
+        c => return Err(format!("unknown command {c}")),
+    }
+    if let Some(extra) = p.next() {
+        return Err(format!("unexpected argument {extra}"));
+    }
+    Ok(args)
+}
+
+/// Where the URI says to send: its IP address and port, and its transport parameter.
+fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
+    let sip = SipUri::parse(uri).ok_or(format!("{uri}: not a sip: URI"))?;
+    if sip.secure {
+        return Err(format!("{uri}: sips is not supported"));
+    }
+    let ip: IpAddr = sip
+        .host
+        .ip()
+        .ok_or(format!("{uri}: the host must be an IP address"))?;
+    let port = sip.port.unwrap_or(5060);
+    let from_uri = sip
+        .transport()
+        .and_then(Transport::from_via_token)
+        .unwrap_or(Transport::Udp);
+    Ok(Target {
+        transport: forced.unwrap_or(from_uri),
+        addr: SocketAddr::new(ip, port),
+    })
+}
+
+fn show(r: &OwnedMessage, verbose: bool) {
+    if verbose {
+        println!("<- {}", String::from_utf8_lossy(r.as_bytes()));
+    } else {
+        let bytes = r.as_bytes();
+        let line = bytes.split(|&b| b == b'\r').next().unwrap_or(bytes);
+        println!("<- {}", String::from_utf8_lossy(line));
+    }
+}
+
+/// Prints every response and returns the final one.
+async fn finish(mut responses: Responses, verbose: bool) -> Result<OwnedMessage, String> {
+    while let Some(r) = responses.next().await {
+        match r {
+            Ok(resp) => {
+                show(&resp, verbose);
+                if resp.view().status().is_some_and(|c| c >= 200) {
+                    return Ok(resp);
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("no final response".into())
+}
+
+fn is_2xx(r: &OwnedMessage) -> bool {
+    r.view().status().is_some_and(|c| (200..300).contains(&c))
+}
+
+fn header(m: &OwnedMessage, name: HeaderName) -> String {
+    m.view().header(name).unwrap_or("").to_owned()
+}
+
+/// The remote target of the dialog: the 2xx's Contact URI (RFC 3261 section 12.1.2).
+fn remote_target(ok: &OwnedMessage, fallback: &str) -> String {
+    ok.message()
+        .ok()
+        .and_then(|m| match m.contacts().next() {
+            Some(Contact::Addr(a)) => Some(a.uri.to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
+async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
+    let target = target_of(&args.uri, args.transport)?;
+    let mut rng = SeededRng::new(seed().map_err(|e| format!("cannot read a seed: {e}"))?);
+    let from = format!("<sip:sipc@{local}>");
+    let contact = format!("<sip:sipc@{local}>");
+    let to = format!("<{}>", args.uri);
+    let method = match args.command.as_str() {
+        "options" => Method::Options,
+        "message" => Method::Message,
+        _ => Method::Invite,
+    };
+    let cseq = (rng.next_u64() % 10_000) as u32 + 1;
+    let mut b = RequestBuilder::new(method, &args.uri)
+        .from(&from)
+        .to(&to)
+        .cseq(cseq);
+    b = match method {
+        Method::Message => b.body("text/plain", args.text.as_bytes()),
+        Method::Invite => b.contact(&contact).body("application/sdp", OFFER),
+        _ => b.header("Accept", "application/sdp"),
+    };
+    let request = b.build(&mut rng).map_err(|e| e.to_string())?;
+    println!("-> {} {}", method.as_str(), args.uri);
+    let responses = client
+        .request(request.clone(), target)
+        .await
+        .map_err(|e| e.to_string())?;
+    let last = finish(responses, args.verbose).await?;
+    if !is_2xx(&last) {
+        return Err(format!("{} failed", method.as_str()));
+    }
+    if method != Method::Invite {
+        return Ok(());
+    }
+    // The dialog: ACK the 2xx, hold, then BYE.
+    let uri = remote_target(&last, &args.uri);
+    let (from, to, call_id) = (
+        header(&request, HeaderName::From),
+        header(&last, HeaderName::To),
+        header(&request, HeaderName::CallId),
+    );
+    let ack = RequestBuilder::new(Method::Ack, &uri)
+        .from(&from)
+        .to(&to)
+        .call_id(&call_id)
+        .cseq(cseq)
+        .build(&mut rng)
+        .map_err(|e| e.to_string())?;
+    println!("-> ACK {uri}");
+    client.ack(ack, target).await.map_err(|e| e.to_string())?;
+    println!("   holding for {:?}", args.hold);
+    tokio::select! {
+        _ = tokio::time::sleep(args.hold) => {}
+        _ = tokio::signal::ctrl_c() => println!("   interrupted"),
+    }
+    let bye = RequestBuilder::new(Method::Bye, &uri)
+        .from(&from)
+        .to(&to)
+        .call_id(&call_id)
+        .cseq(cseq + 1)
+        .build(&mut rng)
+        .map_err(|e| e.to_string())?;
+    println!("-> BYE {uri}");
+    let responses = client
+        .request(bye, target)
+        .await
+        .map_err(|e| e.to_string())?;
+    let last = finish(responses, args.verbose).await?;
+    if is_2xx(&last) {
+        Ok(())
+    } else {
+        Err("BYE failed".into())
+    }
+}
+
+fn seed() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut s = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
+    Ok(s)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("sipc: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let target = match target_of(&args.uri, args.transport) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sipc: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Listen on the loopback of the target's family: the Via and Contact name it.
+    let ip = match target.addr.ip() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    let specs = [
+        ListenSpec::udp(SocketAddr::new(ip, 0)),
+        ListenSpec::tcp(SocketAddr::new(ip, 0)),
+    ];
+    let (client, _incoming) = match Driver::bind(specs).await {
+        Ok(d) => d.start(),
+        Err(e) => {
+            eprintln!("sipc: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = client
+        .local_addr(target.transport)
+        .or_else(|| client.local_addr(Transport::Udp))
+        .expect("bound");
+    let result = run(&args, &client, local).await;
+    client.shutdown().await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sipc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

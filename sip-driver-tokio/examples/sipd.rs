@@ -1,0 +1,212 @@
+//! `sipd`: a SIP user agent server on the tokio driver, running the UAS core of
+//! `sip_core::ua` as the transaction user. It answers OPTIONS and MESSAGE, answers INVITE
+//! with 180 then 200 after the ring time, and BYE; one log line per message sent or
+//! received at level info; a summary on Ctrl-C or SIGTERM.
+//!
+//! ```text
+//! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+//!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
+//!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
+//!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
+//!   --log LEVEL       error, warn, info, debug, trace or a tracing filter (default info)
+//! ```
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use sip_core::ua::{UaConfig, UserAgent};
+use sip_core::{Endpoint, Event, TransactionUser, Transport};
+use sip_driver_tokio::{Driver, ListenSpec};
+
+struct Args {
+    listen: Vec<ListenSpec>,
+    ring: Duration,
+    log: String,
+}
+
+const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]";
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: Vec::new(),
+        ring: Duration::ZERO,
+        log: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--listen" => {
+                let v = value("--listen")?;
+                args.listen
+                    .push(v.parse().map_err(|e| format!("--listen {v}: {e}"))?);
+            }
+            "--ring" => {
+                let v = value("--ring")?;
+                args.ring = parse_duration(&v).ok_or(format!("--ring {v}: not a duration"))?;
+            }
+            "--log" => args.log = value("--log")?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if args.listen.is_empty() {
+        args.listen = vec![
+            "udp:127.0.0.1:5060".parse().expect("valid spec"),
+            "tcp:127.0.0.1:5060".parse().expect("valid spec"),
+        ];
+    }
+    Ok(args)
+}
+
+/// The UAS core, with what it did logged as it happens.
+struct Logged(UserAgent);
+
+impl Logged {
+    fn log_events(&mut self) {
+        while let Some(e) = self.0.poll_event() {
+            tracing::info!(target: "sipd", "{e:?}");
+        }
+    }
+}
+
+impl TransactionUser for Logged {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        self.0.handle_event(now, event, endpoint);
+        self.log_events();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        self.0.handle_timeout(now, endpoint);
+        self.log_events();
+    }
+}
+
+fn seed() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut s = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
+    Ok(s)
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("sipd: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let driver = match Driver::bind(args.listen.clone()).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("sipd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let contact_addr = driver
+        .local_addr(Transport::Udp)
+        .or_else(|| driver.listeners().first().map(|l| l.addr))
+        .expect("at least one listener");
+    let mut ua_config = UaConfig::new(&format!("<sip:sipd@{contact_addr}>"));
+    ua_config.ring = args.ring;
+    ua_config.timers = driver.config().timers;
+    ua_config.server = Some("sipd".into());
+    let ua_seed = match seed() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sipd: cannot read /dev/urandom: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for l in driver.listeners() {
+        tracing::info!(target: "sipd", "listening on {}:{}", l.transport.via_token().to_ascii_lowercase(), l.addr);
+    }
+    let stop = driver.shutdown_handle();
+    tokio::spawn(async move {
+        stop_signal().await;
+        stop.shutdown();
+    });
+    let started = Instant::now();
+    match driver.run(Logged(UserAgent::new(ua_config, ua_seed))).await {
+        Ok(done) => {
+            let s = done.stats;
+            let u = done.tu.0.stats();
+            println!(
+                "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
+                 transactions {}; calls answered {}, ended {}, cancelled {}, ACK timeouts {}; \
+                 OPTIONS {}, MESSAGE {}, rejected {}",
+                started.elapsed().as_secs_f64(),
+                s.received,
+                s.malformed,
+                s.retransmissions,
+                s.transactions,
+                u.calls_answered,
+                u.calls_ended,
+                u.calls_cancelled,
+                u.ack_timeouts,
+                u.options,
+                u.messages,
+                u.rejected,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sipd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

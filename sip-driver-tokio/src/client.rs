@@ -1,0 +1,592 @@
+//! The async application API: a built-in transaction user inside the owner task forwards
+//! events to channels keyed by transaction, and the handles here send it commands.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sip_core::{
+    ClientTxId, Endpoint, Event, HeaderName, Listener, Method, OwnedMessage, ResponseBuilder, Rng,
+    SeededRng, SendError, ServerTxId, Source, Target, TransactionUser, Transport, TxId,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::driver::first_addr;
+use crate::{Driver, Error, RequestError};
+
+/// Requests queued for the application before new ones are answered 503.
+const INCOMING_QUEUE: usize = 256;
+
+/// What the handles ask of the owner task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request {
+        request: OwnedMessage,
+        target: Target,
+        responses: mpsc::UnboundedSender<Result<OwnedMessage, RequestError>>,
+        reply: oneshot::Sender<Result<ClientTxId, SendError>>,
+    },
+    Cancel {
+        tx: ClientTxId,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Ack {
+        ack: OwnedMessage,
+        target: Target,
+        reply: oneshot::Sender<Result<(), SendError>>,
+    },
+    Respond {
+        tx: ServerTxId,
+        response: Reply,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// A responder was dropped before a final response.
+    Abandon { tx: ServerTxId },
+}
+
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Message(OwnedMessage),
+    Status(u16),
+}
+
+/// Sends requests through a running driver started with [`Driver::start`]. Cheap to clone;
+/// the driver stops when every [`Client`], the [`Incoming`] stream and every [`Responder`]
+/// are dropped, or at [`Client::shutdown`].
+#[derive(Debug, Clone)]
+pub struct Client {
+    cmds: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    listeners: Vec<Listener>,
+    shutdown: Arc<watch::Sender<bool>>,
+    done: watch::Receiver<bool>,
+}
+
+/// The responses to one request: provisional ones, then the final one. Ends after the final
+/// response or an error.
+#[derive(Debug)]
+pub struct Responses {
+    tx: ClientTxId,
+    rx: mpsc::UnboundedReceiver<Result<OwnedMessage, RequestError>>,
+    cmds: mpsc::UnboundedSender<Command>,
+    done: bool,
+}
+
+/// The requests that arrive, each with its [`Responder`]. CANCEL is handled by the driver
+/// (200 to the CANCEL, 487 to the INVITE) and ACKs end 2xx retransmissions; neither is
+/// delivered here.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::Receiver<(OwnedMessage, Responder)>,
+    /// Keeps the driver alive while the application listens.
+    _cmds: mpsc::UnboundedSender<Command>,
+}
+
+/// Answers one received request. Dropping it before a final response answers 500.
+#[derive(Debug)]
+pub struct Responder {
+    tx: ServerTxId,
+    source: Source,
+    cmds: mpsc::UnboundedSender<Command>,
+    finished: bool,
+}
+
+impl Driver {
+    /// Starts the driver on the current tokio runtime with the built-in transaction user,
+    /// and returns the handles of the async API.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sip_driver_tokio::Driver;
+    ///
+    /// let (client, mut incoming) = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?.start();
+    /// while let Some((request, mut responder)) = incoming.next().await {
+    ///     println!("{:?}", request.view().method());
+    ///     responder.respond_status(200).await?;
+    /// }
+    /// client.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn start(self) -> (Client, Incoming) {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(INCOMING_QUEUE);
+        let (done_tx, done_rx) = watch::channel(false);
+        let listeners = self.listeners().to_vec();
+        let shutdown = self.shutdown_handle_arc();
+        let tu = AppTu {
+            incoming: in_tx,
+            cmds: cmd_tx.downgrade(),
+            pending: HashMap::new(),
+            servers: HashMap::new(),
+            retransmits: Vec::new(),
+            acks: HashMap::new(),
+            rng: SeededRng::new(self.tu_seed()),
+        };
+        let (owner, tu) = self.into_owner(tu);
+        tokio::spawn(async move {
+            let _ = owner.run(tu, Some(cmd_rx), AppTu::command).await;
+            done_tx.send_replace(true);
+        });
+        let client = Client {
+            cmds: cmd_tx.clone(),
+            shared: Arc::new(Shared {
+                listeners,
+                shutdown,
+                done: done_rx,
+            }),
+        };
+        let incoming = Incoming {
+            rx: in_rx,
+            _cmds: cmd_tx,
+        };
+        (client, incoming)
+    }
+}
+
+impl Client {
+    /// Sends `request` (anything but ACK, without a Via: the endpoint writes its own) to
+    /// `target`, and returns its responses.
+    pub async fn request(&self, request: OwnedMessage, target: Target) -> Result<Responses, Error> {
+        let (responses, rx) = mpsc::unbounded_channel();
+        let (reply, result) = oneshot::channel();
+        self.send(Command::Request {
+            request,
+            target,
+            responses,
+            reply,
+        })?;
+        let tx = result.await.map_err(|_| Error::Stopped)??;
+        Ok(Responses {
+            tx,
+            rx,
+            cmds: self.cmds.clone(),
+            done: false,
+        })
+    }
+
+    /// Cancels a pending INVITE (RFC 3261 section 9.1); its [`Responses`] then end with a
+    /// 487, or with the final response that crossed the CANCEL.
+    pub async fn cancel(&self, tx: ClientTxId) -> Result<(), Error> {
+        cancel(&self.cmds, tx).await
+    }
+
+    /// Sends the ACK for a 2xx to an INVITE (RFC 3261 section 13.2.2.4), without a Via.
+    /// The driver sends it again whenever the 2xx is retransmitted, for 64*T1.
+    pub async fn ack(&self, ack: OwnedMessage, target: Target) -> Result<(), Error> {
+        let (reply, result) = oneshot::channel();
+        self.send(Command::Ack { ack, target, reply })?;
+        Ok(result.await.map_err(|_| Error::Stopped)??)
+    }
+
+    /// The bound addresses.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.shared.listeners
+    }
+
+    /// The first bound address of `transport`.
+    pub fn local_addr(&self, transport: Transport) -> Option<std::net::SocketAddr> {
+        first_addr(&self.shared.listeners, transport)
+    }
+
+    /// Stops the driver and waits until its sockets are closed.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+        let mut done = self.shared.done.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), Error> {
+        self.cmds.send(cmd).map_err(|_| Error::Stopped)
+    }
+}
+
+async fn cancel(cmds: &mpsc::UnboundedSender<Command>, tx: ClientTxId) -> Result<(), Error> {
+    let (reply, result) = oneshot::channel();
+    cmds.send(Command::Cancel { tx, reply })
+        .map_err(|_| Error::Stopped)?;
+    Ok(result.await.map_err(|_| Error::Stopped)??)
+}
+
+impl Responses {
+    /// The client transaction.
+    pub fn id(&self) -> ClientTxId {
+        self.tx
+    }
+
+    /// The next response; `None` after the final response or an error.
+    pub async fn next(&mut self) -> Option<Result<OwnedMessage, RequestError>> {
+        if self.done {
+            return None;
+        }
+        let item = self.rx.recv().await.unwrap_or(Err(RequestError::Stopped));
+        match &item {
+            Ok(r) if r.view().status().is_some_and(|c| c < 200) => {}
+            _ => self.done = true,
+        }
+        Some(item)
+    }
+
+    /// Skips provisional responses and returns the final one.
+    pub async fn final_response(mut self) -> Result<OwnedMessage, RequestError> {
+        loop {
+            match self.next().await {
+                Some(Ok(r)) if r.view().status().is_some_and(|c| c < 200) => continue,
+                Some(r) => return r,
+                None => return Err(RequestError::Stopped),
+            }
+        }
+    }
+
+    /// Cancels the request (an INVITE, RFC 3261 section 9.1).
+    pub async fn cancel(&self) -> Result<(), Error> {
+        cancel(&self.cmds, self.tx).await
+    }
+}
+
+impl Incoming {
+    /// The next request; `None` once the driver has stopped.
+    pub async fn next(&mut self) -> Option<(OwnedMessage, Responder)> {
+        self.rx.recv().await
+    }
+}
+
+impl Responder {
+    /// The server transaction.
+    pub fn id(&self) -> ServerTxId {
+        self.tx
+    }
+
+    /// Where the request came from.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// Sends a response built by the application (for example with
+    /// [`ResponseBuilder::from_view`]); it must carry the request's Via. May be called for
+    /// provisional responses, then once for the final one.
+    pub async fn respond(&mut self, response: OwnedMessage) -> Result<(), Error> {
+        self.respond_with(Reply::Message(response)).await
+    }
+
+    /// Sends a response with `code` and the default reason phrase, built by the driver
+    /// with one To tag for every response of the transaction.
+    pub async fn respond_status(&mut self, code: u16) -> Result<(), Error> {
+        self.respond_with(Reply::Status(code)).await
+    }
+
+    async fn respond_with(&mut self, response: Reply) -> Result<(), Error> {
+        let final_ = match &response {
+            Reply::Message(m) => m.view().status().is_some_and(|c| c >= 200),
+            Reply::Status(c) => *c >= 200,
+        };
+        let (reply, result) = oneshot::channel();
+        self.cmds
+            .send(Command::Respond {
+                tx: self.tx,
+                response,
+                reply,
+            })
+            .map_err(|_| Error::Stopped)?;
+        let r = result.await.map_err(|_| Error::Stopped)?;
+        if final_ && r.is_ok() {
+            self.finished = true;
+        }
+        r
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.cmds.send(Command::Abandon { tx: self.tx });
+        }
+    }
+}
+
+/// A server transaction the application is answering.
+#[derive(Debug)]
+struct ServerInfo {
+    invite: bool,
+    reliable: bool,
+    to_tag: String,
+}
+
+/// A 2xx to an INVITE over UDP, retransmitted by the transaction user until the ACK comes
+/// (RFC 3261 section 13.3.1.4).
+#[derive(Debug)]
+struct Retransmit {
+    tx: ServerTxId,
+    call_id: String,
+    cseq: u32,
+    response: OwnedMessage,
+    next: Instant,
+    interval: Duration,
+    until: Instant,
+}
+
+/// The built-in transaction user behind [`Client`] and [`Incoming`].
+#[derive(Debug)]
+pub(crate) struct AppTu {
+    incoming: mpsc::Sender<(OwnedMessage, Responder)>,
+    /// Weak, so that the handles alone keep the driver running.
+    cmds: mpsc::WeakUnboundedSender<Command>,
+    pending: HashMap<ClientTxId, mpsc::UnboundedSender<Result<OwnedMessage, RequestError>>>,
+    servers: HashMap<ServerTxId, ServerInfo>,
+    retransmits: Vec<Retransmit>,
+    /// ACKs sent for 2xx responses, by Call-ID and CSeq number, sent again when the 2xx is
+    /// retransmitted (RFC 3261 section 13.2.2.4), until they expire (64*T1).
+    acks: HashMap<(String, u32), SentAck>,
+    rng: SeededRng,
+}
+
+#[derive(Debug)]
+struct SentAck {
+    ack: OwnedMessage,
+    target: Target,
+    until: Instant,
+}
+
+fn call_id_cseq(m: &OwnedMessage) -> (String, u32) {
+    let v = m.view();
+    let call_id = v.header(HeaderName::CallId).unwrap_or("").trim().to_owned();
+    let cseq = v
+        .header(HeaderName::CSeq)
+        .and_then(|c| c.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (call_id, cseq)
+}
+
+impl AppTu {
+    fn command(&mut self, now: Instant, cmd: Command, ep: &mut Endpoint) {
+        match cmd {
+            Command::Request {
+                request,
+                target,
+                responses,
+                reply,
+            } => {
+                let r = ep.send_request(now, &request, target);
+                if let Ok(tx) = r {
+                    self.pending.insert(tx, responses);
+                }
+                let _ = reply.send(r);
+            }
+            Command::Cancel { tx, reply } => {
+                let _ = reply.send(ep.cancel(now, tx).map(|_| ()));
+            }
+            Command::Ack { ack, target, reply } => {
+                let r = ep.send_ack(now, &ack, target);
+                if r.is_ok() {
+                    self.acks.retain(|_, a| a.until > now);
+                    let until = now + ep.config().timers.t1x64();
+                    self.acks
+                        .insert(call_id_cseq(&ack), SentAck { ack, target, until });
+                }
+                let _ = reply.send(r);
+            }
+            Command::Respond {
+                tx,
+                response,
+                reply,
+            } => {
+                let _ = reply.send(self.respond(now, tx, response, ep));
+            }
+            Command::Abandon { tx } => {
+                if self.servers.contains_key(&tx) {
+                    let _ = self.respond(now, tx, Reply::Status(500), ep);
+                }
+                self.servers.remove(&tx);
+            }
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        tx: ServerTxId,
+        response: Reply,
+        ep: &mut Endpoint,
+    ) -> Result<(), Error> {
+        let response = match response {
+            Reply::Message(m) => m,
+            Reply::Status(code) => {
+                let request = ep
+                    .server_request(tx)
+                    .ok_or(SendError::UnknownTransaction)?
+                    .clone();
+                let view = request.view();
+                let mut b = ResponseBuilder::from_view(&view, code);
+                if let Some(info) = self.servers.get(&tx) {
+                    b = b.to_tag(&info.to_tag);
+                }
+                b.build(&mut self.rng)?
+            }
+        };
+        let code = response.view().status().unwrap_or(0);
+        ep.send_response(now, tx, &response)?;
+        if code >= 200 {
+            if let Some(info) = self.servers.remove(&tx) {
+                if info.invite && !info.reliable && (200..300).contains(&code) {
+                    let t = ep.config().timers;
+                    let (call_id, cseq) = call_id_cseq(&response);
+                    self.retransmits.push(Retransmit {
+                        tx,
+                        call_id,
+                        cseq,
+                        response,
+                        next: now + t.t1,
+                        interval: t.t1,
+                        until: now + t.t1x64(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn respond_now(&mut self, now: Instant, tx: ServerTxId, code: u16, ep: &mut Endpoint) {
+        if let Err(e) = self.respond(now, tx, Reply::Status(code), ep) {
+            tracing::debug!(?tx, code, "could not respond: {e}");
+        }
+        self.servers.remove(&tx);
+    }
+
+    /// A 2xx to an INVITE that arrived again after its final response: ACK it again.
+    fn reack(&mut self, now: Instant, response: &OwnedMessage, ep: &mut Endpoint) {
+        let view = response.view();
+        let invite = view
+            .header(HeaderName::CSeq)
+            .is_some_and(|c| c.split_whitespace().nth(1) == Some("INVITE"));
+        if !invite || !view.status().is_some_and(|c| (200..300).contains(&c)) {
+            return;
+        }
+        if let Some(a) = self.acks.get(&call_id_cseq(response)) {
+            if a.until > now {
+                let _ = ep.send_ack(now, &a.ack, a.target);
+            }
+        }
+    }
+
+    fn finish_client(&mut self, tx: ClientTxId, r: Result<OwnedMessage, RequestError>) {
+        let last = !matches!(&r, Ok(m) if m.view().status().is_some_and(|c| c < 200));
+        if let Some(ch) = if last {
+            self.pending.remove(&tx)
+        } else {
+            self.pending.get(&tx).cloned()
+        } {
+            let _ = ch.send(r);
+        }
+    }
+}
+
+impl TransactionUser for AppTu {
+    fn handle_event(&mut self, now: Instant, event: Event, ep: &mut Endpoint) {
+        match event {
+            Event::Request {
+                tx,
+                request,
+                source,
+                cancels,
+            } => {
+                let method = request.view().method();
+                self.servers.insert(
+                    tx,
+                    ServerInfo {
+                        invite: method == Some(Method::Invite),
+                        reliable: source.transport.is_reliable(),
+                        to_tag: format!("{:016x}", self.rng.next_u64()),
+                    },
+                );
+                if method == Some(Method::Cancel) {
+                    // RFC 3261 section 9.2: 200 to the CANCEL, 487 to the INVITE.
+                    match cancels {
+                        Some(invite) => {
+                            self.respond_now(now, tx, 200, ep);
+                            if self.servers.contains_key(&invite) {
+                                self.respond_now(now, invite, 487, ep);
+                            }
+                        }
+                        None => self.respond_now(now, tx, 481, ep),
+                    }
+                    return;
+                }
+                let Some(cmds) = self.cmds.upgrade() else {
+                    self.respond_now(now, tx, 503, ep);
+                    return;
+                };
+                let responder = Responder {
+                    tx,
+                    source,
+                    cmds,
+                    finished: false,
+                };
+                if let Err(e) = self.incoming.try_send((request, responder)) {
+                    // Nobody takes requests, or too many wait: the responder's drop
+                    // queues an abandon; answer now instead.
+                    let (_, mut responder) = e.into_inner();
+                    responder.finished = true;
+                    self.respond_now(now, tx, 503, ep);
+                }
+            }
+            Event::Ack { request, .. } => {
+                let (call_id, cseq) = call_id_cseq(&request);
+                self.retransmits
+                    .retain(|r| !(r.call_id == call_id && r.cseq == cseq));
+            }
+            Event::Response { tx, response } => {
+                if self.pending.contains_key(&tx) {
+                    self.finish_client(tx, Ok(response));
+                } else {
+                    self.reack(now, &response, ep);
+                }
+            }
+            Event::Timeout {
+                tx: TxId::Client(tx),
+            } => self.finish_client(tx, Err(RequestError::Timeout)),
+            Event::TransportError {
+                tx: TxId::Client(tx),
+            } => self.finish_client(tx, Err(RequestError::Transport)),
+            Event::Timeout {
+                tx: TxId::Server(tx),
+            }
+            | Event::TransportError {
+                tx: TxId::Server(tx),
+            } => {
+                self.servers.remove(&tx);
+                self.retransmits.retain(|r| r.tx != tx);
+            }
+            Event::StrayResponse { response, source } => {
+                tracing::debug!(status = ?response.view().status(), peer = %source.remote, "stray response");
+                self.reack(now, &response, ep);
+            }
+            other => tracing::debug!(?other, "event ignored"),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.retransmits.iter().map(|r| r.next.min(r.until)).min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
+        let t2 = ep.config().timers.t2;
+        self.retransmits.retain_mut(|r| {
+            if r.until <= now {
+                return false;
+            }
+            if r.next > now {
+                return true;
+            }
+            if ep.send_response(now, r.tx, &r.response).is_err() {
+                return false;
+            }
+            r.interval = (r.interval * 2).min(t2);
+            r.next = now + r.interval;
+            true
+        });
+    }
+}

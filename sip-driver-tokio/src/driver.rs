@@ -1,0 +1,647 @@
+//! The driver: binds the listeners, then one task owns the [`Endpoint`] and its transaction
+//! user while socket tasks move bytes through channels.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sip_core::{
+    Config, Endpoint, FlowEvent, FlowId, IoRequest, Listener, Stats, TransactionUser, Transmit,
+    Transport,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::Instrument;
+
+use crate::log::{self, Dir, StreamLog};
+use crate::{Error, ListenSpec};
+
+/// Inputs queued from the socket tasks to the owner task.
+const INPUT_QUEUE: usize = 1024;
+/// Datagrams queued for one UDP socket before new ones are dropped (UDP is lossy anyway,
+/// and the transactions retransmit).
+const UDP_QUEUE: usize = 1024;
+/// Messages queued for one connection before it is deemed stuck and closed.
+const STREAM_QUEUE: usize = 1024;
+/// How long an outbound connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// A driver with its listeners bound, ready to run a transaction user ([`Driver::run`]) or
+/// the built-in one behind the async [`Client`](crate::Client) API ([`Driver::start`]).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), sip_driver_tokio::Error> {
+/// use sip_driver_tokio::{Driver, ListenSpec};
+///
+/// let driver = Driver::bind(["udp:127.0.0.1:0".parse::<ListenSpec>().unwrap()]).await?;
+/// println!("listening on {:?}", driver.listeners());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Driver {
+    config: Config,
+    udp: Vec<(SocketAddr, UdpSocket)>,
+    tcp: Vec<(SocketAddr, TcpListener)>,
+    seed: [u8; 32],
+    tu_seed: [u8; 32],
+    shutdown: Arc<watch::Sender<bool>>,
+}
+
+/// Stops a running driver: [`Shutdown::shutdown`] makes [`Driver::run`] return.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Shutdown {
+    /// Asks the driver to stop; it returns from [`Driver::run`] at its next turn.
+    pub fn shutdown(&self) {
+        self.tx.send_replace(true);
+    }
+}
+
+/// What [`Driver::run`] gives back when it stops.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Finished<T> {
+    /// The transaction user, as it was when the driver stopped.
+    pub tu: T,
+    /// The endpoint's counters.
+    pub stats: Stats,
+}
+
+impl Driver {
+    /// Binds every listen specification (port 0 gets a free port) with the default
+    /// [`Config`].
+    pub async fn bind(specs: impl IntoIterator<Item = ListenSpec>) -> Result<Driver, Error> {
+        Self::bind_with_config(specs, Config::default()).await
+    }
+
+    /// Binds every listen specification; `config.listeners` is replaced by the bound
+    /// addresses (with the real ports).
+    pub async fn bind_with_config(
+        specs: impl IntoIterator<Item = ListenSpec>,
+        mut config: Config,
+    ) -> Result<Driver, Error> {
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        let mut listeners = Vec::new();
+        for spec in specs {
+            let bind_err = |source| Error::Bind { spec, source };
+            let addr = if spec.transport == Transport::Udp {
+                let s = UdpSocket::bind(spec.addr).await.map_err(bind_err)?;
+                let addr = s.local_addr().map_err(bind_err)?;
+                udp.push((addr, s));
+                addr
+            } else if spec.transport == Transport::Tcp {
+                let l = TcpListener::bind(spec.addr).await.map_err(bind_err)?;
+                let addr = l.local_addr().map_err(bind_err)?;
+                tcp.push((addr, l));
+                addr
+            } else {
+                return Err(bind_err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "transport not supported",
+                )));
+            };
+            listeners.push(Listener::new(spec.transport, addr));
+        }
+        if listeners.is_empty() {
+            return Err(Error::NoListeners);
+        }
+        config.listeners = listeners;
+        let mut seeds = [0u8; 64];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut seeds))
+            .map_err(Error::Seed)?;
+        let (mut seed, mut tu_seed) = ([0u8; 32], [0u8; 32]);
+        seed.copy_from_slice(&seeds[..32]);
+        tu_seed.copy_from_slice(&seeds[32..]);
+        let (tx, _) = watch::channel(false);
+        Ok(Driver {
+            config,
+            udp,
+            tcp,
+            seed,
+            tu_seed,
+            shutdown: Arc::new(tx),
+        })
+    }
+
+    /// The bound addresses, with the real ports where port 0 was asked.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.config.listeners
+    }
+
+    /// The first bound address of `transport`.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        first_addr(&self.config.listeners, transport)
+    }
+
+    /// The endpoint's configuration (listeners included).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A handle that stops [`Driver::run`].
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown {
+            tx: Arc::clone(&self.shutdown),
+        }
+    }
+
+    /// Runs the endpoint with `tu` on top until a [`Shutdown`] handle asks it to stop,
+    /// then returns the transaction user and the counters. Sockets and connections are
+    /// closed on return.
+    pub async fn run<T: TransactionUser>(self, tu: T) -> Result<Finished<T>, Error> {
+        let (owner, tu) = self.into_owner(tu);
+        owner.run(tu, None, ignore_command::<T, ()>).await
+    }
+
+    pub(crate) fn shutdown_handle_arc(&self) -> Arc<watch::Sender<bool>> {
+        Arc::clone(&self.shutdown)
+    }
+
+    /// A 32-byte seed for the transaction user's own random numbers (tags), from the
+    /// operating system.
+    pub(crate) fn tu_seed(&self) -> [u8; 32] {
+        self.tu_seed
+    }
+
+    pub(crate) fn into_owner<T>(self, tu: T) -> (Owner, T) {
+        let (input_tx, inputs) = mpsc::channel(INPUT_QUEUE);
+        let mut tasks = JoinSet::new();
+        let mut udp = Vec::new();
+        for (addr, socket) in self.udp {
+            let socket = Arc::new(socket);
+            let (tx, rx) = mpsc::channel(UDP_QUEUE);
+            let span = tracing::info_span!("udp", local = %addr);
+            tasks.spawn(
+                udp_reader(Arc::clone(&socket), addr, input_tx.clone()).instrument(span.clone()),
+            );
+            tasks.spawn(udp_writer(socket, addr, rx).instrument(span));
+            udp.push((addr, tx));
+        }
+        for (addr, listener) in self.tcp {
+            let span = tracing::info_span!("tcp-listener", local = %addr);
+            tasks.spawn(tcp_acceptor(listener, addr, input_tx.clone()).instrument(span));
+        }
+        let shutdown = self.shutdown.subscribe();
+        let endpoint = Endpoint::new(self.config, self.seed, Instant::now());
+        (
+            Owner {
+                ep: endpoint,
+                inputs,
+                input_tx,
+                udp,
+                conns: HashMap::new(),
+                connecting: HashSet::new(),
+                tasks,
+                shutdown,
+                _shutdown_tx: self.shutdown,
+            },
+            tu,
+        )
+    }
+}
+
+pub(crate) fn first_addr(listeners: &[Listener], transport: Transport) -> Option<SocketAddr> {
+    listeners
+        .iter()
+        .find(|l| l.transport == transport)
+        .map(|l| l.addr)
+}
+
+fn ignore_command<T, C>(_: &mut T, _: Instant, _: C, _: &mut Endpoint) {}
+
+/// What the socket tasks tell the owner task.
+#[derive(Debug)]
+pub(crate) enum Input {
+    Datagram {
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: Vec<u8>,
+    },
+    Accepted {
+        local: SocketAddr,
+        remote: SocketAddr,
+        stream: TcpStream,
+    },
+    Connected {
+        flow: FlowId,
+        stream: TcpStream,
+    },
+    ConnectFailed {
+        flow: FlowId,
+        error: io::Error,
+    },
+    Stream {
+        flow: FlowId,
+        data: Vec<u8>,
+    },
+    Closed {
+        flow: FlowId,
+    },
+}
+
+/// The queue of a UDP socket's writer task: destination and datagram.
+type DatagramTx = mpsc::Sender<(SocketAddr, Vec<u8>)>;
+
+#[derive(Debug)]
+struct Conn {
+    tx: mpsc::Sender<Vec<u8>>,
+    reader: AbortHandle,
+}
+
+/// The task state that owns the endpoint.
+#[derive(Debug)]
+pub(crate) struct Owner {
+    ep: Endpoint,
+    inputs: mpsc::Receiver<Input>,
+    input_tx: mpsc::Sender<Input>,
+    udp: Vec<(SocketAddr, DatagramTx)>,
+    conns: HashMap<FlowId, Conn>,
+    connecting: HashSet<FlowId>,
+    tasks: JoinSet<()>,
+    shutdown: watch::Receiver<bool>,
+    /// Keeps the shutdown channel open so that `changed` only reports real requests.
+    _shutdown_tx: Arc<watch::Sender<bool>>,
+}
+
+impl Owner {
+    /// The loop: feed inputs, drain outputs, sleep until the next input or deadline.
+    /// `commands`, when given, are applied to the transaction user with `apply`; the loop
+    /// ends when they are closed (every handle dropped) or on shutdown.
+    pub(crate) async fn run<T: TransactionUser, C>(
+        mut self,
+        mut tu: T,
+        mut commands: Option<mpsc::UnboundedReceiver<C>>,
+        apply: fn(&mut T, Instant, C, &mut Endpoint),
+    ) -> Result<Finished<T>, Error> {
+        let span = tracing::info_span!("sip-endpoint");
+        async {
+            tracing::debug!(listeners = ?self.ep.config().listeners, "driver running");
+            loop {
+                let now = Instant::now();
+                if self.ep.poll_timeout().is_some_and(|t| t <= now) {
+                    self.ep.handle_timeout(now);
+                }
+                if tu.poll_timeout().is_some_and(|t| t <= now) {
+                    tu.handle_timeout(now, &mut self.ep);
+                }
+                self.drain(&mut tu);
+                if *self.shutdown.borrow() {
+                    break;
+                }
+                let deadline = match (self.ep.poll_timeout(), tu.poll_timeout()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let sleep = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let command = async {
+                    match commands.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // No bias: a flood of input must not starve the commands or the timers.
+                tokio::select! {
+                    _ = self.shutdown.changed() => {}
+                    input = self.inputs.recv() => {
+                        // The owner holds a sender, so the channel never closes.
+                        if let Some(input) = input {
+                            self.input(input);
+                            // Take what else is queued before draining.
+                            for _ in 0..64 {
+                                match self.inputs.try_recv() {
+                                    Ok(input) => self.input(input),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                    }
+                    command = command => match command {
+                        Some(c) => apply(&mut tu, Instant::now(), c, &mut self.ep),
+                        None => break,
+                    },
+                    _ = sleep => {}
+                }
+            }
+            let stats = self.ep.stats();
+            tracing::debug!(?stats, "driver stopped");
+            self.tasks.shutdown().await;
+            Ok(Finished { tu, stats })
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Datagram {
+                local,
+                remote,
+                data,
+            } => self.ep.handle_datagram(now, local, remote, &data),
+            Input::Stream { flow, data } => self.ep.handle_stream(now, flow, &data),
+            Input::Accepted {
+                local,
+                remote,
+                stream,
+            } => match self.ep.accept_flow(now, Transport::Tcp, local, remote) {
+                Ok(flow) => {
+                    tracing::debug!(?flow, %remote, %local, "accepted TCP connection");
+                    self.open_conn(flow, Transport::Tcp, local, remote, stream);
+                }
+                Err(e) => tracing::warn!(%remote, "refused TCP connection: {e}"),
+            },
+            Input::Connected { flow, stream } => {
+                if !self.connecting.remove(&flow) {
+                    // The endpoint gave up on this flow meanwhile.
+                    return;
+                }
+                match (stream.local_addr(), stream.peer_addr()) {
+                    (Ok(local), Ok(remote)) => {
+                        tracing::debug!(?flow, %remote, %local, "TCP connection up");
+                        self.open_conn(flow, Transport::Tcp, local, remote, stream);
+                        self.ep
+                            .handle_flow_event(now, flow, FlowEvent::Connected { local });
+                    }
+                    _ => self.ep.handle_flow_event(now, flow, FlowEvent::Failed),
+                }
+            }
+            Input::ConnectFailed { flow, error } => {
+                if self.connecting.remove(&flow) {
+                    tracing::info!(?flow, "TCP connect failed: {error}");
+                    self.ep.handle_flow_event(now, flow, FlowEvent::Failed);
+                }
+            }
+            Input::Closed { flow } => {
+                if let Some(conn) = self.conns.remove(&flow) {
+                    tracing::debug!(?flow, "connection closed");
+                    conn.reader.abort();
+                    self.ep.handle_flow_event(now, flow, FlowEvent::Closed);
+                }
+            }
+        }
+    }
+
+    fn open_conn(
+        &mut self,
+        flow: FlowId,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        stream: TcpStream,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let span = tracing::info_span!("conn", ?flow);
+        let reader = self.tasks.spawn(
+            stream_reader(read, flow, transport, local, remote, self.input_tx.clone())
+                .instrument(span.clone()),
+        );
+        self.tasks.spawn(
+            stream_writer(
+                write,
+                flow,
+                transport,
+                local,
+                remote,
+                rx,
+                self.input_tx.clone(),
+            )
+            .instrument(span),
+        );
+        self.conns.insert(flow, Conn { tx, reader });
+    }
+
+    /// Hands every event to the transaction user and performs every transmit and I/O
+    /// request, until the endpoint has nothing more to say.
+    fn drain<T: TransactionUser>(&mut self, tu: &mut T) {
+        loop {
+            let mut busy = false;
+            while let Some(event) = self.ep.poll_event() {
+                busy = true;
+                tu.handle_event(Instant::now(), event, &mut self.ep);
+            }
+            while let Some(io) = self.ep.poll_io() {
+                busy = true;
+                self.io(io);
+            }
+            let mut buf = Vec::new();
+            while let Some(t) = self.ep.poll_transmit(&mut buf) {
+                busy = true;
+                self.transmit(t, std::mem::take(&mut buf));
+            }
+            if !busy {
+                break;
+            }
+        }
+    }
+
+    fn io(&mut self, io: IoRequest) {
+        match io {
+            IoRequest::Connect {
+                flow,
+                transport,
+                remote,
+            } => {
+                if transport != Transport::Tcp {
+                    tracing::warn!(?flow, %remote, ?transport, "transport not supported");
+                    self.ep
+                        .handle_flow_event(Instant::now(), flow, FlowEvent::Failed);
+                    return;
+                }
+                tracing::debug!(?flow, %remote, "connecting");
+                self.connecting.insert(flow);
+                let inputs = self.input_tx.clone();
+                self.tasks.spawn(async move {
+                    let input =
+                        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote))
+                            .await
+                        {
+                            Ok(Ok(stream)) => Input::Connected { flow, stream },
+                            Ok(Err(error)) => Input::ConnectFailed { flow, error },
+                            Err(_) => Input::ConnectFailed {
+                                flow,
+                                error: io::ErrorKind::TimedOut.into(),
+                            },
+                        };
+                    let _ = inputs.send(input).await;
+                });
+            }
+            IoRequest::Close { flow } => {
+                self.connecting.remove(&flow);
+                if let Some(conn) = self.conns.remove(&flow) {
+                    tracing::debug!(?flow, "closing connection");
+                    // The writer flushes what is queued, then shuts the stream down.
+                    conn.reader.abort();
+                }
+            }
+            _ => tracing::warn!(?io, "unknown I/O request"),
+        }
+    }
+
+    fn transmit(&mut self, t: Transmit, bytes: Vec<u8>) {
+        match t.flow {
+            None => {
+                let socket = self.udp.iter().find(|(a, _)| *a == t.local).or_else(|| {
+                    self.udp
+                        .iter()
+                        .find(|(a, _)| a.is_ipv4() == t.remote.is_ipv4())
+                });
+                match socket {
+                    Some((_, tx)) => {
+                        if tx.try_send((t.remote, bytes)).is_err() {
+                            tracing::warn!(remote = %t.remote, "UDP send queue full, datagram dropped");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(local = %t.local, remote = %t.remote, "no UDP socket to send from")
+                    }
+                }
+            }
+            Some(flow) => {
+                let sent = self.conns.get(&flow).map(|c| c.tx.try_send(bytes).is_ok());
+                if sent != Some(true) {
+                    if sent.is_some() {
+                        tracing::warn!(?flow, "connection send queue full, closing it");
+                    }
+                    if let Some(conn) = self.conns.remove(&flow) {
+                        conn.reader.abort();
+                    }
+                    self.ep
+                        .handle_flow_event(Instant::now(), flow, FlowEvent::Closed);
+                }
+            }
+        }
+    }
+}
+
+async fn udp_reader(socket: Arc<UdpSocket>, local: SocketAddr, inputs: mpsc::Sender<Input>) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, remote)) => {
+                let data = buf[..n].to_vec();
+                log::message(Dir::Recv, Transport::Udp, local, remote, &data);
+                if inputs
+                    .send(Input::Datagram {
+                        local,
+                        remote,
+                        data,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // ICMP errors of earlier sends surface here on some systems; keep reading.
+            Err(e) => tracing::debug!("UDP receive error: {e}"),
+        }
+    }
+}
+
+async fn udp_writer(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    mut rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+) {
+    while let Some((remote, data)) = rx.recv().await {
+        // Logged before the send so that the log reads in causal order.
+        log::message(Dir::Sent, Transport::Udp, local, remote, &data);
+        if let Err(e) = socket.send_to(&data, remote).await {
+            tracing::info!(%remote, "UDP send failed: {e}");
+        }
+    }
+}
+
+async fn tcp_acceptor(listener: TcpListener, local: SocketAddr, inputs: mpsc::Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let local = stream.local_addr().unwrap_or(local);
+                if inputs
+                    .send(Input::Accepted {
+                        local,
+                        remote,
+                        stream,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of descriptors and the like: wait a little instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn stream_reader(
+    mut read: OwnedReadHalf,
+    flow: FlowId,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    inputs: mpsc::Sender<Input>,
+) {
+    let mut buf = vec![0u8; 65536];
+    let mut log = StreamLog::default();
+    loop {
+        match read.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => {
+                log.feed(transport, local, remote, &buf[..n]);
+                let data = buf[..n].to_vec();
+                if inputs.send(Input::Stream { flow, data }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("read failed: {e}");
+                break;
+            }
+        }
+    }
+    let _ = inputs.send(Input::Closed { flow }).await;
+}
+
+async fn stream_writer(
+    mut write: OwnedWriteHalf,
+    flow: FlowId,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    inputs: mpsc::Sender<Input>,
+) {
+    while let Some(data) = rx.recv().await {
+        log::message(Dir::Sent, transport, local, remote, &data);
+        if let Err(e) = write.write_all(&data).await {
+            tracing::info!("write failed: {e}");
+            let _ = inputs.send(Input::Closed { flow }).await;
+            return;
+        }
+    }
+    // The owner dropped the connection: what was queued is written, now close it.
+    let _ = write.shutdown().await;
+}

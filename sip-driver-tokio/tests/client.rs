@@ -1,0 +1,324 @@
+//! The async client API against a second driver instance acting as server, on loopback.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{bounded, init_tracing};
+use sip_core::{
+    Config, Method, OwnedMessage, RequestBuilder, SeededRng, Target, Timers, Transport,
+};
+use sip_driver_tokio::{Client, Driver, Incoming, ListenSpec, RequestError};
+
+async fn start(specs: &[&str]) -> (Client, Incoming) {
+    init_tracing();
+    let specs: Vec<ListenSpec> = specs.iter().map(|s| s.parse().unwrap()).collect();
+    Driver::bind(specs).await.unwrap().start()
+}
+
+fn request(method: Method<'_>, to: SocketAddr, seq: u32) -> OwnedMessage {
+    let uri = format!("sip:bob@{to}");
+    RequestBuilder::new(method, &uri)
+        .from("<sip:alice@127.0.0.1>")
+        .to(&format!("<{uri}>"))
+        .contact("<sip:alice@127.0.0.1>")
+        .cseq(seq)
+        .build(&mut SeededRng::new([seq as u8; 32]))
+        .unwrap()
+}
+
+/// A server that answers OPTIONS 200 and INVITE 180 then `invite_final` (or nothing when
+/// `None`, leaving the INVITE to be cancelled).
+fn serve(mut incoming: Incoming, invite_final: Option<u16>) -> tokio::task::JoinHandle<usize> {
+    tokio::spawn(async move {
+        let mut seen = 0;
+        let mut held = Vec::new();
+        while let Some((req, mut responder)) = incoming.next().await {
+            seen += 1;
+            match req.view().method() {
+                Some(Method::Invite) => {
+                    responder.respond_status(180).await.unwrap();
+                    match invite_final {
+                        Some(code) => responder.respond_status(code).await.unwrap(),
+                        None => held.push(responder),
+                    }
+                }
+                _ => responder.respond_status(200).await.unwrap(),
+            }
+        }
+        seen
+    })
+}
+
+#[tokio::test]
+async fn options_over_udp_gets_200() {
+    let (server, incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let served = serve(incoming, Some(486));
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let to = server.local_addr(Transport::Udp).unwrap();
+    let responses = bounded(
+        "request",
+        client.request(request(Method::Options, to, 1), Target::udp(to)),
+    )
+    .await
+    .unwrap();
+    let ok = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(ok.view().status(), Some(200));
+    bounded("client shutdown", client.shutdown()).await;
+    bounded("server shutdown", server.shutdown()).await;
+    assert_eq!(bounded("server task", served).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn options_over_tcp_gets_200() {
+    let (server, incoming) = start(&["tcp:127.0.0.1:0"]).await;
+    serve(incoming, None);
+    let (client, _incoming) = start(&["tcp:127.0.0.1:0"]).await;
+    let to = server.local_addr(Transport::Tcp).unwrap();
+    for seq in 1..=3 {
+        let responses = bounded(
+            "request",
+            client.request(request(Method::Options, to, seq), Target::tcp(to)),
+        )
+        .await
+        .unwrap();
+        let ok = bounded("final", responses.final_response()).await.unwrap();
+        assert_eq!(ok.view().status(), Some(200));
+    }
+    bounded("client shutdown", client.shutdown()).await;
+    bounded("server shutdown", server.shutdown()).await;
+}
+
+#[tokio::test]
+async fn invite_answered_486_gives_provisional_then_final() {
+    let (server, incoming) = start(&["udp:127.0.0.1:0"]).await;
+    serve(incoming, Some(486));
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let to = server.local_addr(Transport::Udp).unwrap();
+    let mut responses = bounded(
+        "request",
+        client.request(request(Method::Invite, to, 1), Target::udp(to)),
+    )
+    .await
+    .unwrap();
+    let mut codes = Vec::new();
+    while let Some(r) = bounded("response", responses.next()).await {
+        codes.push(r.unwrap().view().status().unwrap());
+    }
+    // A 100 Trying may come first when the answer is slow.
+    codes.retain(|c| *c != 100);
+    assert_eq!(codes, [180, 486]);
+    assert!(
+        responses.next().await.is_none(),
+        "the stream ends after the final"
+    );
+    bounded("client shutdown", client.shutdown()).await;
+    bounded("server shutdown", server.shutdown()).await;
+}
+
+#[tokio::test]
+async fn invite_200_then_ack() {
+    let (server, incoming) = start(&["udp:127.0.0.1:0"]).await;
+    serve(incoming, Some(200));
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let to = server.local_addr(Transport::Udp).unwrap();
+    let invite = request(Method::Invite, to, 1);
+    let responses = bounded("request", client.request(invite.clone(), Target::udp(to)))
+        .await
+        .unwrap();
+    let ok = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(ok.view().status(), Some(200));
+    // The ACK: same Call-ID, From, CSeq number, the To of the 2xx.
+    let v = invite.view();
+    let okv = ok.view();
+    let h = |m: &sip_core::MessageView<'_>, n| m.header(n).unwrap().to_owned();
+    let ack = RequestBuilder::new(Method::Ack, &format!("sip:bob@{to}"))
+        .from(&h(&v, sip_core::HeaderName::From))
+        .to(&h(&okv, sip_core::HeaderName::To))
+        .call_id(&h(&v, sip_core::HeaderName::CallId))
+        .cseq(1)
+        .build(&mut SeededRng::new([3; 32]))
+        .unwrap();
+    bounded("ack", client.ack(ack, Target::udp(to)))
+        .await
+        .unwrap();
+    bounded("client shutdown", client.shutdown()).await;
+    bounded("server shutdown", server.shutdown()).await;
+}
+
+#[tokio::test]
+async fn cancelled_invite_ends_487() {
+    let (server, incoming) = start(&["udp:127.0.0.1:0"]).await;
+    serve(incoming, None);
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let to = server.local_addr(Transport::Udp).unwrap();
+    let mut responses = bounded(
+        "request",
+        client.request(request(Method::Invite, to, 1), Target::udp(to)),
+    )
+    .await
+    .unwrap();
+    loop {
+        let r = bounded("provisional", responses.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if r.view().status() == Some(180) {
+            break;
+        }
+    }
+    bounded("cancel", responses.cancel()).await.unwrap();
+    let last = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(last.view().status(), Some(487));
+    bounded("client shutdown", client.shutdown()).await;
+    bounded("server shutdown", server.shutdown()).await;
+}
+
+#[tokio::test]
+async fn unanswered_request_times_out() {
+    init_tracing();
+    // A UDP socket that reads nothing; short timers so timer F fires in 640 ms.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = silent.local_addr().unwrap();
+    let config = Config {
+        timers: Timers {
+            t1: Duration::from_millis(10),
+            t2: Duration::from_millis(40),
+            ..Timers::RFC
+        },
+        ..Config::default()
+    };
+    let (client, _incoming) =
+        Driver::bind_with_config(["udp:127.0.0.1:0".parse().unwrap()], config)
+            .await
+            .unwrap()
+            .start();
+    let responses = client
+        .request(request(Method::Options, to, 1), Target::udp(to))
+        .await
+        .unwrap();
+    let r = bounded("timeout", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Timeout);
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+#[tokio::test]
+async fn refused_connection_is_a_transport_error() {
+    init_tracing();
+    // A port nobody listens on.
+    let to = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (client, _incoming) = start(&["tcp:127.0.0.1:0"]).await;
+    let responses = client
+        .request(request(Method::Options, to, 1), Target::tcp(to))
+        .await
+        .unwrap();
+    let r = bounded("transport error", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Transport);
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+#[tokio::test]
+async fn dropped_responder_answers_500_and_no_listener_503() {
+    let (server, mut incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let to = server.local_addr(Transport::Udp).unwrap();
+    let responses = client
+        .request(request(Method::Options, to, 1), Target::udp(to))
+        .await
+        .unwrap();
+    let (_req, responder) = bounded("incoming", incoming.next()).await.unwrap();
+    drop(responder);
+    let r = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(r.view().status(), Some(500));
+    drop(incoming);
+    let responses = client
+        .request(request(Method::Options, to, 2), Target::udp(to))
+        .await
+        .unwrap();
+    let r = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(r.view().status(), Some(503));
+    bounded("client shutdown", client.shutdown()).await;
+    bounded("server shutdown", server.shutdown()).await;
+}
+
+#[tokio::test]
+async fn dropping_every_handle_stops_the_driver() {
+    init_tracing();
+    let spec: ListenSpec = "udp:127.0.0.1:0".parse().unwrap();
+    let (client, incoming) = Driver::bind([spec]).await.unwrap().start();
+    let addr = client.local_addr(Transport::Udp).unwrap();
+    drop(client);
+    drop(incoming);
+    // The socket is closed once the driver has stopped: the port can be bound again.
+    bounded("port freed", async {
+        loop {
+            if std::net::UdpSocket::bind(addr).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn requests_after_shutdown_fail() {
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    bounded("shutdown", client.shutdown()).await;
+    let to = client.local_addr(Transport::Udp).unwrap();
+    let r = client
+        .request(request(Method::Options, to, 1), Target::udp(to))
+        .await;
+    assert!(matches!(r, Err(sip_driver_tokio::Error::Stopped)), "{r:?}");
+}
+
+#[tokio::test]
+async fn retransmitted_2xx_is_acked_again() {
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    // A plain UDP socket plays the UAS.
+    let uas = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = uas.local_addr().unwrap();
+    let invite = request(Method::Invite, to, 1);
+    let responses = client
+        .request(invite.clone(), Target::udp(to))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (n, from) = bounded("INVITE", uas.recv_from(&mut buf)).await.unwrap();
+    let received = OwnedMessage::parse(&buf[..n]).unwrap();
+    assert_eq!(received.view().method(), Some(Method::Invite));
+    let ok = sip_core::ResponseBuilder::from_view(&received.view(), 200)
+        .to_tag("uas1")
+        .build(&mut SeededRng::new([4; 32]))
+        .unwrap();
+    uas.send_to(ok.as_bytes(), from).await.unwrap();
+    let final_ = bounded("final", responses.final_response()).await.unwrap();
+    assert_eq!(final_.view().status(), Some(200));
+    let h = |m: &OwnedMessage, n| m.view().header(n).unwrap().to_owned();
+    let ack = RequestBuilder::new(Method::Ack, &format!("sip:bob@{to}"))
+        .from(&h(&invite, sip_core::HeaderName::From))
+        .to(&h(&final_, sip_core::HeaderName::To))
+        .call_id(&h(&invite, sip_core::HeaderName::CallId))
+        .cseq(1)
+        .build(&mut SeededRng::new([5; 32]))
+        .unwrap();
+    client.ack(ack, Target::udp(to)).await.unwrap();
+    bounded("ACK", next_ack(&uas, &mut buf)).await;
+    // The 2xx again, as if the ACK were lost: the ACK comes again.
+    uas.send_to(ok.as_bytes(), from).await.unwrap();
+    bounded("ACK", next_ack(&uas, &mut buf)).await;
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+async fn next_ack(uas: &tokio::net::UdpSocket, buf: &mut [u8]) {
+    loop {
+        let (n, _) = uas.recv_from(buf).await.unwrap();
+        if buf[..n].starts_with(b"ACK ") {
+            return;
+        }
+    }
+}
