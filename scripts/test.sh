@@ -9,5 +9,30 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 cargo test --workspace --doc "$@" 2>&1 | tee -a "$log"
-# One closing line for the whole run (cargo prints one summary per test binary).
-awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+# Interop with SIPp (scripts/interop-sipp.sh): installed here when missing, so this command
+# works on a fresh machine. SIP_SKIP_INTEROP=1 leaves these runs out (for quick local runs).
+if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
+  if ! command -v sipp >/dev/null; then
+    echo "installing SIPp (Debian package sip-tester)"
+    if [ "$(id -u)" = 0 ]; then
+      (apt-get install -y sip-tester || (apt-get update && apt-get install -y sip-tester)) >/dev/null
+    else
+      (sudo apt-get install -y sip-tester || (sudo apt-get update && sudo apt-get install -y sip-tester)) >/dev/null
+    fi
+  fi
+  for driver in mio tokio; do
+    for transport in u1 t1; do
+      ./scripts/interop-sipp.sh uac "$driver" "$transport" 2>&1 | tee -a "$log" || true
+    done
+    ./scripts/interop-sipp.sh uac "$driver" u1 10 2>&1 | tee -a "$log" || true
+  done
+  ./scripts/interop-sipp.sh uas 2>&1 | tee -a "$log" || true
+fi
+
+# One closing line for the whole run (cargo prints one summary per test binary; each interop
+# run counts as one test).
+awk '/^test result:/ { p += $4; f += $6 }
+     /^interop: .*: ok/ { p += 1 }
+     /^interop: .*FAILED/ { f += 1 }
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0) }' "$log"
