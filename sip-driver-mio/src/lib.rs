@@ -80,10 +80,9 @@
 //! ```
 
 mod driver;
-pub mod listen;
 
 pub use driver::{os_seed, Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
-pub use listen::{ListenSpec, ParseListenSpecError};
 pub use sip_core;
+pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
 #[doc(no_inline)]
 pub use sip_core::TransactionUser;

@@ -59,10 +59,9 @@ mod client;
 mod driver;
 mod error;
 mod log;
-mod spec;
 
 pub use client::{Client, Incoming, Responder, Responses};
 pub use driver::{Driver, Finished, Shutdown};
 pub use error::{Error, RequestError};
 pub use sip_core;
-pub use spec::{ListenSpec, ParseListenSpecError};
+pub use sip_core::transport::{ListenSpec, ParseListenSpecError};

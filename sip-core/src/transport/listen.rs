@@ -1,7 +1,6 @@
 //! What to listen on: `TRANSPORT:ADDRESS[:PORT]`, the syntax of a driver's `--listen` flag.
 //!
-//! This module depends only on `std` and [`sip_core`], so another driver can copy it and
-//! accept the same flags:
+//! It lives in the core (it does no I/O) so that every driver accepts the same flags:
 //!
 //! | spec                  | transport | address          |
 //! |-----------------------|-----------|------------------|
@@ -18,14 +17,14 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use sip_core::Transport;
+use super::Transport;
 
 /// One address to listen on, with its transport. Parse it from `udp:127.0.0.1:5060`; see the
 /// module docs.
 ///
 /// ```
 /// use sip_driver_mio::ListenSpec;
-/// use sip_core::Transport;
+/// use super::Transport;
 ///
 /// let spec: ListenSpec = "tcp:[::1]:5070".parse()?;
 /// assert_eq!(spec.transport, Transport::Tcp);
@@ -59,36 +58,21 @@ impl ListenSpec {
 }
 
 /// Why a listen spec did not parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ParseListenSpecError {
     /// No `TRANSPORT:` prefix.
+    #[error("expected TRANSPORT:ADDRESS[:PORT], like udp:127.0.0.1:5060")]
     MissingTransport,
     /// The transport is not `udp`, `tcp` or `tls`.
+    #[error("unknown transport {0:?} (expected udp, tcp or tls)")]
     UnknownTransport(String),
     /// The address is not an IP address with an optional port (`[::1]` for IPv6).
+    #[error(
+        "bad address {0:?} (expected an IP address and optional port, like 127.0.0.1:5060 or [::1]:5060)"
+    )]
     BadAddress(String),
 }
-
-impl fmt::Display for ParseListenSpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseListenSpecError::MissingTransport => {
-                f.write_str("expected TRANSPORT:ADDRESS[:PORT], like udp:127.0.0.1:5060")
-            }
-            ParseListenSpecError::UnknownTransport(t) => {
-                write!(f, "unknown transport {t:?} (expected udp, tcp or tls)")
-            }
-            ParseListenSpecError::BadAddress(a) => write!(
-                f,
-                "bad address {a:?} (expected an IP address and optional port, like \
-                 127.0.0.1:5060 or [::1]:5060)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ParseListenSpecError {}
 
 impl FromStr for ListenSpec {
     type Err = ParseListenSpecError;
