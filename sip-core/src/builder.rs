@@ -303,7 +303,7 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
             headers: SmallVec::new(),
         };
         w.out.extend_from_slice(b"SIP/2.0 ");
-        push_code(&mut w.out, self.code);
+        push_decimal(&mut w.out, self.code);
         w.out.push(b' ');
         let reason_start = w.out.len();
         w.out.extend_from_slice(
@@ -371,7 +371,7 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
             None => &[],
         };
         w.header(HeaderName::ContentLength, "Content-Length", |out| {
-            push_code(out, body.len() as u64)
+            push_decimal(out, body.len() as u64)
         });
         w.out.extend_from_slice(b"\r\n");
         let head_end = w.out.len();
@@ -437,11 +437,12 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
     }
 }
 
-fn push_code(out: &mut Vec<u8>, n: impl Into<u64>) {
-    let n: u64 = n.into();
+/// Appends `n` in decimal, without going through `fmt` (which costs more than writing the
+/// rest of a header).
+pub(crate) fn push_decimal(out: &mut impl Extend<u8>, n: impl Into<u64>) {
+    let mut n: u64 = n.into();
     let mut digits = [0u8; 20];
     let mut i = digits.len();
-    let mut n = n;
     loop {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
@@ -450,7 +451,7 @@ fn push_code(out: &mut Vec<u8>, n: impl Into<u64>) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    out.extend(digits[i..].iter().copied());
 }
 
 /// Writes header lines and records where each name and value sits.

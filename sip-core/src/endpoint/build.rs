@@ -3,25 +3,9 @@
 //! 17.1.1.3), CANCEL (section 9.1), 100 Trying (section 17.2.1) and the stateless answers to
 //! requests that cannot be processed (sections 8.2 and 21.5.4).
 
+use crate::builder::push_unfolded;
 use crate::message::{HeaderName, MessageView, StartLine};
 use crate::transport::Transport;
-
-/// Appends a header value with its line folds replaced by single spaces.
-fn push_unfolded(out: &mut Vec<u8>, value: &str) {
-    let b = value.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\r' || b[i] == b'\n' {
-            while i < b.len() && matches!(b[i], b'\r' | b'\n' | b' ' | b'\t') {
-                i += 1;
-            }
-            out.push(b' ');
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-}
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());

@@ -643,15 +643,7 @@ impl Endpoint {
         flow: Option<FlowId>,
     ) -> Result<Option<FlowId>, SendError> {
         if !transport.is_stream() {
-            self.transmits.push_back(Queued {
-                bytes: data,
-                transmit: Transmit {
-                    transport,
-                    local,
-                    remote,
-                    flow: None,
-                },
-            });
+            self.queue_datagram(local, remote, data);
             return Ok(None);
         }
         let id = match flow
@@ -700,6 +692,19 @@ impl Endpoint {
             _ => f.pending.push(data),
         }
         Ok(Some(id))
+    }
+
+    /// Queues a UDP datagram.
+    fn queue_datagram(&mut self, local: SocketAddr, remote: SocketAddr, bytes: Arc<[u8]>) {
+        self.transmits.push_back(Queued {
+            bytes,
+            transmit: Transmit {
+                transport: Transport::Udp,
+                local,
+                remote,
+                flow: None,
+            },
+        });
     }
 
     fn bind_flow(&mut self, flow: Option<FlowId>) {
@@ -905,17 +910,7 @@ impl Endpoint {
             return;
         };
         match e.route {
-            ResponseRoute::Datagram { local, remote } => {
-                self.transmits.push_back(Queued {
-                    bytes: data,
-                    transmit: Transmit {
-                        transport: Transport::Udp,
-                        local,
-                        remote,
-                        flow: None,
-                    },
-                });
-            }
+            ResponseRoute::Datagram { local, remote } => self.queue_datagram(local, remote, data),
             ResponseRoute::Flow {
                 flow,
                 transport,

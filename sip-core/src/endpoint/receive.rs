@@ -222,15 +222,7 @@ impl Endpoint {
         let data: Arc<[u8]> = Arc::from(bytes.as_slice());
         self.stats.stateless_responses += 1;
         match route {
-            ResponseRoute::Datagram { local, remote } => self.transmits.push_back(Queued {
-                bytes: data,
-                transmit: Transmit {
-                    transport: Transport::Udp,
-                    local,
-                    remote,
-                    flow: None,
-                },
-            }),
+            ResponseRoute::Datagram { local, remote } => self.queue_datagram(local, remote, data),
             ResponseRoute::Flow {
                 flow,
                 transport,

@@ -108,16 +108,32 @@ pub(crate) fn server_key_3261(out: &mut Vec<u8>, via: &Via<'_>, method: Method<'
     let Some(branch) = rfc3261_branch(via) else {
         return false;
     };
+    let host = match via.host {
+        Host::Domain(h) | Host::Ipv4(h) | Host::Ipv6(h) => h,
+    };
+    push_3261_key(out, method, branch, host, via.port);
+    true
+}
+
+/// `S`, the method matched under, the branch, the lower-cased sent-by host and the port.
+fn push_3261_key(
+    out: &mut Vec<u8>,
+    method: Method<'_>,
+    branch: &str,
+    host: &str,
+    port: Option<u16>,
+) {
     out.clear();
     out.push(b'S');
     out.extend_from_slice(match_method(method).as_bytes());
     out.push(0);
     out.extend_from_slice(branch.as_bytes());
     out.push(0);
-    push_host(out, &via.host);
+    let from = out.len();
+    out.extend_from_slice(host.as_bytes());
+    out[from..].make_ascii_lowercase();
     out.push(0);
-    push_port(out, via.port);
-    true
+    push_port(out, port);
 }
 
 /// The same key as [`server_key_3261`], read straight from the raw text of the first Via
@@ -180,17 +196,7 @@ pub(crate) fn server_key_from_raw_via(out: &mut Vec<u8>, raw: &str, method: Meth
     let Some(branch) = branch.filter(|b| b.starts_with(crate::MAGIC_COOKIE)) else {
         return false;
     };
-    out.clear();
-    out.push(b'S');
-    out.extend_from_slice(match_method(method).as_bytes());
-    out.push(0);
-    out.extend_from_slice(branch.as_bytes());
-    out.push(0);
-    let from = out.len();
-    out.extend_from_slice(host.as_bytes());
-    out[from..].make_ascii_lowercase();
-    out.push(0);
-    push_port(out, port);
+    push_3261_key(out, method, branch, host, port);
     true
 }
 

@@ -77,7 +77,7 @@ pub(crate) fn stamp_insertions(
     if let Some(at) = rport_at {
         let mut text = SmallVec::new();
         text.push(b'=');
-        push_decimal(&mut text, remote.port().into());
+        crate::builder::push_decimal(&mut text, remote.port());
         out.push((at, text));
     }
     if add_received {
@@ -89,7 +89,7 @@ pub(crate) fn stamp_insertions(
                     if i > 0 {
                         text.push(b'.');
                     }
-                    push_decimal(&mut text, octet.into());
+                    crate::builder::push_decimal(&mut text, octet);
                 }
             }
             IpAddr::V6(ip) => text.extend_from_slice(ip.to_string().as_bytes()),
@@ -116,23 +116,6 @@ pub(crate) fn stamp_request(data: &[u8], via: &Via<'_>, remote: SocketAddr) -> O
     }
     out.extend_from_slice(&data[from..]);
     Some(out)
-}
-
-/// Appends `n` in decimal (without going through `fmt`, which costs more than the rest of
-/// the stamping).
-fn push_decimal(out: &mut SmallVec<[u8; 48]>, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// Where the responses of a server transaction go.
