@@ -23,8 +23,8 @@ use super::Transport;
 /// module docs.
 ///
 /// ```
-/// use sip_driver_mio::ListenSpec;
-/// use super::Transport;
+/// use sip_core::transport::ListenSpec;
+/// use sip_core::Transport;
 ///
 /// let spec: ListenSpec = "tcp:[::1]:5070".parse()?;
 /// assert_eq!(spec.transport, Transport::Tcp);
