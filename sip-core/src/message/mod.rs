@@ -19,7 +19,7 @@ pub use method::Method;
 pub use name::HeaderName;
 pub use params::{Param, ParamIter, Params};
 pub use scan::unquote;
-pub use typed::{Form, Header, HeaderValue, Message};
+pub use typed::{Form, Header, HeaderValue, Headers, Message};
 pub use uri::{unescaped, AbsoluteUri, Host, SipUri, TelUri, Uri};
 pub use view::{MessageView, RawHeader, StartLine, StreamFrame, INLINE_HEADERS};
 

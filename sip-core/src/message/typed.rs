@@ -6,7 +6,7 @@ use super::headers::{
 };
 use super::headers::{Timestamp, TokenParams, Via, Warning};
 use super::params::Params;
-use super::scan::Cursor;
+use super::scan::{self, Cursor};
 use super::uri::Uri;
 use super::view::{MessageView, StartLine};
 use super::{HeaderName, Method};
@@ -71,6 +71,23 @@ pub struct Header<'a> {
     pub value: HeaderValue<'a>,
 }
 
+/// What the typed parse stores for one header line or one value of a list line.
+#[derive(Debug, Clone, Copy)]
+enum Slot<'a> {
+    /// One typed value.
+    One(HeaderValue<'a>),
+    /// A whole token-list line (Allow, Supported, Require, ...): its validated text, whose
+    /// tokens are read on access (each one is a [`HeaderValue::Token`]).
+    Tokens(&'a str),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry<'a> {
+    name: HeaderName,
+    line: u16,
+    slot: Slot<'a>,
+}
+
 /// A message with every known header typed. Parse with [`Message::parse`].
 ///
 /// One allocation holds the typed values; everything borrows from the input.
@@ -78,7 +95,9 @@ pub struct Header<'a> {
 pub struct Message<'a> {
     view: MessageView<'a>,
     request_uri: Option<Uri<'a>>,
-    headers: Vec<Header<'a>>,
+    entries: Vec<Entry<'a>>,
+    /// The number of values (a token-list line counts each token).
+    count: usize,
 }
 
 /// How [`Message::write_to`] lays out headers.
@@ -92,12 +111,119 @@ pub enum Form {
     Original,
 }
 
+/// The typed values of a message in order, one [`Header`] per value (see
+/// [`Message::headers`]).
+#[derive(Debug, Clone)]
+pub struct Headers<'m, 'a> {
+    inner: Walk<'m, 'a>,
+    /// Values not yet returned.
+    remaining: usize,
+}
+
+impl<'m, 'a> Headers<'m, 'a> {
+    /// The same iterator (for code written when [`Message::headers`] returned a slice).
+    pub fn iter(&self) -> Headers<'m, 'a> {
+        self.clone()
+    }
+}
+
+impl<'a> Iterator for Headers<'_, 'a> {
+    type Item = Header<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Header<'a>> {
+        let h = self.inner.next()?;
+        self.remaining = self.remaining.saturating_sub(1);
+        Some(h)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Headers<'_, '_> {}
+
+/// Walks the entries, expanding token-list lines, optionally only those of one name.
+#[derive(Debug, Clone)]
+struct Walk<'m, 'a> {
+    entries: std::slice::Iter<'m, Entry<'a>>,
+    only: Option<HeaderName>,
+    /// The rest of the token-list line being read, with its name and line.
+    tokens: &'a str,
+    token_name: HeaderName,
+    token_line: u16,
+}
+
+impl<'m, 'a> Walk<'m, 'a> {
+    fn new(entries: &'m [Entry<'a>], only: Option<HeaderName>) -> Self {
+        Walk {
+            entries: entries.iter(),
+            only,
+            tokens: "",
+            token_name: HeaderName::Other,
+            token_line: 0,
+        }
+    }
+}
+
+/// The next token of a validated token list (tokens separated by commas and LWS).
+#[inline]
+fn next_token<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let b = rest.as_bytes();
+    let start = b.iter().position(|&c| scan::is_token(c)).unwrap_or(b.len());
+    let len = b[start..]
+        .iter()
+        .position(|&c| !scan::is_token(c))
+        .unwrap_or(b.len() - start);
+    let t = rest.get(start..start + len)?;
+    *rest = rest.get(start + len..).unwrap_or("");
+    (!t.is_empty()).then_some(t)
+}
+
+impl<'a> Iterator for Walk<'_, 'a> {
+    type Item = Header<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Header<'a>> {
+        loop {
+            if !self.tokens.is_empty() {
+                if let Some(t) = next_token(&mut self.tokens) {
+                    return Some(Header {
+                        name: self.token_name,
+                        line: self.token_line,
+                        value: HeaderValue::Token(t),
+                    });
+                }
+            }
+            let e = self.entries.next()?;
+            if self.only.is_some_and(|n| n != e.name) {
+                continue;
+            }
+            match e.slot {
+                Slot::One(value) => {
+                    return Some(Header {
+                        name: e.name,
+                        line: e.line,
+                        value,
+                    })
+                }
+                Slot::Tokens(text) => {
+                    self.tokens = text;
+                    self.token_name = e.name;
+                    self.token_line = e.line;
+                }
+            }
+        }
+    }
+}
+
 macro_rules! first_value {
     ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $fn(&self) -> Option<$ty> {
-            self.headers.iter().find_map(|h| match h.value {
-                HeaderValue::$variant(v) if h.name == HeaderName::$name => Some(v),
+            self.entries.iter().find_map(|e| match e.slot {
+                Slot::One(HeaderValue::$variant(v)) if e.name == HeaderName::$name => Some(v),
                 _ => None,
             })
         }
@@ -108,8 +234,8 @@ macro_rules! all_values {
     ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $fn(&self) -> impl Iterator<Item = $ty> + '_ {
-            self.headers.iter().filter_map(|h| match h.value {
-                HeaderValue::$variant(v) if h.name == HeaderName::$name => Some(v),
+            self.entries.iter().filter_map(|e| match e.slot {
+                Slot::One(HeaderValue::$variant(v)) if e.name == HeaderName::$name => Some(v),
                 _ => None,
             })
         }
@@ -147,30 +273,25 @@ impl<'a> Message<'a> {
             }
             super::view::StartSpans::Response { .. } => None,
         };
-        // Room for two values a line covers typical list headers (Allow, Supported) without
-        // a second allocation; a longer list grows the vector once or twice.
+        // Token lists take one entry a line; room for a few more values covers list lines
+        // such as "Route: <a>, <b>" without a second allocation.
         let capacity = view.layout.headers.len() * 2 + 4;
-        let mut headers = Vec::with_capacity(capacity);
+        let mut entries = Vec::with_capacity(capacity);
+        let mut count = 0usize;
         let mut vias = 0usize;
         for (line, raw) in view.layout.headers.iter().enumerate() {
             let value = raw.value.of(head);
             let line = u16::try_from(line)
                 .map_err(|_| ParseError::new(ErrorKind::TooManyHeaders, raw.name.start as usize))?;
-            let before = headers.len();
-            parse_value(raw.kind, value, limits.max_uri_length, |v| {
-                headers.push(Header {
-                    name: raw.kind,
-                    line,
-                    value: v,
-                })
-            })
-            .map_err(|at| {
-                ParseError::new(
-                    ErrorKind::InvalidHeader(raw.kind),
-                    raw.value.start as usize + at,
-                )
-            })?;
-            if headers.len() > limits.max_headers {
+            let n = parse_line(raw.kind, line, value, limits.max_uri_length, &mut entries)
+                .map_err(|at| {
+                    ParseError::new(
+                        ErrorKind::InvalidHeader(raw.kind),
+                        raw.value.start as usize + at,
+                    )
+                })?;
+            count += n;
+            if count > limits.max_headers {
                 // values count against the header limit too, so the canonical form (one value
                 // per line) of an accepted message is itself acceptable
                 return Err(ParseError::new(
@@ -179,7 +300,7 @@ impl<'a> Message<'a> {
                 ));
             }
             if raw.kind == HeaderName::Via {
-                vias += headers.len() - before;
+                vias += n;
                 if vias > limits.max_vias {
                     return Err(ParseError::new(
                         ErrorKind::TooManyVias,
@@ -191,7 +312,8 @@ impl<'a> Message<'a> {
         Ok(Message {
             view,
             request_uri,
-            headers,
+            entries,
+            count,
         })
     }
 
@@ -225,9 +347,13 @@ impl<'a> Message<'a> {
         self.view.status()
     }
 
-    /// Every typed header value, in order.
-    pub fn headers(&self) -> &[Header<'a>] {
-        &self.headers
+    /// Every typed header value, in order: one [`Header`] per value (a list line such as
+    /// `Allow: INVITE, ACK` gives one per element).
+    pub fn headers(&self) -> Headers<'_, 'a> {
+        Headers {
+            inner: Walk::new(&self.entries, None),
+            remaining: self.count,
+        }
     }
 
     /// The name of a header as it was written (compact or long, any case): the only way to
@@ -242,17 +368,14 @@ impl<'a> Message<'a> {
     }
 
     /// The typed values of one header name, in order.
-    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &HeaderValue<'a>> + '_ {
-        self.headers
-            .iter()
-            .filter(move |h| h.name == name)
-            .map(|h| &h.value)
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = HeaderValue<'a>> + '_ {
+        Walk::new(&self.entries, Some(name)).map(|h| h.value)
     }
 
     /// The tokens of a token-list header (Require, Supported, Allow, ...).
     pub fn tokens(&self, name: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
-        self.headers.iter().filter_map(move |h| match h.value {
-            HeaderValue::Token(t) if h.name == name => Some(t),
+        self.values(name).filter_map(|v| match v {
+            HeaderValue::Token(t) => Some(t),
             _ => None,
         })
     }
@@ -330,6 +453,88 @@ impl<'a> Message<'a> {
         let mut v = Vec::with_capacity(self.view.as_bytes().len() + 64);
         self.write_to(&mut v, Form::Canonical);
         v
+    }
+}
+
+/// Types one header line's value, appending its entries; returns how many values it holds.
+/// On a grammar error, returns the offset in `value` where it was found.
+fn parse_line<'a>(
+    name: HeaderName,
+    line: u16,
+    value: &'a str,
+    max_uri: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<usize, usize> {
+    use HeaderName as N;
+    if matches!(
+        name,
+        N::Allow
+            | N::Supported
+            | N::Require
+            | N::ProxyRequire
+            | N::Unsupported
+            | N::ContentEncoding
+            | N::ContentLanguage
+            | N::AllowEvents
+    ) && !value.is_empty()
+    {
+        let n = token_list(value.as_bytes())?;
+        entries.push(Entry {
+            name,
+            line,
+            slot: Slot::Tokens(value),
+        });
+        return Ok(n);
+    }
+    let mut n = 0;
+    parse_value(name, value, max_uri, |v| {
+        n += 1;
+        entries.push(Entry {
+            name,
+            line,
+            slot: Slot::One(v),
+        })
+    })?;
+    Ok(n)
+}
+
+/// Skips `SWS` (spaces, tabs, line folds) from `i`.
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    loop {
+        match b.get(i) {
+            Some(b' ' | b'\t') => i += 1,
+            Some(b'\r')
+                if b.get(i + 1) == Some(&b'\n') && matches!(b.get(i + 2), Some(b' ' | b'\t')) =>
+            {
+                i += 3
+            }
+            _ => return i,
+        }
+    }
+}
+
+/// `token *(COMMA token)` over a whole (trimmed, non-empty) value: the number of tokens, or
+/// the offset of the first fault.
+#[inline]
+fn token_list(b: &[u8]) -> Result<usize, usize> {
+    let mut i = 0;
+    let mut n = 0;
+    loop {
+        let s = i;
+        while i < b.len() && scan::is_token(b[i]) {
+            i += 1;
+        }
+        if i == s {
+            return Err(i);
+        }
+        n += 1;
+        i = skip_ws(b, i);
+        match b.get(i) {
+            None => return Ok(n),
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(_) => return Err(i),
+        }
     }
 }
 
