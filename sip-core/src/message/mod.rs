@@ -1,6 +1,7 @@
 //! The message layer (RFC 3261 sections 7, 19, 20 and 25): parsing, typed headers, URIs,
 //! serialization, owned messages, builders and semantic validation.
 
+mod fast;
 mod headers;
 mod method;
 mod name;

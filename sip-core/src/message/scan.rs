@@ -5,20 +5,34 @@
 //! caller reports the error at [`Cursor::pos`], which is left where the mismatch was seen.
 
 /// `token` characters (RFC 3261 section 25.1).
-const TOKEN: u8 = 1;
+pub(crate) const TOKEN: u16 = 1;
 /// `word` characters: token plus `( ) < > : \ " / [ ] ? { }`.
-const WORD: u8 = 2;
+pub(crate) const WORD: u16 = 2;
 /// `unreserved` of RFC 3261 / RFC 2396: alphanum and `- _ . ! ~ * ' ( )`.
-const UNRESERVED: u8 = 4;
+const UNRESERVED: u16 = 4;
 /// Characters that may appear unescaped in a URI (reserved, unreserved and `%`).
-const URIC: u8 = 8;
+pub(crate) const URIC: u16 = 8;
 /// Host name characters: alphanumerics, `-`, `.`, `_`.
-pub(crate) const HOST: u8 = 16;
+pub(crate) const HOST: u16 = 16;
 /// Host characters that make a name rather than an IPv4 address: letters, `-`, `_`.
-pub(crate) const HOST_NAME: u8 = 32;
+pub(crate) const HOST_NAME: u16 = 32;
+/// Host characters other than `.` and `-` (alphanumerics and `_`).
+pub(crate) const HOST_PLAIN: u16 = 64;
+/// `user` characters of a SIP URI except `%` (unreserved, `user-unreserved`).
+pub(crate) const USER: u16 = 128;
+/// [`USER`] without `,`, `;` and `?`, which end an `addr-spec` written without brackets.
+pub(crate) const USER_SPEC: u16 = 256;
+/// `password` characters except `%`.
+pub(crate) const PASSWORD: u16 = 512;
+/// [`PASSWORD`] without `,`.
+pub(crate) const PASSWORD_SPEC: u16 = 1024;
+/// `paramchar` except `%` (`param-unreserved` and unreserved).
+pub(crate) const PARAM: u16 = 2048;
+/// ASCII digits.
+pub(crate) const DIGIT: u16 = 4096;
 
-const fn class_table() -> [u8; 256] {
-    let mut t = [0u8; 256];
+const fn class_table() -> [u16; 256] {
+    let mut t = [0u16; 256];
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
@@ -91,18 +105,66 @@ const fn class_table() -> [u8; 256] {
         if b.is_ascii_alphabetic() || matches!(b, b'-' | b'_') {
             v |= HOST_NAME;
         }
+        if alnum || b == b'_' {
+            v |= HOST_PLAIN;
+        }
+        let unreserved = v & UNRESERVED != 0;
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+            v |= USER;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b'/') {
+            v |= USER_SPEC;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',') {
+            v |= PASSWORD;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$') {
+            v |= PASSWORD_SPEC;
+        }
+        if unreserved || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            v |= PARAM;
+        }
+        if b.is_ascii_digit() {
+            v |= DIGIT;
+        }
         t[c] = v;
         c += 1;
     }
     t
 }
 
-static CLASS: [u8; 256] = class_table();
+static CLASS: [u16; 256] = class_table();
 
 /// The class bits of `b` ([`HOST`], [`HOST_NAME`], ...), for scanners that test several.
 #[inline]
-pub(crate) fn class(b: u8) -> u8 {
+pub(crate) fn class(b: u8) -> u16 {
     CLASS[b as usize]
+}
+
+/// The end of the run of bytes of class `mask` from `i`.
+#[inline]
+pub(crate) fn run(b: &[u8], mut i: usize, mask: u16) -> usize {
+    while let Some(&c) = b.get(i) {
+        if CLASS[c as usize] & mask == 0 {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Like [`run`], also stepping over `%HH` escapes (for classes that leave out `%`).
+#[inline]
+pub(crate) fn run_escaped(b: &[u8], mut i: usize, mask: u16) -> usize {
+    loop {
+        i = run(b, i, mask);
+        match (b.get(i), b.get(i + 1), b.get(i + 2)) {
+            (Some(b'%'), Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                i += 3
+            }
+            _ => return i,
+        }
+    }
 }
 
 /// Is `b` a `token` character?

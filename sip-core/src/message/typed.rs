@@ -486,6 +486,18 @@ fn parse_line<'a>(
         });
         return Ok(n);
     }
+    let before = entries.len();
+    let fast = super::fast::line(name, value, max_uri, |v| {
+        entries.push(Entry {
+            name,
+            line,
+            slot: Slot::One(v),
+        })
+    });
+    if let Some(n) = fast {
+        return Ok(n);
+    }
+    entries.truncate(before);
     let mut n = 0;
     parse_value(name, value, max_uri, |v| {
         n += 1;

@@ -217,6 +217,9 @@ impl fmt::Display for Uri<'_> {
 impl<'a> SipUri<'a> {
     /// Parses `sip:` / `sips:` URIs (RFC 3261 section 25.1 `SIP-URI` / `SIPS-URI`).
     pub fn parse(s: &'a str) -> Option<SipUri<'a>> {
+        if let Some((u, _)) = super::fast::sip_uri(s, 0, super::fast::UriEnd::Whole) {
+            return Some(u);
+        }
         let mut c = Cursor::new(s);
         let b = s.as_bytes();
         if b.len() < 4 || !b[..3].eq_ignore_ascii_case(b"sip") {
@@ -490,22 +493,28 @@ fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     let b = c.bytes();
     let start = c.pos();
     let mut i = start;
-    let mut prev = b'.';
     let mut bad = false;
-    let mut seen = 0u8;
-    while let Some(&ch) = b.get(i) {
-        let k = scan::class(ch);
-        if k & scan::HOST == 0 {
-            break;
+    let mut seen = 0u16;
+    loop {
+        // letters, digits and '_': no label rule applies
+        while let Some(&ch) = b.get(i) {
+            let k = scan::class(ch);
+            if k & scan::HOST_PLAIN == 0 {
+                break;
+            }
+            seen |= k;
+            i += 1;
         }
-        seen |= k;
-        // label rules only matter around the (few) dots and hyphens
-        if ch == b'.' {
-            bad |= prev == b'.' || prev == b'-';
-        } else if ch == b'-' {
-            bad |= prev == b'.';
+        // the label rules look at the character before each '.' and '-'
+        let prev = if i > start { b[i - 1] } else { b'.' };
+        match b.get(i) {
+            Some(b'.') => bad |= prev == b'.' || prev == b'-',
+            Some(b'-') => {
+                bad |= prev == b'.';
+                seen |= scan::HOST_NAME;
+            }
+            _ => break,
         }
-        prev = ch;
         i += 1;
     }
     let name = seen & scan::HOST_NAME != 0;
@@ -518,7 +527,7 @@ fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
         return valid_ipv4(h.as_bytes()).then_some(Host::Ipv4(h));
     }
     // a trailing dot is allowed (fully qualified name); a trailing '-' is not
-    (!bad && prev != b'-').then_some(Host::Domain(h))
+    (!bad && b[i - 1] != b'-').then_some(Host::Domain(h))
 }
 
 /// A bare IPv6 address: hex digits, colons and an optional dotted IPv4 tail. The RFC 3261

@@ -1,0 +1,519 @@
+//! Fast paths of the typed parse for the headers every message carries (Via, From, To,
+//! Contact, Route, Call-ID, CSeq, numbers, Content-Type, User-Agent) and for SIP URIs.
+//!
+//! Each reads the common, compact spelling in one pass over the bytes and gives up (`None`)
+//! on anything else: line folds, whitespace around separators, escapes in quoted strings,
+//! IPv6 references, URI headers, schemes other than `sip`/`sips`. Giving up is never an
+//! error: the caller then runs the general parsers of `headers.rs`, which accept or reject
+//! the value and report where it breaks. So a fast path only has to be exact when it
+//! succeeds: it must then return what the general parser would.
+
+use super::headers::{CSeq, Contact, DisplayName, MediaType, NameAddr, Via};
+use super::params::{Param, ParamStyle, Params};
+use super::scan::{self, run, run_escaped};
+use super::typed::HeaderValue;
+use super::uri::{self, Host, SipUri, Uri};
+use super::{HeaderName, Method};
+
+/// What ends a SIP URI read in place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UriEnd {
+    /// The end of the text (a Request-URI, [`SipUri::parse`]).
+    Whole,
+    /// `>` (name-addr).
+    Bracket,
+    /// Whatever cannot continue an addr-spec written without brackets (`,`, `;`, `?`,
+    /// whitespace, the end): no URI parameters.
+    AddrSpec,
+}
+
+#[inline]
+fn slice(s: &str, from: usize, to: usize) -> &str {
+    s.get(from..to).unwrap_or("")
+}
+
+/// A decimal number of 1 to 10 digits no larger than `max`, from `i`: (value, end).
+#[inline]
+fn number(b: &[u8], i: usize, max: u64) -> Option<(u64, usize)> {
+    let end = run(b, i, scan::DIGIT);
+    if end == i || end - i > 10 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &d in &b[i..end] {
+        v = v * 10 + u64::from(d - b'0');
+    }
+    (v <= max).then_some((v, end))
+}
+
+/// A host name or IPv4 address (not an IPv6 reference) at `i`.
+#[inline]
+fn host(s: &str, i: usize) -> Option<(Host<'_>, usize)> {
+    let mut c = scan::Cursor::new(s);
+    c.set_pos(i);
+    if c.peek() == Some(b'[') {
+        return None;
+    }
+    let h = uri::parse_host(&mut c)?;
+    Some((h, c.pos()))
+}
+
+/// A `sip:` or `sips:` URI from `i`, ending as `end` says: the URI and where it stopped.
+pub(crate) fn sip_uri(s: &str, mut i: usize, end: UriEnd) -> Option<(SipUri<'_>, usize)> {
+    let b = s.as_bytes();
+    let w = b.get(i..i + 4)?;
+    if w[0] | 0x20 != b's' || w[1] | 0x20 != b'i' || w[2] | 0x20 != b'p' {
+        return None;
+    }
+    let secure = match w[3] {
+        b':' => false,
+        b's' | b'S' if b.get(i + 4) == Some(&b':') => true,
+        _ => return None,
+    };
+    i += if secure { 5 } else { 4 };
+    // userinfo: only when the user (and password) characters run up to an '@'. Otherwise
+    // there is none: no character the rest of the URI is read with is an '@', so a URI with
+    // an '@' further on does not reach its end below and is left to the general parser.
+    let (user_class, password_class) = if end == UriEnd::AddrSpec {
+        (scan::USER_SPEC, scan::PASSWORD_SPEC)
+    } else {
+        (scan::USER, scan::PASSWORD)
+    };
+    let start = i;
+    let mut user = None;
+    let mut password = None;
+    let u = run_escaped(b, i, user_class);
+    match b.get(u) {
+        Some(b'@') if u > start => {
+            user = Some(slice(s, start, u));
+            i = u + 1;
+        }
+        Some(b':') if u > start => {
+            let p = run_escaped(b, u + 1, password_class);
+            if b.get(p) == Some(&b'@') {
+                user = Some(slice(s, start, u));
+                password = Some(slice(s, u + 1, p));
+                i = p + 1;
+            }
+        }
+        _ => {}
+    }
+    let (host, mut i) = host(s, i)?;
+    let port = if b.get(i) == Some(&b':') {
+        let (p, e) = number(b, i + 1, 65535)?;
+        i = e;
+        Some(p as u16)
+    } else {
+        None
+    };
+    let mut params = Params::from_raw("", ParamStyle::Uri);
+    if end != UriEnd::AddrSpec && b.get(i) == Some(&b';') {
+        let first = i + 1;
+        while b.get(i) == Some(&b';') {
+            let n = run_escaped(b, i + 1, scan::PARAM);
+            if n == i + 1 {
+                return None;
+            }
+            i = n;
+            if b.get(i) == Some(&b'=') {
+                let v = run_escaped(b, i + 1, scan::PARAM);
+                if v == i + 1 {
+                    return None;
+                }
+                i = v;
+            }
+        }
+        params = Params::from_raw(slice(s, first, i), ParamStyle::Uri);
+    }
+    let ok = match end {
+        UriEnd::Whole => i == b.len(),
+        UriEnd::Bracket => b.get(i) == Some(&b'>'),
+        UriEnd::AddrSpec => b
+            .get(i)
+            .is_none_or(|&c| !scan::is_uric(c) || matches!(c, b',' | b';' | b'?')),
+    };
+    ok.then_some((
+        SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers: None,
+        },
+        i,
+    ))
+}
+
+/// A quoted string at `i` (the opening quote) without escapes or folds: the end after the
+/// closing quote.
+#[inline]
+fn quoted(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    loop {
+        match *b.get(i)? {
+            b'"' => return Some(i + 1),
+            b'\\' | 0x00..=0x1f | 0x7f => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// `*( ";" token [ "=" ( token / quoted-string ) ] )` with no whitespace, each parameter
+/// accepted by `check`: the list and where it stopped.
+#[inline]
+fn header_params<'a>(
+    s: &'a str,
+    mut i: usize,
+    check: impl Fn(&Param<'a>) -> bool,
+) -> Option<(Params<'a>, usize)> {
+    let b = s.as_bytes();
+    if b.get(i) != Some(&b';') {
+        return Some((Params::from_raw("", ParamStyle::Header), i));
+    }
+    let first = i + 1;
+    while b.get(i) == Some(&b';') {
+        let n0 = i + 1;
+        let n = run(b, n0, scan::TOKEN);
+        if n == n0 {
+            return None;
+        }
+        i = n;
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            let v0 = i + 1;
+            let v = if b.get(v0) == Some(&b'"') {
+                quoted(b, v0)?
+            } else {
+                let v = run(b, v0, scan::TOKEN);
+                // a host value (IPv6) is left to the general parser
+                if v == v0 || matches!(b.get(v), Some(b':' | b'[' | b']')) {
+                    return None;
+                }
+                v
+            };
+            value = Some(slice(s, v0, v));
+            i = v;
+        }
+        let p = Param {
+            name: slice(s, n0, n),
+            value,
+        };
+        if !check(&p) {
+            return None;
+        }
+    }
+    Some((Params::from_raw(slice(s, first, i), ParamStyle::Header), i))
+}
+
+/// `name-addr / addr-spec` with header parameters at `i`.
+fn name_addr(
+    s: &str,
+    mut i: usize,
+    route_only: bool,
+    max_uri: usize,
+) -> Option<(NameAddr<'_>, usize)> {
+    let b = s.as_bytes();
+    let mut display_name = None;
+    let first = *b.get(i)?;
+    if first == b'"' {
+        let e = quoted(b, i)?;
+        display_name = Some(DisplayName::Quoted(slice(s, i + 1, e - 1)));
+        i = e;
+        while matches!(b.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+    } else if first != b'<' {
+        let save = i;
+        let mut last_end;
+        loop {
+            let tok_start = i;
+            let t = run(b, i, scan::TOKEN);
+            if t == i {
+                return None;
+            }
+            last_end = t;
+            i = t;
+            while matches!(b.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            match b.get(i) {
+                Some(b'<') => break,
+                Some(&c) if i > t && scan::is_token(c) => {}
+                // one token and then ':': an addr-spec
+                Some(b':') if i == t && tok_start == save && !route_only => {
+                    let (uri, e) = sip_uri(s, save, UriEnd::AddrSpec)?;
+                    if e - save > max_uri {
+                        return None;
+                    }
+                    let (params, e) = header_params(s, e, |_| true)?;
+                    return Some((
+                        NameAddr {
+                            display_name: None,
+                            uri: Uri::Sip(uri),
+                            bracketed: false,
+                            params,
+                        },
+                        e,
+                    ));
+                }
+                _ => return None,
+            }
+        }
+        display_name = Some(DisplayName::Tokens(slice(s, save, last_end)));
+    }
+    if b.get(i) != Some(&b'<') {
+        return None;
+    }
+    let (uri, e) = sip_uri(s, i + 1, UriEnd::Bracket)?;
+    if e - (i + 1) > max_uri {
+        return None;
+    }
+    let (params, e) = header_params(s, e + 1, |_| true)?;
+    Some((
+        NameAddr {
+            display_name,
+            uri: Uri::Sip(uri),
+            bracketed: true,
+            params,
+        },
+        e,
+    ))
+}
+
+/// `sent-protocol LWS sent-by *( SEMI via-params )`.
+fn via(s: &str, i: usize) -> Option<(Via<'_>, usize)> {
+    let b = s.as_bytes();
+    let p = run(b, i, scan::TOKEN);
+    if p == i || b.get(p) != Some(&b'/') {
+        return None;
+    }
+    let v = run(b, p + 1, scan::TOKEN);
+    if v == p + 1 || b.get(v) != Some(&b'/') {
+        return None;
+    }
+    let t = run(b, v + 1, scan::TOKEN);
+    if t == v + 1 {
+        return None;
+    }
+    let mut h = t;
+    while matches!(b.get(h), Some(b' ' | b'\t')) {
+        h += 1;
+    }
+    if h == t {
+        return None;
+    }
+    let (host, mut e) = host(s, h)?;
+    let port = if b.get(e) == Some(&b':') {
+        let (n, end) = number(b, e + 1, 65535)?;
+        e = end;
+        Some(n as u16)
+    } else {
+        None
+    };
+    let (params, e) = header_params(s, e, super::headers::via_param_ok)?;
+    Some((
+        Via {
+            protocol: slice(s, i, p),
+            version: slice(s, p + 1, v),
+            transport: slice(s, v + 1, t),
+            host,
+            port,
+            params,
+        },
+        e,
+    ))
+}
+
+/// `server-val *(LWS server-val)`: the whole (trimmed) value when it holds only products
+/// and simple comments.
+fn products(b: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        let Some(&first) = b.get(i) else {
+            return false;
+        };
+        match first {
+            b'(' => {
+                let mut depth = 1;
+                i += 1;
+                while depth > 0 {
+                    let Some(&c) = b.get(i) else {
+                        return false;
+                    };
+                    match c {
+                        b'(' => depth += 1,
+                        b')' => depth -= 1,
+                        b'\\' | 0x00..=0x1f | 0x7f => return false,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            _ => {
+                let t = run(b, i, scan::TOKEN);
+                if t == i {
+                    return false;
+                }
+                i = t;
+                if b.get(i) == Some(&b'/') {
+                    let t = run(b, i + 1, scan::TOKEN);
+                    if t == i + 1 {
+                        return false;
+                    }
+                    i = t;
+                }
+            }
+        }
+        if i == b.len() {
+            return true;
+        }
+        let w = i;
+        while matches!(b.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        // whitespace is required between elements; a '/' after it is left to the
+        // general parser
+        if i == w || b.get(i) == Some(&b'/') {
+            return false;
+        }
+    }
+}
+
+/// After a list element at `i`: the start of the next element, or `None` at the end of
+/// the value (`Some(Err)`: give up).
+#[inline]
+fn next_element(b: &[u8], mut i: usize, list: bool) -> Result<Option<usize>, ()> {
+    while matches!(b.get(i), Some(b' ' | b'\t')) {
+        i += 1;
+    }
+    match b.get(i) {
+        None => Ok(None),
+        Some(b',') if list => {
+            i += 1;
+            while matches!(b.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            Ok(Some(i))
+        }
+        _ => Err(()),
+    }
+}
+
+/// Types a whole (trimmed, non-empty) header value by its fast path, calling `push` for
+/// each value: the number of values, or `None` to leave the line to the general parsers
+/// (having pushed nothing that the caller keeps).
+#[inline]
+pub(crate) fn line<'a>(
+    name: HeaderName,
+    s: &'a str,
+    max_uri: usize,
+    mut push: impl FnMut(HeaderValue<'a>),
+) -> Option<usize> {
+    use HeaderName as N;
+    let b = s.as_bytes();
+    let single = |v: HeaderValue<'a>, end: usize, push: &mut dyn FnMut(HeaderValue<'a>)| {
+        (end == b.len()).then(|| {
+            push(v);
+            1
+        })
+    };
+    match name {
+        N::Via | N::From | N::To | N::Contact | N::Route | N::RecordRoute => {
+            let list = name.is_list();
+            let mut i = 0;
+            let mut n = 0;
+            loop {
+                let (v, e) = match name {
+                    N::Via => via(s, i).map(|(v, e)| (HeaderValue::Via(v), e))?,
+                    // a Contact starting with '*' is the wildcard, not a display name
+                    N::Contact if b.get(i) == Some(&b'*') => return None,
+                    N::Contact => name_addr(s, i, false, max_uri)
+                        .map(|(v, e)| (HeaderValue::Contact(Contact::Addr(v)), e))?,
+                    N::Route | N::RecordRoute => {
+                        name_addr(s, i, true, max_uri).map(|(v, e)| (HeaderValue::Addr(v), e))?
+                    }
+                    _ => name_addr(s, i, false, max_uri).map(|(v, e)| (HeaderValue::Addr(v), e))?,
+                };
+                push(v);
+                n += 1;
+                match next_element(b, e, list).ok()? {
+                    None => return Some(n),
+                    Some(next) => i = next,
+                }
+            }
+        }
+        N::CallId => {
+            let w = run(b, 0, scan::WORD);
+            if w == 0 {
+                return None;
+            }
+            let mut e = w;
+            if b.get(w) == Some(&b'@') {
+                e = run(b, w + 1, scan::WORD);
+                if e == w + 1 {
+                    return None;
+                }
+            }
+            single(HeaderValue::CallId(s), e, &mut push)
+        }
+        N::CSeq => {
+            let (seq, d) = number(b, 0, u64::from(u32::MAX))?;
+            let mut m = d;
+            while matches!(b.get(m), Some(b' ' | b'\t')) {
+                m += 1;
+            }
+            let e = run(b, m, scan::TOKEN);
+            if m == d || e == m {
+                return None;
+            }
+            let method = Method::from_token(slice(s, m, e));
+            single(
+                HeaderValue::CSeq(CSeq {
+                    seq: seq as u32,
+                    method,
+                }),
+                e,
+                &mut push,
+            )
+        }
+        N::MaxForwards => {
+            let (v, e) = number(b, 0, 255)?;
+            single(HeaderValue::Number(v as u32), e, &mut push)
+        }
+        N::ContentLength | N::Expires | N::MinExpires | N::RSeq => {
+            let (v, e) = number(b, 0, u64::from(u32::MAX))?;
+            single(HeaderValue::Number(v as u32), e, &mut push)
+        }
+        N::ContentType => {
+            let t = run(b, 0, scan::TOKEN);
+            if t == 0 || b.get(t) != Some(&b'/') {
+                return None;
+            }
+            let st = run(b, t + 1, scan::TOKEN);
+            let (ty, subtype) = (slice(s, 0, t), slice(s, t + 1, st));
+            if st == t + 1 || ty == "*" || subtype == "*" {
+                return None;
+            }
+            let (params, e) = header_params(s, st, |_| true)?;
+            single(
+                HeaderValue::MediaType(MediaType {
+                    ty,
+                    subtype,
+                    params,
+                }),
+                e,
+                &mut push,
+            )
+        }
+        N::Server | N::UserAgent => {
+            if !products(b) {
+                return None;
+            }
+            push(HeaderValue::Text(s));
+            Some(1)
+        }
+        _ => None,
+    }
+}
