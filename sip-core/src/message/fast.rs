@@ -312,7 +312,13 @@ fn via(s: &str, i: usize) -> Option<(Via<'_>, usize)> {
     } else {
         None
     };
-    let (params, e) = header_params(s, e, super::headers::via_param_ok)?;
+    // a branch read here is a token unless quoted; the rarer checked parameters go through
+    // the general check
+    let (params, e) = header_params(s, e, |p| match p.name.len() {
+        6 if p.name.eq_ignore_ascii_case("branch") => p.value.is_some_and(|v| !v.starts_with('"')),
+        3 | 5 | 8 => super::headers::via_param_ok(p),
+        _ => true,
+    })?;
     Some((
         Via {
             protocol: slice(s, i, p),
@@ -339,14 +345,11 @@ fn products(b: &[u8]) -> bool {
                 let mut depth = 1;
                 i += 1;
                 while depth > 0 {
-                    let Some(&c) = b.get(i) else {
-                        return false;
-                    };
-                    match c {
-                        b'(' => depth += 1,
-                        b')' => depth -= 1,
-                        b'\\' | 0x00..=0x1f | 0x7f => return false,
-                        _ => {}
+                    i = run(b, i, scan::CTEXT);
+                    match b.get(i) {
+                        Some(b'(') => depth += 1,
+                        Some(b')') => depth -= 1,
+                        _ => return false,
                     }
                     i += 1;
                 }

@@ -30,6 +30,8 @@ pub(crate) const PASSWORD_SPEC: u16 = 1024;
 pub(crate) const PARAM: u16 = 2048;
 /// ASCII digits.
 pub(crate) const DIGIT: u16 = 4096;
+/// Plain comment text: anything but `(`, `)`, a backslash and control characters.
+pub(crate) const CTEXT: u16 = 8192;
 
 const fn class_table() -> [u16; 256] {
     let mut t = [0u16; 256];
@@ -127,6 +129,9 @@ const fn class_table() -> [u16; 256] {
         if b.is_ascii_digit() {
             v |= DIGIT;
         }
+        if b >= 0x20 && b != 0x7f && !matches!(b, b'(' | b')' | b'\\') {
+            v |= CTEXT;
+        }
         t[c] = v;
         c += 1;
     }
@@ -134,12 +139,6 @@ const fn class_table() -> [u16; 256] {
 }
 
 static CLASS: [u16; 256] = class_table();
-
-/// The class bits of `b` ([`HOST`], [`HOST_NAME`], ...), for scanners that test several.
-#[inline]
-pub(crate) fn class(b: u8) -> u16 {
-    CLASS[b as usize]
-}
 
 /// The end of the run of bytes of class `mask` from `i`.
 #[inline]

@@ -534,9 +534,7 @@ fn token_list(b: &[u8]) -> Result<usize, usize> {
     let mut n = 0;
     loop {
         let s = i;
-        while i < b.len() && scan::is_token(b[i]) {
-            i += 1;
-        }
+        i = scan::run(b, i, scan::TOKEN);
         if i == s {
             return Err(i);
         }

@@ -494,35 +494,27 @@ fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     let start = c.pos();
     let mut i = start;
     let mut bad = false;
-    let mut seen = 0u16;
     loop {
         // letters, digits and '_': no label rule applies
-        while let Some(&ch) = b.get(i) {
-            let k = scan::class(ch);
-            if k & scan::HOST_PLAIN == 0 {
-                break;
-            }
-            seen |= k;
-            i += 1;
-        }
+        i = scan::run(b, i, scan::HOST_PLAIN);
         // the label rules look at the character before each '.' and '-'
         let prev = if i > start { b[i - 1] } else { b'.' };
         match b.get(i) {
             Some(b'.') => bad |= prev == b'.' || prev == b'-',
-            Some(b'-') => {
-                bad |= prev == b'.';
-                seen |= scan::HOST_NAME;
-            }
+            Some(b'-') => bad |= prev == b'.',
             _ => break,
         }
         i += 1;
     }
-    let name = seen & scan::HOST_NAME != 0;
     c.set_pos(i);
     let h = c.since(start);
-    if h.is_empty() {
-        return None;
-    }
+    // a name has a letter, '-' or '_' somewhere (one starting with a letter is the usual
+    // case); digits and dots alone make an IPv4 address
+    let name = match h.as_bytes().first() {
+        None => return None,
+        Some(f) if f.is_ascii_alphabetic() => true,
+        Some(_) => h.bytes().any(|ch| !ch.is_ascii_digit() && ch != b'.'),
+    };
     if !name {
         return valid_ipv4(h.as_bytes()).then_some(Host::Ipv4(h));
     }

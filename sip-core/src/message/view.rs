@@ -22,12 +22,12 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// A span of a message: the parse refuses inputs of 4 GiB or more, so offsets fit.
     #[inline]
     fn new(start: usize, end: usize) -> Span {
-        // Limits::max_message_size keeps offsets far below u32::MAX; saturate defensively.
         Span {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(end).unwrap_or(u32::MAX),
+            start: start as u32,
+            end: end as u32,
         }
     }
 
@@ -353,6 +353,10 @@ fn incomplete(t: Transport, at: usize) -> ParseError {
 }
 
 fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageView<'a>, ParseError> {
+    // Offsets are kept as u32 (see Span::new).
+    if u32::try_from(data.len()).is_err() {
+        return Err(err(ErrorKind::TooLarge, limits.max_message_size));
+    }
     // RFC 3261 section 7.5: CRLFs before the start line are ignored.
     let mut pos = 0;
     while data.get(pos..pos + 2) == Some(b"\r\n") {
@@ -432,8 +436,8 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
 }
 
 /// Parses `name HCOLON value` from `pos`, following continuation lines. Returns the spans and
-/// the offset of the next line.
-#[inline]
+/// the offset of the next line. Kept out of line: the loops here get registers of their own.
+#[inline(never)]
 fn parse_header_line(
     data: &[u8],
     pos: usize,
@@ -441,23 +445,29 @@ fn parse_header_line(
     t: Transport,
 ) -> Result<(RawSpan, usize), ParseError> {
     // field-name = token
-    let mut i = pos;
-    while i < data.len() && scan::is_token(data[i]) {
-        i += 1;
-    }
-    if i == pos {
+    let name_end = pos
+        + data
+            .get(pos..)
+            .unwrap_or(&[])
+            .iter()
+            .position(|&c| !scan::is_token(c))
+            .unwrap_or(data.len().saturating_sub(pos));
+    if name_end == pos {
         return Err(err(ErrorKind::InvalidHeaderName, pos));
     }
-    let name = Span::new(pos, i);
     // HCOLON = *( SP / HTAB ) ":" SWS
-    while matches!(data.get(i), Some(b' ' | b'\t')) {
-        i += 1;
+    let mut i = name_end;
+    if data.get(i) != Some(&b':') {
+        while matches!(data.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        match data.get(i) {
+            Some(b':') => {}
+            Some(_) => return Err(err(ErrorKind::InvalidHeaderName, i)),
+            None => return Err(incomplete(t, data.len())),
+        }
     }
-    match data.get(i) {
-        Some(b':') => i += 1,
-        Some(_) => return Err(err(ErrorKind::InvalidHeaderName, i)),
-        None => return Err(incomplete(t, data.len())),
-    }
+    i += 1;
     // Find the end of the logical line: a CRLF not followed by SP or HTAB.
     let mut value_start = None;
     let mut cursor = i;
@@ -493,10 +503,10 @@ fn parse_header_line(
     // Control characters are not checked here: the typed parsers reject them in known headers
     // (outside quoted pairs, RFC 3261 section 25.1), and extension headers are kept verbatim
     // for whoever forwards them.
-    let kind = HeaderName::from_bytes(&data[name.range()]);
+    let kind = HeaderName::from_token_at(data, pos, name_end);
     Ok((
         RawSpan {
-            name,
+            name: Span::new(pos, name_end),
             value: Span::new(vs, ve),
             kind,
         },
