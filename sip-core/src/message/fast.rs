@@ -332,15 +332,11 @@ fn via(s: &str, i: usize) -> Option<(Via<'_>, usize)> {
     ))
 }
 
-/// `server-val *(LWS server-val)`: the whole (trimmed) value when it holds only products
-/// and simple comments.
-fn products(b: &[u8]) -> bool {
-    let mut i = 0;
+/// `server-val *(LWS server-val)` of Server and User-Agent from `i`: where the value ends,
+/// when it holds only products and simple comments.
+fn products(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        let Some(&first) = b.get(i) else {
-            return false;
-        };
-        match first {
+        match *b.get(i)? {
             b'(' => {
                 let mut depth = 1;
                 i += 1;
@@ -349,7 +345,7 @@ fn products(b: &[u8]) -> bool {
                     match b.get(i) {
                         Some(b'(') => depth += 1,
                         Some(b')') => depth -= 1,
-                        _ => return false,
+                        _ => return None,
                     }
                     i += 1;
                 }
@@ -357,42 +353,44 @@ fn products(b: &[u8]) -> bool {
             _ => {
                 let t = run(b, i, scan::TOKEN);
                 if t == i {
-                    return false;
+                    return None;
                 }
                 i = t;
                 if b.get(i) == Some(&b'/') {
                     let t = run(b, i + 1, scan::TOKEN);
                     if t == i + 1 {
-                        return false;
+                        return None;
                     }
                     i = t;
                 }
             }
         }
-        if i == b.len() {
-            return true;
-        }
-        let w = i;
+        let end = i;
         while matches!(b.get(i), Some(b' ' | b'\t')) {
             i += 1;
         }
-        // whitespace is required between elements; a '/' after it is left to the
-        // general parser
-        if i == w || b.get(i) == Some(&b'/') {
-            return false;
+        match b.get(i) {
+            None | Some(b'\r') => return Some(end),
+            // whitespace is required between elements; a '/' after it is left to the
+            // general parser
+            Some(b'/') => return None,
+            Some(_) if i == end => return None,
+            Some(_) => {}
         }
     }
 }
 
-/// After a list element at `i`: the start of the next element, or `None` at the end of
-/// the value (`Some(Err)`: give up).
+/// After a value element ending at `e`: `Ok(None)` when the value ends there (at the end of
+/// the text or of the line), `Ok(Some(next))` at the next element of a list, `Err` to give
+/// up.
 #[inline]
-fn next_element(b: &[u8], mut i: usize, list: bool) -> Result<Option<usize>, ()> {
+fn after_element(b: &[u8], e: usize, list: bool) -> Result<Option<usize>, ()> {
+    let mut i = e;
     while matches!(b.get(i), Some(b' ' | b'\t')) {
         i += 1;
     }
     match b.get(i) {
-        None => Ok(None),
+        None | Some(b'\r') => Ok(None),
         Some(b',') if list => {
             i += 1;
             while matches!(b.get(i), Some(b' ' | b'\t')) {
@@ -404,28 +402,51 @@ fn next_element(b: &[u8], mut i: usize, list: bool) -> Result<Option<usize>, ()>
     }
 }
 
-/// Types a whole (trimmed, non-empty) header value by its fast path, calling `push` for
-/// each value: the number of values, or `None` to leave the line to the general parsers
-/// (having pushed nothing that the caller keeps).
+/// `token *(COMMA token)` from `i` (LWS and line folds allowed around the commas): the
+/// number of tokens and the end of the last one; the list ends at the end of `b` or at a
+/// line end. `Err` holds the offset of the first fault.
+pub(crate) fn token_list(b: &[u8], mut i: usize) -> Result<(usize, usize), usize> {
+    let mut n = 0;
+    loop {
+        let s = i;
+        i = run(b, i, scan::TOKEN);
+        if i == s {
+            return Err(i);
+        }
+        n += 1;
+        let end = i;
+        i = scan::skip_ws(b, i);
+        match b.get(i) {
+            None | Some(b'\r') => return Ok((n, end)),
+            Some(b',') => i = scan::skip_ws(b, i + 1),
+            Some(_) => return Err(i),
+        }
+    }
+}
+
+/// Types one header value starting at `start` in `s` by its fast path, calling `push` for
+/// each value. The value ends at the end of `s` or at the first line end outside it. Returns
+/// the number of values and where the last one ends, or `None` to leave the line to the
+/// general parsers (having pushed nothing that the caller keeps).
 #[inline]
 pub(crate) fn line<'a>(
     name: HeaderName,
     s: &'a str,
+    start: usize,
     max_uri: usize,
     mut push: impl FnMut(HeaderValue<'a>),
-) -> Option<usize> {
+) -> Option<(usize, usize)> {
     use HeaderName as N;
     let b = s.as_bytes();
-    let single = |v: HeaderValue<'a>, end: usize, push: &mut dyn FnMut(HeaderValue<'a>)| {
-        (end == b.len()).then(|| {
-            push(v);
-            1
-        })
+    let mut single = |v: HeaderValue<'a>, end: usize| {
+        after_element(b, end, false).ok()?;
+        push(v);
+        Some((1, end))
     };
     match name {
         N::Via | N::From | N::To | N::Contact | N::Route | N::RecordRoute => {
             let list = name.is_list();
-            let mut i = 0;
+            let mut i = start;
             let mut n = 0;
             loop {
                 let (v, e) = match name {
@@ -439,17 +460,18 @@ pub(crate) fn line<'a>(
                     }
                     _ => name_addr(s, i, false, max_uri).map(|(v, e)| (HeaderValue::Addr(v), e))?,
                 };
+                let next = after_element(b, e, list).ok()?;
                 push(v);
                 n += 1;
-                match next_element(b, e, list).ok()? {
-                    None => return Some(n),
+                match next {
+                    None => return Some((n, e)),
                     Some(next) => i = next,
                 }
             }
         }
         N::CallId => {
-            let w = run(b, 0, scan::WORD);
-            if w == 0 {
+            let w = run(b, start, scan::WORD);
+            if w == start {
                 return None;
             }
             let mut e = w;
@@ -459,10 +481,10 @@ pub(crate) fn line<'a>(
                     return None;
                 }
             }
-            single(HeaderValue::CallId(s), e, &mut push)
+            single(HeaderValue::CallId(slice(s, start, e)), e)
         }
         N::CSeq => {
-            let (seq, d) = number(b, 0, u64::from(u32::MAX))?;
+            let (seq, d) = number(b, start, u64::from(u32::MAX))?;
             let mut m = d;
             while matches!(b.get(m), Some(b' ' | b'\t')) {
                 m += 1;
@@ -478,24 +500,23 @@ pub(crate) fn line<'a>(
                     method,
                 }),
                 e,
-                &mut push,
             )
         }
         N::MaxForwards => {
-            let (v, e) = number(b, 0, 255)?;
-            single(HeaderValue::Number(v as u32), e, &mut push)
+            let (v, e) = number(b, start, 255)?;
+            single(HeaderValue::Number(v as u32), e)
         }
         N::ContentLength | N::Expires | N::MinExpires | N::RSeq => {
-            let (v, e) = number(b, 0, u64::from(u32::MAX))?;
-            single(HeaderValue::Number(v as u32), e, &mut push)
+            let (v, e) = number(b, start, u64::from(u32::MAX))?;
+            single(HeaderValue::Number(v as u32), e)
         }
         N::ContentType => {
-            let t = run(b, 0, scan::TOKEN);
-            if t == 0 || b.get(t) != Some(&b'/') {
+            let t = run(b, start, scan::TOKEN);
+            if t == start || b.get(t) != Some(&b'/') {
                 return None;
             }
             let st = run(b, t + 1, scan::TOKEN);
-            let (ty, subtype) = (slice(s, 0, t), slice(s, t + 1, st));
+            let (ty, subtype) = (slice(s, start, t), slice(s, t + 1, st));
             if st == t + 1 || ty == "*" || subtype == "*" {
                 return None;
             }
@@ -507,15 +528,11 @@ pub(crate) fn line<'a>(
                     params,
                 }),
                 e,
-                &mut push,
             )
         }
         N::Server | N::UserAgent => {
-            if !products(b) {
-                return None;
-            }
-            push(HeaderValue::Text(s));
-            Some(1)
+            let e = products(b, start)?;
+            single(HeaderValue::Text(slice(s, start, e)), e)
         }
         _ => None,
     }

@@ -166,6 +166,22 @@ pub(crate) fn run_escaped(b: &[u8], mut i: usize, mask: u16) -> usize {
     }
 }
 
+/// Skips `SWS` (spaces, tabs, line folds) from `i`.
+#[inline]
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    loop {
+        match b.get(i) {
+            Some(b' ' | b'\t') => i += 1,
+            Some(b'\r')
+                if b.get(i + 1) == Some(&b'\n') && matches!(b.get(i + 2), Some(b' ' | b'\t')) =>
+            {
+                i += 3
+            }
+            _ => return i,
+        }
+    }
+}
+
 /// Is `b` a `token` character?
 #[inline]
 pub(crate) fn is_token(b: u8) -> bool {

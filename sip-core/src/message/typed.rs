@@ -8,7 +8,7 @@ use super::headers::{Timestamp, TokenParams, Via, Warning};
 use super::params::Params;
 use super::scan::{self, Cursor};
 use super::uri::Uri;
-use super::view::{MessageView, StartLine};
+use super::view::{MessageView, StartLine, StartSpans};
 use super::{HeaderName, Method};
 use crate::{ErrorKind, Limits, ParseError};
 
@@ -250,29 +250,17 @@ impl<'a> Message<'a> {
 
     /// Like [`Message::parse`] with explicit limits.
     pub fn parse_with(data: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
+        if let Some(m) = parse_one_pass(data, limits) {
+            return Ok(m);
+        }
         let view = MessageView::parse_datagram(data, limits)?;
         Self::from_view(view, limits)
     }
 
     /// Types the headers of an already framed view (for instance one framed from a stream).
     pub fn from_view(view: MessageView<'a>, limits: &Limits) -> Result<Message<'a>, ParseError> {
-        if !view.is_sip_2_0() {
-            return Err(ParseError::new(ErrorKind::UnsupportedVersion, 0));
-        }
+        let request_uri = request_uri(&view, limits)?;
         let head = view.head;
-        let request_uri = match view.layout.start {
-            super::view::StartSpans::Request { uri, .. } => {
-                let s = uri.of(head);
-                if s.len() > limits.max_uri_length {
-                    return Err(ParseError::new(ErrorKind::UriTooLong, uri.start as usize));
-                }
-                Some(Uri::parse(s).ok_or(ParseError::new(
-                    ErrorKind::InvalidRequestUri,
-                    uri.start as usize,
-                ))?)
-            }
-            super::view::StartSpans::Response { .. } => None,
-        };
         // Token lists take one entry a line; room for a few more values covers list lines
         // such as "Route: <a>, <b>" without a second allocation.
         let capacity = view.layout.headers.len() * 2 + 4;
@@ -456,17 +444,32 @@ impl<'a> Message<'a> {
     }
 }
 
-/// Types one header line's value, appending its entries; returns how many values it holds.
-/// On a grammar error, returns the offset in `value` where it was found.
-fn parse_line<'a>(
-    name: HeaderName,
-    line: u16,
-    value: &'a str,
-    max_uri: usize,
-    entries: &mut Vec<Entry<'a>>,
-) -> Result<usize, usize> {
+/// Checks the version and parses the Request-URI (the first checks [`Message::from_view`]
+/// makes).
+fn request_uri<'a>(view: &MessageView<'a>, limits: &Limits) -> Result<Option<Uri<'a>>, ParseError> {
+    if !view.is_sip_2_0() {
+        return Err(ParseError::new(ErrorKind::UnsupportedVersion, 0));
+    }
+    match view.layout.start {
+        StartSpans::Request { uri, .. } => {
+            let s = uri.of(view.head);
+            if s.len() > limits.max_uri_length {
+                return Err(ParseError::new(ErrorKind::UriTooLong, uri.start as usize));
+            }
+            Ok(Some(Uri::parse(s).ok_or(ParseError::new(
+                ErrorKind::InvalidRequestUri,
+                uri.start as usize,
+            ))?))
+        }
+        StartSpans::Response { .. } => Ok(None),
+    }
+}
+
+/// Is this a token-list header, kept as one entry a line?
+#[inline]
+fn is_token_list(name: HeaderName) -> bool {
     use HeaderName as N;
-    if matches!(
+    matches!(
         name,
         N::Allow
             | N::Supported
@@ -476,26 +479,206 @@ fn parse_line<'a>(
             | N::ContentEncoding
             | N::ContentLanguage
             | N::AllowEvents
-    ) && !value.is_empty()
-    {
-        let n = token_list(value.as_bytes())?;
-        entries.push(Entry {
-            name,
-            line,
-            slot: Slot::Tokens(value),
-        });
-        return Ok(n);
+    )
+}
+
+/// The longest prefix of `data[..want]` that is UTF-8.
+fn utf8_prefix(data: &[u8], want: usize) -> &str {
+    let b = data.get(..want).unwrap_or(data);
+    match std::str::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+/// [`Message::parse_with`] in one pass over the bytes: each header line is framed and typed
+/// together where its value has a fast path, and framed like [`MessageView`] and typed like
+/// [`Message::from_view`] otherwise. The result is the same as theirs; on any error (or
+/// anything this pass does not handle, such as a header section that is not UTF-8) it
+/// returns `None` and the caller runs the two passes, which report the error.
+fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
+    use super::view::{line_end, parse_decimal_bytes, parse_header_line, parse_start_line};
+    use super::view::{Layout, RawSpan, Span, Transport};
+    if data.len() > limits.max_message_size || u32::try_from(data.len()).is_err() {
+        return None;
+    }
+    // The header section must be UTF-8: check a window that usually holds all of it (and
+    // often the body too), and widen it when a line gets near its end.
+    const WINDOW: usize = 2048;
+    let mut text = utf8_prefix(data, data.len().min(WINDOW));
+    let mut pos = 0;
+    while data.get(pos..pos + 2) == Some(b"\r\n") {
+        pos += 2;
+    }
+    let line = line_end(data, pos).ok()??;
+    let start = parse_start_line(data, pos, line).ok()?;
+    pos = line + 2;
+    let max_uri = limits.max_uri_length;
+    let mut headers: smallvec::SmallVec<[RawSpan; super::INLINE_HEADERS]> =
+        smallvec::SmallVec::new();
+    let mut entries: Vec<Entry<'a>> = Vec::with_capacity(text.len() / 32 + 8);
+    let mut content_length: Option<u32> = None;
+    let mut count = 0usize;
+    let mut vias = 0usize;
+    let head_end = loop {
+        if text.len() < data.len() && pos + WINDOW / 2 > text.len() {
+            text = utf8_prefix(data, (text.len() * 2).max(pos + WINDOW).min(data.len()));
+        }
+        match data.get(pos) {
+            Some(b'\r') if data.get(pos + 1) == Some(&b'\n') => break pos + 2,
+            Some(b'\r') | None => return None,
+            Some(_) => {}
+        }
+        if headers.len() >= limits.max_headers {
+            return None;
+        }
+        let line = u16::try_from(headers.len()).ok()?;
+        let b = text.as_bytes();
+        let before = entries.len();
+        // name ":" value CRLF, the value read by a fast path
+        let mut fast = None;
+        let name_end = scan::run(b, pos, scan::TOKEN);
+        if name_end > pos && b.get(name_end) == Some(&b':') {
+            let kind = HeaderName::from_token_at(data, pos, name_end);
+            let mut vs = name_end + 1;
+            while matches!(b.get(vs), Some(b' ' | b'\t')) {
+                vs += 1;
+            }
+            let typed = if is_token_list(kind) {
+                super::fast::token_list(b, vs).ok().map(|(n, e)| {
+                    let value = text.get(vs..e).unwrap_or("");
+                    entries.push(Entry {
+                        name: kind,
+                        line,
+                        slot: Slot::Tokens(value),
+                    });
+                    (n, e)
+                })
+            } else {
+                super::fast::line(kind, text, vs, max_uri, |v| {
+                    entries.push(Entry {
+                        name: kind,
+                        line,
+                        slot: Slot::One(v),
+                    })
+                })
+            };
+            if let Some((n, ve)) = typed {
+                // only whitespace, then a CRLF that no fold continues
+                let mut e = ve;
+                while matches!(data.get(e), Some(b' ' | b'\t')) {
+                    e += 1;
+                }
+                if data.get(e) == Some(&b'\r')
+                    && data.get(e + 1) == Some(&b'\n')
+                    && !matches!(data.get(e + 2), Some(b' ' | b'\t'))
+                    && e - pos <= limits.max_header_line
+                {
+                    let raw = RawSpan {
+                        name: Span::new(pos, name_end),
+                        value: Span::new(vs, ve),
+                        kind,
+                    };
+                    fast = Some((raw, e + 2, n));
+                }
+            }
+        }
+        let (raw, next, n) = match fast {
+            Some(f) => f,
+            None => {
+                entries.truncate(before);
+                let (raw, next) = parse_header_line(data, pos, limits, Transport::Datagram).ok()?;
+                let value = text.get(raw.value.range())?;
+                let n = parse_line(raw.kind, line, value, max_uri, &mut entries).ok()?;
+                (raw, next, n)
+            }
+        };
+        if raw.kind == HeaderName::ContentLength {
+            let n = u32::try_from(parse_decimal_bytes(data.get(raw.value.range())?)?).ok()?;
+            if content_length.is_some_and(|c| c != n) {
+                return None;
+            }
+            content_length = Some(n);
+        }
+        count += n;
+        if count > limits.max_headers {
+            return None;
+        }
+        if raw.kind == HeaderName::Via {
+            vias += n;
+            if vias > limits.max_vias {
+                return None;
+            }
+        }
+        headers.push(raw);
+        pos = next;
+    };
+    let head = text.get(..head_end)?;
+    let body = match content_length {
+        Some(n) => {
+            let end = head_end + n as usize;
+            if end > limits.max_message_size || end > data.len() {
+                return None;
+            }
+            Span::new(head_end, end)
+        }
+        None => Span::new(head_end, data.len()),
+    };
+    let view = MessageView {
+        head,
+        bytes: data,
+        layout: std::borrow::Cow::Owned(Layout {
+            start,
+            headers,
+            head_end: head_end as u32,
+            body,
+            content_length,
+        }),
+    };
+    let request_uri = request_uri(&view, limits).ok()?;
+    Some(Message {
+        view,
+        request_uri,
+        entries,
+        count,
+    })
+}
+
+/// Types one header line's value, appending its entries; returns how many values it holds.
+/// On a grammar error, returns the offset in `value` where it was found.
+fn parse_line<'a>(
+    name: HeaderName,
+    line: u16,
+    value: &'a str,
+    max_uri: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<usize, usize> {
+    if is_token_list(name) && !value.is_empty() {
+        match super::fast::token_list(value.as_bytes(), 0) {
+            Ok((n, end)) if end == value.len() => {
+                entries.push(Entry {
+                    name,
+                    line,
+                    slot: Slot::Tokens(value),
+                });
+                return Ok(n);
+            }
+            // (a line end inside a value only starts a fold, which the list skips)
+            Ok(_) => {}
+            Err(at) => return Err(at),
+        }
     }
     let before = entries.len();
-    let fast = super::fast::line(name, value, max_uri, |v| {
+    let fast = super::fast::line(name, value, 0, max_uri, |v| {
         entries.push(Entry {
             name,
             line,
             slot: Slot::One(v),
         })
     });
-    if let Some(n) = fast {
-        return Ok(n);
+    match fast {
+        Some((n, end)) if end == value.len() => return Ok(n),
+        _ => {}
     }
     entries.truncate(before);
     let mut n = 0;
@@ -508,44 +691,6 @@ fn parse_line<'a>(
         })
     })?;
     Ok(n)
-}
-
-/// Skips `SWS` (spaces, tabs, line folds) from `i`.
-#[inline]
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    loop {
-        match b.get(i) {
-            Some(b' ' | b'\t') => i += 1,
-            Some(b'\r')
-                if b.get(i + 1) == Some(&b'\n') && matches!(b.get(i + 2), Some(b' ' | b'\t')) =>
-            {
-                i += 3
-            }
-            _ => return i,
-        }
-    }
-}
-
-/// `token *(COMMA token)` over a whole (trimmed, non-empty) value: the number of tokens, or
-/// the offset of the first fault.
-#[inline]
-fn token_list(b: &[u8]) -> Result<usize, usize> {
-    let mut i = 0;
-    let mut n = 0;
-    loop {
-        let s = i;
-        i = scan::run(b, i, scan::TOKEN);
-        if i == s {
-            return Err(i);
-        }
-        n += 1;
-        i = skip_ws(b, i);
-        match b.get(i) {
-            None => return Ok(n),
-            Some(b',') => i = skip_ws(b, i + 1),
-            Some(_) => return Err(i),
-        }
-    }
 }
 
 /// Parses one header line's value, calling `push` for each typed value. On a grammar

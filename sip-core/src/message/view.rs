@@ -24,7 +24,7 @@ pub(crate) struct Span {
 impl Span {
     /// A span of a message: the parse refuses inputs of 4 GiB or more, so offsets fit.
     #[inline]
-    fn new(start: usize, end: usize) -> Span {
+    pub(crate) fn new(start: usize, end: usize) -> Span {
         Span {
             start: start as u32,
             end: end as u32,
@@ -315,7 +315,7 @@ impl<'a> MessageView<'a> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     Datagram,
     Stream,
 }
@@ -327,7 +327,7 @@ fn err(kind: ErrorKind, offset: usize) -> ParseError {
 /// Finds the end of the line starting at `from`: the offset of its CR (CRLF required; a bare
 /// CR or LF is an error). `None` when no line end is in `data` yet.
 #[inline]
-fn line_end(data: &[u8], from: usize) -> Result<Option<usize>, ParseError> {
+pub(crate) fn line_end(data: &[u8], from: usize) -> Result<Option<usize>, ParseError> {
     let rest = data.get(from..).unwrap_or(&[]);
     match memchr2(b'\r', b'\n', rest) {
         None => Ok(None),
@@ -438,7 +438,7 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
 /// Parses `name HCOLON value` from `pos`, following continuation lines. Returns the spans and
 /// the offset of the next line. Kept out of line: the loops here get registers of their own.
 #[inline(never)]
-fn parse_header_line(
+pub(crate) fn parse_header_line(
     data: &[u8],
     pos: usize,
     limits: &Limits,
@@ -514,7 +514,11 @@ fn parse_header_line(
     ))
 }
 
-fn parse_start_line(data: &[u8], pos: usize, end: usize) -> Result<StartSpans, ParseError> {
+pub(crate) fn parse_start_line(
+    data: &[u8],
+    pos: usize,
+    end: usize,
+) -> Result<StartSpans, ParseError> {
     let line = &data[pos..end];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
@@ -588,7 +592,7 @@ fn parse_start_line(data: &[u8], pos: usize, end: usize) -> Result<StartSpans, P
 }
 
 /// A Content-Length value: 1*DIGIT, at most 2^32-1.
-fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
     if b.is_empty() {
         return None;
     }
