@@ -59,6 +59,7 @@ fn host(s: &str, i: usize) -> Option<(Host<'_>, usize)> {
 }
 
 /// A `sip:` or `sips:` URI from `i`, ending as `end` says: the URI and where it stopped.
+#[inline(always)]
 pub(crate) fn sip_uri(s: &str, mut i: usize, end: UriEnd) -> Option<(SipUri<'_>, usize)> {
     let b = s.as_bytes();
     let w = b.get(i..i + 4)?;
@@ -162,7 +163,7 @@ fn quoted(b: &[u8], mut i: usize) -> Option<usize> {
 
 /// `*( ";" token [ "=" ( token / quoted-string ) ] )` with no whitespace, each parameter
 /// accepted by `check`: the list and where it stopped.
-#[inline]
+#[inline(always)]
 fn header_params<'a>(
     s: &'a str,
     mut i: usize,
@@ -207,13 +208,27 @@ fn header_params<'a>(
     Some((Params::from_raw(slice(s, first, i), ParamStyle::Header), i))
 }
 
-/// `name-addr / addr-spec` with header parameters at `i`.
-fn name_addr(
-    s: &str,
+/// Stores a name-addr as the value a header of `name` holds (Contact or an address).
+#[inline(always)]
+fn store_addr<'a>(out: &mut HeaderValue<'a>, contact: bool, n: NameAddr<'a>) {
+    *out = if contact {
+        HeaderValue::Contact(Contact::Addr(n))
+    } else {
+        HeaderValue::Addr(n)
+    };
+}
+
+/// `name-addr / addr-spec` with header parameters at `i`, stored into `out` (as a Contact
+/// when `contact`): where it ends.
+#[inline(always)]
+fn name_addr<'a>(
+    s: &'a str,
     mut i: usize,
     route_only: bool,
     max_uri: usize,
-) -> Option<(NameAddr<'_>, usize)> {
+    contact: bool,
+    out: &mut HeaderValue<'a>,
+) -> Option<usize> {
     let b = s.as_bytes();
     let mut display_name = None;
     let first = *b.get(i)?;
@@ -248,15 +263,14 @@ fn name_addr(
                         return None;
                     }
                     let (params, e) = header_params(s, e, |_| true)?;
-                    return Some((
-                        NameAddr {
-                            display_name: None,
-                            uri: Uri::Sip(uri),
-                            bracketed: false,
-                            params,
-                        },
-                        e,
-                    ));
+                    let n = NameAddr {
+                        display_name: None,
+                        uri: Uri::Sip(uri),
+                        bracketed: false,
+                        params,
+                    };
+                    store_addr(out, contact, n);
+                    return Some(e);
                 }
                 _ => return None,
             }
@@ -271,19 +285,19 @@ fn name_addr(
         return None;
     }
     let (params, e) = header_params(s, e + 1, |_| true)?;
-    Some((
-        NameAddr {
-            display_name,
-            uri: Uri::Sip(uri),
-            bracketed: true,
-            params,
-        },
-        e,
-    ))
+    let n = NameAddr {
+        display_name,
+        uri: Uri::Sip(uri),
+        bracketed: true,
+        params,
+    };
+    store_addr(out, contact, n);
+    Some(e)
 }
 
-/// `sent-protocol LWS sent-by *( SEMI via-params )`.
-fn via(s: &str, i: usize) -> Option<(Via<'_>, usize)> {
+/// `sent-protocol LWS sent-by *( SEMI via-params )`, stored into `out`: where it ends.
+#[inline(always)]
+fn via<'a>(s: &'a str, i: usize, out: &mut HeaderValue<'a>) -> Option<usize> {
     let b = s.as_bytes();
     let p = run(b, i, scan::TOKEN);
     if p == i || b.get(p) != Some(&b'/') {
@@ -319,17 +333,15 @@ fn via(s: &str, i: usize) -> Option<(Via<'_>, usize)> {
         3 | 5 | 8 => super::headers::via_param_ok(p),
         _ => true,
     })?;
-    Some((
-        Via {
-            protocol: slice(s, i, p),
-            version: slice(s, p + 1, v),
-            transport: slice(s, v + 1, t),
-            host,
-            port,
-            params,
-        },
-        e,
-    ))
+    *out = HeaderValue::Via(Via {
+        protocol: slice(s, i, p),
+        version: slice(s, p + 1, v),
+        transport: slice(s, v + 1, t),
+        host,
+        port,
+        params,
+    });
+    Some(e)
 }
 
 /// `server-val *(LWS server-val)` of Server and User-Agent from `i`: where the value ends,
@@ -424,23 +436,30 @@ pub(crate) fn token_list(b: &[u8], mut i: usize) -> Result<(usize, usize), usize
     }
 }
 
-/// Types one header value starting at `start` in `s` by its fast path, calling `push` for
-/// each value. The value ends at the end of `s` or at the first line end outside it. Returns
-/// the number of values and where the last one ends, or `None` to leave the line to the
-/// general parsers (having pushed nothing that the caller keeps).
+/// Where [`line`] stores values: each call gives a fresh slot at the end of the message's
+/// value list, so the parsers write each field once, in place.
+pub(crate) trait Sink<'a> {
+    /// A new slot for the next value.
+    fn slot(&mut self) -> &mut HeaderValue<'a>;
+}
+
+/// Types one header value starting at `start` in `s` by its fast path, storing each value
+/// in a slot of `out`. The value ends at the end of `s` or at the first line end outside
+/// it. Returns the number of values and where the last one ends, or `None` to leave the
+/// line to the general parsers (the caller then drops the slots this call took).
 #[inline]
 pub(crate) fn line<'a>(
     name: HeaderName,
     s: &'a str,
     start: usize,
     max_uri: usize,
-    mut push: impl FnMut(HeaderValue<'a>),
+    out: &mut impl Sink<'a>,
 ) -> Option<(usize, usize)> {
     use HeaderName as N;
     let b = s.as_bytes();
     let mut single = |v: HeaderValue<'a>, end: usize| {
         after_element(b, end, false).ok()?;
-        push(v);
+        *out.slot() = v;
         Some((1, end))
     };
     match name {
@@ -449,21 +468,16 @@ pub(crate) fn line<'a>(
             let mut i = start;
             let mut n = 0;
             loop {
-                let (v, e) = match name {
-                    N::Via => via(s, i).map(|(v, e)| (HeaderValue::Via(v), e))?,
+                let e = match name {
+                    N::Via => via(s, i, out.slot())?,
                     // a Contact starting with '*' is the wildcard, not a display name
                     N::Contact if b.get(i) == Some(&b'*') => return None,
-                    N::Contact => name_addr(s, i, false, max_uri)
-                        .map(|(v, e)| (HeaderValue::Contact(Contact::Addr(v)), e))?,
-                    N::Route | N::RecordRoute => {
-                        name_addr(s, i, true, max_uri).map(|(v, e)| (HeaderValue::Addr(v), e))?
-                    }
-                    _ => name_addr(s, i, false, max_uri).map(|(v, e)| (HeaderValue::Addr(v), e))?,
+                    N::Contact => name_addr(s, i, false, max_uri, true, out.slot())?,
+                    N::Route | N::RecordRoute => name_addr(s, i, true, max_uri, false, out.slot())?,
+                    _ => name_addr(s, i, false, max_uri, false, out.slot())?,
                 };
-                let next = after_element(b, e, list).ok()?;
-                push(v);
                 n += 1;
-                match next {
+                match after_element(b, e, list).ok()? {
                     None => return Some((n, e)),
                     Some(next) => i = next,
                 }

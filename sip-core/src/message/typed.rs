@@ -71,21 +71,15 @@ pub struct Header<'a> {
     pub value: HeaderValue<'a>,
 }
 
-/// What the typed parse stores for one header line or one value of a list line.
-#[derive(Debug, Clone, Copy)]
-enum Slot<'a> {
-    /// One typed value.
-    One(HeaderValue<'a>),
-    /// A whole token-list line (Allow, Supported, Require, ...): its validated text, whose
-    /// tokens are read on access (each one is a [`HeaderValue::Token`]).
-    Tokens(&'a str),
-}
-
+/// What the typed parse stores for one value, or for a whole token-list line (Allow,
+/// Supported, Require, ...): then `value` is [`HeaderValue::Raw`] holding the validated line,
+/// whose tokens are read on access (each one a [`HeaderValue::Token`]).
 #[derive(Debug, Clone, Copy)]
 struct Entry<'a> {
     name: HeaderName,
     line: u16,
-    slot: Slot<'a>,
+    tokens: bool,
+    value: HeaderValue<'a>,
 }
 
 /// A message with every known header typed. Parse with [`Message::parse`].
@@ -200,18 +194,18 @@ impl<'a> Iterator for Walk<'_, 'a> {
             if self.only.is_some_and(|n| n != e.name) {
                 continue;
             }
-            match e.slot {
-                Slot::One(value) => {
+            match e.value {
+                HeaderValue::Raw(text) if e.tokens => {
+                    self.tokens = text;
+                    self.token_name = e.name;
+                    self.token_line = e.line;
+                }
+                value => {
                     return Some(Header {
                         name: e.name,
                         line: e.line,
                         value,
                     })
-                }
-                Slot::Tokens(text) => {
-                    self.tokens = text;
-                    self.token_name = e.name;
-                    self.token_line = e.line;
                 }
             }
         }
@@ -222,8 +216,8 @@ macro_rules! first_value {
     ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $fn(&self) -> Option<$ty> {
-            self.entries.iter().find_map(|e| match e.slot {
-                Slot::One(HeaderValue::$variant(v)) if e.name == HeaderName::$name => Some(v),
+            self.entries.iter().find_map(|e| match e.value {
+                HeaderValue::$variant(v) if e.name == HeaderName::$name => Some(v),
                 _ => None,
             })
         }
@@ -234,8 +228,8 @@ macro_rules! all_values {
     ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $fn(&self) -> impl Iterator<Item = $ty> + '_ {
-            self.entries.iter().filter_map(|e| match e.slot {
-                Slot::One(HeaderValue::$variant(v)) if e.name == HeaderName::$name => Some(v),
+            self.entries.iter().filter_map(|e| match e.value {
+                HeaderValue::$variant(v) if e.name == HeaderName::$name => Some(v),
                 _ => None,
             })
         }
@@ -444,6 +438,28 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Appends the values of one header line to the message's list (see [`super::fast::Sink`]).
+struct Slots<'v, 'a> {
+    entries: &'v mut Vec<Entry<'a>>,
+    name: HeaderName,
+    line: u16,
+}
+
+impl<'a> super::fast::Sink<'a> for Slots<'_, 'a> {
+    #[inline]
+    fn slot(&mut self) -> &mut HeaderValue<'a> {
+        let at = self.entries.len();
+        self.entries.push(Entry {
+            name: self.name,
+            line: self.line,
+            tokens: false,
+            value: HeaderValue::Empty,
+        });
+        // (in bounds: just pushed)
+        &mut self.entries[at].value
+    }
+}
+
 /// Checks the version and parses the Request-URI (the first checks [`Message::from_view`]
 /// makes).
 fn request_uri<'a>(view: &MessageView<'a>, limits: &Limits) -> Result<Option<Uri<'a>>, ParseError> {
@@ -550,18 +566,18 @@ fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
                     entries.push(Entry {
                         name: kind,
                         line,
-                        slot: Slot::Tokens(value),
+                        tokens: true,
+                        value: HeaderValue::Raw(value),
                     });
                     (n, e)
                 })
             } else {
-                super::fast::line(kind, text, vs, max_uri, |v| {
-                    entries.push(Entry {
-                        name: kind,
-                        line,
-                        slot: Slot::One(v),
-                    })
-                })
+                let mut out = Slots {
+                    entries: &mut entries,
+                    name: kind,
+                    line,
+                };
+                super::fast::line(kind, text, vs, max_uri, &mut out)
             };
             if let Some((n, ve)) = typed {
                 // only whitespace, then a CRLF that no fold continues
@@ -659,7 +675,8 @@ fn parse_line<'a>(
                 entries.push(Entry {
                     name,
                     line,
-                    slot: Slot::Tokens(value),
+                    tokens: true,
+                    value: HeaderValue::Raw(value),
                 });
                 return Ok(n);
             }
@@ -669,13 +686,12 @@ fn parse_line<'a>(
         }
     }
     let before = entries.len();
-    let fast = super::fast::line(name, value, 0, max_uri, |v| {
-        entries.push(Entry {
-            name,
-            line,
-            slot: Slot::One(v),
-        })
-    });
+    let mut out = Slots {
+        entries: &mut *entries,
+        name,
+        line,
+    };
+    let fast = super::fast::line(name, value, 0, max_uri, &mut out);
     match fast {
         Some((n, end)) if end == value.len() => return Ok(n),
         _ => {}
@@ -687,7 +703,8 @@ fn parse_line<'a>(
         entries.push(Entry {
             name,
             line,
-            slot: Slot::One(v),
+            tokens: false,
+            value: v,
         })
     })?;
     Ok(n)
