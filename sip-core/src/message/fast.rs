@@ -427,6 +427,18 @@ pub(crate) fn token_list(b: &[u8], mut i: usize) -> Result<(usize, usize), usize
         }
         n += 1;
         let end = i;
+        // the usual separator, ", ", without the general whitespace loop
+        if b.get(i) == Some(&b',') {
+            i += 1;
+            if b.get(i) == Some(&b' ') {
+                i += 1;
+            }
+            if b.get(i).is_some_and(|&c| scan::is_token(c)) {
+                continue;
+            }
+            i = scan::skip_ws(b, i);
+            continue;
+        }
         i = scan::skip_ws(b, i);
         match b.get(i) {
             None | Some(b'\r') => return Ok((n, end)),

@@ -493,17 +493,18 @@ fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     let b = c.bytes();
     let start = c.pos();
     let mut i = start;
-    let mut bad = false;
-    loop {
-        // letters, digits and '_': no label rule applies
-        i = scan::run(b, i, scan::HOST_PLAIN);
-        // the label rules look at the character before each '.' and '-'
-        let prev = if i > start { b[i - 1] } else { b'.' };
-        match b.get(i) {
-            Some(b'.') => bad |= prev == b'.' || prev == b'-',
-            Some(b'-') => bad |= prev == b'.',
-            _ => break,
+    // One pass with no branch per label: HOST_CODE tells each byte's part in the label
+    // rules, and `bad` collects the forbidden pairs (see host_codes). A leading '.' or '-'
+    // counts as following a '.'.
+    let mut prev = HOST_CODE[usize::from(b'.')];
+    let mut bad = 0u8;
+    while let Some(&ch) = b.get(i) {
+        let code = HOST_CODE[usize::from(ch)];
+        if code == 0 {
+            break;
         }
+        bad |= (prev >> 2) & code;
+        prev = code;
         i += 1;
     }
     c.set_pos(i);
@@ -519,8 +520,33 @@ fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
         return valid_ipv4(h.as_bytes()).then_some(Host::Ipv4(h));
     }
     // a trailing dot is allowed (fully qualified name); a trailing '-' is not
-    (!bad && b[i - 1] != b'-').then_some(Host::Domain(h))
+    (bad & 0b11 == 0 && b[i - 1] != b'-').then_some(Host::Domain(h))
 }
+
+/// Host characters, with their part in the label rules: 0 for a byte that is not a host
+/// character; else bit 4, plus for '.' bits 0 ("is a dot"), 2 and 3, and for '-' bits 1
+/// ("is a dash") and 2. Shifting the previous byte's code right by two lines its bit 2
+/// ("a dot or a dash before") up with "is a dot" and its bit 3 ("a dot before") with "is
+/// a dash", so `(prev >> 2) & code & 0b11` is set exactly for ".." "-." and ".-" (a label
+/// that is empty, or starts or ends with '-').
+const fn host_codes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'.' => 0x10 | 0b1101,
+            b'-' => 0x10 | 0b0110,
+            b'_' => 0x10,
+            _ if b.is_ascii_alphanumeric() => 0x10,
+            _ => 0,
+        };
+        c += 1;
+    }
+    t
+}
+
+static HOST_CODE: [u8; 256] = host_codes();
 
 /// A bare IPv6 address: hex digits, colons and an optional dotted IPv4 tail. The RFC 3261
 /// ABNF also admits three colons in a row (RFC 5118 section 4.10), so this is deliberately

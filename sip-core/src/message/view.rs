@@ -519,6 +519,9 @@ pub(crate) fn parse_start_line(
     pos: usize,
     end: usize,
 ) -> Result<StartSpans, ParseError> {
+    if let Some(spans) = request_line_fast(data, pos, end) {
+        return Ok(spans);
+    }
     let line = &data[pos..end];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
@@ -589,6 +592,29 @@ pub(crate) fn parse_start_line(
             version: Span::new(pos + last_sp + 1, end),
         })
     }
+}
+
+/// The usual request line, `token SP visible-characters SP "SIP/2.0"`, read in one pass;
+/// `None` for anything else, which the general code then parses (or rejects).
+#[inline]
+fn request_line_fast(data: &[u8], pos: usize, end: usize) -> Option<StartSpans> {
+    let m = scan::run(data, pos, scan::TOKEN);
+    if m == pos || data.get(m) != Some(&b' ') {
+        return None;
+    }
+    let u0 = m + 1;
+    let mut u = u0;
+    while data.get(u).is_some_and(|&c| c > b' ' && c != 0x7f) {
+        u += 1;
+    }
+    if u == u0 || data.get(u) != Some(&b' ') || data.get(u + 1..end)? != b"SIP/2.0" {
+        return None;
+    }
+    Some(StartSpans::Request {
+        method: Span::new(pos, m),
+        uri: Span::new(u0, u),
+        version: Span::new(u + 1, end),
+    })
 }
 
 /// A Content-Length value: 1*DIGIT, at most 2^32-1.
