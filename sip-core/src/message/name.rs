@@ -110,6 +110,18 @@ const fn name_keys(names: &[&[u8]]) -> [NameKey; NAME_COUNT] {
     t
 }
 
+/// `SHORT_MASK[len]` keeps the first `len` bytes of a word (for names under eight bytes).
+static SHORT_MASK: [u64; 8] = [
+    0,
+    0xff,
+    0xffff,
+    0xff_ffff,
+    0xffff_ffff,
+    0xff_ffff_ffff,
+    0xffff_ffff_ffff,
+    0xff_ffff_ffff_ffff,
+];
+
 /// The little-endian word of `b[at..at + 8]`, or `None` past the end.
 #[inline]
 fn word_at(b: &[u8], at: usize) -> Option<u64> {
@@ -189,7 +201,7 @@ macro_rules! header_names {
                 } else if len >= 2 {
                     // the bytes after the name are masked off
                     word_at(data, start).map(|w| {
-                        let w = (w | LOW) & ((1u64 << (8 * len)) - 1);
+                        let w = (w | LOW) & SHORT_MASK[len & 7];
                         (w, w)
                     })
                 } else {

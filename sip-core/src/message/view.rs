@@ -445,13 +445,7 @@ pub(crate) fn parse_header_line(
     t: Transport,
 ) -> Result<(RawSpan, usize), ParseError> {
     // field-name = token
-    let name_end = pos
-        + data
-            .get(pos..)
-            .unwrap_or(&[])
-            .iter()
-            .position(|&c| !scan::is_token(c))
-            .unwrap_or(data.len().saturating_sub(pos));
+    let name_end = scan::run(data, pos, scan::TOKEN);
     if name_end == pos {
         return Err(err(ErrorKind::InvalidHeaderName, pos));
     }
