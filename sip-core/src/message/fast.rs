@@ -150,15 +150,9 @@ pub(crate) fn sip_uri(s: &str, mut i: usize, end: UriEnd) -> Option<(SipUri<'_>,
 /// A quoted string at `i` (the opening quote) without escapes or folds: the end after the
 /// closing quote.
 #[inline]
-fn quoted(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        match *b.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' | 0x00..=0x1f | 0x7f => return None,
-            _ => i += 1,
-        }
-    }
+fn quoted(b: &[u8], i: usize) -> Option<usize> {
+    let e = run(b, i + 1, scan::QDTEXT);
+    (b.get(e) == Some(&b'"')).then_some(e + 1)
 }
 
 /// `*( ";" token [ "=" ( token / quoted-string ) ] )` with no whitespace, each parameter

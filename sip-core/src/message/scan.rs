@@ -32,6 +32,10 @@ pub(crate) const PARAM: u16 = 2048;
 pub(crate) const DIGIT: u16 = 4096;
 /// Plain comment text: anything but `(`, `)`, a backslash and control characters.
 pub(crate) const CTEXT: u16 = 8192;
+/// Visible characters: anything above SP except DEL (bytes of UTF-8 sequences included).
+pub(crate) const VISIBLE: u16 = 16384;
+/// Plain quoted-string text: anything but `"`, a backslash and control characters.
+pub(crate) const QDTEXT: u16 = 32768;
 
 const fn class_table() -> [u16; 256] {
     let mut t = [0u16; 256];
@@ -131,6 +135,12 @@ const fn class_table() -> [u16; 256] {
         }
         if b >= 0x20 && b != 0x7f && !matches!(b, b'(' | b')' | b'\\') {
             v |= CTEXT;
+        }
+        if b > 0x20 && b != 0x7f {
+            v |= VISIBLE;
+        }
+        if b >= 0x20 && b != 0x7f && !matches!(b, b'"' | b'\\') {
+            v |= QDTEXT;
         }
         t[c] = v;
         c += 1;

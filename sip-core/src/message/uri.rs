@@ -492,20 +492,16 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
 fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     let b = c.bytes();
     let start = c.pos();
-    let mut i = start;
-    // One pass with no branch per label: HOST_CODE tells each byte's part in the label
-    // rules, and `bad` collects the forbidden pairs (see host_codes). A leading '.' or '-'
-    // counts as following a '.'.
+    // The host's end, then the label rules in a pass with no branch per label: HOST_CODE
+    // tells each byte's part in them, and `bad` collects the forbidden pairs (see
+    // host_codes). A leading '.' or '-' counts as following a '.'.
+    let i = scan::run(b, start, scan::HOST);
     let mut prev = HOST_CODE[usize::from(b'.')];
     let mut bad = 0u8;
-    while let Some(&ch) = b.get(i) {
+    for &ch in b.get(start..i).unwrap_or(&[]) {
         let code = HOST_CODE[usize::from(ch)];
-        if code == 0 {
-            break;
-        }
         bad |= (prev >> 2) & code;
         prev = code;
-        i += 1;
     }
     c.set_pos(i);
     let h = c.since(start);

@@ -597,10 +597,7 @@ fn request_line_fast(data: &[u8], pos: usize, end: usize) -> Option<StartSpans> 
         return None;
     }
     let u0 = m + 1;
-    let mut u = u0;
-    while data.get(u).is_some_and(|&c| c > b' ' && c != 0x7f) {
-        u += 1;
-    }
+    let u = scan::run(data, u0, scan::VISIBLE);
     if u == u0 || data.get(u) != Some(&b' ') || data.get(u + 1..end)? != b"SIP/2.0" {
         return None;
     }
