@@ -463,11 +463,15 @@ pub(crate) fn line<'a>(
 ) -> Option<(usize, usize)> {
     use HeaderName as N;
     let b = s.as_bytes();
-    let mut single = |v: HeaderValue<'a>, end: usize| {
-        after_element(b, end, false).ok()?;
-        *out.slot() = v;
-        Some((1, end))
-    };
+    // one value that must end the line: stored in place (no copy of the value)
+    macro_rules! single {
+        ($v:expr, $end:expr $(,)?) => {{
+            let end = $end;
+            after_element(b, end, false).ok()?;
+            *out.slot() = $v;
+            Some((1, end))
+        }};
+    }
     match name {
         N::Via | N::From | N::To | N::Contact | N::Route | N::RecordRoute => {
             let list = name.is_list();
@@ -501,7 +505,7 @@ pub(crate) fn line<'a>(
                     return None;
                 }
             }
-            single(HeaderValue::CallId(slice(s, start, e)), e)
+            single!(HeaderValue::CallId(slice(s, start, e)), e)
         }
         N::CSeq => {
             let (seq, d) = number(b, start, u64::from(u32::MAX))?;
@@ -514,7 +518,7 @@ pub(crate) fn line<'a>(
                 return None;
             }
             let method = Method::from_token(slice(s, m, e));
-            single(
+            single!(
                 HeaderValue::CSeq(CSeq {
                     seq: seq as u32,
                     method,
@@ -524,11 +528,11 @@ pub(crate) fn line<'a>(
         }
         N::MaxForwards => {
             let (v, e) = number(b, start, 255)?;
-            single(HeaderValue::Number(v as u32), e)
+            single!(HeaderValue::Number(v as u32), e)
         }
         N::ContentLength | N::Expires | N::MinExpires | N::RSeq => {
             let (v, e) = number(b, start, u64::from(u32::MAX))?;
-            single(HeaderValue::Number(v as u32), e)
+            single!(HeaderValue::Number(v as u32), e)
         }
         N::ContentType => {
             let t = run(b, start, scan::TOKEN);
@@ -541,7 +545,7 @@ pub(crate) fn line<'a>(
                 return None;
             }
             let (params, e) = header_params(s, st, |_| true)?;
-            single(
+            single!(
                 HeaderValue::MediaType(MediaType {
                     ty,
                     subtype,
@@ -552,7 +556,7 @@ pub(crate) fn line<'a>(
         }
         N::Server | N::UserAgent => {
             let e = products(b, start)?;
-            single(HeaderValue::Text(slice(s, start, e)), e)
+            single!(HeaderValue::Text(slice(s, start, e)), e)
         }
         _ => None,
     }

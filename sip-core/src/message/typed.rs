@@ -244,8 +244,22 @@ impl<'a> Message<'a> {
 
     /// Like [`Message::parse`] with explicit limits.
     pub fn parse_with(data: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
-        if let Some(m) = parse_one_pass(data, limits) {
-            return Ok(m);
+        // built in place: the message holds about a kilobyte of inline header spans, which
+        // each move would copy
+        let mut r = Ok(Message {
+            view: MessageView {
+                head: "",
+                bytes: data,
+                layout: std::borrow::Cow::Owned(super::view::Layout::empty()),
+            },
+            request_uri: None,
+            entries: Vec::new(),
+            count: 0,
+        });
+        if let Ok(m) = &mut r {
+            if parse_one_pass(m, data, limits).is_some() {
+                return r;
+            }
         }
         let view = MessageView::parse_datagram(data, limits)?;
         Self::from_view(view, limits)
@@ -512,9 +526,9 @@ fn utf8_prefix(data: &[u8], want: usize) -> &str {
 /// [`Message::from_view`] otherwise. The result is the same as theirs; on any error (or
 /// anything this pass does not handle, such as a header section that is not UTF-8) it
 /// returns `None` and the caller runs the two passes, which report the error.
-fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
+fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> Option<()> {
     use super::view::{line_end, parse_decimal_bytes, parse_header_line, parse_start_line};
-    use super::view::{Layout, RawSpan, Span, Transport};
+    use super::view::{RawSpan, Span, Transport};
     if data.len() > limits.max_message_size || u32::try_from(data.len()).is_err() {
         return None;
     }
@@ -530,9 +544,12 @@ fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
     let start = parse_start_line(data, pos, line).ok()?;
     pos = line + 2;
     let max_uri = limits.max_uri_length;
-    let mut headers: smallvec::SmallVec<[RawSpan; super::INLINE_HEADERS]> =
-        smallvec::SmallVec::new();
-    let mut entries: Vec<Entry<'a>> = Vec::with_capacity(text.len() / 32 + 8);
+    let std::borrow::Cow::Owned(layout) = &mut m.view.layout else {
+        return None;
+    };
+    let headers = &mut layout.headers;
+    m.entries = Vec::with_capacity(text.len() / 32 + 8);
+    let entries = &mut m.entries;
     let mut content_length: Option<u32> = None;
     let mut count = 0usize;
     let mut vias = 0usize;
@@ -573,7 +590,7 @@ fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
                 })
             } else {
                 let mut out = Slots {
-                    entries: &mut entries,
+                    entries: &mut *entries,
                     name: kind,
                     line,
                 };
@@ -605,7 +622,7 @@ fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
                 entries.truncate(before);
                 let (raw, next) = parse_header_line(data, pos, limits, Transport::Datagram).ok()?;
                 let value = text.get(raw.value.range())?;
-                let n = parse_line(raw.kind, line, value, max_uri, &mut entries).ok()?;
+                let n = parse_line(raw.kind, line, value, max_uri, entries).ok()?;
                 (raw, next, n)
             }
         };
@@ -640,24 +657,14 @@ fn parse_one_pass<'a>(data: &'a [u8], limits: &Limits) -> Option<Message<'a>> {
         }
         None => Span::new(head_end, data.len()),
     };
-    let view = MessageView {
-        head,
-        bytes: data,
-        layout: std::borrow::Cow::Owned(Layout {
-            start,
-            headers,
-            head_end: head_end as u32,
-            body,
-            content_length,
-        }),
-    };
-    let request_uri = request_uri(&view, limits).ok()?;
-    Some(Message {
-        view,
-        request_uri,
-        entries,
-        count,
-    })
+    layout.start = start;
+    layout.head_end = head_end as u32;
+    layout.body = body;
+    layout.content_length = content_length;
+    m.view.head = head;
+    m.request_uri = request_uri(&m.view, limits).ok()?;
+    m.count = count;
+    Some(())
 }
 
 /// Types one header line's value, appending its entries; returns how many values it holds.

@@ -79,6 +79,24 @@ pub(crate) struct Layout {
     pub(crate) content_length: Option<u32>,
 }
 
+impl Layout {
+    /// A layout with no header yet, to fill in place.
+    #[inline(always)]
+    pub(crate) fn empty() -> Layout {
+        Layout {
+            start: StartSpans::Response {
+                version: Span::default(),
+                code: 0,
+                reason: Span::default(),
+            },
+            headers: SmallVec::new(),
+            head_end: 0,
+            body: Span::default(),
+            content_length: None,
+        }
+    }
+}
+
 /// A parsed start line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartLine<'a> {
