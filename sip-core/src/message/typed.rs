@@ -662,6 +662,17 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
     layout.body = body;
     layout.content_length = content_length;
     m.view.head = head;
+    // the usual sip: Request-URI, read into its place; anything else as from_view does
+    if let (true, StartSpans::Request { uri, .. }) = (m.view.is_sip_2_0(), start) {
+        let s = uri.of(head);
+        if s.len() <= max_uri {
+            if let Some((u, _)) = super::fast::sip_uri(s, 0, super::fast::UriEnd::Whole) {
+                m.request_uri = Some(Uri::Sip(u));
+                m.count = count;
+                return Some(());
+            }
+        }
+    }
     m.request_uri = request_uri(&m.view, limits).ok()?;
     m.count = count;
     Some(())
