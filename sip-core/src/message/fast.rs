@@ -453,8 +453,20 @@ pub(crate) trait Sink<'a> {
 /// in a slot of `out`. The value ends at the end of `s` or at the first line end outside
 /// it. Returns the number of values and where the last one ends, or `None` to leave the
 /// line to the general parsers (the caller then drops the slots this call took).
-#[inline]
+/// (The pair comes back in registers: `(0, _)` means `None`.)
+#[inline(never)]
 pub(crate) fn line<'a>(
+    name: HeaderName,
+    s: &'a str,
+    start: usize,
+    max_uri: usize,
+    out: &mut impl Sink<'a>,
+) -> (usize, usize) {
+    line_inner(name, s, start, max_uri, out).unwrap_or((0, 0))
+}
+
+#[inline(always)]
+fn line_inner<'a>(
     name: HeaderName,
     s: &'a str,
     start: usize,

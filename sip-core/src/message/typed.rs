@@ -594,7 +594,10 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
                     name: kind,
                     line,
                 };
-                super::fast::line(kind, text, vs, max_uri, &mut out)
+                match super::fast::line(kind, text, vs, max_uri, &mut out) {
+                    (0, _) => None,
+                    r => Some(r),
+                }
             };
             if let Some((n, ve)) = typed {
                 // only whitespace, then a CRLF that no fold continues
@@ -709,10 +712,9 @@ fn parse_line<'a>(
         name,
         line,
     };
-    let fast = super::fast::line(name, value, 0, max_uri, &mut out);
-    match fast {
-        Some((n, end)) if end == value.len() => return Ok(n),
-        _ => {}
+    let (n, end) = super::fast::line(name, value, 0, max_uri, &mut out);
+    if n > 0 && end == value.len() {
+        return Ok(n);
     }
     entries.truncate(before);
     let mut n = 0;

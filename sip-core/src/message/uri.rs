@@ -476,6 +476,7 @@ pub(crate) fn parse_hostport<'a>(c: &mut Cursor<'a>) -> Option<(Host<'a>, Option
 }
 
 /// `host = hostname / IPv4address / IPv6reference`.
+#[inline(always)]
 pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     if c.eat(b'[') {
         let v6 = c.take_while(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
@@ -489,6 +490,7 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
 /// rules (no empty label, no label starting or ending with '-') and whether it is all digits
 /// and dots (then it must be a valid IPv4 address). Branch-light, since every URI and Via
 /// has a host.
+#[inline(always)]
 fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     let b = c.bytes();
     let start = c.pos();
