@@ -47,15 +47,15 @@ fn number(b: &[u8], i: usize, max: u64) -> Option<(u64, usize)> {
 }
 
 /// A host name or IPv4 address (not an IPv6 reference) at `i`.
-#[inline]
+#[inline(always)]
 fn host(s: &str, i: usize) -> Option<(Host<'_>, usize)> {
-    let mut c = scan::Cursor::new(s);
-    c.set_pos(i);
-    if c.peek() == Some(b'[') {
-        return None;
+    let (end, kind) = uri::scan_host_end(s.as_bytes(), i);
+    let h = slice(s, i, end);
+    match kind {
+        uri::HOST_DOMAIN => Some((Host::Domain(h), end)),
+        uri::HOST_IPV4 => Some((Host::Ipv4(h), end)),
+        _ => None,
     }
-    let h = uri::parse_host(&mut c)?;
-    Some((h, c.pos()))
 }
 
 /// A `sip:` or `sips:` URI from `i`, ending as `end` says: the URI and where it stopped.

@@ -492,25 +492,45 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
 /// has a host.
 #[inline(always)]
 fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
-    let b = c.bytes();
     let start = c.pos();
+    let (end, kind) = scan_host_end(c.bytes(), start);
+    c.set_pos(end);
+    let h = c.since(start);
+    match kind {
+        HOST_DOMAIN => Some(Host::Domain(h)),
+        HOST_IPV4 => Some(Host::Ipv4(h)),
+        _ => None,
+    }
+}
+
+/// [`scan_host_end`]: not a host.
+pub(crate) const HOST_NONE: u8 = 0;
+/// [`scan_host_end`]: a host name.
+pub(crate) const HOST_DOMAIN: u8 = 1;
+/// [`scan_host_end`]: an IPv4 address.
+pub(crate) const HOST_IPV4: u8 = 2;
+
+/// The host name or IPv4 address at `start`: where its characters end and what they make
+/// ([`HOST_DOMAIN`], [`HOST_IPV4`], or [`HOST_NONE`] when they break the rules). Returned as
+/// a pair of plain values, so it comes back in registers.
+#[inline(never)]
+pub(crate) fn scan_host_end(b: &[u8], start: usize) -> (usize, u8) {
     // the host's end, then the label rules, without a loop per label
     let i = scan::run(b, start, scan::HOST);
-    let bad = !labels_ok(b.get(start..i).unwrap_or(&[]));
-    c.set_pos(i);
-    let h = c.since(start);
+    let h = b.get(start..i).unwrap_or(&[]);
     // a name has a letter, '-' or '_' somewhere (one starting with a letter is the usual
     // case); digits and dots alone make an IPv4 address
-    let name = match h.as_bytes().first() {
-        None => return None,
+    let name = match h.first() {
+        None => return (i, HOST_NONE),
         Some(f) if f.is_ascii_alphabetic() => true,
-        Some(_) => h.bytes().any(|ch| !ch.is_ascii_digit() && ch != b'.'),
+        Some(_) => h.iter().any(|&ch| !ch.is_ascii_digit() && ch != b'.'),
     };
     if !name {
-        return valid_ipv4(h.as_bytes()).then_some(Host::Ipv4(h));
+        return (i, if valid_ipv4(h) { HOST_IPV4 } else { HOST_NONE });
     }
     // a trailing dot is allowed (fully qualified name); a trailing '-' is not
-    (!bad && b[i - 1] != b'-').then_some(Host::Domain(h))
+    let ok = labels_ok(h) && h.last() != Some(&b'-');
+    (i, if ok { HOST_DOMAIN } else { HOST_NONE })
 }
 
 /// Are the labels of host text `h` (host characters only) free of the forbidden pairs
