@@ -125,7 +125,7 @@ fn check_request<'m>(req: &Message<'m>, method: Method<'m>, policy: &Policy<'_>)
     }
     // Section 7.3.1 / RFC 4475 section 3.3.8: single-valued headers appear once.
     for (i, h) in req.headers().iter().enumerate() {
-        if h.name.is_single() && req.headers()[..i].iter().any(|p| p.name == h.name) {
+        if h.name.is_single() && req.headers().take(i).any(|p| p.name == h.name) {
             return reject(400, "Multiple values in a single-value header");
         }
     }

@@ -1307,9 +1307,8 @@ fn header_key(m: &Message<'_>, h: &sip_core::message::Header<'_>) -> (HeaderName
 
 fn normalized(m: &Message<'_>) -> Vec<(HeaderName, String, String)> {
     m.headers()
-        .iter()
         .map(|h| {
-            let (n, raw) = header_key(m, h);
+            let (n, raw) = header_key(m, &h);
             (n, raw, norm(&h.value))
         })
         .collect()
@@ -1317,9 +1316,8 @@ fn normalized(m: &Message<'_>) -> Vec<(HeaderName, String, String)> {
 
 fn exact<'a>(m: &'a Message<'a>) -> Vec<(HeaderName, String, HeaderValue<'a>)> {
     m.headers()
-        .iter()
         .map(|h| {
-            let (n, raw) = header_key(m, h);
+            let (n, raw) = header_key(m, &h);
             (n, raw, h.value)
         })
         .collect()

@@ -379,7 +379,7 @@ pub(crate) fn via<'a>(c: &mut Cursor<'a>) -> Option<Via<'a>> {
 
 /// The well-known via-params have stricter grammars than generic-param (RFC 3261 section
 /// 20.42 / 25.1 `via-ttl`, `via-maddr`, `via-received`, `via-branch`; RFC 3581 `rport`).
-fn via_param_ok(p: &super::Param<'_>) -> bool {
+pub(crate) fn via_param_ok(p: &super::Param<'_>) -> bool {
     let n = p.name;
     // dispatch on the length first: most parameters are none of these
     let is = |name: &str| n.len() == name.len() && n.eq_ignore_ascii_case(name);

@@ -1,6 +1,7 @@
 //! The message layer (RFC 3261 sections 7, 19, 20 and 25): parsing, typed headers, URIs,
 //! serialization, owned messages, builders and semantic validation.
 
+mod fast;
 mod headers;
 mod method;
 mod name;
@@ -19,7 +20,7 @@ pub use method::Method;
 pub use name::HeaderName;
 pub use params::{Param, ParamIter, Params};
 pub use scan::unquote;
-pub use typed::{Form, Header, HeaderValue, Message};
+pub use typed::{Form, Header, HeaderValue, Headers, Message};
 pub use uri::{unescaped, AbsoluteUri, Host, SipUri, TelUri, Uri};
 pub use view::{MessageView, RawHeader, StartLine, StreamFrame, INLINE_HEADERS};
 

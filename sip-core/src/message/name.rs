@@ -33,6 +33,102 @@ fn eq_token_lower(input: &[u8], lower: &[u8]) -> bool {
         .all(|(x, y)| x | 0x20 == *y)
 }
 
+/// Setting 0x20 in every byte lower-cases the letters of a token (see [`eq_token_lower`]).
+const LOW: u64 = 0x2020_2020_2020_2020;
+
+/// A known name's key words: the first and last eight bytes (lower case; for names shorter
+/// than eight bytes, both the name zero-padded), bytes 8 to 16, and the length.
+#[derive(Clone, Copy)]
+struct NameKey {
+    first: u64,
+    last: u64,
+    middle: u64,
+    len: usize,
+}
+
+const fn le_word(b: &[u8], from: usize, len: usize) -> u64 {
+    let mut v = 0u64;
+    let mut j = 0;
+    while j < 8 && j < len {
+        v |= (b[from + j] as u64) << (8 * j);
+        j += 1;
+    }
+    v
+}
+
+const fn name_key(n: &[u8]) -> NameKey {
+    let len = n.len();
+    let first = le_word(n, 0, len);
+    let last = if len >= 8 {
+        le_word(n, len - 8, 8)
+    } else {
+        first
+    };
+    let middle = if len > 8 { le_word(n, 8, len - 8) } else { 0 };
+    NameKey {
+        first,
+        last,
+        middle,
+        len,
+    }
+}
+
+/// The bucket of a name's key words. The multiplier was chosen so that the known names do
+/// not collide (checked at compile time).
+#[inline]
+const fn key_hash(first: u64, last: u64) -> usize {
+    ((first ^ last.rotate_left(5)).wrapping_mul(0x3d96_bfb1_2cd6_6a73) >> 56) as usize
+}
+
+/// `KEY_BUCKETS[key_hash]` is 1 + the index of the known name with that hash, or 0.
+const fn build_key_buckets(names: &[&[u8]]) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < names.len() {
+        let k = name_key(names[i]);
+        let h = key_hash(k.first, k.last);
+        assert!(t[h] == 0, "header name key collision: change key_hash");
+        assert!(k.len <= 24, "header names are at most 24 bytes");
+        t[h] = (i + 1) as u8;
+        i += 1;
+    }
+    t
+}
+
+const fn name_keys(names: &[&[u8]]) -> [NameKey; NAME_COUNT] {
+    let mut t = [NameKey {
+        first: 0,
+        last: 0,
+        middle: 0,
+        len: 0,
+    }; NAME_COUNT];
+    let mut i = 0;
+    while i < names.len() {
+        t[i] = name_key(names[i]);
+        i += 1;
+    }
+    t
+}
+
+/// `SHORT_MASK[len]` keeps the first `len` bytes of a word (for names under eight bytes).
+static SHORT_MASK: [u64; 8] = [
+    0,
+    0xff,
+    0xffff,
+    0xff_ffff,
+    0xffff_ffff,
+    0xff_ffff_ffff,
+    0xffff_ffff_ffff,
+    0xff_ffff_ffff_ffff,
+];
+
+/// The little-endian word of `b[at..at + 8]`, or `None` past the end.
+#[inline]
+fn word_at(b: &[u8], at: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
 /// `NAME_BUCKETS[hash]` is 1 + the index of the known name with that hash, or 0.
 const fn build_buckets(names: &[&[u8]]) -> [u8; 256] {
     let mut t = [0u8; 256];
@@ -62,7 +158,10 @@ macro_rules! header_names {
 
         /// The known names in lower case, in declaration order.
         const LOWER_NAMES: &[&[u8]] = &[$($lower),*];
+        const NAME_COUNT: usize = LOWER_NAMES.len();
         static NAME_BUCKETS: [u8; 256] = build_buckets(LOWER_NAMES);
+        static KEY_BUCKETS: [u8; 256] = build_key_buckets(LOWER_NAMES);
+        static NAME_KEYS: [NameKey; NAME_COUNT] = name_keys(LOWER_NAMES);
 
         impl HeaderName {
             /// Every known name, in declaration order.
@@ -87,6 +186,49 @@ macro_rules! header_names {
             /// Identifies a header name, case-insensitively, long or compact form.
             pub fn from_name(name: &str) -> HeaderName {
                 Self::from_bytes(name.as_bytes())
+            }
+
+            /// The name of the token `data[start..end]` (a header line's name, so the input
+            /// goes on after it): compares whole words at a time.
+            #[inline]
+            pub(crate) fn from_token_at(data: &[u8], start: usize, end: usize) -> HeaderName {
+                let len = end.wrapping_sub(start);
+                let words = if len >= 8 {
+                    // both words lie inside the name
+                    word_at(data, start)
+                        .zip(word_at(data, end.wrapping_sub(8)))
+                        .map(|(f, l)| (f | LOW, l | LOW))
+                } else if len >= 2 {
+                    // the bytes after the name are masked off
+                    word_at(data, start).map(|w| {
+                        let w = (w | LOW) & SHORT_MASK[len & 7];
+                        (w, w)
+                    })
+                } else {
+                    None
+                };
+                let (Some((first, last)), true) = (words, len <= 24) else {
+                    return Self::from_bytes(data.get(start..end).unwrap_or(&[]));
+                };
+                match KEY_BUCKETS[key_hash(first, last)] {
+                    0 => HeaderName::Other,
+                    i => {
+                        let i = usize::from(i) - 1;
+                        let Some(k) = NAME_KEYS.get(i) else {
+                            return HeaderName::Other;
+                        };
+                        let same = k.first == first
+                            && k.last == last
+                            && k.len == len
+                            && (len <= 16
+                                || word_at(data, start + 8).map(|w| w | LOW) == Some(k.middle));
+                        if same {
+                            HeaderName::ALL[i]
+                        } else {
+                            HeaderName::Other
+                        }
+                    }
+                }
             }
 
             /// [`HeaderName::from_name`] on bytes.

@@ -5,20 +5,40 @@
 //! caller reports the error at [`Cursor::pos`], which is left where the mismatch was seen.
 
 /// `token` characters (RFC 3261 section 25.1).
-const TOKEN: u8 = 1;
+pub(crate) const TOKEN: u16 = 1;
 /// `word` characters: token plus `( ) < > : \ " / [ ] ? { }`.
-const WORD: u8 = 2;
+pub(crate) const WORD: u16 = 2;
 /// `unreserved` of RFC 3261 / RFC 2396: alphanum and `- _ . ! ~ * ' ( )`.
-const UNRESERVED: u8 = 4;
+const UNRESERVED: u16 = 4;
 /// Characters that may appear unescaped in a URI (reserved, unreserved and `%`).
-const URIC: u8 = 8;
+pub(crate) const URIC: u16 = 8;
 /// Host name characters: alphanumerics, `-`, `.`, `_`.
-pub(crate) const HOST: u8 = 16;
+pub(crate) const HOST: u16 = 16;
 /// Host characters that make a name rather than an IPv4 address: letters, `-`, `_`.
-pub(crate) const HOST_NAME: u8 = 32;
+pub(crate) const HOST_NAME: u16 = 32;
+/// Host characters other than `.` and `-` (alphanumerics and `_`).
+pub(crate) const HOST_PLAIN: u16 = 64;
+/// `user` characters of a SIP URI except `%` (unreserved, `user-unreserved`).
+pub(crate) const USER: u16 = 128;
+/// [`USER`] without `,`, `;` and `?`, which end an `addr-spec` written without brackets.
+pub(crate) const USER_SPEC: u16 = 256;
+/// `password` characters except `%`.
+pub(crate) const PASSWORD: u16 = 512;
+/// [`PASSWORD`] without `,`.
+pub(crate) const PASSWORD_SPEC: u16 = 1024;
+/// `paramchar` except `%` (`param-unreserved` and unreserved).
+pub(crate) const PARAM: u16 = 2048;
+/// ASCII digits.
+pub(crate) const DIGIT: u16 = 4096;
+/// Plain comment text: anything but `(`, `)`, a backslash and control characters.
+pub(crate) const CTEXT: u16 = 8192;
+/// Visible characters: anything above SP except DEL (bytes of UTF-8 sequences included).
+pub(crate) const VISIBLE: u16 = 16384;
+/// Plain quoted-string text: anything but `"`, a backslash and control characters.
+pub(crate) const QDTEXT: u16 = 32768;
 
-const fn class_table() -> [u8; 256] {
-    let mut t = [0u8; 256];
+const fn class_table() -> [u16; 256] {
+    let mut t = [0u16; 256];
     let mut c = 0;
     while c < 256 {
         let b = c as u8;
@@ -91,18 +111,118 @@ const fn class_table() -> [u8; 256] {
         if b.is_ascii_alphabetic() || matches!(b, b'-' | b'_') {
             v |= HOST_NAME;
         }
+        if alnum || b == b'_' {
+            v |= HOST_PLAIN;
+        }
+        let unreserved = v & UNRESERVED != 0;
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+            v |= USER;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b'/') {
+            v |= USER_SPEC;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$' | b',') {
+            v |= PASSWORD;
+        }
+        if unreserved || matches!(b, b'&' | b'=' | b'+' | b'$') {
+            v |= PASSWORD_SPEC;
+        }
+        if unreserved || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            v |= PARAM;
+        }
+        if b.is_ascii_digit() {
+            v |= DIGIT;
+        }
+        if b >= 0x20 && b != 0x7f && !matches!(b, b'(' | b')' | b'\\') {
+            v |= CTEXT;
+        }
+        if b > 0x20 && b != 0x7f {
+            v |= VISIBLE;
+        }
+        if b >= 0x20 && b != 0x7f && !matches!(b, b'"' | b'\\') {
+            v |= QDTEXT;
+        }
         t[c] = v;
         c += 1;
     }
     t
 }
 
-static CLASS: [u8; 256] = class_table();
+static CLASS: [u16; 256] = class_table();
 
-/// The class bits of `b` ([`HOST`], [`HOST_NAME`], ...), for scanners that test several.
+/// The end of the run of bytes of class `mask` from `i`. Eight bytes at a time where the
+/// input has them (one bounds check for eight), then byte by byte.
 #[inline]
-pub(crate) fn class(b: u8) -> u8 {
-    CLASS[b as usize]
+pub(crate) fn run(b: &[u8], mut i: usize, mask: u16) -> usize {
+    let is = |c: u8| CLASS[c as usize] & mask != 0;
+    while let Some(w) = b.get(i..i + 8) {
+        let w: &[u8; 8] = match w.try_into() {
+            Ok(w) => w,
+            Err(_) => break,
+        };
+        if !is(w[0]) {
+            return i;
+        }
+        if !is(w[1]) {
+            return i + 1;
+        }
+        if !is(w[2]) {
+            return i + 2;
+        }
+        if !is(w[3]) {
+            return i + 3;
+        }
+        if !is(w[4]) {
+            return i + 4;
+        }
+        if !is(w[5]) {
+            return i + 5;
+        }
+        if !is(w[6]) {
+            return i + 6;
+        }
+        if !is(w[7]) {
+            return i + 7;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if !is(c) {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Like [`run`], also stepping over `%HH` escapes (for classes that leave out `%`).
+#[inline]
+pub(crate) fn run_escaped(b: &[u8], mut i: usize, mask: u16) -> usize {
+    loop {
+        i = run(b, i, mask);
+        match (b.get(i), b.get(i + 1), b.get(i + 2)) {
+            (Some(b'%'), Some(h), Some(l)) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                i += 3
+            }
+            _ => return i,
+        }
+    }
+}
+
+/// Skips `SWS` (spaces, tabs, line folds) from `i`.
+#[inline]
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    loop {
+        match b.get(i) {
+            Some(b' ' | b'\t') => i += 1,
+            Some(b'\r')
+                if b.get(i + 1) == Some(&b'\n') && matches!(b.get(i + 2), Some(b' ' | b'\t')) =>
+            {
+                i += 3
+            }
+            _ => return i,
+        }
+    }
 }
 
 /// Is `b` a `token` character?

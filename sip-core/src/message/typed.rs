@@ -6,9 +6,9 @@ use super::headers::{
 };
 use super::headers::{Timestamp, TokenParams, Via, Warning};
 use super::params::Params;
-use super::scan::Cursor;
+use super::scan::{self, Cursor};
 use super::uri::Uri;
-use super::view::{MessageView, StartLine};
+use super::view::{MessageView, StartLine, StartSpans};
 use super::{HeaderName, Method};
 use crate::{ErrorKind, Limits, ParseError};
 
@@ -71,6 +71,17 @@ pub struct Header<'a> {
     pub value: HeaderValue<'a>,
 }
 
+/// What the typed parse stores for one value, or for a whole token-list line (Allow,
+/// Supported, Require, ...): then `value` is [`HeaderValue::Raw`] holding the validated line,
+/// whose tokens are read on access (each one a [`HeaderValue::Token`]).
+#[derive(Debug, Clone, Copy)]
+struct Entry<'a> {
+    name: HeaderName,
+    line: u16,
+    tokens: bool,
+    value: HeaderValue<'a>,
+}
+
 /// A message with every known header typed. Parse with [`Message::parse`].
 ///
 /// One allocation holds the typed values; everything borrows from the input.
@@ -78,7 +89,9 @@ pub struct Header<'a> {
 pub struct Message<'a> {
     view: MessageView<'a>,
     request_uri: Option<Uri<'a>>,
-    headers: Vec<Header<'a>>,
+    entries: Vec<Entry<'a>>,
+    /// The number of values (a token-list line counts each token).
+    count: usize,
 }
 
 /// How [`Message::write_to`] lays out headers.
@@ -92,12 +105,119 @@ pub enum Form {
     Original,
 }
 
+/// The typed values of a message in order, one [`Header`] per value (see
+/// [`Message::headers`]).
+#[derive(Debug, Clone)]
+pub struct Headers<'m, 'a> {
+    inner: Walk<'m, 'a>,
+    /// Values not yet returned.
+    remaining: usize,
+}
+
+impl<'m, 'a> Headers<'m, 'a> {
+    /// The same iterator (for code written when [`Message::headers`] returned a slice).
+    pub fn iter(&self) -> Headers<'m, 'a> {
+        self.clone()
+    }
+}
+
+impl<'a> Iterator for Headers<'_, 'a> {
+    type Item = Header<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Header<'a>> {
+        let h = self.inner.next()?;
+        self.remaining = self.remaining.saturating_sub(1);
+        Some(h)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Headers<'_, '_> {}
+
+/// Walks the entries, expanding token-list lines, optionally only those of one name.
+#[derive(Debug, Clone)]
+struct Walk<'m, 'a> {
+    entries: std::slice::Iter<'m, Entry<'a>>,
+    only: Option<HeaderName>,
+    /// The rest of the token-list line being read, with its name and line.
+    tokens: &'a str,
+    token_name: HeaderName,
+    token_line: u16,
+}
+
+impl<'m, 'a> Walk<'m, 'a> {
+    fn new(entries: &'m [Entry<'a>], only: Option<HeaderName>) -> Self {
+        Walk {
+            entries: entries.iter(),
+            only,
+            tokens: "",
+            token_name: HeaderName::Other,
+            token_line: 0,
+        }
+    }
+}
+
+/// The next token of a validated token list (tokens separated by commas and LWS).
+#[inline]
+fn next_token<'a>(rest: &mut &'a str) -> Option<&'a str> {
+    let b = rest.as_bytes();
+    let start = b.iter().position(|&c| scan::is_token(c)).unwrap_or(b.len());
+    let len = b[start..]
+        .iter()
+        .position(|&c| !scan::is_token(c))
+        .unwrap_or(b.len() - start);
+    let t = rest.get(start..start + len)?;
+    *rest = rest.get(start + len..).unwrap_or("");
+    (!t.is_empty()).then_some(t)
+}
+
+impl<'a> Iterator for Walk<'_, 'a> {
+    type Item = Header<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Header<'a>> {
+        loop {
+            if !self.tokens.is_empty() {
+                if let Some(t) = next_token(&mut self.tokens) {
+                    return Some(Header {
+                        name: self.token_name,
+                        line: self.token_line,
+                        value: HeaderValue::Token(t),
+                    });
+                }
+            }
+            let e = self.entries.next()?;
+            if self.only.is_some_and(|n| n != e.name) {
+                continue;
+            }
+            match e.value {
+                HeaderValue::Raw(text) if e.tokens => {
+                    self.tokens = text;
+                    self.token_name = e.name;
+                    self.token_line = e.line;
+                }
+                value => {
+                    return Some(Header {
+                        name: e.name,
+                        line: e.line,
+                        value,
+                    })
+                }
+            }
+        }
+    }
+}
+
 macro_rules! first_value {
     ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $fn(&self) -> Option<$ty> {
-            self.headers.iter().find_map(|h| match h.value {
-                HeaderValue::$variant(v) if h.name == HeaderName::$name => Some(v),
+            self.entries.iter().find_map(|e| match e.value {
+                HeaderValue::$variant(v) if e.name == HeaderName::$name => Some(v),
                 _ => None,
             })
         }
@@ -108,8 +228,8 @@ macro_rules! all_values {
     ($(#[$doc:meta])* $fn:ident, $name:ident, $variant:ident, $ty:ty) => {
         $(#[$doc])*
         pub fn $fn(&self) -> impl Iterator<Item = $ty> + '_ {
-            self.headers.iter().filter_map(|h| match h.value {
-                HeaderValue::$variant(v) if h.name == HeaderName::$name => Some(v),
+            self.entries.iter().filter_map(|e| match e.value {
+                HeaderValue::$variant(v) if e.name == HeaderName::$name => Some(v),
                 _ => None,
             })
         }
@@ -124,53 +244,50 @@ impl<'a> Message<'a> {
 
     /// Like [`Message::parse`] with explicit limits.
     pub fn parse_with(data: &'a [u8], limits: &Limits) -> Result<Message<'a>, ParseError> {
+        // built in place: the message holds about a kilobyte of inline header spans, which
+        // each move would copy
+        let mut r = Ok(Message {
+            view: MessageView {
+                head: "",
+                bytes: data,
+                layout: std::borrow::Cow::Owned(super::view::Layout::empty()),
+            },
+            request_uri: None,
+            entries: Vec::new(),
+            count: 0,
+        });
+        if let Ok(m) = &mut r {
+            if parse_one_pass(m, data, limits).is_some() {
+                return r;
+            }
+        }
         let view = MessageView::parse_datagram(data, limits)?;
         Self::from_view(view, limits)
     }
 
     /// Types the headers of an already framed view (for instance one framed from a stream).
     pub fn from_view(view: MessageView<'a>, limits: &Limits) -> Result<Message<'a>, ParseError> {
-        if !view.is_sip_2_0() {
-            return Err(ParseError::new(ErrorKind::UnsupportedVersion, 0));
-        }
+        let request_uri = request_uri(&view, limits)?;
         let head = view.head;
-        let request_uri = match view.layout.start {
-            super::view::StartSpans::Request { uri, .. } => {
-                let s = uri.of(head);
-                if s.len() > limits.max_uri_length {
-                    return Err(ParseError::new(ErrorKind::UriTooLong, uri.start as usize));
-                }
-                Some(Uri::parse(s).ok_or(ParseError::new(
-                    ErrorKind::InvalidRequestUri,
-                    uri.start as usize,
-                ))?)
-            }
-            super::view::StartSpans::Response { .. } => None,
-        };
-        // Room for two values a line covers typical list headers (Allow, Supported) without
-        // a second allocation; a longer list grows the vector once or twice.
+        // Token lists take one entry a line; room for a few more values covers list lines
+        // such as "Route: <a>, <b>" without a second allocation.
         let capacity = view.layout.headers.len() * 2 + 4;
-        let mut headers = Vec::with_capacity(capacity);
+        let mut entries = Vec::with_capacity(capacity);
+        let mut count = 0usize;
         let mut vias = 0usize;
         for (line, raw) in view.layout.headers.iter().enumerate() {
             let value = raw.value.of(head);
             let line = u16::try_from(line)
                 .map_err(|_| ParseError::new(ErrorKind::TooManyHeaders, raw.name.start as usize))?;
-            let before = headers.len();
-            parse_value(raw.kind, value, limits.max_uri_length, |v| {
-                headers.push(Header {
-                    name: raw.kind,
-                    line,
-                    value: v,
-                })
-            })
-            .map_err(|at| {
-                ParseError::new(
-                    ErrorKind::InvalidHeader(raw.kind),
-                    raw.value.start as usize + at,
-                )
-            })?;
-            if headers.len() > limits.max_headers {
+            let n = parse_line(raw.kind, line, value, limits.max_uri_length, &mut entries)
+                .map_err(|at| {
+                    ParseError::new(
+                        ErrorKind::InvalidHeader(raw.kind),
+                        raw.value.start as usize + at,
+                    )
+                })?;
+            count += n;
+            if count > limits.max_headers {
                 // values count against the header limit too, so the canonical form (one value
                 // per line) of an accepted message is itself acceptable
                 return Err(ParseError::new(
@@ -179,7 +296,7 @@ impl<'a> Message<'a> {
                 ));
             }
             if raw.kind == HeaderName::Via {
-                vias += headers.len() - before;
+                vias += n;
                 if vias > limits.max_vias {
                     return Err(ParseError::new(
                         ErrorKind::TooManyVias,
@@ -191,7 +308,8 @@ impl<'a> Message<'a> {
         Ok(Message {
             view,
             request_uri,
-            headers,
+            entries,
+            count,
         })
     }
 
@@ -225,9 +343,13 @@ impl<'a> Message<'a> {
         self.view.status()
     }
 
-    /// Every typed header value, in order.
-    pub fn headers(&self) -> &[Header<'a>] {
-        &self.headers
+    /// Every typed header value, in order: one [`Header`] per value (a list line such as
+    /// `Allow: INVITE, ACK` gives one per element).
+    pub fn headers(&self) -> Headers<'_, 'a> {
+        Headers {
+            inner: Walk::new(&self.entries, None),
+            remaining: self.count,
+        }
     }
 
     /// The name of a header as it was written (compact or long, any case): the only way to
@@ -242,17 +364,14 @@ impl<'a> Message<'a> {
     }
 
     /// The typed values of one header name, in order.
-    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = &HeaderValue<'a>> + '_ {
-        self.headers
-            .iter()
-            .filter(move |h| h.name == name)
-            .map(|h| &h.value)
+    pub fn values(&self, name: HeaderName) -> impl Iterator<Item = HeaderValue<'a>> + '_ {
+        Walk::new(&self.entries, Some(name)).map(|h| h.value)
     }
 
     /// The tokens of a token-list header (Require, Supported, Allow, ...).
     pub fn tokens(&self, name: HeaderName) -> impl Iterator<Item = &'a str> + '_ {
-        self.headers.iter().filter_map(move |h| match h.value {
-            HeaderValue::Token(t) if h.name == name => Some(t),
+        self.values(name).filter_map(|v| match v {
+            HeaderValue::Token(t) => Some(t),
             _ => None,
         })
     }
@@ -331,6 +450,284 @@ impl<'a> Message<'a> {
         self.write_to(&mut v, Form::Canonical);
         v
     }
+}
+
+/// Appends the values of one header line to the message's list (see [`super::fast::Sink`]).
+struct Slots<'v, 'a> {
+    entries: &'v mut Vec<Entry<'a>>,
+    name: HeaderName,
+    line: u16,
+}
+
+impl<'a> super::fast::Sink<'a> for Slots<'_, 'a> {
+    #[inline]
+    fn slot(&mut self) -> &mut HeaderValue<'a> {
+        let at = self.entries.len();
+        self.entries.push(Entry {
+            name: self.name,
+            line: self.line,
+            tokens: false,
+            value: HeaderValue::Empty,
+        });
+        // (in bounds: just pushed)
+        &mut self.entries[at].value
+    }
+}
+
+/// Checks the version and parses the Request-URI (the first checks [`Message::from_view`]
+/// makes).
+fn request_uri<'a>(view: &MessageView<'a>, limits: &Limits) -> Result<Option<Uri<'a>>, ParseError> {
+    if !view.is_sip_2_0() {
+        return Err(ParseError::new(ErrorKind::UnsupportedVersion, 0));
+    }
+    match view.layout.start {
+        StartSpans::Request { uri, .. } => {
+            let s = uri.of(view.head);
+            if s.len() > limits.max_uri_length {
+                return Err(ParseError::new(ErrorKind::UriTooLong, uri.start as usize));
+            }
+            Ok(Some(Uri::parse(s).ok_or(ParseError::new(
+                ErrorKind::InvalidRequestUri,
+                uri.start as usize,
+            ))?))
+        }
+        StartSpans::Response { .. } => Ok(None),
+    }
+}
+
+/// Is this a token-list header, kept as one entry a line?
+#[inline]
+fn is_token_list(name: HeaderName) -> bool {
+    use HeaderName as N;
+    matches!(
+        name,
+        N::Allow
+            | N::Supported
+            | N::Require
+            | N::ProxyRequire
+            | N::Unsupported
+            | N::ContentEncoding
+            | N::ContentLanguage
+            | N::AllowEvents
+    )
+}
+
+/// The longest prefix of `data[..want]` that is UTF-8.
+fn utf8_prefix(data: &[u8], want: usize) -> &str {
+    let b = data.get(..want).unwrap_or(data);
+    match std::str::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+/// [`Message::parse_with`] in one pass over the bytes: each header line is framed and typed
+/// together where its value has a fast path, and framed like [`MessageView`] and typed like
+/// [`Message::from_view`] otherwise. The result is the same as theirs; on any error (or
+/// anything this pass does not handle, such as a header section that is not UTF-8) it
+/// returns `None` and the caller runs the two passes, which report the error.
+fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> Option<()> {
+    use super::view::{line_end, parse_decimal_bytes, parse_header_line, parse_start_line};
+    use super::view::{RawSpan, Span, Transport};
+    if data.len() > limits.max_message_size || u32::try_from(data.len()).is_err() {
+        return None;
+    }
+    // The header section must be UTF-8: check a window that usually holds all of it (and
+    // often the body too), and widen it when a line gets near its end.
+    const WINDOW: usize = 2048;
+    let mut text = utf8_prefix(data, data.len().min(WINDOW));
+    let mut pos = 0;
+    while data.get(pos..pos + 2) == Some(b"\r\n") {
+        pos += 2;
+    }
+    let line = line_end(data, pos).ok()??;
+    let start = parse_start_line(data, pos, line).ok()?;
+    pos = line + 2;
+    let max_uri = limits.max_uri_length;
+    let std::borrow::Cow::Owned(layout) = &mut m.view.layout else {
+        return None;
+    };
+    let headers = &mut layout.headers;
+    m.entries = Vec::with_capacity(text.len() / 32 + 8);
+    let entries = &mut m.entries;
+    let mut content_length: Option<u32> = None;
+    let mut count = 0usize;
+    let mut vias = 0usize;
+    let head_end = loop {
+        if text.len() < data.len() && pos + WINDOW / 2 > text.len() {
+            text = utf8_prefix(data, (text.len() * 2).max(pos + WINDOW).min(data.len()));
+        }
+        match data.get(pos) {
+            Some(b'\r') if data.get(pos + 1) == Some(&b'\n') => break pos + 2,
+            Some(b'\r') | None => return None,
+            Some(_) => {}
+        }
+        if headers.len() >= limits.max_headers {
+            return None;
+        }
+        let line = u16::try_from(headers.len()).ok()?;
+        let b = text.as_bytes();
+        let before = entries.len();
+        // name ":" value CRLF, the value read by a fast path
+        let mut fast = None;
+        let name_end = scan::run(b, pos, scan::TOKEN);
+        if name_end > pos && b.get(name_end) == Some(&b':') {
+            let kind = HeaderName::from_token_at(data, pos, name_end);
+            let mut vs = name_end + 1;
+            while matches!(b.get(vs), Some(b' ' | b'\t')) {
+                vs += 1;
+            }
+            let typed = if is_token_list(kind) {
+                super::fast::token_list(b, vs).ok().map(|(n, e)| {
+                    let value = text.get(vs..e).unwrap_or("");
+                    entries.push(Entry {
+                        name: kind,
+                        line,
+                        tokens: true,
+                        value: HeaderValue::Raw(value),
+                    });
+                    (n, e)
+                })
+            } else {
+                let mut out = Slots {
+                    entries: &mut *entries,
+                    name: kind,
+                    line,
+                };
+                match super::fast::line(kind, text, vs, max_uri, &mut out) {
+                    (0, _) => None,
+                    r => Some(r),
+                }
+            };
+            if let Some((n, ve)) = typed {
+                // only whitespace, then a CRLF that no fold continues
+                let mut e = ve;
+                while matches!(data.get(e), Some(b' ' | b'\t')) {
+                    e += 1;
+                }
+                if data.get(e) == Some(&b'\r')
+                    && data.get(e + 1) == Some(&b'\n')
+                    && !matches!(data.get(e + 2), Some(b' ' | b'\t'))
+                    && e - pos <= limits.max_header_line
+                {
+                    let raw = RawSpan {
+                        name: Span::new(pos, name_end),
+                        value: Span::new(vs, ve),
+                        kind,
+                    };
+                    fast = Some((raw, e + 2, n));
+                }
+            }
+        }
+        let (raw, next, n) = match fast {
+            Some(f) => f,
+            None => {
+                entries.truncate(before);
+                let (raw, next) = parse_header_line(data, pos, limits, Transport::Datagram).ok()?;
+                let value = text.get(raw.value.range())?;
+                let n = parse_line(raw.kind, line, value, max_uri, entries).ok()?;
+                (raw, next, n)
+            }
+        };
+        if raw.kind == HeaderName::ContentLength {
+            let n = u32::try_from(parse_decimal_bytes(data.get(raw.value.range())?)?).ok()?;
+            if content_length.is_some_and(|c| c != n) {
+                return None;
+            }
+            content_length = Some(n);
+        }
+        count += n;
+        if count > limits.max_headers {
+            return None;
+        }
+        if raw.kind == HeaderName::Via {
+            vias += n;
+            if vias > limits.max_vias {
+                return None;
+            }
+        }
+        headers.push(raw);
+        pos = next;
+    };
+    let head = text.get(..head_end)?;
+    let body = match content_length {
+        Some(n) => {
+            let end = head_end + n as usize;
+            if end > limits.max_message_size || end > data.len() {
+                return None;
+            }
+            Span::new(head_end, end)
+        }
+        None => Span::new(head_end, data.len()),
+    };
+    layout.start = start;
+    layout.head_end = head_end as u32;
+    layout.body = body;
+    layout.content_length = content_length;
+    m.view.head = head;
+    // the usual sip: Request-URI, read into its place; anything else as from_view does
+    if let (true, StartSpans::Request { uri, .. }) = (m.view.is_sip_2_0(), start) {
+        let s = uri.of(head);
+        if s.len() <= max_uri {
+            if let Some((u, _)) = super::fast::sip_uri(s, 0, super::fast::UriEnd::Whole) {
+                m.request_uri = Some(Uri::Sip(u));
+                m.count = count;
+                return Some(());
+            }
+        }
+    }
+    m.request_uri = request_uri(&m.view, limits).ok()?;
+    m.count = count;
+    Some(())
+}
+
+/// Types one header line's value, appending its entries; returns how many values it holds.
+/// On a grammar error, returns the offset in `value` where it was found.
+fn parse_line<'a>(
+    name: HeaderName,
+    line: u16,
+    value: &'a str,
+    max_uri: usize,
+    entries: &mut Vec<Entry<'a>>,
+) -> Result<usize, usize> {
+    if is_token_list(name) && !value.is_empty() {
+        match super::fast::token_list(value.as_bytes(), 0) {
+            Ok((n, end)) if end == value.len() => {
+                entries.push(Entry {
+                    name,
+                    line,
+                    tokens: true,
+                    value: HeaderValue::Raw(value),
+                });
+                return Ok(n);
+            }
+            // (a line end inside a value only starts a fold, which the list skips)
+            Ok(_) => {}
+            Err(at) => return Err(at),
+        }
+    }
+    let before = entries.len();
+    let mut out = Slots {
+        entries: &mut *entries,
+        name,
+        line,
+    };
+    let (n, end) = super::fast::line(name, value, 0, max_uri, &mut out);
+    if n > 0 && end == value.len() {
+        return Ok(n);
+    }
+    entries.truncate(before);
+    let mut n = 0;
+    parse_value(name, value, max_uri, |v| {
+        n += 1;
+        entries.push(Entry {
+            name,
+            line,
+            tokens: false,
+            value: v,
+        })
+    })?;
+    Ok(n)
 }
 
 /// Parses one header line's value, calling `push` for each typed value. On a grammar

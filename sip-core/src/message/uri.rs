@@ -217,6 +217,9 @@ impl fmt::Display for Uri<'_> {
 impl<'a> SipUri<'a> {
     /// Parses `sip:` / `sips:` URIs (RFC 3261 section 25.1 `SIP-URI` / `SIPS-URI`).
     pub fn parse(s: &'a str) -> Option<SipUri<'a>> {
+        if let Some((u, _)) = super::fast::sip_uri(s, 0, super::fast::UriEnd::Whole) {
+            return Some(u);
+        }
         let mut c = Cursor::new(s);
         let b = s.as_bytes();
         if b.len() < 4 || !b[..3].eq_ignore_ascii_case(b"sip") {
@@ -473,6 +476,7 @@ pub(crate) fn parse_hostport<'a>(c: &mut Cursor<'a>) -> Option<(Host<'a>, Option
 }
 
 /// `host = hostname / IPv4address / IPv6reference`.
+#[inline(always)]
 pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
     if c.eat(b'[') {
         let v6 = c.take_while(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
@@ -486,40 +490,114 @@ pub(crate) fn parse_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
 /// rules (no empty label, no label starting or ending with '-') and whether it is all digits
 /// and dots (then it must be a valid IPv4 address). Branch-light, since every URI and Via
 /// has a host.
+#[inline(always)]
 fn scan_host<'a>(c: &mut Cursor<'a>) -> Option<Host<'a>> {
-    let b = c.bytes();
     let start = c.pos();
-    let mut i = start;
-    let mut prev = b'.';
-    let mut bad = false;
-    let mut seen = 0u8;
-    while let Some(&ch) = b.get(i) {
-        let k = scan::class(ch);
-        if k & scan::HOST == 0 {
-            break;
-        }
-        seen |= k;
-        // label rules only matter around the (few) dots and hyphens
-        if ch == b'.' {
-            bad |= prev == b'.' || prev == b'-';
-        } else if ch == b'-' {
-            bad |= prev == b'.';
-        }
-        prev = ch;
-        i += 1;
-    }
-    let name = seen & scan::HOST_NAME != 0;
-    c.set_pos(i);
+    let (end, kind) = scan_host_end(c.bytes(), start);
+    c.set_pos(end);
     let h = c.since(start);
-    if h.is_empty() {
-        return None;
+    match kind {
+        HOST_DOMAIN => Some(Host::Domain(h)),
+        HOST_IPV4 => Some(Host::Ipv4(h)),
+        _ => None,
     }
+}
+
+/// [`scan_host_end`]: not a host.
+pub(crate) const HOST_NONE: u8 = 0;
+/// [`scan_host_end`]: a host name.
+pub(crate) const HOST_DOMAIN: u8 = 1;
+/// [`scan_host_end`]: an IPv4 address.
+pub(crate) const HOST_IPV4: u8 = 2;
+
+/// The host name or IPv4 address at `start`: where its characters end and what they make
+/// ([`HOST_DOMAIN`], [`HOST_IPV4`], or [`HOST_NONE`] when they break the rules). Returned as
+/// a pair of plain values, so it comes back in registers.
+#[inline(never)]
+pub(crate) fn scan_host_end(b: &[u8], start: usize) -> (usize, u8) {
+    // the host's end, then the label rules, without a loop per label
+    let i = scan::run(b, start, scan::HOST);
+    let h = b.get(start..i).unwrap_or(&[]);
+    // a name has a letter, '-' or '_' somewhere (one starting with a letter is the usual
+    // case); digits and dots alone make an IPv4 address
+    let name = match h.first() {
+        None => return (i, HOST_NONE),
+        Some(f) if f.is_ascii_alphabetic() => true,
+        Some(_) => h.iter().any(|&ch| !ch.is_ascii_digit() && ch != b'.'),
+    };
     if !name {
-        return valid_ipv4(h.as_bytes()).then_some(Host::Ipv4(h));
+        return (i, if valid_ipv4(h) { HOST_IPV4 } else { HOST_NONE });
     }
     // a trailing dot is allowed (fully qualified name); a trailing '-' is not
-    (!bad && prev != b'-').then_some(Host::Domain(h))
+    let ok = labels_ok(h) && h.last() != Some(&b'-');
+    (i, if ok { HOST_DOMAIN } else { HOST_NONE })
 }
+
+/// Are the labels of host text `h` (host characters only) free of the forbidden pairs
+/// "..", "-." and ".-", and does it not start with '.' or '-'? Eight bytes at a time while
+/// there is no '-' (names rarely have one), through HOST_CODE otherwise.
+#[inline]
+fn labels_ok(h: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    /// The high bit of each byte of `w` that equals `c`.
+    #[inline]
+    fn eq(w: u64, c: u8) -> u64 {
+        let v = w ^ (u64::from(c) * 0x0101_0101_0101_0101);
+        !(((v & LOW7) + LOW7) | v) & HIGH
+    }
+    // a leading '.' counts as following a '.'
+    let mut prev_dot = true;
+    let mut done = 0;
+    for w in h.chunks_exact(8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let w = u64::from_le_bytes(a);
+        if eq(w, b'-') != 0 {
+            break;
+        }
+        let dot = eq(w, b'.');
+        // bytes are little-endian: a byte's dot bit shifted left by 8 lands on the next one
+        if dot & (dot << 8) != 0 || prev_dot && dot & 0x80 != 0 {
+            return false;
+        }
+        prev_dot = dot >> 63 != 0;
+        done += 8;
+    }
+    let mut prev = HOST_CODE[usize::from(if prev_dot { b'.' } else { b'a' })];
+    let mut bad = 0u8;
+    for &ch in h.get(done..).unwrap_or(&[]) {
+        let code = HOST_CODE[usize::from(ch)];
+        bad |= (prev >> 2) & code;
+        prev = code;
+    }
+    bad & 0b11 == 0
+}
+
+/// Host characters, with their part in the label rules: 0 for a byte that is not a host
+/// character; else bit 4, plus for '.' bits 0 ("is a dot"), 2 and 3, and for '-' bits 1
+/// ("is a dash") and 2. Shifting the previous byte's code right by two lines its bit 2
+/// ("a dot or a dash before") up with "is a dot" and its bit 3 ("a dot before") with "is
+/// a dash", so `(prev >> 2) & code & 0b11` is set exactly for ".." "-." and ".-" (a label
+/// that is empty, or starts or ends with '-').
+const fn host_codes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'.' => 0x10 | 0b1101,
+            b'-' => 0x10 | 0b0110,
+            b'_' => 0x10,
+            _ if b.is_ascii_alphanumeric() => 0x10,
+            _ => 0,
+        };
+        c += 1;
+    }
+    t
+}
+
+static HOST_CODE: [u8; 256] = host_codes();
 
 /// A bare IPv6 address: hex digits, colons and an optional dotted IPv4 tail. The RFC 3261
 /// ABNF also admits three colons in a row (RFC 5118 section 4.10), so this is deliberately

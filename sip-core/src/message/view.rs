@@ -22,12 +22,12 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// A span of a message: the parse refuses inputs of 4 GiB or more, so offsets fit.
     #[inline]
     pub(crate) fn new(start: usize, end: usize) -> Span {
-        // Limits::max_message_size keeps offsets far below u32::MAX; saturate defensively.
         Span {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(end).unwrap_or(u32::MAX),
+            start: start as u32,
+            end: end as u32,
         }
     }
 
@@ -77,6 +77,24 @@ pub(crate) struct Layout {
     pub(crate) body: Span,
     /// The Content-Length value, if the message had one.
     pub(crate) content_length: Option<u32>,
+}
+
+impl Layout {
+    /// A layout with no header yet, to fill in place.
+    #[inline(always)]
+    pub(crate) fn empty() -> Layout {
+        Layout {
+            start: StartSpans::Response {
+                version: Span::default(),
+                code: 0,
+                reason: Span::default(),
+            },
+            headers: SmallVec::new(),
+            head_end: 0,
+            body: Span::default(),
+            content_length: None,
+        }
+    }
 }
 
 /// A parsed start line.
@@ -315,7 +333,7 @@ impl<'a> MessageView<'a> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Transport {
+pub(crate) enum Transport {
     Datagram,
     Stream,
 }
@@ -327,7 +345,7 @@ fn err(kind: ErrorKind, offset: usize) -> ParseError {
 /// Finds the end of the line starting at `from`: the offset of its CR (CRLF required; a bare
 /// CR or LF is an error). `None` when no line end is in `data` yet.
 #[inline]
-fn line_end(data: &[u8], from: usize) -> Result<Option<usize>, ParseError> {
+pub(crate) fn line_end(data: &[u8], from: usize) -> Result<Option<usize>, ParseError> {
     let rest = data.get(from..).unwrap_or(&[]);
     match memchr2(b'\r', b'\n', rest) {
         None => Ok(None),
@@ -353,6 +371,10 @@ fn incomplete(t: Transport, at: usize) -> ParseError {
 }
 
 fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageView<'a>, ParseError> {
+    // Offsets are kept as u32 (see Span::new).
+    if u32::try_from(data.len()).is_err() {
+        return Err(err(ErrorKind::TooLarge, limits.max_message_size));
+    }
     // RFC 3261 section 7.5: CRLFs before the start line are ignored.
     let mut pos = 0;
     while data.get(pos..pos + 2) == Some(b"\r\n") {
@@ -432,32 +454,32 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
 }
 
 /// Parses `name HCOLON value` from `pos`, following continuation lines. Returns the spans and
-/// the offset of the next line.
-#[inline]
-fn parse_header_line(
+/// the offset of the next line. Kept out of line: the loops here get registers of their own.
+#[inline(never)]
+pub(crate) fn parse_header_line(
     data: &[u8],
     pos: usize,
     limits: &Limits,
     t: Transport,
 ) -> Result<(RawSpan, usize), ParseError> {
     // field-name = token
-    let mut i = pos;
-    while i < data.len() && scan::is_token(data[i]) {
-        i += 1;
-    }
-    if i == pos {
+    let name_end = scan::run(data, pos, scan::TOKEN);
+    if name_end == pos {
         return Err(err(ErrorKind::InvalidHeaderName, pos));
     }
-    let name = Span::new(pos, i);
     // HCOLON = *( SP / HTAB ) ":" SWS
-    while matches!(data.get(i), Some(b' ' | b'\t')) {
-        i += 1;
+    let mut i = name_end;
+    if data.get(i) != Some(&b':') {
+        while matches!(data.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+        match data.get(i) {
+            Some(b':') => {}
+            Some(_) => return Err(err(ErrorKind::InvalidHeaderName, i)),
+            None => return Err(incomplete(t, data.len())),
+        }
     }
-    match data.get(i) {
-        Some(b':') => i += 1,
-        Some(_) => return Err(err(ErrorKind::InvalidHeaderName, i)),
-        None => return Err(incomplete(t, data.len())),
-    }
+    i += 1;
     // Find the end of the logical line: a CRLF not followed by SP or HTAB.
     let mut value_start = None;
     let mut cursor = i;
@@ -493,10 +515,10 @@ fn parse_header_line(
     // Control characters are not checked here: the typed parsers reject them in known headers
     // (outside quoted pairs, RFC 3261 section 25.1), and extension headers are kept verbatim
     // for whoever forwards them.
-    let kind = HeaderName::from_bytes(&data[name.range()]);
+    let kind = HeaderName::from_token_at(data, pos, name_end);
     Ok((
         RawSpan {
-            name,
+            name: Span::new(pos, name_end),
             value: Span::new(vs, ve),
             kind,
         },
@@ -504,7 +526,14 @@ fn parse_header_line(
     ))
 }
 
-fn parse_start_line(data: &[u8], pos: usize, end: usize) -> Result<StartSpans, ParseError> {
+pub(crate) fn parse_start_line(
+    data: &[u8],
+    pos: usize,
+    end: usize,
+) -> Result<StartSpans, ParseError> {
+    if let Some(spans) = request_line_fast(data, pos, end) {
+        return Ok(spans);
+    }
     let line = &data[pos..end];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF
@@ -577,8 +606,28 @@ fn parse_start_line(data: &[u8], pos: usize, end: usize) -> Result<StartSpans, P
     }
 }
 
+/// The usual request line, `token SP visible-characters SP "SIP/2.0"`, read in one pass;
+/// `None` for anything else, which the general code then parses (or rejects).
+#[inline]
+fn request_line_fast(data: &[u8], pos: usize, end: usize) -> Option<StartSpans> {
+    let m = scan::run(data, pos, scan::TOKEN);
+    if m == pos || data.get(m) != Some(&b' ') {
+        return None;
+    }
+    let u0 = m + 1;
+    let u = scan::run(data, u0, scan::VISIBLE);
+    if u == u0 || data.get(u) != Some(&b' ') || data.get(u + 1..end)? != b"SIP/2.0" {
+        return None;
+    }
+    Some(StartSpans::Request {
+        method: Span::new(pos, m),
+        uri: Span::new(u0, u),
+        version: Span::new(u + 1, end),
+    })
+}
+
 /// A Content-Length value: 1*DIGIT, at most 2^32-1.
-fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
     if b.is_empty() {
         return None;
     }

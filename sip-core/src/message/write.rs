@@ -40,7 +40,7 @@ pub(crate) fn write_message(m: &Message<'_>, out: &mut Vec<u8>, form: Form) {
     }
     for h in m.headers() {
         if h.name == HeaderName::Other {
-            out.extend_from_slice(m.name_as_written(h).as_bytes());
+            out.extend_from_slice(m.name_as_written(&h).as_bytes());
         } else {
             out.extend_from_slice(h.name.as_str().as_bytes());
         }
