@@ -231,10 +231,10 @@ fn parse_built(bytes: &[u8]) -> Result<OwnedMessage, BuildError> {
 pub struct ResponseBuilder<'r, 'a> {
     request: &'r MessageView<'a>,
     code: u16,
-    reason: Option<String>,
-    to_tag: Option<String>,
-    extra: Vec<(String, String)>,
-    body: Option<(String, Vec<u8>)>,
+    reason: Option<&'r str>,
+    to_tag: Option<&'r str>,
+    extra: SmallVec<[(&'r str, &'r str); 4]>,
+    body: Option<(&'r str, &'r [u8])>,
 }
 
 /// The response `code` to `request` with the default reason phrase, copying Via, From, To,
@@ -262,32 +262,32 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
             code,
             reason: None,
             to_tag: None,
-            extra: Vec::new(),
+            extra: SmallVec::new(),
             body: None,
         }
     }
 
     /// A reason phrase other than the default one.
-    pub fn reason(mut self, reason: &str) -> Self {
-        self.reason = Some(reason.to_owned());
+    pub fn reason(mut self, reason: &'r str) -> Self {
+        self.reason = Some(reason);
         self
     }
 
     /// The To tag to add when the request's To has none.
-    pub fn to_tag(mut self, tag: &str) -> Self {
-        self.to_tag = Some(tag.to_owned());
+    pub fn to_tag(mut self, tag: &'r str) -> Self {
+        self.to_tag = Some(tag);
         self
     }
 
     /// Any other header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.extra.push((name.to_owned(), value.to_owned()));
+    pub fn header(mut self, name: &'r str, value: &'r str) -> Self {
+        self.extra.push((name, value));
         self
     }
 
     /// The body and its Content-Type.
-    pub fn body(mut self, content_type: &str, body: &[u8]) -> Self {
-        self.body = Some((content_type.to_owned(), body.to_vec()));
+    pub fn body(mut self, content_type: &'r str, body: &'r [u8]) -> Self {
+        self.body = Some((content_type, body));
         self
     }
 
@@ -308,7 +308,6 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         let reason_start = w.out.len();
         w.out.extend_from_slice(
             self.reason
-                .as_deref()
                 .unwrap_or_else(|| reason_phrase(self.code))
                 .as_bytes(),
         );
@@ -334,8 +333,8 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                 have[i] = true;
             }
             let tag = if h.kind == HeaderName::To && self.code > 100 && !raw_has_tag(h.value) {
-                Some(match &self.to_tag {
-                    Some(t) => t.as_str(),
+                Some(match self.to_tag {
+                    Some(t) => t,
                     None => {
                         push_random_token(&mut tag_buf, rng, 10);
                         tag_buf.as_str()
@@ -357,11 +356,11 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                 return Err(BuildError::Missing(name));
             }
         }
-        for (n, v) in &self.extra {
+        for &(n, v) in &self.extra {
             let kind = HeaderName::from_bytes(n.as_bytes());
             w.header(kind, n, |out| out.extend_from_slice(v.trim().as_bytes()));
         }
-        let body: &[u8] = match &self.body {
+        let body: &[u8] = match self.body {
             Some((ct, b)) => {
                 w.header(HeaderName::ContentType, "Content-Type", |out| {
                     out.extend_from_slice(ct.trim().as_bytes())
@@ -405,35 +404,41 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         Ok(built)
     }
 
-    /// The reason phrase, To tag, extra headers and Content-Type against their grammar.
+    /// The reason phrase, To tag, extra headers and Content-Type against their grammar,
+    /// each on its own (no message is framed to check them).
     fn check_additions(&self) -> Result<(), BuildError> {
-        if let Some(r) = &self.reason {
+        if let Some(r) = self.reason {
             if r.bytes().any(|b| b == b'\r' || b == b'\n') {
                 return Err(BuildError::Missing("a reason phrase without line breaks"));
             }
         }
-        if let Some(t) = &self.to_tag {
+        if let Some(t) = self.to_tag {
             if !scan::all_token(t) {
                 return Err(BuildError::Missing("a To tag that is a token"));
             }
         }
-        if self.extra.is_empty() && self.body.is_none() {
-            return Ok(());
-        }
-        let mut probe = String::from("SIP/2.0 200 OK\r\n");
-        for (n, v) in &self.extra {
-            push_header(&mut probe, n, v);
-        }
-        if let Some((ct, _)) = &self.body {
-            push_header(&mut probe, "Content-Type", ct);
-        }
-        probe.push_str("Content-Length: 0\r\n\r\n");
-        Message::parse(probe.as_bytes())
-            .map(|_| ())
-            .map_err(|source| BuildError::Invalid {
+        let content_type = self.body.map(|(ct, _)| ("Content-Type", ct));
+        for (n, v) in self.extra.iter().copied().chain(content_type) {
+            let invalid = |at| BuildError::Invalid {
                 part: "header",
-                source,
-            })
+                source: ParseError::new(
+                    crate::ErrorKind::InvalidHeader(HeaderName::from_bytes(n.as_bytes())),
+                    at,
+                ),
+            };
+            if !scan::all_token(n) {
+                return Err(BuildError::Invalid {
+                    part: "header",
+                    source: ParseError::new(crate::ErrorKind::InvalidHeaderName, 0),
+                });
+            }
+            if let Some(at) = v.bytes().position(|b| b == b'\r' || b == b'\n') {
+                return Err(invalid(at));
+            }
+            let kind = HeaderName::from_bytes(n.as_bytes());
+            crate::message::check_header_value(kind, v.trim()).map_err(invalid)?;
+        }
+        Ok(())
     }
 }
 

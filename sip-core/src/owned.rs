@@ -145,6 +145,26 @@ impl OwnedMessage {
         }
     }
 
+    /// The status code of a response, from the recorded layout (no UTF-8 check of the head).
+    pub(crate) fn status(&self) -> Option<u16> {
+        match self.layout.start {
+            crate::message::view::StartSpans::Response { code, .. } => Some(code),
+            crate::message::view::StartSpans::Request { .. } => None,
+        }
+    }
+
+    /// The method of a request, from the recorded layout.
+    pub(crate) fn method(&self) -> Option<crate::Method<'_>> {
+        match self.layout.start {
+            crate::message::view::StartSpans::Request { method, .. } => self
+                .as_bytes()
+                .get(method.range())
+                .and_then(|m| std::str::from_utf8(m).ok())
+                .map(crate::Method::from_token),
+            crate::message::view::StartSpans::Response { .. } => None,
+        }
+    }
+
     /// The shared buffer, for queueing the bytes without copying them.
     pub(crate) fn shared_bytes(&self) -> Arc<[u8]> {
         Arc::clone(&self.buf)

@@ -210,12 +210,11 @@ fn client(method: Method<'_>) -> (Sim, ClientTxId) {
 /// The response `code` to `req` as the server writes it (To tag `bobtag`).
 fn response_for(req: &OwnedMessage, code: u16) -> Vec<u8> {
     let msg = req.message().unwrap();
-    ResponseBuilder::new(&msg, code)
+    let resp = ResponseBuilder::new(&msg, code)
         .to_tag("bobtag")
         .build(&mut SeededRng::new([2; 32]))
-        .unwrap()
-        .as_bytes()
-        .to_vec()
+        .unwrap();
+    resp.as_bytes().to_vec()
 }
 
 /// The server answers the last request the endpoint sent that starts with `prefix`.

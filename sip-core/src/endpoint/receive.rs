@@ -14,6 +14,52 @@ use crate::transport::via::{self, ResponseRoute};
 use crate::transport::{FlowId, IoRequest, Source, Transmit, Transport};
 use crate::{Message, Method, OwnedMessage, ParseError};
 
+/// The method and the value of the first Via line of a request datagram, read from the
+/// text without framing it, when both are written plainly (a token method, a one-line Via
+/// before the end of the header section). `None` for responses and anything unusual.
+fn raw_request_key(data: &[u8]) -> Option<(Method<'_>, &str)> {
+    let sp = memchr::memchr(b' ', &data[..data.len().min(32)])?;
+    let method = &data[..sp];
+    if method.is_empty()
+        || method.starts_with(b"SIP/")
+        || !method.iter().all(|&b| crate::message::scan::is_token(b))
+    {
+        return None;
+    }
+    let method = std::str::from_utf8(method).ok()?;
+    let mut at = memchr::memchr(b'\n', data)? + 1;
+    loop {
+        let line_end = at + memchr::memchr(b'\n', data.get(at..)?)?;
+        let line = data[at..line_end].strip_suffix(b"\r")?;
+        if line.is_empty() {
+            return None;
+        }
+        // `Via:` or `v:`, any case, whitespace allowed before the colon
+        let is_via = match line.first()? | 0x20 {
+            b'v' => {
+                let rest = &line[1..];
+                let rest = if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"ia") {
+                    &rest[2..]
+                } else {
+                    rest
+                };
+                rest.trim_ascii_start().first() == Some(&b':')
+            }
+            _ => false,
+        };
+        if is_via {
+            // a folded Via line is left to the full parse
+            if matches!(data.get(line_end + 1), Some(b' ' | b'\t')) {
+                return None;
+            }
+            let colon = memchr::memchr(b':', line)?;
+            let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
+            return Some((Method::from_token(method), value));
+        }
+        at = line_end + 1;
+    }
+}
+
 /// What the view-level retransmission check did.
 enum Absorb {
     /// The request belonged to a transaction and was handled.
@@ -43,8 +89,22 @@ impl Endpoint {
         if data.iter().all(|b| matches!(b, b'\r' | b'\n')) {
             return;
         }
-        match MessageView::parse_datagram(data, &self.config.limits) {
-            Ok(view) => self.receive(now, view, source),
+        self.arm_new_transactions();
+        self.stats.received += 1;
+        // A retransmission is recognised from the request line and the first Via line
+        // alone; anything else is framed and typed in one pass.
+        let looked_up = match raw_request_key(data) {
+            Some((method, via)) => self.absorb_retransmission(now, method, via),
+            None => Absorb::NotTried,
+        };
+        let looked_up = match looked_up {
+            Absorb::Done => return,
+            Absorb::NoMatch => true,
+            Absorb::NotTried => false,
+        };
+        match Message::parse_with(data, &self.config.limits) {
+            Ok(msg) if msg.is_request() => self.receive_request(now, msg, source, looked_up),
+            Ok(msg) => self.receive_response(now, msg, source),
             Err(e) => self.reject_unparsed(now, data, e, &source),
         }
     }
@@ -53,6 +113,7 @@ impl Endpoint {
     /// across any split; a keep-alive ping is answered with a pong (RFC 5626 section 3.5.1).
     /// A framing error closes the flow ([`IoRequest::Close`]).
     pub fn handle_stream(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
+        self.arm_new_transactions();
         let Some(f) = self.flows.get_mut(flow) else {
             return;
         };
@@ -127,7 +188,11 @@ impl Endpoint {
 
     fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
         self.stats.received += 1;
-        let looked_up = match self.absorb_retransmission(now, &view) {
+        let absorbed = match (view.method(), view.header(crate::HeaderName::Via)) {
+            (Some(method), Some(via)) => self.absorb_retransmission(now, method, via),
+            _ => Absorb::NotTried,
+        };
+        let looked_up = match absorbed {
             Absorb::Done => return,
             Absorb::NoMatch => true,
             Absorb::NotTried => false,
@@ -140,17 +205,11 @@ impl Endpoint {
         }
     }
 
-    /// Section 17.2.3 from the view alone: a request whose top Via (magic-cookie branch,
-    /// sent-by) and method name a live server transaction is a retransmission (or the ACK
-    /// of a non-2xx), handled without typing the rest of the message. An ACK the transaction
-    /// user must see (RFC 6026, Accepted) takes the full path.
-    fn absorb_retransmission(&mut self, now: Instant, view: &MessageView<'_>) -> Absorb {
-        let Some(method) = view.method() else {
-            return Absorb::NotTried;
-        };
-        let Some(raw_via) = view.header(crate::HeaderName::Via) else {
-            return Absorb::NotTried;
-        };
+    /// Section 17.2.3 from the method and the raw first Via line alone: a request whose top
+    /// Via (magic-cookie branch, sent-by) and method name a live server transaction is a
+    /// retransmission (or the ACK of a non-2xx), handled without typing the message. An ACK
+    /// the transaction user must see (RFC 6026, Accepted) takes the full path.
+    fn absorb_retransmission(&mut self, now: Instant, method: Method<'_>, raw_via: &str) -> Absorb {
         if !key::server_key_from_raw_via(&mut self.scratch, raw_via, method) {
             return Absorb::NotTried;
         }
@@ -327,7 +386,6 @@ impl Endpoint {
             now,
             &timers,
         );
-        let armed = m.timers;
         let key: Box<[u8]> = scratch.as_slice().into();
         self.scratch = scratch;
         let tx = ServerTxId(self.servers.insert(ServerEntry {
@@ -336,13 +394,15 @@ impl Endpoint {
             key: key.clone(),
             route,
             last_response: None,
+            armed: false,
         }));
         self.server_keys.insert(key, tx);
         if let ResponseRoute::Flow { flow, .. } = route {
             self.bind_flow(Some(flow));
         }
         self.stats.transactions += 1;
-        self.sync_server_timers(tx, [None, None], armed);
+        // Indexed when the next input arrives (see `Endpoint::unarmed`).
+        self.unarmed.push(tx);
         self.events.push_back(Event::Request {
             tx,
             request,

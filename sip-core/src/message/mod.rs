@@ -28,3 +28,8 @@ pub use view::{MessageView, RawHeader, StartLine, StreamFrame, INLINE_HEADERS};
 pub(crate) fn headers_name_addr<'a>(c: &mut scan::Cursor<'a>) -> Option<NameAddr<'a>> {
     headers::name_addr(c, false, usize::MAX)
 }
+
+/// Checks one header value against its grammar (builders check what callers add).
+pub(crate) fn check_header_value(name: HeaderName, value: &str) -> Result<(), usize> {
+    typed::parse_value(name, value, crate::Limits::DEFAULT.max_uri_length, |_| {})
+}

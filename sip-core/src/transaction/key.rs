@@ -143,56 +143,86 @@ fn push_3261_key(
 /// from the typed Via. When it returns true, the key is exactly the typed one, so a miss
 /// here is a miss there too.
 pub(crate) fn server_key_from_raw_via(out: &mut Vec<u8>, raw: &str, method: Method<'_>) -> bool {
-    let Some(rest) = raw.strip_prefix("SIP/2.0/") else {
-        return false;
-    };
-    let Some((transport, rest)) = rest.split_once(' ') else {
-        return false;
-    };
-    if transport.is_empty() || !transport.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let b = raw.as_bytes();
+    if !b.starts_with(b"SIP/2.0/") {
         return false;
     }
-    let value_end = rest.find(',').unwrap_or(rest.len());
-    let value = &rest[..value_end];
-    if value
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b == b'"' || b == b'\\')
-    {
+    // transport token up to the one space before sent-by
+    let mut i = 8;
+    let t_start = i;
+    while i < b.len() && b[i].is_ascii_alphanumeric() {
+        i += 1;
+    }
+    if i == t_start || b.get(i) != Some(&b' ') {
         return false;
     }
-    let (sent_by, params) = value.split_once(';').unwrap_or((value, ""));
-    let (host, port) = if let Some(v6) = sent_by.strip_prefix('[') {
-        let Some((h, after)) = v6.split_once(']') else {
+    i += 1;
+    // sent-by = host [":" port], up to ";" or "," or the end; one pass, no whitespace
+    let host_start = i;
+    let (host, host_end) = if b.get(i) == Some(&b'[') {
+        let Some(close) = b[i..].iter().position(|&c| c == b']') else {
             return false;
         };
-        match after.strip_prefix(':') {
-            Some(p) => (h, Some(p)),
-            None if after.is_empty() => (h, None),
-            None => return false,
-        }
+        i += close + 1;
+        (&raw[host_start + 1..i - 1], i)
     } else {
-        match sent_by.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (sent_by, None),
+        while i < b.len() && !matches!(b[i], b':' | b';' | b',') {
+            if matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\') {
+                return false;
+            }
+            i += 1;
         }
+        (&raw[host_start..i], i)
     };
     if host.is_empty() {
         return false;
     }
-    let port = match port {
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            match p.parse::<u16>() {
-                Ok(n) => Some(n),
-                Err(_) => return false,
-            }
+    i = host_end;
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let p_start = i;
+        let mut n: u32 = 0;
+        while i < b.len() && b[i].is_ascii_digit() && i - p_start < 5 {
+            n = n * 10 + u32::from(b[i] - b'0');
+            i += 1;
         }
-        Some(_) => return false,
-        None => None,
-    };
-    let branch = params.split(';').find_map(|p| {
-        let (name, value) = p.split_once('=').unwrap_or((p, ""));
-        name.eq_ignore_ascii_case("branch").then_some(value)
-    });
+        if i == p_start || n > 65535 {
+            return false;
+        }
+        port = Some(n as u16);
+    }
+    // via-params: the first `branch`; anything but plain `;name[=value]` declines
+    let mut branch = None;
+    while i < b.len() && b[i] == b';' {
+        i += 1;
+        let n_start = i;
+        while i < b.len() && !matches!(b[i], b'=' | b';' | b',') {
+            if matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\') {
+                return false;
+            }
+            i += 1;
+        }
+        let name = &b[n_start..i];
+        let mut value = &raw[i..i];
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let v_start = i;
+            while i < b.len() && !matches!(b[i], b';' | b',') {
+                if matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\') {
+                    return false;
+                }
+                i += 1;
+            }
+            value = &raw[v_start..i];
+        }
+        if branch.is_none() && name.eq_ignore_ascii_case(b"branch") {
+            branch = Some(value);
+        }
+    }
+    if i < b.len() && b[i] != b',' {
+        return false;
+    }
     let Some(branch) = branch.filter(|b| b.starts_with(crate::MAGIC_COOKIE)) else {
         return false;
     };
