@@ -90,21 +90,25 @@ impl OwnedMessage {
         }
         bytes.extend_from_slice(&data[from..]);
         // How far an offset moves: by the text inserted before it. Text inserted exactly at a
-        // span's start or end joins that span.
-        let shift = |x: u32, include_at: bool| -> u32 {
-            let moved: usize = insertions
-                .iter()
-                .filter(|(at, _)| {
-                    if include_at {
-                        *at <= x as usize
-                    } else {
-                        *at < x as usize
-                    }
-                })
-                .map(|(_, t)| t.len())
-                .sum();
-            x + moved as u32
+        // span's start or end joins that span. (At most a few insertions: a linear scan.)
+        let mut marks: smallvec::SmallVec<[(u32, u32); 4]> = smallvec::SmallVec::new();
+        let mut total = 0u32;
+        for (at, text) in insertions {
+            total += text.len() as u32;
+            marks.push((*at as u32, total));
+        }
+        let moved = |x: u32, include_at: bool| -> u32 {
+            let mut m = 0;
+            for &(at, upto) in &marks {
+                if at < x || (include_at && at == x) {
+                    m = upto;
+                } else {
+                    break;
+                }
+            }
+            m
         };
+        let shift = |x: u32, include_at: bool| x + moved(x, include_at);
         let span = |s: crate::message::view::Span| crate::message::view::Span {
             start: shift(s.start, false),
             end: shift(s.end, true),

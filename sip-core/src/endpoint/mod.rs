@@ -5,7 +5,7 @@
 //! `poll_io`, `poll_event` and `poll_timeout`. Time is always an argument, randomness comes
 //! from the seed given to [`Endpoint::new`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::id::{Key, Slab};
 use crate::rng::Rng;
 use crate::transaction::client::ClientMachine;
-use crate::transaction::key::{self, KeyedHasher};
+use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
 use crate::transaction::{ClientState, ServerState, Slots, Timers};
 use crate::transport::flow::{Flow, FlowState, Flows};
@@ -195,6 +195,7 @@ struct ClientEntry {
     m: ClientMachine,
     request: OwnedMessage,
     key: Box<[u8]>,
+    key_hash: u64,
     transport: Transport,
     remote: SocketAddr,
     local: SocketAddr,
@@ -211,6 +212,7 @@ struct ServerEntry {
     m: ServerMachine,
     request: OwnedMessage,
     key: Box<[u8]>,
+    key_hash: u64,
     route: ResponseRoute,
     last_response: Option<Arc<[u8]>>,
     /// Are the machine's timers in the index yet? See [`Endpoint::unarmed`].
@@ -240,8 +242,8 @@ pub struct Endpoint {
     sent_bys: Vec<(String, u16)>,
     clients: Slab<ClientEntry>,
     servers: Slab<ServerEntry>,
-    client_keys: HashMap<Box<[u8]>, ClientTxId, KeyedHasher>,
-    server_keys: HashMap<Box<[u8]>, ServerTxId, KeyedHasher>,
+    client_keys: KeyTable<ClientTxId>,
+    server_keys: KeyTable<ServerTxId>,
     timers: BTreeSet<(Instant, TimerRef)>,
     flows: Flows,
     transmits: VecDeque<Queued>,
@@ -250,6 +252,8 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     pong: Arc<[u8]>,
     stats: Stats,
+    /// The hash of the key in `scratch`, when the retransmission check computed it.
+    scratch_hash: Option<u64>,
     /// Server transactions created by the current input whose timers are not in the index
     /// yet. Most transaction users answer before the next input, which cancels the 100
     /// Trying timer and replaces the safety timer: indexing those only to remove them again
@@ -293,8 +297,8 @@ impl Endpoint {
             sent_bys,
             clients: Slab::default(),
             servers: Slab::default(),
-            client_keys: HashMap::with_hasher(hasher),
-            server_keys: HashMap::with_hasher(hasher),
+            client_keys: KeyTable::new(hasher),
+            server_keys: KeyTable::new(hasher),
             timers: BTreeSet::new(),
             flows: Flows::default(),
             transmits: VecDeque::new(),
@@ -304,6 +308,7 @@ impl Endpoint {
             pong: Arc::from(&b"\r\n"[..]),
             stats: Stats::default(),
             unarmed: Vec::new(),
+            scratch_hash: None,
         }
     }
 
@@ -447,10 +452,12 @@ impl Endpoint {
         let data = owned.shared_bytes();
         let flow = self.send_to(now, transport, local, target.addr, data, None)?;
         let key: Box<[u8]> = self.scratch.as_slice().into();
+        let key_hash = self.client_keys.hash(&key);
         let id = ClientTxId(self.clients.insert(ClientEntry {
             m,
             request: owned,
             key: key.clone(),
+            key_hash,
             transport,
             remote: target.addr,
             local,
@@ -459,7 +466,7 @@ impl Endpoint {
             cancel: None,
             held: false,
         }));
-        self.client_keys.insert(key, id);
+        self.client_keys.insert(key_hash, key, id);
         self.bind_flow(flow);
         self.stats.transactions += 1;
         let timers = self
@@ -509,11 +516,13 @@ impl Endpoint {
             entry.m.state == ClientState::Proceeding,
         );
         let key: Box<[u8]> = self.scratch.as_slice().into();
+        let key_hash = self.client_keys.hash(&key);
         let m = ClientMachine::start(false, transport.is_reliable(), now, &self.config.timers);
         let id = ClientTxId(self.clients.insert(ClientEntry {
             m,
             request: owned,
             key: key.clone(),
+            key_hash,
             transport,
             remote,
             local,
@@ -522,7 +531,7 @@ impl Endpoint {
             cancel: None,
             held: true,
         }));
-        self.client_keys.insert(key, id);
+        self.client_keys.insert(key_hash, key, id);
         self.bind_flow(flow);
         self.stats.transactions += 1;
         if let Some(e) = self.clients.get_mut(invite.0) {
@@ -1011,9 +1020,8 @@ impl Endpoint {
                 e.m.timers,
                 [None, None],
             );
-            if self.client_keys.get(&e.key) == Some(&tx) {
-                self.client_keys.remove(&e.key);
-            }
+            // one lookup: put back the rare entry that names a later transaction
+            self.client_keys.remove(e.key_hash, &e.key, tx);
             self.unbind_flow(e.flow);
             // A CANCEL still waiting for a provisional response dies with its INVITE.
             if let Some(c) = e.cancel {
@@ -1043,9 +1051,7 @@ impl Endpoint {
                 e.m.timers,
                 [None, None],
             );
-            if self.server_keys.get(&e.key) == Some(&tx) {
-                self.server_keys.remove(&e.key);
-            }
+            self.server_keys.remove(e.key_hash, &e.key, tx);
             if let ResponseRoute::Flow { flow, .. } = e.route {
                 self.unbind_flow(Some(flow));
             }

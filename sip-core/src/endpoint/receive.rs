@@ -213,7 +213,9 @@ impl Endpoint {
         if !key::server_key_from_raw_via(&mut self.scratch, raw_via, method) {
             return Absorb::NotTried;
         }
-        let Some(&tx) = self.server_keys.get(self.scratch.as_slice()) else {
+        let hash = self.server_keys.hash(&self.scratch);
+        self.scratch_hash = Some(hash);
+        let Some(tx) = self.server_keys.find(hash, &self.scratch) else {
             return Absorb::NoMatch;
         };
         if method == Method::Ack {
@@ -318,22 +320,30 @@ impl Endpoint {
             return;
         }
         let to_tag = msg.to().and_then(|t| t.tag());
+        if !looked_up {
+            self.scratch_hash = None;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let found = if looked_up {
             None
         } else {
-            key::server_key(&mut scratch, &msg, method, to_tag)
-                .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+            key::server_key(&mut scratch, &msg, method, to_tag).and_then(|()| {
+                let hash = self.server_keys.hash(&scratch);
+                self.scratch_hash = Some(hash);
+                self.server_keys.find(hash, &scratch)
+            })
         };
         let found = found.or_else(|| {
             // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
             // response, which the INVITE (and so the key) did not have.
             // Section 17.2.3: it matches only when that tag is the one we sent.
-            let legacy = key::rfc3261_branch(&top).is_none();
-            (is_ack && legacy)
+            (is_ack && key::rfc3261_branch(&top).is_none())
                 .then(|| key::server_key(&mut scratch, &msg, method, None))
                 .flatten()
-                .and_then(|()| self.server_keys.get(scratch.as_slice()).copied())
+                .and_then(|()| {
+                    let hash = self.server_keys.hash(&scratch);
+                    self.server_keys.find(hash, &scratch)
+                })
                 .filter(|tx| self.sent_to_tag_is(*tx, to_tag))
         });
         if let Some(tx) = found {
@@ -373,7 +383,7 @@ impl Endpoint {
         let cancels = if method == Method::Cancel {
             let mut k = Vec::with_capacity(scratch.len());
             key::server_key(&mut k, &msg, Method::Invite, to_tag)
-                .and_then(|()| self.server_keys.get(k.as_slice()).copied())
+                .and_then(|()| self.server_keys.find(self.server_keys.hash(&k), &k))
         } else {
             None
         };
@@ -387,16 +397,22 @@ impl Endpoint {
             &timers,
         );
         let key: Box<[u8]> = scratch.as_slice().into();
+        let key_hash = match self.scratch_hash.take() {
+            Some(h) => h,
+            None => self.server_keys.hash(&key),
+        };
+        debug_assert_eq!(key_hash, self.server_keys.hash(&key));
         self.scratch = scratch;
         let tx = ServerTxId(self.servers.insert(ServerEntry {
             m,
             request: request.clone(),
             key: key.clone(),
+            key_hash,
             route,
             last_response: None,
             armed: false,
         }));
-        self.server_keys.insert(key, tx);
+        self.server_keys.insert(key_hash, key, tx);
         if let ResponseRoute::Flow { flow, .. } = route {
             self.bind_flow(Some(flow));
         }
@@ -477,7 +493,10 @@ impl Endpoint {
         }
         let branch = top.branch().unwrap_or("");
         key::client_key(&mut self.scratch, branch, cseq.method.as_str());
-        let Some(&tx) = self.client_keys.get(self.scratch.as_slice()) else {
+        let Some(tx) = self
+            .client_keys
+            .find(self.client_keys.hash(&self.scratch), &self.scratch)
+        else {
             let response = OwnedMessage::from_view(msg.view());
             self.events
                 .push_back(Event::StrayResponse { response, source });

@@ -32,6 +32,60 @@ impl BuildHasher for KeyedHasher {
     }
 }
 
+/// A transaction table: keys (as bytes) to ids, each entry keeping its hash, so a key is
+/// hashed once when a request arrives (the lookup and the insertion share it) and never
+/// again (removal and growth use the stored hash).
+#[derive(Debug)]
+pub(crate) struct KeyTable<V> {
+    hasher: KeyedHasher,
+    table: hashbrown::HashTable<(u64, Box<[u8]>, V)>,
+}
+
+impl<V: Copy + PartialEq> KeyTable<V> {
+    pub(crate) fn new(hasher: KeyedHasher) -> Self {
+        KeyTable {
+            hasher,
+            table: hashbrown::HashTable::new(),
+        }
+    }
+
+    /// The keyed hash of `key`.
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The id stored under `key` (whose hash is `hash`).
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<V> {
+        self.table
+            .find(hash, |(h, k, _)| *h == hash && &**k == key)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Stores `value` under `key`, replacing what was there.
+    pub(crate) fn insert(&mut self, hash: u64, key: Box<[u8]>, value: V) {
+        match self
+            .table
+            .find_mut(hash, |(h, k, _)| *h == hash && **k == *key)
+        {
+            Some(entry) => entry.2 = value,
+            None => {
+                self.table
+                    .insert_unique(hash, (hash, key, value), |(h, _, _)| *h);
+            }
+        }
+    }
+
+    /// Removes `key` if it still names `value`.
+    pub(crate) fn remove(&mut self, hash: u64, key: &[u8], value: V) {
+        if let Ok(entry) = self
+            .table
+            .find_entry(hash, |(h, k, v)| *h == hash && &**k == key && *v == value)
+        {
+            entry.remove();
+        }
+    }
+}
+
 /// The method a request is matched under: an ACK matches the INVITE transaction
 /// (section 17.2.3); CANCEL has transactions of its own.
 fn match_method<'a>(m: Method<'a>) -> &'a str {

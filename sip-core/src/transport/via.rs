@@ -156,13 +156,21 @@ pub(crate) fn response_route(via: &Via<'_>, source: &Source) -> ResponseRoute {
             fallback: SocketAddr::new(source.remote.ip(), sent_by_port),
         };
     }
-    let maddr = via.maddr().and_then(|m| {
-        let m = m.trim_start_matches('[').trim_end_matches(']');
-        m.parse::<IpAddr>().ok()
-    });
+    // one pass over the parameters for both maddr and rport
+    let (mut maddr, mut rport) = (None, false);
+    for p in via.params.iter() {
+        if p.name.eq_ignore_ascii_case("maddr") && maddr.is_none() {
+            maddr = p.value.and_then(|m| {
+                let m = m.trim_start_matches('[').trim_end_matches(']');
+                m.parse::<IpAddr>().ok()
+            });
+        } else if p.name.eq_ignore_ascii_case("rport") {
+            rport = true;
+        }
+    }
     let remote = match maddr {
         Some(ip) => SocketAddr::new(ip, sent_by_port),
-        None if via.rport().is_some() => source.remote,
+        None if rport => source.remote,
         None => SocketAddr::new(source.remote.ip(), sent_by_port),
     };
     ResponseRoute::Datagram {
