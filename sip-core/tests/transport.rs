@@ -449,3 +449,28 @@ fn rfc3261_18_the_flow_table_is_bounded() {
         "a refused request leaves no transaction"
     );
 }
+
+#[test]
+fn rfc3261_17_2_3_an_ack_matching_nothing_reaches_the_tu_and_one_without_call_id_is_dropped() {
+    let (mut ep, now) = endpoint();
+    let peer = addr("127.0.0.1:5070");
+    let ack = request("ACK", "z9hG4bKack1", "UDP", "127.0.0.1:5070");
+    ep.handle_datagram(now, addr(LOCAL), peer, &ack);
+    match ep.poll_event() {
+        Some(Event::Ack { request, source }) => {
+            assert_eq!(request.as_bytes(), &ack[..]);
+            assert_eq!(source.remote, peer);
+            // framed, and typed on demand by the transaction user
+            assert_eq!(request.message().unwrap().cseq().unwrap().seq, 1);
+        }
+        other => panic!("expected the ACK, got {other:?}"),
+    }
+    let no_call_id = String::from_utf8(request("ACK", "z9hG4bKack2", "UDP", "127.0.0.1:5070"))
+        .unwrap()
+        .replace("Call-ID: call-z9hG4bKack2\r\n", "");
+    ep.handle_datagram(now, addr(LOCAL), peer, no_call_id.as_bytes());
+    assert!(ep.poll_event().is_none());
+    assert!(transmits(&mut ep).is_empty(), "an ACK is never answered");
+    assert_eq!(ep.stats().malformed, 1);
+    assert_eq!(ep.transactions(), 0);
+}

@@ -100,7 +100,9 @@ pub enum Event {
         cancels: Option<ServerTxId>,
     },
     /// An ACK that is the transaction user's business: the ACK for a 2xx (it matches no
-    /// transaction, section 17.2.3, or an INVITE transaction in Accepted, RFC 6026).
+    /// transaction, section 17.2.3, or an INVITE transaction in Accepted, RFC 6026). An ACK
+    /// matching no transaction is framed but its headers are not typed (nothing answers an
+    /// ACK): type it with [`OwnedMessage::message`], and drop it if that fails.
     Ack {
         /// The ACK.
         request: OwnedMessage,

@@ -93,12 +93,22 @@ impl Endpoint {
         self.stats.received += 1;
         // A retransmission is recognised from the request line and the first Via line
         // alone; anything else is framed and typed in one pass.
-        let looked_up = match raw_request_key(data) {
-            Some((method, via)) => self.absorb_retransmission(now, method, via),
-            None => Absorb::NotTried,
+        let (absorbed, is_ack) = match raw_request_key(data) {
+            Some((method, via)) => (
+                self.absorb_retransmission(now, method, via),
+                method == Method::Ack,
+            ),
+            None => (Absorb::NotTried, false),
         };
-        let looked_up = match looked_up {
+        let looked_up = match absorbed {
             Absorb::Done => return,
+            Absorb::NoMatch if is_ack => {
+                match MessageView::parse_datagram(data, &self.config.limits) {
+                    Ok(view) => self.ack_to_user(&view, source),
+                    Err(_) => self.stats.malformed += 1,
+                }
+                return;
+            }
             Absorb::NoMatch => true,
             Absorb::NotTried => false,
         };
@@ -188,12 +198,17 @@ impl Endpoint {
 
     fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
         self.stats.received += 1;
-        let absorbed = match (view.method(), view.header(crate::HeaderName::Via)) {
+        let method = view.method();
+        let absorbed = match (method, view.header(crate::HeaderName::Via)) {
             (Some(method), Some(via)) => self.absorb_retransmission(now, method, via),
             _ => Absorb::NotTried,
         };
         let looked_up = match absorbed {
             Absorb::Done => return,
+            Absorb::NoMatch if method == Some(Method::Ack) => {
+                self.ack_to_user(&view, source);
+                return;
+            }
             Absorb::NoMatch => true,
             Absorb::NotTried => false,
         };
@@ -243,6 +258,23 @@ impl Endpoint {
             self.resend_response(now, tx);
         }
         Absorb::Done
+    }
+
+    /// An ACK that matches no transaction (the ACK for a 2xx, section 17.2.3) goes to the
+    /// transaction user framed but not typed: nothing can answer an ACK, so no layer below
+    /// needs its headers, and the transaction user types what it reads. It must carry the
+    /// headers a dialog is found by (section 8.1.1); otherwise it is dropped.
+    fn ack_to_user(&mut self, view: &MessageView<'_>, source: Source) {
+        use crate::HeaderName as H;
+        let complete = [H::From, H::To, H::CallId, H::CSeq]
+            .iter()
+            .all(|&h| view.header(h).is_some());
+        if !complete {
+            self.stats.malformed += 1;
+            return;
+        }
+        let request = OwnedMessage::from_view(view);
+        self.events.push_back(Event::Ack { request, source });
     }
 
     /// A message that did not parse: requests other than ACK get the response the error
