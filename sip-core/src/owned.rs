@@ -1,26 +1,36 @@
-//! An owned message for what outlives the input (transactions, dialogs): one shared byte
-//! buffer plus the spans the parse found, not a tree of strings. Cloning is a reference-count
-//! increment; getting a view back does not re-frame the message.
+//! An owned message for what outlives the input (transactions, dialogs): its bytes plus the
+//! spans the parse found, not a tree of strings, behind one reference count. Cloning is a
+//! reference-count increment; getting a view back does not re-frame the message.
 
 use std::sync::Arc;
 
-use crate::message::view::Layout;
+use crate::message::view::{Layout, RawSpan, Span, StartSpans};
 use crate::{Limits, Message, MessageView, ParseError};
 
 /// A message that owns its bytes. See the module docs.
 #[derive(Debug, Clone)]
 pub struct OwnedMessage {
-    buf: Arc<[u8]>,
-    layout: Arc<Layout>,
+    inner: Arc<Inner>,
+}
+
+/// The bytes stay in the vector they were written or copied into (moved in, never copied
+/// again). The spans are kept compact: a parse's layout holds room for 40 header spans
+/// inline (so framing allocates nothing), which a message kept for the life of a
+/// transaction should not carry; a view gets that inline form back on demand.
+#[derive(Debug)]
+struct Inner {
+    start: StartSpans,
+    headers: Box<[RawSpan]>,
+    head_end: u32,
+    body: Span,
+    content_length: Option<u32>,
+    buf: Vec<u8>,
 }
 
 impl OwnedMessage {
     /// Copies the bytes of a view (start line to end of body) into a shared buffer.
     pub fn from_view(view: &MessageView<'_>) -> OwnedMessage {
-        OwnedMessage {
-            buf: Arc::from(view.as_bytes()),
-            layout: Arc::new(Layout::clone(&view.layout)),
-        }
+        Self::from_parts(view.as_bytes().to_vec(), Layout::clone(&view.layout))
     }
 
     /// Parses a datagram and keeps it (default [`Limits`]).
@@ -37,15 +47,23 @@ impl OwnedMessage {
 
     /// The borrowed view over the owned bytes.
     pub fn view(&self) -> MessageView<'_> {
-        let head_end = self.layout.head_end as usize;
+        let inner = &*self.inner;
+        let buf = &inner.buf;
+        let head_end = inner.head_end as usize;
         // The header section was checked to be UTF-8 when this message was made, so this
         // conversion cannot fail; an empty head would only make every span read as empty.
         // (It costs one ASCII pass over the head; the spans themselves are borrowed.)
-        let head = std::str::from_utf8(self.buf.get(..head_end).unwrap_or(&[])).unwrap_or("");
+        let head = std::str::from_utf8(buf.get(..head_end).unwrap_or(&[])).unwrap_or("");
+        let mut layout = Layout::empty();
+        layout.start = inner.start;
+        layout.headers.extend_from_slice(&inner.headers);
+        layout.head_end = inner.head_end;
+        layout.body = inner.body;
+        layout.content_length = inner.content_length;
         MessageView {
             head,
-            bytes: &self.buf,
-            layout: std::borrow::Cow::Borrowed(&self.layout),
+            bytes: buf,
+            layout: std::borrow::Cow::Owned(layout),
         }
     }
 
@@ -56,17 +74,25 @@ impl OwnedMessage {
 
     /// The message's bytes as received or built.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        &self.inner.buf
     }
 }
 
 impl OwnedMessage {
     /// A message from bytes and the layout recorded while writing them (builders). The
     /// caller guarantees the layout is what framing the bytes would find.
-    pub(crate) fn from_parts(bytes: Vec<u8>, layout: Layout) -> OwnedMessage {
+    pub(crate) fn from_parts(mut bytes: Vec<u8>, layout: Layout) -> OwnedMessage {
+        // a writer's spare capacity would live as long as the message
+        bytes.shrink_to_fit();
         OwnedMessage {
-            buf: Arc::from(bytes),
-            layout: Arc::new(layout),
+            inner: Arc::new(Inner {
+                start: layout.start,
+                headers: Box::from(&layout.headers[..]),
+                head_end: layout.head_end,
+                body: layout.body,
+                content_length: layout.content_length,
+                buf: bytes,
+            }),
         }
     }
 
@@ -143,15 +169,12 @@ impl OwnedMessage {
             start: shift(layout.body.start, false),
             end: shift(layout.body.end, false),
         };
-        OwnedMessage {
-            buf: Arc::from(bytes),
-            layout: Arc::new(layout),
-        }
+        Self::from_parts(bytes, layout)
     }
 
     /// The status code of a response, from the recorded layout (no UTF-8 check of the head).
     pub(crate) fn status(&self) -> Option<u16> {
-        match self.layout.start {
+        match self.inner.start {
             crate::message::view::StartSpans::Response { code, .. } => Some(code),
             crate::message::view::StartSpans::Request { .. } => None,
         }
@@ -159,7 +182,7 @@ impl OwnedMessage {
 
     /// The method of a request, from the recorded layout.
     pub(crate) fn method(&self) -> Option<crate::Method<'_>> {
-        match self.layout.start {
+        match self.inner.start {
             crate::message::view::StartSpans::Request { method, .. } => self
                 .as_bytes()
                 .get(method.range())
@@ -167,10 +190,5 @@ impl OwnedMessage {
                 .map(crate::Method::from_token),
             crate::message::view::StartSpans::Response { .. } => None,
         }
-    }
-
-    /// The shared buffer, for queueing the bytes without copying them.
-    pub(crate) fn shared_bytes(&self) -> Arc<[u8]> {
-        Arc::clone(&self.buf)
     }
 }

@@ -202,7 +202,7 @@ struct ClientEntry {
     remote: SocketAddr,
     local: SocketAddr,
     flow: Option<FlowId>,
-    ack: Option<Arc<[u8]>>,
+    ack: Option<Payload>,
     /// A CANCEL waiting for a provisional response before it may be sent (section 9.1).
     cancel: Option<ClientTxId>,
     /// This is such a CANCEL, not sent yet.
@@ -216,7 +216,7 @@ struct ServerEntry {
     key: Box<[u8]>,
     key_hash: u64,
     route: ResponseRoute,
-    last_response: Option<Arc<[u8]>>,
+    last_response: Option<Payload>,
     /// Are the machine's timers in the index yet? See [`Endpoint::unarmed`].
     armed: bool,
 }
@@ -231,8 +231,25 @@ enum TimerRef {
 
 #[derive(Debug)]
 struct Queued {
-    bytes: Arc<[u8]>,
+    bytes: Payload,
     transmit: Transmit,
+}
+
+/// Bytes waiting to be sent: a message shared with a transaction or the application, or
+/// bytes the core wrote itself (ACK, pong, stateless answers).
+#[derive(Debug, Clone)]
+pub(crate) enum Payload {
+    Message(OwnedMessage),
+    Bytes(Arc<[u8]>),
+}
+
+impl Payload {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Message(m) => m.as_bytes(),
+            Payload::Bytes(b) => b,
+        }
+    }
 }
 
 /// The transport and transaction layers of one SIP element. See the module docs.
@@ -252,7 +269,7 @@ pub struct Endpoint {
     io: VecDeque<IoRequest>,
     events: VecDeque<Event>,
     scratch: Vec<u8>,
-    pong: Arc<[u8]>,
+    pong: Payload,
     stats: Stats,
     /// The hash of the key in `scratch`, when the retransmission check computed it.
     scratch_hash: Option<u64>,
@@ -307,7 +324,7 @@ impl Endpoint {
             io: VecDeque::new(),
             events: VecDeque::new(),
             scratch: Vec::with_capacity(128),
-            pong: Arc::from(&b"\r\n"[..]),
+            pong: Payload::Bytes(Arc::from(&b"\r\n"[..])),
             stats: Stats::default(),
             unarmed: Vec::new(),
             scratch_hash: None,
@@ -353,7 +370,7 @@ impl Endpoint {
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<Transmit> {
         let q = self.transmits.pop_front()?;
         buf.clear();
-        buf.extend_from_slice(&q.bytes);
+        buf.extend_from_slice(q.bytes.as_slice());
         Some(q.transmit)
     }
 
@@ -451,7 +468,7 @@ impl Endpoint {
         key::client_key(&mut self.scratch, &branch, method.as_str());
         let invite = method == Method::Invite;
         let m = ClientMachine::start(invite, transport.is_reliable(), now, &self.config.timers);
-        let data = owned.shared_bytes();
+        let data = Payload::Message(owned.clone());
         let flow = self.send_to(now, transport, local, target.addr, data, None)?;
         let key: Box<[u8]> = self.scratch.as_slice().into();
         let key_hash = self.client_keys.hash(&key);
@@ -569,8 +586,8 @@ impl Endpoint {
             .on_send(now, code, timers)
             .map_err(|_| SendError::WrongState)?;
         let after = entry.m.timers;
-        let data = response.shared_bytes();
-        entry.last_response = Some(Arc::clone(&data));
+        let data = Payload::Message(response.clone());
+        entry.last_response = Some(data.clone());
         self.sync_server_timers(tx, before, after);
         self.send_on_route(now, tx, data);
         self.finish_server(tx);
@@ -593,7 +610,14 @@ impl Endpoint {
         let branch = crate::new_branch(&mut self.rng);
         let bytes = build::insert_via(ack.as_bytes(), transport, &sent_by, &branch);
         OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
-        self.send_to(now, transport, local, target.addr, Arc::from(bytes), None)?;
+        self.send_to(
+            now,
+            transport,
+            local,
+            target.addr,
+            Payload::Bytes(Arc::from(bytes)),
+            None,
+        )?;
         Ok(())
     }
 
@@ -690,7 +714,7 @@ impl Endpoint {
         transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
-        data: Arc<[u8]>,
+        data: Payload,
         flow: Option<FlowId>,
     ) -> Result<Option<FlowId>, SendError> {
         if !transport.is_stream() {
@@ -746,7 +770,7 @@ impl Endpoint {
     }
 
     /// Queues a UDP datagram.
-    fn queue_datagram(&mut self, local: SocketAddr, remote: SocketAddr, bytes: Arc<[u8]>) {
+    fn queue_datagram(&mut self, local: SocketAddr, remote: SocketAddr, bytes: Payload) {
         self.transmits.push_back(Queued {
             bytes,
             transmit: Transmit {
@@ -879,7 +903,7 @@ impl Endpoint {
                 e.transport,
                 e.local,
                 e.remote,
-                e.request.shared_bytes(),
+                Payload::Message(e.request.clone()),
                 e.flow,
             )
         });
@@ -909,15 +933,15 @@ impl Endpoint {
         let before = e.m.timers;
         let step = e.m.on_timer(now, slot, &timers);
         let after = e.m.timers;
-        let trying = step.send_trying.then(|| e.request.shared_bytes());
+        let trying = step.send_trying.then(|| e.request.clone());
         self.sync_server_timers(tx, before, after);
         if let Some(request) = trying {
             // Section 17.2.1: 100 Trying when the transaction user is slow to answer.
-            let bytes = build::response_from_raw(&request, 100, "Trying", None, "");
+            let bytes = build::response_from_raw(request.as_bytes(), 100, "Trying", None, "");
             if let Ok(msg) = OwnedMessage::parse(&bytes) {
-                let data = msg.shared_bytes();
+                let data = Payload::Message(msg.clone());
                 if let Some(e) = self.servers.get_mut(tx.0) {
-                    e.last_response = Some(Arc::clone(&data));
+                    e.last_response = Some(data.clone());
                 }
                 self.send_on_route(now, tx, data);
             }
@@ -932,12 +956,17 @@ impl Endpoint {
         }
         if step.send_timeout {
             // The transaction user never answered the INVITE: 408 on its behalf.
-            let request = self.servers.get(tx.0).map(|e| e.request.shared_bytes());
+            let request = self.servers.get(tx.0).map(|e| e.request.clone());
             if let Some(request) = request {
                 let mut tag = String::new();
                 crate::rng::push_random_token(&mut tag, &mut self.rng, 10);
-                let bytes =
-                    build::response_from_raw(&request, 408, "Request Timeout", Some(&tag), "");
+                let bytes = build::response_from_raw(
+                    request.as_bytes(),
+                    408,
+                    "Request Timeout",
+                    Some(&tag),
+                    "",
+                );
                 match OwnedMessage::parse(&bytes) {
                     Ok(resp) => {
                         let _ = self.send_response(now, tx, &resp);
@@ -959,7 +988,7 @@ impl Endpoint {
 
     /// Section 18.2.2: a response goes on the request's flow, or a new connection to the
     /// fallback address when that flow has closed, or as a datagram.
-    fn send_on_route(&mut self, now: Instant, tx: ServerTxId, data: Arc<[u8]>) {
+    fn send_on_route(&mut self, now: Instant, tx: ServerTxId, data: Payload) {
         let Some(e) = self.servers.get(tx.0) else {
             return;
         };
@@ -1076,7 +1105,7 @@ impl Endpoint {
             e.transport,
             e.local,
             e.remote,
-            e.request.shared_bytes(),
+            Payload::Message(e.request.clone()),
             e.flow,
         );
         self.sync_client_timers(tx, [None, None], after);

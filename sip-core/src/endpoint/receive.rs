@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{build, ClientTxId, Endpoint, Event, Queued, ServerEntry, ServerTxId, TxId};
+use super::{build, ClientTxId, Endpoint, Event, Payload, Queued, ServerEntry, ServerTxId, TxId};
 use crate::message::{MessageView, StreamFrame};
 use crate::transaction::key;
 use crate::transaction::server::ServerMachine;
@@ -157,7 +157,7 @@ impl Endpoint {
                 Ok(StreamFrame::Ping) => {
                     at += 4;
                     self.stats.pongs += 1;
-                    let pong = Arc::clone(&self.pong);
+                    let pong = self.pong.clone();
                     self.transmits.push_back(Queued {
                         bytes: pong,
                         transmit: Transmit {
@@ -312,7 +312,7 @@ impl Endpoint {
             return;
         };
         let route = via::response_route(&top, source);
-        let data: Arc<[u8]> = Arc::from(bytes.as_slice());
+        let data = Payload::Bytes(Arc::from(bytes.as_slice()));
         self.stats.stateless_responses += 1;
         match route {
             ResponseRoute::Datagram { local, remote } => self.queue_datagram(local, remote, data),
@@ -468,7 +468,7 @@ impl Endpoint {
         else {
             return false;
         };
-        Message::parse(last).is_ok_and(|m| m.to().and_then(|t| t.tag()) == tag)
+        Message::parse(last.as_slice()).is_ok_and(|m| m.to().and_then(|t| t.tag()) == tag)
     }
 
     /// The request as the transaction user sees it: with `received` and `rport` added to
@@ -553,7 +553,7 @@ impl Endpoint {
         if step.send_ack {
             if e.ack.is_none() {
                 let bytes = build::ack_for(&e.request.view(), msg.view());
-                e.ack = Some(Arc::from(bytes.as_slice()));
+                e.ack = Some(Payload::Bytes(Arc::from(bytes.as_slice())));
             }
             ack = e
                 .ack

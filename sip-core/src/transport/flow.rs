@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{FlowId, Transport};
@@ -28,7 +27,7 @@ pub(crate) struct Flow {
     pub(crate) local: Option<SocketAddr>,
     pub(crate) state: FlowState,
     /// Messages to write once connected.
-    pub(crate) pending: Vec<Arc<[u8]>>,
+    pub(crate) pending: Vec<crate::endpoint::Payload>,
     /// The start of a message not yet complete.
     pub(crate) rx: Vec<u8>,
     pub(crate) last_activity: Instant,
