@@ -320,9 +320,25 @@ fn server(request: &[u8]) -> (Sim, ServerTxId) {
     (sim, *tx)
 }
 
+thread_local! {
+    /// The requests of server transactions, as the transaction user keeps them (the
+    /// endpoint lets go of a request once its final response is sent).
+    static REQUESTS: std::cell::RefCell<std::collections::HashMap<ServerTxId, OwnedMessage>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// The transaction user answers `tx` with `code` now (To tag `bobtag`).
 fn respond(sim: &mut Sim, tx: ServerTxId, code: u16) -> Result<(), SendError> {
-    let req = sim.ep(NODE).server_request(tx).unwrap().clone();
+    let req = match sim.ep(NODE).server_request(tx) {
+        Some(r) => {
+            let r = r.clone();
+            REQUESTS.with(|m| m.borrow_mut().insert(tx, r.clone()));
+            r
+        }
+        None => REQUESTS
+            .with(|m| m.borrow().get(&tx).cloned())
+            .expect("the request was seen before its final response"),
+    };
     let msg = req.message().unwrap();
     let resp = ResponseBuilder::new(&msg, code)
         .to_tag("bobtag")

@@ -212,7 +212,9 @@ struct ClientEntry {
 #[derive(Debug)]
 struct ServerEntry {
     m: ServerMachine,
-    request: OwnedMessage,
+    /// Needed while the transaction user has not given a final response (100 Trying, the
+    /// safety 408); let go once one is sent.
+    request: Option<OwnedMessage>,
     key: Box<[u8]>,
     key_hash: u64,
     route: ResponseRoute,
@@ -361,9 +363,11 @@ impl Endpoint {
         self.servers.get(tx.0).map(|e| e.m.state)
     }
 
-    /// The request of a live server transaction.
+    /// The request of a live server transaction, until its final response is sent (a
+    /// transaction does not keep it longer; see [`Event::Request`] for the copy the
+    /// transaction user holds).
     pub fn server_request(&self, tx: ServerTxId) -> Option<&OwnedMessage> {
-        self.servers.get(tx.0).map(|e| &e.request)
+        self.servers.get(tx.0).and_then(|e| e.request.as_ref())
     }
 
     /// The next bytes to send, written into `buf` (cleared first).
@@ -587,7 +591,17 @@ impl Endpoint {
             .map_err(|_| SendError::WrongState)?;
         let after = entry.m.timers;
         let data = Payload::Message(response.clone());
-        entry.last_response = Some(data.clone());
+        // What each state needs (figures 7 and 8, RFC 6026): Completed resends the final
+        // response; Accepted resends nothing (the transaction user retransmits its 2xx). No
+        // state after a final response needs the request. Keeping only that keeps a
+        // lingering transaction (32 s on UDP) small.
+        entry.last_response = match entry.m.state {
+            ServerState::Accepted => None,
+            _ => Some(data.clone()),
+        };
+        if (200..=699).contains(&code) {
+            entry.request = None;
+        }
         self.sync_server_timers(tx, before, after);
         self.send_on_route(now, tx, data);
         self.finish_server(tx);
@@ -933,7 +947,11 @@ impl Endpoint {
         let before = e.m.timers;
         let step = e.m.on_timer(now, slot, &timers);
         let after = e.m.timers;
-        let trying = step.send_trying.then(|| e.request.clone());
+        let trying = if step.send_trying {
+            e.request.clone()
+        } else {
+            None
+        };
         self.sync_server_timers(tx, before, after);
         if let Some(request) = trying {
             // Section 17.2.1: 100 Trying when the transaction user is slow to answer.
@@ -956,7 +974,7 @@ impl Endpoint {
         }
         if step.send_timeout {
             // The transaction user never answered the INVITE: 408 on its behalf.
-            let request = self.servers.get(tx.0).map(|e| e.request.clone());
+            let request = self.servers.get(tx.0).and_then(|e| e.request.clone());
             if let Some(request) = request {
                 let mut tag = String::new();
                 crate::rng::push_random_token(&mut tag, &mut self.rng, 10);

@@ -437,7 +437,7 @@ impl Endpoint {
         self.scratch = scratch;
         let tx = ServerTxId(self.servers.insert(ServerEntry {
             m,
-            request: request.clone(),
+            request: Some(request.clone()),
             key: key.clone(),
             key_hash,
             route,
