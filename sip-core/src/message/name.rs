@@ -507,6 +507,24 @@ mod tests {
             assert_eq!(HeaderName::from_name(&n.as_str().to_ascii_lowercase()), n);
         }
         assert_eq!(HeaderName::from_name("C%6Fntact"), HeaderName::Other);
+        // the word-at-a-time lookup of header lines agrees, with or without bytes after
+        for &n in HeaderName::ALL {
+            for name in [
+                n.as_str().to_owned(),
+                n.as_str().to_ascii_uppercase(),
+                n.as_str().to_ascii_lowercase(),
+            ] {
+                let line = format!("{name}: value of some length\r\n");
+                let at = |d: &[u8]| HeaderName::from_token_at(d, 0, name.len());
+                assert_eq!(at(line.as_bytes()), n, "{name}");
+                assert_eq!(at(name.as_bytes()), n, "{name} alone");
+                for other in [format!("{name}x"), format!("x{name}"), format!("{name}-")] {
+                    let l = format!("{other}: v\r\n");
+                    let got = HeaderName::from_token_at(l.as_bytes(), 0, other.len());
+                    assert_eq!(got, HeaderName::from_name(&other), "{other}");
+                }
+            }
+        }
         assert_eq!(
             HeaderName::from_name("X-A-Very-Long-Header-Name-Indeed"),
             HeaderName::Other
