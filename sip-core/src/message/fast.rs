@@ -35,15 +35,19 @@ fn slice(s: &str, from: usize, to: usize) -> &str {
 /// A decimal number of 1 to 10 digits no larger than `max`, from `i`: (value, end).
 #[inline]
 fn number(b: &[u8], i: usize, max: u64) -> Option<(u64, usize)> {
-    let end = run(b, i, scan::DIGIT);
-    if end == i || end - i > 10 {
-        return None;
-    }
     let mut v = 0u64;
-    for &d in &b[i..end] {
+    let mut end = i;
+    while let Some(&d) = b.get(end) {
+        if !d.is_ascii_digit() {
+            break;
+        }
         v = v * 10 + u64::from(d - b'0');
+        end += 1;
+        if end - i > 10 {
+            return None;
+        }
     }
-    (v <= max).then_some((v, end))
+    (end > i && v <= max).then_some((v, end))
 }
 
 /// A host name or IPv4 address (not an IPv6 reference) at `i`.
