@@ -53,16 +53,18 @@ impl Rng for SeededRng {
 
 /// Appends `n` random characters from a token-safe alphabet.
 pub(crate) fn push_random_token(out: &mut String, rng: &mut dyn Rng, n: usize) {
-    const ALPHABET: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    // Lower case and digits only (5.2 bits a character; a 10-character tag carries 51): a
+    // tag such as `CSeq5WwVeC` made SIPp take its To header for a CSeq and drop the call.
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut bits = 0u64;
     let mut left = 0;
     for _ in 0..n {
         if left == 0 {
             bits = rng.next_u64();
-            left = 10;
+            left = 12;
         }
-        out.push(ALPHABET[(bits % 62) as usize] as char);
-        bits /= 62;
+        out.push(ALPHABET[(bits % 36) as usize] as char);
+        bits /= 36;
         left -= 1;
     }
 }

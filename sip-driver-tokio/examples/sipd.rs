@@ -130,7 +130,9 @@ async fn stop_signal() {
     }
 }
 
-#[tokio::main]
+// One thread: the endpoint is owned by one task anyway, and a multi-thread runtime only
+// adds hand-offs between threads for every datagram (2.6x the CPU of the mio driver).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,

@@ -95,6 +95,11 @@ impl Driver {
             let bind_err = |source| Error::Bind { spec, source };
             let addr = if spec.transport == Transport::Udp {
                 let s = UdpSocket::bind(spec.addr).await.map_err(bind_err)?;
+                // Room for bursts: the kernel's default receive buffer (about 200 KB)
+                // overflows at high call rates; what the kernel grants is taken as is.
+                let sock = socket2::SockRef::from(&s);
+                let _ = sock.set_recv_buffer_size(4 << 20);
+                let _ = sock.set_send_buffer_size(4 << 20);
                 let addr = s.local_addr().map_err(bind_err)?;
                 udp.push((addr, s));
                 addr
