@@ -104,6 +104,9 @@ struct PendingCall {
     request: OwnedMessage,
     to_tag: String,
     answer_at: Instant,
+    /// Read when the INVITE was typed, so that answering need not type it again.
+    call_id: String,
+    remote_tag: String,
 }
 
 /// A dialog this UAS created (section 12.1.1), keyed by Call-ID and tags.
@@ -347,6 +350,8 @@ impl UserAgent {
                             request,
                             to_tag,
                             answer_at,
+                            call_id: call_id.clone(),
+                            remote_tag: remote_tag.clone(),
                         },
                     );
                     if self.config.ring.is_zero() {
@@ -426,18 +431,13 @@ impl UserAgent {
             return;
         };
         self.stats.calls_answered += 1;
-        let view = call.request.view();
-        let call_id = view
-            .header(crate::HeaderName::CallId)
-            .unwrap_or("")
-            .to_owned();
-        let remote_tag = call
-            .request
-            .message()
-            .ok()
-            .and_then(|m| m.from().and_then(|f| f.tag()).map(str::to_owned))
-            .unwrap_or_default();
-        let key = dialog_key(&call_id, &call.to_tag, &remote_tag);
+        let PendingCall {
+            call_id,
+            remote_tag,
+            to_tag,
+            ..
+        } = call;
+        let key = dialog_key(&call_id, &to_tag, &remote_tag);
         self.events.push_back(UaEvent::CallAnswered { call_id });
         self.dialogs.insert(key.clone(), Dialog { unacked: None });
         self.start_retransmit(now, key, tx, resp);
