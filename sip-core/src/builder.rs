@@ -483,11 +483,12 @@ impl Writer {
     }
 }
 
-/// Does a To or From value that already passed its typed parse carry a `tag` parameter?
+/// Does a To or From value carry a `tag` parameter? Exact for a value that passed its typed
+/// parse; on any other text it answers without panicking (callers parse what they build).
 /// Read from the text: the header parameters follow the `>` closing the URI of a name-addr
 /// (a quoted display name is skipped), or the first `;` of an addr-spec (section 20.10: an
 /// addr-spec URI holds no `;`).
-fn raw_has_tag(value: &str) -> bool {
+pub(crate) fn raw_has_tag(value: &str) -> bool {
     let b = value.as_bytes();
     let mut i = 0;
     if b.first() == Some(&b'"') {

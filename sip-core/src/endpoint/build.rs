@@ -1,9 +1,10 @@
 //! The messages the transaction and transport layers write themselves: the top Via of a
 //! request (RFC 3261 section 18.1.1), the ACK for a non-2xx final response (section
-//! 17.1.1.3), CANCEL (section 9.1), 100 Trying (section 17.2.1) and the stateless answers to
-//! requests that cannot be processed (sections 8.2 and 21.5.4).
+//! 17.1.1.3), CANCEL (section 9.1) and the stateless answers to requests that cannot be
+//! processed (sections 8.2 and 21.5.4). Responses to requests that parsed (100 Trying, the
+//! safety 408) are written by [`ResponseBuilder`](crate::ResponseBuilder).
 
-use crate::builder::push_unfolded;
+use crate::builder::{push_unfolded, raw_has_tag};
 use crate::message::{HeaderName, MessageView, StartLine};
 use crate::transport::Transport;
 
@@ -108,7 +109,7 @@ pub(crate) fn cancel_for(request: &MessageView<'_>) -> Vec<u8> {
 }
 
 /// Which header a line of a request's head is, for copying into a response.
-fn copied_name(name: &str, with_timestamp: bool) -> Option<&'static str> {
+fn copied_name(name: &str) -> Option<&'static str> {
     let n = name.trim_end_matches([' ', '\t']);
     let full = [
         ("Via", "v"),
@@ -116,22 +117,19 @@ fn copied_name(name: &str, with_timestamp: bool) -> Option<&'static str> {
         ("To", "t"),
         ("Call-ID", "i"),
         ("CSeq", ""),
-        ("Timestamp", ""),
     ];
     full.into_iter()
         .find(|(long, short)| {
             n.eq_ignore_ascii_case(long) || (!short.is_empty() && n.eq_ignore_ascii_case(short))
         })
         .map(|(long, _)| long)
-        .filter(|long| with_timestamp || *long != "Timestamp")
 }
 
-/// A response written from the raw lines of a request, without trusting its typed parse:
-/// the Via lines, the first From, To, Call-ID and CSeq (section 8.2.6.2), Timestamp for a
-/// 100 (section 8.2.6.1), a To tag when `to_tag` is given and To has none, and `extra`
-/// header lines. Used for 100 Trying and for the 400/503 a request that cannot be
-/// processed is owed; the caller parses the result and drops it if it does not parse
-/// (the request's own Via or From was the broken part).
+/// A response written from the raw lines of a request that did not parse (or was refused
+/// before a transaction existed): the Via lines, the first From, To, Call-ID and CSeq
+/// (section 8.2.6.2), a To tag when `to_tag` is given and To has none, and `extra` header
+/// lines. Used for the 400/505/513/503 such a request is owed; the caller parses the result
+/// and drops it if it does not parse (the request's own Via or From was the broken part).
 pub(crate) fn response_from_raw(
     data: &[u8],
     code: u16,
@@ -150,7 +148,7 @@ pub(crate) fn response_from_raw(
         .position(|w| w == b"\r\n\r\n")
         .map_or(data.len(), |p| p + 2);
     let head = String::from_utf8_lossy(&data[..head_end]);
-    let mut seen: [bool; 5] = [false; 5];
+    let mut seen: [bool; 4] = [false; 4];
     let mut lines = head.split("\r\n").skip(1).peekable();
     while let Some(line) = lines.next() {
         let mut value = String::new();
@@ -167,7 +165,7 @@ pub(crate) fn response_from_raw(
                 break;
             }
         }
-        let Some(long) = copied_name(name, code == 100) else {
+        let Some(long) = copied_name(name) else {
             continue;
         };
         let slot = match long {
@@ -175,7 +173,6 @@ pub(crate) fn response_from_raw(
             "To" => Some(1),
             "Call-ID" => Some(2),
             "CSeq" => Some(3),
-            "Timestamp" => Some(4),
             _ => None,
         };
         if let Some(i) = slot {
@@ -189,7 +186,7 @@ pub(crate) fn response_from_raw(
         out.extend_from_slice(value.as_bytes());
         if long == "To" {
             if let Some(tag) = to_tag {
-                if !has_tag_param(&value) {
+                if !raw_has_tag(&value) {
                     out.extend_from_slice(b";tag=");
                     out.extend_from_slice(tag.as_bytes());
                 }
@@ -200,22 +197,6 @@ pub(crate) fn response_from_raw(
     out.extend_from_slice(extra.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
-}
-
-/// Does a To/From value carry a `tag` parameter (outside the URI's angle brackets and
-/// quotes)? A textual check, good enough for deciding whether to add one; the result is
-/// parsed again before it is sent.
-fn has_tag_param(value: &str) -> bool {
-    let params = match value.rfind('>') {
-        Some(p) => &value[p + 1..],
-        None => value.find(';').map_or("", |p| &value[p..]),
-    };
-    params.split(';').any(|p| {
-        p.trim()
-            .split('=')
-            .next()
-            .is_some_and(|n| n.trim().eq_ignore_ascii_case("tag"))
-    })
 }
 
 #[cfg(test)]
@@ -278,8 +259,26 @@ mod tests {
         assert_eq!(r.vias().count(), 2);
         assert_eq!(r.to().unwrap().tag(), Some("t1"));
         assert_eq!(r.view().header(HeaderName::Timestamp), None);
-        let t = response_from_raw(INVITE, 100, "Trying", None, "");
-        let t = Message::parse(&t).expect("parses");
+        // a To that has its tag keeps it, alone
+        let tagged = String::from_utf8_lossy(INVITE).replace(
+            "t: Bob\r\n <sip:bob@example.com>",
+            "t: <sip:bob@example.com>;tag=x",
+        );
+        let r = response_from_raw(tagged.as_bytes(), 400, "Bad Request", Some("t1"), "");
+        let r = Message::parse(&r).expect("parses");
+        assert_eq!(r.to().unwrap().tag(), Some("x"));
+        assert_eq!(r.to().unwrap().params.iter().count(), 1);
+    }
+
+    #[test]
+    fn rfc3261_17_2_1_the_endpoints_100_trying_echoes_timestamp_without_a_to_tag() {
+        // what `Endpoint` sends when the transaction user is slow (section 8.2.6.1)
+        let req = crate::OwnedMessage::parse(INVITE).unwrap();
+        let view = req.view();
+        let t = crate::ResponseBuilder::from_view(&view, 100)
+            .build(&mut crate::SeededRng::new([1; 32]))
+            .unwrap();
+        let t = t.message().unwrap();
         assert_eq!(t.to().unwrap().tag(), None);
         assert_eq!(t.view().header(HeaderName::Timestamp), Some("54"));
     }

@@ -955,9 +955,10 @@ impl Endpoint {
         self.sync_server_timers(tx, before, after);
         if let Some(request) = trying {
             // Section 17.2.1: 100 Trying when the transaction user is slow to answer.
-            let bytes = build::response_from_raw(request.as_bytes(), 100, "Trying", None, "");
-            if let Ok(msg) = OwnedMessage::parse(&bytes) {
-                let data = Payload::Message(msg.clone());
+            let view = request.view();
+            let trying = crate::ResponseBuilder::from_view(&view, 100).build(&mut self.rng);
+            if let Ok(msg) = trying {
+                let data = Payload::Message(msg);
                 if let Some(e) = self.servers.get_mut(tx.0) {
                     e.last_response = Some(data.clone());
                 }
@@ -976,16 +977,9 @@ impl Endpoint {
             // The transaction user never answered the INVITE: 408 on its behalf.
             let request = self.servers.get(tx.0).and_then(|e| e.request.clone());
             if let Some(request) = request {
-                let mut tag = String::new();
-                crate::rng::push_random_token(&mut tag, &mut self.rng, 10);
-                let bytes = build::response_from_raw(
-                    request.as_bytes(),
-                    408,
-                    "Request Timeout",
-                    Some(&tag),
-                    "",
-                );
-                match OwnedMessage::parse(&bytes) {
+                let view = request.view();
+                let timeout = crate::ResponseBuilder::from_view(&view, 408).build(&mut self.rng);
+                match timeout {
                     Ok(resp) => {
                         let _ = self.send_response(now, tx, &resp);
                     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{build, ClientTxId, Endpoint, Event, Payload, Queued, ServerEntry, ServerTxId, TxId};
+use super::{build, ClientTxId, Endpoint, Event, Payload, Queued, ServerEntry, ServerTxId};
 use crate::message::{MessageView, StreamFrame};
 use crate::transaction::key;
 use crate::transaction::server::ServerMachine;
@@ -584,6 +584,5 @@ impl Endpoint {
             }
         }
         self.finish_client(tx);
-        let _ = TxId::Client(tx);
     }
 }
