@@ -1478,6 +1478,40 @@ proptest! {
     }
 }
 
+/// The two ways to a typed message: the one-pass parse (`Message::parse`, fast paths for the
+/// common headers) and the view followed by `Message::from_view` (general parsers only).
+fn both_ways(data: &[u8]) -> (String, String) {
+    let one = match Message::parse(data) {
+        Ok(m) => format!("{m:?}"),
+        Err(e) => format!("{:?} at {}", e.kind, e.offset),
+    };
+    let two = match MessageView::parse(data).and_then(|v| Message::from_view(v, &Limits::DEFAULT)) {
+        Ok(m) => format!("{m:?}"),
+        Err(e) => format!("{:?} at {}", e.kind, e.offset),
+    };
+    (one, two)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    // RFC 3261 sections 7.3 and 20: the fast paths of the one-pass parse only shortcut the
+    // general grammar. Same typed values, same spans, same error and offset, for generated
+    // messages and for mutations of them.
+    #[test]
+    fn one_pass_parse_agrees_with_view_then_from_view(
+        g in message(),
+        muts in prop::collection::vec(mutation(), 0..4),
+    ) {
+        let mut data = g.text.clone();
+        for m in &muts {
+            apply(&mut data, m);
+        }
+        let (one, two) = both_ways(&data);
+        prop_assert_eq!(one, two, "input: {:?}", show(&data));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // stream framing helper
 
@@ -1805,4 +1839,41 @@ fn canonical_form_of_accepted_message_stays_within_default_limits() {
             }
         }
     }
+}
+
+// RFC 3261 sections 7.3 and 20: every one-byte change to the benchmark messages (the shapes
+// the fast paths are written for) types the same way, or fails the same way, in one pass as
+// through the view and the general parsers.
+#[test]
+fn one_pass_parse_agrees_with_general_parsers_on_every_one_byte_change() {
+    const BYTES: &[u8] = b" \t,;:<>\"@%[]/=?*.-_\r\nAz09\x80\xff\x00";
+    let messages: [&[u8]; 3] = [
+        include_bytes!("../benches/messages/invite.sip"),
+        include_bytes!("../benches/messages/ok200.sip"),
+        include_bytes!("../benches/messages/register.sip"),
+    ];
+    let mut checked = 0;
+    for msg in messages {
+        let (one, two) = both_ways(msg);
+        assert_eq!(one, two);
+        let mut data = msg.to_vec();
+        for at in 0..msg.len() {
+            for &b in BYTES {
+                if msg[at] == b {
+                    continue;
+                }
+                data[at] = b;
+                let (one, two) = both_ways(&data);
+                assert_eq!(one, two, "byte {at} set to {b:#04x}: {:?}", show(&data));
+                checked += 1;
+            }
+            // and with the byte removed
+            let mut cut = msg.to_vec();
+            cut.remove(at);
+            let (one, two) = both_ways(&cut);
+            assert_eq!(one, two, "byte {at} removed: {:?}", show(&cut));
+            data[at] = msg[at];
+        }
+    }
+    assert!(checked > 50_000);
 }
