@@ -446,6 +446,26 @@ pub(crate) fn token_list(b: &[u8], mut i: usize) -> Result<(usize, usize), usize
     }
 }
 
+/// The values of a header line from `i`, each read by `element` (which returns where it
+/// ends), separated by commas when `list`: how many there are and where the last one ends.
+#[inline(always)]
+fn elements(
+    b: &[u8],
+    mut i: usize,
+    list: bool,
+    mut element: impl FnMut(usize) -> Option<usize>,
+) -> Option<(usize, usize)> {
+    let mut n = 0;
+    loop {
+        let e = element(i)?;
+        n += 1;
+        match after_element(b, e, list).ok()? {
+            None => return Some((n, e)),
+            Some(next) => i = next,
+        }
+    }
+}
+
 /// Where [`line`] stores values: each call gives a fresh slot at the end of the message's
 /// value list, so the parsers write each field once, in place.
 pub(crate) trait Sink<'a> {
@@ -489,26 +509,19 @@ fn line_inner<'a>(
         }};
     }
     match name {
-        N::Via | N::From | N::To | N::Contact | N::Route | N::RecordRoute => {
-            let list = name.is_list();
-            let mut i = start;
-            let mut n = 0;
-            loop {
-                let e = match name {
-                    N::Via => via(s, i, out.slot())?,
-                    // a Contact starting with '*' is the wildcard, not a display name
-                    N::Contact if b.get(i) == Some(&b'*') => return None,
-                    N::Contact => name_addr(s, i, false, max_uri, true, out.slot())?,
-                    N::Route | N::RecordRoute => name_addr(s, i, true, max_uri, false, out.slot())?,
-                    _ => name_addr(s, i, false, max_uri, false, out.slot())?,
-                };
-                n += 1;
-                match after_element(b, e, list).ok()? {
-                    None => return Some((n, e)),
-                    Some(next) => i = next,
-                }
-            }
-        }
+        // one loop per kind, so no value re-dispatches on the name
+        N::Via => elements(b, start, true, |i| via(s, i, out.slot())),
+        N::From | N::To => elements(b, start, false, |i| {
+            name_addr(s, i, false, max_uri, false, out.slot())
+        }),
+        N::Route | N::RecordRoute => elements(b, start, true, |i| {
+            name_addr(s, i, true, max_uri, false, out.slot())
+        }),
+        // a Contact starting with '*' is the wildcard, not a display name
+        N::Contact => elements(b, start, true, |i| match b.get(i) {
+            Some(b'*') => None,
+            _ => name_addr(s, i, false, max_uri, true, out.slot()),
+        }),
         N::CallId => {
             let w = run(b, start, scan::WORD);
             if w == start {

@@ -553,6 +553,8 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
     let mut content_length: Option<u32> = None;
     let mut count = 0usize;
     let mut vias = 0usize;
+    // header lines so far (the length of `headers`, kept here: SmallVec's len branches)
+    let mut lines = 0usize;
     let head_end = loop {
         if text.len() < data.len() && pos + WINDOW / 2 > text.len() {
             text = utf8_prefix(data, (text.len() * 2).max(pos + WINDOW).min(data.len()));
@@ -562,10 +564,10 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
             Some(b'\r') | None => return None,
             Some(_) => {}
         }
-        if headers.len() >= limits.max_headers {
+        if lines >= limits.max_headers {
             return None;
         }
-        let line = u16::try_from(headers.len()).ok()?;
+        let line = u16::try_from(lines).ok()?;
         let b = text.as_bytes();
         let before = entries.len();
         // name ":" value CRLF, the value read by a fast path
@@ -573,7 +575,8 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
         let name_end = scan::run(b, pos, scan::TOKEN);
         if name_end > pos && b.get(name_end) == Some(&b':') {
             let kind = HeaderName::from_token_at(data, pos, name_end);
-            let mut vs = name_end + 1;
+            // (the usual single space first, without the loop)
+            let mut vs = name_end + 1 + usize::from(b.get(name_end + 1) == Some(&b' '));
             while matches!(b.get(vs), Some(b' ' | b'\t')) {
                 vs += 1;
             }
@@ -602,14 +605,18 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
             if let Some((n, ve)) = typed {
                 // only whitespace, then a CRLF that no fold continues
                 let mut e = ve;
-                while matches!(data.get(e), Some(b' ' | b'\t')) {
-                    e += 1;
+                if data.get(e) != Some(&b'\r') {
+                    while matches!(data.get(e), Some(b' ' | b'\t')) {
+                        e += 1;
+                    }
                 }
-                if data.get(e) == Some(&b'\r')
-                    && data.get(e + 1) == Some(&b'\n')
-                    && !matches!(data.get(e + 2), Some(b' ' | b'\t'))
-                    && e - pos <= limits.max_header_line
-                {
+                let end = match data.get(e..e + 3) {
+                    Some(&[b'\r', b'\n', c]) => c != b' ' && c != b'\t',
+                    // (a message ends with an empty line, so a header line's CRLF never ends
+                    // the input; anything short is left to the view)
+                    _ => false,
+                };
+                if end && e - pos <= limits.max_header_line {
                     let raw = RawSpan {
                         name: Span::new(pos, name_end),
                         value: Span::new(vs, ve),
@@ -647,6 +654,7 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
             }
         }
         headers.push(raw);
+        lines += 1;
         pos = next;
     };
     let head = text.get(..head_end)?;

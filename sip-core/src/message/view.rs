@@ -264,7 +264,15 @@ impl<'a> MessageView<'a> {
                 version.of(self.head)
             }
         };
-        v.len() == 7 && v[..4].eq_ignore_ascii_case("SIP/") && &v[4..] == "2.0"
+        // "SIP" in any case, then "/2.0": setting 0x20 lower-cases the three letters, and
+        // no byte but the upper or lower case letter becomes "s", "i" or "p" that way
+        match <[u8; 7]>::try_from(v.as_bytes()) {
+            Ok([a, b, c, d, rest @ ..]) => {
+                u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
+                    && rest == *b"2.0"
+            }
+            Err(_) => false,
+        }
     }
 
     /// Every header line, in order.
