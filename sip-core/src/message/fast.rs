@@ -1,5 +1,6 @@
 //! Fast paths of the typed parse for the headers every message carries (Via, From, To,
-//! Contact, Route, Call-ID, CSeq, numbers, Content-Type, User-Agent) and for SIP URIs.
+//! Contact, Route, Call-ID, CSeq, numbers, Content-Type, User-Agent, Subject, the session
+//! timer headers, extension headers) and for SIP URIs.
 //!
 //! Each reads the common, compact spelling in one pass over the bytes and gives up (`None`)
 //! on anything else: line folds, whitespace around separators, escapes in quoted strings,
@@ -8,7 +9,7 @@
 //! the value and report where it breaks. So a fast path only has to be exact when it
 //! succeeds: it must then return what the general parser would.
 
-use super::headers::{CSeq, Contact, DisplayName, MediaType, NameAddr, Via};
+use super::headers::{Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, Seconds, Via};
 use super::params::{Param, ParamStyle, Params};
 use super::scan::{self, run, run_escaped};
 use super::typed::HeaderValue;
@@ -159,6 +160,46 @@ fn quoted(b: &[u8], i: usize) -> Option<usize> {
     (b.get(e) == Some(&b'"')).then_some(e + 1)
 }
 
+/// A parameter value at `v0`: a token or a quoted string without escapes; where it ends.
+#[inline(always)]
+fn param_value(b: &[u8], v0: usize) -> Option<usize> {
+    if b.get(v0) == Some(&b'"') {
+        return quoted(b, v0);
+    }
+    let v = run(b, v0, scan::TOKEN);
+    // a host value (IPv6) is left to the general parser
+    if v == v0 || matches!(b.get(v), Some(b':' | b'[' | b']')) {
+        return None;
+    }
+    Some(v)
+}
+
+/// `type "/" subtype *( ";" generic-param )` at `i` (a media range, with the wildcards of
+/// Accept, when `range`): the media type and where it ends.
+#[inline(always)]
+fn media_type(s: &str, i: usize, range: bool) -> Option<(MediaType<'_>, usize)> {
+    let b = s.as_bytes();
+    let t = run(b, i, scan::TOKEN);
+    if t == i || b.get(t) != Some(&b'/') {
+        return None;
+    }
+    let st = run(b, t + 1, scan::TOKEN);
+    let (ty, subtype) = (slice(s, i, t), slice(s, t + 1, st));
+    let wild = ty == "*" || subtype == "*";
+    if st == t + 1 || wild && !range || ty == "*" && subtype != "*" {
+        return None;
+    }
+    let (params, e) = header_params(s, st, |_| true)?;
+    Some((
+        MediaType {
+            ty,
+            subtype,
+            params,
+        },
+        e,
+    ))
+}
+
 /// `*( ";" token [ "=" ( token / quoted-string ) ] )` with no whitespace, each parameter
 /// accepted by `check`: the list and where it stopped.
 #[inline(always)]
@@ -182,16 +223,7 @@ fn header_params<'a>(
         let mut value = None;
         if b.get(i) == Some(&b'=') {
             let v0 = i + 1;
-            let v = if b.get(v0) == Some(&b'"') {
-                quoted(b, v0)?
-            } else {
-                let v = run(b, v0, scan::TOKEN);
-                // a host value (IPv6) is left to the general parser
-                if v == v0 || matches!(b.get(v), Some(b':' | b'[' | b']')) {
-                    return None;
-                }
-                v
-            };
+            let v = param_value(b, v0)?;
             value = Some(slice(s, v0, v));
             i = v;
         }
@@ -390,6 +422,15 @@ fn products(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// `end` moved back over the spaces and tabs that end `b[start..end]`.
+#[inline]
+fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
+    while end > start && matches!(b.get(end - 1), Some(b' ' | b'\t')) {
+        end -= 1;
+    }
+    end
+}
+
 /// After a value element ending at `e`: `Ok(None)` when the value ends there (at the end of
 /// the text or of the line), `Ok(Some(next))` at the next element of a list, `Err` to give
 /// up.
@@ -564,24 +605,81 @@ fn line_inner<'a>(
             single!(HeaderValue::Number(v as u32), e)
         }
         N::ContentType => {
+            let (m, e) = media_type(s, start, false)?;
+            single!(HeaderValue::MediaType(m), e)
+        }
+        N::Accept => elements(b, start, true, |i| {
+            let (m, e) = media_type(s, i, true)?;
+            *out.slot() = HeaderValue::MediaType(m);
+            Some(e)
+        }),
+        // RFC 3261 section 25.1, RFC 7616 section 3.4: scheme, then comma-separated
+        // name=value pairs (no whitespace around '=', values a token or a plain quoted string)
+        N::Authorization | N::ProxyAuthorization | N::WwwAuthenticate | N::ProxyAuthenticate => {
             let t = run(b, start, scan::TOKEN);
-            if t == start || b.get(t) != Some(&b'/') {
+            let mut i = t;
+            while matches!(b.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            if t == start || i == t {
                 return None;
             }
-            let st = run(b, t + 1, scan::TOKEN);
-            let (ty, subtype) = (slice(s, start, t), slice(s, t + 1, st));
-            if st == t + 1 || ty == "*" || subtype == "*" {
-                return None;
+            let first = i;
+            loop {
+                let n = run(b, i, scan::TOKEN);
+                if n == i || b.get(n) != Some(&b'=') {
+                    return None;
+                }
+                i = param_value(b, n + 1)?;
+                if b.get(i) != Some(&b',') {
+                    break;
+                }
+                i += 1;
+                while matches!(b.get(i), Some(b' ' | b'\t')) {
+                    i += 1;
+                }
             }
-            let (params, e) = header_params(s, st, |_| true)?;
             single!(
-                HeaderValue::MediaType(MediaType {
-                    ty,
-                    subtype,
+                HeaderValue::Auth(Auth {
+                    scheme: slice(s, start, t),
+                    params: Params::from_raw(slice(s, first, i), ParamStyle::Auth),
+                }),
+                i,
+            )
+        }
+        // RFC 4028 sections 4 and 5, RFC 3261 section 20.33: delta-seconds and parameters
+        // (a Retry-After comment is left to the general parser)
+        N::SessionExpires | N::MinSe | N::RetryAfter => {
+            let (v, d) = number(b, start, u64::from(u32::MAX))?;
+            let (params, e) = header_params(s, d, |_| true)?;
+            single!(
+                HeaderValue::Seconds(Seconds {
+                    seconds: v as u32,
+                    comment: None,
                     params,
                 }),
                 e,
             )
+        }
+        // free text without control characters, to the line end
+        N::Subject | N::Organization => {
+            let mut i = start;
+            loop {
+                i = run(b, i, scan::QDTEXT);
+                match b.get(i) {
+                    Some(b'"' | b'\\' | b'\t') => i += 1,
+                    _ => break,
+                }
+            }
+            let e = trim_end(b, start, i);
+            single!(HeaderValue::Text(slice(s, start, e)), e)
+        }
+        // an extension header: the rest of the line, verbatim (control characters included,
+        // as the view keeps them)
+        N::Other => {
+            let cr = start + memchr::memchr2(b'\r', b'\n', b.get(start..)?)?;
+            let e = trim_end(b, start, cr);
+            single!(HeaderValue::Raw(slice(s, start, e)), e)
         }
         N::Server | N::UserAgent => {
             let e = products(b, start)?;
