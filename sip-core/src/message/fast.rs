@@ -152,15 +152,38 @@ pub(crate) fn sip_uri(s: &str, mut i: usize, end: UriEnd) -> Option<(SipUri<'_>,
     ))
 }
 
-/// A quoted string at `i` (the opening quote) without escapes or folds: the end after the
+/// A quoted string at `i` (the opening quote) without folds or tabs: the end after the
 /// closing quote.
 #[inline]
 fn quoted(b: &[u8], i: usize) -> Option<usize> {
     let e = run(b, i + 1, scan::QDTEXT);
-    (b.get(e) == Some(&b'"')).then_some(e + 1)
+    match b.get(e) {
+        Some(b'"') => Some(e + 1),
+        Some(b'\\') => quoted_escaped(b, e),
+        _ => None,
+    }
 }
 
-/// A parameter value at `v0`: a token or a quoted string without escapes; where it ends.
+/// The rest of a quoted string from the backslash at `e`: quoted pairs are stepped over
+/// (RFC 3261 section 25.1: a backslash and any ASCII byte but CR and LF).
+#[cold]
+#[inline(never)]
+fn quoted_escaped(b: &[u8], mut e: usize) -> Option<usize> {
+    loop {
+        match b.get(e) {
+            Some(b'"') => return Some(e + 1),
+            Some(b'\\')
+                if b.get(e + 1)
+                    .is_some_and(|&c| c < 0x80 && c != b'\r' && c != b'\n') =>
+            {
+                e = run(b, e + 2, scan::QDTEXT)
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// A parameter value at `v0`: a token or a quoted string; where it ends.
 #[inline(always)]
 fn param_value(b: &[u8], v0: usize) -> Option<usize> {
     if b.get(v0) == Some(&b'"') {
@@ -360,6 +383,12 @@ fn via<'a>(s: &'a str, i: usize, out: &mut HeaderValue<'a>) -> Option<usize> {
     // the general check
     let (params, e) = header_params(s, e, |p| match p.name.len() {
         6 if p.name.eq_ignore_ascii_case("branch") => p.value.is_some_and(|v| !v.starts_with('"')),
+        // (RFC 3261 section 18.2.1: the address a proxy saw, most often IPv4)
+        8 if p.value.is_some_and(|v| uri::valid_ipv4(v.as_bytes()))
+            && p.name.eq_ignore_ascii_case("received") =>
+        {
+            true
+        }
         3 | 5 | 8 => super::headers::via_param_ok(p),
         _ => true,
     })?;

@@ -523,10 +523,13 @@ pub(crate) fn scan_host_end(b: &[u8], start: usize) -> (usize, u8) {
     let name = match h.first() {
         None => return (i, HOST_NONE),
         Some(f) if f.is_ascii_alphabetic() => true,
+        // four dotted numbers are the usual reason for a leading digit
+        Some(_) if valid_ipv4(h) => return (i, HOST_IPV4),
         Some(_) => h.iter().any(|&ch| !ch.is_ascii_digit() && ch != b'.'),
     };
     if !name {
-        return (i, if valid_ipv4(h) { HOST_IPV4 } else { HOST_NONE });
+        // digits and dots that are not an IPv4 address (checked above)
+        return (i, HOST_NONE);
     }
     // a trailing dot is allowed (fully qualified name); a trailing '-' is not
     let ok = labels_ok(h) && h.last() != Some(&b'-');
@@ -616,7 +619,8 @@ pub(crate) fn valid_ipv6(s: &str) -> bool {
 }
 
 /// `IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each at most 255.
-fn valid_ipv4(b: &[u8]) -> bool {
+#[inline(never)]
+pub(crate) fn valid_ipv4(b: &[u8]) -> bool {
     let mut parts = 0;
     let mut value = 0u32;
     let mut digits = 0;
