@@ -1880,3 +1880,29 @@ fn one_pass_parse_agrees_with_general_parsers_on_every_one_byte_change() {
     }
     assert!(checked > 40_000);
 }
+
+// RFC 3261 section 20.17: a Date whose digit positions hold other bytes is not an
+// rfc1123-date; it is rejected the same way by both parses, and nothing overflows (the
+// fast path once formed a two-digit sum from any two bytes).
+#[test]
+fn date_with_non_digits_where_digits_belong_is_rejected_alike() {
+    for date in [
+        "Sat, zz Nov 2010 23:29:00 GMT",
+        "Sat, 13 Nov 2010 2z:29:00 GMT",
+        "Sat, 13 Nov 20z0 23:29:00 GMT",
+        "Sat, 13 Nov 2010 23:29:\u{ff}0 GMT",
+    ] {
+        let msg = format!(
+            "OPTIONS sip:a@b.example SIP/2.0\r\nVia: SIP/2.0/UDP h.example;branch=z9hG4bK1\r\n\
+             To: <sip:a@b.example>\r\nFrom: <sip:c@d.example>;tag=1\r\nCall-ID: x\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nDate: {date}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (one, two) = both_ways(msg.as_bytes());
+        assert_eq!(one, two, "{date}");
+        assert!(one.starts_with("InvalidHeader(Date)"), "{date}: {one}");
+    }
+    let ok = "OPTIONS sip:a@b.example SIP/2.0\r\nDate: Sat, 13 Nov 2010 23:29:00 GMT\r\n\r\n";
+    let (one, two) = both_ways(ok.as_bytes());
+    assert_eq!(one, two);
+    assert!(one.contains("year: 2010, month: 11, day: 13, hour: 23, minute: 29, second: 0"));
+}

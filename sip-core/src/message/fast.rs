@@ -9,7 +9,9 @@
 //! the value and report where it breaks. So a fast path only has to be exact when it
 //! succeeds: it must then return what the general parser would.
 
-use super::headers::{Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, Seconds, Via};
+use super::headers::{
+    Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, Seconds, SipDate, Via,
+};
 use super::params::{Param, ParamStyle, Params};
 use super::scan::{self, run, run_escaped};
 use super::typed::HeaderValue;
@@ -460,6 +462,55 @@ fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
     end
 }
 
+/// `rfc1123-date` at `i` (RFC 3261 section 20.17: `Www, DD Mmm YYYY HH:MM:SS GMT`, always
+/// 29 bytes): the date and where it ends.
+fn date(s: &str, i: usize) -> Option<(SipDate<'_>, usize)> {
+    const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let d: &[u8; 29] = s.as_bytes().get(i..i + 29)?.try_into().ok()?;
+    let two = |at: usize, max: u8| -> Option<u8> {
+        let (h, l) = (d[at].wrapping_sub(b'0'), d[at + 1].wrapping_sub(b'0'));
+        // (then, not then_some: the sum is only formed from two digits)
+        (h <= 9 && l <= 9 && h * 10 + l <= max).then(|| h * 10 + l)
+    };
+    let day_name = [d[0], d[1], d[2]];
+    let mon = [d[8], d[9], d[10]];
+    if !DAYS.contains(&&day_name) || &d[3..5] != b", " || d[7] != b' ' || d[11] != b' ' {
+        return None;
+    }
+    if d[16] != b' ' || d[19] != b':' || d[22] != b':' || d[25] != b' ' {
+        return None;
+    }
+    if !d[26..29].eq_ignore_ascii_case(b"GMT") {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| **m == mon)? as u8 + 1;
+    let day = two(5, 31).filter(|&v| v > 0)?;
+    let mut year = 0u16;
+    for &c in &d[12..16] {
+        let c = c.wrapping_sub(b'0');
+        if c > 9 {
+            return None;
+        }
+        year = year * 10 + u16::from(c);
+    }
+    Some((
+        SipDate {
+            text: slice(s, i, i + 29),
+            year,
+            month,
+            day,
+            hour: two(17, 23)?,
+            minute: two(20, 59)?,
+            second: two(23, 60)?,
+        },
+        i + 29,
+    ))
+}
+
 /// After a value element ending at `e`: `Ok(None)` when the value ends there (at the end of
 /// the text or of the line), `Ok(Some(next))` at the next element of a list, `Err` to give
 /// up.
@@ -637,6 +688,34 @@ fn line_inner<'a>(
             let (m, e) = media_type(s, start, false)?;
             single!(HeaderValue::MediaType(m), e)
         }
+        N::Server | N::UserAgent => {
+            let e = products(b, start)?;
+            single!(HeaderValue::Text(slice(s, start, e)), e)
+        }
+        _ => line_less_common(name, s, start, out),
+    }
+}
+
+/// [`line`] for the headers fewer messages carry, kept out of line so that the common
+/// ones stay in a small function.
+#[inline(never)]
+fn line_less_common<'a>(
+    name: HeaderName,
+    s: &'a str,
+    start: usize,
+    out: &mut impl Sink<'a>,
+) -> Option<(usize, usize)> {
+    use HeaderName as N;
+    let b = s.as_bytes();
+    macro_rules! single {
+        ($v:expr, $end:expr $(,)?) => {{
+            let end = $end;
+            after_element(b, end, false).ok()?;
+            *out.slot() = $v;
+            Some((1, end))
+        }};
+    }
+    match name {
         N::Accept => elements(b, start, true, |i| {
             let (m, e) = media_type(s, i, true)?;
             *out.slot() = HeaderValue::MediaType(m);
@@ -690,6 +769,10 @@ fn line_inner<'a>(
                 e,
             )
         }
+        N::Date => {
+            let (d, e) = date(s, start)?;
+            single!(HeaderValue::Date(d), e)
+        }
         // free text without control characters, to the line end
         N::Subject | N::Organization => {
             let mut i = start;
@@ -709,10 +792,6 @@ fn line_inner<'a>(
             let cr = start + memchr::memchr2(b'\r', b'\n', b.get(start..)?)?;
             let e = trim_end(b, start, cr);
             single!(HeaderValue::Raw(slice(s, start, e)), e)
-        }
-        N::Server | N::UserAgent => {
-            let e = products(b, start)?;
-            single!(HeaderValue::Text(slice(s, start, e)), e)
         }
         _ => None,
     }
