@@ -154,6 +154,23 @@ pub(crate) fn sip_uri(s: &str, mut i: usize, end: UriEnd) -> Option<(SipUri<'_>,
     ))
 }
 
+/// Is the token `name` the lower-case letters `lower`, ignoring case? (Setting 0x20 lower-cases
+/// a token's letters and turns no other token character into a letter, so one comparison of
+/// the whole word is exact.)
+#[inline(always)]
+fn token_is<const N: usize>(name: &str, lower: &[u8; N]) -> bool {
+    const { assert!(N <= 8) };
+    let Ok(b) = <&[u8; N]>::try_from(name.as_bytes()) else {
+        return false;
+    };
+    let (mut w, mut k) = (0u64, 0u64);
+    for i in 0..N {
+        w |= u64::from(b[i] | 0x20) << (8 * i);
+        k |= u64::from(lower[i]) << (8 * i);
+    }
+    w == k
+}
+
 /// A quoted string at `i` (the opening quote) without folds or tabs: the end after the
 /// closing quote.
 #[inline]
@@ -384,10 +401,12 @@ fn via<'a>(s: &'a str, i: usize, out: &mut HeaderValue<'a>) -> Option<usize> {
     // a branch read here is a token unless quoted; the rarer checked parameters go through
     // the general check
     let (params, e) = header_params(s, e, |p| match p.name.len() {
-        6 if p.name.eq_ignore_ascii_case("branch") => p.value.is_some_and(|v| !v.starts_with('"')),
+        6 if token_is(p.name, b"branch") => p.value.is_some_and(|v| !v.starts_with('"')),
+        // RFC 3581 section 3: a bare rport, or the port the response went to
+        5 if p.value.is_none() && token_is(p.name, b"rport") => true,
         // (RFC 3261 section 18.2.1: the address a proxy saw, most often IPv4)
         8 if p.value.is_some_and(|v| uri::valid_ipv4(v.as_bytes()))
-            && p.name.eq_ignore_ascii_case("received") =>
+            && token_is(p.name, b"received") =>
         {
             true
         }
