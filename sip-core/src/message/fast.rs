@@ -1,13 +1,16 @@
 //! Fast paths of the typed parse for the headers every message carries (Via, From, To,
-//! Contact, Route, Call-ID, CSeq, numbers, Content-Type, User-Agent, Subject, the session
-//! timer headers, extension headers) and for SIP URIs.
+//! Contact, Route, Call-ID, CSeq, numbers, Content-Type, User-Agent) and for SIP URIs; and,
+//! kept out of the hot function, for the ones many carry (Accept, the authorization
+//! headers, the session timer headers, Retry-After, Date, Subject, Organization, extension
+//! headers).
 //!
 //! Each reads the common, compact spelling in one pass over the bytes and gives up (`None`)
-//! on anything else: line folds, whitespace around separators, escapes in quoted strings,
+//! on anything else: line folds, whitespace around separators, tabs in quoted strings,
 //! IPv6 references, URI headers, schemes other than `sip`/`sips`. Giving up is never an
 //! error: the caller then runs the general parsers of `headers.rs`, which accept or reject
 //! the value and report where it breaks. So a fast path only has to be exact when it
-//! succeeds: it must then return what the general parser would.
+//! succeeds: it must then return what the general parser would (the `one_pass_*` tests of
+//! `tests/roundtrip.rs` and fuzz target `parse_message` check that it does).
 
 use super::headers::{
     Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, Seconds, SipDate, Via,
