@@ -1,8 +1,9 @@
 //! Fast paths of the typed parse for the headers every message carries (Via, From, To,
 //! Contact, Route, Call-ID, CSeq, numbers, Content-Type, User-Agent) and for SIP URIs; and,
 //! kept out of the hot function, for the ones many carry (Accept, the authorization
-//! headers, the session timer headers, Retry-After, Date, Subject, Organization, extension
-//! headers).
+//! headers, the session timer headers, Retry-After, Date, Subject, Organization, Event,
+//! Subscription-State, RAck, Content-Disposition, Accept-Encoding, Accept-Language,
+//! extension headers).
 //!
 //! Each reads the common, compact spelling in one pass over the bytes and gives up (`None`)
 //! on anything else: line folds, whitespace around separators, tabs in quoted strings,
@@ -13,7 +14,7 @@
 //! `tests/roundtrip.rs` and fuzz target `parse_message` check that it does).
 
 use super::headers::{
-    Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, Seconds, SipDate, Via,
+    Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, RAck, Seconds, SipDate, TokenParams, Via,
 };
 use super::params::{Param, ParamStyle, Params};
 use super::scan::{self, run, run_escaped};
@@ -794,6 +795,48 @@ fn line_less_common<'a>(
         N::Date => {
             let (d, e) = date(s, start)?;
             single!(HeaderValue::Date(d), e)
+        }
+        // a token with parameters (RFC 6665 Event and Subscription-State, RFC 3261
+        // Content-Disposition, Accept-Encoding and Accept-Language ranges)
+        N::AcceptEncoding
+        | N::AcceptLanguage
+        | N::ContentDisposition
+        | N::Event
+        | N::SubscriptionState => elements(b, start, name.is_list(), |i| {
+            let t = run(b, i, scan::TOKEN);
+            if t == i {
+                return None;
+            }
+            let (params, e) = header_params(s, t, |_| true)?;
+            *out.slot() = HeaderValue::TokenParams(TokenParams {
+                value: slice(s, i, t),
+                params,
+            });
+            Some(e)
+        }),
+        // RFC 3262 section 7.2: response-num LWS CSeq-num LWS Method
+        N::RAck => {
+            let (rseq, r) = number(b, start, u64::from(u32::MAX))?;
+            let (cseq, c) = match b.get(r) {
+                Some(b' ') => number(b, r + 1, u64::from(u32::MAX))?,
+                _ => return None,
+            };
+            let m = match b.get(c) {
+                Some(b' ') => c + 1,
+                _ => return None,
+            };
+            let e = run(b, m, scan::TOKEN);
+            if e == m {
+                return None;
+            }
+            single!(
+                HeaderValue::RAck(RAck {
+                    rseq: rseq as u32,
+                    cseq: cseq as u32,
+                    method: Method::from_token(slice(s, m, e)),
+                }),
+                e,
+            )
         }
         // free text without control characters, to the line end
         N::Subject | N::Organization => {
