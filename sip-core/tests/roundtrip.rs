@@ -1847,7 +1847,8 @@ fn canonical_form_of_accepted_message_stays_within_default_limits() {
 #[test]
 fn one_pass_parse_agrees_with_general_parsers_on_every_one_byte_change() {
     const BYTES: &[u8] = b" \t,;:<>\"@%[]/=?*.-_\r\nAz09\x80\xff\x00";
-    // (the headers of subscriptions and reliable provisional responses, RFC 6665 and 3262)
+    // (the headers of subscriptions, transfers and reliable provisional responses, RFC 6665,
+    // 3515, 3892 and 3262)
     const NOTIFY: &[u8] = b"NOTIFY sip:bob@192.0.2.4:5060 SIP/2.0\r\n\
         Via: SIP/2.0/TCP notifier.example.com;branch=z9hG4bKnotify1\r\n\
         From: <sip:alice@example.com>;tag=ffd2\r\nTo: <sip:bob@example.com>;tag=xfg9\r\n\
@@ -1855,6 +1856,9 @@ fn one_pass_parse_agrees_with_general_parsers_on_every_one_byte_change() {
         Event: presence;id=7\r\nSubscription-State: active;expires=599\r\n\
         RAck: 776656 1 INVITE\r\nContent-Disposition: session;handling=optional\r\n\
         Accept-Encoding: gzip, identity;q=0.5\r\nAccept-Language: da, en-gb;q=0.8\r\n\
+        Refer-To: <sip:carol@cleveland.example.org;method=INVITE>\r\n\
+        Referred-By: \"Alice\" <sip:alice@atlanta.example.com>;cid=\"20398823.2UWQFN309\"\r\n\
+        Reply-To: Bob <sip:bob@biloxi.example.com>\r\n\
         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
     let messages: [&[u8]; 5] = [
         include_bytes!("../benches/messages/invite.sip"),

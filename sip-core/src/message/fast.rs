@@ -3,7 +3,7 @@
 //! kept out of the hot function, for the ones many carry (Accept, the authorization
 //! headers, the session timer headers, Retry-After, Date, Subject, Organization, Event,
 //! Subscription-State, RAck, Content-Disposition, Accept-Encoding, Accept-Language,
-//! extension headers).
+//! Reply-To, Refer-To, Referred-By, extension headers).
 //!
 //! Each reads the common, compact spelling in one pass over the bytes and gives up (`None`)
 //! on anything else: line folds, whitespace around separators, tabs in quoted strings,
@@ -715,7 +715,7 @@ fn line_inner<'a>(
             let e = products(b, start)?;
             single!(HeaderValue::Text(slice(s, start, e)), e)
         }
-        _ => line_less_common(name, s, start, out),
+        _ => line_less_common(name, s, start, max_uri, out),
     }
 }
 
@@ -726,6 +726,7 @@ fn line_less_common<'a>(
     name: HeaderName,
     s: &'a str,
     start: usize,
+    max_uri: usize,
     out: &mut impl Sink<'a>,
 ) -> Option<(usize, usize)> {
     use HeaderName as N;
@@ -796,6 +797,11 @@ fn line_less_common<'a>(
             let (d, e) = date(s, start)?;
             single!(HeaderValue::Date(d), e)
         }
+        // the other name-addr headers (RFC 3261 section 20.31, RFC 3515 Refer-To, RFC 3892
+        // Referred-By)
+        N::ReplyTo | N::ReferTo | N::ReferredBy => elements(b, start, name.is_list(), |i| {
+            name_addr(s, i, false, max_uri, false, out.slot())
+        }),
         // a token with parameters (RFC 6665 Event and Subscription-State, RFC 3261
         // Content-Disposition, Accept-Encoding and Accept-Language ranges)
         N::AcceptEncoding
