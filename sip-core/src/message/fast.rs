@@ -610,6 +610,17 @@ fn elements(
     }
 }
 
+/// One value that must end the line (only whitespace may follow it): stored in place, in a
+/// fresh slot of `$out` (no copy of the value), once the line end is confirmed.
+macro_rules! single {
+    ($b:expr, $out:expr, $v:expr, $end:expr $(,)?) => {{
+        let end = $end;
+        after_element($b, end, false).ok()?;
+        *$out.slot() = $v;
+        Some((1, end))
+    }};
+}
+
 /// Where [`line`] stores values: each call gives a fresh slot at the end of the message's
 /// value list, so the parsers write each field once, in place.
 pub(crate) trait Sink<'a> {
@@ -643,15 +654,6 @@ fn line_inner<'a>(
 ) -> Option<(usize, usize)> {
     use HeaderName as N;
     let b = s.as_bytes();
-    // one value that must end the line: stored in place (no copy of the value)
-    macro_rules! single {
-        ($v:expr, $end:expr $(,)?) => {{
-            let end = $end;
-            after_element(b, end, false).ok()?;
-            *out.slot() = $v;
-            Some((1, end))
-        }};
-    }
     match name {
         // one loop per kind, so no value re-dispatches on the name
         N::Via => elements(b, start, true, |i| via(s, i, out.slot())),
@@ -678,7 +680,7 @@ fn line_inner<'a>(
                     return None;
                 }
             }
-            single!(HeaderValue::CallId(slice(s, start, e)), e)
+            single!(b, out, HeaderValue::CallId(slice(s, start, e)), e)
         }
         N::CSeq => {
             let (seq, d) = number(b, start, u64::from(u32::MAX))?;
@@ -692,6 +694,8 @@ fn line_inner<'a>(
             }
             let method = Method::from_token(slice(s, m, e));
             single!(
+                b,
+                out,
                 HeaderValue::CSeq(CSeq {
                     seq: seq as u32,
                     method,
@@ -701,19 +705,19 @@ fn line_inner<'a>(
         }
         N::MaxForwards => {
             let (v, e) = number(b, start, 255)?;
-            single!(HeaderValue::Number(v as u32), e)
+            single!(b, out, HeaderValue::Number(v as u32), e)
         }
         N::ContentLength | N::Expires | N::MinExpires | N::RSeq => {
             let (v, e) = number(b, start, u64::from(u32::MAX))?;
-            single!(HeaderValue::Number(v as u32), e)
+            single!(b, out, HeaderValue::Number(v as u32), e)
         }
         N::ContentType => {
             let (m, e) = media_type(s, start, false)?;
-            single!(HeaderValue::MediaType(m), e)
+            single!(b, out, HeaderValue::MediaType(m), e)
         }
         N::Server | N::UserAgent => {
             let e = products(b, start)?;
-            single!(HeaderValue::Text(slice(s, start, e)), e)
+            single!(b, out, HeaderValue::Text(slice(s, start, e)), e)
         }
         _ => line_less_common(name, s, start, max_uri, out),
     }
@@ -731,14 +735,6 @@ fn line_less_common<'a>(
 ) -> Option<(usize, usize)> {
     use HeaderName as N;
     let b = s.as_bytes();
-    macro_rules! single {
-        ($v:expr, $end:expr $(,)?) => {{
-            let end = $end;
-            after_element(b, end, false).ok()?;
-            *out.slot() = $v;
-            Some((1, end))
-        }};
-    }
     match name {
         N::Accept => elements(b, start, true, |i| {
             let (m, e) = media_type(s, i, true)?;
@@ -772,6 +768,8 @@ fn line_less_common<'a>(
                 }
             }
             single!(
+                b,
+                out,
                 HeaderValue::Auth(Auth {
                     scheme: slice(s, start, t),
                     params: Params::from_raw(slice(s, first, i), ParamStyle::Auth),
@@ -785,6 +783,8 @@ fn line_less_common<'a>(
             let (v, d) = number(b, start, u64::from(u32::MAX))?;
             let (params, e) = header_params(s, d, |_| true)?;
             single!(
+                b,
+                out,
                 HeaderValue::Seconds(Seconds {
                     seconds: v as u32,
                     comment: None,
@@ -795,7 +795,7 @@ fn line_less_common<'a>(
         }
         N::Date => {
             let (d, e) = date(s, start)?;
-            single!(HeaderValue::Date(d), e)
+            single!(b, out, HeaderValue::Date(d), e)
         }
         // the other name-addr headers (RFC 3261 section 20.31, RFC 3515 Refer-To, RFC 3892
         // Referred-By)
@@ -836,6 +836,8 @@ fn line_less_common<'a>(
                 return None;
             }
             single!(
+                b,
+                out,
                 HeaderValue::RAck(RAck {
                     rseq: rseq as u32,
                     cseq: cseq as u32,
@@ -855,14 +857,14 @@ fn line_less_common<'a>(
                 }
             }
             let e = trim_end(b, start, i);
-            single!(HeaderValue::Text(slice(s, start, e)), e)
+            single!(b, out, HeaderValue::Text(slice(s, start, e)), e)
         }
         // an extension header: the rest of the line, verbatim (control characters included,
         // as the view keeps them)
         N::Other => {
             let cr = start + memchr::memchr2(b'\r', b'\n', b.get(start..)?)?;
             let e = trim_end(b, start, cr);
-            single!(HeaderValue::Raw(slice(s, start, e)), e)
+            single!(b, out, HeaderValue::Raw(slice(s, start, e)), e)
         }
         _ => None,
     }
