@@ -1459,10 +1459,7 @@ proptest! {
         g in message(),
         muts in prop::collection::vec(mutation(), 1..5),
     ) {
-        let mut data = g.text.clone();
-        for m in &muts {
-            apply(&mut data, m);
-        }
+        let data = mutated(&g.text, &muts);
         let _ = MessageView::parse(&data);
         if let Ok(StreamFrame::Message(v, _)) = MessageView::parse_stream(&data, &Limits::DEFAULT) {
             let _ = Message::from_view(v, &Limits::DEFAULT);
@@ -1481,14 +1478,14 @@ proptest! {
 /// The two ways to a typed message: the one-pass parse (`Message::parse`, fast paths for the
 /// common headers) and the view followed by `Message::from_view` (general parsers only).
 fn both_ways(data: &[u8]) -> (String, String) {
-    let one = match Message::parse(data) {
+    // the typed message, or the error and where it was found, as comparable text
+    let outcome = |r: Result<Message<'_>, sip_core::ParseError>| match r {
         Ok(m) => format!("{m:?}"),
         Err(e) => format!("{:?} at {}", e.kind, e.offset),
     };
-    let two = match MessageView::parse(data).and_then(|v| Message::from_view(v, &Limits::DEFAULT)) {
-        Ok(m) => format!("{m:?}"),
-        Err(e) => format!("{:?} at {}", e.kind, e.offset),
-    };
+    let one = outcome(Message::parse(data));
+    let two =
+        outcome(MessageView::parse(data).and_then(|v| Message::from_view(v, &Limits::DEFAULT)));
     (one, two)
 }
 
@@ -1503,10 +1500,7 @@ proptest! {
         g in message(),
         muts in prop::collection::vec(mutation(), 0..4),
     ) {
-        let mut data = g.text.clone();
-        for m in &muts {
-            apply(&mut data, m);
-        }
+        let data = mutated(&g.text, &muts);
         let (one, two) = both_ways(&data);
         prop_assert_eq!(one, two, "input: {:?}", show(&data));
     }
@@ -1587,6 +1581,15 @@ fn mutation() -> BoxedStrategy<Mutation> {
         idx().prop_map(Mutation::DuplicateLine),
     ]
     .boxed()
+}
+
+/// `text` with `muts` applied in order.
+fn mutated(text: &[u8], muts: &[Mutation]) -> Vec<u8> {
+    let mut data = text.to_vec();
+    for m in muts {
+        apply(&mut data, m);
+    }
+    data
 }
 
 fn apply(d: &mut Vec<u8>, m: &Mutation) {

@@ -16,6 +16,7 @@
 use super::headers::{
     Auth, CSeq, Contact, DisplayName, MediaType, NameAddr, RAck, Seconds, SipDate, TokenParams, Via,
 };
+use super::name::eq_token_lower;
 use super::params::{Param, ParamStyle, Params};
 use super::scan::{self, run, run_escaped};
 use super::typed::HeaderValue;
@@ -156,23 +157,6 @@ pub(crate) fn sip_uri(s: &str, mut i: usize, end: UriEnd) -> Option<(SipUri<'_>,
         },
         i,
     ))
-}
-
-/// Is the token `name` the lower-case letters `lower`, ignoring case? (Setting 0x20 lower-cases
-/// a token's letters and turns no other token character into a letter, so one comparison of
-/// the whole word is exact.)
-#[inline(always)]
-fn token_is<const N: usize>(name: &str, lower: &[u8; N]) -> bool {
-    const { assert!(N <= 8) };
-    let Ok(b) = <&[u8; N]>::try_from(name.as_bytes()) else {
-        return false;
-    };
-    let (mut w, mut k) = (0u64, 0u64);
-    for i in 0..N {
-        w |= u64::from(b[i] | 0x20) << (8 * i);
-        k |= u64::from(lower[i]) << (8 * i);
-    }
-    w == k
 }
 
 /// A quoted string at `i` (the opening quote) without folds or tabs: the end after the
@@ -405,12 +389,14 @@ fn via<'a>(s: &'a str, i: usize, out: &mut HeaderValue<'a>) -> Option<usize> {
     // a branch read here is a token unless quoted; the rarer checked parameters go through
     // the general check
     let (params, e) = header_params(s, e, |p| match p.name.len() {
-        6 if token_is(p.name, b"branch") => p.value.is_some_and(|v| !v.starts_with('"')),
+        6 if eq_token_lower(p.name.as_bytes(), b"branch") => {
+            p.value.is_some_and(|v| !v.starts_with('"'))
+        }
         // RFC 3581 section 3: a bare rport, or the port the response went to
-        5 if p.value.is_none() && token_is(p.name, b"rport") => true,
+        5 if p.value.is_none() && eq_token_lower(p.name.as_bytes(), b"rport") => true,
         // (RFC 3261 section 18.2.1: the address a proxy saw, most often IPv4)
         8 if p.value.is_some_and(|v| uri::valid_ipv4(v.as_bytes()))
-            && token_is(p.name, b"received") =>
+            && eq_token_lower(p.name.as_bytes(), b"received") =>
         {
             true
         }
@@ -488,11 +474,7 @@ fn trim_end(b: &[u8], start: usize, mut end: usize) -> usize {
 /// `rfc1123-date` at `i` (RFC 3261 section 20.17: `Www, DD Mmm YYYY HH:MM:SS GMT`, always
 /// 29 bytes): the date and where it ends.
 fn date(s: &str, i: usize) -> Option<(SipDate<'_>, usize)> {
-    const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
+    use super::headers::{DAYS, MONTHS};
     let d: &[u8; 29] = s.as_bytes().get(i..i + 29)?.try_into().ok()?;
     let two = |at: usize, max: u8| -> Option<u8> {
         let (h, l) = (d[at].wrapping_sub(b'0'), d[at + 1].wrapping_sub(b'0'));
@@ -501,7 +483,11 @@ fn date(s: &str, i: usize) -> Option<(SipDate<'_>, usize)> {
     };
     let day_name = [d[0], d[1], d[2]];
     let mon = [d[8], d[9], d[10]];
-    if !DAYS.contains(&&day_name) || &d[3..5] != b", " || d[7] != b' ' || d[11] != b' ' {
+    if !DAYS.iter().any(|n| n.as_bytes() == day_name)
+        || &d[3..5] != b", "
+        || d[7] != b' '
+        || d[11] != b' '
+    {
         return None;
     }
     if d[16] != b' ' || d[19] != b':' || d[22] != b':' || d[25] != b' ' {
@@ -510,7 +496,7 @@ fn date(s: &str, i: usize) -> Option<(SipDate<'_>, usize)> {
     if !d[26..29].eq_ignore_ascii_case(b"GMT") {
         return None;
     }
-    let month = MONTHS.iter().position(|m| **m == mon)? as u8 + 1;
+    let month = MONTHS.iter().position(|m| m.as_bytes() == mon)? as u8 + 1;
     let day = two(5, 31).filter(|&v| v > 0)?;
     let mut year = 0u16;
     for &c in &d[12..16] {
@@ -862,7 +848,7 @@ fn line_less_common<'a>(
         // an extension header: the rest of the line, verbatim (control characters included,
         // as the view keeps them)
         N::Other => {
-            let cr = start + memchr::memchr2(b'\r', b'\n', b.get(start..)?)?;
+            let cr = super::view::line_end(b, start).ok()??;
             let e = trim_end(b, start, cr);
             single!(b, out, HeaderValue::Raw(slice(s, start, e)), e)
         }

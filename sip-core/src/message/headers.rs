@@ -671,12 +671,15 @@ pub(crate) fn timestamp<'a>(c: &mut Cursor<'a>) -> Option<Timestamp<'a>> {
     Some(Timestamp { time, delay })
 }
 
+/// `wkday` and `month` of `rfc1123-date` (RFC 3261 section 25.1), case-sensitive.
+pub(crate) const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+/// See [`DAYS`].
+pub(crate) const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `rfc1123-date = wkday "," SP date1 SP time SP "GMT"`.
 pub(crate) fn date<'a>(c: &mut Cursor<'a>) -> Option<SipDate<'a>> {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     c.skip_ws();
     let start = c.pos();
     let wk = c.take_while(|b| b.is_ascii_alphabetic());

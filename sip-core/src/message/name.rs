@@ -13,7 +13,7 @@ const fn name_hash(len: usize, first: u8, middle: u8, last: u8) -> usize {
 /// lower-cases letters and leaves `-` and digits alone; no other token character can turn into
 /// a letter or `-` that way, so comparing eight bytes at a time with the bit set is exact.
 #[inline]
-fn eq_token_lower(input: &[u8], lower: &[u8]) -> bool {
+pub(crate) fn eq_token_lower(input: &[u8], lower: &[u8]) -> bool {
     if input.len() != lower.len() {
         return false;
     }

@@ -553,8 +553,6 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
     let mut content_length: Option<u32> = None;
     let mut count = 0usize;
     let mut vias = 0usize;
-    // header lines so far (the length of `headers`, kept here: SmallVec's len branches)
-    let mut lines = 0usize;
     let head_end = loop {
         if text.len() < data.len() && pos + WINDOW / 2 > text.len() {
             text = utf8_prefix(data, (text.len() * 2).max(pos + WINDOW).min(data.len()));
@@ -564,10 +562,10 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
             Some(b'\r') | None => return None,
             Some(_) => {}
         }
-        if lines >= limits.max_headers {
+        if headers.len() >= limits.max_headers {
             return None;
         }
-        let line = u16::try_from(lines).ok()?;
+        let line = u16::try_from(headers.len()).ok()?;
         let b = text.as_bytes();
         let before = entries.len();
         // name ":" value CRLF, the value read by a fast path
@@ -654,7 +652,6 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
             }
         }
         headers.push(raw);
-        lines += 1;
         pos = next;
     };
     let head = text.get(..head_end)?;
