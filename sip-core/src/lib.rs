@@ -142,4 +142,5 @@ pub use message::{Form, HeaderName, HeaderValue, Message, MessageView, Method, S
 pub use owned::OwnedMessage;
 pub use rng::{Rng, SeededRng};
 pub use transaction::{ClientState, ServerState, Timer, Timers};
+pub use transport::ResponsePolicy;
 pub use transport::{FlowEvent, FlowId, IoRequest, Listener, Source, Target, Transmit, Transport};

@@ -349,7 +349,8 @@ fn rfc3581_4_received_and_rport_are_added_and_the_response_goes_to_the_source_po
 
 #[test]
 fn rfc3261_18_2_2_without_rport_the_response_goes_to_the_sent_by_port() {
-    let (mut ep, now) = endpoint();
+    // section 18.2.2 as written; the default policy answers the source port (tests/reflection.rs)
+    let (mut ep, now) = endpoint_with(|c| c.response_policy = sip_core::ResponsePolicy::Rfc3261);
     let mut rng = SeededRng::new([1; 32]);
     let msg = request("OPTIONS", "z9hG4bK1", "UDP", "10.0.0.1:5080");
     ep.handle_datagram(now, addr(LOCAL), addr("127.0.0.1:40000"), &msg);

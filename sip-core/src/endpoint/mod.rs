@@ -17,7 +17,9 @@ use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
 use crate::transaction::{ClientState, ServerState, Slots, Timers};
 use crate::transport::flow::{Flow, FlowState, Flows};
+use crate::transport::reflection::Credit;
 use crate::transport::via::ResponseRoute;
+use crate::transport::ResponsePolicy;
 use crate::transport::{FlowId, IoRequest, Listener, Source, Target, Transmit, Transport};
 use crate::{Limits, Method, OwnedMessage, ParseError, SeededRng};
 
@@ -65,6 +67,10 @@ pub struct Config {
     /// Requests larger than this go over TCP instead of UDP (section 18.1.1: 1300 bytes
     /// when the path MTU is unknown).
     pub udp_size_limit: usize,
+    /// Where UDP responses go and whether their retransmissions must be earned (section
+    /// 26.1.5). The default, [`ResponsePolicy::SourceOnly`], is for untrusted peers;
+    /// [`ResponsePolicy::Rfc3261`] is section 18.2.2 as written.
+    pub response_policy: ResponsePolicy,
 }
 
 impl Default for Config {
@@ -77,6 +83,7 @@ impl Default for Config {
             max_flows: 8192,
             flow_idle_timeout: Duration::from_secs(120),
             udp_size_limit: 1300,
+            response_policy: ResponsePolicy::default(),
         }
     }
 }
@@ -190,6 +197,9 @@ pub struct Stats {
     pub transactions: u64,
     /// Keep-alive pings answered.
     pub pongs: u64,
+    /// Response retransmissions not sent because their destination had not earned them
+    /// ([`ResponsePolicy::SourceOnly`]).
+    pub withheld: u64,
 }
 
 #[derive(Debug)]
@@ -221,6 +231,20 @@ struct ServerEntry {
     last_response: Option<Payload>,
     /// Are the machine's timers in the index yet? See [`Endpoint::unarmed`].
     armed: bool,
+    /// The buffer address and length of the 2xx sent in Accepted: the transaction user
+    /// sending the same message again is retransmitting it (section 13.3.1.4).
+    sent_2xx: Option<(usize, usize)>,
+}
+
+/// Why a response is being sent, for [`ResponsePolicy::SourceOnly`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// Its first transmission, or a resend an input caused (the request again): always
+    /// sent, and counted.
+    Answer,
+    /// A retransmission nothing asked for (timer G, the same 2xx from the transaction
+    /// user): sent only if the destination has earned it.
+    Retransmission,
 }
 
 /// What a deadline in the timer index belongs to.
@@ -281,6 +305,8 @@ pub struct Endpoint {
     /// was a fifth of the cost of a transaction. They are indexed when the next input
     /// arrives, and `poll_timeout` looks at them meanwhile.
     unarmed: Vec<ServerTxId>,
+    /// Response bytes each UDP source has earned ([`ResponsePolicy::SourceOnly`]).
+    credit: Credit,
 }
 
 fn sent_by_of(l: &Listener) -> String {
@@ -330,6 +356,7 @@ impl Endpoint {
             stats: Stats::default(),
             unarmed: Vec::new(),
             scratch_hash: None,
+            credit: Credit::new(hasher),
         }
     }
 
@@ -590,6 +617,20 @@ impl Endpoint {
             .on_send(now, code, timers)
             .map_err(|_| SendError::WrongState)?;
         let after = entry.m.timers;
+        // The same 2xx again (the transaction user's section 13.3.1.4 retransmission) is
+        // sent only if its destination has earned it; another 2xx is a first transmission.
+        let sent = (
+            response.as_bytes().as_ptr() as usize,
+            response.as_bytes().len(),
+        );
+        let sending = if (200..=299).contains(&code) && entry.sent_2xx == Some(sent) {
+            Sending::Retransmission
+        } else {
+            Sending::Answer
+        };
+        if (200..=299).contains(&code) {
+            entry.sent_2xx = Some(sent);
+        }
         let data = Payload::Message(response.clone());
         // What each state needs (figures 7 and 8, RFC 6026): Completed resends the final
         // response; Accepted resends nothing (the transaction user retransmits its 2xx). No
@@ -603,7 +644,7 @@ impl Endpoint {
             entry.request = None;
         }
         self.sync_server_timers(tx, before, after);
-        self.send_on_route(now, tx, data);
+        self.send_on_route(now, tx, data, sending);
         self.finish_server(tx);
         Ok(())
     }
@@ -781,6 +822,32 @@ impl Endpoint {
             _ => f.pending.push(data),
         }
         Ok(Some(id))
+    }
+
+    /// Queues a UDP response. Under [`ResponsePolicy::SourceOnly`] its bytes count against
+    /// the destination's credit, and a retransmission the destination has not earned is
+    /// withheld (section 26.1.5).
+    fn queue_response_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: Payload,
+        sending: Sending,
+    ) -> bool {
+        if !self.config.response_policy.trusts_via() {
+            let len = data.as_slice().len();
+            match sending {
+                Sending::Answer => self.credit.charge(remote.ip(), len),
+                Sending::Retransmission => {
+                    if !self.credit.spend(remote.ip(), len) {
+                        self.stats.withheld += 1;
+                        return false;
+                    }
+                }
+            }
+        }
+        self.queue_datagram(local, remote, data);
+        true
     }
 
     /// Queues a UDP datagram.
@@ -962,11 +1029,12 @@ impl Endpoint {
                 if let Some(e) = self.servers.get_mut(tx.0) {
                     e.last_response = Some(data.clone());
                 }
-                self.send_on_route(now, tx, data);
+                self.send_on_route(now, tx, data, Sending::Answer);
             }
         }
         if step.resend_response {
-            self.resend_response(now, tx);
+            // Timer G: nothing arrived that asked for it.
+            self.resend(now, tx, Sending::Retransmission);
         }
         if step.timeout {
             self.events.push_back(Event::Timeout {
@@ -990,22 +1058,38 @@ impl Endpoint {
         self.finish_server(tx);
     }
 
+    /// Resends the last response because its request arrived again.
     fn resend_response(&mut self, now: Instant, tx: ServerTxId) {
+        self.resend(now, tx, Sending::Answer);
+    }
+
+    fn resend(&mut self, now: Instant, tx: ServerTxId, sending: Sending) {
         let Some(data) = self.servers.get(tx.0).and_then(|e| e.last_response.clone()) else {
             return;
         };
-        self.stats.retransmissions += 1;
-        self.send_on_route(now, tx, data);
+        if self.send_on_route(now, tx, data, sending) {
+            self.stats.retransmissions += 1;
+        }
     }
 
     /// Section 18.2.2: a response goes on the request's flow, or a new connection to the
-    /// fallback address when that flow has closed, or as a datagram.
-    fn send_on_route(&mut self, now: Instant, tx: ServerTxId, data: Payload) {
+    /// fallback address when that flow has closed, or as a datagram (see
+    /// [`Endpoint::queue_response_datagram`] for what the response policy adds). False when
+    /// nothing was sent.
+    fn send_on_route(
+        &mut self,
+        now: Instant,
+        tx: ServerTxId,
+        data: Payload,
+        sending: Sending,
+    ) -> bool {
         let Some(e) = self.servers.get(tx.0) else {
-            return;
+            return false;
         };
         match e.route {
-            ResponseRoute::Datagram { local, remote } => self.queue_datagram(local, remote, data),
+            ResponseRoute::Datagram { local, remote } => {
+                self.queue_response_datagram(local, remote, data, sending)
+            }
             ResponseRoute::Flow {
                 flow,
                 transport,
@@ -1029,8 +1113,12 @@ impl Endpoint {
                         self.bind_flow(Some(used));
                     }
                     Ok(_) => {}
-                    Err(_) => self.server_transport_error(tx),
+                    Err(_) => {
+                        self.server_transport_error(tx);
+                        return false;
+                    }
                 }
+                true
             }
         }
     }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{build, ClientTxId, Endpoint, Event, Payload, Queued, ServerEntry, ServerTxId};
+use super::{
+    build, ClientTxId, Endpoint, Event, Payload, Queued, Sending, ServerEntry, ServerTxId,
+};
 use crate::message::{MessageView, StreamFrame};
 use crate::transaction::key;
 use crate::transaction::server::ServerMachine;
@@ -85,6 +87,10 @@ impl Endpoint {
             remote,
             flow: None,
         };
+        // Section 26.1.5: what a source sends pays for the response retransmissions it gets.
+        if !self.config.response_policy.trusts_via() {
+            self.credit.received(remote.ip(), data.len());
+        }
         // Keep-alives over UDP (a lone CRLF or CRLFCRLF) carry no message.
         if data.iter().all(|b| matches!(b, b'\r' | b'\n')) {
             return;
@@ -311,11 +317,13 @@ impl Endpoint {
         let Some(top) = msg.top_via() else {
             return;
         };
-        let route = via::response_route(&top, source);
+        let route = via::response_route(&top, source, self.config.response_policy);
         let data = Payload::Bytes(Arc::from(bytes.as_slice()));
         self.stats.stateless_responses += 1;
         match route {
-            ResponseRoute::Datagram { local, remote } => self.queue_datagram(local, remote, data),
+            ResponseRoute::Datagram { local, remote } => {
+                self.queue_response_datagram(local, remote, data, Sending::Answer);
+            }
             ResponseRoute::Flow {
                 flow,
                 transport,
@@ -420,7 +428,7 @@ impl Endpoint {
             None
         };
         let request = self.owned_request(&msg, &top, &source);
-        let route = via::response_route(&top, &source);
+        let route = via::response_route(&top, &source, self.config.response_policy);
         let timers = self.config.timers;
         let m = ServerMachine::start(
             method == Method::Invite,
@@ -443,6 +451,7 @@ impl Endpoint {
             route,
             last_response: None,
             armed: false,
+            sent_2xx: None,
         }));
         self.server_keys.insert(key_hash, key, tx);
         if let ResponseRoute::Flow { flow, .. } = route {

@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 
 pub(crate) mod flow;
 mod listen;
+pub(crate) mod reflection;
 pub(crate) mod via;
 
 pub use listen::{ListenSpec, ParseListenSpecError};
+pub use reflection::ResponsePolicy;
 
 /// A SIP transport (the `transport` token of a Via, RFC 3261 section 20.42).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use smallvec::SmallVec;
 
-use super::{FlowId, Source, Transport};
+use super::{FlowId, ResponsePolicy, Source, Transport};
 use crate::message::{Host, Via};
 
 /// The IP address a sent-by or maddr host names, if it is a literal address.
@@ -147,13 +147,27 @@ pub(crate) enum ResponseRoute {
 /// without it sent-by *is* the source address, so the address is the source unless `maddr`
 /// names another; the port is the source port when `rport` asked for it, otherwise the
 /// sent-by port or the transport's default.
-pub(crate) fn response_route(via: &Via<'_>, source: &Source) -> ResponseRoute {
+///
+/// Under [`ResponsePolicy::SourceOnly`] a datagram response goes to the source address and
+/// port whatever the Via says (section 26.1.5: a forged source must not let the Via aim the
+/// response elsewhere).
+pub(crate) fn response_route(
+    via: &Via<'_>,
+    source: &Source,
+    policy: ResponsePolicy,
+) -> ResponseRoute {
     let sent_by_port = via.port.unwrap_or(source.transport.default_port());
     if let (true, Some(flow)) = (source.transport.is_reliable(), source.flow) {
         return ResponseRoute::Flow {
             flow,
             transport: source.transport,
             fallback: SocketAddr::new(source.remote.ip(), sent_by_port),
+        };
+    }
+    if !policy.trusts_via() {
+        return ResponseRoute::Datagram {
+            local: source.local,
+            remote: source.remote,
         };
     }
     // one pass over the parameters for both maddr and rport
@@ -257,6 +271,15 @@ mod tests {
     }
 
     fn route(via: &str, transport: Transport, remote: &str) -> ResponseRoute {
+        route_with(ResponsePolicy::Rfc3261, via, transport, remote)
+    }
+
+    fn route_with(
+        policy: ResponsePolicy,
+        via: &str,
+        transport: Transport,
+        remote: &str,
+    ) -> ResponseRoute {
         let data = req(via);
         let m = Message::parse(&data).unwrap();
         let source = Source {
@@ -268,7 +291,7 @@ mod tests {
                 generation: 0,
             })),
         };
-        response_route(&m.top_via().unwrap(), &source)
+        response_route(&m.top_via().unwrap(), &source, policy)
     }
 
     fn datagram_to(r: ResponseRoute) -> String {
@@ -318,6 +341,38 @@ mod tests {
     fn rfc3261_18_2_2_reliable_responses_use_the_request_flow_with_a_fallback() {
         match route(
             "SIP/2.0/TCP pc.example.com:5090",
+            Transport::Tcp,
+            "192.0.2.4:40000",
+        ) {
+            ResponseRoute::Flow { fallback, .. } => {
+                assert_eq!(fallback.to_string(), "192.0.2.4:5090")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // RFC 3261 26.1.5, RFC 3581 4
+    #[test]
+    fn rfc3261_26_1_5_untrusted_peers_are_answered_at_the_source_whatever_the_via_says() {
+        for via in [
+            "SIP/2.0/UDP 10.1.1.1:5070;maddr=239.255.255.1;ttl=1;rport",
+            "SIP/2.0/UDP 10.1.1.1:5070;maddr=203.0.113.9",
+            "SIP/2.0/UDP 192.0.2.4:5070",
+            "SIP/2.0/UDP pc.example.com",
+            "SIP/2.0/UDP 10.1.1.1:5070;rport",
+        ] {
+            let r = route_with(
+                ResponsePolicy::SourceOnly,
+                via,
+                Transport::Udp,
+                "192.0.2.4:40000",
+            );
+            assert_eq!(datagram_to(r), "192.0.2.4:40000", "{via}");
+        }
+        // a reliable transport keeps its flow and the sent-by port for a new connection
+        match route_with(
+            ResponsePolicy::SourceOnly,
+            "SIP/2.0/TCP pc.example.com:5090;maddr=203.0.113.9",
             Transport::Tcp,
             "192.0.2.4:40000",
         ) {

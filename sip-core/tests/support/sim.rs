@@ -103,9 +103,16 @@ impl Sim {
         }
     }
 
-    /// Adds an endpoint listening on UDP at `addr`.
+    /// Adds an endpoint listening on UDP at `addr`. The simulated peers trust each other
+    /// (`ResponsePolicy::Rfc3261`): these tests check the RFC's retransmission schedules as
+    /// written, toward peers that may stay silent; `tests/reflection.rs` covers the default
+    /// policy for untrusted peers.
     pub fn add_node(&mut self, addr: &str) -> usize {
-        self.add_node_with(addr, Config::default())
+        let config = Config {
+            response_policy: sip_core::ResponsePolicy::Rfc3261,
+            ..Config::default()
+        };
+        self.add_node_with(addr, config)
     }
 
     /// Adds an endpoint with `config`, listening on UDP at `addr` (added to its listeners).
