@@ -122,6 +122,10 @@ fn rfc4475_every_torture_message_over_udp_and_tcp_leaves_the_server_answering() 
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(udp).unwrap();
     let me = sock.local_addr().unwrap();
+    // Every answer comes back to this socket, the request's source (RFC 3581 section 4 under
+    // the default response policy), retransmitted 2xx included: a datagram seen before is
+    // the retransmission of an earlier answer, not an answer to the current message.
+    let mut seen = std::collections::HashSet::new();
     for (i, (name, bytes)) in corpus.iter().enumerate() {
         sock.send(bytes).unwrap();
         // Over TCP too: a fresh connection per message, as a stream.
@@ -132,7 +136,7 @@ fn rfc4475_every_torture_message_over_udp_and_tcp_leaves_the_server_answering() 
             let _ = s.read(&mut sink);
         }
         let answers = drain(&sock, Instant::now() + Duration::from_millis(30));
-        for a in &answers {
+        for a in answers.iter().filter(|a| seen.insert(a.to_vec())) {
             // Every answer is a well-formed response, never a request and never an answer
             // to a response or an ACK.
             let m = Message::parse(a).unwrap_or_else(|e| panic!("{name}: unparsable answer: {e}"));
@@ -152,6 +156,7 @@ fn rfc4475_every_torture_message_over_udp_and_tcp_leaves_the_server_answering() 
             sock.set_read_timeout(Some(Duration::from_millis(100)))
                 .unwrap();
             if let Ok(n) = sock.recv(&mut buf) {
+                seen.insert(buf[..n].to_vec());
                 alive = buf[..n].starts_with(b"SIP/2.0 200")
                     && String::from_utf8_lossy(&buf[..n]).contains(&format!("probe{i}"));
             }
