@@ -93,6 +93,9 @@ pub(crate) struct Credit {
     hasher: KeyedHasher,
     /// Allocated on first use (64 KiB), so an endpoint that never sees UDP pays nothing.
     slots: Vec<Slot>,
+    /// The last address hashed and its tag: a response usually goes to where the last
+    /// datagram came from, so most look-ups skip the hash.
+    last: Option<(IpAddr, u64)>,
 }
 
 impl Credit {
@@ -100,15 +103,23 @@ impl Credit {
         Credit {
             hasher,
             slots: Vec::new(),
+            last: None,
         }
     }
 
-    fn tag(&self, ip: IpAddr) -> u64 {
+    fn tag(&mut self, ip: IpAddr) -> u64 {
+        if let Some((last, tag)) = self.last {
+            if last == ip {
+                return tag;
+            }
+        }
         let octets = match ip {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             IpAddr::V6(v6) => v6.octets(),
         };
-        self.hasher.hash_one(octets) | 1
+        let tag = self.hasher.hash_one(octets) | 1;
+        self.last = Some((ip, tag));
+        tag
     }
 
     /// The slot of `ip`, if the table holds it.
