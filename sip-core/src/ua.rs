@@ -57,7 +57,8 @@ pub struct UaStats {
     pub calls_ended: u64,
     /// INVITEs cancelled (answered 487).
     pub calls_cancelled: u64,
-    /// 2xx responses retransmitted while waiting for the ACK.
+    /// 2xx responses retransmitted while waiting for the ACK (handed to the endpoint, which
+    /// withholds those a silent untrusted source has not earned: `Stats::withheld`).
     pub ok_retransmissions: u64,
     /// Dialogs whose ACK never came (section 13.3.1.4: 64*T1).
     pub ack_timeouts: u64,

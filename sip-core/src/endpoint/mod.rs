@@ -595,7 +595,13 @@ impl Endpoint {
 
     /// Sends a response on a server transaction. Build it with
     /// [`response_to`](crate::response_to) from the request of [`Event::Request`] (it must
-    /// carry that request's Via). The transport sends it where section 18.2.2 says.
+    /// carry that request's Via). The transport sends it where section 18.2.2 says, as
+    /// [`Config::response_policy`] reads it.
+    ///
+    /// Sending the same 2xx again (the same message or a clone of it) retransmits it
+    /// (section 13.3.1.4); under [`ResponsePolicy::SourceOnly`] such a retransmission over
+    /// UDP is sent only if its destination has earned it, and is otherwise counted in
+    /// [`Stats::withheld`] (the call still returns `Ok`).
     pub fn send_response(
         &mut self,
         now: Instant,
