@@ -5,7 +5,7 @@
 //! `poll_io`, `poll_event` and `poll_timeout`. Time is always an argument, randomness comes
 //! from the seed given to [`Endpoint::new`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,9 +23,12 @@ use crate::{Limits, Method, OwnedMessage, ParseError, SeededRng};
 
 mod build;
 mod receive;
+mod timers;
 mod tu;
 
 pub use tu::TransactionUser;
+
+use timers::{TimerRef, TimerTable};
 
 /// A client transaction (RFC 3261 section 17.1), as the endpoint names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -223,14 +226,6 @@ struct ServerEntry {
     armed: bool,
 }
 
-/// What a deadline in the timer index belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerRef {
-    Client(Key, u8),
-    Server(Key, u8),
-    Flow(Key),
-}
-
 #[derive(Debug)]
 struct Queued {
     bytes: Payload,
@@ -265,7 +260,7 @@ pub struct Endpoint {
     servers: Slab<ServerEntry>,
     client_keys: KeyTable<ClientTxId>,
     server_keys: KeyTable<ServerTxId>,
-    timers: BTreeSet<(Instant, TimerRef)>,
+    timers: TimerTable,
     flows: Flows,
     transmits: VecDeque<Queued>,
     io: VecDeque<IoRequest>,
@@ -320,7 +315,7 @@ impl Endpoint {
             servers: Slab::default(),
             client_keys: KeyTable::new(hasher),
             server_keys: KeyTable::new(hasher),
-            timers: BTreeSet::new(),
+            timers: TimerTable::new(),
             flows: Flows::default(),
             transmits: VecDeque::new(),
             io: VecDeque::new(),
@@ -390,7 +385,7 @@ impl Endpoint {
 
     /// The next deadline: call [`Endpoint::handle_timeout`] then (or earlier).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let indexed = self.timers.first().map(|(t, _)| *t);
+        let indexed = self.timers.next_deadline();
         let unarmed = self
             .unarmed
             .iter()
@@ -410,12 +405,8 @@ impl Endpoint {
             if !e.armed {
                 e.armed = true;
                 let slots = e.m.timers;
-                sync(
-                    &mut self.timers,
-                    |s| TimerRef::Server(tx.0, s),
-                    [None, None],
-                    slots,
-                );
+                self.timers
+                    .sync(|s| TimerRef::Server(tx.0, s), [None, None], slots);
             }
         }
         self.unarmed.clear();
@@ -424,11 +415,7 @@ impl Endpoint {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.arm_new_transactions();
-        while let Some(&(at, owner)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
+        while let Some(owner) = self.timers.pop_expired(now) {
             match owner {
                 TimerRef::Client(k, slot) => self.client_timer(now, ClientTxId(k), slot as usize),
                 TimerRef::Server(k, slot) => self.server_timer(now, ServerTxId(k), slot as usize),
@@ -812,14 +799,14 @@ impl Endpoint {
         let idle = self.config.flow_idle_timeout;
         if let Some(f) = self.flows.get_mut(id) {
             if let Some(old) = f.idle_deadline.take() {
-                self.timers.remove(&(old, TimerRef::Flow(id.0)));
+                self.timers.cancel(old, TimerRef::Flow(id.0));
             }
             // Idle means idle since the last message; a flow in use is looked at again one
             // idle period from now.
             let base = if f.users > 0 { now } else { f.last_activity };
             let at = base.max(now.checked_sub(idle).unwrap_or(base)) + idle;
             f.idle_deadline = Some(at);
-            self.timers.insert((at, TimerRef::Flow(id.0)));
+            self.timers.arm(at, TimerRef::Flow(id.0));
         }
     }
 
@@ -844,7 +831,7 @@ impl Endpoint {
             return;
         };
         if let Some(at) = f.idle_deadline {
-            self.timers.remove(&(at, TimerRef::Flow(id.0)));
+            self.timers.cancel(at, TimerRef::Flow(id.0));
         }
         if f.users == 0 {
             return;
@@ -884,24 +871,16 @@ impl Endpoint {
     }
 
     fn sync_client_timers(&mut self, tx: ClientTxId, before: Slots, after: Slots) {
-        sync(
-            &mut self.timers,
-            |s| TimerRef::Client(tx.0, s),
-            before,
-            after,
-        );
+        self.timers
+            .sync(|s| TimerRef::Client(tx.0, s), before, after);
     }
 
     fn sync_server_timers(&mut self, tx: ServerTxId, before: Slots, after: Slots) {
         if self.servers.get(tx.0).is_some_and(|e| !e.armed) {
             return;
         }
-        sync(
-            &mut self.timers,
-            |s| TimerRef::Server(tx.0, s),
-            before,
-            after,
-        );
+        self.timers
+            .sync(|s| TimerRef::Server(tx.0, s), before, after);
     }
 
     fn client_timer(&mut self, now: Instant, tx: ClientTxId, slot: usize) {
@@ -1057,12 +1036,8 @@ impl Endpoint {
             return;
         }
         if let Some(e) = self.clients.remove(tx.0) {
-            sync(
-                &mut self.timers,
-                |s| TimerRef::Client(tx.0, s),
-                e.m.timers,
-                [None, None],
-            );
+            self.timers
+                .sync(|s| TimerRef::Client(tx.0, s), e.m.timers, [None, None]);
             // one lookup: put back the rare entry that names a later transaction
             self.client_keys.remove(e.key_hash, &e.key, tx);
             self.unbind_flow(e.flow);
@@ -1088,12 +1063,8 @@ impl Endpoint {
             return;
         }
         if let Some(e) = self.servers.remove(tx.0) {
-            sync(
-                &mut self.timers,
-                |s| TimerRef::Server(tx.0, s),
-                e.m.timers,
-                [None, None],
-            );
+            self.timers
+                .sync(|s| TimerRef::Server(tx.0, s), e.m.timers, [None, None]);
             self.server_keys.remove(e.key_hash, &e.key, tx);
             if let ResponseRoute::Flow { flow, .. } = e.route {
                 self.unbind_flow(Some(flow));
@@ -1145,24 +1116,4 @@ fn branch_of(via: &str) -> &str {
             n.trim().eq_ignore_ascii_case("branch").then(|| v.trim())
         })
         .unwrap_or("")
-}
-
-/// Brings the timer index in line with a machine's slots.
-fn sync(
-    index: &mut BTreeSet<(Instant, TimerRef)>,
-    owner: impl Fn(u8) -> TimerRef,
-    before: Slots,
-    after: Slots,
-) {
-    for slot in 0..2 {
-        if before[slot] == after[slot] {
-            continue;
-        }
-        if let Some((at, _)) = before[slot] {
-            index.remove(&(at, owner(slot as u8)));
-        }
-        if let Some((at, _)) = after[slot] {
-            index.insert((at, owner(slot as u8)));
-        }
-    }
 }
