@@ -547,12 +547,14 @@ impl TransactionUser for AppTu {
             }
             Event::Timeout {
                 tx: TxId::Client(tx),
+                ..
             } => self.finish_client(tx, Err(RequestError::Timeout)),
             Event::TransportError {
                 tx: TxId::Client(tx),
             } => self.finish_client(tx, Err(RequestError::Transport)),
             Event::Timeout {
                 tx: TxId::Server(tx),
+                ..
             }
             | Event::TransportError {
                 tx: TxId::Server(tx),

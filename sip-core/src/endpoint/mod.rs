@@ -15,7 +15,7 @@ use crate::rng::Rng;
 use crate::transaction::client::ClientMachine;
 use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
-use crate::transaction::{ClientState, ServerState, Slots, Timers};
+use crate::transaction::{ClientState, ServerState, Slots, Timer, Timers};
 use crate::transport::flow::{Flow, FlowState, Flows};
 use crate::transport::via::ResponseRoute;
 use crate::transport::{FlowId, IoRequest, Listener, Source, Target, Transmit, Transport};
@@ -128,11 +128,32 @@ pub enum Event {
         /// Where it came from.
         source: Source,
     },
-    /// Timer B or F (client: no final response), C (INVITE client: no final response long
-    /// after a provisional one; the endpoint sends CANCEL) or H (server: no ACK) fired.
+    /// A transaction timer fired. `timer` says which, and so what happened and whether the
+    /// transaction goes on (RFC 3261 section 17, table 4):
+    ///
+    /// - [`Timer::B`] (INVITE) or [`Timer::F`] (non-INVITE), client: no final response came.
+    ///   The transaction has ended; treat it as a 408 (section 8.1.3.1).
+    /// - [`Timer::C`], INVITE client: no final response long after a provisional one
+    ///   (section 16.6 step 11, [`Timers::c`]). The endpoint has sent a CANCEL (a client
+    ///   transaction of its own) and the INVITE transaction goes on: a final response may
+    ///   still arrive as [`Event::Response`]. A 2xx then still needs its ACK, and the session
+    ///   it set up should be ended with BYE (sections 9.1, 13.2.2.4 and 15). Without a final
+    ///   response the transaction ends silently 64*T1 later.
+    /// - [`Timer::H`], INVITE server: the ACK for a non-2xx final response never came
+    ///   (section 17.2.1). The transaction has ended.
+    /// - [`Timer::Unanswered`], server: the transaction user never gave a final response.
+    ///   A non-INVITE transaction has ended without one; an INVITE was answered 408 by the
+    ///   endpoint on the transaction user's behalf and goes on waiting for the ACK (so a
+    ///   timer H event may follow). Either way the transaction user cannot answer any more.
+    ///
+    /// Further timers may be named in later versions.
+    #[non_exhaustive]
     Timeout {
-        /// The transaction, ended (or, for timer C, cancelled).
+        /// The transaction: ended, or for timer C cancelled, or for the unanswered-request
+        /// timer of an INVITE answered 408.
         tx: TxId,
+        /// The timer that fired: B, C, F, H or [`Timer::Unanswered`].
+        timer: Timer,
     },
     /// The transport failed to carry the transaction's messages (section 17.1.4, 17.2.4).
     TransportError {
@@ -906,9 +927,10 @@ impl Endpoint {
             // A retransmission over UDP cannot fail here; streams never retransmit.
             let _ = self.send_to(now, transport, local, remote, data, flow);
         }
-        if step.timeout {
+        if let Some(timer) = step.timeout {
             self.events.push_back(Event::Timeout {
                 tx: TxId::Client(tx),
+                timer,
             });
         }
         if step.cancel {
@@ -947,9 +969,10 @@ impl Endpoint {
         if step.resend_response {
             self.resend_response(now, tx);
         }
-        if step.timeout {
+        if let Some(timer) = step.timeout {
             self.events.push_back(Event::Timeout {
                 tx: TxId::Server(tx),
+                timer,
             });
         }
         if step.send_timeout {
