@@ -2047,3 +2047,117 @@ fn rfc3261_9_1_a_2xx_after_timer_c_cancel_is_delivered_for_the_tu_to_ack() {
     sim.drain();
     assert_eq!(log_times(&sim, "ACK"), ms_list(&[t]));
 }
+
+// =====================================================================================
+// Unreachable destinations (ICMP, refused sends): sections 18.4, 17.1.4 and 17.2.4
+// =====================================================================================
+
+/// The driver reports that datagrams to `remote` cannot be delivered.
+fn unreachable(sim: &mut Sim, remote: &str) {
+    let now = sim.now;
+    sim.ep(NODE).handle_unreachable(now, addr(remote));
+    sim.drain();
+}
+
+#[test]
+fn rfc3261_17_1_4_unreachable_destination_ends_client_transactions_with_transport_error() {
+    let (mut sim, options) = client(Method::Options);
+    let now = sim.now;
+    let invite = sim
+        .ep(NODE)
+        .send_request(now, &request(Method::Invite), Target::udp(addr(UAS_ADDR)))
+        .unwrap();
+    // A transaction to another destination is not concerned.
+    let other = sim
+        .ep(NODE)
+        .send_request(
+            now,
+            &request(Method::Options),
+            Target::udp(addr("127.0.0.3:5060")),
+        )
+        .unwrap();
+    sim.drain();
+    at(&mut sim, 100);
+    unreachable(&mut sim, UAS_ADDR);
+    assert_eq!(
+        events(&mut sim),
+        vec![
+            (ms(100), Ev::TransportError(TxId::Client(options))),
+            (ms(100), Ev::TransportError(TxId::Client(invite))),
+        ]
+    );
+    assert_eq!(sim.ep(NODE).client_state(options), None);
+    assert_eq!(sim.ep(NODE).client_state(invite), None);
+    assert_eq!(sim.ep(NODE).client_state(other), Some(ClientState::Trying));
+    // No retransmission after the failure.
+    at(&mut sim, T1X64 + 1);
+    assert_eq!(log_times(&sim, "INVITE"), ms_list(&[0]));
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(other), Timer::F))]
+    );
+    assert_idle(&mut sim);
+}
+
+#[test]
+fn rfc3261_17_1_4_unreachable_after_the_final_response_changes_nothing() {
+    // The ICMP is about the ACK or a late retransmission: the transaction has its answer.
+    let (mut sim, tx) = client(Method::Invite);
+    at(&mut sim, 100);
+    reply(&mut sim, "INVITE", 486);
+    assert_eq!(sim.ep(NODE).client_state(tx), Some(ClientState::Completed));
+    unreachable(&mut sim, UAS_ADDR);
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(100), Ev::Response { tx, code: 486 })]
+    );
+    assert_eq!(sim.ep(NODE).client_state(tx), Some(ClientState::Completed));
+}
+
+#[test]
+fn rfc3261_17_2_4_unreachable_client_ends_the_server_transaction_and_its_retransmissions() {
+    let (mut sim, tx) = server(&peer_invite());
+    respond(&mut sim, tx, 486).unwrap();
+    at(&mut sim, 600);
+    assert_eq!(log_times(&sim, "SIP/2.0 486"), ms_list(&[0, 500]));
+    unreachable(&mut sim, UAC_ADDR);
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(600), Ev::TransportError(TxId::Server(tx)))]
+    );
+    at(&mut sim, T1X64 + 1);
+    assert_eq!(log_times(&sim, "SIP/2.0 486"), ms_list(&[0, 500]));
+    assert_idle(&mut sim);
+}
+
+#[test]
+fn unreachable_reports_are_applied_at_most_once_per_100_ms() {
+    // A flood of ICMP messages must not make every report a pass over all transactions:
+    // the first report is applied at once, the next ones together 100 ms later.
+    let (mut sim, first) = client(Method::Options);
+    let now = sim.now;
+    let second = sim
+        .ep(NODE)
+        .send_request(
+            now,
+            &request(Method::Options),
+            Target::udp(addr("127.0.0.3:5060")),
+        )
+        .unwrap();
+    sim.drain();
+    at(&mut sim, 10);
+    unreachable(&mut sim, UAS_ADDR);
+    at(&mut sim, 20);
+    unreachable(&mut sim, "127.0.0.3:5060");
+    assert_eq!(sim.ep(NODE).client_state(second), Some(ClientState::Trying));
+    assert_eq!(sim.ep(NODE).poll_timeout(), Some(sim.start + ms(110)));
+    at(&mut sim, 110);
+    assert_eq!(
+        events(&mut sim),
+        vec![
+            (ms(10), Ev::TransportError(TxId::Client(first))),
+            (ms(110), Ev::TransportError(TxId::Client(second))),
+        ]
+    );
+    assert_idle(&mut sim);
+}

@@ -297,7 +297,18 @@ pub struct Endpoint {
     /// was a fifth of the cost of a transaction. They are indexed when the next input
     /// arrives, and `poll_timeout` looks at them meanwhile.
     unarmed: Vec<ServerTxId>,
+    /// Destinations reported unreachable, waiting for the next pass over the transactions.
+    unreachable: Vec<SocketAddr>,
+    /// No pass over the transactions for unreachable destinations before this.
+    unreachable_scan_at: Option<Instant>,
 }
+
+/// The least time between two passes over the transactions for destinations reported
+/// unreachable (`Endpoint::handle_unreachable`): a pass visits every transaction.
+const UNREACHABLE_SCAN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many unreachable destinations wait for the next pass at most.
+const MAX_UNREACHABLE: usize = 16;
 
 fn sent_by_of(l: &Listener) -> String {
     match &l.sent_by {
@@ -346,6 +357,8 @@ impl Endpoint {
             stats: Stats::default(),
             unarmed: Vec::new(),
             scratch_hash: None,
+            unreachable: Vec::new(),
+            unreachable_scan_at: None,
         }
     }
 
@@ -413,7 +426,10 @@ impl Endpoint {
             .filter_map(|tx| self.servers.get(tx.0))
             .flat_map(|e| e.m.timers.into_iter().flatten().map(|(t, _)| t))
             .min();
-        indexed.into_iter().chain(unarmed).min()
+        let scan = self
+            .unreachable_scan_at
+            .filter(|_| !self.unreachable.is_empty());
+        indexed.into_iter().chain(unarmed).chain(scan).min()
     }
 
     /// Puts the timers of the transactions the previous input created into the index.
@@ -436,6 +452,7 @@ impl Endpoint {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.arm_new_transactions();
+        self.apply_unreachable(now);
         while let Some(owner) = self.timers.pop_expired(now) {
             match owner {
                 TimerRef::Client(k, slot) => self.client_timer(now, ClientTxId(k), slot as usize),
@@ -700,7 +717,79 @@ impl Endpoint {
         }
     }
 
+    /// The network says datagrams to `remote` cannot be delivered: an ICMP destination or
+    /// port unreachable for a datagram sent there, or a send that the operating system
+    /// refused. RFC 3261 section 18.4 asks the transport to report such an error to the
+    /// transport user, and sections 17.1.4 and 17.2.4 end the transaction with it: every
+    /// datagram transaction still exchanging messages with `remote` (a client transaction
+    /// waiting for its final response; a server transaction that has responses to send or
+    /// resend) ends with [`Event::TransportError`], as if its timeout had fired at once.
+    /// Stream transactions are left to their flow's events.
+    ///
+    /// An ICMP message can be forged by anyone on the path who knows the addresses and ports,
+    /// just as a datagram can; a driver reports only what its socket received for its own
+    /// datagrams (on Linux the kernel checks the returned UDP header's ports).
+    ///
+    /// Reports are applied in one pass over the transactions, at most every 100 ms (the
+    /// first at once; the next pass is a deadline of [`Endpoint::poll_timeout`]), so that a
+    /// flood of ICMP messages costs at most one pass per 100 ms. Up to 16 destinations wait
+    /// for the next pass; further ones are dropped (their transactions end by timeout).
+    pub fn handle_unreachable(&mut self, now: Instant, remote: SocketAddr) {
+        self.arm_new_transactions();
+        if !self.unreachable.contains(&remote) && self.unreachable.len() < MAX_UNREACHABLE {
+            self.unreachable.push(remote);
+        }
+        self.apply_unreachable(now);
+    }
+
     // ---- internals shared by the command and receive paths ----
+
+    /// Ends the datagram transactions to the destinations reported unreachable, when the
+    /// scan interval allows (see [`Endpoint::handle_unreachable`]).
+    fn apply_unreachable(&mut self, now: Instant) {
+        if self.unreachable.is_empty() || self.unreachable_scan_at.is_some_and(|at| at > now) {
+            return;
+        }
+        let gone = std::mem::take(&mut self.unreachable);
+        self.unreachable_scan_at = Some(now + UNREACHABLE_SCAN_INTERVAL);
+        let clients: Vec<ClientTxId> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| {
+                !e.transport.is_stream()
+                    && !e.held
+                    && matches!(
+                        e.m.state,
+                        ClientState::Calling | ClientState::Trying | ClientState::Proceeding
+                    )
+                    && gone.contains(&e.remote)
+            })
+            .map(|(k, _)| ClientTxId(k))
+            .collect();
+        for tx in clients {
+            if let Some(e) = self.clients.get_mut(tx.0) {
+                let before = e.m.timers;
+                e.m.on_transport_error();
+                self.sync_client_timers(tx, before, [None, None]);
+                self.events.push_back(Event::TransportError {
+                    tx: TxId::Client(tx),
+                });
+            }
+            self.finish_client(tx);
+        }
+        let servers: Vec<ServerTxId> = self
+            .servers
+            .iter()
+            .filter(|(_, e)| {
+                !matches!(e.m.state, ServerState::Confirmed | ServerState::Terminated)
+                    && matches!(e.route, ResponseRoute::Datagram { remote, .. } if gone.contains(&remote))
+            })
+            .map(|(k, _)| ServerTxId(k))
+            .collect();
+        for tx in servers {
+            self.server_transport_error(tx);
+        }
+    }
 
     /// The sent-by and local address for sending over `transport` to `remote`.
     fn local_for(
