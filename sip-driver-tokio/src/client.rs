@@ -1,7 +1,7 @@
 //! The async application API: a built-in transaction user inside the owner task forwards
 //! events to channels keyed by transaction, and the handles here send it commands.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ pub(crate) enum Command {
     Request {
         request: OwnedMessage,
         target: Target,
+        /// Give up waiting for the final response after this long.
+        timeout: Option<Duration>,
         responses: mpsc::UnboundedSender<Result<OwnedMessage, RequestError>>,
         reply: oneshot::Sender<Result<ClientTxId, SendError>>,
     },
@@ -128,6 +130,7 @@ impl Driver {
             acks: HashMap::new(),
             invites: HashMap::new(),
             abandoned: HashMap::new(),
+            deadlines: BTreeSet::new(),
             rng: SeededRng::new(self.tu_seed()),
         };
         let (owner, tu) = self.into_owner(tu);
@@ -155,11 +158,37 @@ impl Client {
     /// Sends `request` (anything but ACK, without a Via: the endpoint writes its own) to
     /// `target`, and returns its responses.
     pub async fn request(&self, request: OwnedMessage, target: Target) -> Result<Responses, Error> {
+        self.request_inner(request, target, None).await
+    }
+
+    /// Like [`Client::request`], but the responses end with [`RequestError::Timeout`] if no
+    /// final response has come `timeout` after the request was sent, even when the
+    /// transaction's own timers (B, F: 64*T1, 32 s by default) would wait longer.
+    ///
+    /// An INVITE is then cancelled (RFC 3261 section 9.1), and a 2xx that still arrives is
+    /// ACKed and its call ended with BYE by the driver, as after timer C. A non-INVITE
+    /// request cannot be cancelled: its transaction runs to its end, its responses unheard.
+    pub async fn request_with_timeout(
+        &self,
+        request: OwnedMessage,
+        target: Target,
+        timeout: Duration,
+    ) -> Result<Responses, Error> {
+        self.request_inner(request, target, Some(timeout)).await
+    }
+
+    async fn request_inner(
+        &self,
+        request: OwnedMessage,
+        target: Target,
+        timeout: Option<Duration>,
+    ) -> Result<Responses, Error> {
         let (responses, rx) = mpsc::unbounded_channel();
         let (reply, result) = oneshot::channel();
         self.send(Command::Request {
             request,
             target,
+            timeout,
             responses,
             reply,
         })?;
@@ -352,6 +381,9 @@ pub(crate) struct AppTu {
     /// a 2xx may still arrive (RFC 3261 section 9.1); the driver then ACKs it and ends the
     /// call with BYE (sections 13.2.2.4 and 15), since nobody holds the call.
     abandoned: HashMap<ClientTxId, Abandoned>,
+    /// The deadlines of [`Client::request_with_timeout`]; an entry whose transaction has
+    /// its final response already is skipped when it comes up.
+    deadlines: BTreeSet<(Instant, ClientTxId)>,
 }
 
 /// An INVITE given up at timer C. See [`AppTu::abandoned`].
@@ -390,12 +422,17 @@ impl AppTu {
             Command::Request {
                 request,
                 target,
+                timeout,
                 responses,
                 reply,
             } => {
                 let r = ep.send_request(now, &request, target);
                 if let Ok(tx) = r {
                     self.pending.insert(tx, responses);
+                    // A deadline beyond what the clock can name is no deadline.
+                    if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
+                        self.deadlines.insert((at, tx));
+                    }
                     if request.view().method() == Some(Method::Invite) {
                         self.invites.insert(tx, (request, target));
                     }
@@ -495,6 +532,24 @@ impl AppTu {
             if a.until > now {
                 let _ = ep.send_ack(now, &a.ack, a.target);
             }
+        }
+    }
+
+    /// The application gives up on INVITE `tx` (timer C fired, or its own deadline passed):
+    /// a 2xx that still arrives is the driver's to end.
+    fn abandon(&mut self, now: Instant, tx: ClientTxId, ep: &Endpoint) {
+        if let Some((invite, target)) = self.invites.remove(&tx) {
+            self.abandoned.retain(|_, a| a.until > now);
+            let until = now + ep.config().timers.t1x64() * 2;
+            self.abandoned.insert(
+                tx,
+                Abandoned {
+                    invite,
+                    target,
+                    ended: Vec::new(),
+                    until,
+                },
+            );
         }
     }
 
@@ -681,19 +736,8 @@ impl TransactionUser for AppTu {
                 ..
             } => {
                 // Timer C: the endpoint cancels the INVITE, whose transaction goes on.
-                let invite = self.invites.remove(&tx);
-                if let (Timer::C, Some((invite, target))) = (timer, invite) {
-                    self.abandoned.retain(|_, a| a.until > now);
-                    let until = now + ep.config().timers.t1x64() * 2;
-                    self.abandoned.insert(
-                        tx,
-                        Abandoned {
-                            invite,
-                            target,
-                            ended: Vec::new(),
-                            until,
-                        },
-                    );
+                if timer == Timer::C {
+                    self.abandon(now, tx, ep);
                 }
                 self.finish_client(tx, Err(RequestError::Timeout));
             }
@@ -729,10 +773,33 @@ impl TransactionUser for AppTu {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.retransmits.iter().map(|r| r.next.min(r.until)).min()
+        let deadline = self.deadlines.first().map(|(at, _)| *at);
+        self.retransmits
+            .iter()
+            .map(|r| r.next.min(r.until))
+            .chain(deadline)
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
+        while let Some(&(at, tx)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if !self.pending.contains_key(&tx) {
+                continue;
+            }
+            // Client::request_with_timeout's deadline: an INVITE is cancelled (RFC 3261
+            // section 9.1; sent once a provisional response has come).
+            if self.invites.contains_key(&tx) {
+                if let Err(e) = ep.cancel(now, tx) {
+                    tracing::debug!(?tx, "cannot cancel: {e}");
+                }
+                self.abandon(now, tx, ep);
+            }
+            self.finish_client(tx, Err(RequestError::Timeout));
+        }
         let t2 = ep.config().timers.t2;
         self.retransmits.retain_mut(|r| {
             if r.until <= now {
