@@ -520,6 +520,7 @@ impl TransactionUser for UserAgent {
             Event::Ack { request, .. } => self.on_ack(&request),
             Event::Timeout {
                 tx: crate::TxId::Server(tx),
+                ..
             }
             | Event::TransportError {
                 tx: crate::TxId::Server(tx),

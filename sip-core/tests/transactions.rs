@@ -18,7 +18,7 @@ use sim::{NetConfig, Sim};
 use sip_core::{
     ClientState, ClientTxId, Config, Event, FlowEvent, FlowId, IoRequest, Listener, Method,
     OwnedMessage, RequestBuilder, ResponseBuilder, SeededRng, SendError, ServerState, ServerTxId,
-    Target, Transport, TxId,
+    Target, Timer, Transport, TxId,
 };
 
 /// The endpoint under test is always node 0 of a one-node simulation.
@@ -134,7 +134,7 @@ enum Ev {
     Stray {
         code: u16,
     },
-    Timeout(TxId),
+    Timeout(TxId, Timer),
     TransportError(TxId),
 }
 
@@ -172,7 +172,7 @@ fn events(sim: &mut Sim) -> Vec<(Duration, Ev)> {
                 Event::StrayResponse { response, .. } => Ev::Stray {
                     code: response.view().status().unwrap(),
                 },
-                Event::Timeout { tx } => Ev::Timeout(tx),
+                Event::Timeout { tx, timer, .. } => Ev::Timeout(tx, timer),
                 Event::TransportError { tx } => Ev::TransportError(tx),
                 other => panic!("unexpected event {other:?}"),
             };
@@ -409,7 +409,7 @@ fn rfc3261_17_1_1_2_timer_b_times_out_calling_at_64_t1() {
     at(&mut sim, 100_000);
     assert_eq!(
         events(&mut sim),
-        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx)))]
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx), Timer::B))]
     );
     assert_eq!(sim.ep(NODE).client_state(tx), None);
     // Nothing is sent after timer B.
@@ -597,7 +597,7 @@ fn rfc3261_17_1_1_2_reliable_transport_has_no_timer_a_but_timer_b() {
     at(&mut sim, T1X64);
     assert_eq!(
         events(&mut sim),
-        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx)))]
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx), Timer::B))]
     );
     assert_idle_after_flows_close(&mut sim);
 }
@@ -638,7 +638,7 @@ fn rfc3261_16_6_timer_c_fires_in_proceeding_with_timeout_and_cancel() {
         events(&mut sim),
         vec![
             (ms(1_000), Ev::Response { tx, code: 180 }),
-            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx))),
+            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx), Timer::C)),
         ]
     );
     assert_eq!(log_times(&sim, "CANCEL"), ms_list(&[1_000 + TIMER_C]));
@@ -663,7 +663,7 @@ fn rfc3261_16_6_timer_c_fires_in_proceeding_with_timeout_and_cancel() {
         events(&mut sim),
         vec![(
             ms(1_000 + TIMER_C + T1X64),
-            Ev::Timeout(TxId::Client(cancel_tx))
+            Ev::Timeout(TxId::Client(cancel_tx), Timer::F)
         )]
     );
     assert_idle(&mut sim);
@@ -683,7 +683,10 @@ fn rfc3261_16_6_timer_c_restarts_on_each_provisional() {
     let evs = events(&mut sim);
     assert_eq!(
         evs.last(),
-        Some(&(ms(100_000 + TIMER_C), Ev::Timeout(TxId::Client(tx))))
+        Some(&(
+            ms(100_000 + TIMER_C),
+            Ev::Timeout(TxId::Client(tx), Timer::C)
+        ))
     );
 }
 
@@ -703,7 +706,7 @@ fn rfc3261_16_6_final_response_after_timer_c_cancel_is_still_acked() {
         events(&mut sim),
         vec![
             (ms(1_000), Ev::Response { tx, code: 180 }),
-            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx))),
+            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx), Timer::C)),
             (
                 ms(t),
                 Ev::Response {
@@ -743,7 +746,7 @@ fn rfc3261_17_1_2_2_timer_f_times_out_at_64_t1() {
     at(&mut sim, 100_000);
     assert_eq!(
         events(&mut sim),
-        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx)))]
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx), Timer::F))]
     );
     assert_eq!(log_times(&sim, "OPTIONS").last(), Some(&ms(31_500)));
     assert_idle(&mut sim);
@@ -767,7 +770,7 @@ fn rfc3261_17_1_2_2_timer_e_retransmits_every_t2_in_proceeding_and_f_still_fires
         events(&mut sim),
         vec![
             (ms(700), Ev::Response { tx, code: 100 }),
-            (ms(T1X64), Ev::Timeout(TxId::Client(tx))),
+            (ms(T1X64), Ev::Timeout(TxId::Client(tx), Timer::F)),
         ]
     );
     assert_idle(&mut sim);
@@ -858,7 +861,7 @@ fn rfc3261_17_1_2_2_reliable_transport_timer_f_still_fires() {
     assert_eq!(log_times(&sim, "OPTIONS"), ms_list(&[0]));
     assert_eq!(
         events(&mut sim),
-        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx)))]
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx), Timer::F))]
     );
     assert_idle_after_flows_close(&mut sim);
 }
@@ -1062,7 +1065,7 @@ fn rfc3261_17_2_1_timer_h_times_out_completed_at_64_t1() {
     at(&mut sim, 100_000);
     assert_eq!(
         events(&mut sim),
-        vec![(ms(1_000 + T1X64), Ev::Timeout(TxId::Server(tx)))]
+        vec![(ms(1_000 + T1X64), Ev::Timeout(TxId::Server(tx), Timer::H))]
     );
     assert_eq!(
         log_times(&sim, "SIP/2.0 404").last(),
@@ -1124,7 +1127,7 @@ fn rfc3261_17_2_1_reliable_transport_has_no_timer_g_but_timer_h() {
     at(&mut sim, T1X64);
     assert_eq!(
         events(&mut sim),
-        vec![(ms(T1X64), Ev::Timeout(TxId::Server(tx)))]
+        vec![(ms(T1X64), Ev::Timeout(TxId::Server(tx), Timer::H))]
     );
     assert_idle_after_flows_close(&mut sim);
 }
@@ -1702,7 +1705,7 @@ fn rfc3261_9_1_held_cancel_is_never_sent_if_timer_b_fires() {
     assert!(log_times(&sim, "CANCEL").is_empty());
     assert_eq!(
         events(&mut sim),
-        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx)))]
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(tx), Timer::B))]
     );
     assert_idle(&mut sim);
 }
@@ -1821,7 +1824,7 @@ fn rfc3261_16_7_timer_c_is_not_reset_by_100_trying() {
         vec![
             (ms(1_000), Ev::Response { tx, code: 180 }),
             (ms(100_000), Ev::Response { tx, code: 100 }),
-            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx))),
+            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx), Timer::C)),
         ]
     );
 }
@@ -1953,5 +1956,208 @@ fn rfc6026_7_1_rfc2543_ack_for_2xx_in_accepted_reaches_the_tu() {
     );
     assert_eq!(sim.ep(NODE).server_state(tx), Some(ServerState::Accepted));
     at(&mut sim, T1X64);
+    assert_idle(&mut sim);
+}
+
+// =====================================================================================
+// What a timeout event says (Event::Timeout names its timer)
+// =====================================================================================
+
+#[test]
+fn unanswered_non_invite_times_out_naming_the_unanswered_timer_and_ends() {
+    // RFC 3261 17.2.2: the client gives up at timer F (64*T1); so does the server transaction.
+    let (mut sim, tx) = server(&peer_options());
+    at(&mut sim, T1X64);
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(T1X64), Ev::Timeout(TxId::Server(tx), Timer::Unanswered))]
+    );
+    assert!(sim.ep(NODE).server_state(tx).is_none());
+    assert!(log_times(&sim, "SIP/2.0").is_empty());
+    assert_idle(&mut sim);
+}
+
+#[test]
+fn unanswered_invite_is_answered_408_then_timer_h_names_the_missing_ack() {
+    // RFC 3261 16.6 step 11 (timer C's 408) and 17.2.1 (timer H when no ACK comes).
+    let (mut sim, tx) = server(&peer_invite());
+    let request = sim.ep(NODE).server_request(tx).unwrap().clone();
+    at(&mut sim, TIMER_C);
+    assert_eq!(
+        events(&mut sim),
+        vec![(
+            ms(TIMER_C),
+            Ev::Timeout(TxId::Server(tx), Timer::Unanswered)
+        )]
+    );
+    assert_eq!(log_times(&sim, "SIP/2.0 408"), ms_list(&[TIMER_C]));
+    assert_eq!(sim.ep(NODE).server_state(tx), Some(ServerState::Completed));
+    // The transaction user can no longer answer.
+    let ok = ResponseBuilder::new(&request.message().unwrap(), 200)
+        .build(&mut SeededRng::new([3; 32]))
+        .unwrap();
+    let now = sim.now;
+    let late = sim.ep(NODE).send_response(now, tx, &ok);
+    assert_eq!(late, Err(SendError::WrongState));
+    at(&mut sim, TIMER_C + T1X64);
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(TIMER_C + T1X64), Ev::Timeout(TxId::Server(tx), Timer::H))]
+    );
+    assert_idle(&mut sim);
+}
+
+#[test]
+fn rfc3261_9_1_a_2xx_after_timer_c_cancel_is_delivered_for_the_tu_to_ack() {
+    // RFC 3261 9.1 and 13.2.2.4: the CANCEL crossed a 2xx; the INVITE transaction passes the
+    // 2xx (and its retransmissions) up, and the ACK the transaction user sends goes out.
+    let (mut sim, tx) = client(Method::Invite);
+    at(&mut sim, 1_000);
+    reply(&mut sim, "INVITE", 180);
+    at(&mut sim, 1_000 + TIMER_C);
+    assert_eq!(log_times(&sim, "CANCEL"), ms_list(&[1_000 + TIMER_C]));
+    let t = 1_000 + TIMER_C + 100;
+    at(&mut sim, t);
+    reply(&mut sim, "INVITE", 200);
+    reply(&mut sim, "INVITE", 200);
+    assert_eq!(
+        events(&mut sim),
+        vec![
+            (ms(1_000), Ev::Response { tx, code: 180 }),
+            (ms(1_000 + TIMER_C), Ev::Timeout(TxId::Client(tx), Timer::C)),
+            (ms(t), Ev::Response { tx, code: 200 }),
+            (ms(t), Ev::Response { tx, code: 200 }),
+        ]
+    );
+    assert_eq!(sim.ep(NODE).client_state(tx), Some(ClientState::Accepted));
+    // The transaction never ACKs a 2xx itself (section 17.1.1.2): that is the TU's job.
+    assert!(log_times(&sim, "ACK").is_empty());
+    let ok = last_sent(&sim, "INVITE");
+    let ack = RequestBuilder::new(Method::Ack, "sip:bob@127.0.0.2:5060")
+        .from("<sip:alice@127.0.0.1>;tag=alice1")
+        .to("<sip:bob@127.0.0.2>;tag=bobtag")
+        .call_id("call-1@127.0.0.1")
+        .cseq(ok.message().unwrap().cseq().unwrap().seq)
+        .build(&mut SeededRng::new([4; 32]))
+        .unwrap();
+    let now = sim.now;
+    sim.ep(NODE)
+        .send_ack(now, &ack, Target::udp(addr(UAS_ADDR)))
+        .unwrap();
+    sim.drain();
+    assert_eq!(log_times(&sim, "ACK"), ms_list(&[t]));
+}
+
+// =====================================================================================
+// Unreachable destinations (ICMP, refused sends): sections 18.4, 17.1.4 and 17.2.4
+// =====================================================================================
+
+/// The driver reports that datagrams to `remote` cannot be delivered.
+fn unreachable(sim: &mut Sim, remote: &str) {
+    let now = sim.now;
+    sim.ep(NODE).handle_unreachable(now, addr(remote));
+    sim.drain();
+}
+
+#[test]
+fn rfc3261_17_1_4_unreachable_destination_ends_client_transactions_with_transport_error() {
+    let (mut sim, options) = client(Method::Options);
+    let now = sim.now;
+    let invite = sim
+        .ep(NODE)
+        .send_request(now, &request(Method::Invite), Target::udp(addr(UAS_ADDR)))
+        .unwrap();
+    // A transaction to another destination is not concerned.
+    let other = sim
+        .ep(NODE)
+        .send_request(
+            now,
+            &request(Method::Options),
+            Target::udp(addr("127.0.0.3:5060")),
+        )
+        .unwrap();
+    sim.drain();
+    at(&mut sim, 100);
+    unreachable(&mut sim, UAS_ADDR);
+    assert_eq!(
+        events(&mut sim),
+        vec![
+            (ms(100), Ev::TransportError(TxId::Client(options))),
+            (ms(100), Ev::TransportError(TxId::Client(invite))),
+        ]
+    );
+    assert_eq!(sim.ep(NODE).client_state(options), None);
+    assert_eq!(sim.ep(NODE).client_state(invite), None);
+    assert_eq!(sim.ep(NODE).client_state(other), Some(ClientState::Trying));
+    // No retransmission after the failure.
+    at(&mut sim, T1X64 + 1);
+    assert_eq!(log_times(&sim, "INVITE"), ms_list(&[0]));
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(T1X64), Ev::Timeout(TxId::Client(other), Timer::F))]
+    );
+    assert_idle(&mut sim);
+}
+
+#[test]
+fn rfc3261_17_1_4_unreachable_after_the_final_response_changes_nothing() {
+    // The ICMP is about the ACK or a late retransmission: the transaction has its answer.
+    let (mut sim, tx) = client(Method::Invite);
+    at(&mut sim, 100);
+    reply(&mut sim, "INVITE", 486);
+    assert_eq!(sim.ep(NODE).client_state(tx), Some(ClientState::Completed));
+    unreachable(&mut sim, UAS_ADDR);
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(100), Ev::Response { tx, code: 486 })]
+    );
+    assert_eq!(sim.ep(NODE).client_state(tx), Some(ClientState::Completed));
+}
+
+#[test]
+fn rfc3261_17_2_4_unreachable_client_ends_the_server_transaction_and_its_retransmissions() {
+    let (mut sim, tx) = server(&peer_invite());
+    respond(&mut sim, tx, 486).unwrap();
+    at(&mut sim, 600);
+    assert_eq!(log_times(&sim, "SIP/2.0 486"), ms_list(&[0, 500]));
+    unreachable(&mut sim, UAC_ADDR);
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(600), Ev::TransportError(TxId::Server(tx)))]
+    );
+    at(&mut sim, T1X64 + 1);
+    assert_eq!(log_times(&sim, "SIP/2.0 486"), ms_list(&[0, 500]));
+    assert_idle(&mut sim);
+}
+
+#[test]
+fn unreachable_reports_are_applied_at_most_once_per_100_ms() {
+    // A flood of ICMP messages must not make every report a pass over all transactions:
+    // the first report is applied at once, the next ones together 100 ms later.
+    let (mut sim, first) = client(Method::Options);
+    let now = sim.now;
+    let second = sim
+        .ep(NODE)
+        .send_request(
+            now,
+            &request(Method::Options),
+            Target::udp(addr("127.0.0.3:5060")),
+        )
+        .unwrap();
+    sim.drain();
+    at(&mut sim, 10);
+    unreachable(&mut sim, UAS_ADDR);
+    at(&mut sim, 20);
+    unreachable(&mut sim, "127.0.0.3:5060");
+    assert_eq!(sim.ep(NODE).client_state(second), Some(ClientState::Trying));
+    assert_eq!(sim.ep(NODE).poll_timeout(), Some(sim.start + ms(110)));
+    at(&mut sim, 110);
+    assert_eq!(
+        events(&mut sim),
+        vec![
+            (ms(10), Ev::TransportError(TxId::Client(first))),
+            (ms(110), Ev::TransportError(TxId::Client(second))),
+        ]
+    );
     assert_idle(&mut sim);
 }

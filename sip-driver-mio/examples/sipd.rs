@@ -193,8 +193,8 @@ impl TransactionUser for Logged {
                 self.received(response.as_bytes(), Some(source))
             }
             Event::Response { response, .. } => self.received(response.as_bytes(), None),
-            Event::Timeout { tx } if self.level >= Level::Warn => {
-                eprintln!("warn: transaction {tx:?} timed out")
+            Event::Timeout { tx, timer, .. } if self.level >= Level::Warn => {
+                eprintln!("warn: transaction {tx:?} timed out (timer {timer:?})")
             }
             Event::TransportError { tx } if self.level >= Level::Warn => {
                 eprintln!("warn: transaction {tx:?} failed in the transport")

@@ -16,7 +16,7 @@ use sip_core::{
     Transport,
 };
 
-use crate::ListenSpec;
+use crate::{icmp, ListenSpec};
 
 /// The longest the loop sleeps without looking at the shutdown flag, so a flag set where no
 /// [`Waker`] can be called (a signal handler, see [`Shutdown::flag`]) is seen within this.
@@ -224,6 +224,8 @@ impl Driver {
                     let mut socket = UdpSocket::bind(spec.addr)?;
                     enlarge_udp_buffers(&socket);
                     let local = socket.local_addr()?;
+                    // ICMP errors for its datagrams, where the system reports them.
+                    let _ = icmp::enable(&socket, local);
                     poll.registry()
                         .register(&mut socket, Token(udp_token), Interest::READABLE)?;
                     udp_token += 1;
@@ -414,6 +416,12 @@ impl Driver {
                 self.on_ready(token, true, false, tu);
             }
             for event in events.iter() {
+                if event.is_error() {
+                    if let Slot::Udp(i) = self.slot(event.token()) {
+                        // ICMP errors queued for this socket's datagrams.
+                        self.drain_icmp(i);
+                    }
+                }
                 let gone = event.is_error() || event.is_read_closed();
                 let readable = event.is_readable() || gone;
                 self.on_ready(event.token(), readable, event.is_writable(), tu);
@@ -492,15 +500,37 @@ impl Driver {
             trace(t, bytes);
         }
         if !t.transport.is_stream() {
-            let socket = self.udp.iter().find(|u| u.local == t.local).or_else(|| {
-                self.udp
-                    .iter()
-                    .find(|u| u.local.is_ipv4() == t.remote.is_ipv4())
-            });
-            match socket.map(|u| u.socket.send_to(bytes, t.remote)) {
-                Some(Ok(_)) => self.summary.datagrams_out += 1,
-                // Unreliable transport: the transaction layer retransmits.
-                _ => self.summary.send_errors += 1,
+            let socket = self
+                .udp
+                .iter()
+                .position(|u| u.local == t.local)
+                .or_else(|| {
+                    self.udp
+                        .iter()
+                        .position(|u| u.local.is_ipv4() == t.remote.is_ipv4())
+                });
+            let Some(i) = socket else {
+                self.summary.send_errors += 1;
+                return;
+            };
+            let mut sent = self.udp[i].socket.send_to(bytes, t.remote);
+            if sent.as_ref().is_err_and(icmp::stale_error) {
+                // An earlier ICMP error surfaced here instead of sending: read what it was
+                // about, then send this datagram.
+                self.drain_icmp(i);
+                sent = self.udp[i].socket.send_to(bytes, t.remote);
+            }
+            match sent {
+                Ok(_) => self.summary.datagrams_out += 1,
+                Err(e) => {
+                    self.summary.send_errors += 1;
+                    // RFC 3261 section 18.4: a destination the system refuses to send to
+                    // fails its transactions now. Other errors (a full buffer): the
+                    // transaction layer retransmits.
+                    if icmp::unreachable_send(&e) {
+                        self.endpoint.handle_unreachable(Instant::now(), t.remote);
+                    }
+                }
             }
             return;
         }
@@ -675,10 +705,26 @@ impl Driver {
                     self.pump(tu);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // An ICMP error for one of our datagrams (Linux with IP_RECVERR).
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    self.drain_icmp(i);
+                    self.pump(tu);
+                }
                 Err(_) => {}
             }
         }
         self.ready.push(Token(i + 1));
+    }
+
+    /// Reads the ICMP errors queued on UDP socket `i` and tells the endpoint which
+    /// destinations are unreachable (RFC 3261 section 18.4).
+    fn drain_icmp(&mut self, i: usize) {
+        let mut gone = Vec::new();
+        icmp::drain(&self.udp[i].socket, &mut gone);
+        let now = Instant::now();
+        for remote in gone {
+            self.endpoint.handle_unreachable(now, remote);
+        }
     }
 
     fn on_accept(&mut self, i: usize) {

@@ -80,6 +80,7 @@
 //! ```
 
 mod driver;
+mod icmp;
 
 pub use driver::{os_seed, Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
 pub use sip_core;

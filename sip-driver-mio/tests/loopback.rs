@@ -540,6 +540,50 @@ fn rfc3261_17_1_4_refused_connection_is_a_transport_error() {
     assert_eq!(summary.connect_failures, 1);
 }
 
+// Linux and Android report ICMP errors on unconnected UDP sockets (IP_RECVERR); elsewhere
+// the transaction ends by timer F as before.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn rfc3261_18_4_udp_request_to_a_closed_port_is_a_transport_error() {
+    // RFC 3261 18.4 and 17.1.4: the ICMP port unreachable ends the client transaction with a
+    // transport error, long before timer F (32 s; the wait here is bounded by 5 s).
+    let free = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (events_tx, events) = mpsc::channel();
+    let server = start(
+        &["udp:127.0.0.1:0"],
+        Caller::new(Target::udp(free), events_tx),
+    );
+    let event = events.recv_timeout(READ_TIMEOUT).expect("an event");
+    assert!(
+        matches!(event, Event::TransportError { .. }),
+        "expected a transport error, got {event:?}"
+    );
+    server.stop();
+}
+
+// Linux refuses a datagram to port 0 at once (EINVAL); the driver's handling of a refused
+// send is portable, the refusal itself is what is checked on Linux.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[test]
+fn rfc3261_18_4_udp_send_the_system_refuses_is_a_transport_error() {
+    // RFC 3261 18.4 and 17.1.4: a send that fails for good ends the transaction.
+    let (events_tx, events) = mpsc::channel();
+    let server = start(
+        &["udp:127.0.0.1:0"],
+        Caller::new(Target::udp("127.0.0.1:0".parse().unwrap()), events_tx),
+    );
+    let event = events.recv_timeout(READ_TIMEOUT).expect("an event");
+    assert!(
+        matches!(event, Event::TransportError { .. }),
+        "expected a transport error, got {event:?}"
+    );
+    let summary = server.stop();
+    assert_eq!(summary.send_errors, 1);
+}
+
 #[test]
 fn peer_close_is_reported_and_the_flow_forgotten() {
     let server = start(&["tcp:127.0.0.1:0"], Answer200::new());

@@ -1,13 +1,15 @@
 //! The async application API: a built-in transaction user inside the owner task forwards
 //! events to channels keyed by transaction, and the handles here send it commands.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sip_core::message::Contact;
 use sip_core::{
-    ClientTxId, Endpoint, Event, HeaderName, Listener, Method, OwnedMessage, ResponseBuilder, Rng,
-    SeededRng, SendError, ServerTxId, Source, Target, TransactionUser, Transport, TxId,
+    ClientTxId, Endpoint, Event, HeaderName, HeaderValue, Listener, Method, OwnedMessage,
+    RequestBuilder, ResponseBuilder, Rng, SeededRng, SendError, ServerTxId, Source, Target, Timer,
+    TransactionUser, Transport, TxId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -23,6 +25,8 @@ pub(crate) enum Command {
     Request {
         request: OwnedMessage,
         target: Target,
+        /// Give up waiting for the final response after this long.
+        timeout: Option<Duration>,
         responses: mpsc::UnboundedSender<Result<OwnedMessage, RequestError>>,
         reply: oneshot::Sender<Result<ClientTxId, SendError>>,
     },
@@ -124,6 +128,9 @@ impl Driver {
             servers: HashMap::new(),
             retransmits: Vec::new(),
             acks: HashMap::new(),
+            invites: HashMap::new(),
+            abandoned: HashMap::new(),
+            deadlines: BTreeSet::new(),
             rng: SeededRng::new(self.tu_seed()),
         };
         let (owner, tu) = self.into_owner(tu);
@@ -151,11 +158,37 @@ impl Client {
     /// Sends `request` (anything but ACK, without a Via: the endpoint writes its own) to
     /// `target`, and returns its responses.
     pub async fn request(&self, request: OwnedMessage, target: Target) -> Result<Responses, Error> {
+        self.request_inner(request, target, None).await
+    }
+
+    /// Like [`Client::request`], but the responses end with [`RequestError::Timeout`] if no
+    /// final response has come `timeout` after the request was sent, even when the
+    /// transaction's own timers (B, F: 64*T1, 32 s by default) would wait longer.
+    ///
+    /// An INVITE is then cancelled (RFC 3261 section 9.1), and a 2xx that still arrives is
+    /// ACKed and its call ended with BYE by the driver, as after timer C. A non-INVITE
+    /// request cannot be cancelled: its transaction runs to its end, its responses unheard.
+    pub async fn request_with_timeout(
+        &self,
+        request: OwnedMessage,
+        target: Target,
+        timeout: Duration,
+    ) -> Result<Responses, Error> {
+        self.request_inner(request, target, Some(timeout)).await
+    }
+
+    async fn request_inner(
+        &self,
+        request: OwnedMessage,
+        target: Target,
+        timeout: Option<Duration>,
+    ) -> Result<Responses, Error> {
         let (responses, rx) = mpsc::unbounded_channel();
         let (reply, result) = oneshot::channel();
         self.send(Command::Request {
             request,
             target,
+            timeout,
             responses,
             reply,
         })?;
@@ -341,6 +374,28 @@ pub(crate) struct AppTu {
     /// retransmitted (RFC 3261 section 13.2.2.4), until they expire (64*T1).
     acks: HashMap<(String, u32), SentAck>,
     rng: SeededRng,
+    /// The INVITEs waiting for their final response, as the application wrote them: what
+    /// the ACK and BYE for a 2xx are made from if timer C makes the application give up.
+    invites: HashMap<ClientTxId, (OwnedMessage, Target)>,
+    /// INVITEs the application was told timed out at timer C: the endpoint sent CANCEL, but
+    /// a 2xx may still arrive (RFC 3261 section 9.1); the driver then ACKs it and ends the
+    /// call with BYE (sections 13.2.2.4 and 15), since nobody holds the call.
+    abandoned: HashMap<ClientTxId, Abandoned>,
+    /// The deadlines of [`Client::request_with_timeout`]; an entry whose transaction has
+    /// its final response already is skipped when it comes up.
+    deadlines: BTreeSet<(Instant, ClientTxId)>,
+}
+
+/// An INVITE given up at timer C. See [`AppTu::abandoned`].
+#[derive(Debug)]
+struct Abandoned {
+    invite: OwnedMessage,
+    target: Target,
+    /// The To tags of the 2xx responses already ACKed and ended (one per fork).
+    ended: Vec<String>,
+    /// After this no 2xx can match the transaction any more (64*T1 after timer C for the
+    /// final response, then 64*T1 of 2xx retransmissions).
+    until: Instant,
 }
 
 #[derive(Debug)]
@@ -367,12 +422,20 @@ impl AppTu {
             Command::Request {
                 request,
                 target,
+                timeout,
                 responses,
                 reply,
             } => {
                 let r = ep.send_request(now, &request, target);
                 if let Ok(tx) = r {
                     self.pending.insert(tx, responses);
+                    // A deadline beyond what the clock can name is no deadline.
+                    if let Some(at) = timeout.and_then(|t| now.checked_add(t)) {
+                        self.deadlines.insert((at, tx));
+                    }
+                    if request.view().method() == Some(Method::Invite) {
+                        self.invites.insert(tx, (request, target));
+                    }
                 }
                 let _ = reply.send(r);
             }
@@ -472,8 +535,79 @@ impl AppTu {
         }
     }
 
+    /// The application gives up on INVITE `tx` (timer C fired, or its own deadline passed):
+    /// a 2xx that still arrives is the driver's to end.
+    fn abandon(&mut self, now: Instant, tx: ClientTxId, ep: &Endpoint) {
+        if let Some((invite, target)) = self.invites.remove(&tx) {
+            self.abandoned.retain(|_, a| a.until > now);
+            let until = now + ep.config().timers.t1x64() * 2;
+            self.abandoned.insert(
+                tx,
+                Abandoned {
+                    invite,
+                    target,
+                    ended: Vec::new(),
+                    until,
+                },
+            );
+        }
+    }
+
+    /// A response to an INVITE given up at timer C: a 2xx is ACKed and its call ended with
+    /// BYE (RFC 3261 sections 9.1, 13.2.2.4 and 15); a retransmitted 2xx is ACKed again.
+    fn end_abandoned(
+        &mut self,
+        now: Instant,
+        tx: ClientTxId,
+        response: &OwnedMessage,
+        ep: &mut Endpoint,
+    ) {
+        let Some(code) = response.view().status() else {
+            return;
+        };
+        if code < 200 {
+            return;
+        }
+        if code >= 300 {
+            // The CANCEL won: 487 (or another failure); the transaction ACKs it itself.
+            self.abandoned.remove(&tx);
+            return;
+        }
+        let Ok(ok) = response.message() else {
+            return;
+        };
+        let to_tag = ok.to().and_then(|t| t.tag()).unwrap_or("").to_owned();
+        let Some(a) = self.abandoned.get_mut(&tx) else {
+            return;
+        };
+        if a.ended.contains(&to_tag) {
+            self.reack(now, response, ep);
+            return;
+        }
+        a.ended.push(to_tag);
+        let (invite, target) = (a.invite.clone(), a.target);
+        match dialog_requests(&invite, response, &mut self.rng) {
+            Ok((ack, bye)) => {
+                if ep.send_ack(now, &ack, target).is_ok() {
+                    self.acks.retain(|_, a| a.until > now);
+                    let until = now + ep.config().timers.t1x64();
+                    self.acks
+                        .insert(call_id_cseq(&ack), SentAck { ack, target, until });
+                }
+                // Nobody waits for the BYE's responses: they are dropped as unknown.
+                if let Err(e) = ep.send_request(now, &bye, target) {
+                    tracing::debug!(?tx, "could not end the abandoned call: {e}");
+                }
+            }
+            Err(e) => tracing::debug!(?tx, "cannot build the ACK and BYE: {e}"),
+        }
+    }
+
     fn finish_client(&mut self, tx: ClientTxId, r: Result<OwnedMessage, RequestError>) {
         let last = !matches!(&r, Ok(m) if m.view().status().is_some_and(|c| c < 200));
+        if last {
+            self.invites.remove(&tx);
+        }
         if let Some(ch) = if last {
             self.pending.remove(&tx)
         } else {
@@ -482,6 +616,55 @@ impl AppTu {
             let _ = ch.send(r);
         }
     }
+}
+
+/// The ACK and the BYE for a 2xx to `invite`, in the dialog the 2xx set up (RFC 3261
+/// sections 12.1.2, 12.2.1.1 and 13.2.2.4): Request-URI the 2xx's Contact, Route the
+/// reversed Record-Route, From and Call-ID of the INVITE, To of the 2xx; the ACK has the
+/// INVITE's CSeq number, the BYE the next one.
+fn dialog_requests(
+    invite: &OwnedMessage,
+    ok: &OwnedMessage,
+    rng: &mut SeededRng,
+) -> Result<(OwnedMessage, OwnedMessage), Error> {
+    let inv = invite
+        .message()
+        .map_err(|e| Error::Send(SendError::Invalid(e)))?;
+    let okm = ok
+        .message()
+        .map_err(|e| Error::Send(SendError::Invalid(e)))?;
+    let remote_target = match okm.contacts().next() {
+        Some(Contact::Addr(a)) => a.uri.to_string(),
+        _ => inv.request_uri().map(|u| u.to_string()).unwrap_or_default(),
+    };
+    let mut routes: Vec<String> = okm
+        .values(HeaderName::RecordRoute)
+        .filter_map(|v| match v {
+            HeaderValue::Addr(a) if a.params.is_empty() => Some(format!("<{}>", a.uri)),
+            HeaderValue::Addr(a) => Some(format!("<{}>;{}", a.uri, a.params.as_str())),
+            _ => None,
+        })
+        .collect();
+    routes.reverse();
+    let view = invite.view();
+    let from = view.header(HeaderName::From).unwrap_or("");
+    let call_id = view.header(HeaderName::CallId).unwrap_or("").trim();
+    let to = ok.view().header(HeaderName::To).unwrap_or("");
+    let seq = inv.cseq().map(|c| c.seq).unwrap_or(1);
+    let build = |method, seq| {
+        let mut b = RequestBuilder::new(method, &remote_target)
+            .from(from)
+            .to(to)
+            .call_id(call_id)
+            .cseq(seq);
+        for r in &routes {
+            b = b.header("Route", r);
+        }
+        b
+    };
+    let ack = build(Method::Ack, seq).build(rng)?;
+    let bye = build(Method::Bye, seq.wrapping_add(1)).build(rng)?;
+    Ok((ack, bye))
 }
 
 impl TransactionUser for AppTu {
@@ -541,18 +724,29 @@ impl TransactionUser for AppTu {
             Event::Response { tx, response } => {
                 if self.pending.contains_key(&tx) {
                     self.finish_client(tx, Ok(response));
+                } else if self.abandoned.contains_key(&tx) {
+                    self.end_abandoned(now, tx, &response, ep);
                 } else {
                     self.reack(now, &response, ep);
                 }
             }
             Event::Timeout {
                 tx: TxId::Client(tx),
-            } => self.finish_client(tx, Err(RequestError::Timeout)),
+                timer,
+                ..
+            } => {
+                // Timer C: the endpoint cancels the INVITE, whose transaction goes on.
+                if timer == Timer::C {
+                    self.abandon(now, tx, ep);
+                }
+                self.finish_client(tx, Err(RequestError::Timeout));
+            }
             Event::TransportError {
                 tx: TxId::Client(tx),
             } => self.finish_client(tx, Err(RequestError::Transport)),
             Event::Timeout {
                 tx: TxId::Server(tx),
+                ..
             }
             | Event::TransportError {
                 tx: TxId::Server(tx),
@@ -562,17 +756,50 @@ impl TransactionUser for AppTu {
             }
             Event::StrayResponse { response, source } => {
                 tracing::debug!(status = ?response.view().status(), peer = %source.remote, "stray response");
-                self.reack(now, &response, ep);
+                // A 2xx to an INVITE given up at timer C whose transaction has ended since.
+                let key = call_id_cseq(&response);
+                let abandoned = self
+                    .abandoned
+                    .iter()
+                    .find(|(_, a)| a.until > now && call_id_cseq(&a.invite) == key)
+                    .map(|(tx, _)| *tx);
+                match abandoned {
+                    Some(tx) => self.end_abandoned(now, tx, &response, ep),
+                    None => self.reack(now, &response, ep),
+                }
             }
             other => tracing::debug!(?other, "event ignored"),
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.retransmits.iter().map(|r| r.next.min(r.until)).min()
+        let deadline = self.deadlines.first().map(|(at, _)| *at);
+        self.retransmits
+            .iter()
+            .map(|r| r.next.min(r.until))
+            .chain(deadline)
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
+        while let Some(&(at, tx)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if !self.pending.contains_key(&tx) {
+                continue;
+            }
+            // Client::request_with_timeout's deadline: an INVITE is cancelled (RFC 3261
+            // section 9.1; sent once a provisional response has come).
+            if self.invites.contains_key(&tx) {
+                if let Err(e) = ep.cancel(now, tx) {
+                    tracing::debug!(?tx, "cannot cancel: {e}");
+                }
+                self.abandon(now, tx, ep);
+            }
+            self.finish_client(tx, Err(RequestError::Timeout));
+        }
         let t2 = ep.config().timers.t2;
         self.retransmits.retain_mut(|r| {
             if r.until <= now {

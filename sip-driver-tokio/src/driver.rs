@@ -11,13 +11,14 @@ use sip_core::{
     Config, Endpoint, FlowEvent, FlowId, IoRequest, Listener, Stats, TransactionUser, Transmit,
     Transport,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
+use crate::icmp;
 use crate::log::{self, Dir, StreamLog};
 use crate::{Error, ListenSpec};
 
@@ -101,6 +102,8 @@ impl Driver {
                 let _ = sock.set_recv_buffer_size(4 << 20);
                 let _ = sock.set_send_buffer_size(4 << 20);
                 let addr = s.local_addr().map_err(bind_err)?;
+                // ICMP errors for its datagrams, where the system reports them.
+                let _ = icmp::enable(&s, addr);
                 udp.push((addr, s));
                 addr
             } else if spec.transport == Transport::Tcp {
@@ -189,7 +192,7 @@ impl Driver {
             tasks.spawn(
                 udp_reader(Arc::clone(&socket), addr, input_tx.clone()).instrument(span.clone()),
             );
-            tasks.spawn(udp_writer(socket, addr, rx).instrument(span));
+            tasks.spawn(udp_writer(socket, addr, rx, input_tx.clone()).instrument(span));
             udp.push((addr, tx));
         }
         for (addr, listener) in self.tcp {
@@ -251,6 +254,10 @@ pub(crate) enum Input {
     },
     Closed {
         flow: FlowId,
+    },
+    /// Datagrams to `remote` cannot be delivered (an ICMP error, a refused send).
+    Unreachable {
+        remote: SocketAddr,
     },
 }
 
@@ -399,6 +406,10 @@ impl Owner {
                     self.ep.handle_flow_event(now, flow, FlowEvent::Closed);
                 }
             }
+            Input::Unreachable { remote } => {
+                tracing::debug!(%remote, "destination unreachable");
+                self.ep.handle_unreachable(now, remote);
+            }
         }
     }
 
@@ -539,7 +550,21 @@ impl Owner {
 async fn udp_reader(socket: Arc<UdpSocket>, local: SocketAddr, inputs: mpsc::Sender<Input>) {
     let mut buf = vec![0u8; 65535];
     loop {
-        match socket.recv_from(&mut buf).await {
+        // Datagrams, and the ICMP errors the system queues for ours (see `icmp`).
+        let ready = match socket.ready(Interest::READABLE | Interest::ERROR).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("UDP socket error: {e}");
+                continue;
+            }
+        };
+        if ready.is_error() && !report_icmp(&socket, &inputs).await {
+            return;
+        }
+        if !ready.is_readable() {
+            continue;
+        }
+        match socket.try_recv_from(&mut buf) {
             Ok((n, remote)) => {
                 let data = buf[..n].to_vec();
                 log::message(Dir::Recv, Transport::Udp, local, remote, &data);
@@ -555,22 +580,59 @@ async fn udp_reader(socket: Arc<UdpSocket>, local: SocketAddr, inputs: mpsc::Sen
                     return;
                 }
             }
-            // ICMP errors of earlier sends surface here on some systems; keep reading.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // An ICMP error of an earlier send surfacing: the error queue says more.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                if !report_icmp(&socket, &inputs).await {
+                    return;
+                }
+            }
             Err(e) => tracing::debug!("UDP receive error: {e}"),
         }
     }
+}
+
+/// Reads the socket's error queue and reports each unreachable destination to the owner
+/// (RFC 3261 section 18.4). False when the owner is gone.
+async fn report_icmp(socket: &UdpSocket, inputs: &mpsc::Sender<Input>) -> bool {
+    let mut gone = Vec::new();
+    // Returning WouldBlock clears the error readiness until the next error arrives.
+    let _ = socket.try_io(Interest::ERROR, || {
+        icmp::drain(socket, &mut gone);
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+    for remote in gone {
+        if inputs.send(Input::Unreachable { remote }).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 async fn udp_writer(
     socket: Arc<UdpSocket>,
     local: SocketAddr,
     mut rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    inputs: mpsc::Sender<Input>,
 ) {
     while let Some((remote, data)) = rx.recv().await {
         // Logged before the send so that the log reads in causal order.
         log::message(Dir::Sent, Transport::Udp, local, remote, &data);
-        if let Err(e) = socket.send_to(&data, remote).await {
+        let mut sent = socket.send_to(&data, remote).await;
+        if sent.as_ref().is_err_and(icmp::stale_error) {
+            // An earlier ICMP error surfaced here instead of sending (the reader reports
+            // it from the error queue): send this datagram.
+            sent = socket.send_to(&data, remote).await;
+        }
+        if let Err(e) = sent {
             tracing::info!(%remote, "UDP send failed: {e}");
+            // RFC 3261 section 18.4: a destination the system refuses to send to fails its
+            // transactions now. Other errors: the transaction layer retransmits.
+            if icmp::unreachable_send(&e)
+                && inputs.send(Input::Unreachable { remote }).await.is_err()
+            {
+                return;
+            }
         }
     }
 }

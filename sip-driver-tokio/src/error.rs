@@ -39,7 +39,9 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
-    /// No final response in time (timer B, F or C, RFC 3261 section 17.1).
+    /// No final response in time (timer B, F or C, RFC 3261 section 17.1). After timer C
+    /// the driver has cancelled the INVITE; a 2xx that still arrives is ACKed and its call
+    /// ended with BYE by the driver (sections 9.1 and 15).
     #[error("request timed out")]
     Timeout,
     /// The transport could not carry the request (RFC 3261 section 17.1.4).

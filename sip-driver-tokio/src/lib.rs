@@ -58,6 +58,7 @@
 mod client;
 mod driver;
 mod error;
+mod icmp;
 mod log;
 
 pub use client::{Client, Incoming, Responder, Responses};

@@ -322,3 +322,196 @@ async fn next_ack(uas: &tokio::net::UdpSocket, buf: &mut [u8]) {
         }
     }
 }
+
+/// Reads datagrams until one whose start line begins with `prefix`; returns it and its
+/// sender.
+async fn next_request(
+    uas: &tokio::net::UdpSocket,
+    buf: &mut [u8],
+    prefix: &str,
+) -> (OwnedMessage, SocketAddr) {
+    loop {
+        let (n, from) = uas.recv_from(buf).await.unwrap();
+        if buf[..n].starts_with(prefix.as_bytes()) {
+            return (OwnedMessage::parse(&buf[..n]).unwrap(), from);
+        }
+    }
+}
+
+#[tokio::test]
+async fn rfc3261_9_1_a_2xx_crossing_timer_c_cancel_is_acked_and_ended_with_bye() {
+    // RFC 3261 9.1, 13.2.2.4 and 15: the application was told the INVITE timed out (timer
+    // C) and the driver sent CANCEL; a 2xx that still arrives gets its ACK and a BYE.
+    init_tracing();
+    let config = Config {
+        timers: Timers {
+            c: Duration::from_millis(300),
+            ..Timers::RFC
+        },
+        ..Config::default()
+    };
+    let (client, _incoming) =
+        Driver::bind_with_config(["udp:127.0.0.1:0".parse().unwrap()], config)
+            .await
+            .unwrap()
+            .start();
+    // A plain UDP socket plays the UAS: 180, then nothing until the CANCEL, then 200.
+    let uas = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = uas.local_addr().unwrap();
+    let invite = request(Method::Invite, to, 7);
+    let responses = client
+        .request(invite.clone(), Target::udp(to))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (received, from) = bounded("INVITE", next_request(&uas, &mut buf, "INVITE ")).await;
+    let ringing = sip_core::ResponseBuilder::from_view(&received.view(), 180)
+        .to_tag("uas1")
+        .build(&mut SeededRng::new([6; 32]))
+        .unwrap();
+    uas.send_to(ringing.as_bytes(), from).await.unwrap();
+    let r = bounded("timeout", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Timeout);
+    let (cancel, _) = bounded("CANCEL", next_request(&uas, &mut buf, "CANCEL ")).await;
+    let h = |m: &OwnedMessage, n| m.view().header(n).unwrap().to_owned();
+    assert_eq!(
+        h(&cancel, sip_core::HeaderName::CallId),
+        h(&received, sip_core::HeaderName::CallId)
+    );
+    // The 2xx crosses the CANCEL, with a Contact naming where in-dialog requests go and the
+    // route set of two proxies (section 12.1.2: the UAC reverses it).
+    let contact = format!("<sip:uas@{to}>");
+    let ok = sip_core::ResponseBuilder::from_view(&received.view(), 200)
+        .to_tag("uas1")
+        .header("Contact", &contact)
+        .header("Record-Route", "<sip:p2.invalid;lr>, <sip:p1.invalid;lr>")
+        .build(&mut SeededRng::new([7; 32]))
+        .unwrap();
+    uas.send_to(ok.as_bytes(), from).await.unwrap();
+    let (ack, _) = bounded("ACK", next_request(&uas, &mut buf, "ACK ")).await;
+    let ack_msg = ack.message().unwrap();
+    assert_eq!(ack_msg.cseq().unwrap().seq, 7);
+    assert_eq!(ack_msg.to().unwrap().tag(), Some("uas1"));
+    assert!(ack
+        .as_bytes()
+        .starts_with(format!("ACK sip:uas@{to} ").as_bytes()));
+    let (bye, bye_from) = bounded("BYE", next_request(&uas, &mut buf, "BYE ")).await;
+    let bye_msg = bye.message().unwrap();
+    assert_eq!(
+        h(&bye, sip_core::HeaderName::CallId),
+        h(&received, sip_core::HeaderName::CallId)
+    );
+    assert_eq!(bye_msg.to().unwrap().tag(), Some("uas1"));
+    assert!(bye_msg.cseq().unwrap().seq > 7);
+    assert!(bye
+        .as_bytes()
+        .starts_with(format!("BYE sip:uas@{to} ").as_bytes()));
+    let routes: Vec<&str> = bye.view().header_all(sip_core::HeaderName::Route).collect();
+    assert_eq!(routes, ["<sip:p1.invalid;lr>", "<sip:p2.invalid;lr>"]);
+    let bye_ok = sip_core::ResponseBuilder::from_view(&bye.view(), 200)
+        .build(&mut SeededRng::new([8; 32]))
+        .unwrap();
+    uas.send_to(bye_ok.as_bytes(), bye_from).await.unwrap();
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+#[tokio::test]
+async fn request_with_timeout_ends_with_timeout_before_timer_f() {
+    // The application's own deadline, far shorter than timer F (32 s with the RFC timers;
+    // each step here is bounded by 10 s).
+    init_tracing();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = silent.local_addr().unwrap();
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let responses = client
+        .request_with_timeout(
+            request(Method::Options, to, 1),
+            Target::udp(to),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap();
+    let r = bounded("timeout", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Timeout);
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+#[tokio::test]
+async fn rfc3261_9_1_invite_past_its_deadline_is_cancelled() {
+    // RFC 3261 9.1: an INVITE the application stops waiting for is cancelled once a
+    // provisional response has come.
+    init_tracing();
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let uas = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = uas.local_addr().unwrap();
+    let mut responses = client
+        .request_with_timeout(
+            request(Method::Invite, to, 3),
+            Target::udp(to),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let (invite, from) = bounded("INVITE", next_request(&uas, &mut buf, "INVITE ")).await;
+    let ringing = sip_core::ResponseBuilder::from_view(&invite.view(), 180)
+        .to_tag("uas1")
+        .build(&mut SeededRng::new([6; 32]))
+        .unwrap();
+    uas.send_to(ringing.as_bytes(), from).await.unwrap();
+    let first = bounded("180", responses.next()).await.unwrap().unwrap();
+    assert_eq!(first.view().status(), Some(180));
+    let r = bounded("timeout", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Timeout);
+    let (cancel, _) = bounded("CANCEL", next_request(&uas, &mut buf, "CANCEL ")).await;
+    let branch = |m: &OwnedMessage| {
+        m.message()
+            .unwrap()
+            .top_via()
+            .unwrap()
+            .branch()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(branch(&cancel), branch(&invite));
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+// Linux and Android report ICMP errors on unconnected UDP sockets (IP_RECVERR); elsewhere
+// the transaction ends by timer F as before.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[tokio::test]
+async fn rfc3261_18_4_udp_request_to_a_closed_port_is_a_transport_error() {
+    // RFC 3261 18.4 and 17.1.4: the ICMP port unreachable ends the client transaction,
+    // long before timer F (32 s; the wait is bounded by 10 s).
+    init_tracing();
+    let free = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let responses = client
+        .request(request(Method::Options, free, 1), Target::udp(free))
+        .await
+        .unwrap();
+    let r = bounded("transport error", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Transport);
+    bounded("client shutdown", client.shutdown()).await;
+}
+
+// Linux refuses a datagram to port 0 at once (EINVAL).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[tokio::test]
+async fn rfc3261_18_4_udp_send_the_system_refuses_is_a_transport_error() {
+    // RFC 3261 18.4 and 17.1.4: a send that fails for good ends the transaction.
+    init_tracing();
+    let (client, _incoming) = start(&["udp:127.0.0.1:0"]).await;
+    let nowhere: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let responses = client
+        .request(request(Method::Options, nowhere, 1), Target::udp(nowhere))
+        .await
+        .unwrap();
+    let r = bounded("transport error", responses.final_response()).await;
+    assert_eq!(r.unwrap_err(), RequestError::Transport);
+    bounded("client shutdown", client.shutdown()).await;
+}

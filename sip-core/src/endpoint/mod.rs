@@ -5,7 +5,7 @@
 //! `poll_io`, `poll_event` and `poll_timeout`. Time is always an argument, randomness comes
 //! from the seed given to [`Endpoint::new`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use crate::rng::Rng;
 use crate::transaction::client::ClientMachine;
 use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
-use crate::transaction::{ClientState, ServerState, Slots, Timers};
+use crate::transaction::{ClientState, ServerState, Slots, Timer, Timers};
 use crate::transport::flow::{Flow, FlowState, Flows};
 use crate::transport::reflection::Credit;
 use crate::transport::via::ResponseRoute;
@@ -25,9 +25,12 @@ use crate::{Limits, Method, OwnedMessage, ParseError, SeededRng};
 
 mod build;
 mod receive;
+mod timers;
 mod tu;
 
 pub use tu::TransactionUser;
+
+use timers::{TimerRef, TimerTable};
 
 /// A client transaction (RFC 3261 section 17.1), as the endpoint names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,11 +135,32 @@ pub enum Event {
         /// Where it came from.
         source: Source,
     },
-    /// Timer B or F (client: no final response), C (INVITE client: no final response long
-    /// after a provisional one; the endpoint sends CANCEL) or H (server: no ACK) fired.
+    /// A transaction timer fired. `timer` says which, and so what happened and whether the
+    /// transaction goes on (RFC 3261 section 17, table 4):
+    ///
+    /// - [`Timer::B`] (INVITE) or [`Timer::F`] (non-INVITE), client: no final response came.
+    ///   The transaction has ended; treat it as a 408 (section 8.1.3.1).
+    /// - [`Timer::C`], INVITE client: no final response long after a provisional one
+    ///   (section 16.6 step 11, [`Timers::c`]). The endpoint has sent a CANCEL (a client
+    ///   transaction of its own) and the INVITE transaction goes on: a final response may
+    ///   still arrive as [`Event::Response`]. A 2xx then still needs its ACK, and the session
+    ///   it set up should be ended with BYE (sections 9.1, 13.2.2.4 and 15). Without a final
+    ///   response the transaction ends silently 64*T1 later.
+    /// - [`Timer::H`], INVITE server: the ACK for a non-2xx final response never came
+    ///   (section 17.2.1). The transaction has ended.
+    /// - [`Timer::Unanswered`], server: the transaction user never gave a final response.
+    ///   A non-INVITE transaction has ended without one; an INVITE was answered 408 by the
+    ///   endpoint on the transaction user's behalf and goes on waiting for the ACK (so a
+    ///   timer H event may follow). Either way the transaction user cannot answer any more.
+    ///
+    /// Further timers may be named in later versions.
+    #[non_exhaustive]
     Timeout {
-        /// The transaction, ended (or, for timer C, cancelled).
+        /// The transaction: ended, or for timer C cancelled, or for the unanswered-request
+        /// timer of an INVITE answered 408.
         tx: TxId,
+        /// The timer that fired: B, C, F, H or [`Timer::Unanswered`].
+        timer: Timer,
     },
     /// The transport failed to carry the transaction's messages (section 17.1.4, 17.2.4).
     TransportError {
@@ -247,14 +271,6 @@ enum Sending {
     Retransmission,
 }
 
-/// What a deadline in the timer index belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum TimerRef {
-    Client(Key, u8),
-    Server(Key, u8),
-    Flow(Key),
-}
-
 #[derive(Debug)]
 struct Queued {
     bytes: Payload,
@@ -289,7 +305,7 @@ pub struct Endpoint {
     servers: Slab<ServerEntry>,
     client_keys: KeyTable<ClientTxId>,
     server_keys: KeyTable<ServerTxId>,
-    timers: BTreeSet<(Instant, TimerRef)>,
+    timers: TimerTable,
     flows: Flows,
     transmits: VecDeque<Queued>,
     io: VecDeque<IoRequest>,
@@ -307,7 +323,18 @@ pub struct Endpoint {
     unarmed: Vec<ServerTxId>,
     /// Response bytes each UDP source has earned ([`ResponsePolicy::SourceOnly`]).
     credit: Credit,
+    /// Destinations reported unreachable, waiting for the next pass over the transactions.
+    unreachable: Vec<SocketAddr>,
+    /// No pass over the transactions for unreachable destinations before this.
+    unreachable_scan_at: Option<Instant>,
 }
+
+/// The least time between two passes over the transactions for destinations reported
+/// unreachable (`Endpoint::handle_unreachable`): a pass visits every transaction.
+const UNREACHABLE_SCAN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How many unreachable destinations wait for the next pass at most.
+const MAX_UNREACHABLE: usize = 16;
 
 fn sent_by_of(l: &Listener) -> String {
     match &l.sent_by {
@@ -346,7 +373,7 @@ impl Endpoint {
             servers: Slab::default(),
             client_keys: KeyTable::new(hasher),
             server_keys: KeyTable::new(hasher),
-            timers: BTreeSet::new(),
+            timers: TimerTable::new(),
             flows: Flows::default(),
             transmits: VecDeque::new(),
             io: VecDeque::new(),
@@ -357,6 +384,8 @@ impl Endpoint {
             unarmed: Vec::new(),
             scratch_hash: None,
             credit: Credit::new(hasher),
+            unreachable: Vec::new(),
+            unreachable_scan_at: None,
         }
     }
 
@@ -417,14 +446,17 @@ impl Endpoint {
 
     /// The next deadline: call [`Endpoint::handle_timeout`] then (or earlier).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let indexed = self.timers.first().map(|(t, _)| *t);
+        let indexed = self.timers.next_deadline();
         let unarmed = self
             .unarmed
             .iter()
             .filter_map(|tx| self.servers.get(tx.0))
             .flat_map(|e| e.m.timers.into_iter().flatten().map(|(t, _)| t))
             .min();
-        indexed.into_iter().chain(unarmed).min()
+        let scan = self
+            .unreachable_scan_at
+            .filter(|_| !self.unreachable.is_empty());
+        indexed.into_iter().chain(unarmed).chain(scan).min()
     }
 
     /// Puts the timers of the transactions the previous input created into the index.
@@ -437,12 +469,8 @@ impl Endpoint {
             if !e.armed {
                 e.armed = true;
                 let slots = e.m.timers;
-                sync(
-                    &mut self.timers,
-                    |s| TimerRef::Server(tx.0, s),
-                    [None, None],
-                    slots,
-                );
+                self.timers
+                    .sync(|s| TimerRef::Server(tx.0, s), [None, None], slots);
             }
         }
         self.unarmed.clear();
@@ -451,11 +479,8 @@ impl Endpoint {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.arm_new_transactions();
-        while let Some(&(at, owner)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
+        self.apply_unreachable(now);
+        while let Some(owner) = self.timers.pop_expired(now) {
             match owner {
                 TimerRef::Client(k, slot) => self.client_timer(now, ClientTxId(k), slot as usize),
                 TimerRef::Server(k, slot) => self.server_timer(now, ServerTxId(k), slot as usize),
@@ -739,7 +764,79 @@ impl Endpoint {
         }
     }
 
+    /// The network says datagrams to `remote` cannot be delivered: an ICMP destination or
+    /// port unreachable for a datagram sent there, or a send that the operating system
+    /// refused. RFC 3261 section 18.4 asks the transport to report such an error to the
+    /// transport user, and sections 17.1.4 and 17.2.4 end the transaction with it: every
+    /// datagram transaction still exchanging messages with `remote` (a client transaction
+    /// waiting for its final response; a server transaction that has responses to send or
+    /// resend) ends with [`Event::TransportError`], as if its timeout had fired at once.
+    /// Stream transactions are left to their flow's events.
+    ///
+    /// An ICMP message can be forged by anyone on the path who knows the addresses and ports,
+    /// just as a datagram can; a driver reports only what its socket received for its own
+    /// datagrams (on Linux the kernel checks the returned UDP header's ports).
+    ///
+    /// Reports are applied in one pass over the transactions, at most every 100 ms (the
+    /// first at once; the next pass is a deadline of [`Endpoint::poll_timeout`]), so that a
+    /// flood of ICMP messages costs at most one pass per 100 ms. Up to 16 destinations wait
+    /// for the next pass; further ones are dropped (their transactions end by timeout).
+    pub fn handle_unreachable(&mut self, now: Instant, remote: SocketAddr) {
+        self.arm_new_transactions();
+        if !self.unreachable.contains(&remote) && self.unreachable.len() < MAX_UNREACHABLE {
+            self.unreachable.push(remote);
+        }
+        self.apply_unreachable(now);
+    }
+
     // ---- internals shared by the command and receive paths ----
+
+    /// Ends the datagram transactions to the destinations reported unreachable, when the
+    /// scan interval allows (see [`Endpoint::handle_unreachable`]).
+    fn apply_unreachable(&mut self, now: Instant) {
+        if self.unreachable.is_empty() || self.unreachable_scan_at.is_some_and(|at| at > now) {
+            return;
+        }
+        let gone = std::mem::take(&mut self.unreachable);
+        self.unreachable_scan_at = Some(now + UNREACHABLE_SCAN_INTERVAL);
+        let clients: Vec<ClientTxId> = self
+            .clients
+            .iter()
+            .filter(|(_, e)| {
+                !e.transport.is_stream()
+                    && !e.held
+                    && matches!(
+                        e.m.state,
+                        ClientState::Calling | ClientState::Trying | ClientState::Proceeding
+                    )
+                    && gone.contains(&e.remote)
+            })
+            .map(|(k, _)| ClientTxId(k))
+            .collect();
+        for tx in clients {
+            if let Some(e) = self.clients.get_mut(tx.0) {
+                let before = e.m.timers;
+                e.m.on_transport_error();
+                self.sync_client_timers(tx, before, [None, None]);
+                self.events.push_back(Event::TransportError {
+                    tx: TxId::Client(tx),
+                });
+            }
+            self.finish_client(tx);
+        }
+        let servers: Vec<ServerTxId> = self
+            .servers
+            .iter()
+            .filter(|(_, e)| {
+                !matches!(e.m.state, ServerState::Confirmed | ServerState::Terminated)
+                    && matches!(e.route, ResponseRoute::Datagram { remote, .. } if gone.contains(&remote))
+            })
+            .map(|(k, _)| ServerTxId(k))
+            .collect();
+        for tx in servers {
+            self.server_transport_error(tx);
+        }
+    }
 
     /// The sent-by and local address for sending over `transport` to `remote`.
     fn local_for(
@@ -885,14 +982,14 @@ impl Endpoint {
         let idle = self.config.flow_idle_timeout;
         if let Some(f) = self.flows.get_mut(id) {
             if let Some(old) = f.idle_deadline.take() {
-                self.timers.remove(&(old, TimerRef::Flow(id.0)));
+                self.timers.cancel(old, TimerRef::Flow(id.0));
             }
             // Idle means idle since the last message; a flow in use is looked at again one
             // idle period from now.
             let base = if f.users > 0 { now } else { f.last_activity };
             let at = base.max(now.checked_sub(idle).unwrap_or(base)) + idle;
             f.idle_deadline = Some(at);
-            self.timers.insert((at, TimerRef::Flow(id.0)));
+            self.timers.arm(at, TimerRef::Flow(id.0));
         }
     }
 
@@ -917,7 +1014,7 @@ impl Endpoint {
             return;
         };
         if let Some(at) = f.idle_deadline {
-            self.timers.remove(&(at, TimerRef::Flow(id.0)));
+            self.timers.cancel(at, TimerRef::Flow(id.0));
         }
         if f.users == 0 {
             return;
@@ -957,24 +1054,16 @@ impl Endpoint {
     }
 
     fn sync_client_timers(&mut self, tx: ClientTxId, before: Slots, after: Slots) {
-        sync(
-            &mut self.timers,
-            |s| TimerRef::Client(tx.0, s),
-            before,
-            after,
-        );
+        self.timers
+            .sync(|s| TimerRef::Client(tx.0, s), before, after);
     }
 
     fn sync_server_timers(&mut self, tx: ServerTxId, before: Slots, after: Slots) {
         if self.servers.get(tx.0).is_some_and(|e| !e.armed) {
             return;
         }
-        sync(
-            &mut self.timers,
-            |s| TimerRef::Server(tx.0, s),
-            before,
-            after,
-        );
+        self.timers
+            .sync(|s| TimerRef::Server(tx.0, s), before, after);
     }
 
     fn client_timer(&mut self, now: Instant, tx: ClientTxId, slot: usize) {
@@ -1000,9 +1089,10 @@ impl Endpoint {
             // A retransmission over UDP cannot fail here; streams never retransmit.
             let _ = self.send_to(now, transport, local, remote, data, flow);
         }
-        if step.timeout {
+        if let Some(timer) = step.timeout {
             self.events.push_back(Event::Timeout {
                 tx: TxId::Client(tx),
+                timer,
             });
         }
         if step.cancel {
@@ -1042,9 +1132,10 @@ impl Endpoint {
             // Timer G: nothing arrived that asked for it.
             self.resend(now, tx, Sending::Retransmission);
         }
-        if step.timeout {
+        if let Some(timer) = step.timeout {
             self.events.push_back(Event::Timeout {
                 tx: TxId::Server(tx),
+                timer,
             });
         }
         if step.send_timeout {
@@ -1151,12 +1242,8 @@ impl Endpoint {
             return;
         }
         if let Some(e) = self.clients.remove(tx.0) {
-            sync(
-                &mut self.timers,
-                |s| TimerRef::Client(tx.0, s),
-                e.m.timers,
-                [None, None],
-            );
+            self.timers
+                .sync(|s| TimerRef::Client(tx.0, s), e.m.timers, [None, None]);
             // one lookup: put back the rare entry that names a later transaction
             self.client_keys.remove(e.key_hash, &e.key, tx);
             self.unbind_flow(e.flow);
@@ -1182,12 +1269,8 @@ impl Endpoint {
             return;
         }
         if let Some(e) = self.servers.remove(tx.0) {
-            sync(
-                &mut self.timers,
-                |s| TimerRef::Server(tx.0, s),
-                e.m.timers,
-                [None, None],
-            );
+            self.timers
+                .sync(|s| TimerRef::Server(tx.0, s), e.m.timers, [None, None]);
             self.server_keys.remove(e.key_hash, &e.key, tx);
             if let ResponseRoute::Flow { flow, .. } = e.route {
                 self.unbind_flow(Some(flow));
@@ -1239,24 +1322,4 @@ fn branch_of(via: &str) -> &str {
             n.trim().eq_ignore_ascii_case("branch").then(|| v.trim())
         })
         .unwrap_or("")
-}
-
-/// Brings the timer index in line with a machine's slots.
-fn sync(
-    index: &mut BTreeSet<(Instant, TimerRef)>,
-    owner: impl Fn(u8) -> TimerRef,
-    before: Slots,
-    after: Slots,
-) {
-    for slot in 0..2 {
-        if before[slot] == after[slot] {
-            continue;
-        }
-        if let Some((at, _)) = before[slot] {
-            index.remove(&(at, owner(slot as u8)));
-        }
-        if let Some((at, _)) = after[slot] {
-            index.insert((at, owner(slot as u8)));
-        }
-    }
 }

@@ -33,8 +33,8 @@ pub(crate) struct ClientStep {
     pub(crate) send_ack: bool,
     /// Pass the response to the transaction user.
     pub(crate) deliver: bool,
-    /// Tell the transaction user the transaction timed out (timer B, C or F).
-    pub(crate) timeout: bool,
+    /// Tell the transaction user the transaction timed out, naming the timer (B, C or F).
+    pub(crate) timeout: Option<Timer>,
     /// Send CANCEL for the INVITE (timer C fired).
     pub(crate) cancel: bool,
 }
@@ -155,14 +155,14 @@ impl ClientMachine {
                 self.timers[RETRANSMIT] = Some((now + t.t2, Timer::E));
             }
             Timer::C if self.state == ClientState::Proceeding => {
-                step.timeout = true;
+                step.timeout = Some(Timer::C);
                 step.cancel = true;
                 self.timers[LIFETIME] = Some((now + t.t1x64(), Timer::B));
             }
             // After timer C the transaction user has had its timeout already.
             Timer::B if self.state == ClientState::Proceeding => self.terminate(),
             Timer::B | Timer::F => {
-                step.timeout = true;
+                step.timeout = Some(timer);
                 self.terminate();
             }
             Timer::D | Timer::K | Timer::M => self.terminate(),

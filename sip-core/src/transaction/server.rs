@@ -32,8 +32,9 @@ pub(crate) struct ServerStep {
     pub(crate) send_trying: bool,
     /// Pass the ACK to the transaction user (RFC 6026: an ACK in Accepted).
     pub(crate) deliver_ack: bool,
-    /// Tell the transaction user no ACK came (timer H), or it never answered.
-    pub(crate) timeout: bool,
+    /// Tell the transaction user no ACK came (timer H), or it never answered (the
+    /// unanswered-request timer), naming the timer.
+    pub(crate) timeout: Option<Timer>,
     /// Answer 408 on the transaction user's behalf (an INVITE it never answered).
     pub(crate) send_timeout: bool,
 }
@@ -171,17 +172,17 @@ impl ServerMachine {
                 self.timers[RETRANSMIT] = Some((now + self.interval, Timer::G));
             }
             Timer::H => {
-                step.timeout = true;
+                step.timeout = Some(Timer::H);
                 self.terminate();
             }
             Timer::Unanswered if self.invite && self.state == ServerState::Proceeding => {
-                step.timeout = true;
+                step.timeout = Some(Timer::Unanswered);
                 step.send_timeout = true;
             }
             Timer::Unanswered
                 if matches!(self.state, ServerState::Trying | ServerState::Proceeding) =>
             {
-                step.timeout = true;
+                step.timeout = Some(Timer::Unanswered);
                 self.terminate();
             }
             Timer::I | Timer::J | Timer::L => self.terminate(),

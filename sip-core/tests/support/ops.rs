@@ -78,7 +78,10 @@ pub fn run(data: &[u8]) {
                 }
             }
             3 => {
-                if let Some(&f) = flows.get(arg as usize % flows.len().max(1)) {
+                if arg >= 0xf0 {
+                    // The peer's address is reported unreachable (ICMP).
+                    ep.handle_unreachable(now, peer);
+                } else if let Some(&f) = flows.get(arg as usize % flows.len().max(1)) {
                     let ev = match arg % 3 {
                         0 => FlowEvent::Closed,
                         1 => FlowEvent::Failed,
