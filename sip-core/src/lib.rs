@@ -31,7 +31,7 @@
 //! let socket = UdpSocket::bind("127.0.0.1:0")?;
 //! let local = socket.local_addr()?;
 //! let config = Config { listeners: vec![Listener::new(Transport::Udp, local)], ..Config::default() };
-//! let mut endpoint = Endpoint::new(config, [42; 32], Instant::now()); // seed from the OS in real use
+//! let mut endpoint = Endpoint::new(config, [42; 32]); // seed from the OS in real use
 //! let mut rng = SeededRng::new([43; 32]);
 //!
 //! // A peer asks for our capabilities.

@@ -26,7 +26,7 @@ fn endpoint_with(f: impl FnOnce(&mut Config)) -> (Endpoint, Instant) {
     };
     f(&mut config);
     let now = Instant::now();
-    (Endpoint::new(config, [7; 32], now), now)
+    (Endpoint::new(config, [7; 32]), now)
 }
 
 fn endpoint() -> (Endpoint, Instant) {

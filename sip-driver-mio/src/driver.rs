@@ -261,7 +261,7 @@ impl Driver {
             bound.push(ListenSpec::new(spec.transport, local));
         }
         config.listeners = config_listeners;
-        let endpoint = Endpoint::new(config, os_seed()?, Instant::now());
+        let endpoint = Endpoint::new(config, os_seed()?);
         Ok(Driver {
             poll,
             events: Events::with_capacity(256),

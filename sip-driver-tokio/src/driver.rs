@@ -197,7 +197,7 @@ impl Driver {
             tasks.spawn(tcp_acceptor(listener, addr, input_tx.clone()).instrument(span));
         }
         let shutdown = self.shutdown.subscribe();
-        let endpoint = Endpoint::new(self.config, self.seed, Instant::now());
+        let endpoint = Endpoint::new(self.config, self.seed);
         (
             Owner {
                 ep: endpoint,

@@ -304,7 +304,7 @@ fn split_sent_by(s: &str, transport: Transport) -> (String, u16) {
 impl Endpoint {
     /// A new endpoint. `seed` feeds every branch, tag and the hash keys of the transaction
     /// tables: give it 32 bytes from the operating system's generator.
-    pub fn new(config: Config, seed: [u8; 32], _now: Instant) -> Endpoint {
+    pub fn new(config: Config, seed: [u8; 32]) -> Endpoint {
         let mut rng = SeededRng::new(seed);
         let hasher = KeyedHasher::new(rng.next_u64(), rng.next_u64());
         let sent_bys = config
