@@ -38,7 +38,7 @@
 //! use std::net::UdpSocket;
 //! use std::time::{Duration, Instant};
 //! use sip_core::{Config, Endpoint, Event, ResponseBuilder, SeededRng, TransactionUser, Transport};
-//! use sip_driver_mio::{Driver, ListenSpec};
+//! use sip_driver_mio::{os_seed, Driver, ListenSpec};
 //!
 //! struct Answer200(SeededRng);
 //!
@@ -56,9 +56,8 @@
 //! let mut driver = Driver::bind(&[spec], Config::default())?;
 //! let server = driver.local_addr(Transport::Udp).unwrap();
 //! let shutdown = driver.shutdown_handle();
-//! let thread = std::thread::spawn(move || {
-//!     driver.run_for(&mut Answer200(SeededRng::new([1; 32])), Duration::from_secs(10))
-//! });
+//! let mut tu = Answer200(SeededRng::new(os_seed()?));
+//! let thread = std::thread::spawn(move || driver.run_for(&mut tu, Duration::from_secs(10)));
 //!
 //! let client = UdpSocket::bind("127.0.0.1:0")?;
 //! client.set_read_timeout(Some(Duration::from_secs(5)))?;

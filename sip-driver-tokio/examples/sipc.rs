@@ -166,7 +166,9 @@ fn remote_target(ok: &OwnedMessage, fallback: &str) -> String {
 
 async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
     let target = target_of(&args.uri, args.transport)?;
-    let mut rng = SeededRng::new(seed().map_err(|e| format!("cannot read a seed: {e}"))?);
+    let mut rng = SeededRng::new(
+        sip_driver_tokio::os_seed().map_err(|e| format!("cannot read a seed: {e}"))?,
+    );
     let from = format!("<sip:sipc@{local}>");
     let contact = format!("<sip:sipc@{local}>");
     let to = format!("<{}>", args.uri);
@@ -237,13 +239,6 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
     } else {
         Err("BYE failed".into())
     }
-}
-
-fn seed() -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut s = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
-    Ok(s)
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -101,13 +101,6 @@ impl TransactionUser for Logged {
     }
 }
 
-fn seed() -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut s = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
-    Ok(s)
-}
-
 async fn stop_signal() {
     #[cfg(unix)]
     {
@@ -167,7 +160,7 @@ async fn main() -> ExitCode {
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
-    let ua_seed = match seed() {
+    let ua_seed = match sip_driver_tokio::os_seed() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sipd: cannot read /dev/urandom: {e}");
