@@ -20,8 +20,8 @@
 //!   Via rules of section 18 and RFC 3581, stream framing and keep-alives (RFC 5626
 //!   section 3.5.1). Time and the random seed are arguments.
 //!
-//! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps server
-//! dialogs only), the RFC 3263 resolution of a SIP URI to transports, addresses and ports
+//! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
+//! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a SIP URI to transports, addresses and ports
 //! (the caller gives a [`Target`]), TLS, digest authentication, a registrar and a proxy
 //! core.
 //!
