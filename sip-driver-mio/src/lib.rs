@@ -4,8 +4,8 @@
 //! single-threaded event loop that owns the UDP sockets, TCP listeners and connections, and
 //! one timer. It makes no protocol decision; it feeds the endpoint what arrives
 //! (`handle_datagram`, `accept_flow`, `handle_stream`, `handle_flow_event`, `handle_timeout`)
-//! and carries out what comes back (`poll_transmit`, `poll_io`, `poll_event`), until nothing
-//! is left, after every input.
+//! and carries out what comes back (`poll_event`, `poll_transmit`, `poll_io`: the order
+//! [`Endpoint`](sip_core::Endpoint) documents), until nothing is left, after every input.
 //!
 //! - UDP and TCP listeners on any number of IPv4 and IPv6 addresses ([`ListenSpec`], the
 //!   syntax of a `--listen udp:127.0.0.1:5060` flag).
