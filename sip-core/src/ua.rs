@@ -176,7 +176,8 @@ fn dialog_key(call_id: &str, local_tag: &str, remote_tag: &str) -> String {
 }
 
 impl UserAgent {
-    /// A UAS core; `seed` feeds its To tags.
+    /// A UAS core; `seed` keys the [`SeededRng`] of its To tags: 32 bytes from the operating
+    /// system (the drivers' `os_seed`), not the endpoint's seed, a fixed one only in tests.
     pub fn new(config: UaConfig, seed: [u8; 32]) -> UserAgent {
         UserAgent {
             config,

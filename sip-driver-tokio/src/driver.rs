@@ -93,7 +93,9 @@ impl Driver {
     }
 
     /// Binds every listen specification; `config.listeners` is replaced by the bound
-    /// addresses (with the real ports).
+    /// addresses (with the real ports). The endpoint and the built-in transaction user get
+    /// seeds of their own from [`os_seed`]; [`Error::Seed`] when the operating system has
+    /// none to give.
     pub async fn bind_with_config(
         specs: impl IntoIterator<Item = ListenSpec>,
         mut config: Config,
