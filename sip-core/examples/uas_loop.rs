@@ -35,7 +35,7 @@ fn main() {
         return;
     }
     let mut now = Instant::now();
-    let mut uas = uas_call::UasCall::new(now);
+    let mut uas = uas_call::UasCall::new();
     for n in 1..=iters {
         now += Duration::from_millis(40);
         uas.call(n, now);

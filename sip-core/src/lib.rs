@@ -20,19 +20,40 @@
 //!   Via rules of section 18 and RFC 3581, stream framing and keep-alives (RFC 5626
 //!   section 3.5.1). Time and the random seed are arguments.
 //!
+//! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
+//! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a SIP URI to transports, addresses and ports
+//! (the caller gives a [`Target`]), TLS, digest authentication, a registrar and a proxy
+//! core.
+//!
+//! Randomness: every tag, branch and Call-ID is drawn from ChaCha20 keyed with a 32-byte
+//! seed ([`SeededRng`]). sip-core never asks the operating system for it: the drivers do
+//! (`sip_driver_mio::os_seed`, `sip_driver_tokio::os_seed`), and so does an application
+//! that builds messages itself, as below with the `getrandom` crate. A fixed seed repeats a
+//! run exactly, which only tests want.
+//!
 //! The run loop of a driver, here a UDP server answering OPTIONS (the real drivers are the
-//! `sip-driver-mio` and `sip-driver-tokio` crates):
+//! `sip-driver-mio` and `sip-driver-tokio` crates). It sleeps until a datagram arrives or
+//! the endpoint's next timer is due ([`Endpoint::poll_timeout`]), feeds the input and the
+//! clock, then drains the outputs in the order the [`Endpoint`] documents:
 //!
 //! ```
+//! use std::io::ErrorKind;
 //! use std::net::UdpSocket;
 //! use std::time::{Duration, Instant};
 //! use sip_core::{Config, Endpoint, Event, Listener, ResponseBuilder, SeededRng, Transport};
 //!
+//! /// 32 bytes from the operating system's generator.
+//! fn os_seed() -> std::io::Result<[u8; 32]> {
+//!     let mut seed = [0u8; 32];
+//!     getrandom::fill(&mut seed)?;
+//!     Ok(seed)
+//! }
+//!
 //! let socket = UdpSocket::bind("127.0.0.1:0")?;
 //! let local = socket.local_addr()?;
 //! let config = Config { listeners: vec![Listener::new(Transport::Udp, local)], ..Config::default() };
-//! let mut endpoint = Endpoint::new(config, [42; 32], Instant::now()); // seed from the OS in real use
-//! let mut rng = SeededRng::new([43; 32]);
+//! let mut endpoint = Endpoint::new(config, os_seed()?);
+//! let mut rng = SeededRng::new(os_seed()?); // a seed of its own: never share one
 //!
 //! // A peer asks for our capabilities.
 //! let peer = UdpSocket::bind("127.0.0.1:0")?;
@@ -45,15 +66,24 @@
 //! peer.send_to(options.as_bytes(), local)?;
 //!
 //! let (mut rx, mut tx) = (vec![0u8; 65535], Vec::new());
-//! socket.set_read_timeout(Some(Duration::from_millis(50)))?;
-//! let (deadline, mut answered) = (Instant::now() + Duration::from_secs(5), false);
-//! while !answered && Instant::now() < deadline {
-//!     // 1. feed input: a datagram, or the clock
-//!     if let Ok((n, from)) = socket.recv_from(&mut rx) {
-//!         endpoint.handle_datagram(Instant::now(), local, from, &rx[..n]);
+//! // This example stops after its first answer, or after 5 s; a server runs on.
+//! let (stop, mut answered) = (Instant::now() + Duration::from_secs(5), false);
+//! while !answered && Instant::now() < stop {
+//!     // 1. sleep until a datagram arrives or the next timer is due (a read timeout of
+//!     //    zero would mean "forever", hence the 1 ms floor)
+//!     let wake = endpoint.poll_timeout().map_or(stop, |t| t.min(stop));
+//!     let sleep = wake.saturating_duration_since(Instant::now());
+//!     socket.set_read_timeout(Some(sleep.max(Duration::from_millis(1))))?;
+//!     match socket.recv_from(&mut rx) {
+//!         Ok((n, from)) => endpoint.handle_datagram(Instant::now(), local, from, &rx[..n]),
+//!         Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+//!         Err(e) => return Err(e.into()),
 //!     }
-//!     endpoint.handle_timeout(Instant::now());
-//!     // 2. drain outputs: events for the application, bytes for the network
+//!     // 2. the clock: the timers that are due fire
+//!     if endpoint.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+//!         endpoint.handle_timeout(Instant::now());
+//!     }
+//!     // 3. drain the outputs: events, then transmits, then I/O requests
 //!     while let Some(event) = endpoint.poll_event() {
 //!         if let Event::Request { tx: id, request, .. } = event {
 //!             let ok = ResponseBuilder::from_view(&request.view(), 200).build(&mut rng)?;
@@ -64,7 +94,8 @@
 //!     while let Some(t) = endpoint.poll_transmit(&mut tx) {
 //!         socket.send_to(&tx, t.remote)?;
 //!     }
-//!     // 3. a real loop sleeps until a datagram arrives or endpoint.poll_timeout() passes
+//!     // UDP only: no connection to open or close
+//!     while endpoint.poll_io().is_some() {}
 //! }
 //! let n = peer.recv(&mut rx)?;
 //! assert!(rx[..n].starts_with(b"SIP/2.0 200 OK"));
@@ -99,7 +130,9 @@
 //! ```
 //! use sip_core::{RequestBuilder, response_to, Method, SeededRng, Message};
 //!
-//! let mut rng = SeededRng::new([7; 32]);
+//! let mut seed = [0u8; 32];
+//! getrandom::fill(&mut seed)?;
+//! let mut rng = SeededRng::new(seed);
 //! let req = RequestBuilder::new(Method::Invite, "sip:bob@biloxi.example.com")
 //!     .from("Alice <sip:alice@atlanta.example.com>")
 //!     .to("Bob <sip:bob@biloxi.example.com>")

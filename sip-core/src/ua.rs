@@ -6,7 +6,7 @@
 //! a To tag and Contact, section 12.1.1), retransmits the 2xx until the ACK arrives
 //! (section 13.3.1.4), absorbs the ACK, answers BYE in a dialog with 200 and a BYE or
 //! re-INVITE outside any dialog with 481 (section 12.2.2), answers CANCEL with 200 and the
-//! INVITE with 487 (section 9.2), and everything else as [`validate`](crate::validate) says
+//! INVITE with 487 (section 9.2), and everything else as [`validate`] says
 //! (405 with Allow, 501, 420, ...).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -177,7 +177,8 @@ fn dialog_key(call_id: &str, local_tag: &str, remote_tag: &str) -> String {
 }
 
 impl UserAgent {
-    /// A UAS core; `seed` feeds its To tags.
+    /// A UAS core; `seed` keys the [`SeededRng`] of its To tags: 32 bytes from the operating
+    /// system (the drivers' `os_seed`), not the endpoint's seed, a fixed one only in tests.
     pub fn new(config: UaConfig, seed: [u8; 32]) -> UserAgent {
         UserAgent {
             config,

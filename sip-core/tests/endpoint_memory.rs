@@ -73,7 +73,7 @@ fn setup() -> (Endpoint, Instant, SocketAddr, SocketAddr) {
         listeners: vec![Listener::new(Transport::Udp, local)],
         ..Config::default()
     };
-    (Endpoint::new(config, [1; 32], now), now, local, remote)
+    (Endpoint::new(config, [1; 32]), now, local, remote)
 }
 
 /// Receives INVITE `n` and answers 180 and 200; returns the bytes of the messages the

@@ -53,7 +53,7 @@ fn answer(policy: ResponsePolicy, source: &str, input: &[u8]) -> (Vec<Sent>, Sta
         ..Config::default()
     };
     let start = Instant::now();
-    let mut ep = Endpoint::new(config, [7; 32], start);
+    let mut ep = Endpoint::new(config, [7; 32]);
     let mut ua = UserAgent::new(UaConfig::new("<sip:sipd@127.0.0.2:5060>"), [3; 32]);
     let (mut sent, mut buf, mut now) = (Vec::new(), Vec::new(), start);
     ep.handle_datagram(now, addr(SERVER), addr(source), input);
@@ -260,7 +260,7 @@ fn rfc3261_17_2_1_timer_g_retransmissions_must_be_earned_but_a_repeated_invite_i
         ..Config::default()
     };
     let start = Instant::now();
-    let mut ep = Endpoint::new(config, [7; 32], start);
+    let mut ep = Endpoint::new(config, [7; 32]);
     let invite = forged_invite("192.0.2.1:40000", "");
     ep.handle_datagram(start, addr(SERVER), addr(VICTIM), &invite);
     let Some(Event::Request { tx, request, .. }) = ep.poll_event() else {

@@ -26,7 +26,7 @@ fn endpoint_with(f: impl FnOnce(&mut Config)) -> (Endpoint, Instant) {
     };
     f(&mut config);
     let now = Instant::now();
-    (Endpoint::new(config, [7; 32], now), now)
+    (Endpoint::new(config, [7; 32]), now)
 }
 
 fn endpoint() -> (Endpoint, Instant) {
@@ -428,6 +428,82 @@ fn rfc3261_8_2_an_unparsable_request_is_answered_400_and_a_bad_response_dropped(
         .replace("Max-Forwards: 70", "Max-Forwards: seventy");
     ep.handle_datagram(now, addr(LOCAL), peer, bad_ack.as_bytes());
     assert!(transmits(&mut ep).is_empty());
+}
+
+#[test]
+fn rfc3261_8_2_a_request_past_a_limit_is_answered_400_with_its_vias_and_from() {
+    // RFC 3261 8.2 and 8.2.6.2: a request refused as malformed gets 400 (each limit's
+    // documented reaction), and the response copies every Via and the From of the request,
+    // even when they are past the limits the server applies to its input.
+    let peer = addr("127.0.0.1:5070");
+    let base = String::from_utf8(request("OPTIONS", "z9hG4bK1", "UDP", "127.0.0.1:5070")).unwrap();
+    let top_via = "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n";
+    let proxies = |n: usize, per_line: usize| -> String {
+        let values: Vec<String> = (0..n)
+            .map(|i| format!("SIP/2.0/UDP p{i}.example.invalid;branch=z9hG4bKp{i}"))
+            .collect();
+        values
+            .chunks(per_line)
+            .map(|c| format!("Via: {}\r\n", c.join(", ")))
+            .collect()
+    };
+    let below_top = |extra: &str| base.replacen(top_via, &format!("{top_via}{extra}"), 1);
+    let limits = sip_core::Limits::default();
+    type Case = (&'static str, String, fn(&mut Config));
+    let cases: [Case; 5] = [
+        // one more Via than allowed: one value a line, then all in one line
+        ("Via lines", below_top(&proxies(limits.max_vias, 1)), |_| {}),
+        (
+            "Via values in one line",
+            below_top(&proxies(limits.max_vias, limits.max_vias)),
+            |_| {},
+        ),
+        // more header lines than allowed, most of them Via
+        (
+            "header lines",
+            below_top(&proxies(limits.max_headers, 1)),
+            |c| c.limits.max_vias = usize::MAX,
+        ),
+        // a Via line longer than allowed
+        (
+            "header line length",
+            below_top(&format!(
+                "Via: SIP/2.0/UDP p.example.invalid;branch=z9hG4bK{}\r\n",
+                "x".repeat(limits.max_header_line)
+            )),
+            |_| {},
+        ),
+        // a From URI longer than allowed
+        (
+            "URI length",
+            base.replacen(
+                "sip:alice@",
+                &format!("sip:{}@", "a".repeat(limits.max_uri_length)),
+                1,
+            ),
+            |_| {},
+        ),
+    ];
+    let unbounded = sip_core::Limits {
+        max_message_size: usize::MAX,
+        max_headers: usize::MAX,
+        max_header_line: usize::MAX,
+        max_vias: usize::MAX,
+        max_uri_length: usize::MAX,
+    };
+    for (what, req, config) in cases {
+        let (mut ep, now) = endpoint_with(config);
+        ep.handle_datagram(now, addr(LOCAL), peer, req.as_bytes());
+        let sent = transmits(&mut ep);
+        assert_eq!(sent.len(), 1, "{what}: one response");
+        assert_eq!(first_line(&sent[0].1), "SIP/2.0 400 Bad Request", "{what}");
+        assert_eq!(sent[0].0.remote, peer, "{what}");
+        let resp = Message::parse_with(&sent[0].1, &unbounded).unwrap();
+        let req = Message::parse_with(req.as_bytes(), &unbounded).unwrap();
+        assert!(resp.vias().eq(req.vias()), "{what}: every Via, in order");
+        assert_eq!(resp.from(), req.from(), "{what}");
+        assert_eq!(ep.stats().malformed, 1, "{what}");
+    }
 }
 
 #[test]

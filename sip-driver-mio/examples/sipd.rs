@@ -13,7 +13,9 @@
 //! - `--log LEVEL`: `error`, `warn`, `info` (one line per message sent or received, to
 //!   stderr) or `debug` (whole messages). Default `warn`.
 //!
-//! Exits 0 after a signal, 2 on a usage error, 1 when a listener cannot be bound.
+//! Like the tokio `sipd` and `sipc`: `--help` prints the help on stdout and exits 0; a usage
+//! error prints the usage on stderr and exits 2; a listener that cannot be bound exits 1.
+//! Exits 0 after a signal.
 
 use std::fmt;
 use std::process::ExitCode;
@@ -27,6 +29,18 @@ use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
 
 const USAGE: &str =
     "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]";
+
+const HELP: &str =
+    "sipd (mio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
+then prints a summary.
+
+usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+  --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
+                    default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
+  --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
+  --log LEVEL       error, warn, info (a line per message) or debug (whole messages);
+                    default warn
+  -h, --help        this help";
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -275,7 +289,7 @@ fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(Some(args)) => args,
         Ok(None) => {
-            println!("{USAGE}");
+            println!("{HELP}");
             return ExitCode::SUCCESS;
         }
         Err(e) => {

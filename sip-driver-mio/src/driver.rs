@@ -191,10 +191,12 @@ impl fmt::Debug for Driver {
     }
 }
 
-/// 32 bytes from the operating system's generator, for [`Endpoint::new`].
+/// 32 bytes from the operating system's generator (the `getrandom` crate), for
+/// [`Endpoint::new`], [`SeededRng::new`](sip_core::SeededRng::new) and
+/// [`UserAgent::new`](sip_core::ua::UserAgent::new): call it once for each.
 pub fn os_seed() -> io::Result<[u8; 32]> {
     let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut seed)?;
+    getrandom::fill(&mut seed)?;
     Ok(seed)
 }
 
@@ -263,7 +265,7 @@ impl Driver {
             bound.push(ListenSpec::new(spec.transport, local));
         }
         config.listeners = config_listeners;
-        let endpoint = Endpoint::new(config, os_seed()?, Instant::now());
+        let endpoint = Endpoint::new(config, os_seed()?);
         Ok(Driver {
             poll,
             events: Events::with_capacity(256),
@@ -459,8 +461,9 @@ impl Driver {
         }
     }
 
-    /// Feeds nothing, drains everything: timers that are due, then transmits, connection
-    /// requests and events, until the endpoint and transaction user have nothing left.
+    /// Feeds nothing, drains everything: timers that are due, then events, transmits and
+    /// connection requests (the order [`Endpoint`] documents), until the endpoint and
+    /// transaction user have nothing left.
     fn pump<T: TransactionUser + ?Sized>(&mut self, tu: &mut T) {
         loop {
             let now = Instant::now();
@@ -471,6 +474,10 @@ impl Driver {
                 tu.handle_timeout(now, &mut self.endpoint);
             }
             let mut busy = false;
+            while let Some(event) = self.endpoint.poll_event() {
+                busy = true;
+                tu.handle_event(now, event, &mut self.endpoint);
+            }
             let mut tx = std::mem::take(&mut self.tx);
             while let Some(t) = self.endpoint.poll_transmit(&mut tx) {
                 busy = true;
@@ -484,10 +491,6 @@ impl Driver {
             while let Some(io) = self.endpoint.poll_io() {
                 busy = true;
                 self.io_request(now, io);
-            }
-            while let Some(event) = self.endpoint.poll_event() {
-                busy = true;
-                tu.handle_event(now, event, &mut self.endpoint);
             }
             if !busy {
                 return;

@@ -4,8 +4,8 @@
 //! single-threaded event loop that owns the UDP sockets, TCP listeners and connections, and
 //! one timer. It makes no protocol decision; it feeds the endpoint what arrives
 //! (`handle_datagram`, `accept_flow`, `handle_stream`, `handle_flow_event`, `handle_timeout`)
-//! and carries out what comes back (`poll_transmit`, `poll_io`, `poll_event`), until nothing
-//! is left, after every input.
+//! and carries out what comes back (`poll_event`, `poll_transmit`, `poll_io`: the order
+//! [`Endpoint`](sip_core::Endpoint) documents), until nothing is left, after every input.
 //!
 //! - UDP and TCP listeners on any number of IPv4 and IPv6 addresses ([`ListenSpec`], the
 //!   syntax of a `--listen udp:127.0.0.1:5060` flag).
@@ -38,7 +38,7 @@
 //! use std::net::UdpSocket;
 //! use std::time::{Duration, Instant};
 //! use sip_core::{Config, Endpoint, Event, ResponseBuilder, SeededRng, TransactionUser, Transport};
-//! use sip_driver_mio::{Driver, ListenSpec};
+//! use sip_driver_mio::{os_seed, Driver, ListenSpec};
 //!
 //! struct Answer200(SeededRng);
 //!
@@ -56,9 +56,8 @@
 //! let mut driver = Driver::bind(&[spec], Config::default())?;
 //! let server = driver.local_addr(Transport::Udp).unwrap();
 //! let shutdown = driver.shutdown_handle();
-//! let thread = std::thread::spawn(move || {
-//!     driver.run_for(&mut Answer200(SeededRng::new([1; 32])), Duration::from_secs(10))
-//! });
+//! let mut tu = Answer200(SeededRng::new(os_seed()?));
+//! let thread = std::thread::spawn(move || driver.run_for(&mut tu, Duration::from_secs(10)));
 //!
 //! let client = UdpSocket::bind("127.0.0.1:0")?;
 //! client.set_read_timeout(Some(Duration::from_secs(5)))?;

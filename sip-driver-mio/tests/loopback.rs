@@ -297,6 +297,24 @@ fn rfc5626_3_5_1_crlfcrlf_ping_gets_a_crlf_pong() {
 }
 
 #[test]
+fn rfc5626_3_5_1_pong_queued_before_a_close_is_written_first() {
+    // A ping, then a request that cannot be framed (no Content-Length, RFC 3261 18.3), in
+    // one write: the endpoint queues the pong, then the Close, and the driver drains
+    // transmits before I/O requests (the order `Endpoint` documents).
+    let server = start(&["tcp:127.0.0.1:0"], Answer200::new());
+    let to = server.addr(Transport::Tcp);
+    let mut client = TcpStream::connect(to).unwrap();
+    client.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    client
+        .write_all(b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKq\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"\r\n", "the pong, then the end of the stream");
+    assert_eq!(server.stop().endpoint.malformed, 1);
+}
+
+#[test]
 fn ipv6_udp_on_loopback_gets_200() {
     let Ok(client) = UdpSocket::bind("[::1]:0") else {
         eprintln!("skipped: ::1 cannot be bound here");

@@ -8,8 +8,12 @@
 //!
 //! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
 //! `sip:bob@[::1]:5060;transport=tcp`. Prints each response's status line (`-v`: the whole
-//! message); exits 0 when the final responses are 2xx, 1 otherwise, 2 on a usage error.
+//! message); exits 0 when the final responses are 2xx, 1 otherwise. Logs go to stderr (level
+//! `warn` unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in
+//! colour only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on
+//! stdout and exits 0; a usage error prints the usage on stderr and exits 2.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +26,21 @@ use sip_driver_tokio::{Client, Driver, ListenSpec, Responses};
 
 const USAGE: &str = "usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] \
     (options URI | call URI [--hold DURATION] | message URI TEXT)";
+
+const HELP: &str =
+    "sipc (tokio driver): sends one request, or a whole call, and prints the responses.
+
+usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
+       sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+       sipc [...] message URI TEXT                MESSAGE with a text/plain body
+  URI               sip:127.0.0.1:5060, sip:bob@[::1]:5060;transport=tcp (IP addresses only)
+  --transport T     udp or tcp (default: the URI's transport parameter, else udp)
+  --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
+  --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
+                    filter (default warn, or RUST_LOG)
+  -v, --verbose     print whole responses
+  -h, --help        this help
+Exits 0 when the final responses are 2xx, 1 otherwise, 2 on a usage error.";
 
 const OFFER: &[u8] = b"v=0\r\no=sipc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
 t=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
@@ -51,7 +70,8 @@ fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Reads the arguments (without the program name); `None` for `--help`.
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut args = Args {
         command: String::new(),
         uri: String::new(),
@@ -62,7 +82,7 @@ fn parse_args() -> Result<Args, String> {
         verbose: false,
     };
     let mut positional = Vec::new();
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match a.as_str() {
@@ -79,7 +99,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--log" => args.log = value("--log")?,
             "-v" | "--verbose" => args.verbose = true,
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => return Ok(None),
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
             _ => positional.push(a),
         }
@@ -95,7 +115,7 @@ fn parse_args() -> Result<Args, String> {
     if let Some(extra) = p.next() {
         return Err(format!("unexpected argument {extra}"));
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 /// Where the URI says to send: its IP address and port, and its transport parameter.
@@ -166,7 +186,9 @@ fn remote_target(ok: &OwnedMessage, fallback: &str) -> String {
 
 async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
     let target = target_of(&args.uri, args.transport)?;
-    let mut rng = SeededRng::new(seed().map_err(|e| format!("cannot read a seed: {e}"))?);
+    let mut rng = SeededRng::new(
+        sip_driver_tokio::os_seed().map_err(|e| format!("cannot read a seed: {e}"))?,
+    );
     let from = format!("<sip:sipc@{local}>");
     let contact = format!("<sip:sipc@{local}>");
     let to = format!("<{}>", args.uri);
@@ -239,36 +261,36 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
     }
 }
 
-fn seed() -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut s = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
-    Ok(s)
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("sipc: {e}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("sipc: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sipc: --log {}: {e}\n{USAGE}", args.log);
+            return ExitCode::from(2);
+        }
+    };
+    // A log written to a file or a pipe gets no colour codes.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let target = match target_of(&args.uri, args.transport) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("sipc: {e}");
+            eprintln!("sipc: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };

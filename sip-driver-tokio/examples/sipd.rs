@@ -1,16 +1,21 @@
 //! `sipd`: a SIP user agent server on the tokio driver, running the UAS core of
 //! `sip_core::ua` as the transaction user. It answers OPTIONS and MESSAGE, answers INVITE
-//! with 180 then 200 after the ring time, and BYE; one log line per message sent or
-//! received at level info; a summary on Ctrl-C or SIGTERM.
+//! with 180 then 200 after the ring time, and BYE; a summary on Ctrl-C or SIGTERM.
 //!
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
 //!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
-//!   --log LEVEL       error, warn, info, debug, trace or a tracing filter (default info)
+//!   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
+//!                     filter (default warn, or RUST_LOG)
 //! ```
+//!
+//! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
+//! `sipc`: `--help` prints the help on stdout and exits 0; a usage error prints the usage on
+//! stderr and exits 2; a listener that cannot be bound exits 1.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,18 @@ struct Args {
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]";
+
+const HELP: &str =
+    "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
+then prints a summary.
+
+usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+  --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
+                    default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
+  --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
+  --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
+                    filter (default warn, or RUST_LOG)
+  -h, --help        this help";
 
 fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -41,13 +58,14 @@ fn parse_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-fn parse_args() -> Result<Args, String> {
+/// Reads the flags (without the program name); `None` for `--help`.
+fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut args = Args {
         listen: Vec::new(),
         ring: Duration::ZERO,
-        log: std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        log: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = argv.into_iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match a.as_str() {
@@ -61,7 +79,7 @@ fn parse_args() -> Result<Args, String> {
                 args.ring = parse_duration(&v).ok_or(format!("--ring {v}: not a duration"))?;
             }
             "--log" => args.log = value("--log")?,
-            "-h" | "--help" => return Err(String::new()),
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -71,7 +89,7 @@ fn parse_args() -> Result<Args, String> {
             "tcp:127.0.0.1:5060".parse().expect("valid spec"),
         ];
     }
-    Ok(args)
+    Ok(Some(args))
 }
 
 /// The UAS core, with what it did logged as it happens.
@@ -101,13 +119,6 @@ impl TransactionUser for Logged {
     }
 }
 
-fn seed() -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut s = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut s)?;
-    Ok(s)
-}
-
 async fn stop_signal() {
     #[cfg(unix)]
     {
@@ -134,21 +145,28 @@ async fn stop_signal() {
 // adds hand-offs between threads for every datagram (2.6x the CPU of the mio driver).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("sipd: {e}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("sipd: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&args.log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sipd: --log {}: {e}\n{USAGE}", args.log);
+            return ExitCode::from(2);
+        }
+    };
+    // A log written to a file or a pipe gets no colour codes.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 
@@ -167,16 +185,23 @@ async fn main() -> ExitCode {
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
-    let ua_seed = match seed() {
+    let ua_seed = match sip_driver_tokio::os_seed() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("sipd: cannot read /dev/urandom: {e}");
+            eprintln!("sipd: no random seed: {e}");
             return ExitCode::FAILURE;
         }
     };
-    for l in driver.listeners() {
-        tracing::info!(target: "sipd", "listening on {}:{}", l.transport.via_token().to_ascii_lowercase(), l.addr);
-    }
+    let listening: Vec<String> = driver
+        .listeners()
+        .iter()
+        .map(|l| ListenSpec::new(l.transport, l.addr).to_string())
+        .collect();
+    eprintln!(
+        "sipd: listening on {} (ring {} ms); Ctrl-C to stop",
+        listening.join(", "),
+        args.ring.as_millis()
+    );
     let stop = driver.shutdown_handle();
     tokio::spawn(async move {
         stop_signal().await;

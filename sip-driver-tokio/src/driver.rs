@@ -2,7 +2,7 @@
 //! user while socket tasks move bytes through channels.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +76,16 @@ pub struct Finished<T> {
     pub stats: Stats,
 }
 
+/// 32 bytes from the operating system's generator (the `getrandom` crate), for
+/// [`Endpoint::new`], [`SeededRng::new`](sip_core::SeededRng::new) and
+/// [`UserAgent::new`](sip_core::ua::UserAgent::new): call it once for each. [`Driver::bind`]
+/// seeds its endpoint and its built-in transaction user this way.
+pub fn os_seed() -> io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)?;
+    Ok(seed)
+}
+
 impl Driver {
     /// Binds every listen specification (port 0 gets a free port) with the default
     /// [`Config`].
@@ -84,7 +94,9 @@ impl Driver {
     }
 
     /// Binds every listen specification; `config.listeners` is replaced by the bound
-    /// addresses (with the real ports).
+    /// addresses (with the real ports). The endpoint and the built-in transaction user get
+    /// seeds of their own from [`os_seed`]; [`Error::Seed`] when the operating system has
+    /// none to give.
     pub async fn bind_with_config(
         specs: impl IntoIterator<Item = ListenSpec>,
         mut config: Config,
@@ -123,13 +135,8 @@ impl Driver {
             return Err(Error::NoListeners);
         }
         config.listeners = listeners;
-        let mut seeds = [0u8; 64];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut seeds))
-            .map_err(Error::Seed)?;
-        let (mut seed, mut tu_seed) = ([0u8; 32], [0u8; 32]);
-        seed.copy_from_slice(&seeds[..32]);
-        tu_seed.copy_from_slice(&seeds[32..]);
+        let seed = os_seed().map_err(Error::Seed)?;
+        let tu_seed = os_seed().map_err(Error::Seed)?;
         let (tx, _) = watch::channel(false);
         Ok(Driver {
             config,
@@ -200,7 +207,7 @@ impl Driver {
             tasks.spawn(tcp_acceptor(listener, addr, input_tx.clone()).instrument(span));
         }
         let shutdown = self.shutdown.subscribe();
-        let endpoint = Endpoint::new(self.config, self.seed, Instant::now());
+        let endpoint = Endpoint::new(self.config, self.seed);
         (
             Owner {
                 ep: endpoint,
@@ -444,8 +451,9 @@ impl Owner {
         self.conns.insert(flow, Conn { tx, reader });
     }
 
-    /// Hands every event to the transaction user and performs every transmit and I/O
-    /// request, until the endpoint has nothing more to say.
+    /// Hands every event to the transaction user, then performs every transmit, then every
+    /// I/O request (the order [`Endpoint`] documents: a Close comes after the bytes queued
+    /// before it), until the endpoint has nothing more to say.
     fn drain<T: TransactionUser>(&mut self, tu: &mut T) {
         loop {
             let mut busy = false;
@@ -453,14 +461,14 @@ impl Owner {
                 busy = true;
                 tu.handle_event(Instant::now(), event, &mut self.ep);
             }
-            while let Some(io) = self.ep.poll_io() {
-                busy = true;
-                self.io(io);
-            }
             let mut buf = Vec::new();
             while let Some(t) = self.ep.poll_transmit(&mut buf) {
                 busy = true;
                 self.transmit(t, std::mem::take(&mut buf));
+            }
+            while let Some(io) = self.ep.poll_io() {
+                busy = true;
+                self.io(io);
             }
             if !busy {
                 break;

@@ -45,7 +45,7 @@
 //! let options = RequestBuilder::new(Method::Options, &uri)
 //!     .from("<sip:alice@127.0.0.1>")
 //!     .to(&format!("<{uri}>"))
-//!     .build(&mut SeededRng::new([1; 32]))?;
+//!     .build(&mut SeededRng::new(sip_driver_tokio::os_seed()?))?;
 //! let responses = client.request(options, Target::udp(server_addr)).await?;
 //! let ok = responses.final_response().await?;
 //! assert_eq!(ok.view().status(), Some(200));
@@ -62,7 +62,7 @@ mod icmp;
 mod log;
 
 pub use client::{Client, Incoming, Responder, Responses};
-pub use driver::{Driver, Finished, Shutdown};
+pub use driver::{os_seed, Driver, Finished, Shutdown};
 pub use error::{Error, RequestError};
 pub use sip_core;
 pub use sip_core::transport::{ListenSpec, ParseListenSpecError};

@@ -325,3 +325,23 @@ async fn many_concurrent_peers_on_a_multi_thread_runtime() {
     assert_eq!(stop(stop_u, task_u).await.tu.answered, 50);
     assert_eq!(stop(stop_t, task_t).await.tu.answered, 250);
 }
+
+#[tokio::test]
+async fn bytes_queued_before_a_close_are_written_first() {
+    // RFC 5626 3.5.1 and RFC 3261 18.3: a ping is answered with a pong; the unframeable
+    // request after it closes the connection. Both arrive in one read, so the endpoint
+    // queues the pong, then the Close: the driver writes the one before doing the other.
+    let (addr, stop_h, task) = server("tcp:127.0.0.1:0").await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKq\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    bounded("close", stream.read_to_end(&mut got))
+        .await
+        .unwrap();
+    assert_eq!(got, b"\r\n", "the pong, then the end of the stream");
+    let done = stop(stop_h, task).await;
+    assert_eq!(done.stats.malformed, 1);
+}

@@ -45,12 +45,12 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
 }
 
 /// An endpoint listening on UDP at `addr`.
-pub fn endpoint(addr: SocketAddr, now: Instant, seed: u8) -> Endpoint {
+pub fn endpoint(addr: SocketAddr, seed: u8) -> Endpoint {
     let config = Config {
         listeners: vec![Listener::new(Transport::Udp, addr)],
         ..Config::default()
     };
-    Endpoint::new(config, [seed; 32], now)
+    Endpoint::new(config, [seed; 32])
 }
 
 /// A UAS endpoint and the messages it receives.
@@ -67,12 +67,12 @@ pub struct UasCall {
 }
 
 impl UasCall {
-    pub fn new(now: Instant) -> UasCall {
+    pub fn new() -> UasCall {
         let local: SocketAddr = "127.0.0.2:5060".parse().unwrap();
         let ack = ACK.to_vec();
         let ack_at = find(&ack, b"z9hG4bKack");
         UasCall {
-            ep: endpoint(local, now, 1),
+            ep: endpoint(local, 1),
             local,
             remote: "127.0.0.1:5060".parse().unwrap(),
             rng: SeededRng::new([2; 32]),

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::id::{Key, Slab};
-use crate::rng::Rng;
 use crate::transaction::client::ClientMachine;
 use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
@@ -294,7 +293,27 @@ impl Payload {
     }
 }
 
-/// The transport and transaction layers of one SIP element. See the module docs.
+/// The transport and transaction layers of one SIP element.
+///
+/// Inputs come from the driver (`handle_*`, [`Endpoint::accept_flow`]) and the transaction
+/// user (`send_*`, [`Endpoint::cancel`]); outputs queue up inside until the driver drains
+/// them. After every input, a driver drains the outputs in this order:
+///
+/// 1. [`Endpoint::poll_event`], handing each [`Event`] to the transaction user, whose
+///    answers queue more transmits;
+/// 2. [`Endpoint::poll_transmit`], sending each [`Transmit`];
+/// 3. [`Endpoint::poll_io`], performing each [`IoRequest`]: after the transmits, so that
+///    bytes queued for a connection before its [`IoRequest::Close`] are written before it
+///    closes (a connection being opened gets its bytes only once it is up);
+///
+/// and again from 1 until all three are empty; then
+///
+/// 4. [`Endpoint::poll_timeout`]: the driver sleeps until the next input or that instant,
+///    and calls [`Endpoint::handle_timeout`] when it has passed.
+///
+/// The `sip-driver-mio` and `sip-driver-tokio` drivers follow this order; the crate docs
+/// show the loop. Time is always an argument; randomness comes from the seed given to
+/// [`Endpoint::new`].
 #[derive(Debug)]
 pub struct Endpoint {
     config: Config,
@@ -355,11 +374,14 @@ fn split_sent_by(s: &str, transport: Transport) -> (String, u16) {
 }
 
 impl Endpoint {
-    /// A new endpoint. `seed` feeds every branch, tag and the hash keys of the transaction
-    /// tables: give it 32 bytes from the operating system's generator.
-    pub fn new(config: Config, seed: [u8; 32], _now: Instant) -> Endpoint {
-        let mut rng = SeededRng::new(seed);
-        let hasher = KeyedHasher::new(rng.next_u64(), rng.next_u64());
+    /// A new endpoint. `seed` keys the ChaCha20 generator of every branch and tag it writes
+    /// and, from a separate stream, the hash keys of its transaction tables (see
+    /// [`SeededRng`]): give it 32 bytes from the operating system's generator (the drivers
+    /// do), a fixed seed only in tests.
+    pub fn new(config: Config, seed: [u8; 32]) -> Endpoint {
+        let rng = SeededRng::with_stream(seed, crate::rng::ENDPOINT_TOKEN_STREAM);
+        let (k0, k1) = crate::rng::hash_keys(seed);
+        let hasher = KeyedHasher::new(k0, k1);
         let sent_bys = config
             .listeners
             .iter()

@@ -311,7 +311,17 @@ impl Endpoint {
         let mut tag = String::new();
         crate::rng::push_random_token(&mut tag, &mut self.rng, 10);
         let bytes = build::response_from_raw(data, code, reason, Some(&tag), extra);
-        let Ok(msg) = Message::parse(&bytes) else {
+        // The response copies the request's Via lines, From, To, Call-ID and CSeq (section
+        // 8.2.6.2), which may be past the limits applied to input: the request may be
+        // refused for that very reason. The request's size bounds what is copied.
+        let copied = crate::Limits {
+            max_message_size: usize::MAX,
+            max_headers: usize::MAX,
+            max_header_line: usize::MAX,
+            max_vias: usize::MAX,
+            max_uri_length: usize::MAX,
+        };
+        let Ok(msg) = Message::parse_with(&bytes, &copied) else {
             return;
         };
         let Some(top) = msg.top_via() else {

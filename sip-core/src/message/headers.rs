@@ -225,7 +225,7 @@ pub struct Seconds<'a> {
 pub struct Warning<'a> {
     /// The three-digit warn-code.
     pub code: u16,
-    /// The warn-agent (host[:port] or a pseudonym).
+    /// The warn-agent (`host[:port]` or a pseudonym).
     pub agent: &'a str,
     /// The warn-text, without the quotes.
     pub text: &'a str,

@@ -3,7 +3,7 @@
 //! to a received request, and the flow table of stream connections.
 //!
 //! The core never touches a socket. It says what to send through
-//! [`Transmit`](crate::Transmit)s, asks for connections through [`IoRequest`]s, and learns what
+//! [`Transmit`]s, asks for connections through [`IoRequest`]s, and learns what
 //! happened through [`FlowEvent`]s.
 
 use std::net::SocketAddr;

@@ -39,7 +39,7 @@ pub fn run(data: &[u8]) {
     };
     let start = Instant::now();
     let mut now = start;
-    let mut ep = Endpoint::new(config, [5; 32], now);
+    let mut ep = Endpoint::new(config, [5; 32]);
     let mut rng = SeededRng::new([6; 32]);
     let mut flows: Vec<FlowId> = Vec::new();
     let mut server_txs: Vec<(ServerTxId, sip_core::OwnedMessage)> = Vec::new();

@@ -122,7 +122,7 @@ impl Sim {
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         self.nodes.push(Node {
-            ep: Endpoint::new(config, seed, self.now),
+            ep: Endpoint::new(config, seed),
             addr,
             events: VecDeque::new(),
             ua: None,

@@ -1,0 +1,238 @@
+//! The demo program `sipd` as a user runs it: `--help` on stdout with exit 0,
+//! usage errors on stderr with exit 2, no per-message log lines at the default level `warn`,
+//! the same conventions as the tokio driver's `sipd` and `sipc`. Each run is bounded: read timeouts,
+//! and a deadline after which the child is killed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Builds example `name` of this package (once per test process) and returns a private link
+/// to it: the tokio driver's `sipd` has the same output path (`target/debug/examples/sipd`),
+/// so the shared name is linked away at once, and the help names the driver so that a
+/// mix-up would show. A hard link, not a copy: a file being written cannot be run.
+fn example(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let path = build_example(name);
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+fn build_example(name: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "-q",
+            "-p",
+            env!("CARGO_PKG_NAME"),
+            "--example",
+            name,
+        ])
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "cargo build --example {name}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let built = stdout
+        .lines()
+        .filter(|l| {
+            l.contains("\"kind\":[\"example\"]") && l.contains(&format!("\"name\":\"{name}\""))
+        })
+        .find_map(|l| {
+            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            Some(l[at..].split('"').next()?.to_owned())
+        })
+        .expect("cargo names the executable");
+    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-{name}", env!("CARGO_PKG_NAME")));
+    let _ = std::fs::remove_file(&copy);
+    std::fs::hard_link(&built, &copy).expect("link the example");
+    copy
+}
+
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `program` with `args` to its end (killed past the deadline).
+fn run(program: &PathBuf, args: &[&str]) -> Output {
+    let child = Command::new(program)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    finish(child, None)
+}
+
+/// Waits for `child` (killed past the deadline), then reads its output; `stderr_lines`
+/// are the stderr lines a reader thread took already.
+fn finish(mut child: Child, stderr_lines: Option<mpsc::Receiver<String>>) -> Output {
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!("the program did not end within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let stderr = match stderr_lines {
+        Some(lines) => lines.iter().map(|l| l + "\n").collect(),
+        None => {
+            let mut s = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut s).unwrap();
+            s
+        }
+    };
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+fn assert_help(program: &PathBuf, name: &str) {
+    for flag in ["--help", "-h"] {
+        let out = run(program, &[flag]);
+        assert_eq!(out.status.code(), Some(0), "{name} {flag}");
+        assert!(
+            out.stdout.contains(&format!("usage: {name}")),
+            "{name} {flag}: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("mio driver"), "{}", out.stdout);
+        assert_eq!(out.stderr, "", "{name} {flag}");
+    }
+}
+
+fn assert_usage_error(program: &PathBuf, name: &str, args: &[&str]) {
+    let out = run(program, args);
+    assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+    assert_eq!(out.stdout, "", "{name} {args:?}");
+    assert!(
+        out.stderr.contains(&format!("usage: {name}")),
+        "{name} {args:?}: {}",
+        out.stderr
+    );
+}
+
+fn options(server: SocketAddr, client: SocketAddr) -> String {
+    format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {client};branch=z9hG4bKex1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:t@{client}>;tag=1\r\nTo: <sip:{server}>\r\n\
+         Call-ID: examples-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Starts sipd on a free UDP port with `args`, has it answer one OPTIONS, stops it with
+/// SIGTERM, and returns what it printed.
+fn sipd_answering_one_options(sipd: &PathBuf, args: &[&str]) -> Output {
+    let mut child = Command::new(sipd)
+        .args(["--listen", "udp:127.0.0.1:0"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipd");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let port = loop {
+        let Ok(line) = rx.recv_timeout(DEADLINE) else {
+            let _ = child.kill();
+            panic!("sipd did not say where it listens: {lines:?}");
+        };
+        lines.push(line.clone());
+        if let Some(rest) = line.strip_prefix("sipd: listening on udp:127.0.0.1:") {
+            break rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse::<u16>()
+                .unwrap();
+        }
+    };
+    let server: SocketAddr = ([127, 0, 0, 1], port).into();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    peer.send_to(
+        options(server, peer.local_addr().unwrap()).as_bytes(),
+        server,
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = peer.recv(&mut buf).expect("sipd answers");
+    assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    let (tx2, rx2) = mpsc::channel();
+    for l in lines {
+        tx2.send(l).unwrap();
+    }
+    std::thread::spawn(move || {
+        for l in rx.iter() {
+            let _ = tx2.send(l);
+        }
+    });
+    finish(child, Some(rx2))
+}
+
+#[test]
+fn sipd_help_is_on_stdout_and_usage_errors_on_stderr() {
+    let sipd = example("sipd");
+    assert_help(&sipd, "sipd");
+    assert_usage_error(&sipd, "sipd", &["--bogus"]);
+    assert_usage_error(&sipd, "sipd", &["--ring", "soon"]);
+    assert_usage_error(&sipd, "sipd", &["--log", "loud"]);
+}
+
+#[test]
+fn sipd_logs_no_message_at_the_default_level() {
+    let sipd = example("sipd");
+    let quiet = sipd_answering_one_options(&sipd, &[]);
+    assert!(quiet.status.success(), "{}", quiet.stderr);
+    let lines: Vec<&str> = quiet.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "only the listening line: {lines:?}");
+    assert!(quiet.stdout.starts_with("sipd: ran"), "{}", quiet.stdout);
+    // `--log info` writes a line per message
+    let chatty = sipd_answering_one_options(&sipd, &["--log", "info"]);
+    assert!(chatty.status.success());
+    assert!(chatty.stderr.contains("OPTIONS"), "{}", chatty.stderr);
+    assert!(!chatty.stderr.contains('\x1b'), "{}", chatty.stderr);
+}
