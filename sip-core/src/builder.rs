@@ -28,6 +28,50 @@ pub enum BuildError {
     /// A status code outside 100-699.
     #[error("status code {0} outside 100-699")]
     BadStatus(u16),
+    /// CR, LF or NUL in text a caller gave (a header name or value, the Request-URI, a
+    /// reason phrase, ...): CR and LF would end the line and start another header (header
+    /// injection, RFC 3261 section 7.3.1), and NUL is allowed nowhere in a header.
+    #[error("{part} contains CR, LF or NUL")]
+    ForbiddenCharacter {
+        /// Which part.
+        part: &'static str,
+    },
+    /// A header name that is not a token (RFC 3261 section 25.1 `field-name = token`).
+    #[error("header name {0:?} is not a token")]
+    InvalidHeaderName(String),
+    /// The message would be larger than the size limit
+    /// ([`Limits::max_message_size`](crate::Limits::max_message_size)).
+    #[error("message of {size} bytes larger than the limit of {limit}")]
+    TooLarge {
+        /// The size the message would have.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An edit that does not apply to this message (a Request-URI for a response, the top
+    /// Via of a message without one, a header kept by the editor itself such as
+    /// Content-Length).
+    #[error("not applicable: {0}")]
+    NotApplicable(&'static str),
+}
+
+/// Refuses CR, LF and NUL in text a caller hands a builder or editor (RFC 3261 section
+/// 7.3.1: a CRLF would end the header line and start another one).
+pub(crate) fn check_text(part: &'static str, text: &str) -> Result<(), BuildError> {
+    match memchr::memchr3(b'\r', b'\n', 0, text.as_bytes()) {
+        Some(_) => Err(BuildError::ForbiddenCharacter { part }),
+        None => Ok(()),
+    }
+}
+
+/// A header name must be a token (RFC 3261 section 25.1) without CR, LF or NUL.
+pub(crate) fn check_name(name: &str) -> Result<(), BuildError> {
+    check_text("header name", name)?;
+    if scan::all_token(name) {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidHeaderName(name.to_owned()))
+    }
 }
 
 /// The RFC 3261 magic cookie that starts every branch (section 8.1.1.7).
@@ -124,10 +168,13 @@ impl RequestBuilder {
         self
     }
 
-    /// Writes and parses the request.
+    /// Writes and parses the request. Refuses CR, LF and NUL in every part given
+    /// ([`BuildError::ForbiddenCharacter`]) and header names that are not tokens
+    /// ([`BuildError::InvalidHeaderName`]), so no text a caller passes on can add a header.
     pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
         let from = self.from.as_deref().ok_or(BuildError::Missing("From"))?;
         let to = self.to.as_deref().ok_or(BuildError::Missing("To"))?;
+        self.check_text()?;
         let mut s = String::with_capacity(512);
         s.push_str(&self.method);
         s.push(' ');
@@ -165,6 +212,43 @@ impl RequestBuilder {
             push_header(&mut s, n, v);
         }
         finish(s, self.body.as_ref())
+    }
+}
+
+impl RequestBuilder {
+    /// Every part given, against CR, LF and NUL; names against the token grammar (the
+    /// typed parse of the built text checks the rest).
+    fn check_text(&self) -> Result<(), BuildError> {
+        if !scan::all_token(&self.method) {
+            check_text("method", &self.method)?;
+            return Err(BuildError::Invalid {
+                part: "start line",
+                source: ParseError::new(crate::ErrorKind::InvalidMethod, 0),
+            });
+        }
+        check_text("Request-URI", &self.uri)?;
+        for (part, v) in [
+            ("From", &self.from),
+            ("To", &self.to),
+            ("Call-ID", &self.call_id),
+            ("Contact", &self.contact),
+        ] {
+            if let Some(v) = v {
+                check_text(part, v)?;
+            }
+        }
+        for (transport, sent_by) in &self.vias {
+            check_text("Via transport", transport)?;
+            check_text("Via sent-by", sent_by)?;
+        }
+        for (n, v) in &self.extra {
+            check_name(n)?;
+            check_text("header value", v)?;
+        }
+        if let Some((ct, _)) = &self.body {
+            check_text("Content-Type", ct)?;
+        }
+        Ok(())
     }
 }
 
@@ -206,6 +290,13 @@ fn finish(mut s: String, body: Option<&(String, Vec<u8>)>) -> Result<OwnedMessag
 }
 
 fn parse_built(bytes: &[u8]) -> Result<OwnedMessage, BuildError> {
+    let limit = crate::Limits::DEFAULT.max_message_size;
+    if bytes.len() > limit {
+        return Err(BuildError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
     OwnedMessage::parse_typed(bytes, &crate::Limits::DEFAULT).map_err(|source| {
         BuildError::Invalid {
             part: match source.kind {
@@ -374,6 +465,15 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         });
         w.out.extend_from_slice(b"\r\n");
         let head_end = w.out.len();
+        // The size limit holds in every build profile (a peer would refuse anything larger,
+        // and over UDP it cannot be sent).
+        let limit = crate::Limits::DEFAULT.max_message_size;
+        if head_end + body.len() > limit {
+            return Err(BuildError::TooLarge {
+                size: head_end + body.len(),
+                limit,
+            });
+        }
         w.out.extend_from_slice(body);
         let layout = Layout {
             start: StartSpans::Response {
@@ -408,11 +508,17 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
     /// each on its own (no message is framed to check them).
     fn check_additions(&self) -> Result<(), BuildError> {
         if let Some(r) = self.reason {
-            if r.bytes().any(|b| b == b'\r' || b == b'\n') {
-                return Err(BuildError::Missing("a reason phrase without line breaks"));
+            check_text("reason phrase", r)?;
+            // Reason-Phrase: no other control character either (section 25.1)
+            if r.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+                return Err(BuildError::Invalid {
+                    part: "reason phrase",
+                    source: ParseError::new(crate::ErrorKind::InvalidReasonPhrase, 0),
+                });
             }
         }
         if let Some(t) = self.to_tag {
+            check_text("To tag", t)?;
             if !scan::all_token(t) {
                 return Err(BuildError::Missing("a To tag that is a token"));
             }
@@ -426,15 +532,15 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                     at,
                 ),
             };
-            if !scan::all_token(n) {
-                return Err(BuildError::Invalid {
-                    part: "header",
-                    source: ParseError::new(crate::ErrorKind::InvalidHeaderName, 0),
-                });
-            }
-            if let Some(at) = v.bytes().position(|b| b == b'\r' || b == b'\n') {
-                return Err(invalid(at));
-            }
+            check_name(n)?;
+            check_text(
+                if n == "Content-Type" {
+                    "Content-Type"
+                } else {
+                    "header value"
+                },
+                v,
+            )?;
             let kind = HeaderName::from_bytes(n.as_bytes());
             crate::message::check_header_value(kind, v.trim()).map_err(invalid)?;
         }
@@ -711,6 +817,38 @@ mod tests {
             response_to(&req, 99, &mut rng).unwrap_err(),
             BuildError::BadStatus(99)
         );
+    }
+
+    // RFC 3261 section 18.1.1 / Limits::max_message_size: a response larger than the limit
+    // is an error in every build profile (it was checked only by a debug assertion).
+    #[test]
+    fn response_builder_refuses_a_message_over_the_size_limit() {
+        let mut rng = SeededRng::new([8; 32]);
+        let req = invite(&mut rng);
+        let view = req.view();
+        let body = vec![b'x'; 70_000];
+        let err = ResponseBuilder::from_view(&view, 200)
+            .body("application/octet-stream", &body)
+            .build(&mut rng)
+            .unwrap_err();
+        assert!(
+            matches!(err, BuildError::TooLarge { size, limit: 65_535 } if size > 70_000),
+            "{err:?}"
+        );
+        let err = RequestBuilder::new(Method::Message, "sip:b@h")
+            .from("<sip:a@h>")
+            .to("<sip:b@h>")
+            .body("text/plain", &body)
+            .build(&mut rng)
+            .unwrap_err();
+        assert!(matches!(err, BuildError::TooLarge { .. }), "{err:?}");
+        // just under the limit is fine
+        let fits = 65_535 - 500;
+        let ok = ResponseBuilder::from_view(&view, 200)
+            .body("application/octet-stream", &body[..fits])
+            .build(&mut rng)
+            .unwrap();
+        assert_eq!(ok.view().body().len(), fits);
     }
 
     #[test]
