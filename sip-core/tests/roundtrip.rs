@@ -1924,3 +1924,50 @@ fn date_with_non_digits_where_digits_belong_is_rejected_alike() {
     assert_eq!(one, two);
     assert!(one.contains("year: 2010, month: 11, day: 13, hour: 23, minute: 29, second: 0"));
 }
+
+/// The one value of header `name` in a message holding only that header line.
+fn reparse_value(name: &str, text: &str) -> Result<(Vec<u8>, HeaderName), TestCaseError> {
+    let msg = format!("OPTIONS sip:a@b.example SIP/2.0\r\n{name}: {text}\r\n\r\n");
+    let m = Message::parse(msg.as_bytes()).map_err(|e| {
+        TestCaseError::fail(format!(
+            "displayed value does not parse: {e}: {name}: {text}"
+        ))
+    })?;
+    let kind = m
+        .headers()
+        .next()
+        .map(|h| h.name)
+        .unwrap_or(HeaderName::Other);
+    Ok((msg.into_bytes(), kind))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+    // RFC 3261 section 20: `Display` of every typed value is header text that parses back
+    // to the same value: parse(display(x)) equals x up to insignificant LWS (section
+    // 7.3.1), and exactly once x is in displayed form (display is a fixed point).
+    #[test]
+    fn typed_values_display_as_text_that_parses_back(g in message()) {
+        let m = parse_ok("generated message", &g.text)?;
+        // (Content-Length is a number like Max-Forwards; alone it would frame a body)
+        for h in m.headers().filter(|h| h.name != HeaderName::ContentLength) {
+            let name = if h.name == HeaderName::Other {
+                m.name_as_written(&h).to_owned()
+            } else {
+                h.name.as_str().to_owned()
+            };
+            let shown = h.value.to_string();
+            let (bytes, kind) = reparse_value(&name, &shown)?;
+            let m2 = Message::parse(&bytes).expect("parsed above");
+            let values: Vec<HeaderValue<'_>> = m2.values(kind).collect();
+            prop_assert_eq!(values.len(), 1, "{}: {}", name, shown);
+            let y = values[0];
+            prop_assert_eq!(norm(&h.value), norm(&y), "{}: {}", name, shown);
+            prop_assert_eq!(y.to_string(), shown.clone());
+            let (bytes3, _) = reparse_value(&name, &y.to_string())?;
+            let m3 = Message::parse(&bytes3).expect("parsed above");
+            prop_assert_eq!(m3.values(kind).collect::<Vec<_>>(), vec![y]);
+        }
+    }
+}
