@@ -13,6 +13,16 @@ pub struct OwnedMessage {
     inner: Arc<Inner>,
 }
 
+/// The recorded layout of an owned message, borrowed (see [`OwnedMessage::parts`]).
+pub(crate) struct Parts<'m> {
+    pub(crate) buf: &'m [u8],
+    pub(crate) start: StartSpans,
+    pub(crate) headers: &'m [RawSpan],
+    pub(crate) head_end: u32,
+    pub(crate) body: Span,
+    pub(crate) content_length: Option<u32>,
+}
+
 /// The bytes stay in the vector they were written or copied into (moved in, never copied
 /// again). The spans are kept compact: a parse's layout holds room for 40 header spans
 /// inline (so framing allocates nothing), which a message kept for the life of a
@@ -234,6 +244,26 @@ impl OwnedMessage {
             end: shift(layout.body.end, false),
         };
         Self::from_parts(bytes, layout)
+    }
+
+    /// What the editor reads: the bytes, the start line's spans, the header spans, the end
+    /// of the header section, the body and the Content-Length value.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        let i = &*self.inner;
+        Parts {
+            buf: &i.buf,
+            start: i.start,
+            headers: &i.headers,
+            head_end: i.head_end,
+            body: i.body,
+            content_length: i.content_length,
+        }
+    }
+
+    /// Starts editing a copy of this message (a proxy's or B2BUA's forwarded request, a
+    /// relayed response): see [`MessageEditor`](crate::MessageEditor).
+    pub fn edit(&self) -> crate::MessageEditor {
+        crate::MessageEditor::new(self.clone())
     }
 
     /// The status code of a response (`None` for a request), from the recorded layout.
