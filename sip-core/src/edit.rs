@@ -202,12 +202,16 @@ impl MessageEditor {
     }
 
     /// Adds a header line below the last one with this name, or at the end of the header
-    /// section (section 16.6 step 5: "Add Additional Header Fields").
+    /// section (above a Content-Length that ends it) (section 16.6 step 5: "Add Additional
+    /// Header Fields").
     pub fn append(&mut self, name: &str, value: &str) -> Result<&mut Self, BuildError> {
         let line = self.new_line(name, value)?;
         let at = match self.rposition(line.kind, name) {
             Some(i) => i + 1,
-            None => self.lines.len(),
+            None => match self.lines.last() {
+                Some(l) if l.kind == HeaderName::ContentLength => self.lines.len() - 1,
+                _ => self.lines.len(),
+            },
         };
         self.lines.insert(at, line);
         Ok(self)

@@ -266,6 +266,18 @@ impl OwnedMessage {
         crate::MessageEditor::new(self.clone())
     }
 
+    /// A [`RequestBuilder`](crate::RequestBuilder) holding this request's parts, to derive
+    /// another request from it (see [`RequestBuilder::from_request`](crate::RequestBuilder::from_request)).
+    pub fn to_request_builder(&self) -> Result<crate::RequestBuilder, crate::BuildError> {
+        let m = self
+            .message()
+            .map_err(|source| crate::BuildError::Invalid {
+                part: "message",
+                source,
+            })?;
+        crate::RequestBuilder::from_request(&m)
+    }
+
     /// The status code of a response (`None` for a request), from the recorded layout.
     pub fn status(&self) -> Option<u16> {
         match self.inner.start {
