@@ -12,8 +12,8 @@
 use smallvec::SmallVec;
 
 use crate::builder::{check_name, check_text, push_decimal, BuildError};
-use crate::message::view::{Layout, RawSpan, Span, StartSpans};
-use crate::message::{scan, HeaderName, Uri, INLINE_HEADERS};
+use crate::message::view::{RawSpan, Span, StartSpans};
+use crate::message::{scan, HeaderName};
 use crate::{ErrorKind, OwnedMessage, ParseError};
 
 /// Where a piece of text lives.
@@ -25,14 +25,45 @@ enum Piece {
     New(Span),
 }
 
-/// One header line of the edited message.
+/// One header line of the edited message (24 bytes: the editor keeps a few dozen inline).
 #[derive(Debug, Clone, Copy)]
 struct Line {
+    name: Span,
+    value: Span,
+    /// The index of the original line this is while it is unchanged (its bytes, folds
+    /// included, are then copied as they were), else [`CHANGED`].
+    orig: u32,
     kind: HeaderName,
-    name: Piece,
-    value: Piece,
-    /// The whole original line, name to CRLF (folds included), while it is unchanged.
-    verbatim: Option<Span>,
+    /// [`NAME_NEW`] and [`VALUE_NEW`]: which spans are in the editor's text.
+    new: u8,
+}
+
+const CHANGED: u32 = u32::MAX;
+const NAME_NEW: u8 = 1;
+const VALUE_NEW: u8 = 2;
+
+impl Line {
+    fn name(&self) -> Piece {
+        match self.new & NAME_NEW {
+            0 => Piece::Orig(self.name),
+            _ => Piece::New(self.name),
+        }
+    }
+
+    fn value(&self) -> Piece {
+        match self.new & VALUE_NEW {
+            0 => Piece::Orig(self.value),
+            _ => Piece::New(self.value),
+        }
+    }
+
+    fn set_value(&mut self, value: Piece) {
+        (self.value, self.new) = match value {
+            Piece::Orig(s) => (s, self.new & !VALUE_NEW),
+            Piece::New(s) => (s, self.new | VALUE_NEW),
+        };
+        self.orig = CHANGED;
+    }
 }
 
 /// What [`MessageEditor::decrement_max_forwards`] did (RFC 3261 section 16.6 step 3).
@@ -110,27 +141,19 @@ pub struct MessageEditor {
 
 impl MessageEditor {
     pub(crate) fn new(original: OwnedMessage) -> MessageEditor {
-        let lines = {
-            let p = original.parts();
-            let mut lines = SmallVec::with_capacity(p.headers.len() + 4);
-            for (i, h) in p.headers.iter().enumerate() {
-                // a line runs to the next one's name (or to the empty line)
-                let end = p
-                    .headers
-                    .get(i + 1)
-                    .map_or(p.head_end.saturating_sub(2), |n| n.name.start);
-                lines.push(Line {
-                    kind: h.kind,
-                    name: Piece::Orig(h.name),
-                    value: Piece::Orig(h.value),
-                    verbatim: Some(Span {
-                        start: h.name.start,
-                        end,
-                    }),
-                });
-            }
-            lines
-        };
+        let lines = original
+            .parts()
+            .headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Line {
+                name: h.name,
+                value: h.value,
+                orig: i as u32,
+                kind: h.kind,
+                new: 0,
+            })
+            .collect();
         MessageEditor {
             original,
             text: SmallVec::new(),
@@ -162,7 +185,7 @@ impl MessageEditor {
         if uri.len() > self.original.limits().max_uri_length {
             return Err(invalid(ErrorKind::UriTooLong, 0));
         }
-        if Uri::parse(uri).is_none() {
+        if !crate::message::check_request_uri(uri) {
             return Err(invalid(ErrorKind::InvalidRequestUri, 0));
         }
         self.start = Some(self.push_text(uri));
@@ -264,7 +287,7 @@ impl MessageEditor {
         };
         let line = self.lines[i];
         if kind.is_list() {
-            let value = self.piece(line.value);
+            let value = self.piece(line.value());
             if let Some(comma) = first_value_end(value) {
                 let b = value.as_bytes();
                 let mut rest = comma + 1;
@@ -276,11 +299,10 @@ impl MessageEditor {
                         start: s.start + rest as u32,
                         end: s.end,
                     };
-                    self.lines[i].value = match line.value {
+                    self.lines[i].set_value(match line.value() {
                         Piece::Orig(s) => Piece::Orig(cut(s)),
                         Piece::New(s) => Piece::New(cut(s)),
-                    };
-                    self.lines[i].verbatim = None;
+                    });
                     return Ok(true);
                 }
             }
@@ -323,7 +345,7 @@ impl MessageEditor {
             self.lines.insert(at, line);
             return Ok(HopCount::Added(DEFAULT_MAX_FORWARDS));
         };
-        let hops = scan::parse_decimal(self.piece(self.lines[i].value), 255).ok_or(
+        let hops = scan::parse_decimal(self.piece(self.lines[i].value()), 255).ok_or(
             BuildError::Invalid {
                 part: "Max-Forwards",
                 source: ParseError::new(ErrorKind::InvalidHeader(HeaderName::MaxForwards), 0),
@@ -334,8 +356,7 @@ impl MessageEditor {
         }
         let start = self.text.len();
         push_decimal(&mut self.text, hops - 1);
-        self.lines[i].value = Piece::New(Span::new(start, self.text.len()));
-        self.lines[i].verbatim = None;
+        self.lines[i].set_value(Piece::New(Span::new(start, self.text.len())));
         Ok(HopCount::Decremented(hops - 1))
     }
 
@@ -372,13 +393,6 @@ impl MessageEditor {
         let p = self.original.parts();
         let limits = self.original.limits();
         let buf = p.buf;
-        let body: &[u8] = match self.body {
-            Some(s) => self.text.get(s.range()).unwrap_or(&[]),
-            None => buf.get(p.body.range()).unwrap_or(&[]),
-        };
-        // The length of the head: the original's, give or take the edits (an estimate that
-        // saves the vector from growing).
-        let mut out = Vec::with_capacity(p.head_end as usize + self.text.len() + body.len() + 24);
         let text: &[u8] = &self.text;
         let bytes = |piece: Piece| -> &[u8] {
             match piece {
@@ -386,49 +400,118 @@ impl MessageEditor {
                 Piece::New(s) => text.get(s.range()).unwrap_or(&[]),
             }
         };
+        let orig = |s: Span| buf.get(s.range()).unwrap_or(&[]);
+        // The whole original line `i`, name to CRLF: up to the next one's name (or to the
+        // empty line).
+        let verbatim = |i: u32| -> Option<Span> {
+            let i = i as usize;
+            let start = p.headers.get(i)?.name.start;
+            let end = p
+                .headers
+                .get(i + 1)
+                .map_or(p.head_end.saturating_sub(2), |n| n.name.start);
+            Some(Span { start, end })
+        };
+        let body: &[u8] = match self.body {
+            Some(s) => text.get(s.range()).unwrap_or(&[]),
+            None => orig(p.body),
+        };
+        let start_line = match (p.start, self.start) {
+            (
+                StartSpans::Request {
+                    method,
+                    uri,
+                    version,
+                },
+                new_uri,
+            ) => {
+                let uri = new_uri.map_or(Piece::Orig(uri), Piece::New);
+                [Piece::Orig(method), uri, Piece::Orig(version)]
+            }
+            (
+                StartSpans::Response {
+                    version, reason, ..
+                },
+                new_reason,
+            ) => {
+                let reason = new_reason.map_or(Piece::Orig(reason), Piece::New);
+                // (the code is written from its number)
+                [Piece::Orig(version), Piece::New(Span::default()), reason]
+            }
+        };
+        // Content-Length is rewritten when the body changed or the original had none.
+        let new_length = match (self.body, p.content_length) {
+            (None, Some(_)) => None,
+            _ => Some(body.len() as u32),
+        };
+
+        // The exact size and line count first, so nothing is reallocated.
+        let mut size = start_line.iter().map(|&x| bytes(x).len()).sum::<usize>() + 4;
+        if let StartSpans::Response { code, .. } = p.start {
+            size += decimal_len(u32::from(code));
+        }
+        let mut count = 0;
+        let mut length_line = false;
+        for line in &self.lines {
+            size += match (line.kind, new_length, verbatim(line.orig)) {
+                (HeaderName::ContentLength, Some(_), _) if length_line => continue,
+                (HeaderName::ContentLength, Some(n), _) => {
+                    length_line = true;
+                    bytes(line.name()).len() + 4 + decimal_len(n)
+                }
+                (_, _, Some(v)) => v.range().len(),
+                _ => bytes(line.name()).len() + bytes(line.value()).len() + 4,
+            };
+            count += 1;
+        }
+        let add_length = new_length.filter(|_| !length_line);
+        if let Some(n) = add_length {
+            size += "Content-Length".len() + 4 + decimal_len(n);
+            count += 1;
+        }
+        let head_end = size + 2;
+        size = head_end + body.len();
+        if size > limits.max_message_size {
+            return Err(BuildError::TooLarge {
+                size,
+                limit: limits.max_message_size,
+            });
+        }
+        if count > limits.max_headers {
+            return Err(BuildError::Invalid {
+                part: "message",
+                source: ParseError::new(ErrorKind::TooManyHeaders, head_end),
+            });
+        }
+
+        let mut out = Vec::with_capacity(size);
+        let mut headers: Vec<RawSpan> = Vec::with_capacity(count);
         let put = |out: &mut Vec<u8>, b: &[u8]| -> Span {
             let start = out.len();
             out.extend_from_slice(b);
             Span::new(start, out.len())
         };
-        let orig = |s: Span| buf.get(s.range()).unwrap_or(&[]);
-
-        // Start line: the same parts with single spaces, as the parse found them.
+        // Start line: its parts with single spaces, as the parse found them.
+        let [a, b, c] = start_line;
+        let first = put(&mut out, bytes(a));
+        out.push(b' ');
         let start = match p.start {
-            StartSpans::Request {
-                method,
-                uri,
-                version,
-            } => {
-                let method = put(&mut out, orig(method));
+            StartSpans::Request { .. } => {
+                let uri = put(&mut out, bytes(b));
                 out.push(b' ');
-                let uri = match self.start {
-                    Some(s) => put(&mut out, bytes(Piece::New(s))),
-                    None => put(&mut out, orig(uri)),
-                };
-                out.push(b' ');
-                let version = put(&mut out, orig(version));
+                let version = put(&mut out, bytes(c));
                 StartSpans::Request {
-                    method,
+                    method: first,
                     uri,
                     version,
                 }
             }
-            StartSpans::Response {
-                version,
-                code,
-                reason,
-            } => {
-                let version = put(&mut out, orig(version));
-                out.push(b' ');
+            StartSpans::Response { code, .. } => {
                 push_decimal(&mut out, code);
                 out.push(b' ');
-                let reason = match self.start {
-                    Some(s) => put(&mut out, bytes(Piece::New(s))),
-                    None => put(&mut out, orig(reason)),
-                };
+                let reason = put(&mut out, bytes(c));
                 StartSpans::Response {
-                    version,
+                    version: first,
                     code,
                     reason,
                 }
@@ -436,14 +519,7 @@ impl MessageEditor {
         };
         out.extend_from_slice(b"\r\n");
 
-        // Content-Length is rewritten when the body changed or the original had none.
-        let new_length = match (self.body, p.content_length) {
-            (None, Some(_)) => None,
-            _ => Some(body.len() as u32),
-        };
         let mut length_written = false;
-        let mut headers: SmallVec<[RawSpan; INLINE_HEADERS]> =
-            SmallVec::with_capacity(self.lines.len() + 1);
         // A run of unchanged, adjacent original lines, copied at once: (start, end).
         let mut run: Option<(u32, u32)> = None;
         let flush = |out: &mut Vec<u8>, run: &mut Option<(u32, u32)>| {
@@ -451,29 +527,33 @@ impl MessageEditor {
                 out.extend_from_slice(orig(Span { start: s, end: e }));
             }
         };
+        let new_line = |out: &mut Vec<u8>, name: &[u8], value: &dyn Fn(&mut Vec<u8>)| {
+            let name = put(out, name);
+            out.extend_from_slice(b": ");
+            let at = out.len();
+            value(out);
+            let value = Span::new(at, out.len());
+            out.extend_from_slice(b"\r\n");
+            (name, value)
+        };
         for line in &self.lines {
-            if line.kind == HeaderName::ContentLength {
-                if let Some(n) = new_length {
-                    if !length_written {
-                        flush(&mut out, &mut run);
-                        length_written = true;
-                        let name = put(&mut out, bytes(line.name));
-                        out.extend_from_slice(b": ");
-                        let at = out.len();
-                        push_decimal(&mut out, n);
-                        let value = Span::new(at, out.len());
-                        out.extend_from_slice(b"\r\n");
-                        headers.push(RawSpan {
-                            name,
-                            value,
-                            kind: line.kind,
-                        });
-                    }
-                    continue;
+            if let (HeaderName::ContentLength, Some(n)) = (line.kind, new_length) {
+                if !length_written {
+                    flush(&mut out, &mut run);
+                    length_written = true;
+                    let (name, value) =
+                        new_line(&mut out, bytes(line.name()), &|o| push_decimal(o, n));
+                    headers.push(RawSpan {
+                        name,
+                        value,
+                        kind: line.kind,
+                    });
                 }
+                continue;
             }
-            match (line.verbatim, line.name, line.value) {
-                (Some(v), Piece::Orig(name), Piece::Orig(value)) => {
+            match verbatim(line.orig) {
+                Some(v) => {
+                    let (name, value) = (line.name, line.value);
                     // where this line lands once the pending run is written
                     let run_len = match run {
                         Some((s, e)) if e == v.start => {
@@ -499,10 +579,10 @@ impl MessageEditor {
                 }
                 _ => {
                     flush(&mut out, &mut run);
-                    let name = put(&mut out, bytes(line.name));
-                    out.extend_from_slice(b": ");
-                    let value = put(&mut out, bytes(line.value));
-                    out.extend_from_slice(b"\r\n");
+                    let value = bytes(line.value());
+                    let (name, value) = new_line(&mut out, bytes(line.name()), &|o| {
+                        o.extend_from_slice(value)
+                    });
                     headers.push(RawSpan {
                         name,
                         value,
@@ -512,13 +592,8 @@ impl MessageEditor {
             }
         }
         flush(&mut out, &mut run);
-        if let (Some(n), false) = (new_length, length_written) {
-            let name = put(&mut out, b"Content-Length");
-            out.extend_from_slice(b": ");
-            let at = out.len();
-            push_decimal(&mut out, n);
-            let value = Span::new(at, out.len());
-            out.extend_from_slice(b"\r\n");
+        if let Some(n) = add_length {
+            let (name, value) = new_line(&mut out, b"Content-Length", &|o| push_decimal(o, n));
             headers.push(RawSpan {
                 name,
                 value,
@@ -526,29 +601,17 @@ impl MessageEditor {
             });
         }
         out.extend_from_slice(b"\r\n");
-        let head_end = out.len();
-        let size = head_end + body.len();
-        if size > limits.max_message_size {
-            return Err(BuildError::TooLarge {
-                size,
-                limit: limits.max_message_size,
-            });
-        }
-        if headers.len() > limits.max_headers {
-            return Err(BuildError::Invalid {
-                part: "message",
-                source: ParseError::new(ErrorKind::TooManyHeaders, head_end),
-            });
-        }
+        debug_assert_eq!(out.len(), head_end);
         out.extend_from_slice(body);
-        let layout = Layout {
+        debug_assert_eq!((out.len(), headers.len()), (size, count));
+        let edited = OwnedMessage::from_written(
+            out,
             start,
-            headers,
-            head_end: head_end as u32,
-            body: Span::new(head_end, out.len()),
-            content_length: new_length.or(p.content_length),
-        };
-        let edited = OwnedMessage::from_parts(out, layout).with_limits(&limits);
+            headers.into_boxed_slice(),
+            head_end as u32,
+            new_length.or(p.content_length),
+            &limits,
+        );
         // What was recorded is what framing finds (checked in every debug build and test).
         #[cfg(debug_assertions)]
         {
@@ -581,7 +644,7 @@ impl MessageEditor {
     /// Does a line carry this header (known names by kind, extension names by text)?
     fn is_named(&self, line: &Line, kind: HeaderName, name: &str) -> bool {
         if kind == HeaderName::Other {
-            line.kind == HeaderName::Other && self.piece(line.name).eq_ignore_ascii_case(name)
+            line.kind == HeaderName::Other && self.piece(line.name()).eq_ignore_ascii_case(name)
         } else {
             line.kind == kind
         }
@@ -623,12 +686,18 @@ impl MessageEditor {
             source: ParseError::new(ErrorKind::InvalidHeader(kind), at),
         })?;
         Ok(Line {
+            name: self.push_text(name),
+            value: self.push_text(value),
+            orig: CHANGED,
             kind,
-            name: Piece::New(self.push_text(name)),
-            value: Piece::New(self.push_text(value)),
-            verbatim: None,
+            new: NAME_NEW | VALUE_NEW,
         })
     }
+}
+
+/// The number of decimal digits of `n`.
+fn decimal_len(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
 /// A header name the editor may change: a token, and not Content-Length (which follows the

@@ -170,6 +170,30 @@ impl OwnedMessage {
         }
     }
 
+    /// A message written with its layout recorded as boxed spans (the editor, which knows
+    /// the exact sizes beforehand, so nothing is reallocated).
+    pub(crate) fn from_written(
+        bytes: Vec<u8>,
+        start: StartSpans,
+        headers: Box<[RawSpan]>,
+        head_end: u32,
+        content_length: Option<u32>,
+        limits: &Limits,
+    ) -> OwnedMessage {
+        let body = Span::new(head_end as usize, bytes.len());
+        OwnedMessage {
+            inner: Arc::new(Inner {
+                start,
+                headers,
+                head_end,
+                body,
+                content_length,
+                buf: bytes,
+                limits: KeptLimits::new(limits),
+            }),
+        }
+    }
+
     /// The view's message with bytes inserted (`(offset, text)`, offsets in increasing
     /// order), its spans moved to match instead of framing the result again. Text inserted
     /// at a span's end joins that span (so a parameter appended to a header value is part of
