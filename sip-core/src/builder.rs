@@ -192,7 +192,8 @@ impl RequestBuilder {
     /// other header line in order (folds unfolded), except Via (the new request gets its
     /// own: add one with [`RequestBuilder::via`], or let
     /// [`Endpoint::send_request`](crate::Endpoint::send_request) write it) and
-    /// Content-Length (computed). Fails on a response.
+    /// Content-Length (computed). A body without Content-Type is copied as
+    /// `application/octet-stream`. Fails on a response.
     pub fn from_request(request: &Message<'_>) -> Result<RequestBuilder, BuildError> {
         let method = request
             .method()
@@ -1053,6 +1054,37 @@ mod tests {
             resp.to_request_builder(),
             Err(BuildError::NotApplicable(_))
         ));
+    }
+
+    // RFC 3261 section 9.1: the CANCEL repeats the Request-URI, Call-ID, To, From and CSeq
+    // number, carries only the request's top Via and its Route values, and no body.
+    #[test]
+    fn cancel_for_repeats_what_section_9_1_lists() {
+        let mut rng = SeededRng::new([10; 32]);
+        let req = invite(&mut rng);
+        let with_route = {
+            let mut e = req.edit();
+            e.append("Route", "<sip:p1.example.com;lr>").unwrap();
+            e.finish().unwrap()
+        };
+        let inv = with_route.message().unwrap();
+        let cancel = RequestBuilder::cancel_for(&inv)
+            .unwrap()
+            .build(&mut rng)
+            .unwrap();
+        let c = cancel.message().unwrap();
+        assert_eq!(c.method(), Some(Method::Cancel));
+        assert_eq!(c.request_uri(), inv.request_uri());
+        assert_eq!(c.call_id(), inv.call_id());
+        assert_eq!(c.to(), inv.to());
+        assert_eq!(c.from(), inv.from());
+        assert_eq!(c.cseq().unwrap().seq, inv.cseq().unwrap().seq);
+        assert_eq!(c.cseq().unwrap().method, Method::Cancel);
+        assert_eq!(c.vias().collect::<Vec<_>>(), [inv.top_via().unwrap()]);
+        assert_eq!(c.routes().count(), 1);
+        assert!(c.contacts().next().is_none());
+        assert!(c.values(HeaderName::Timestamp).next().is_none());
+        assert_eq!((c.body(), c.content_length()), (&b""[..], Some(0)));
     }
 
     #[test]
