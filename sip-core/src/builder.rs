@@ -28,10 +28,62 @@ pub enum BuildError {
     /// A status code outside 100-699.
     #[error("status code {0} outside 100-699")]
     BadStatus(u16),
+    /// CR, LF or NUL in text a caller gave (a header name or value, the Request-URI, a
+    /// reason phrase, ...): CR and LF would end the line and start another header (header
+    /// injection, RFC 3261 section 7.3.1), and NUL is allowed nowhere in a header.
+    #[error("{part} contains CR, LF or NUL")]
+    ForbiddenCharacter {
+        /// Which part.
+        part: &'static str,
+    },
+    /// A header name that is not a token (RFC 3261 section 25.1 `field-name = token`).
+    #[error("header name {0:?} is not a token")]
+    InvalidHeaderName(String),
+    /// The message would be larger than the size limit
+    /// ([`Limits::max_message_size`](crate::Limits::max_message_size)).
+    #[error("message of {size} bytes larger than the limit of {limit}")]
+    TooLarge {
+        /// The size the message would have.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// An edit that does not apply to this message (a Request-URI for a response, the top
+    /// Via of a message without one, a header kept by the editor itself such as
+    /// Content-Length).
+    #[error("not applicable: {0}")]
+    NotApplicable(&'static str),
+}
+
+/// Refuses CR, LF and NUL in text a caller hands a builder or editor (RFC 3261 section
+/// 7.3.1: a CRLF would end the header line and start another one).
+pub(crate) fn check_text(part: &'static str, text: &str) -> Result<(), BuildError> {
+    match memchr::memchr3(b'\r', b'\n', 0, text.as_bytes()) {
+        Some(_) => Err(BuildError::ForbiddenCharacter { part }),
+        None => Ok(()),
+    }
+}
+
+/// A header name must be a token (RFC 3261 section 25.1) without CR, LF or NUL.
+pub(crate) fn check_name(name: &str) -> Result<(), BuildError> {
+    check_text("header name", name)?;
+    if scan::all_token(name) {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidHeaderName(name.to_owned()))
+    }
 }
 
 /// The RFC 3261 magic cookie that starts every branch (section 8.1.1.7).
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// A Via the builder writes: a new one (transport, sent-by; the branch is drawn at build
+/// time), or a value as written (repeated from another request).
+#[derive(Debug, Clone)]
+enum ViaSpec {
+    New(String, String),
+    Raw(String),
+}
 
 /// Builds a request.
 #[derive(Debug, Clone)]
@@ -43,7 +95,7 @@ pub struct RequestBuilder {
     call_id: Option<String>,
     cseq: u32,
     max_forwards: u8,
-    vias: Vec<(String, String)>,
+    vias: Vec<ViaSpec>,
     contact: Option<String>,
     extra: Vec<(String, String)>,
     body: Option<(String, Vec<u8>)>,
@@ -102,7 +154,15 @@ impl RequestBuilder {
     /// out for requests given to [`Endpoint::send_request`](crate::Endpoint::send_request):
     /// the endpoint writes its own top Via.
     pub fn via(mut self, transport: &str, sent_by: &str) -> Self {
-        self.vias.push((transport.to_owned(), sent_by.to_owned()));
+        self.vias
+            .push(ViaSpec::New(transport.to_owned(), sent_by.to_owned()));
+        self
+    }
+
+    /// Adds a Via value as written (below those added before), such as the top Via of the
+    /// request a CANCEL cancels (section 9.1); see [`RequestBuilder::cancel_for`].
+    pub fn via_value(mut self, via: &str) -> Self {
+        self.vias.push(ViaSpec::Raw(via.to_owned()));
         self
     }
 
@@ -124,23 +184,134 @@ impl RequestBuilder {
         self
     }
 
-    /// Writes and parses the request.
+    /// A builder holding the parts of `request`, to derive another request from it: a
+    /// B2BUA's request on its other leg, a CANCEL or ACK written by hand (section 9.1:
+    /// `.method(Method::Cancel).no_body()` keeps the Request-URI, Call-ID, From, To and
+    /// CSeq number), a retry. Copies the method, Request-URI, From (with its tag), To,
+    /// Call-ID, CSeq number, Max-Forwards, Contact, the body with its Content-Type, and every
+    /// other header line in order (folds unfolded), except Via (the new request gets its
+    /// own: add one with [`RequestBuilder::via`], or let
+    /// [`Endpoint::send_request`](crate::Endpoint::send_request) write it) and
+    /// Content-Length (computed). A body without Content-Type is copied as
+    /// `application/octet-stream`. Fails on a response.
+    pub fn from_request(request: &Message<'_>) -> Result<RequestBuilder, BuildError> {
+        let method = request
+            .method()
+            .ok_or(BuildError::NotApplicable("a response is not a request"))?;
+        let view = request.view();
+        let uri = match view.start_line() {
+            crate::message::StartLine::Request { uri, .. } => uri,
+            crate::message::StartLine::Response { .. } => "",
+        };
+        let mut b = RequestBuilder::new(method, uri);
+        b.cseq = request.cseq().ok_or(BuildError::Missing("CSeq"))?.seq;
+        if let Some(hops) = request.max_forwards() {
+            b.max_forwards = hops as u8;
+        }
+        let mut content_type = None;
+        for h in view.headers() {
+            let value = unfolded(h.value);
+            match h.kind {
+                HeaderName::Via | HeaderName::ContentLength | HeaderName::CSeq => {}
+                HeaderName::MaxForwards => {}
+                HeaderName::From if b.from.is_none() => b.from = Some(value),
+                HeaderName::To if b.to.is_none() => b.to = Some(value),
+                HeaderName::CallId if b.call_id.is_none() => b.call_id = Some(value),
+                HeaderName::Contact if b.contact.is_none() => b.contact = Some(value),
+                HeaderName::ContentType if content_type.is_none() => content_type = Some(value),
+                _ => b.extra.push((h.name.to_owned(), value)),
+            }
+        }
+        if !request.body().is_empty() || content_type.is_some() {
+            b.body = Some((
+                content_type.unwrap_or_else(|| "application/octet-stream".to_owned()),
+                request.body().to_vec(),
+            ));
+        }
+        Ok(b)
+    }
+
+    /// The CANCEL for `request` (RFC 3261 section 9.1): the same Request-URI, Call-ID, To,
+    /// From and CSeq number, method CANCEL, only the request's top Via value (so the
+    /// CANCEL matches its transaction at the next hop), its Route values, Max-Forwards,
+    /// no body. Fails on a response or a request without Via.
+    pub fn cancel_for(request: &Message<'_>) -> Result<RequestBuilder, BuildError> {
+        let top = request
+            .view()
+            .header(HeaderName::Via)
+            .ok_or(BuildError::Missing("Via"))?;
+        let top = request
+            .top_via()
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| unfolded(top));
+        let mut b = Self::from_request(request)?
+            .method(Method::Cancel)
+            .no_body()
+            .via_value(&top);
+        b.contact = None;
+        b.extra
+            .retain(|(n, _)| HeaderName::from_name(n) == HeaderName::Route);
+        Ok(b)
+    }
+
+    /// Changes the method (the CSeq method follows it).
+    pub fn method(mut self, method: Method<'_>) -> Self {
+        self.method = method.as_str().to_owned();
+        self
+    }
+
+    /// Changes the Request-URI.
+    pub fn request_uri(mut self, uri: &str) -> Self {
+        uri.clone_into(&mut self.uri);
+        self
+    }
+
+    /// Removes the headers added with [`RequestBuilder::header`] (or copied by
+    /// [`RequestBuilder::from_request`]) with this name: case-insensitive, compact forms
+    /// equal to long ones (RFC 3261 section 7.3).
+    pub fn remove_header(mut self, name: &str) -> Self {
+        let kind = HeaderName::from_name(name);
+        self.extra.retain(|(n, _)| {
+            if kind == HeaderName::Other {
+                !n.eq_ignore_ascii_case(name)
+            } else {
+                HeaderName::from_name(n) != kind
+            }
+        });
+        self
+    }
+
+    /// Removes the body and its Content-Type (Content-Length becomes 0).
+    pub fn no_body(mut self) -> Self {
+        self.body = None;
+        self
+    }
+
+    /// Writes and parses the request. Refuses CR, LF and NUL in every part given
+    /// ([`BuildError::ForbiddenCharacter`]) and header names that are not tokens
+    /// ([`BuildError::InvalidHeaderName`]), so no text a caller passes on can add a header.
     pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
         let from = self.from.as_deref().ok_or(BuildError::Missing("From"))?;
         let to = self.to.as_deref().ok_or(BuildError::Missing("To"))?;
+        self.check_text()?;
         let mut s = String::with_capacity(512);
         s.push_str(&self.method);
         s.push(' ');
         s.push_str(&self.uri);
         s.push_str(" SIP/2.0\r\n");
-        for (transport, sent_by) in &self.vias {
-            s.push_str("Via: SIP/2.0/");
-            s.push_str(transport);
-            s.push(' ');
-            s.push_str(sent_by);
-            s.push_str(";branch=");
-            s.push_str(&new_branch(rng));
-            s.push_str(";rport\r\n");
+        for via in &self.vias {
+            match via {
+                ViaSpec::New(transport, sent_by) => {
+                    s.push_str("Via: SIP/2.0/");
+                    s.push_str(transport);
+                    s.push(' ');
+                    s.push_str(sent_by);
+                    s.push_str(";branch=");
+                    s.push_str(&new_branch(rng));
+                    s.push_str(";rport\r\n");
+                }
+                ViaSpec::Raw(value) => push_header(&mut s, "Via", value),
+            }
         }
         push_header(&mut s, "Max-Forwards", &self.max_forwards.to_string());
         push_header(&mut s, "To", to);
@@ -166,6 +337,55 @@ impl RequestBuilder {
         }
         finish(s, self.body.as_ref())
     }
+}
+
+impl RequestBuilder {
+    /// Every part given, against CR, LF and NUL; names against the token grammar (the
+    /// typed parse of the built text checks the rest).
+    fn check_text(&self) -> Result<(), BuildError> {
+        if !scan::all_token(&self.method) {
+            check_text("method", &self.method)?;
+            return Err(BuildError::Invalid {
+                part: "start line",
+                source: ParseError::new(crate::ErrorKind::InvalidMethod, 0),
+            });
+        }
+        check_text("Request-URI", &self.uri)?;
+        for (part, v) in [
+            ("From", &self.from),
+            ("To", &self.to),
+            ("Call-ID", &self.call_id),
+            ("Contact", &self.contact),
+        ] {
+            if let Some(v) = v {
+                check_text(part, v)?;
+            }
+        }
+        for via in &self.vias {
+            match via {
+                ViaSpec::New(transport, sent_by) => {
+                    check_text("Via transport", transport)?;
+                    check_text("Via sent-by", sent_by)?;
+                }
+                ViaSpec::Raw(value) => check_text("Via", value)?,
+            }
+        }
+        for (n, v) in &self.extra {
+            check_name(n)?;
+            check_text("header value", v)?;
+        }
+        if let Some((ct, _)) = &self.body {
+            check_text("Content-Type", ct)?;
+        }
+        Ok(())
+    }
+}
+
+/// A header value with its line folds replaced by single spaces (RFC 3261 section 7.3.1).
+fn unfolded(value: &str) -> String {
+    let mut v = Vec::with_capacity(value.len());
+    push_unfolded(&mut v, value);
+    String::from_utf8(v).unwrap_or_default()
 }
 
 /// A fresh branch: the magic cookie and 16 random characters (section 8.1.1.7).
@@ -206,6 +426,13 @@ fn finish(mut s: String, body: Option<&(String, Vec<u8>)>) -> Result<OwnedMessag
 }
 
 fn parse_built(bytes: &[u8]) -> Result<OwnedMessage, BuildError> {
+    let limit = crate::Limits::DEFAULT.max_message_size;
+    if bytes.len() > limit {
+        return Err(BuildError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
     OwnedMessage::parse_typed(bytes, &crate::Limits::DEFAULT).map_err(|source| {
         BuildError::Invalid {
             part: match source.kind {
@@ -374,6 +601,15 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
         });
         w.out.extend_from_slice(b"\r\n");
         let head_end = w.out.len();
+        // The size limit holds in every build profile (a peer would refuse anything larger,
+        // and over UDP it cannot be sent).
+        let limit = crate::Limits::DEFAULT.max_message_size;
+        if head_end + body.len() > limit {
+            return Err(BuildError::TooLarge {
+                size: head_end + body.len(),
+                limit,
+            });
+        }
         w.out.extend_from_slice(body);
         let layout = Layout {
             start: StartSpans::Response {
@@ -408,11 +644,17 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
     /// each on its own (no message is framed to check them).
     fn check_additions(&self) -> Result<(), BuildError> {
         if let Some(r) = self.reason {
-            if r.bytes().any(|b| b == b'\r' || b == b'\n') {
-                return Err(BuildError::Missing("a reason phrase without line breaks"));
+            check_text("reason phrase", r)?;
+            // Reason-Phrase: no other control character either (section 25.1)
+            if r.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+                return Err(BuildError::Invalid {
+                    part: "reason phrase",
+                    source: ParseError::new(crate::ErrorKind::InvalidReasonPhrase, 0),
+                });
             }
         }
         if let Some(t) = self.to_tag {
+            check_text("To tag", t)?;
             if !scan::all_token(t) {
                 return Err(BuildError::Missing("a To tag that is a token"));
             }
@@ -426,15 +668,15 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                     at,
                 ),
             };
-            if !scan::all_token(n) {
-                return Err(BuildError::Invalid {
-                    part: "header",
-                    source: ParseError::new(crate::ErrorKind::InvalidHeaderName, 0),
-                });
-            }
-            if let Some(at) = v.bytes().position(|b| b == b'\r' || b == b'\n') {
-                return Err(invalid(at));
-            }
+            check_name(n)?;
+            check_text(
+                if n == "Content-Type" {
+                    "Content-Type"
+                } else {
+                    "header value"
+                },
+                v,
+            )?;
             let kind = HeaderName::from_bytes(n.as_bytes());
             crate::message::check_header_value(kind, v.trim()).map_err(invalid)?;
         }
@@ -711,6 +953,138 @@ mod tests {
             response_to(&req, 99, &mut rng).unwrap_err(),
             BuildError::BadStatus(99)
         );
+    }
+
+    // RFC 3261 section 18.1.1 / Limits::max_message_size: a response larger than the limit
+    // is an error in every build profile (it was checked only by a debug assertion).
+    #[test]
+    fn response_builder_refuses_a_message_over_the_size_limit() {
+        let mut rng = SeededRng::new([8; 32]);
+        let req = invite(&mut rng);
+        let view = req.view();
+        let body = vec![b'x'; 70_000];
+        let err = ResponseBuilder::from_view(&view, 200)
+            .body("application/octet-stream", &body)
+            .build(&mut rng)
+            .unwrap_err();
+        assert!(
+            matches!(err, BuildError::TooLarge { size, limit: 65_535 } if size > 70_000),
+            "{err:?}"
+        );
+        let err = RequestBuilder::new(Method::Message, "sip:b@h")
+            .from("<sip:a@h>")
+            .to("<sip:b@h>")
+            .body("text/plain", &body)
+            .build(&mut rng)
+            .unwrap_err();
+        assert!(matches!(err, BuildError::TooLarge { .. }), "{err:?}");
+        // just under the limit is fine
+        let fits = 65_535 - 500;
+        let ok = ResponseBuilder::from_view(&view, 200)
+            .body("application/octet-stream", &body[..fits])
+            .build(&mut rng)
+            .unwrap();
+        assert_eq!(ok.view().body().len(), fits);
+    }
+
+    // RFC 3261 section 9.1: a CANCEL derived from the INVITE keeps its Request-URI,
+    // Call-ID, From (tag included), To and CSeq number, with the method CANCEL; Route and
+    // extension headers are copied, folds unfolded, Via left to the new request.
+    #[test]
+    fn request_derived_from_a_parsed_request() {
+        let invite = OwnedMessage::parse(
+            b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+              Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+              Max-Forwards: 69\r\nTo: Bob <sip:bob@biloxi.example.com>\r\n\
+              f: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+              Call-ID: a84b4c76e66710\r\nCSeq: 314159 INVITE\r\n\
+              Route: <sip:p1.example.com;lr>\r\nX-Trace: a,\r\n b\r\n\
+              Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+              Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n",
+        )
+        .unwrap();
+        let mut rng = SeededRng::new([9; 32]);
+        let same = invite
+            .to_request_builder()
+            .unwrap()
+            .build(&mut rng)
+            .unwrap();
+        let (a, b) = (invite.message().unwrap(), same.message().unwrap());
+        assert_eq!(b.method(), Some(Method::Invite));
+        assert_eq!(b.request_uri(), a.request_uri());
+        assert_eq!(b.from(), a.from());
+        assert_eq!(b.call_id(), a.call_id());
+        assert_eq!(b.cseq(), a.cseq());
+        assert_eq!(b.max_forwards(), Some(69));
+        assert_eq!(b.body(), b"v=0\n");
+        assert_eq!(b.vias().count(), 0);
+        assert_eq!(b.view().extension_header("x-trace"), Some("a, b"));
+
+        let cancel = invite
+            .to_request_builder()
+            .unwrap()
+            .method(Method::Cancel)
+            .no_body()
+            .remove_header("X-Trace")
+            .via("UDP", "pc33.atlanta.example.com")
+            .build(&mut rng)
+            .unwrap();
+        let c = cancel.message().unwrap();
+        assert_eq!(c.method(), Some(Method::Cancel));
+        assert_eq!(c.cseq().unwrap().seq, 314159);
+        assert_eq!(c.cseq().unwrap().method, Method::Cancel);
+        assert_eq!(c.from().unwrap().tag(), Some("1928301774"));
+        assert_eq!(c.to(), a.to());
+        assert_eq!(c.routes().count(), 1);
+        assert_eq!((c.body(), c.content_length()), (&b""[..], Some(0)));
+        assert!(c.view().extension_header("X-Trace").is_none());
+
+        let other_leg = invite
+            .to_request_builder()
+            .unwrap()
+            .request_uri("sip:bob@192.0.2.4")
+            .remove_header("Route")
+            .build(&mut rng)
+            .unwrap();
+        let o = other_leg.message().unwrap();
+        assert_eq!(o.request_uri().unwrap().to_string(), "sip:bob@192.0.2.4");
+        assert_eq!(o.routes().count(), 0);
+        let resp = response_to(&a, 200, &mut rng).unwrap();
+        assert!(matches!(
+            resp.to_request_builder(),
+            Err(BuildError::NotApplicable(_))
+        ));
+    }
+
+    // RFC 3261 section 9.1: the CANCEL repeats the Request-URI, Call-ID, To, From and CSeq
+    // number, carries only the request's top Via and its Route values, and no body.
+    #[test]
+    fn cancel_for_repeats_what_section_9_1_lists() {
+        let mut rng = SeededRng::new([10; 32]);
+        let req = invite(&mut rng);
+        let with_route = {
+            let mut e = req.edit();
+            e.append("Route", "<sip:p1.example.com;lr>").unwrap();
+            e.finish().unwrap()
+        };
+        let inv = with_route.message().unwrap();
+        let cancel = RequestBuilder::cancel_for(&inv)
+            .unwrap()
+            .build(&mut rng)
+            .unwrap();
+        let c = cancel.message().unwrap();
+        assert_eq!(c.method(), Some(Method::Cancel));
+        assert_eq!(c.request_uri(), inv.request_uri());
+        assert_eq!(c.call_id(), inv.call_id());
+        assert_eq!(c.to(), inv.to());
+        assert_eq!(c.from(), inv.from());
+        assert_eq!(c.cseq().unwrap().seq, inv.cseq().unwrap().seq);
+        assert_eq!(c.cseq().unwrap().method, Method::Cancel);
+        assert_eq!(c.vias().collect::<Vec<_>>(), [inv.top_via().unwrap()]);
+        assert_eq!(c.routes().count(), 1);
+        assert!(c.contacts().next().is_none());
+        assert!(c.values(HeaderName::Timestamp).next().is_none());
+        assert_eq!((c.body(), c.content_length()), (&b""[..], Some(0)));
     }
 
     #[test]

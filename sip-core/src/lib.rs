@@ -150,6 +150,7 @@
 #![forbid(unsafe_code)]
 
 mod builder;
+mod edit;
 mod endpoint;
 mod error;
 mod id;
@@ -166,6 +167,7 @@ pub use builder::{
     new_branch, reason_phrase, response_to, BuildError, RequestBuilder, ResponseBuilder,
     MAGIC_COOKIE,
 };
+pub use edit::{HopCount, MessageEditor};
 pub use endpoint::{
     ClientTxId, Config, Endpoint, Event, SendError, ServerTxId, Stats, TransactionUser, TxId,
 };

@@ -13,6 +13,16 @@ pub struct OwnedMessage {
     inner: Arc<Inner>,
 }
 
+/// The recorded layout of an owned message, borrowed (see [`OwnedMessage::parts`]).
+pub(crate) struct Parts<'m> {
+    pub(crate) buf: &'m [u8],
+    pub(crate) start: StartSpans,
+    pub(crate) headers: &'m [RawSpan],
+    pub(crate) head_end: u32,
+    pub(crate) body: Span,
+    pub(crate) content_length: Option<u32>,
+}
+
 /// The bytes stay in the vector they were written or copied into (moved in, never copied
 /// again). The spans are kept compact: a parse's layout holds room for 40 header spans
 /// inline (so framing allocates nothing), which a message kept for the life of a
@@ -25,6 +35,39 @@ struct Inner {
     body: Span,
     content_length: Option<u32>,
     buf: Vec<u8>,
+    /// The limits [`OwnedMessage::message`] types with: those the message was parsed with.
+    limits: KeptLimits,
+}
+
+/// [`Limits`] in 20 bytes rather than 40 (a message kept for a transaction carries them):
+/// a message is smaller than 4 GiB (spans are `u32`), so larger limits mean the same as
+/// `u32::MAX`.
+#[derive(Debug, Clone, Copy)]
+struct KeptLimits([u32; 5]);
+
+impl KeptLimits {
+    fn new(l: &Limits) -> KeptLimits {
+        let c = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        KeptLimits([
+            c(l.max_message_size),
+            c(l.max_headers),
+            c(l.max_header_line),
+            c(l.max_vias),
+            c(l.max_uri_length),
+        ])
+    }
+
+    fn get(self) -> Limits {
+        let [max_message_size, max_headers, max_header_line, max_vias, max_uri_length] =
+            self.0.map(|v| v as usize);
+        Limits {
+            max_message_size,
+            max_headers,
+            max_header_line,
+            max_vias,
+            max_uri_length,
+        }
+    }
 }
 
 impl OwnedMessage {
@@ -39,10 +82,39 @@ impl OwnedMessage {
     }
 
     /// Parses a datagram with the given limits, checks every known header types correctly,
-    /// and keeps it.
+    /// and keeps it (with the limits, for [`OwnedMessage::message`]).
     pub fn parse_typed(data: &[u8], limits: &Limits) -> Result<OwnedMessage, ParseError> {
         let m = Message::parse_with(data, limits)?;
-        Ok(Self::from_view(m.view()))
+        Ok(Self::from_view(m.view()).with_limits(limits))
+    }
+
+    /// The same message, typed by [`OwnedMessage::message`] with `limits` from now on (the
+    /// limits it was parsed with, such as an endpoint's [`Config::limits`](crate::Config)).
+    /// Copies the bytes only when the message is shared.
+    pub fn with_limits(mut self, limits: &Limits) -> OwnedMessage {
+        let kept = KeptLimits::new(limits);
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.limits = kept,
+            None => {
+                let i = &*self.inner;
+                self.inner = Arc::new(Inner {
+                    start: i.start,
+                    headers: i.headers.clone(),
+                    head_end: i.head_end,
+                    body: i.body,
+                    content_length: i.content_length,
+                    buf: i.buf.clone(),
+                    limits: kept,
+                });
+            }
+        }
+        self
+    }
+
+    /// The limits [`OwnedMessage::message`] types with: [`Limits::DEFAULT`] unless the
+    /// message was parsed with others ([`OwnedMessage::parse_typed`], an endpoint).
+    pub fn limits(&self) -> Limits {
+        self.inner.limits.get()
     }
 
     /// The borrowed view over the owned bytes.
@@ -67,9 +139,10 @@ impl OwnedMessage {
         }
     }
 
-    /// The message with every known header typed.
+    /// The message with every known header typed, with the limits it was parsed with
+    /// ([`OwnedMessage::limits`]).
     pub fn message(&self) -> Result<Message<'_>, ParseError> {
-        Message::from_view(self.view(), &Limits::DEFAULT)
+        Message::from_view(self.view(), &self.inner.limits.get())
     }
 
     /// The message's bytes as received or built.
@@ -92,6 +165,31 @@ impl OwnedMessage {
                 body: layout.body,
                 content_length: layout.content_length,
                 buf: bytes,
+                limits: KeptLimits::new(&Limits::DEFAULT),
+            }),
+        }
+    }
+
+    /// A message written with its layout recorded as boxed spans (the editor, which knows
+    /// the exact sizes beforehand, so nothing is reallocated).
+    pub(crate) fn from_written(
+        bytes: Vec<u8>,
+        start: StartSpans,
+        headers: Box<[RawSpan]>,
+        head_end: u32,
+        content_length: Option<u32>,
+        limits: &Limits,
+    ) -> OwnedMessage {
+        let body = Span::new(head_end as usize, bytes.len());
+        OwnedMessage {
+            inner: Arc::new(Inner {
+                start,
+                headers,
+                head_end,
+                body,
+                content_length,
+                buf: bytes,
+                limits: KeptLimits::new(limits),
             }),
         }
     }
@@ -172,16 +270,48 @@ impl OwnedMessage {
         Self::from_parts(bytes, layout)
     }
 
-    /// The status code of a response, from the recorded layout (no UTF-8 check of the head).
-    pub(crate) fn status(&self) -> Option<u16> {
+    /// What the editor reads: the bytes, the start line's spans, the header spans, the end
+    /// of the header section, the body and the Content-Length value.
+    pub(crate) fn parts(&self) -> Parts<'_> {
+        let i = &*self.inner;
+        Parts {
+            buf: &i.buf,
+            start: i.start,
+            headers: &i.headers,
+            head_end: i.head_end,
+            body: i.body,
+            content_length: i.content_length,
+        }
+    }
+
+    /// Starts editing a copy of this message (a proxy's or B2BUA's forwarded request, a
+    /// relayed response): see [`MessageEditor`](crate::MessageEditor).
+    pub fn edit(&self) -> crate::MessageEditor {
+        crate::MessageEditor::new(self.clone())
+    }
+
+    /// A [`RequestBuilder`](crate::RequestBuilder) holding this request's parts, to derive
+    /// another request from it (see [`RequestBuilder::from_request`](crate::RequestBuilder::from_request)).
+    pub fn to_request_builder(&self) -> Result<crate::RequestBuilder, crate::BuildError> {
+        let m = self
+            .message()
+            .map_err(|source| crate::BuildError::Invalid {
+                part: "message",
+                source,
+            })?;
+        crate::RequestBuilder::from_request(&m)
+    }
+
+    /// The status code of a response (`None` for a request), from the recorded layout.
+    pub fn status(&self) -> Option<u16> {
         match self.inner.start {
             crate::message::view::StartSpans::Response { code, .. } => Some(code),
             crate::message::view::StartSpans::Request { .. } => None,
         }
     }
 
-    /// The method of a request, from the recorded layout.
-    pub(crate) fn method(&self) -> Option<crate::Method<'_>> {
+    /// The method of a request (`None` for a response), from the recorded layout.
+    pub fn method(&self) -> Option<crate::Method<'_>> {
         match self.inner.start {
             crate::message::view::StartSpans::Request { method, .. } => self
                 .as_bytes()
@@ -190,5 +320,82 @@ impl OwnedMessage {
                 .map(crate::Method::from_token),
             crate::message::view::StartSpans::Response { .. } => None,
         }
+    }
+
+    /// The reason phrase of a response (`None` for a request).
+    pub fn reason(&self) -> Option<&str> {
+        match self.inner.start {
+            crate::message::view::StartSpans::Response { reason, .. } => self.text(reason),
+            crate::message::view::StartSpans::Request { .. } => None,
+        }
+    }
+
+    /// The Request-URI of a request as written (`None` for a response); type it with
+    /// [`Uri::parse`](crate::Uri::parse) or [`OwnedMessage::message`].
+    pub fn request_uri(&self) -> Option<&str> {
+        match self.inner.start {
+            crate::message::view::StartSpans::Request { uri, .. } => self.text(uri),
+            crate::message::view::StartSpans::Response { .. } => None,
+        }
+    }
+
+    /// The text of a span of the head (checked to be UTF-8 when the message was made).
+    fn text(&self, span: Span) -> Option<&str> {
+        self.as_bytes()
+            .get(span.range())
+            .and_then(|b| std::str::from_utf8(b).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Method;
+
+    // RFC 3261 sections 7.1 and 7.2: the start line's parts of a kept message.
+    #[test]
+    fn start_line_accessors_of_requests_and_responses() {
+        let req = OwnedMessage::parse(
+            b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(req.method(), Some(Method::Invite));
+        assert_eq!(req.request_uri(), Some("sip:bob@example.com"));
+        assert_eq!((req.status(), req.reason()), (None, None));
+        let resp =
+            OwnedMessage::parse(b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap();
+        assert_eq!(resp.status(), Some(486));
+        assert_eq!(resp.reason(), Some("Busy Here"));
+        assert_eq!((resp.method(), resp.request_uri()), (None, None));
+    }
+
+    // Limits::max_headers: a kept message types with the limits it was parsed with, even
+    // when another holder shares it.
+    #[test]
+    fn kept_limits_are_used_to_type_again() {
+        let mut text = b"OPTIONS sip:b@h SIP/2.0\r\n".to_vec();
+        for _ in 0..3 {
+            text.extend_from_slice(b"X-A: 1\r\n");
+        }
+        text.extend_from_slice(b"\r\n");
+        let tight = Limits {
+            max_headers: 2,
+            ..Limits::DEFAULT
+        };
+        let m = OwnedMessage::parse(&text).unwrap();
+        assert_eq!(m.limits(), Limits::DEFAULT);
+        let shared = m.clone();
+        let m = m.with_limits(&tight);
+        assert_eq!(m.limits(), tight);
+        assert!(m.message().is_err());
+        assert!(shared.message().is_ok());
+        let loose = Limits {
+            max_headers: 3,
+            ..Limits::DEFAULT
+        };
+        assert!(OwnedMessage::parse_typed(&text, &loose)
+            .unwrap()
+            .message()
+            .is_ok());
     }
 }

@@ -1924,3 +1924,292 @@ fn date_with_non_digits_where_digits_belong_is_rejected_alike() {
     assert_eq!(one, two);
     assert!(one.contains("year: 2010, month: 11, day: 13, hour: 23, minute: 29, second: 0"));
 }
+
+/// The one value of header `name` in a message holding only that header line.
+fn reparse_value(name: &str, text: &str) -> Result<(Vec<u8>, HeaderName), TestCaseError> {
+    let msg = format!("OPTIONS sip:a@b.example SIP/2.0\r\n{name}: {text}\r\n\r\n");
+    let m = Message::parse(msg.as_bytes()).map_err(|e| {
+        TestCaseError::fail(format!(
+            "displayed value does not parse: {e}: {name}: {text}"
+        ))
+    })?;
+    let kind = m
+        .headers()
+        .next()
+        .map(|h| h.name)
+        .unwrap_or(HeaderName::Other);
+    Ok((msg.into_bytes(), kind))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+    // RFC 3261 section 20: `Display` of every typed value is header text that parses back
+    // to the same value: parse(display(x)) equals x up to insignificant LWS (section
+    // 7.3.1), and exactly once x is in displayed form (display is a fixed point).
+    #[test]
+    fn typed_values_display_as_text_that_parses_back(g in message()) {
+        let m = parse_ok("generated message", &g.text)?;
+        // (Content-Length is a number like Max-Forwards; alone it would frame a body)
+        for h in m.headers().filter(|h| h.name != HeaderName::ContentLength) {
+            let name = if h.name == HeaderName::Other {
+                m.name_as_written(&h).to_owned()
+            } else {
+                h.name.as_str().to_owned()
+            };
+            let shown = h.value.to_string();
+            let (bytes, kind) = reparse_value(&name, &shown)?;
+            let m2 = Message::parse(&bytes).expect("parsed above");
+            let values: Vec<HeaderValue<'_>> = m2.values(kind).collect();
+            prop_assert_eq!(values.len(), 1, "{}: {}", name, shown);
+            let y = values[0];
+            prop_assert_eq!(norm(&h.value), norm(&y), "{}: {}", name, shown);
+            prop_assert_eq!(y.to_string(), shown.clone());
+            let (bytes3, _) = reparse_value(&name, &y.to_string())?;
+            let m3 = Message::parse(&bytes3).expect("parsed above");
+            prop_assert_eq!(m3.values(kind).collect::<Vec<_>>(), vec![y]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// editing (RFC 3261 sections 7.3.1 and 16.6): random edits of generated messages against a
+// model of their typed values
+
+#[derive(Debug, Clone)]
+enum EditOp {
+    Prepend(&'static str, u8),
+    Append(&'static str, u8),
+    Set(&'static str, u8),
+    Remove(&'static str),
+    RemoveFirstValue(&'static str),
+    DecrementMaxForwards,
+    SetBody(Vec<u8>),
+    SetRequestUri,
+}
+
+const EDIT_NAMES: [&str; 10] = [
+    "Via",
+    "v",
+    "Route",
+    "Record-Route",
+    "X-Edit",
+    "x-EDIT",
+    "Max-Forwards",
+    "Supported",
+    "Contact",
+    "Subject",
+];
+
+/// A valid value of header `name` numbered `n`.
+fn edit_value(name: &str, n: u8) -> String {
+    match HeaderName::from_name(name) {
+        HeaderName::Via => format!("SIP/2.0/UDP e{n}.example.com;branch=z9hG4bKe{n}"),
+        HeaderName::Route | HeaderName::RecordRoute => format!("<sip:e{n}.example.com;lr>"),
+        HeaderName::Contact => format!("<sip:e{n}@h.example.com>"),
+        HeaderName::MaxForwards => n.to_string(),
+        _ => format!("e{n}"),
+    }
+}
+
+fn edit_op() -> BoxedStrategy<EditOp> {
+    let name = prop::sample::select(EDIT_NAMES.to_vec());
+    prop_oneof![
+        (name.clone(), any::<u8>()).prop_map(|(n, v)| EditOp::Prepend(n, v)),
+        (name.clone(), any::<u8>()).prop_map(|(n, v)| EditOp::Append(n, v)),
+        (name.clone(), any::<u8>()).prop_map(|(n, v)| EditOp::Set(n, v)),
+        name.clone().prop_map(EditOp::Remove),
+        prop::sample::select(vec![
+            "Via",
+            "Route",
+            "Record-Route",
+            "Contact",
+            "Supported",
+            "Allow",
+            "Accept"
+        ])
+        .prop_map(EditOp::RemoveFirstValue),
+        Just(EditOp::DecrementMaxForwards),
+        prop::collection::vec(any::<u8>(), 0..32).prop_map(EditOp::SetBody),
+        Just(EditOp::SetRequestUri),
+    ]
+    .boxed()
+}
+
+type Entry = (HeaderName, String, String);
+
+/// The typed values of one header line `name: value`, normalized like [`normalized`].
+fn entries_of(name: &str, value: &str) -> Vec<Entry> {
+    let msg = format!("OPTIONS sip:a@b.example SIP/2.0\r\n{name}: {value}\r\n\r\n");
+    let m = Message::parse(msg.as_bytes()).expect("an edit value parses");
+    normalized(&m)
+}
+
+fn named(e: &Entry, name: &str) -> bool {
+    match HeaderName::from_name(name) {
+        HeaderName::Other => e.0 == HeaderName::Other && e.1.eq_ignore_ascii_case(name),
+        kind => e.0 == kind,
+    }
+}
+
+/// Where a new line goes: above the first of its name (`first`) or below the last, else
+/// below the last Via (prepend) or at the end, above a final Content-Length (append).
+fn insert_at(model: &[Entry], name: &str, first: bool) -> usize {
+    if first {
+        if let Some(i) = model.iter().position(|e| named(e, name)) {
+            return i;
+        }
+        return model
+            .iter()
+            .rposition(|e| e.0 == HeaderName::Via)
+            .map_or(0, |i| i + 1);
+    }
+    match model.iter().rposition(|e| named(e, name)) {
+        Some(i) => i + 1,
+        None => match model.last() {
+            Some(e) if e.0 == HeaderName::ContentLength => model.len() - 1,
+            _ => model.len(),
+        },
+    }
+}
+
+fn model_set(model: &mut Vec<Entry>, name: &str, value: &str) {
+    let new = entries_of(name, value);
+    match model.iter().position(|e| named(e, name)) {
+        Some(i) => {
+            model.retain(|e| !named(e, name));
+            for (k, e) in new.into_iter().enumerate() {
+                model.insert(i + k, e);
+            }
+        }
+        None => model.extend(new),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
+
+    // RFC 3261 sections 7.3.1, 16.6 and 20.14: after any sequence of edits the message
+    // parses, its typed values are those of the original edited the same way, the lines no
+    // edit touched are the original lines byte for byte and in order, and Content-Length
+    // matches the body.
+    #[test]
+    fn edits_apply_to_typed_values_and_keep_other_lines(
+        g in message(),
+        ops in prop::collection::vec(edit_op(), 0..6),
+    ) {
+        let original = sip_core::OwnedMessage::parse(&g.text).expect("generated message");
+        let m1 = parse_ok("generated message", &g.text)?;
+        let mut model = normalized(&m1);
+        let mut body = m1.body().to_vec();
+        let mut uri = m1.request_uri().map(|u| u.to_string());
+        let mut e = original.edit();
+        let mut touched: Vec<&str> = vec!["Content-Length", "Content-Type"];
+        for op in &ops {
+            match op {
+                EditOp::Prepend(n, v) | EditOp::Append(n, v) => {
+                    let value = edit_value(n, *v);
+                    let at = insert_at(&model, n, matches!(op, EditOp::Prepend(..)));
+                    if matches!(op, EditOp::Prepend(..)) {
+                        e.prepend(n, &value).expect("prepend");
+                    } else {
+                        e.append(n, &value).expect("append");
+                    }
+                    for (k, entry) in entries_of(n, &value).into_iter().enumerate() {
+                        model.insert(at + k, entry);
+                    }
+                    touched.push(n);
+                }
+                EditOp::Set(n, v) => {
+                    let value = edit_value(n, *v);
+                    e.set(n, &value).expect("set");
+                    model_set(&mut model, n, &value);
+                    touched.push(n);
+                }
+                EditOp::Remove(n) => {
+                    let before = model.len();
+                    // (a line holds one or more values)
+                    let removed = e.remove(n).expect("remove");
+                    model.retain(|x| !named(x, n));
+                    prop_assert_eq!(removed > 0, model.len() < before);
+                    touched.push(n);
+                }
+                EditOp::RemoveFirstValue(n) => {
+                    let had = e.remove_first_value(n).expect("remove_first_value");
+                    match model.iter().position(|x| named(x, n)) {
+                        Some(i) => {
+                            prop_assert!(had);
+                            model.remove(i);
+                        }
+                        None => prop_assert!(!had),
+                    }
+                    touched.push(n);
+                }
+                EditOp::DecrementMaxForwards => {
+                    let hops = e.decrement_max_forwards().expect("Max-Forwards");
+                    let n = "Max-Forwards";
+                    match model.iter().position(|x| x.0 == HeaderName::MaxForwards) {
+                        Some(i) => {
+                            let now: u32 = model[i].2.trim_start_matches("Number(")
+                                .trim_end_matches(')').parse().expect("a number");
+                            if now == 0 {
+                                prop_assert_eq!(hops, sip_core::HopCount::Exhausted);
+                            } else {
+                                prop_assert_eq!(hops, sip_core::HopCount::Decremented(now as u8 - 1));
+                                model[i] = entries_of(n, &(now - 1).to_string()).remove(0);
+                            }
+                        }
+                        None => {
+                            prop_assert_eq!(hops, sip_core::HopCount::Added(70));
+                            let at = insert_at(&model, n, true);
+                            model.insert(at, entries_of(n, "70").remove(0));
+                        }
+                    }
+                    touched.push(n);
+                }
+                EditOp::SetBody(b) => {
+                    e.set_body("text/plain", b).expect("set_body");
+                    model_set(&mut model, "Content-Type", "text/plain");
+                    body = b.clone();
+                }
+                EditOp::SetRequestUri => {
+                    let r = e.set_request_uri("sip:edited@192.0.2.9:5062;transport=tcp");
+                    if uri.is_some() {
+                        r.expect("set_request_uri");
+                        uri = Some("sip:edited@192.0.2.9:5062;transport=tcp".to_owned());
+                    } else {
+                        prop_assert!(r.is_err());
+                    }
+                }
+            }
+        }
+        // Content-Length follows the body
+        let length = (
+            HeaderName::ContentLength,
+            String::new(),
+            norm(&HeaderValue::Number(body.len() as u32)),
+        );
+        match model.iter().position(|x| x.0 == HeaderName::ContentLength) {
+            Some(i) => model[i] = length,
+            None => model.push(length),
+        }
+        let out = e.finish().expect("finish");
+        let m2 = parse_ok("edited message", out.as_bytes())?;
+        prop_assert_eq!(normalized(&m2), model, "--- input\n{}\n--- edited\n{}",
+            show(&g.text), show(out.as_bytes()));
+        prop_assert_eq!(m2.body(), &body[..]);
+        prop_assert_eq!(m2.request_uri().map(|u| u.to_string()), uri);
+        prop_assert_eq!(m2.status(), m1.status());
+        // the lines no edit touched, byte for byte and in order
+        let untouched = |v: &MessageView<'_>| -> Vec<(String, String)> {
+            v.headers()
+                .filter(|h| !touched.iter().any(|t| {
+                    let k = HeaderName::from_name(t);
+                    if k == HeaderName::Other { h.kind == k && h.name.eq_ignore_ascii_case(t) } else { h.kind == k }
+                }))
+                .map(|h| (h.name.to_owned(), h.value.to_owned()))
+                .collect()
+        };
+        prop_assert_eq!(untouched(m1.view()), untouched(m2.view()));
+    }
+}

@@ -279,7 +279,7 @@ impl Endpoint {
             self.stats.malformed += 1;
             return;
         }
-        let request = OwnedMessage::from_view(view);
+        let request = OwnedMessage::from_view(view).with_limits(&self.config.limits);
         self.events.push_back(Event::Ack { request, source });
     }
 
@@ -413,7 +413,7 @@ impl Endpoint {
             self.scratch = scratch;
             // Section 17.2.3: an ACK matching no transaction (the ACK for a 2xx) goes to
             // the transaction user. Nothing answers an ACK, so its Via is left as received.
-            let request = OwnedMessage::from_view(msg.view());
+            let request = OwnedMessage::from_view(msg.view()).with_limits(&self.config.limits);
             self.events.push_back(Event::Ack { request, source });
             return;
         }
@@ -500,11 +500,12 @@ impl Endpoint {
     ) -> OwnedMessage {
         let data = msg.view().as_bytes();
         let insertions = via::stamp_insertions(data, top, source.remote);
-        if insertions.is_empty() {
+        let request = if insertions.is_empty() {
             OwnedMessage::from_view(msg.view())
         } else {
             OwnedMessage::from_view_with_insertions(msg.view(), &insertions)
-        }
+        };
+        request.with_limits(&self.config.limits)
     }
 
     fn ack_matched(&mut self, now: Instant, tx: ServerTxId, msg: Message<'_>, source: Source) {
@@ -517,7 +518,7 @@ impl Endpoint {
         let after = e.m.timers;
         self.sync_server_timers(tx, before, after);
         if step.deliver_ack {
-            let request = OwnedMessage::from_view(msg.view());
+            let request = OwnedMessage::from_view(msg.view()).with_limits(&self.config.limits);
             self.events.push_back(Event::Ack { request, source });
         }
         self.finish_server(tx);
@@ -548,7 +549,7 @@ impl Endpoint {
             .client_keys
             .find(self.client_keys.hash(&self.scratch), &self.scratch)
         else {
-            let response = OwnedMessage::from_view(msg.view());
+            let response = OwnedMessage::from_view(msg.view()).with_limits(&self.config.limits);
             self.events
                 .push_back(Event::StrayResponse { response, source });
             return;
@@ -587,7 +588,7 @@ impl Endpoint {
         if step.deliver {
             self.events.push_back(Event::Response {
                 tx,
-                response: OwnedMessage::from_view(msg.view()),
+                response: OwnedMessage::from_view(msg.view()).with_limits(&self.config.limits),
             });
         }
         if let (Some(c), crate::ClientState::Proceeding) = (cancel, state) {

@@ -29,7 +29,27 @@ pub(crate) fn headers_name_addr<'a>(c: &mut scan::Cursor<'a>) -> Option<NameAddr
     headers::name_addr(c, false, usize::MAX)
 }
 
-/// Checks one header value against its grammar (builders check what callers add).
+/// Is this text a URI (a Request-URI the editor sets)? The one-pass parse's fast path for
+/// `sip:` and `sips:` first, the general parser for the rest.
+pub(crate) fn check_request_uri(s: &str) -> bool {
+    fast::sip_uri(s, 0, fast::UriEnd::Whole).is_some() || Uri::parse(s).is_some()
+}
+
+/// Checks one header value against its grammar (builders and the editor check what callers
+/// add): the fast path of the one-pass parse first (it accepts only what the general
+/// grammar accepts), the general parser for the rest.
 pub(crate) fn check_header_value(name: HeaderName, value: &str) -> Result<(), usize> {
-    typed::parse_value(name, value, crate::Limits::DEFAULT.max_uri_length, |_| {})
+    /// Keeps only the last value: the check needs none of them.
+    struct Discard<'a>(HeaderValue<'a>);
+    impl<'a> fast::Sink<'a> for Discard<'a> {
+        fn slot(&mut self) -> &mut HeaderValue<'a> {
+            &mut self.0
+        }
+    }
+    let max_uri = crate::Limits::DEFAULT.max_uri_length;
+    let (n, end) = fast::line(name, value, 0, max_uri, &mut Discard(HeaderValue::Empty));
+    if n > 0 && end == value.len() {
+        return Ok(());
+    }
+    typed::parse_value(name, value, max_uri, |_| {})
 }

@@ -194,3 +194,132 @@ pub(crate) fn write_value(out: &mut Vec<u8>, v: &HeaderValue<'_>) {
         V::Empty => {}
     }
 }
+
+/// `Display` for each typed value writes what [`Form::Canonical`] writes for it: text that
+/// parses back to the same value, so new values need not be formatted by hand.
+macro_rules! display_as_header_value {
+    ($($ty:ident => $variant:ident),* $(,)?) => {$(
+        impl std::fmt::Display for super::headers::$ty<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                HeaderValue::$variant(*self).fmt(f)
+            }
+        }
+    )*};
+}
+
+display_as_header_value! {
+    Via => Via,
+    NameAddr => Addr,
+    Contact => Contact,
+    CSeq => CSeq,
+    RAck => RAck,
+    MediaType => MediaType,
+    TokenParams => TokenParams,
+    InfoUri => Info,
+    Auth => Auth,
+    Seconds => Seconds,
+    Warning => Warning,
+    Timestamp => Timestamp,
+    SipDate => Date,
+}
+
+/// Writes bytes made of `&str` parts (always UTF-8) to a formatter.
+fn write_utf8(f: &mut std::fmt::Formatter<'_>, out: &[u8]) -> std::fmt::Result {
+    f.write_str(&String::from_utf8_lossy(out))
+}
+
+impl std::fmt::Display for HeaderValue<'_> {
+    /// The value as [`Form::Canonical`] writes it (folds collapsed to one space).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::with_capacity(64);
+        write_value(&mut out, self);
+        write_utf8(f, &out)
+    }
+}
+
+impl std::fmt::Display for super::uri::SipUri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::with_capacity(64);
+        self.write_to(&mut out);
+        write_utf8(f, &out)
+    }
+}
+
+impl std::fmt::Display for super::uri::Host<'_> {
+    /// The host, IPv6 references in brackets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::with_capacity(40);
+        self.write_to(&mut out);
+        write_utf8(f, &out)
+    }
+}
+
+impl std::fmt::Display for DisplayName<'_> {
+    /// As written in a name-addr: a quoted string with its quotes, or the tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = Vec::with_capacity(32);
+        match self {
+            DisplayName::Quoted(q) => {
+                out.push(b'"');
+                write_unfolded(&mut out, q);
+                out.push(b'"');
+            }
+            DisplayName::Tokens(t) => {
+                for (i, w) in t
+                    .split([' ', '\t', '\r', '\n'])
+                    .filter(|w| !w.is_empty())
+                    .enumerate()
+                {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend_from_slice(w.as_bytes());
+                }
+            }
+        }
+        write_utf8(f, &out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Message;
+
+    // RFC 3261 section 20: typed values display as their header text.
+    #[test]
+    fn typed_values_display_as_header_text() {
+        let m = Message::parse(
+            b"INVITE sip:bob@example.com SIP/2.0\r\n\
+              Via: SIP/2.0/UDP [2001:db8::1]:5060 ; branch=z9hG4bK1;rport\r\n\
+              From: \"Alice A.\" <sip:alice@example.com>;tag=1\r\n\
+              To: Bob <sip:bob@example.com>\r\n\
+              CSeq: 7   INVITE\r\n\
+              Content-Type: application/sdp ; charset=utf-8\r\n\
+              Contact: *\r\n\r\n",
+        )
+        .unwrap();
+        let via = m.top_via().unwrap();
+        assert_eq!(
+            via.to_string(),
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport"
+        );
+        assert_eq!(via.host.to_string(), "[2001:db8::1]");
+        let from = m.from().unwrap();
+        assert_eq!(
+            from.to_string(),
+            "\"Alice A.\" <sip:alice@example.com>;tag=1"
+        );
+        assert_eq!(from.display_name.unwrap().to_string(), "\"Alice A.\"");
+        assert_eq!(
+            from.uri.as_sip().unwrap().to_string(),
+            "sip:alice@example.com"
+        );
+        assert_eq!(m.to().unwrap().to_string(), "Bob <sip:bob@example.com>");
+        assert_eq!(m.cseq().unwrap().to_string(), "7 INVITE");
+        assert_eq!(
+            m.content_type().unwrap().to_string(),
+            "application/sdp;charset=utf-8"
+        );
+        assert_eq!(m.contacts().next().unwrap().to_string(), "*");
+    }
+}
