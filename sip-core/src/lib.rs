@@ -116,6 +116,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod builder;
 mod endpoint;
 mod error;
