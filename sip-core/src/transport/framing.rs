@@ -76,6 +76,9 @@ pub(crate) struct Framer {
     need: Option<usize>,
     /// How far into the current read's input framing has got.
     at: usize,
+    /// The buffer's length when its incomplete header section was last parsed (see
+    /// [`Framer::check_early`]).
+    checked: usize,
     /// `buf` holds the message returned by the last call: cleared on the next one.
     delivered: bool,
     /// Bytes of the budget this framer holds (the buffer's capacity).
@@ -132,6 +135,7 @@ impl Framer {
                         }
                         self.append(rest, limits, budget)?;
                         self.at = 0;
+                        self.check_early(limits)?;
                         Ok(Frame::Done)
                     }
                     Some(n) => {
@@ -201,6 +205,7 @@ impl Framer {
                 // it unless `total` says how long the message is.
                 self.work.parsed += rest.len() as u64;
                 self.need = total;
+                self.checked = rest.len();
                 self.append(rest, limits, budget)?;
                 self.at = 0;
                 Frame::Done
@@ -275,6 +280,21 @@ impl Framer {
         Ok(if used == 4 { Frame::Ping } else { Frame::Pong })
     }
 
+    /// Parses an incomplete header section again each time it has doubled, so that garbage,
+    /// too many headers or an overlong line close the flow without waiting for the end of
+    /// the header section or the size limit, at a cost linear in the length.
+    fn check_early(&mut self, limits: &Limits) -> Result<(), FrameError> {
+        if self.buf.len() < (2 * self.checked).max(MIN_CAPACITY) {
+            return Ok(());
+        }
+        self.checked = self.buf.len();
+        self.work.parsed += self.buf.len() as u64;
+        match MessageView::parse_stream_sized(&self.buf, limits) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(FrameError::Invalid(e)),
+        }
+    }
+
     /// Appends to the buffer, growing it (geometrically, up to the message's length or the
     /// size limit) only when the budget allows.
     fn append(
@@ -307,6 +327,7 @@ impl Framer {
     fn clear(&mut self, budget: &mut Budget) {
         self.buf.clear();
         self.need = None;
+        self.checked = 0;
         if self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::new();
             budget.release(self.charged);
@@ -406,7 +427,7 @@ mod tests {
         let w = framer.work();
         assert!(w.copied <= n, "copied {} bytes for {n}", w.copied);
         assert!(w.searched <= n, "searched {} bytes for {n}", w.searched);
-        assert!(w.parsed <= 2 * n, "parsed {} bytes for {n}", w.parsed);
+        assert!(w.parsed <= 3 * n, "parsed {} bytes for {n}", w.parsed);
         // and split in the header and the body alike, at every position near the ends
         for split in [2, 3, 7, 1000, 4096] {
             let mut framer = Framer::default();
@@ -440,6 +461,36 @@ mod tests {
             }
             assert_eq!(got, 1, "{k} bytes of the empty line in the first read");
         }
+    }
+
+    // Garbage in an incomplete header section closes the flow long before the size limit.
+    #[test]
+    fn garbage_in_an_incomplete_header_section_is_refused_early() {
+        let limits = Limits::DEFAULT;
+        let mut budget = Budget::new(usize::MAX);
+        let mut framer = Framer::default();
+        let mut stream = b"OPTIONS sip:bob@127.0.0.2 SIP/2.0\r\n".to_vec();
+        for _ in 0..6000 {
+            stream.extend_from_slice(b"X-Pad: 1\r\n");
+        }
+        let mut fed = 0;
+        let err = stream.chunks(7).find_map(|read| {
+            fed += read.len();
+            loop {
+                match framer.next(read, &limits, &mut budget) {
+                    Ok(Frame::Done) => return None,
+                    Ok(_) => {}
+                    Err(e) => return Some(e),
+                }
+            }
+        });
+        match err {
+            Some(FrameError::Invalid(e)) => assert_eq!(e.kind, ErrorKind::TooManyHeaders),
+            other => panic!("not refused: {other:?}"),
+        }
+        // 257 header lines end 2,606 bytes in; a check each time the buffer doubles finds
+        // them before twice that
+        assert!(fed <= 2 * 2606 + 7, "refused after {fed} bytes");
     }
 
     // The buffer of a partial message is charged to the budget and refused beyond it; a
