@@ -127,6 +127,7 @@ impl Endpoint {
     /// or a partial message beyond the byte budget closes the flow ([`IoRequest::Close`]).
     ///
     /// [`Config::stream_message_timeout`]: crate::Config::stream_message_timeout
+    /// [`IoRequest::Close`]: crate::IoRequest::Close
     pub fn handle_stream(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
         self.arm_new_transactions();
         let Some((source, mut framer)) = self.flows.begin_read(flow) else {
