@@ -650,7 +650,7 @@ impl Endpoint {
         if (200..=699).contains(&code) {
             entry.request = None;
         }
-        self.recharge_server(tx);
+        recharge(&mut self.budget, entry);
         self.sync_server_timers(tx, before, after);
         self.send_on_route(now, tx, data);
         self.finish_server(tx);
@@ -1093,15 +1093,9 @@ impl Endpoint {
     /// Brings the budget in line with what a server transaction stores: its request until
     /// the final response, then the response it may have to resend, and its key.
     fn recharge_server(&mut self, tx: ServerTxId) {
-        let Some(e) = self.servers.get_mut(tx.0) else {
-            return;
-        };
-        let now_held = e.request.as_ref().map_or(0, |r| r.as_bytes().len())
-            + e.last_response.as_ref().map_or(0, |r| r.as_slice().len())
-            + e.key.len();
-        self.budget.release(e.charged);
-        self.budget.charge(now_held);
-        e.charged = now_held;
+        if let Some(e) = self.servers.get_mut(tx.0) {
+            recharge(&mut self.budget, e);
+        }
     }
 
     /// Sends a CANCEL that waited for the INVITE's provisional response.
@@ -1137,6 +1131,16 @@ impl Endpoint {
             self.finish_client(tx);
         }
     }
+}
+
+/// See [`Endpoint::recharge_server`].
+fn recharge(budget: &mut Budget, e: &mut ServerEntry) {
+    let held = e.request.as_ref().map_or(0, |r| r.as_bytes().len())
+        + e.last_response.as_ref().map_or(0, |r| r.as_slice().len())
+        + e.key.len();
+    budget.release(e.charged);
+    budget.charge(held);
+    e.charged = held;
 }
 
 /// The branch parameter of a raw Via value.

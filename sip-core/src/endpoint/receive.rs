@@ -419,6 +419,8 @@ impl Endpoint {
         };
         debug_assert_eq!(key_hash, self.server_keys.hash(&key));
         self.scratch = scratch;
+        // As `recharge` counts it: the request and the key.
+        let stored = request.as_bytes().len() + key.len();
         let tx = ServerTxId(self.servers.insert(ServerEntry {
             m,
             request: Some(request.clone()),
@@ -427,9 +429,9 @@ impl Endpoint {
             route,
             last_response: None,
             armed: false,
-            charged: 0,
+            charged: stored,
         }));
-        self.recharge_server(tx);
+        self.budget.charge(stored);
         self.server_keys.insert(key_hash, key, tx);
         if let ResponseRoute::Flow { flow, .. } = route {
             self.bind_flow(Some(flow));

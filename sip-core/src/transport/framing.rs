@@ -493,6 +493,63 @@ mod tests {
         assert!(fed <= 2 * 2606 + 7, "refused after {fed} bytes");
     }
 
+    /// Feeds `stream` in reads of the given sizes (cycled); returns the messages and whether
+    /// framing failed.
+    fn feed_reads(stream: &[u8], sizes: &[usize]) -> (Vec<Vec<u8>>, bool) {
+        let limits = Limits::DEFAULT;
+        let mut budget = Budget::new(usize::MAX);
+        let mut framer = Framer::default();
+        let mut messages = Vec::new();
+        let mut fed = 0;
+        let mut i = 0;
+        while fed < stream.len() {
+            let size = sizes
+                .get(i % sizes.len().max(1))
+                .copied()
+                .unwrap_or(stream.len());
+            i += 1;
+            let read = &stream[fed..(fed + size.max(1)).min(stream.len())];
+            fed += read.len();
+            loop {
+                match framer.next(read, &limits, &mut budget) {
+                    Ok(Frame::Message(view)) => messages.push(view.as_bytes().to_vec()),
+                    Ok(Frame::Done) => break,
+                    Ok(_) => {}
+                    Err(_) => return (messages, true),
+                }
+            }
+        }
+        (messages, false)
+    }
+
+    fn pieces() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            (0..400usize).prop_map(message),
+            Just(b"\r\n\r\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..8),
+            proptest::collection::vec(prop_oneof![Just(b'\r'), Just(b'\n'), Just(b'a')], 0..6),
+        ];
+        proptest::collection::vec(piece, 0..6).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        // RFC 3261 section 18.3: the messages framed do not depend on how the stream is split
+        // into reads. A split stream may stop short of an error the whole stream shows (a
+        // header section not complete yet is judged later), never the other way round.
+        #[test]
+        fn rfc3261_18_3_framing_does_not_depend_on_the_split(
+            stream in pieces(),
+            sizes in proptest::collection::vec(1..40usize, 1..6),
+        ) {
+            let (whole, whole_failed) = feed_reads(&stream, &[stream.len().max(1)]);
+            let (split, split_failed) = feed_reads(&stream, &sizes);
+            proptest::prop_assert_eq!(&split, &whole);
+            proptest::prop_assert!(whole_failed || !split_failed, "only the split stream failed");
+        }
+    }
+
     // The buffer of a partial message is charged to the budget and refused beyond it; a
     // large one is given back once its message is delivered.
     #[test]
