@@ -59,10 +59,12 @@ pub struct Config {
     /// Live client plus server transactions. A request beyond it is answered 503 (RFC 3261
     /// section 21.5.4) and `send_request` fails.
     pub max_transactions: usize,
-    /// Open or connecting flows. Connections beyond it are refused.
+    /// Open or connecting flows. When the table is full, a flow no transaction uses is
+    /// closed to admit a new one (the oldest that has not completed a message, else the
+    /// least recently used); when every flow carries a transaction, new ones are refused.
     pub max_flows: usize,
-    /// A flow no transaction uses is closed after this long without traffic (section 18
-    /// leaves the duration to the implementation).
+    /// A flow no transaction uses is closed after this long without a whole message or
+    /// keep-alive (section 18 leaves the duration to the implementation).
     pub flow_idle_timeout: Duration,
     /// Requests larger than this go over TCP instead of UDP (section 18.1.1: 1300 bytes
     /// when the path MTU is unknown).
