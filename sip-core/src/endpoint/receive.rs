@@ -382,8 +382,8 @@ impl Endpoint {
             return;
         }
         // What the transaction will hold: the request (until the final response) and key.
-        let charged = msg.view().as_bytes().len() + scratch.len();
-        if self.transactions() >= self.config.max_transactions || !self.budget.fits(charged) {
+        let needed = msg.view().as_bytes().len() + scratch.len();
+        if self.transactions() >= self.config.max_transactions || !self.budget.fits(needed) {
             self.scratch = scratch;
             let data = msg.view().as_bytes();
             self.stateless_response(
