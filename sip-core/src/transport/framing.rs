@@ -223,7 +223,7 @@ impl Framer {
             StreamFrame::Message(view, used) => {
                 // The buffer ends where the message does: at the first empty line, or at
                 // the length its header section gave.
-                debug_assert_eq!(used, view.as_bytes().len());
+                debug_assert_eq!(used, self.buf.len());
                 self.delivered = true;
                 Ok(Frame::Message(view))
             }
