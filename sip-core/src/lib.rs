@@ -149,6 +149,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod budget;
 mod builder;
 mod edit;
 mod endpoint;

@@ -111,6 +111,8 @@ fn rfc5626_3_5_1_a_ping_is_answered_with_a_pong_on_the_same_flow() {
     // a ping split in two is still one ping
     ep.handle_stream(now, flow, b"\r\n");
     ep.handle_stream(now, flow, b"\r\n");
+    assert_eq!(transmits(&mut ep).len(), 1, "answered once");
+    assert_eq!(ep.stats().pongs, 2);
     assert!(ep.poll_io().is_none(), "keep-alives never close the flow");
 }
 
@@ -509,8 +511,20 @@ fn rfc3261_8_2_a_request_past_a_limit_is_answered_400_with_its_vias_and_from() {
 #[test]
 fn rfc3261_18_the_flow_table_is_bounded() {
     let (mut ep, now) = endpoint_with(|c| c.max_flows = 1);
-    ep.accept_flow(now, Transport::Tcp, addr(LOCAL), addr("127.0.0.1:40000"))
+    let flow = ep
+        .accept_flow(now, Transport::Tcp, addr(LOCAL), addr("127.0.0.1:40000"))
         .unwrap();
+    // A flow a transaction uses is never closed to make room (an idle one would be).
+    ep.handle_stream(
+        now,
+        flow,
+        &request("INVITE", "z9hG4bK1", "TCP", "127.0.0.1:40000"),
+    );
+    assert_eq!(requests(&mut ep).len(), 1);
+    assert_eq!(
+        ep.accept_flow(now, Transport::Tcp, addr(LOCAL), addr("127.0.0.1:40001")),
+        Err(SendError::TooManyFlows)
+    );
     assert_eq!(
         ep.accept_flow(now, Transport::Tcp, addr(LOCAL), addr("127.0.0.1:40001")),
         Err(SendError::TooManyFlows)
@@ -522,7 +536,7 @@ fn rfc3261_18_the_flow_table_is_bounded() {
     );
     assert_eq!(
         ep.transactions(),
-        0,
+        1,
         "a refused request leaves no transaction"
     );
 }

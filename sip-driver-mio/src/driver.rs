@@ -611,6 +611,10 @@ impl Driver {
         }
         conn.out.clear();
         conn.out_at = 0;
+        // A backlog grew the buffer: give it back once written.
+        if conn.out.capacity() > READ_SIZE {
+            conn.out = Vec::new();
+        }
         if conn.want_write && !conn.connecting {
             conn.want_write = false;
             return self

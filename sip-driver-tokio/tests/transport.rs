@@ -116,6 +116,28 @@ async fn tcp_message_split_across_writes() {
     stop(stop_h, task).await;
 }
 
+// RFC 3261 section 18.3: messages of any size up to the limit arrive whole although a
+// connection's reads start at 4 KiB and grow only while a message needs it.
+#[tokio::test]
+async fn tcp_large_and_small_messages_pass_through_the_growing_read_buffer() {
+    let (addr, stop_h, task) = server("tcp:127.0.0.1:0").await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let me = stream.local_addr().unwrap();
+    let body = "x".repeat(60_000);
+    for (i, size) in [60_000, 10, 60_000, 0].into_iter().enumerate() {
+        let msg = options("TCP", me, addr, &format!("g{i}")).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Content-Length: {size}\r\n\r\n{}", &body[..size]),
+        );
+        stream.write_all(msg.as_bytes()).await.unwrap();
+        let text = bounded("TCP response", read_responses(&mut stream, 1)).await;
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert!(text.contains(&format!("Call-ID: g{i}\r\n")));
+    }
+    let done = stop(stop_h, task).await;
+    assert_eq!(done.tu.answered, 4);
+}
+
 #[tokio::test]
 async fn tcp_ping_gets_pong() {
     let (addr, stop_h, task) = server("tcp:127.0.0.1:0").await;

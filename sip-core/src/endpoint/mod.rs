@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::budget::Budget;
 use crate::id::{Key, Slab};
 use crate::transaction::client::ClientMachine;
 use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
 use crate::transaction::{ClientState, ServerState, Slots, Timer, Timers};
-use crate::transport::flow::{Flow, FlowState, Flows};
+use crate::transport::flow::{Admitted, FlowRules, Flows, Refused};
+pub(crate) use crate::transport::payload::Payload;
 use crate::transport::reflection::Credit;
 use crate::transport::via::ResponseRoute;
 use crate::transport::ResponsePolicy;
@@ -61,10 +63,12 @@ pub struct Config {
     /// Live client plus server transactions. A request beyond it is answered 503 (RFC 3261
     /// section 21.5.4) and `send_request` fails.
     pub max_transactions: usize,
-    /// Open or connecting flows. Connections beyond it are refused.
+    /// Open or connecting flows. When the table is full, a flow no transaction uses is
+    /// closed to admit a new one (the oldest that has not completed a message, else the
+    /// least recently used); when every flow carries a transaction, new ones are refused.
     pub max_flows: usize,
-    /// A flow no transaction uses is closed after this long without traffic (section 18
-    /// leaves the duration to the implementation).
+    /// A flow no transaction uses is closed after this long without a whole message or
+    /// keep-alive (section 18 leaves the duration to the implementation).
     pub flow_idle_timeout: Duration,
     /// Requests larger than this go over TCP instead of UDP (section 18.1.1: 1300 bytes
     /// when the path MTU is unknown).
@@ -73,6 +77,23 @@ pub struct Config {
     /// 26.1.5). The default, [`ResponsePolicy::SourceOnly`], is for untrusted peers;
     /// [`ResponsePolicy::Rfc3261`] is section 18.2.2 as written.
     pub response_policy: ResponsePolicy,
+    /// Connections accepted from one source address (an IPv6 source by its /64 prefix).
+    /// Beyond it a connection is refused ([`SendError::TooManyFlowsFromSource`]), so one
+    /// peer cannot take the whole flow table. A UA needs one or two (RFC 5626 section 4.2
+    /// keeps one per registration flow); 64 leaves room for a NAT with dozens of UAs behind
+    /// one address while one address holds under 1% of the default table.
+    pub max_flows_per_source: usize,
+    /// A stream message must be complete this long after its first byte arrived, or the
+    /// flow is closed; bytes arriving meanwhile do not extend it. Section 18.3 sets no
+    /// bound; the default is 64*T1 (32 s), the time after which the sender's transaction
+    /// (timer B or F, section 17.1) has given up on the message anyway.
+    pub stream_message_timeout: Duration,
+    /// The byte budget: what peers can make the endpoint hold (messages stored by
+    /// transactions, buffers of partly received stream messages). When it is spent, a new
+    /// request is answered 503 with Retry-After (section 21.5.4) instead of getting a
+    /// transaction, and a stream flow that needs more buffer is closed. See
+    /// [`Stats::held_bytes`].
+    pub max_held_bytes: usize,
 }
 
 impl Default for Config {
@@ -86,6 +107,9 @@ impl Default for Config {
             flow_idle_timeout: Duration::from_secs(120),
             udp_size_limit: 1300,
             response_policy: ResponsePolicy::default(),
+            max_flows_per_source: 64,
+            stream_message_timeout: Duration::from_secs(32),
+            max_held_bytes: 128 << 20,
         }
     }
 }
@@ -198,6 +222,9 @@ pub enum SendError {
     /// The message with the endpoint's Via did not parse.
     #[error("invalid message: {0}")]
     Invalid(ParseError),
+    /// The source address already has [`Config::max_flows_per_source`] connections.
+    #[error("too many flows from this source")]
+    TooManyFlowsFromSource,
 }
 
 /// Counters for logs and summaries.
@@ -223,6 +250,14 @@ pub struct Stats {
     /// Response retransmissions not sent because their destination had not earned them
     /// ([`ResponsePolicy::SourceOnly`]).
     pub withheld: u64,
+    /// Bytes held against [`Config::max_held_bytes`] now: stored messages of live
+    /// transactions and buffers of partial stream messages.
+    pub held_bytes: u64,
+    /// Flows closed to make room for a new one when the table was full.
+    pub flows_evicted: u64,
+    /// Flows closed because a message was not complete in time
+    /// ([`Config::stream_message_timeout`]).
+    pub flows_overdue: u64,
 }
 
 #[derive(Debug)]
@@ -240,6 +275,8 @@ struct ClientEntry {
     cancel: Option<ClientTxId>,
     /// This is such a CANCEL, not sent yet.
     held: bool,
+    /// Bytes charged to the budget for it.
+    charged: usize,
 }
 
 #[derive(Debug)]
@@ -257,6 +294,8 @@ struct ServerEntry {
     /// The buffer address and length of the 2xx sent in Accepted: the transaction user
     /// sending the same message again is retransmitting it (section 13.3.1.4).
     sent_2xx: Option<(usize, usize)>,
+    /// Bytes charged to the budget for it (see [`Endpoint::recharge_server`]).
+    charged: usize,
 }
 
 /// Why a response is being sent, for [`ResponsePolicy::SourceOnly`].
@@ -274,23 +313,6 @@ enum Sending {
 struct Queued {
     bytes: Payload,
     transmit: Transmit,
-}
-
-/// Bytes waiting to be sent: a message shared with a transaction or the application, or
-/// bytes the core wrote itself (ACK, pong, stateless answers).
-#[derive(Debug, Clone)]
-pub(crate) enum Payload {
-    Message(OwnedMessage),
-    Bytes(Arc<[u8]>),
-}
-
-impl Payload {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            Payload::Message(m) => m.as_bytes(),
-            Payload::Bytes(b) => b,
-        }
-    }
 }
 
 /// The transport and transaction layers of one SIP element.
@@ -346,6 +368,8 @@ pub struct Endpoint {
     unreachable: Vec<SocketAddr>,
     /// No pass over the transactions for unreachable destinations before this.
     unreachable_scan_at: Option<Instant>,
+    /// What transactions and flows hold, against [`Config::max_held_bytes`].
+    budget: Budget,
 }
 
 /// The least time between two passes over the transactions for destinations reported
@@ -387,6 +411,13 @@ impl Endpoint {
             .iter()
             .map(|l| split_sent_by(&sent_by_of(l), l.transport))
             .collect();
+        let flows = Flows::new(FlowRules {
+            max_flows: config.max_flows,
+            max_per_source: config.max_flows_per_source,
+            idle_timeout: config.flow_idle_timeout,
+            message_timeout: config.stream_message_timeout,
+        });
+        let budget = Budget::new(config.max_held_bytes);
         Endpoint {
             config,
             rng,
@@ -396,7 +427,7 @@ impl Endpoint {
             client_keys: KeyTable::new(hasher),
             server_keys: KeyTable::new(hasher),
             timers: TimerTable::new(),
-            flows: Flows::default(),
+            flows,
             transmits: VecDeque::new(),
             io: VecDeque::new(),
             events: VecDeque::new(),
@@ -408,6 +439,7 @@ impl Endpoint {
             credit: Credit::new(hasher),
             unreachable: Vec::new(),
             unreachable_scan_at: None,
+            budget,
         }
     }
 
@@ -418,7 +450,10 @@ impl Endpoint {
 
     /// The counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            held_bytes: self.budget.used() as u64,
+            ..self.stats
+        }
     }
 
     /// Live client and server transactions.
@@ -478,7 +513,12 @@ impl Endpoint {
         let scan = self
             .unreachable_scan_at
             .filter(|_| !self.unreachable.is_empty());
-        indexed.into_iter().chain(unarmed).chain(scan).min()
+        indexed
+            .into_iter()
+            .chain(unarmed)
+            .chain(scan)
+            .chain(self.flows.next_deadline())
+            .min()
     }
 
     /// Puts the timers of the transactions the previous input created into the index.
@@ -506,8 +546,13 @@ impl Endpoint {
             match owner {
                 TimerRef::Client(k, slot) => self.client_timer(now, ClientTxId(k), slot as usize),
                 TimerRef::Server(k, slot) => self.server_timer(now, ServerTxId(k), slot as usize),
-                TimerRef::Flow(k) => self.flow_timer(now, FlowId(k)),
             }
+        }
+        while let Some((flow, overdue)) = self.flows.expire(now) {
+            if overdue {
+                self.stats.flows_overdue += 1;
+            }
+            self.close_flow(flow);
         }
     }
 
@@ -550,6 +595,9 @@ impl Endpoint {
         let flow = self.send_to(now, transport, local, target.addr, data, None)?;
         let key: Box<[u8]> = self.scratch.as_slice().into();
         let key_hash = self.client_keys.hash(&key);
+        // Our own requests are not refused for the budget, but they count against it.
+        let charged = owned.as_bytes().len() + key.len();
+        self.budget.charge(charged);
         let id = ClientTxId(self.clients.insert(ClientEntry {
             m,
             request: owned,
@@ -562,6 +610,7 @@ impl Endpoint {
             ack: None,
             cancel: None,
             held: false,
+            charged,
         }));
         self.client_keys.insert(key_hash, key, id);
         self.bind_flow(flow);
@@ -615,6 +664,8 @@ impl Endpoint {
         let key: Box<[u8]> = self.scratch.as_slice().into();
         let key_hash = self.client_keys.hash(&key);
         let m = ClientMachine::start(false, transport.is_reliable(), now, &self.config.timers);
+        let charged = owned.as_bytes().len() + key.len();
+        self.budget.charge(charged);
         let id = ClientTxId(self.clients.insert(ClientEntry {
             m,
             request: owned,
@@ -627,6 +678,7 @@ impl Endpoint {
             ack: None,
             cancel: None,
             held: true,
+            charged,
         }));
         self.client_keys.insert(key_hash, key, id);
         self.bind_flow(flow);
@@ -696,6 +748,7 @@ impl Endpoint {
         if (200..=699).contains(&code) {
             entry.request = None;
         }
+        recharge(&mut self.budget, entry);
         self.sync_server_timers(tx, before, after);
         self.send_on_route(now, tx, data, sending);
         self.finish_server(tx);
@@ -740,22 +793,25 @@ impl Endpoint {
         remote: SocketAddr,
     ) -> Result<FlowId, SendError> {
         self.arm_new_transactions();
-        if self.flows.len() >= self.config.max_flows {
-            return Err(SendError::TooManyFlows);
+        let admitted = self
+            .flows
+            .accept(now, transport, local, remote, &mut self.budget);
+        self.admitted(admitted)
+    }
+
+    /// A flow admitted or refused by the table: the flow it evicted is closed.
+    fn admitted(&mut self, admitted: Result<Admitted, Refused>) -> Result<FlowId, SendError> {
+        match admitted {
+            Ok(Admitted { id, evicted }) => {
+                if let Some(old) = evicted {
+                    self.stats.flows_evicted += 1;
+                    self.io.push_back(IoRequest::Close { flow: old });
+                }
+                Ok(id)
+            }
+            Err(Refused::TableFull) => Err(SendError::TooManyFlows),
+            Err(Refused::SourceFull) => Err(SendError::TooManyFlowsFromSource),
         }
-        let id = self.flows.insert(Flow {
-            transport,
-            remote,
-            local: Some(local),
-            state: FlowState::Open,
-            pending: Vec::new(),
-            rx: Vec::new(),
-            last_activity: now,
-            idle_deadline: None,
-            users: 0,
-        });
-        self.arm_flow_timer(id, now);
-        Ok(id)
     }
 
     /// What became of a flow: connected, failed to connect, or closed.
@@ -763,23 +819,11 @@ impl Endpoint {
         self.arm_new_transactions();
         match event {
             crate::FlowEvent::Connected { local } => {
-                let Some(f) = self.flows.get_mut(flow) else {
+                let Some((transmit, pending)) = self.flows.connected(flow, local, now) else {
                     return;
                 };
-                f.state = FlowState::Open;
-                f.local = Some(local);
-                f.last_activity = now;
-                let (transport, remote) = (f.transport, f.remote);
-                for bytes in std::mem::take(&mut f.pending) {
-                    self.transmits.push_back(Queued {
-                        bytes,
-                        transmit: Transmit {
-                            transport,
-                            local,
-                            remote,
-                            flow: Some(flow),
-                        },
-                    });
+                for bytes in pending {
+                    self.transmits.push_back(Queued { bytes, transmit });
                 }
             }
             _ => self.flow_gone(flow),
@@ -902,49 +946,23 @@ impl Endpoint {
             return Ok(None);
         }
         let id = match flow
-            .filter(|f| self.flows.get(*f).is_some())
+            .filter(|f| self.flows.contains(*f))
             .or_else(|| self.flows.find(transport, remote))
         {
             Some(id) => id,
             None => {
-                if self.flows.len() >= self.config.max_flows {
-                    return Err(SendError::TooManyFlows);
-                }
-                let id = self.flows.insert(Flow {
-                    transport,
-                    remote,
-                    local: None,
-                    state: FlowState::Connecting,
-                    pending: Vec::new(),
-                    rx: Vec::new(),
-                    last_activity: now,
-                    idle_deadline: None,
-                    users: 0,
-                });
+                let admitted = self.flows.connect(now, transport, remote, &mut self.budget);
+                let id = self.admitted(admitted)?;
                 self.io.push_back(IoRequest::Connect {
                     flow: id,
                     transport,
                     remote,
                 });
-                self.arm_flow_timer(id, now);
                 id
             }
         };
-        let Some(f) = self.flows.get_mut(id) else {
-            return Ok(None);
-        };
-        f.last_activity = now;
-        match (f.state, f.local) {
-            (FlowState::Open, Some(local)) => self.transmits.push_back(Queued {
-                bytes: data,
-                transmit: Transmit {
-                    transport,
-                    local,
-                    remote: f.remote,
-                    flow: Some(id),
-                },
-            }),
-            _ => f.pending.push(data),
+        if let Some((transmit, bytes)) = self.flows.send(id, now, data) {
+            self.transmits.push_back(Queued { bytes, transmit });
         }
         Ok(Some(id))
     }
@@ -989,62 +1007,38 @@ impl Endpoint {
     }
 
     fn bind_flow(&mut self, flow: Option<FlowId>) {
-        if let Some(f) = flow.and_then(|f| self.flows.get_mut(f)) {
-            f.users += 1;
+        if let Some(f) = flow {
+            self.flows.bind(f);
         }
     }
 
     fn unbind_flow(&mut self, flow: Option<FlowId>) {
-        if let Some(f) = flow.and_then(|f| self.flows.get_mut(f)) {
-            f.users = f.users.saturating_sub(1);
+        if let Some(f) = flow {
+            self.flows.unbind(f);
         }
     }
 
-    fn arm_flow_timer(&mut self, id: FlowId, now: Instant) {
-        let idle = self.config.flow_idle_timeout;
-        if let Some(f) = self.flows.get_mut(id) {
-            if let Some(old) = f.idle_deadline.take() {
-                self.timers.cancel(old, TimerRef::Flow(id.0));
-            }
-            // Idle means idle since the last message; a flow in use is looked at again one
-            // idle period from now.
-            let base = if f.users > 0 { now } else { f.last_activity };
-            let at = base.max(now.checked_sub(idle).unwrap_or(base)) + idle;
-            f.idle_deadline = Some(at);
-            self.timers.arm(at, TimerRef::Flow(id.0));
-        }
-    }
-
-    fn flow_timer(&mut self, now: Instant, id: FlowId) {
-        let idle = self.config.flow_idle_timeout;
-        let Some(f) = self.flows.get_mut(id) else {
-            return;
-        };
-        f.idle_deadline = None;
-        if f.users == 0 && f.last_activity + idle <= now {
-            self.flows.remove(id);
-            self.io.push_back(IoRequest::Close { flow: id });
-        } else {
-            self.arm_flow_timer(id, now);
+    /// Closes a flow the core gave up on (idle, overdue, unframeable) and tells the driver.
+    fn close_flow(&mut self, flow: FlowId) {
+        if self.flows.contains(flow) {
+            self.flow_gone(flow);
+            self.io.push_back(IoRequest::Close { flow });
         }
     }
 
     /// A flow failed or closed: its client transactions fail (section 17.1.4); server
     /// transactions keep their fallback address (section 18.2.2).
     fn flow_gone(&mut self, id: FlowId) {
-        let Some(f) = self.flows.remove(id) else {
+        let Some(f) = self.flows.remove(id, &mut self.budget) else {
             return;
         };
-        if let Some(at) = f.idle_deadline {
-            self.timers.cancel(at, TimerRef::Flow(id.0));
-        }
         if f.users == 0 {
             return;
         }
         // Section 17.2.4: a server transaction whose response could not be delivered on a
         // connection it opened (section 18.2.2's fallback) fails; one whose request flow
         // closed keeps its fallback for the next response.
-        if f.state == FlowState::Connecting {
+        if f.connecting {
             let stuck: Vec<ServerTxId> = self
                 .servers
                 .iter()
@@ -1147,6 +1141,7 @@ impl Endpoint {
                 if let Some(e) = self.servers.get_mut(tx.0) {
                     e.last_response = Some(data.clone());
                 }
+                self.recharge_server(tx);
                 self.send_on_route(now, tx, data, Sending::Answer);
             }
         }
@@ -1214,11 +1209,7 @@ impl Endpoint {
                 transport,
                 fallback,
             } => {
-                let local = self
-                    .flows
-                    .get(flow)
-                    .and_then(|f| f.local)
-                    .unwrap_or(fallback);
+                let local = self.flows.local(flow).unwrap_or(fallback);
                 match self.send_to(now, transport, local, fallback, data, Some(flow)) {
                     Ok(Some(used)) if used != flow => {
                         if let Some(e) = self.servers.get_mut(tx.0) {
@@ -1268,6 +1259,7 @@ impl Endpoint {
                 .sync(|s| TimerRef::Client(tx.0, s), e.m.timers, [None, None]);
             // one lookup: put back the rare entry that names a later transaction
             self.client_keys.remove(e.key_hash, &e.key, tx);
+            self.budget.release(e.charged);
             self.unbind_flow(e.flow);
             // A CANCEL still waiting for a provisional response dies with its INVITE.
             if let Some(c) = e.cancel {
@@ -1294,9 +1286,18 @@ impl Endpoint {
             self.timers
                 .sync(|s| TimerRef::Server(tx.0, s), e.m.timers, [None, None]);
             self.server_keys.remove(e.key_hash, &e.key, tx);
+            self.budget.release(e.charged);
             if let ResponseRoute::Flow { flow, .. } = e.route {
                 self.unbind_flow(Some(flow));
             }
+        }
+    }
+
+    /// Brings the budget in line with what a server transaction stores: its request until
+    /// the final response, then the response it may have to resend, and its key.
+    fn recharge_server(&mut self, tx: ServerTxId) {
+        if let Some(e) = self.servers.get_mut(tx.0) {
+            recharge(&mut self.budget, e);
         }
     }
 
@@ -1333,6 +1334,16 @@ impl Endpoint {
             self.finish_client(tx);
         }
     }
+}
+
+/// See [`Endpoint::recharge_server`].
+fn recharge(budget: &mut Budget, e: &mut ServerEntry) {
+    let held = e.request.as_ref().map_or(0, |r| r.as_bytes().len())
+        + e.last_response.as_ref().map_or(0, |r| r.as_slice().len())
+        + e.key.len();
+    budget.release(e.charged);
+    budget.charge(held);
+    e.charged = held;
 }
 
 /// The branch parameter of a raw Via value.

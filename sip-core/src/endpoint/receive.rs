@@ -9,11 +9,13 @@ use std::time::Instant;
 use super::{
     build, ClientTxId, Endpoint, Event, Payload, Queued, Sending, ServerEntry, ServerTxId,
 };
-use crate::message::{MessageView, StreamFrame};
+use crate::message::MessageView;
 use crate::transaction::key;
 use crate::transaction::server::ServerMachine;
+use crate::transport::flow::ReadUnits;
+use crate::transport::framing::{Frame, FrameError};
 use crate::transport::via::{self, ResponseRoute};
-use crate::transport::{FlowId, IoRequest, Source, Transmit, Transport};
+use crate::transport::{FlowId, Source, Transmit, Transport};
 use crate::{Message, Method, OwnedMessage, ParseError};
 
 /// The method and the value of the first Via line of a request datagram, read from the
@@ -127,41 +129,29 @@ impl Endpoint {
 
     /// Bytes arrived on a stream flow. Messages are framed by Content-Length (section 18.3)
     /// across any split; a keep-alive ping is answered with a pong (RFC 5626 section 3.5.1).
-    /// A framing error closes the flow ([`IoRequest::Close`]).
+    /// A framing error, a message not complete within [`Config::stream_message_timeout`]
+    /// or a partial message beyond the byte budget closes the flow ([`IoRequest::Close`]).
+    ///
+    /// [`Config::stream_message_timeout`]: crate::Config::stream_message_timeout
+    /// [`IoRequest::Close`]: crate::IoRequest::Close
     pub fn handle_stream(&mut self, now: Instant, flow: FlowId, data: &[u8]) {
         self.arm_new_transactions();
-        let Some(f) = self.flows.get_mut(flow) else {
+        let Some((source, mut framer)) = self.flows.begin_read(flow) else {
             return;
         };
-        f.last_activity = now;
-        let source = Source {
-            transport: f.transport,
-            local: f.local.unwrap_or(f.remote),
-            remote: f.remote,
-            flow: Some(flow),
-        };
-        // Parse straight from the input when nothing is buffered; copy only a partial tail.
-        let mut rx = std::mem::take(&mut f.rx);
-        let owned_buf;
-        let buf: &[u8] = if rx.is_empty() {
-            data
-        } else {
-            rx.extend_from_slice(data);
-            owned_buf = rx;
-            &owned_buf
-        };
-        let mut at = 0;
-        while at < buf.len() {
-            match MessageView::parse_stream(&buf[at..], &self.config.limits) {
-                Ok(StreamFrame::Message(view, used)) => {
-                    at += used;
+        let mut units = ReadUnits::default();
+        loop {
+            match framer.next(data, &self.config.limits, &mut self.budget) {
+                Ok(Frame::Message(view)) => {
+                    units.messages += 1;
                     self.receive(now, view, source);
-                    if self.flows.get(flow).is_none() {
+                    if !self.flows.contains(flow) {
+                        framer.release(&mut self.budget);
                         return;
                     }
                 }
-                Ok(StreamFrame::Ping) => {
-                    at += 4;
+                Ok(Frame::Ping) => {
+                    units.keepalives += 1;
                     self.stats.pongs += 1;
                     let pong = self.pong.clone();
                     self.transmits.push_back(Queued {
@@ -174,32 +164,24 @@ impl Endpoint {
                         },
                     });
                 }
-                Ok(StreamFrame::Pong) => at += 2,
-                Ok(StreamFrame::Partial) => break,
-                Err(_) => {
+                Ok(Frame::Pong) => units.keepalives += 1,
+                Ok(Frame::Buffered) => {}
+                Ok(Frame::Done) => break,
+                Err(e) => {
                     // No Content-Length, too large, or garbage: the stream can no longer be
-                    // framed, so the flow is closed.
-                    self.stats.malformed += 1;
+                    // framed, so the flow is closed. So is one whose partial message needs
+                    // more than the byte budget has left.
+                    if let FrameError::Invalid(_) = e {
+                        self.stats.malformed += 1;
+                    }
+                    framer.release(&mut self.budget);
                     self.close_flow(flow);
                     return;
                 }
             }
         }
-        if let Some(f) = self.flows.get_mut(flow) {
-            if at < buf.len() {
-                let mut rest = std::mem::take(&mut f.rx);
-                rest.clear();
-                rest.extend_from_slice(&buf[at..]);
-                f.rx = rest;
-            }
-        }
-    }
-
-    fn close_flow(&mut self, flow: FlowId) {
-        if self.flows.get(flow).is_some() {
-            self.flow_gone(flow);
-            self.io.push_back(IoRequest::Close { flow });
-        }
+        self.flows
+            .end_read(flow, framer, now, units, &mut self.budget);
     }
 
     fn receive(&mut self, now: Instant, view: MessageView<'_>, source: Source) {
@@ -417,7 +399,9 @@ impl Endpoint {
             self.events.push_back(Event::Ack { request, source });
             return;
         }
-        if self.transactions() >= self.config.max_transactions {
+        // What the transaction will hold: the request (until the final response) and key.
+        let needed = msg.view().as_bytes().len() + scratch.len();
+        if self.transactions() >= self.config.max_transactions || !self.budget.fits(needed) {
             self.scratch = scratch;
             let data = msg.view().as_bytes();
             self.stateless_response(
@@ -453,6 +437,8 @@ impl Endpoint {
         };
         debug_assert_eq!(key_hash, self.server_keys.hash(&key));
         self.scratch = scratch;
+        // As `recharge` counts it: the request and the key.
+        let stored = request.as_bytes().len() + key.len();
         let tx = ServerTxId(self.servers.insert(ServerEntry {
             m,
             request: Some(request.clone()),
@@ -462,7 +448,9 @@ impl Endpoint {
             last_response: None,
             armed: false,
             sent_2xx: None,
+            charged: stored,
         }));
+        self.budget.charge(stored);
         self.server_keys.insert(key_hash, key, tx);
         if let ResponseRoute::Flow { flow, .. } = route {
             self.bind_flow(Some(flow));

@@ -15,12 +15,12 @@ use crate::id::Key;
 use crate::transaction::Slots;
 
 /// What a deadline in the table belongs to: a slot of a client or server transaction
-/// machine, or a flow's idle timer.
+/// machine. (Flows keep their idle and message deadlines in `transport::flow::Flows`,
+/// which the endpoint asks beside this table.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TimerRef {
     Client(Key, u8),
     Server(Key, u8),
-    Flow(Key),
 }
 
 /// The deadlines, earliest first. Ties are broken by owner, so the order is deterministic.
@@ -101,7 +101,7 @@ mod tests {
         let t0 = Instant::now();
         let (a, b) = keys();
         let mut table = TimerTable::new();
-        table.arm(t0 + Duration::from_secs(3), TimerRef::Flow(a));
+        table.arm(t0 + Duration::from_secs(3), TimerRef::Server(a, 0));
         table.arm(t0 + Duration::from_secs(1), TimerRef::Client(b, 0));
         table.arm(t0 + Duration::from_secs(2), TimerRef::Server(a, 1));
         assert_eq!(table.next_deadline(), Some(t0 + Duration::from_secs(1)));
@@ -118,13 +118,13 @@ mod tests {
         let (a, b) = keys();
         let mut table = TimerTable::new();
         let at = t0 + Duration::from_secs(1);
-        table.arm(at, TimerRef::Flow(a));
-        table.arm(at, TimerRef::Flow(b));
-        table.cancel(at, TimerRef::Flow(a));
+        table.arm(at, TimerRef::Server(a, 0));
+        table.arm(at, TimerRef::Server(b, 0));
+        table.cancel(at, TimerRef::Server(a, 0));
         // A deadline that was never armed: nothing happens.
-        table.cancel(at + Duration::from_secs(1), TimerRef::Flow(b));
+        table.cancel(at + Duration::from_secs(1), TimerRef::Server(b, 0));
         assert_eq!(table.len(), 1);
-        assert_eq!(table.pop_expired(at), Some(TimerRef::Flow(b)));
+        assert_eq!(table.pop_expired(at), Some(TimerRef::Server(b, 0)));
     }
 
     #[test]

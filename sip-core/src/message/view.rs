@@ -183,20 +183,30 @@ impl<'a> MessageView<'a> {
     /// Frames the next message at the start of a stream buffer (TCP, TLS): Content-Length is
     /// mandatory, and a partial message asks for more bytes.
     pub fn parse_stream(data: &'a [u8], limits: &Limits) -> Result<StreamFrame<'a>, ParseError> {
+        Self::parse_stream_sized(data, limits).map(|(frame, _)| frame)
+    }
+
+    /// [`MessageView::parse_stream`], and for a [`StreamFrame::Partial`] whose header section
+    /// is complete, the length the whole message will have (header section plus
+    /// Content-Length): the caller can wait for that many bytes instead of framing again.
+    pub(crate) fn parse_stream_sized(
+        data: &'a [u8],
+        limits: &Limits,
+    ) -> Result<(StreamFrame<'a>, Option<usize>), ParseError> {
         if data.starts_with(b"\r\n\r\n") {
-            return Ok(StreamFrame::Ping);
+            return Ok((StreamFrame::Ping, None));
         }
         if data.starts_with(b"\r\n") {
-            return Ok(StreamFrame::Pong);
+            return Ok((StreamFrame::Pong, None));
         }
         if data.len() < 2 && data.first().is_none_or(|&b| b == b'\r') {
-            return Ok(StreamFrame::Partial);
+            return Ok((StreamFrame::Partial, None));
         }
         let window = &data[..data.len().min(limits.max_message_size)];
         match parse(window, limits, Transport::Stream) {
             Ok(view) => {
                 let used = view.layout.body.end as usize;
-                Ok(StreamFrame::Message(view, used))
+                Ok((StreamFrame::Message(view, used), None))
             }
             Err(e) if e.kind == ErrorKind::Incomplete => {
                 if data.len() >= limits.max_message_size {
@@ -205,7 +215,11 @@ impl<'a> MessageView<'a> {
                         limits.max_message_size,
                     ))
                 } else {
-                    Ok(StreamFrame::Partial)
+                    // `parse` reports a missing body at the offset where the body ends,
+                    // beyond the input; a missing part of the header section at the end of
+                    // the input.
+                    let total = (e.offset > window.len()).then_some(e.offset);
+                    Ok((StreamFrame::Partial, total))
                 }
             }
             Err(e) => Err(e),
@@ -437,7 +451,8 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
             if end > data.len() {
                 return Err(match t {
                     Transport::Datagram => err(ErrorKind::BodyTruncated, data.len()),
-                    Transport::Stream => err(ErrorKind::Incomplete, data.len()),
+                    // The offset says how long the message will be (see parse_stream_sized).
+                    Transport::Stream => err(ErrorKind::Incomplete, end),
                 });
             }
             Span::new(head_end, end)

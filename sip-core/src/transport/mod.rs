@@ -1,6 +1,6 @@
 //! The transport layer (RFC 3261 section 18, RFC 3581, RFC 5626 section 3.5.1): which
 //! transport a message goes over, where a response is sent, the Via parameters a server adds
-//! to a received request, and the flow table of stream connections.
+//! to a received request, the flow table of stream connections and their framing.
 //!
 //! The core never touches a socket. It says what to send through
 //! [`Transmit`]s, asks for connections through [`IoRequest`]s, and learns what
@@ -9,7 +9,9 @@
 use std::net::SocketAddr;
 
 pub(crate) mod flow;
+pub(crate) mod framing;
 mod listen;
+pub(crate) mod payload;
 pub(crate) mod reflection;
 pub(crate) mod via;
 

@@ -176,4 +176,9 @@ pub fn run(data: &[u8]) {
     }
     assert_eq!(ep.transactions(), 0, "a transaction outlived every timer");
     assert_eq!(ep.flows(), 0, "a flow outlived every timer");
+    assert_eq!(
+        ep.stats().held_bytes,
+        0,
+        "bytes still charged to the budget"
+    );
 }
