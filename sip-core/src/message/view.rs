@@ -264,15 +264,7 @@ impl<'a> MessageView<'a> {
                 version.of(self.head)
             }
         };
-        // "SIP" in any case, then "/2.0": setting 0x20 lower-cases the three letters, and
-        // no byte but the upper or lower case letter becomes "s", "i" or "p" that way
-        match <[u8; 7]>::try_from(v.as_bytes()) {
-            Ok([a, b, c, d, rest @ ..]) => {
-                u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
-                    && rest == *b"2.0"
-            }
-            Err(_) => false,
-        }
+        is_sip_2_0(v.as_bytes())
     }
 
     /// Every header line, in order.
@@ -650,6 +642,20 @@ pub(crate) fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
         }
     }
     Some(v)
+}
+
+/// Is this SIP-Version `SIP/2.0` (the letters in any case)?
+#[inline]
+pub(crate) fn is_sip_2_0(v: &[u8]) -> bool {
+    // "SIP" in any case, then "/2.0": setting 0x20 lower-cases the three letters, and
+    // no byte but the upper or lower case letter becomes "s", "i" or "p" that way
+    match <[u8; 7]>::try_from(v) {
+        Ok([a, b, c, d, rest @ ..]) => {
+            u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
+                && rest == *b"2.0"
+        }
+        Err(_) => false,
+    }
 }
 
 /// Length of a `SIP-Version` ("SIP" "/" 1*DIGIT "." 1*DIGIT) at the start of `s`.
