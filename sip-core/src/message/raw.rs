@@ -13,12 +13,13 @@
 use std::borrow::Cow;
 
 use super::headers::{self, CSeq, Via};
+use super::name::eq_token_lower;
 use super::params::{Param, ParamStyle, Params};
 use super::typed::{self, HeaderValue};
 use super::uri::{self, Host};
-use super::view::{self, StartSpans, Transport};
+use super::view::{self, Layout, RawSpan, Span, StartSpans, Transport};
 use super::{fast, scan, HeaderName, Method};
-use crate::Limits;
+use crate::{ErrorKind, Limits, ParseError};
 
 /// The method and the value of the first Via header line of a request received as a
 /// datagram, read without framing the rest of it: what
@@ -28,40 +29,59 @@ use crate::Limits;
 /// end of the header section, or a fault in the text read up to that Via line (which the
 /// full parse would reject).
 pub fn request_top_via<'a>(data: &'a [u8], limits: &Limits) -> Option<(Method<'a>, &'a str)> {
-    if data.len() > limits.max_message_size || u32::try_from(data.len()).is_err() {
+    if data.len() > limits.max_message_size {
         return None;
     }
-    // RFC 3261 section 7.5: CRLFs before the start line are ignored.
-    let mut pos = 0;
-    while data.get(pos..pos + 2) == Some(b"\r\n") {
-        pos += 2;
-    }
-    let line = view::line_end(data, pos).ok()??;
+    // the view's framing, stopped at the first Via line
+    let mut layout = Layout::empty();
+    let mut sink = UpToVia { via: None };
+    let _ = view::frame(data, limits, Transport::Datagram, &mut layout, &mut sink);
+    let via = sink.via?;
     let StartSpans::Request {
         method, version, ..
-    } = view::parse_start_line(data, pos, line).ok()?
+    } = layout.start
     else {
         return None;
     };
     if !view::is_sip_2_0(data.get(version.range())?) {
         return None;
     }
-    pos = line + 2;
-    for _ in 0..limits.max_headers {
-        // the empty line ends the header section
-        if matches!(data.get(pos), Some(b'\r') | None) {
-            return None;
-        }
-        let (h, next) = view::parse_header_line(data, pos, limits, Transport::Datagram).ok()?;
-        if h.kind == HeaderName::Via {
-            // (one UTF-8 check for the text read: the head must be UTF-8)
-            let text = std::str::from_utf8(data.get(..h.value.end as usize)?).ok()?;
-            let method = Method::from_token(method.of(text));
-            return Some((method, h.value.of(text)));
-        }
-        pos = next;
+    // (one UTF-8 check for the text read: the head must be UTF-8)
+    let text = std::str::from_utf8(data.get(..via.end as usize)?).ok()?;
+    Some((Method::from_token(method.of(text)), via.of(text)))
+}
+
+/// Stops [`view::frame`] at the first Via line, keeping its value.
+struct UpToVia {
+    via: Option<Span>,
+}
+
+impl<'a> view::LineSink<'a> for UpToVia {
+    fn line(
+        &mut self,
+        _: &'a [u8],
+        _: usize,
+        _: usize,
+    ) -> Result<Option<(RawSpan, usize)>, ParseError> {
+        Ok(None)
     }
-    None
+
+    fn framed(&mut self, raw: &RawSpan, _: usize) -> Result<(), ParseError> {
+        if raw.kind != HeaderName::Via {
+            return Ok(());
+        }
+        self.via = Some(raw.value);
+        // (not an error: the pass is over)
+        Err(ParseError::new(
+            ErrorKind::Incomplete,
+            raw.value.end as usize,
+        ))
+    }
+
+    fn head(&mut self, _: &'a [u8], _: usize) -> Result<&'a str, ParseError> {
+        // the header section ended without a Via
+        Err(ParseError::new(ErrorKind::Incomplete, 0))
+    }
 }
 
 /// The first Via of the value of a Via header line, typed as [`Message`](super::Message)
@@ -94,14 +114,19 @@ fn single_plain_via(s: &str) -> Option<(Via<'_>, Option<&str>)> {
         (end > from).then_some(end)
     };
     // sent-protocol = protocol-name SLASH protocol-version SLASH transport, then one SP
-    let p = token(0)?;
-    if b.get(p) != Some(&b'/') {
-        return None;
-    }
-    let v = token(p + 1)?;
-    if b.get(v) != Some(&b'/') {
-        return None;
-    }
+    let (p, v) = if b.starts_with(b"SIP/2.0/") {
+        (3, 7)
+    } else {
+        let p = token(0)?;
+        if b.get(p) != Some(&b'/') {
+            return None;
+        }
+        let v = token(p + 1)?;
+        if b.get(v) != Some(&b'/') {
+            return None;
+        }
+        (p, v)
+    };
     let t = token(v + 1)?;
     if b.get(t) != Some(&b' ') {
         return None;
@@ -143,12 +168,14 @@ fn single_plain_via(s: &str) -> Option<(Via<'_>, Option<&str>)> {
         };
         match n - n0 {
             // via_param_ok wants a token value, which any value here is by construction
-            6 if b[n0..n].eq_ignore_ascii_case(b"branch") => {
+            6 if eq_token_lower(&b[n0..n], b"branch") => {
                 let v = v?;
                 if branch.is_none() {
                     branch = Some(s.get(v)?);
                 }
             }
+            // (RFC 3581 section 3: the usual bare rport, which via_param_ok accepts)
+            5 if v.is_none() && eq_token_lower(&b[n0..n], b"rport") => {}
             // ttl, maddr, rport, received: values with grammars of their own
             3 | 5 | 8 => {
                 let name = s.get(n0..n)?;

@@ -6,8 +6,9 @@ use std::hash::{BuildHasher, Hasher};
 use crate::message::{raw, Host, Method, Via};
 use crate::Message;
 
-/// Bytes of a key kept on the stack: an RFC 3261 key (method, branch, sent-by) fits.
-const KEY_INLINE: usize = 120;
+/// Bytes of a key kept on the stack: an RFC 3261 key (method, branch, sent-by) of the usual
+/// lengths fits.
+const KEY_INLINE: usize = 96;
 
 /// An encoded server transaction key: on the stack for the usual sizes, so a request is
 /// matched without allocating, and moved (not shared through a field) from the lookup to
@@ -369,5 +370,20 @@ mod tests {
         assert!(raw_key(vias[6], Method::Invite).is_some());
         assert!(raw_key(vias[8], Method::Invite).is_none());
         assert!(raw_key(vias[9], Method::Invite).is_none());
+    }
+
+    // RFC 3261 section 17.2.3: a key longer than the inline bytes (an RFC 2543 key, a long
+    // branch or host) is kept whole, byte for byte.
+    #[test]
+    fn rfc3261_17_2_3_a_long_key_spills_to_the_heap_unchanged() {
+        let long_host = "h".repeat(KEY_INLINE);
+        let via = format!("SIP/2.0/UDP {long_host}.Example.COM:5060;branch=z9hG4bKlong");
+        let raw = raw_key(&via, Method::Invite).unwrap();
+        assert_eq!(Some(raw.clone()), typed_key(&via, Method::Invite));
+        let mut expected = b"SINVITE\0z9hG4bKlong\0".to_vec();
+        expected.extend_from_slice(format!("{long_host}.example.com").as_bytes());
+        expected.push(0);
+        expected.extend_from_slice(&5060u16.to_be_bytes());
+        assert_eq!(raw.as_slice(), &expected[..]);
     }
 }
