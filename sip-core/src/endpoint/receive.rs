@@ -351,14 +351,14 @@ impl Endpoint {
             // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
             // response, which the INVITE (and so the key) did not have.
             // Section 17.2.3: it matches only when that tag is the one we sent.
+            if !is_ack || key::rfc3261_branch(&top).is_some() {
+                return None;
+            }
             let mut untagged = KeyBuf::new();
-            (is_ack && key::rfc3261_branch(&top).is_none())
-                .then(|| key::server_key(&mut untagged, &msg, method, None))
-                .flatten()
-                .and_then(|()| {
-                    let hash = self.server_keys.hash(&untagged);
-                    self.server_keys.find(hash, &untagged)
-                })
+            key::server_key(&mut untagged, &msg, method, None)?;
+            let hash = self.server_keys.hash(&untagged);
+            self.server_keys
+                .find(hash, &untagged)
                 .filter(|tx| self.sent_to_tag_is(*tx, to_tag))
         });
         if let Some(tx) = found {

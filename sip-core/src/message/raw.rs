@@ -1,14 +1,16 @@
 //! Quick reads over a message's raw text: the few answers the receive path needs before
 //! (or instead of) framing and typing a whole message (RFC 3261 sections 8.2.6 and 17.2.3).
 //!
-//! Each one frames with the code [`MessageView`](super::MessageView) frames with and types
-//! with the parsers [`Message`](super::Message) types with, over only the part of the text
-//! it answers from. So when it answers, the answer is what the full parse gives for that
-//! part, and where the full parse would reject that part it declines (`None`). What it does
-//! not read (the rest of the message) is not checked: a datagram whose request line and
-//! first Via line are sound can still fail the full parse further on. The differential
-//! tests `raw_reads_*` in `tests/roundtrip.rs` and the fuzz target `raw_reads` hold each
-//! read to the full parse.
+//! [`request_top_via`], [`first_via`] and [`cseq`] frame with the loop
+//! [`MessageView`](super::MessageView) frames with and type with the checks
+//! [`Message`](super::Message) types with, over only the part of the text they answer from.
+//! So when one answers, the answer is what the full parse gives for that part, and where the
+//! full parse would reject that part it declines (`None`). What it does not read (the rest
+//! of the message) is not checked: a datagram whose request line and first Via line are
+//! sound can still fail the full parse further on. [`header_lines`] reads the lines of a
+//! request that may not frame at all (to answer it 400); for one that frames they are the
+//! view's. The differential tests `raw_reads_*` in `tests/roundtrip.rs` and the fuzz target
+//! `raw_reads` hold each read to the full parse.
 
 use std::borrow::Cow;
 
