@@ -386,4 +386,74 @@ mod tests {
         expected.extend_from_slice(&5060u16.to_be_bytes());
         assert_eq!(raw.as_slice(), &expected[..]);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+
+        // RFC 3261 section 17.2.3: the key read from the raw first Via line (the quick read
+        // of message::raw, with the branch it finds on the way) is the key of the typed Via,
+        // or neither gives one; and the branch is the typed Via's (Params::get agrees with
+        // iterating the parameters).
+        #[test]
+        fn rfc3261_17_2_3_the_raw_via_key_equals_the_typed_key_for_generated_vias(
+            protocol in "SIP/2.0/|sip/2.0/|SIP/2.0 /|SIP/3/",
+            transport in "UDP|tcp|T-L|U D",
+            host in "[a-zA-Z0-9.-]{1,10}|[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-f:]{2,8}\\]",
+            port in proptest::option::of("[0-9]{1,6}"),
+            params in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        "branch|BRANCH|Branch",
+                        "rport|ttl|maddr|received|x|br|branchx",
+                    ],
+                    proptest::option::weighted(
+                        0.8,
+                        proptest::prop_oneof![
+                            3 => "z9hG4bK[a-z0-9]{0,6}",
+                            2 => "[a-zA-Z0-9.:!%*_+`'~-]{0,8}",
+                            1 => "\"a;b\"",
+                        ],
+                    ),
+                ),
+                0..4,
+            ),
+            tail in "|, SIP/2.0/UDP h|,|;| |x|\r\n |\t",
+        ) {
+            let mut via = format!("{protocol}{transport} {host}");
+            if let Some(p) = port {
+                via.push(':');
+                via.push_str(&p);
+            }
+            for (name, value) in &params {
+                via.push(';');
+                via.push_str(name);
+                if let Some(v) = value {
+                    via.push('=');
+                    via.push_str(v);
+                }
+            }
+            via.push_str(&tail);
+            for method in [Method::Invite, Method::Ack, Method::Cancel] {
+                proptest::prop_assert_eq!(
+                    raw_key(&via, method),
+                    typed_key(&via, method),
+                    "{:?} {}",
+                    via,
+                    method
+                );
+            }
+            if let Some(v) = raw::first_via(&via) {
+                for name in ["branch", "rport", "ttl", "maddr", "received", "x"] {
+                    let iterated = v
+                        .params
+                        .iter()
+                        .find(|p| p.name.eq_ignore_ascii_case(name))
+                        .map(|p| p.value);
+                    proptest::prop_assert_eq!(v.params.get(name), iterated, "{:?}", via);
+                }
+                let quick = raw::first_via_and_branch(&via).map(|(_, b)| b);
+                proptest::prop_assert_eq!(quick, Some(v.branch()), "{:?}", via);
+            }
+        }
+    }
 }
