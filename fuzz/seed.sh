@@ -5,7 +5,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 shared=$(cd "$here/../../shared/corpus" 2>/dev/null && pwd) || shared=""
 benches="$here/../sip-core/benches/messages"
-mkdir -p "$here/corpus/parse_message" "$here/corpus/parse_uri" "$here/corpus/stream_framing"
+mkdir -p "$here/corpus/parse_message" "$here/corpus/parse_uri" "$here/corpus/stream_framing" "$here/corpus/raw_reads"
 
 n=0
 for f in ${shared:+"$shared"/rfc4475/*.dat "$shared"/rfc4475/extra/*.dat "$shared"/rfc5118/*} "$benches"/*.sip; do
@@ -13,6 +13,7 @@ for f in ${shared:+"$shared"/rfc4475/*.dat "$shared"/rfc4475/extra/*.dat "$share
     name=$(basename "$f")
     case "$name" in *.txt|*.tsv|SHA256SUMS) continue ;; esac
     cp "$f" "$here/corpus/parse_message/$name"
+    cp "$f" "$here/corpus/raw_reads/$name"
     # stream_framing: one split length (byte 31: 32-byte reads), then the message twice.
     { printf '\001\037'; cat "$f" "$f"; } > "$here/corpus/stream_framing/$name"
     # parse_uri: the second space-separated field of the first line.
@@ -26,4 +27,4 @@ for f in ${shared:+"$shared"/rfc4475/*.dat "$shared"/rfc4475/extra/*.dat "$share
     rm -f "$here/corpus/parse_uri/$name.tmp"
     n=$((n + 1))
 done
-echo "seeded $n files into $here/corpus/{parse_message,parse_uri,stream_framing}"
+echo "seeded $n files into $here/corpus/{parse_message,parse_uri,stream_framing,raw_reads}"

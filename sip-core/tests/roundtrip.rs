@@ -2213,3 +2213,260 @@ proptest! {
         prop_assert_eq!(untouched(m1.view()), untouched(m2.view()));
     }
 }
+// ---------------------------------------------------------------------------------------------
+// the quick reads of `message::raw` against the full parse
+
+/// A parse of one header line alone, with limits that do not count values (what the quick
+/// reads are held to is the grammar of the line).
+fn typed_line<'a>(name: &str, value: &str, buf: &'a mut Vec<u8>) -> Result<Message<'a>, String> {
+    *buf = format!("OPTIONS sip:a@b SIP/2.0\r\n{name}: {value}\r\n\r\n").into_bytes();
+    let limits = Limits {
+        max_headers: usize::MAX,
+        max_vias: usize::MAX,
+        ..Limits::DEFAULT
+    };
+    Message::parse_with(buf, &limits).map_err(|e| format!("{:?} at {}", e.kind, e.offset))
+}
+
+/// A view's header value with each line fold and the whitespace around it as one space
+/// (RFC 3261 section 7.3.1), as `raw::header_lines` gives it.
+fn unfolded(value: &str) -> String {
+    value
+        .split("\r\n")
+        .map(|p| p.trim_matches([' ', '\t']))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Where a quick read of `sip_core::message::raw` disagrees with the full parse of `data`:
+/// the request line and first Via line with the view's; the first Via of every Via line and
+/// every CSeq value with the typed parse of that line (the same value, or `None` exactly
+/// when the typed parse rejects the line); the header lines of a message that frames with
+/// the view's; and, for a request that parses, the method, top Via and branch (from which
+/// the server transaction key is made, RFC 3261 section 17.2.3) with the message's.
+fn raw_reads_disagreement(data: &[u8]) -> Option<String> {
+    use sip_core::message::raw;
+    let quick = raw::request_top_via(data, &Limits::DEFAULT);
+    let view = MessageView::parse(data).ok();
+    let mut vias: Vec<&str> = quick.iter().map(|(_, v)| *v).collect();
+    let mut cseqs = Vec::new();
+    if let Some(view) = &view {
+        if let Some((method, via)) = quick {
+            if view.method() != Some(method) || view.header(HeaderName::Via) != Some(via) {
+                return Some(format!(
+                    "request_top_via {:?} vs the view's {:?} {:?}",
+                    (method, via),
+                    view.method(),
+                    view.header(HeaderName::Via)
+                ));
+            }
+        }
+        let lines: Vec<(String, String)> = raw::header_lines(data)
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        let expected: Vec<(String, String)> = view
+            .headers()
+            .map(|h| (h.name.to_owned(), unfolded(h.value)))
+            .collect();
+        if lines != expected {
+            return Some(format!("header_lines {lines:?} vs the view's {expected:?}"));
+        }
+        vias.extend(view.header_all(HeaderName::Via));
+        cseqs.extend(view.header_all(HeaderName::CSeq));
+    }
+    let mut buf = Vec::new();
+    for v in vias {
+        let typed = typed_line("Via", v, &mut buf).map(|m| m.top_via().map(|v| format!("{v:?}")));
+        let quick = raw::first_via(v).map(|v| format!("{v:?}"));
+        match (&quick, &typed) {
+            (Some(q), Ok(Some(t))) if q == t => {}
+            (None, Err(_)) => {}
+            _ => return Some(format!("first_via({v:?}) = {quick:?}, typed: {typed:?}")),
+        }
+    }
+    for c in cseqs {
+        let typed = typed_line("CSeq", c, &mut buf).map(|m| m.cseq());
+        let quick = raw::cseq(c);
+        match (&quick, &typed) {
+            (Some(q), Ok(Some(t))) if q == t => {}
+            (None, Err(_)) => {}
+            _ => return Some(format!("cseq({c:?}) = {quick:?}, typed: {typed:?}")),
+        }
+    }
+    if let (Some((method, via)), Ok(msg)) = (quick, Message::parse(data)) {
+        let quick_via = raw::first_via(via);
+        let typed_via = msg.top_via();
+        if msg.method() != Some(method)
+            || quick_via.is_some_and(|q| Some(q) != typed_via)
+            || quick_via.and_then(|v| v.branch()) != typed_via.and_then(|v| v.branch())
+                && quick_via.is_some()
+        {
+            return Some(format!(
+                "quick {method:?} {quick_via:?} vs typed {:?} {typed_via:?}",
+                msg.method()
+            ));
+        }
+    }
+    None
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    // RFC 3261 sections 7.3.1, 8.2.6 and 17.2.3: the quick reads the endpoint matches
+    // retransmissions and answers unparsable requests with give what the full parse gives, or
+    // decline where it would reject, for generated messages and for mutations of them.
+    #[test]
+    fn raw_reads_agree_with_the_full_parse(
+        g in message(),
+        muts in prop::collection::vec(mutation(), 0..4),
+        // CRLFs before the start line, which RFC 3261 section 7.5 says to ignore
+        crlfs in prop_oneof![3 => Just(0usize), 1 => 1usize..3],
+    ) {
+        let mut data = b"\r\n".repeat(crlfs);
+        data.extend_from_slice(&mutated(&g.text, &muts));
+        if let Some(d) = raw_reads_disagreement(&data) {
+            return Err(TestCaseError::fail(format!("{d}\ninput: {:?}", show(&data))));
+        }
+    }
+
+    // Same, for Via values generated alone (every grammar path of Via, RFC 3261 section
+    // 20.42) and mutations of them, inside a request.
+    #[test]
+    fn raw_first_via_agrees_with_the_typed_via(
+        v in via_value(),
+        // (mostly without optional whitespace: the plain spelling the quick read reads)
+        ws in prop_oneof![
+            2 => Just(vec![0u8; 16]),
+            1 => prop::collection::vec(0u8..16, 16),
+        ],
+        extra in prop::option::of((
+            prop::sample::select(vec!["ttl", "maddr", "rport", "received", "branch", "Branch", "x"]),
+            prop::option::of(prop_oneof![
+                token(),
+                re("[0-9]{1,6}"),
+                re("[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,4}"),
+                re("\\[[0-9a-f:]{2,12}\\]"),
+            ]),
+        )),
+        second in prop::option::of(prop_oneof![via_value(), token()]),
+        muts in prop::collection::vec(mutation(), 0..3),
+    ) {
+        let mut v = fill(&v, &ws);
+        if let Some((name, value)) = extra {
+            v.push(';');
+            v.push_str(name);
+            if let Some(value) = value {
+                v.push('=');
+                v.push_str(&value);
+            }
+        }
+        if let Some(second) = second {
+            v.push_str(", ");
+            v.push_str(&fill(&second, &ws));
+        }
+        // the mutations land in the Via value
+        let v = mutated(v.as_bytes(), &muts);
+        let mut data = b"INVITE sip:b@h SIP/2.0\r\nVia: ".to_vec();
+        data.extend_from_slice(&v);
+        data.extend_from_slice(b"\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+        if let Some(d) = raw_reads_disagreement(&data) {
+            return Err(TestCaseError::fail(format!("{d}\ninput: {:?}", show(&data))));
+        }
+    }
+}
+
+// RFC 3261 sections 7.3.1, 8.2.6 and 17.2.3: every one-byte change to the benchmark messages
+// is read by the quick reads as the full parse reads it, or declined.
+#[test]
+fn raw_reads_agree_with_the_full_parse_on_every_one_byte_change() {
+    const BYTES: &[u8] = b" \t,;:<>\"@%[]/=?*.-_\r\nAz09\x80\xff\x00\x0c";
+    let messages: [&[u8]; 4] = [
+        include_bytes!("../benches/messages/invite.sip"),
+        include_bytes!("../benches/messages/ok200.sip"),
+        include_bytes!("../benches/messages/register.sip"),
+        include_bytes!("../benches/messages/stress_nofold.sip"),
+    ];
+    let step = if cfg!(debug_assertions) { 3 } else { 1 };
+    let mut checked = 0;
+    for msg in messages {
+        assert_eq!(raw_reads_disagreement(msg), None);
+        let mut data = msg.to_vec();
+        for at in (0..msg.len()).step_by(step) {
+            for &b in BYTES {
+                if msg[at] == b {
+                    continue;
+                }
+                data[at] = b;
+                if let Some(d) = raw_reads_disagreement(&data) {
+                    panic!("byte {at} set to {b:#04x}: {d}\n{:?}", show(&data));
+                }
+                checked += 1;
+            }
+            let mut cut = msg.to_vec();
+            cut.remove(at);
+            if let Some(d) = raw_reads_disagreement(&cut) {
+                panic!("byte {at} removed: {d}\n{:?}", show(&cut));
+            }
+            data[at] = msg[at];
+        }
+    }
+    assert!(checked > 10_000);
+}
+
+// RFC 3261 sections 20.42 and 25.1: the Via lines the raw retransmission key was once read
+// from although the full parse rejects them (a host with an '@', via-params with values of the
+// wrong grammar, a broken second Via, a form feed trimmed off the end): the quick reads
+// decline them now.
+#[test]
+fn raw_first_via_declines_what_the_typed_parse_rejects() {
+    use sip_core::message::raw;
+    for v in [
+        "SIP/2.0/UDP h@x;branch=z9hG4bK1",
+        "SIP/2.0/UDP h;branch=z9hG4bK1;ttl=999",
+        "SIP/2.0/UDP h;branch=z9hG4bK1;received=h",
+        "SIP/2.0/UDP h;branch=z9hG4bK1;rport=x",
+        "SIP/2.0/UDP h;branch=z9hG4bK1;maddr=a..b",
+        "SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/UDP",
+        "SIP/2.0/UDP h;branch=z9hG4bK1\u{c}",
+        "SIP/2.0/UDP h;branch",
+    ] {
+        let mut buf = Vec::new();
+        assert!(typed_line("Via", v, &mut buf).is_err(), "{v:?}");
+        assert_eq!(raw::first_via(v), None, "{v:?}");
+        let data = format!("INVITE sip:b@h SIP/2.0\r\nVia: {v}\r\n\r\n");
+        let (_, via) = raw::request_top_via(data.as_bytes(), &Limits::DEFAULT).unwrap();
+        assert_eq!(via, v, "the value as the view frames it");
+        assert_eq!(raw_reads_disagreement(data.as_bytes()), None);
+    }
+    // and the plain spellings are read, equal to the typed Via
+    for v in [
+        "SIP/2.0/UDP pc33.Atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport",
+        "SIP/2.0/TCP 192.0.2.1;BRANCH=z9hG4bKx;received=192.0.2.9;ttl=1",
+        "SIP/2.0/UDP h:05060;x;branch=z9hG4bKlead;branch=z9hG4bKsecond",
+    ] {
+        let mut buf = Vec::new();
+        let typed = typed_line("Via", v, &mut buf).unwrap().top_via();
+        assert_eq!(raw::first_via(v), typed, "{v:?}");
+    }
+}
+
+// RFC 3261 sections 7.5 and 7.3.1: the raw header lines skip CRLFs before the start line (as
+// the view does) and join folds with one space, without the whitespace around them.
+#[test]
+fn raw_header_lines_skip_crlfs_before_the_start_line_and_join_folds() {
+    use sip_core::message::raw;
+    let data = b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nTo:\r\n <sip:a@b> \r\n\t;x=1\r\n\r\n";
+    let lines: Vec<(String, String)> = raw::header_lines(data)
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("Via".to_owned(), "SIP/2.0/UDP h".to_owned()),
+            ("To".to_owned(), "<sip:a@b> ;x=1".to_owned()),
+        ]
+    );
+    assert_eq!(raw_reads_disagreement(data), None);
+}

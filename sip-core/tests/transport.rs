@@ -565,3 +565,63 @@ fn rfc3261_17_2_3_an_ack_matching_nothing_reaches_the_tu_and_one_without_call_id
     assert_eq!(ep.stats().malformed, 1);
     assert_eq!(ep.transactions(), 0);
 }
+
+// RFC 3261 sections 7.5 and 8.2: CRLFs before the start line are ignored, also when the
+// request is answered 400 from its raw lines (the raw copy once started at the first empty
+// line, found no Via and sent nothing).
+#[test]
+fn rfc3261_7_5_an_unparsable_request_after_crlfs_before_its_start_line_is_answered_400() {
+    let (mut ep, now) = endpoint();
+    let peer = addr("127.0.0.1:5070");
+    let bad = String::from_utf8(request("OPTIONS", "z9hG4bK1", "UDP", "127.0.0.1:5070"))
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: seventy");
+    let data = format!("\r\n\r\n{bad}");
+    ep.handle_datagram(now, addr(LOCAL), peer, data.as_bytes());
+    let sent = transmits(&mut ep);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(first_line(&sent[0].1), "SIP/2.0 400 Bad Request");
+    let r = Message::parse(&sent[0].1).unwrap();
+    assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bK1"));
+    assert_eq!(r.call_id(), Some("call-z9hG4bK1"));
+}
+
+// RFC 3261 sections 17.2.3 and 8.2: a request is a retransmission only if its top Via is one
+// (branch, sent-by); a datagram whose Via line does not parse is malformed (and cannot be
+// answered, its Via being the broken part), even when its branch and sent-by name a live
+// transaction. The quick read of the raw Via once accepted parameter values and lists the full
+// parse rejects, and answered such a datagram with the transaction's response.
+#[test]
+fn rfc3261_17_2_3_a_request_whose_via_does_not_parse_is_not_absorbed_as_a_retransmission() {
+    let (mut ep, now) = endpoint();
+    let peer = addr("127.0.0.1:5070");
+    let good = request("OPTIONS", "z9hG4bKlive", "UDP", "127.0.0.1:5070");
+    ep.handle_datagram(now, addr(LOCAL), peer, &good);
+    let (tx, req) = requests(&mut ep).pop().unwrap();
+    let ok = response_to(&req.message().unwrap(), 200, &mut SeededRng::new([2; 32])).unwrap();
+    ep.send_response(now, tx, &ok).unwrap();
+    assert_eq!(transmits(&mut ep).len(), 1);
+    let good = String::from_utf8(good).unwrap();
+    for broken in [
+        ";branch=z9hG4bKlive;ttl=999",
+        ";branch=z9hG4bKlive;received=not-an-address",
+        ";branch=z9hG4bKlive;maddr=a..b",
+        ";branch=z9hG4bKlive, SIP/2.0/UDP",
+        ";branch=z9hG4bKlive\x0c",
+    ] {
+        let bad = good.replace(";branch=z9hG4bKlive", broken);
+        assert!(Message::parse(bad.as_bytes()).is_err(), "{broken}");
+        let (absorbed, malformed) = (ep.stats().absorbed, ep.stats().malformed);
+        ep.handle_datagram(now, addr(LOCAL), peer, bad.as_bytes());
+        assert_eq!(ep.stats().absorbed, absorbed, "{broken}: absorbed");
+        assert_eq!(ep.stats().malformed, malformed + 1, "{broken}");
+        assert!(transmits(&mut ep).is_empty(), "{broken}: answered");
+    }
+    // the live transaction's own retransmission is still absorbed, its 200 resent
+    let absorbed = ep.stats().absorbed;
+    ep.handle_datagram(now, addr(LOCAL), peer, good.as_bytes());
+    assert_eq!(ep.stats().absorbed, absorbed + 1);
+    let sent = transmits(&mut ep);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(first_line(&sent[0].1), "SIP/2.0 200 OK");
+}

@@ -5,7 +5,7 @@
 //! safety 408) are written by [`ResponseBuilder`](crate::ResponseBuilder).
 
 use crate::builder::{push_unfolded, raw_has_tag};
-use crate::message::{HeaderName, MessageView, StartLine};
+use crate::message::{raw, HeaderName, MessageView, StartLine};
 use crate::transport::Transport;
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -47,10 +47,18 @@ fn request_uri<'a>(view: &MessageView<'a>) -> &'a str {
     }
 }
 
-fn cseq_number<'a>(view: &MessageView<'a>) -> &'a str {
-    view.header(HeaderName::CSeq)
-        .and_then(|c| c.split_ascii_whitespace().next())
-        .unwrap_or("0")
+/// `CSeq: <the request's number> <method>` (sections 9.1 and 17.1.1.3), the number typed as
+/// the message layer types it (0 when the request has no valid CSeq).
+fn push_cseq(out: &mut Vec<u8>, request: &MessageView<'_>, method: &str) {
+    let seq = request
+        .header(HeaderName::CSeq)
+        .and_then(raw::cseq)
+        .map_or(0, |c| c.seq);
+    out.extend_from_slice(b"CSeq: ");
+    out.extend_from_slice(seq.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(method.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// The start of a request that copies the original's Request-URI, top Via, Route set,
@@ -85,9 +93,8 @@ pub(crate) fn ack_for(request: &MessageView<'_>, response: &MessageView<'_>) -> 
     if let Some(id) = request.header(HeaderName::CallId) {
         push_header(&mut out, "Call-ID", id);
     }
-    out.extend_from_slice(b"CSeq: ");
-    out.extend_from_slice(cseq_number(request).as_bytes());
-    out.extend_from_slice(b" ACK\r\nContent-Length: 0\r\n\r\n");
+    push_cseq(&mut out, request, "ACK");
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
 }
 
@@ -102,27 +109,16 @@ pub(crate) fn cancel_for(request: &MessageView<'_>) -> Vec<u8> {
     if let Some(id) = request.header(HeaderName::CallId) {
         push_header(&mut out, "Call-ID", id);
     }
-    out.extend_from_slice(b"CSeq: ");
-    out.extend_from_slice(cseq_number(request).as_bytes());
-    out.extend_from_slice(b" CANCEL\r\nContent-Length: 0\r\n\r\n");
+    push_cseq(&mut out, request, "CANCEL");
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
 }
 
 /// Which header a line of a request's head is, for copying into a response.
 fn copied_name(name: &str) -> Option<&'static str> {
-    let n = name.trim_end_matches([' ', '\t']);
-    let full = [
-        ("Via", "v"),
-        ("From", "f"),
-        ("To", "t"),
-        ("Call-ID", "i"),
-        ("CSeq", ""),
-    ];
-    full.into_iter()
-        .find(|(long, short)| {
-            n.eq_ignore_ascii_case(long) || (!short.is_empty() && n.eq_ignore_ascii_case(short))
-        })
-        .map(|(long, _)| long)
+    use HeaderName as H;
+    let n = HeaderName::from_name(name);
+    matches!(n, H::Via | H::From | H::To | H::CallId | H::CSeq).then(|| n.as_str())
 }
 
 /// A response written from the raw lines of a request that did not parse (or was refused
@@ -143,29 +139,9 @@ pub(crate) fn response_from_raw(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let head_end = data
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(data.len(), |p| p + 2);
-    let head = String::from_utf8_lossy(&data[..head_end]);
     let mut seen: [bool; 4] = [false; 4];
-    let mut lines = head.split("\r\n").skip(1).peekable();
-    while let Some(line) = lines.next() {
-        let mut value = String::new();
-        let Some((name, first)) = line.split_once(':') else {
-            continue;
-        };
-        value.push_str(first.trim());
-        while let Some(next) = lines.peek() {
-            if next.starts_with([' ', '\t']) {
-                value.push(' ');
-                value.push_str(next.trim());
-                lines.next();
-            } else {
-                break;
-            }
-        }
-        let Some(long) = copied_name(name) else {
+    for (name, value) in raw::header_lines(data) {
+        let Some(long) = copied_name(&name) else {
             continue;
         };
         let slot = match long {

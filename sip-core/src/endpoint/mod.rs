@@ -354,8 +354,6 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     pong: Payload,
     stats: Stats,
-    /// The hash of the key in `scratch`, when the retransmission check computed it.
-    scratch_hash: Option<u64>,
     /// Server transactions created by the current input whose timers are not in the index
     /// yet. Most transaction users answer before the next input, which cancels the 100
     /// Trying timer and replaces the safety timer: indexing those only to remove them again
@@ -435,7 +433,6 @@ impl Endpoint {
             pong: Payload::Bytes(Arc::from(&b"\r\n"[..])),
             stats: Stats::default(),
             unarmed: Vec::new(),
-            scratch_hash: None,
             credit: Credit::new(hasher),
             unreachable: Vec::new(),
             unreachable_scan_at: None,
@@ -651,7 +648,11 @@ impl Endpoint {
         let branch = {
             let view = entry.request.view();
             let via = view.header(crate::HeaderName::Via).unwrap_or("");
-            branch_of(via).to_owned()
+            // (typed as the message layer types it; the endpoint wrote this Via itself)
+            crate::message::raw::first_via(via)
+                .and_then(|v| v.branch())
+                .unwrap_or("")
+                .to_owned()
         };
         key::client_key(&mut self.scratch, &branch, "CANCEL");
         let (transport, remote, local, flow, proceeding) = (
@@ -1344,15 +1345,4 @@ fn recharge(budget: &mut Budget, e: &mut ServerEntry) {
     budget.release(e.charged);
     budget.charge(held);
     e.charged = held;
-}
-
-/// The branch parameter of a raw Via value.
-fn branch_of(via: &str) -> &str {
-    via.split(';')
-        .skip(1)
-        .find_map(|p| {
-            let (n, v) = p.split_once('=')?;
-            n.trim().eq_ignore_ascii_case("branch").then(|| v.trim())
-        })
-        .unwrap_or("")
 }

@@ -9,8 +9,9 @@ use std::time::Instant;
 use super::{
     build, ClientTxId, Endpoint, Event, Payload, Queued, Sending, ServerEntry, ServerTxId,
 };
+use crate::message::raw;
 use crate::message::MessageView;
-use crate::transaction::key;
+use crate::transaction::key::{self, KeyBuf};
 use crate::transaction::server::ServerMachine;
 use crate::transport::flow::ReadUnits;
 use crate::transport::framing::{Frame, FrameError};
@@ -18,60 +19,22 @@ use crate::transport::via::{self, ResponseRoute};
 use crate::transport::{FlowId, Source, Transmit, Transport};
 use crate::{Message, Method, OwnedMessage, ParseError};
 
-/// The method and the value of the first Via line of a request datagram, read from the
-/// text without framing it, when both are written plainly (a token method, a one-line Via
-/// before the end of the header section). `None` for responses and anything unusual.
-fn raw_request_key(data: &[u8]) -> Option<(Method<'_>, &str)> {
-    let sp = memchr::memchr(b' ', &data[..data.len().min(32)])?;
-    let method = &data[..sp];
-    if method.is_empty()
-        || method.starts_with(b"SIP/")
-        || !method.iter().all(|&b| crate::message::scan::is_token(b))
-    {
-        return None;
-    }
-    let method = std::str::from_utf8(method).ok()?;
-    let mut at = memchr::memchr(b'\n', data)? + 1;
-    loop {
-        let line_end = at + memchr::memchr(b'\n', data.get(at..)?)?;
-        let line = data[at..line_end].strip_suffix(b"\r")?;
-        if line.is_empty() {
-            return None;
-        }
-        // `Via:` or `v:`, any case, whitespace allowed before the colon
-        let is_via = match line.first()? | 0x20 {
-            b'v' => {
-                let rest = &line[1..];
-                let rest = if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"ia") {
-                    &rest[2..]
-                } else {
-                    rest
-                };
-                rest.trim_ascii_start().first() == Some(&b':')
-            }
-            _ => false,
-        };
-        if is_via {
-            // a folded Via line is left to the full parse
-            if matches!(data.get(line_end + 1), Some(b' ' | b'\t')) {
-                return None;
-            }
-            let colon = memchr::memchr(b':', line)?;
-            let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
-            return Some((Method::from_token(method), value));
-        }
-        at = line_end + 1;
-    }
-}
-
 /// What the view-level retransmission check did.
 enum Absorb {
     /// The request belonged to a transaction and was handled.
     Done,
-    /// Its key is in `scratch` and names no transaction.
-    NoMatch,
+    /// Its key names no transaction.
+    NoMatch(LookedUp),
     /// The view alone could not decide.
     NotTried,
+}
+
+/// A request's server transaction key that was looked up and names no transaction, with
+/// its hash: handed on to the code that creates the transaction, so the key is neither
+/// encoded nor hashed twice.
+struct LookedUp {
+    key: KeyBuf,
+    hash: u64,
 }
 
 impl Endpoint {
@@ -98,10 +61,22 @@ impl Endpoint {
             return;
         }
         self.arm_new_transactions();
+        // An ACK is framed first: most match no transaction (the ACK for a 2xx, section
+        // 17.2.3) and go up framed, so one framing serves the lookup and the hand-off.
+        if data.starts_with(b"ACK ") {
+            match MessageView::parse_datagram(data, &self.config.limits) {
+                Ok(view) => self.receive(now, view, source),
+                Err(_) => {
+                    self.stats.received += 1;
+                    self.stats.malformed += 1;
+                }
+            }
+            return;
+        }
         self.stats.received += 1;
         // A retransmission is recognised from the request line and the first Via line
         // alone; anything else is framed and typed in one pass.
-        let (absorbed, is_ack) = match raw_request_key(data) {
+        let (absorbed, is_ack) = match raw::request_top_via(data, &self.config.limits) {
             Some((method, via)) => (
                 self.absorb_retransmission(now, method, via),
                 method == Method::Ack,
@@ -110,15 +85,15 @@ impl Endpoint {
         };
         let looked_up = match absorbed {
             Absorb::Done => return,
-            Absorb::NoMatch if is_ack => {
+            Absorb::NoMatch(_) if is_ack => {
                 match MessageView::parse_datagram(data, &self.config.limits) {
                     Ok(view) => self.ack_to_user(&view, source),
                     Err(_) => self.stats.malformed += 1,
                 }
                 return;
             }
-            Absorb::NoMatch => true,
-            Absorb::NotTried => false,
+            Absorb::NoMatch(looked_up) => Some(looked_up),
+            Absorb::NotTried => None,
         };
         match Message::parse_with(data, &self.config.limits) {
             Ok(msg) if msg.is_request() => self.receive_request(now, msg, source, looked_up),
@@ -193,12 +168,12 @@ impl Endpoint {
         };
         let looked_up = match absorbed {
             Absorb::Done => return,
-            Absorb::NoMatch if method == Some(Method::Ack) => {
+            Absorb::NoMatch(_) if method == Some(Method::Ack) => {
                 self.ack_to_user(&view, source);
                 return;
             }
-            Absorb::NoMatch => true,
-            Absorb::NotTried => false,
+            Absorb::NoMatch(looked_up) => Some(looked_up),
+            Absorb::NotTried => None,
         };
         let data = view.as_bytes();
         match Message::from_view(view, &self.config.limits) {
@@ -213,13 +188,13 @@ impl Endpoint {
     /// retransmission (or the ACK of a non-2xx), handled without typing the message. An ACK
     /// the transaction user must see (RFC 6026, Accepted) takes the full path.
     fn absorb_retransmission(&mut self, now: Instant, method: Method<'_>, raw_via: &str) -> Absorb {
-        if !key::server_key_from_raw_via(&mut self.scratch, raw_via, method) {
+        let mut key = KeyBuf::new();
+        if !key::server_key_from_raw_via(&mut key, raw_via, method) {
             return Absorb::NotTried;
         }
-        let hash = self.server_keys.hash(&self.scratch);
-        self.scratch_hash = Some(hash);
-        let Some(tx) = self.server_keys.find(hash, &self.scratch) else {
-            return Absorb::NoMatch;
+        let hash = self.server_keys.hash(&key);
+        let Some(tx) = self.server_keys.find(hash, &key) else {
+            return Absorb::NoMatch(LookedUp { key, hash });
         };
         if method == Method::Ack {
             let accepted = self
@@ -326,9 +301,15 @@ impl Endpoint {
         }
     }
 
-    /// `looked_up`: the view-level lookup already wrote this request's key into `scratch`
-    /// and found no transaction, so neither needs doing again.
-    fn receive_request(&mut self, now: Instant, msg: Message<'_>, source: Source, looked_up: bool) {
+    /// `looked_up`: this request's key and hash when the view-level lookup already made
+    /// them and found no transaction, so neither needs doing again.
+    fn receive_request(
+        &mut self,
+        now: Instant,
+        msg: Message<'_>,
+        source: Source,
+        looked_up: Option<LookedUp>,
+    ) {
         let Some(method) = msg.method() else {
             return;
         };
@@ -352,34 +333,35 @@ impl Endpoint {
             return;
         }
         let to_tag = msg.to().and_then(|t| t.tag());
-        if !looked_up {
-            self.scratch_hash = None;
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let found = if looked_up {
-            None
-        } else {
-            key::server_key(&mut scratch, &msg, method, to_tag).and_then(|()| {
-                let hash = self.server_keys.hash(&scratch);
-                self.scratch_hash = Some(hash);
-                self.server_keys.find(hash, &scratch)
-            })
+        let (key, key_hash, found) = match looked_up {
+            Some(LookedUp { key, hash }) => (key, Some(hash), None),
+            None => {
+                let mut key = KeyBuf::new();
+                match key::server_key(&mut key, &msg, method, to_tag) {
+                    Some(()) => {
+                        let hash = self.server_keys.hash(&key);
+                        let found = self.server_keys.find(hash, &key);
+                        (key, Some(hash), found)
+                    }
+                    None => (key, None, None),
+                }
+            }
         };
         let found = found.or_else(|| {
             // An ACK to a non-2xx from an RFC 2543 peer carries the To tag of our
             // response, which the INVITE (and so the key) did not have.
             // Section 17.2.3: it matches only when that tag is the one we sent.
-            (is_ack && key::rfc3261_branch(&top).is_none())
-                .then(|| key::server_key(&mut scratch, &msg, method, None))
-                .flatten()
-                .and_then(|()| {
-                    let hash = self.server_keys.hash(&scratch);
-                    self.server_keys.find(hash, &scratch)
-                })
+            if !is_ack || key::rfc3261_branch(&top).is_some() {
+                return None;
+            }
+            let mut untagged = KeyBuf::new();
+            key::server_key(&mut untagged, &msg, method, None)?;
+            let hash = self.server_keys.hash(&untagged);
+            self.server_keys
+                .find(hash, &untagged)
                 .filter(|tx| self.sent_to_tag_is(*tx, to_tag))
         });
         if let Some(tx) = found {
-            self.scratch = scratch;
             self.stats.absorbed += 1;
             if is_ack {
                 self.ack_matched(now, tx, msg, source);
@@ -392,7 +374,6 @@ impl Endpoint {
             return;
         }
         if is_ack {
-            self.scratch = scratch;
             // Section 17.2.3: an ACK matching no transaction (the ACK for a 2xx) goes to
             // the transaction user. Nothing answers an ACK, so its Via is left as received.
             let request = OwnedMessage::from_view(msg.view()).with_limits(&self.config.limits);
@@ -400,9 +381,8 @@ impl Endpoint {
             return;
         }
         // What the transaction will hold: the request (until the final response) and key.
-        let needed = msg.view().as_bytes().len() + scratch.len();
+        let needed = msg.view().as_bytes().len() + key.len();
         if self.transactions() >= self.config.max_transactions || !self.budget.fits(needed) {
-            self.scratch = scratch;
             let data = msg.view().as_bytes();
             self.stateless_response(
                 now,
@@ -415,7 +395,7 @@ impl Endpoint {
             return;
         }
         let cancels = if method == Method::Cancel {
-            let mut k = Vec::with_capacity(scratch.len());
+            let mut k = KeyBuf::new();
             key::server_key(&mut k, &msg, Method::Invite, to_tag)
                 .and_then(|()| self.server_keys.find(self.server_keys.hash(&k), &k))
         } else {
@@ -430,13 +410,9 @@ impl Endpoint {
             now,
             &timers,
         );
-        let key: Box<[u8]> = scratch.as_slice().into();
-        let key_hash = match self.scratch_hash.take() {
-            Some(h) => h,
-            None => self.server_keys.hash(&key),
-        };
+        let key: Box<[u8]> = key.as_slice().into();
+        let key_hash = key_hash.unwrap_or_else(|| self.server_keys.hash(&key));
         debug_assert_eq!(key_hash, self.server_keys.hash(&key));
-        self.scratch = scratch;
         // As `recharge` counts it: the request and the key.
         let stored = request.as_bytes().len() + key.len();
         let tx = ServerTxId(self.servers.insert(ServerEntry {

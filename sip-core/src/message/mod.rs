@@ -6,6 +6,7 @@ mod headers;
 mod method;
 mod name;
 mod params;
+pub mod raw;
 pub(crate) mod scan;
 mod typed;
 mod uri;

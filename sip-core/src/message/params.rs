@@ -50,6 +50,39 @@ impl<'a> Param<'a> {
     }
 }
 
+/// [`Params::get`] over a validated `;`-separated list, up to the parameter asked for,
+/// when each parameter there is `token [ "=" token ]` (`branch=z9hG4bK1;rport`, as almost
+/// every list is written): what the general iterator reads there, in one run per name and
+/// value. `None` at anything else (whitespace, a quoted string, a host or URI value): the
+/// iterator decides.
+#[inline]
+fn plain_get<'a>(raw: &'a str, name: &str) -> Option<Option<Option<&'a str>>> {
+    if raw.is_empty() || name.is_empty() {
+        return None;
+    }
+    let b = raw.as_bytes();
+    let mut i = 0;
+    loop {
+        let n = scan::run(b, i, scan::TOKEN);
+        let (value, end) = if b.get(n) == Some(&b'=') {
+            let v = scan::run(b, n + 1, scan::TOKEN);
+            (Some(raw.get(n + 1..v)?), v)
+        } else {
+            (None, n)
+        };
+        if n == i || value == Some("") || !matches!(b.get(end), Some(b';') | None) {
+            return None;
+        }
+        if raw.get(i..n)?.eq_ignore_ascii_case(name) {
+            return Some(Some(value));
+        }
+        if end == b.len() {
+            return Some(None);
+        }
+        i = end + 1;
+    }
+}
+
 impl<'a> Params<'a> {
     /// An empty list.
     pub const fn empty() -> Params<'static> {
@@ -86,6 +119,11 @@ impl<'a> Params<'a> {
     /// The first parameter with this name (case-insensitive). `Some(None)` for a parameter
     /// without a value (such as `lr` or `rport`).
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
+        if self.style != ParamStyle::Auth {
+            if let Some(found) = plain_get(self.raw, name) {
+                return found;
+            }
+        }
         self.iter()
             .find(|p| p.name.eq_ignore_ascii_case(name))
             .map(|p| p.value)

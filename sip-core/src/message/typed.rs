@@ -8,7 +8,7 @@ use super::headers::{Timestamp, TokenParams, Via, Warning};
 use super::params::Params;
 use super::scan::{self, Cursor};
 use super::uri::Uri;
-use super::view::{MessageView, StartLine, StartSpans};
+use super::view::{self, MessageView, RawSpan, Span, StartLine, StartSpans, Transport};
 use super::{HeaderName, Method};
 use crate::{ErrorKind, Limits, ParseError};
 
@@ -521,159 +521,40 @@ fn utf8_prefix(data: &[u8], want: usize) -> &str {
     }
 }
 
-/// [`Message::parse_with`] in one pass over the bytes: each header line is framed and typed
-/// together where its value has a fast path, and framed like [`MessageView`] and typed like
-/// [`Message::from_view`] otherwise. The result is the same as theirs; on any error (or
-/// anything this pass does not handle, such as a header section that is not UTF-8) it
-/// returns `None` and the caller runs the two passes, which report the error.
+/// The header section must be UTF-8: the one pass checks a window that usually holds all
+/// of it (and often the body too), and widens it when a line gets near its end.
+const WINDOW: usize = 2048;
+
+/// [`Message::parse_with`] in one pass over the bytes: [`view::frame`] frames the message
+/// and hands each header line to a [`OnePass`], which frames and types it together where
+/// its value has a fast path, and types it like [`Message::from_view`] otherwise. The result
+/// is the same as theirs; on any error (or anything this pass does not handle, such as a
+/// header section that is not UTF-8) it returns `None` and the caller runs the two passes,
+/// which report the error.
 fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> Option<()> {
-    use super::view::{line_end, parse_decimal_bytes, parse_header_line, parse_start_line};
-    use super::view::{RawSpan, Span, Transport};
-    if data.len() > limits.max_message_size || u32::try_from(data.len()).is_err() {
+    if data.len() > limits.max_message_size {
         return None;
     }
-    // The header section must be UTF-8: check a window that usually holds all of it (and
-    // often the body too), and widen it when a line gets near its end.
-    const WINDOW: usize = 2048;
-    let mut text = utf8_prefix(data, data.len().min(WINDOW));
-    let mut pos = 0;
-    while data.get(pos..pos + 2) == Some(b"\r\n") {
-        pos += 2;
-    }
-    let line = line_end(data, pos).ok()??;
-    let start = parse_start_line(data, pos, line).ok()?;
-    pos = line + 2;
-    let max_uri = limits.max_uri_length;
+    let text = utf8_prefix(data, data.len().min(WINDOW));
     let std::borrow::Cow::Owned(layout) = &mut m.view.layout else {
         return None;
     };
-    let headers = &mut layout.headers;
     m.entries = Vec::with_capacity(text.len() / 32 + 8);
-    let entries = &mut m.entries;
-    let mut content_length: Option<u32> = None;
-    let mut count = 0usize;
-    let mut vias = 0usize;
-    let head_end = loop {
-        if text.len() < data.len() && pos + WINDOW / 2 > text.len() {
-            text = utf8_prefix(data, (text.len() * 2).max(pos + WINDOW).min(data.len()));
-        }
-        match data.get(pos) {
-            Some(b'\r') if data.get(pos + 1) == Some(&b'\n') => break pos + 2,
-            Some(b'\r') | None => return None,
-            Some(_) => {}
-        }
-        if headers.len() >= limits.max_headers {
-            return None;
-        }
-        let line = u16::try_from(headers.len()).ok()?;
-        let b = text.as_bytes();
-        let before = entries.len();
-        // name ":" value CRLF, the value read by a fast path
-        let mut fast = None;
-        let name_end = scan::run(b, pos, scan::TOKEN);
-        if name_end > pos && b.get(name_end) == Some(&b':') {
-            let kind = HeaderName::from_token_at(data, pos, name_end);
-            // (the usual single space first, without the loop)
-            let mut vs = name_end + 1 + usize::from(b.get(name_end + 1) == Some(&b' '));
-            while matches!(b.get(vs), Some(b' ' | b'\t')) {
-                vs += 1;
-            }
-            let typed = if is_token_list(kind) {
-                super::fast::token_list(b, vs).ok().map(|(n, e)| {
-                    let value = text.get(vs..e).unwrap_or("");
-                    entries.push(Entry {
-                        name: kind,
-                        line,
-                        tokens: true,
-                        value: HeaderValue::Raw(value),
-                    });
-                    (n, e)
-                })
-            } else {
-                let mut out = Slots {
-                    entries: &mut *entries,
-                    name: kind,
-                    line,
-                };
-                match super::fast::line(kind, text, vs, max_uri, &mut out) {
-                    (0, _) => None,
-                    r => Some(r),
-                }
-            };
-            if let Some((n, ve)) = typed {
-                // only whitespace, then a CRLF that no fold continues
-                let mut e = ve;
-                if data.get(e) != Some(&b'\r') {
-                    while matches!(data.get(e), Some(b' ' | b'\t')) {
-                        e += 1;
-                    }
-                }
-                let end = match data.get(e..e + 3) {
-                    Some(&[b'\r', b'\n', c]) => c != b' ' && c != b'\t',
-                    // (a message ends with an empty line, so a header line's CRLF never ends
-                    // the input; anything short is left to the view)
-                    _ => false,
-                };
-                if end && e - pos <= limits.max_header_line {
-                    let raw = RawSpan {
-                        name: Span::new(pos, name_end),
-                        value: Span::new(vs, ve),
-                        kind,
-                    };
-                    fast = Some((raw, e + 2, n));
-                }
-            }
-        }
-        let (raw, next, n) = match fast {
-            Some(f) => f,
-            None => {
-                entries.truncate(before);
-                let (raw, next) = parse_header_line(data, pos, limits, Transport::Datagram).ok()?;
-                let value = text.get(raw.value.range())?;
-                let n = parse_line(raw.kind, line, value, max_uri, entries).ok()?;
-                (raw, next, n)
-            }
-        };
-        if raw.kind == HeaderName::ContentLength {
-            let n = u32::try_from(parse_decimal_bytes(data.get(raw.value.range())?)?).ok()?;
-            if content_length.is_some_and(|c| c != n) {
-                return None;
-            }
-            content_length = Some(n);
-        }
-        count += n;
-        if count > limits.max_headers {
-            return None;
-        }
-        if raw.kind == HeaderName::Via {
-            vias += n;
-            if vias > limits.max_vias {
-                return None;
-            }
-        }
-        headers.push(raw);
-        pos = next;
+    let mut pass = OnePass {
+        text,
+        entries: &mut m.entries,
+        limits,
+        count: 0,
+        vias: 0,
     };
-    let head = text.get(..head_end)?;
-    let body = match content_length {
-        Some(n) => {
-            let end = head_end + n as usize;
-            if end > limits.max_message_size || end > data.len() {
-                return None;
-            }
-            Span::new(head_end, end)
-        }
-        None => Span::new(head_end, data.len()),
-    };
-    layout.start = start;
-    layout.head_end = head_end as u32;
-    layout.body = body;
-    layout.content_length = content_length;
+    let head = view::frame(data, limits, Transport::Datagram, layout, &mut pass).ok()?;
+    let count = pass.count;
+    let start = layout.start;
     m.view.head = head;
     // the usual sip: Request-URI, read into its place; anything else as from_view does
     if let (true, StartSpans::Request { uri, .. }) = (m.view.is_sip_2_0(), start) {
         let s = uri.of(head);
-        if s.len() <= max_uri {
+        if s.len() <= limits.max_uri_length {
             if let Some((u, _)) = super::fast::sip_uri(s, 0, super::fast::UriEnd::Whole) {
                 m.request_uri = Some(Uri::Sip(u));
                 m.count = count;
@@ -684,6 +565,151 @@ fn parse_one_pass<'a>(m: &mut Message<'a>, data: &'a [u8], limits: &Limits) -> O
     m.request_uri = request_uri(&m.view, limits).ok()?;
     m.count = count;
     Some(())
+}
+
+/// The typing half of [`parse_one_pass`]: each header line's values appended to the
+/// message's entries as [`view::frame`] reaches the line, the values counted against the
+/// limits. Any error only stops the pass (see [`parse_one_pass`]), so it is not described.
+struct OnePass<'m, 'a> {
+    /// The longest UTF-8 prefix of a window of the input (see [`WINDOW`]).
+    text: &'a str,
+    entries: &'m mut Vec<Entry<'a>>,
+    limits: &'m Limits,
+    /// Values so far (a token-list line counts each token), and Via values.
+    count: usize,
+    vias: usize,
+}
+
+/// Stops the one pass (the two passes then report the error).
+#[cold]
+fn stop() -> ParseError {
+    ParseError::new(ErrorKind::Incomplete, 0)
+}
+
+impl<'a> OnePass<'_, 'a> {
+    /// Makes the text window reach `pos + WINDOW / 2` where the input goes that far.
+    #[inline(always)]
+    fn widen(&mut self, data: &'a [u8], pos: usize) {
+        if self.text.len() < data.len() && pos + WINDOW / 2 > self.text.len() {
+            self.text = utf8_prefix(
+                data,
+                (self.text.len() * 2).max(pos + WINDOW).min(data.len()),
+            );
+        }
+    }
+
+    /// Counts the `n` values of a line against the limits.
+    #[inline(always)]
+    fn count(&mut self, kind: HeaderName, n: usize) -> Result<(), ParseError> {
+        self.count += n;
+        if self.count > self.limits.max_headers {
+            return Err(stop());
+        }
+        if kind == HeaderName::Via {
+            self.vias += n;
+            if self.vias > self.limits.max_vias {
+                return Err(stop());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'a> view::LineSink<'a> for OnePass<'_, 'a> {
+    #[inline(always)]
+    fn line(
+        &mut self,
+        data: &'a [u8],
+        pos: usize,
+        line: usize,
+    ) -> Result<Option<(RawSpan, usize)>, ParseError> {
+        self.widen(data, pos);
+        let line = u16::try_from(line).map_err(|_| stop())?;
+        let text = self.text;
+        let b = text.as_bytes();
+        let entries = &mut *self.entries;
+        let before = entries.len();
+        // name ":" value CRLF, the value read by a fast path
+        let name_end = scan::run(b, pos, scan::TOKEN);
+        if name_end == pos || b.get(name_end) != Some(&b':') {
+            return Ok(None);
+        }
+        let kind = HeaderName::from_token_at(data, pos, name_end);
+        // (the usual single space first, without the loop)
+        let mut vs = name_end + 1 + usize::from(b.get(name_end + 1) == Some(&b' '));
+        while matches!(b.get(vs), Some(b' ' | b'\t')) {
+            vs += 1;
+        }
+        let typed = if is_token_list(kind) {
+            super::fast::token_list(b, vs).ok().map(|(n, e)| {
+                let value = text.get(vs..e).unwrap_or("");
+                entries.push(Entry {
+                    name: kind,
+                    line,
+                    tokens: true,
+                    value: HeaderValue::Raw(value),
+                });
+                (n, e)
+            })
+        } else {
+            let mut out = Slots {
+                entries: &mut *entries,
+                name: kind,
+                line,
+            };
+            match super::fast::line(kind, text, vs, self.limits.max_uri_length, &mut out) {
+                (0, _) => None,
+                r => Some(r),
+            }
+        };
+        if let Some((n, ve)) = typed {
+            // only whitespace, then a CRLF that no fold continues
+            let mut e = ve;
+            if data.get(e) != Some(&b'\r') {
+                while matches!(data.get(e), Some(b' ' | b'\t')) {
+                    e += 1;
+                }
+            }
+            let end = match data.get(e..e + 3) {
+                Some(&[b'\r', b'\n', c]) => c != b' ' && c != b'\t',
+                // (a message ends with an empty line, so a header line's CRLF never ends
+                // the input; anything short is left to the view)
+                _ => false,
+            };
+            if end && e - pos <= self.limits.max_header_line {
+                let raw = RawSpan {
+                    name: Span::new(pos, name_end),
+                    value: Span::new(vs, ve),
+                    kind,
+                };
+                self.count(kind, n)?;
+                return Ok(Some((raw, e + 2)));
+            }
+        }
+        self.entries.truncate(before);
+        Ok(None)
+    }
+
+    #[inline(always)]
+    fn framed(&mut self, raw: &RawSpan, line: usize) -> Result<(), ParseError> {
+        let line = u16::try_from(line).map_err(|_| stop())?;
+        let value = self.text.get(raw.value.range()).ok_or_else(stop)?;
+        let n = parse_line(
+            raw.kind,
+            line,
+            value,
+            self.limits.max_uri_length,
+            self.entries,
+        )
+        .map_err(|_| stop())?;
+        self.count(raw.kind, n)
+    }
+
+    #[inline(always)]
+    fn head(&mut self, data: &'a [u8], head_end: usize) -> Result<&'a str, ParseError> {
+        self.widen(data, head_end);
+        self.text.get(..head_end).ok_or_else(stop)
+    }
 }
 
 /// Types one header line's value, appending its entries; returns how many values it holds.

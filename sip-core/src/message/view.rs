@@ -278,15 +278,7 @@ impl<'a> MessageView<'a> {
                 version.of(self.head)
             }
         };
-        // "SIP" in any case, then "/2.0": setting 0x20 lower-cases the three letters, and
-        // no byte but the upper or lower case letter becomes "s", "i" or "p" that way
-        match <[u8; 7]>::try_from(v.as_bytes()) {
-            Ok([a, b, c, d, rest @ ..]) => {
-                u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
-                    && rest == *b"2.0"
-            }
-            Err(_) => false,
-        }
+        is_sip_2_0(v.as_bytes())
     }
 
     /// Every header line, in order.
@@ -393,6 +385,74 @@ fn incomplete(t: Transport, at: usize) -> ParseError {
 }
 
 fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageView<'a>, ParseError> {
+    let mut layout = Layout::empty();
+    let head = frame(data, limits, t, &mut layout, &mut FrameOnly)?;
+    Ok(MessageView {
+        head,
+        bytes: data,
+        layout: Cow::Owned(layout),
+    })
+}
+
+/// What a pass over a message does with its header lines besides framing them ([`frame`]):
+/// the view only frames them ([`FrameOnly`]); the one-pass typed parse (`typed.rs`) types
+/// each line as it goes, most of them by a fast path that frames the line too.
+pub(crate) trait LineSink<'a> {
+    /// Handles the header line that starts at `pos` (the `line`-th) by a path of its own
+    /// that also frames it: its spans and the offset of the next line; `Ok(None)` to have
+    /// it framed by [`parse_header_line`] and handed to [`LineSink::framed`].
+    fn line(
+        &mut self,
+        data: &'a [u8],
+        pos: usize,
+        line: usize,
+    ) -> Result<Option<(RawSpan, usize)>, ParseError>;
+
+    /// A header line framed by [`parse_header_line`].
+    fn framed(&mut self, raw: &RawSpan, line: usize) -> Result<(), ParseError>;
+
+    /// The header section, `data[..head_end]`, as text: it must be UTF-8.
+    fn head(&mut self, data: &'a [u8], head_end: usize) -> Result<&'a str, ParseError>;
+}
+
+/// The view's [`LineSink`]: framing only.
+struct FrameOnly;
+
+impl<'a> LineSink<'a> for FrameOnly {
+    #[inline(always)]
+    fn line(
+        &mut self,
+        _: &'a [u8],
+        _: usize,
+        _: usize,
+    ) -> Result<Option<(RawSpan, usize)>, ParseError> {
+        Ok(None)
+    }
+
+    #[inline(always)]
+    fn framed(&mut self, _: &RawSpan, _: usize) -> Result<(), ParseError> {
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn head(&mut self, data: &'a [u8], head_end: usize) -> Result<&'a str, ParseError> {
+        std::str::from_utf8(&data[..head_end])
+            .map_err(|e| err(ErrorKind::InvalidUtf8, e.valid_up_to()))
+    }
+}
+
+/// Frames one message (RFC 3261 sections 7, 7.5 and 18.3) into `layout`: the start line,
+/// each header line (handed to `sink`), the end of the header section, Content-Length and
+/// the body. Returns the header section as text. The one framing loop of the crate: the
+/// view and the one-pass typed parse both run it, with their own sinks.
+#[inline(always)]
+pub(crate) fn frame<'a, S: LineSink<'a>>(
+    data: &'a [u8],
+    limits: &Limits,
+    t: Transport,
+    layout: &mut Layout,
+    sink: &mut S,
+) -> Result<&'a str, ParseError> {
     // Offsets are kept as u32 (see Span::new).
     if u32::try_from(data.len()).is_err() {
         return Err(err(ErrorKind::TooLarge, limits.max_message_size));
@@ -403,10 +463,10 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
         pos += 2;
     }
     let line = line_end(data, pos)?.ok_or_else(|| incomplete(t, data.len()))?;
-    let start = parse_start_line(data, pos, line)?;
+    layout.start = parse_start_line(data, pos, line)?;
     pos = line + 2;
 
-    let mut headers: SmallVec<[RawSpan; INLINE_HEADERS]> = SmallVec::new();
+    let headers = &mut layout.headers;
     let mut content_length: Option<u32> = None;
     let head_end = loop {
         // The empty line ends the header section.
@@ -419,10 +479,18 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
             Some(_) => {}
             None => return Err(incomplete(t, data.len())),
         }
-        if headers.len() >= limits.max_headers {
+        let n = headers.len();
+        if n >= limits.max_headers {
             return Err(err(ErrorKind::TooManyHeaders, pos));
         }
-        let (h, next) = parse_header_line(data, pos, limits, t)?;
+        let (h, next) = match sink.line(data, pos, n)? {
+            Some(handled) => handled,
+            None => {
+                let (h, next) = parse_header_line(data, pos, limits, t)?;
+                sink.framed(&h, n)?;
+                (h, next)
+            }
+        };
         if h.kind == HeaderName::ContentLength {
             let n = parse_decimal_bytes(&data[h.value.range()])
                 .ok_or_else(|| err(ErrorKind::InvalidContentLength, h.value.start as usize))?
@@ -439,8 +507,7 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
         pos = next;
     };
 
-    let head = std::str::from_utf8(&data[..head_end])
-        .map_err(|e| err(ErrorKind::InvalidUtf8, e.valid_up_to()))?;
+    let head = sink.head(data, head_end)?;
 
     let body = match (content_length, t) {
         (Some(n), _) => {
@@ -462,18 +529,10 @@ fn parse<'a>(data: &'a [u8], limits: &Limits, t: Transport) -> Result<MessageVie
             return Err(err(ErrorKind::MissingContentLength, head_end));
         }
     };
-
-    Ok(MessageView {
-        head,
-        bytes: data,
-        layout: Cow::Owned(Layout {
-            start,
-            headers,
-            head_end: head_end as u32,
-            body,
-            content_length,
-        }),
-    })
+    layout.head_end = head_end as u32;
+    layout.body = body;
+    layout.content_length = content_length;
+    Ok(head)
 }
 
 /// Parses `name HCOLON value` from `pos`, following continuation lines. Returns the spans and
@@ -665,6 +724,20 @@ pub(crate) fn parse_decimal_bytes(b: &[u8]) -> Option<u64> {
         }
     }
     Some(v)
+}
+
+/// Is this SIP-Version `SIP/2.0` (the letters in any case)?
+#[inline]
+pub(crate) fn is_sip_2_0(v: &[u8]) -> bool {
+    // "SIP" in any case, then "/2.0": setting 0x20 lower-cases the three letters, and
+    // no byte but the upper or lower case letter becomes "s", "i" or "p" that way
+    match <[u8; 7]>::try_from(v) {
+        Ok([a, b, c, d, rest @ ..]) => {
+            u32::from_le_bytes([a, b, c, d]) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
+                && rest == *b"2.0"
+        }
+        Err(_) => false,
+    }
 }
 
 /// Length of a `SIP-Version` ("SIP" "/" 1*DIGIT "." 1*DIGIT) at the start of `s`.

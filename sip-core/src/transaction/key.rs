@@ -3,8 +3,96 @@
 
 use std::hash::{BuildHasher, Hasher};
 
-use crate::message::{Host, Method, Via};
+use crate::message::{raw, Host, Method, Via};
 use crate::Message;
+
+/// Bytes of a key kept on the stack: an RFC 3261 key (method, branch, sent-by) of the usual
+/// lengths fits.
+const KEY_INLINE: usize = 96;
+
+/// An encoded server transaction key: on the stack for the usual sizes, so a request is
+/// matched without allocating, and moved (not shared through a field) from the lookup to
+/// the transaction it creates. Longer keys (RFC 2543 ones) spill to the heap.
+#[derive(Clone)]
+pub(crate) struct KeyBuf {
+    len: usize,
+    inline: [u8; KEY_INLINE],
+    /// Every byte of the key once it outgrew `inline` (empty until then).
+    spill: Vec<u8>,
+}
+
+impl KeyBuf {
+    pub(crate) fn new() -> KeyBuf {
+        KeyBuf {
+            len: 0,
+            inline: [0; KEY_INLINE],
+            spill: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+
+    #[inline]
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        if self.spill.is_empty() {
+            if let Some(to) = self.inline.get_mut(self.len..self.len + b.len()) {
+                to.copy_from_slice(b);
+                self.len += b.len();
+                return;
+            }
+            self.spill.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.spill.extend_from_slice(b);
+    }
+
+    #[inline]
+    fn push(&mut self, b: u8) {
+        self.extend_from_slice(&[b]);
+    }
+
+    /// Lower-cases the bytes from `from` on.
+    fn lowercase_from(&mut self, from: usize) {
+        let all: &mut [u8] = if self.spill.is_empty() {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.spill
+        };
+        if let Some(tail) = all.get_mut(from..) {
+            tail.make_ascii_lowercase();
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        if self.spill.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+}
+
+impl std::ops::Deref for KeyBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for KeyBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl PartialEq for KeyBuf {
+    fn eq(&self, other: &KeyBuf) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
 
 /// A keyed hasher for the transaction tables: the key comes from the endpoint's seed, so a
 /// peer cannot choose branches that collide (hash flooding).
@@ -95,16 +183,16 @@ fn match_method<'a>(m: Method<'a>) -> &'a str {
     }
 }
 
-fn push_host(out: &mut Vec<u8>, host: &Host<'_>) {
+fn push_host(out: &mut KeyBuf, host: &Host<'_>) {
     let h = match host {
         Host::Domain(h) | Host::Ipv4(h) | Host::Ipv6(h) => h,
     };
     let from = out.len();
     out.extend_from_slice(h.as_bytes());
-    out[from..].make_ascii_lowercase();
+    out.lowercase_from(from);
 }
 
-fn push_port(out: &mut Vec<u8>, port: Option<u16>) {
+fn push_port(out: &mut KeyBuf, port: Option<u16>) {
     if let Some(p) = port {
         out.extend_from_slice(&p.to_be_bytes());
     }
@@ -122,7 +210,7 @@ pub(crate) fn rfc3261_branch<'a>(via: &Via<'a>) -> Option<&'a str> {
 /// With a magic-cookie branch: branch, sent-by and method. Without (RFC 2543 peers):
 /// Request-URI, From tag, Call-ID, CSeq number, the top Via and `to_tag`.
 pub(crate) fn server_key(
-    out: &mut Vec<u8>,
+    out: &mut KeyBuf,
     req: &Message<'_>,
     method: Method<'_>,
     to_tag: Option<&str>,
@@ -158,7 +246,7 @@ pub(crate) fn server_key(
 
 /// The key of a request whose top Via has a magic-cookie branch: branch, sent-by and
 /// method. False (and `out` untouched) for an RFC 2543 branch.
-pub(crate) fn server_key_3261(out: &mut Vec<u8>, via: &Via<'_>, method: Method<'_>) -> bool {
+pub(crate) fn server_key_3261(out: &mut KeyBuf, via: &Via<'_>, method: Method<'_>) -> bool {
     let Some(branch) = rfc3261_branch(via) else {
         return false;
     };
@@ -171,7 +259,7 @@ pub(crate) fn server_key_3261(out: &mut Vec<u8>, via: &Via<'_>, method: Method<'
 
 /// `S`, the method matched under, the branch, the lower-cased sent-by host and the port.
 fn push_3261_key(
-    out: &mut Vec<u8>,
+    out: &mut KeyBuf,
     method: Method<'_>,
     branch: &str,
     host: &str,
@@ -185,102 +273,28 @@ fn push_3261_key(
     out.push(0);
     let from = out.len();
     out.extend_from_slice(host.as_bytes());
-    out[from..].make_ascii_lowercase();
+    out.lowercase_from(from);
     out.push(0);
     push_port(out, port);
 }
 
-/// The same key as [`server_key_3261`], read straight from the raw text of the first Via
-/// line when it is written plainly (`SIP/2.0/T host[:port];...;branch=z9hG4bK...`, no
-/// whitespace, folds or quotes inside). Returns false when the text is not that simple or
-/// the branch has no magic cookie: the caller then types the message and builds the key
-/// from the typed Via. When it returns true, the key is exactly the typed one, so a miss
-/// here is a miss there too.
-pub(crate) fn server_key_from_raw_via(out: &mut Vec<u8>, raw: &str, method: Method<'_>) -> bool {
-    let b = raw.as_bytes();
-    if !b.starts_with(b"SIP/2.0/") {
-        return false;
-    }
-    // transport token up to the one space before sent-by
-    let mut i = 8;
-    let t_start = i;
-    while i < b.len() && b[i].is_ascii_alphanumeric() {
-        i += 1;
-    }
-    if i == t_start || b.get(i) != Some(&b' ') {
-        return false;
-    }
-    i += 1;
-    // sent-by = host [":" port], up to ";" or "," or the end; one pass, no whitespace
-    let host_start = i;
-    let (host, host_end) = if b.get(i) == Some(&b'[') {
-        let Some(close) = b[i..].iter().position(|&c| c == b']') else {
-            return false;
-        };
-        i += close + 1;
-        (&raw[host_start + 1..i - 1], i)
-    } else {
-        while i < b.len() && !matches!(b[i], b':' | b';' | b',') {
-            if matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\') {
-                return false;
-            }
-            i += 1;
-        }
-        (&raw[host_start..i], i)
-    };
-    if host.is_empty() {
-        return false;
-    }
-    i = host_end;
-    let mut port = None;
-    if b.get(i) == Some(&b':') {
-        i += 1;
-        let p_start = i;
-        let mut n: u32 = 0;
-        while i < b.len() && b[i].is_ascii_digit() && i - p_start < 5 {
-            n = n * 10 + u32::from(b[i] - b'0');
-            i += 1;
-        }
-        if i == p_start || n > 65535 {
-            return false;
-        }
-        port = Some(n as u16);
-    }
-    // via-params: the first `branch`; anything but plain `;name[=value]` declines
-    let mut branch = None;
-    while i < b.len() && b[i] == b';' {
-        i += 1;
-        let n_start = i;
-        while i < b.len() && !matches!(b[i], b'=' | b';' | b',') {
-            if matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\') {
-                return false;
-            }
-            i += 1;
-        }
-        let name = &b[n_start..i];
-        let mut value = &raw[i..i];
-        if b.get(i) == Some(&b'=') {
-            i += 1;
-            let v_start = i;
-            while i < b.len() && !matches!(b[i], b';' | b',') {
-                if matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\\') {
-                    return false;
-                }
-                i += 1;
-            }
-            value = &raw[v_start..i];
-        }
-        if branch.is_none() && name.eq_ignore_ascii_case(b"branch") {
-            branch = Some(value);
-        }
-    }
-    if i < b.len() && b[i] != b',' {
-        return false;
-    }
-    let Some(branch) = branch.filter(|b| b.starts_with(crate::MAGIC_COOKIE)) else {
+/// The same key as [`server_key_3261`], from the raw value of the request's first Via line
+/// (as [`MessageView::header`](crate::MessageView::header) gives it), without typing the
+/// rest of the message. The Via is typed by [`raw::first_via`], the parse
+/// [`Message`] types it with, so when this returns true the key is exactly the typed one,
+/// and a miss here is a miss there too. False (and `out` untouched) when the line is not a
+/// valid Via list or the branch has no magic cookie: the caller then types the message.
+pub(crate) fn server_key_from_raw_via(out: &mut KeyBuf, raw: &str, method: Method<'_>) -> bool {
+    let Some((via, Some(branch))) = raw::first_via_and_branch(raw) else {
         return false;
     };
-    push_3261_key(out, method, branch, host, port);
+    if !branch.starts_with(crate::MAGIC_COOKIE) {
+        return false;
+    }
+    let host = match via.host {
+        Host::Domain(h) | Host::Ipv4(h) | Host::Ipv6(h) => h,
+    };
+    push_3261_key(out, method, branch, host, via.port);
     true
 }
 
@@ -307,19 +321,19 @@ pub(crate) fn client_key(out: &mut Vec<u8>, branch: &str, method: &str) {
 mod tests {
     use super::*;
 
-    fn typed_key(via: &str, method: Method<'_>) -> Option<Vec<u8>> {
+    fn typed_key(via: &str, method: Method<'_>) -> Option<KeyBuf> {
         let msg = format!(
             "{m} sip:b@h SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\n\
              Call-ID: c\r\nCSeq: 1 {m}\r\nContent-Length: 0\r\n\r\n",
             m = method.as_str()
         );
         let m = Message::parse(msg.as_bytes()).ok()?;
-        let mut out = Vec::new();
+        let mut out = KeyBuf::new();
         server_key_3261(&mut out, &m.top_via()?, method).then_some(out)
     }
 
-    fn raw_key(via: &str, method: Method<'_>) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
+    fn raw_key(via: &str, method: Method<'_>) -> Option<KeyBuf> {
+        let mut out = KeyBuf::new();
         server_key_from_raw_via(&mut out, via, method).then_some(out)
     }
 
@@ -342,15 +356,104 @@ mod tests {
         ];
         for via in vias {
             for method in [Method::Invite, Method::Ack, Method::Options] {
-                let raw = raw_key(via, method);
-                if let Some(raw) = raw {
-                    assert_eq!(Some(raw), typed_key(via, method), "{via} {method}");
-                }
+                // the same key, or none from either (no magic cookie, not a Via)
+                assert_eq!(
+                    raw_key(via, method),
+                    typed_key(via, method),
+                    "{via} {method}"
+                );
             }
         }
         assert!(raw_key(vias[0], Method::Invite).is_some());
         assert!(raw_key(vias[2], Method::Invite).is_some());
-        assert!(raw_key(vias[6], Method::Invite).is_none());
+        // whitespace around separators is LWS the grammar allows (section 25.1)
+        assert!(raw_key(vias[6], Method::Invite).is_some());
         assert!(raw_key(vias[8], Method::Invite).is_none());
+        assert!(raw_key(vias[9], Method::Invite).is_none());
+    }
+
+    // RFC 3261 section 17.2.3: a key longer than the inline bytes (an RFC 2543 key, a long
+    // branch or host) is kept whole, byte for byte.
+    #[test]
+    fn rfc3261_17_2_3_a_long_key_spills_to_the_heap_unchanged() {
+        let long_host = "h".repeat(KEY_INLINE);
+        let via = format!("SIP/2.0/UDP {long_host}.Example.COM:5060;branch=z9hG4bKlong");
+        let raw = raw_key(&via, Method::Invite).unwrap();
+        assert_eq!(Some(raw.clone()), typed_key(&via, Method::Invite));
+        let mut expected = b"SINVITE\0z9hG4bKlong\0".to_vec();
+        expected.extend_from_slice(format!("{long_host}.example.com").as_bytes());
+        expected.push(0);
+        expected.extend_from_slice(&5060u16.to_be_bytes());
+        assert_eq!(raw.as_slice(), &expected[..]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+
+        // RFC 3261 section 17.2.3: the key read from the raw first Via line (the quick read
+        // of message::raw, with the branch it finds on the way) is the key of the typed Via,
+        // or neither gives one; and the branch is the typed Via's (Params::get agrees with
+        // iterating the parameters).
+        #[test]
+        fn rfc3261_17_2_3_the_raw_via_key_equals_the_typed_key_for_generated_vias(
+            protocol in "SIP/2.0/|sip/2.0/|SIP/2.0 /|SIP/3/",
+            transport in "UDP|tcp|T-L|U D",
+            host in "[a-zA-Z0-9.-]{1,10}|[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}|\\[[0-9a-f:]{2,8}\\]",
+            port in proptest::option::of("[0-9]{1,6}"),
+            params in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        "branch|BRANCH|Branch",
+                        "rport|ttl|maddr|received|x|br|branchx",
+                    ],
+                    proptest::option::weighted(
+                        0.8,
+                        proptest::prop_oneof![
+                            3 => "z9hG4bK[a-z0-9]{0,6}",
+                            2 => "[a-zA-Z0-9.:!%*_+`'~-]{0,8}",
+                            1 => "\"a;b\"",
+                        ],
+                    ),
+                ),
+                0..4,
+            ),
+            tail in "|, SIP/2.0/UDP h|,|;| |x|\r\n |\t",
+        ) {
+            let mut via = format!("{protocol}{transport} {host}");
+            if let Some(p) = port {
+                via.push(':');
+                via.push_str(&p);
+            }
+            for (name, value) in &params {
+                via.push(';');
+                via.push_str(name);
+                if let Some(v) = value {
+                    via.push('=');
+                    via.push_str(v);
+                }
+            }
+            via.push_str(&tail);
+            for method in [Method::Invite, Method::Ack, Method::Cancel] {
+                proptest::prop_assert_eq!(
+                    raw_key(&via, method),
+                    typed_key(&via, method),
+                    "{:?} {}",
+                    via,
+                    method
+                );
+            }
+            if let Some(v) = raw::first_via(&via) {
+                for name in ["branch", "rport", "ttl", "maddr", "received", "x"] {
+                    let iterated = v
+                        .params
+                        .iter()
+                        .find(|p| p.name.eq_ignore_ascii_case(name))
+                        .map(|p| p.value);
+                    proptest::prop_assert_eq!(v.params.get(name), iterated, "{:?}", via);
+                }
+                let quick = raw::first_via_and_branch(&via).map(|(_, b)| b);
+                proptest::prop_assert_eq!(quick, Some(v.branch()), "{:?}", via);
+            }
+        }
     }
 }
