@@ -1,7 +1,7 @@
 //! Transaction matching keys (RFC 3261 sections 17.1.3 and 17.2.3), encoded as bytes into a
 //! reusable buffer so that matching a retransmission allocates nothing.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 use crate::message::{raw, Host, Method, Via};
 use crate::Message;
@@ -109,14 +109,13 @@ impl KeyedHasher {
 }
 
 impl BuildHasher for KeyedHasher {
-    type Hasher = std::collections::hash_map::DefaultHasher;
+    type Hasher = siphasher::sip::SipHasher13;
 
     fn build_hasher(&self) -> Self::Hasher {
-        // SipHash with the secret written first: the output is unpredictable without it.
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        h.write_u64(self.k0);
-        h.write_u64(self.k1);
-        h
+        // SipHash keyed with the endpoint's secret (its own ChaCha stream): a peer that
+        // cannot learn the key cannot aim its requests at one bucket. (std's DefaultHasher
+        // is SipHash too, but with a fixed key and an algorithm std may change.)
+        siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1)
     }
 }
 
@@ -320,6 +319,30 @@ pub(crate) fn client_key(out: &mut Vec<u8>, branch: &str, method: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // RFC 3261 17.2.3 matching runs on a hash table: its hash is SipHash-1-3 under the
+    // endpoint's 128-bit secret, so every bit of the secret changes where a key lands (with
+    // the secret only fed in as data, a fixed-key hash, the algorithm was std's to change).
+    #[test]
+    fn transaction_keys_are_hashed_with_siphash_keyed_by_the_secret() {
+        use std::hash::Hasher;
+        let key: &[u8] = b"S|INVITE|z9hG4bK776asdhds|pc33.atlanta.com|5060";
+        let (k0, k1) = (0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908);
+        let mut reference = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
+        reference.write_usize(key.len());
+        reference.write(key);
+        let table = KeyTable::<u32>::new(KeyedHasher::new(k0, k1));
+        assert_eq!(table.hash(key), reference.finish());
+        for bit in 0..128 {
+            let (a, b) = if bit < 64 {
+                (k0 ^ 1 << bit, k1)
+            } else {
+                (k0, k1 ^ 1 << (bit - 64))
+            };
+            let other = KeyTable::<u32>::new(KeyedHasher::new(a, b));
+            assert_ne!(other.hash(key), table.hash(key), "key bit {bit}");
+        }
+    }
 
     fn typed_key(via: &str, method: Method<'_>) -> Option<KeyBuf> {
         let msg = format!(
