@@ -16,7 +16,8 @@ use sip_core::{
     Transport,
 };
 
-use crate::{icmp, ListenSpec};
+use crate::ListenSpec;
+use sip_driver_sys::{icmp, os_seed};
 
 /// The longest the loop sleeps without looking at the shutdown flag, so a flag set where no
 /// [`Waker`] can be called (a signal handler, see [`Shutdown::flag`]) is seen within this.
@@ -189,15 +190,6 @@ impl fmt::Debug for Driver {
             .field("summary", &self.summary)
             .finish_non_exhaustive()
     }
-}
-
-/// 32 bytes from the operating system's generator (the `getrandom` crate), for
-/// [`Endpoint::new`], [`SeededRng::new`](sip_core::SeededRng::new) and
-/// [`UserAgent::new`](sip_core::ua::UserAgent::new): call it once for each.
-pub fn os_seed() -> io::Result<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)?;
-    Ok(seed)
 }
 
 impl Driver {

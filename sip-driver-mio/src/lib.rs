@@ -79,10 +79,10 @@
 //! ```
 
 mod driver;
-mod icmp;
 
-pub use driver::{os_seed, Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
+pub use driver::{Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
 pub use sip_core;
 pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
 #[doc(no_inline)]
 pub use sip_core::TransactionUser;
+pub use sip_driver_sys::os_seed;

@@ -15,10 +15,11 @@ use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
+
+use sip_driver_sys::{icmp, os_seed};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::Instrument;
 
-use crate::icmp;
 use crate::log::{self, Dir, StreamLog};
 use crate::{Error, ListenSpec};
 
@@ -74,16 +75,6 @@ pub struct Finished<T> {
     pub tu: T,
     /// The endpoint's counters.
     pub stats: Stats,
-}
-
-/// 32 bytes from the operating system's generator (the `getrandom` crate), for
-/// [`Endpoint::new`], [`SeededRng::new`](sip_core::SeededRng::new) and
-/// [`UserAgent::new`](sip_core::ua::UserAgent::new): call it once for each. [`Driver::bind`]
-/// seeds its endpoint and its built-in transaction user this way.
-pub fn os_seed() -> io::Result<[u8; 32]> {
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed)?;
-    Ok(seed)
 }
 
 impl Driver {

@@ -58,11 +58,11 @@
 mod client;
 mod driver;
 mod error;
-mod icmp;
 mod log;
 
 pub use client::{Client, Incoming, Responder, Responses};
-pub use driver::{os_seed, Driver, Finished, Shutdown};
+pub use driver::{Driver, Finished, Shutdown};
 pub use error::{Error, RequestError};
 pub use sip_core;
 pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
+pub use sip_driver_sys::os_seed;

@@ -1,7 +1,8 @@
-//! The demo programs `sipd` and `sipc` as a user runs them: `--help` on stdout with exit 0,
-//! usage errors on stderr with exit 2, no per-message log lines at the default level `warn`,
-//! and no colour codes when stderr is not a terminal. Each run is bounded: read timeouts,
-//! and a deadline after which the child is killed.
+//! The demo programs as a user runs them, held to one set of conventions (issue 9, point 12):
+//! `sipd` on both drivers (this crate's and `sip-driver-mio`'s) and `sipc` print `--help` on
+//! stdout with exit 0, usage errors on stderr with exit 2, no per-message log lines at the
+//! default level `warn`, and no colour codes when stderr is not a terminal. Each run is
+//! bounded: read timeouts, and a deadline after which the child is killed.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
@@ -14,32 +15,33 @@ use sip_core::{Message, ResponseBuilder, SeededRng};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// Builds example `name` of this package (once per test process) and returns a private link
-/// to it: the mio driver's `sipd` has the same output path (`target/debug/examples/sipd`),
-/// so the shared name is linked away at once, and the help names the driver so that a
-/// mix-up would show. A hard link, not a copy: a file being written cannot be run.
-fn example(name: &str) -> PathBuf {
+/// The drivers whose `sipd` these tests run: package and the name its help gives.
+const DRIVERS: [(&str, &str); 2] = [
+    ("sip-driver-tokio", "tokio driver"),
+    ("sip-driver-mio", "mio driver"),
+];
+
+/// Builds example `name` of package `package` (once per test process) and returns a private
+/// link to it: both drivers' `sipd` have the same output path (`target/debug/examples/sipd`),
+/// so the shared name is linked away at once (one build at a time), and the help names the
+/// driver so that a mix-up would show. A hard link, not a copy: a file being written cannot
+/// be run.
+fn example(package: &str, name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+    let key = format!("{package}-{name}");
+    if let Some((_, path)) = built.iter().find(|(n, _)| *n == key) {
         return path.clone();
     }
-    let path = build_example(name);
-    built.push((name.to_owned(), path.clone()));
+    let path = build_example(package, name);
+    built.push((key, path.clone()));
     path
 }
 
-fn build_example(name: &str) -> PathBuf {
+fn build_example(package: &str, name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            env!("CARGO_PKG_NAME"),
-            "--example",
-            name,
-        ])
+        .args(["build", "-q", "-p", package, "--example", name])
         .arg("--message-format=json")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit())
@@ -57,8 +59,7 @@ fn build_example(name: &str) -> PathBuf {
             Some(l[at..].split('"').next()?.to_owned())
         })
         .expect("cargo names the executable");
-    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("{}-{name}", env!("CARGO_PKG_NAME")));
+    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{package}-{name}"));
     let _ = std::fs::remove_file(&copy);
     std::fs::hard_link(&built, &copy).expect("link the example");
     copy
@@ -119,7 +120,7 @@ fn finish(mut child: Child, stderr_lines: Option<mpsc::Receiver<String>>) -> Out
     }
 }
 
-fn assert_help(program: &PathBuf, name: &str) {
+fn assert_help(program: &PathBuf, name: &str, driver: &str) {
     for flag in ["--help", "-h"] {
         let out = run(program, &[flag]);
         assert_eq!(out.status.code(), Some(0), "{name} {flag}");
@@ -128,7 +129,7 @@ fn assert_help(program: &PathBuf, name: &str) {
             "{name} {flag}: {}",
             out.stdout
         );
-        assert!(out.stdout.contains("tokio driver"), "{}", out.stdout);
+        assert!(out.stdout.contains(driver), "{}", out.stdout);
         assert_eq!(out.stderr, "", "{name} {flag}");
     }
 }
@@ -217,32 +218,48 @@ fn sipd_answering_one_options(sipd: &PathBuf, args: &[&str]) -> Output {
 
 #[test]
 fn sipd_help_is_on_stdout_and_usage_errors_on_stderr() {
-    let sipd = example("sipd");
-    assert_help(&sipd, "sipd");
-    assert_usage_error(&sipd, "sipd", &["--bogus"]);
-    assert_usage_error(&sipd, "sipd", &["--ring", "soon"]);
-    assert_usage_error(&sipd, "sipd", &["--log", "no=such=filter"]);
+    for (package, driver) in DRIVERS {
+        let sipd = example(package, "sipd");
+        assert_help(&sipd, "sipd", driver);
+        assert_usage_error(&sipd, "sipd", &["--bogus"]);
+        assert_usage_error(&sipd, "sipd", &["--ring", "soon"]);
+        assert_usage_error(&sipd, "sipd", &["--log", "no=such=filter"]);
+    }
 }
 
 #[test]
 fn sipd_logs_no_message_at_the_default_level_and_no_colour_into_a_pipe() {
-    let sipd = example("sipd");
-    let quiet = sipd_answering_one_options(&sipd, &[]);
-    assert!(quiet.status.success(), "{}", quiet.stderr);
-    let lines: Vec<&str> = quiet.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "only the listening line: {lines:?}");
-    assert!(quiet.stdout.starts_with("sipd: ran"), "{}", quiet.stdout);
-    // `--log info` writes a line per message, without colour codes into the pipe
-    let chatty = sipd_answering_one_options(&sipd, &["--log", "info"]);
-    assert!(chatty.status.success());
-    assert!(chatty.stderr.contains("OPTIONS"), "{}", chatty.stderr);
-    assert!(!chatty.stderr.contains('\x1b'), "{}", chatty.stderr);
+    for (package, _) in DRIVERS {
+        let sipd = example(package, "sipd");
+        let quiet = sipd_answering_one_options(&sipd, &[]);
+        assert!(quiet.status.success(), "{package}: {}", quiet.stderr);
+        let lines: Vec<&str> = quiet.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{package}: only the listening line: {lines:?}"
+        );
+        assert!(quiet.stdout.starts_with("sipd: ran"), "{}", quiet.stdout);
+        // `--log info` writes a line per message, without colour codes into the pipe
+        let chatty = sipd_answering_one_options(&sipd, &["--log", "info"]);
+        assert!(chatty.status.success());
+        assert!(
+            chatty.stderr.contains("OPTIONS"),
+            "{package}: {}",
+            chatty.stderr
+        );
+        assert!(
+            !chatty.stderr.contains('\x1b'),
+            "{package}: {}",
+            chatty.stderr
+        );
+    }
 }
 
 #[test]
 fn sipc_help_is_on_stdout_and_usage_errors_on_stderr() {
-    let sipc = example("sipc");
-    assert_help(&sipc, "sipc");
+    let sipc = example("sip-driver-tokio", "sipc");
+    assert_help(&sipc, "sipc", "tokio driver");
     assert_usage_error(&sipc, "sipc", &[]);
     assert_usage_error(&sipc, "sipc", &["ping", "sip:127.0.0.1"]);
     assert_usage_error(&sipc, "sipc", &["options", "sip:example.invalid"]);
@@ -274,7 +291,7 @@ fn sipc_options(sipc: &PathBuf, args: &[&str]) -> Output {
 
 #[test]
 fn sipc_logs_no_message_at_the_default_level_and_no_colour_into_a_pipe() {
-    let sipc = example("sipc");
+    let sipc = example("sip-driver-tokio", "sipc");
     let quiet = sipc_options(&sipc, &[]);
     assert!(quiet.status.success(), "{}", quiet.stderr);
     assert!(

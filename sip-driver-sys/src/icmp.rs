@@ -1,5 +1,5 @@
 //! ICMP errors on UDP sockets, reported to the endpoint as unreachable destinations (RFC 3261
-//! section 18.4; [`Endpoint::handle_unreachable`](sip_core::Endpoint::handle_unreachable)).
+//! section 18.4; `sip_core::Endpoint::handle_unreachable`).
 //!
 //! A UDP socket that is not connected hears nothing of an ICMP port or host unreachable on
 //! most systems, so a request to a closed port waits for timer F. On Linux and Android the
@@ -12,11 +12,11 @@
 
 use std::io;
 
-pub(crate) use imp::{drain, enable};
+pub use imp::{drain, enable};
 
 /// Is this failed `send_to` a verdict on the destination (so its transactions should end),
 /// rather than a passing condition (a full buffer) or an older error surfacing?
-pub(crate) fn unreachable_send(e: &io::Error) -> bool {
+pub fn unreachable_send(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::NetworkUnreachable
@@ -31,7 +31,7 @@ pub(crate) fn unreachable_send(e: &io::Error) -> bool {
 /// A failed `send_to` that reports an earlier ICMP error rather than this datagram's fate:
 /// Linux answers the next send on a socket with a pending error with that error, and does
 /// not send the datagram. The error queue says which destination it was about.
-pub(crate) fn stale_error(e: &io::Error) -> bool {
+pub fn stale_error(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::ConnectionRefused
 }
 
@@ -52,7 +52,7 @@ mod imp {
 
     /// Asks the kernel to queue ICMP errors on `socket` (bound to an address of `local`'s
     /// family). Failure leaves the socket as it was: errors are then not reported.
-    pub(crate) fn enable(socket: &impl AsFd, local: SocketAddr) -> io::Result<()> {
+    pub fn enable(socket: &impl AsFd, local: SocketAddr) -> io::Result<()> {
         if local.is_ipv6() {
             setsockopt(socket, sockopt::Ipv6RecvErr, &true)?;
             // Dual-stack sockets also carry IPv4 (mapped) traffic.
@@ -66,7 +66,7 @@ mod imp {
     /// Reads `socket`'s error queue and pushes onto `out` the destinations that an ICMP
     /// message said are unreachable (port, host or network unreachable; not "packet too
     /// big", which is about the size of one datagram). Never blocks.
-    pub(crate) fn drain(socket: &impl AsFd, out: &mut Vec<SocketAddr>) {
+    pub fn drain(socket: &impl AsFd, out: &mut Vec<SocketAddr>) {
         let fd = socket.as_fd().as_raw_fd();
         let mut data = [0u8; 64];
         let mut control = nix::cmsg_space!(libc::sock_extended_err, libc::sockaddr_in6);
@@ -123,10 +123,10 @@ mod imp {
     use std::net::SocketAddr;
 
     /// Nothing to enable on this system: ICMP errors are not reported.
-    pub(crate) fn enable<S>(_socket: &S, _local: SocketAddr) -> io::Result<()> {
+    pub fn enable<S>(_socket: &S, _local: SocketAddr) -> io::Result<()> {
         Ok(())
     }
 
     /// Nothing to read on this system.
-    pub(crate) fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) {}
+    pub fn drain<S>(_socket: &S, _out: &mut Vec<SocketAddr>) {}
 }
