@@ -324,6 +324,9 @@ impl Owner {
                     tu.handle_timeout(now, &mut self.ep);
                 }
                 self.drain(&mut tu);
+                // A finished connection task stays in the set until joined: reap them, or
+                // every connection ever opened would keep its task's memory until shutdown.
+                while self.tasks.try_join_next().is_some() {}
                 if *self.shutdown.borrow() {
                     break;
                 }
