@@ -602,6 +602,29 @@ def cmd_noread(a):
           f"RSS {mb(rss0)} -> {mb(rss1)}, peak {mb(hwm)}")
 
 
+# --- 8. connections that come and go --------------------------------------------------------
+
+def cmd_churn(a):
+    """Connections opened and closed in rounds: does sipd give back what each one took?"""
+    rss = [mem(a.pid)[0]]
+    srcs = sources(a.prefix, (a.per_round + 49) // 50)
+    for _ in range(a.rounds):
+        socks = []
+        for src in srcs:
+            for _ in range(50):
+                if len(socks) < a.per_round:
+                    try:
+                        socks.append(tcp_connect(src, a.port))
+                    except OSError:
+                        pass
+        settle(a.pid)
+        close_all(socks)
+        settle(a.pid)
+        rss.append(mem(a.pid)[0])
+    print(f"churn: {a.rounds} rounds of {a.per_round} connections opened, then closed with a "
+          f"reset: RSS after each round " + " -> ".join(mb(r) for r in rss))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -670,6 +693,12 @@ def main():
     sp.add_argument("--via-bytes", type=int, default=60000)
     sp.add_argument("--max-seconds", type=float, default=60)
     sp.set_defaults(f=cmd_noread)
+
+    sp = sub.add_parser("churn")
+    common(sp, 80)
+    sp.add_argument("--rounds", type=int, default=4)
+    sp.add_argument("--per-round", type=int, default=5000)
+    sp.set_defaults(f=cmd_churn)
 
     a = p.parse_args()
     a.f(a)

@@ -35,6 +35,8 @@
 #             OPTIONS each whose four long Vias (45 KB in all) make each 200 as large, and
 #             never read: what sipd's per-connection write queues hold (RSS), outside the
 #             byte budget.
+#   churn     (not in the issue) 4 rounds of 5,000 connections (50 per source) opened, then
+#             closed with a reset: RSS after each round (what each ended connection leaves).
 #
 # Environment: PORT (15070), SIPD_ARGS (more sipd arguments, e.g. "--log warn" for an older
 # tokio sipd), TAG (appended to the driver's name in the output), OUT (/tmp/sip-adversarial/<time>), SIPD_MIO, SIPD_TOKIO (prebuilt
@@ -48,7 +50,7 @@ ROOT=$(pwd)
 
 PORT=${PORT:-15070}
 OUT=${OUT:-/tmp/sip-adversarial/$(date +%Y%m%d-%H%M%S)}
-ATTACKS=${ATTACKS:-partial idle invites lockout lockout-many reflect dribble noread}
+ATTACKS=${ATTACKS:-partial idle invites lockout lockout-many reflect dribble noread churn}
 PARTIAL_CONNS=${PARTIAL_CONNS:-8000}
 PARTIAL_BYTES=${PARTIAL_BYTES:-60000}
 IDLE_CONNS=${IDLE_CONNS:-8192}
@@ -152,6 +154,7 @@ run() {
             cmd=(reflect --mode maddr)
             ;;
         dribble) cmd=(dribble) ;;
+        churn) cmd=(churn --rounds 4 --per-round 5000) ;;
         noread) cmd=(noread --conns "$NOREAD_CONNS" --per-source 16 --requests 1000) ;;
         *)
             echo "unknown attack $attack" >&2
