@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,10 @@ const INPUT_QUEUE: usize = 1024;
 const UDP_QUEUE: usize = 1024;
 /// Messages queued for one connection before it is deemed stuck and closed.
 const STREAM_QUEUE: usize = 1024;
+/// Bytes queued for one connection before it is deemed stuck and closed, as on the mio
+/// driver: sixteen of the largest messages. A peer that never reads its responses (which
+/// copy its Vias) would otherwise pin up to [`STREAM_QUEUE`] messages of 64 KiB each.
+const STREAM_QUEUE_BYTES: usize = 1 << 20;
 /// How long an outbound connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(32);
 
@@ -266,6 +271,11 @@ type DatagramTx = mpsc::Sender<(SocketAddr, Vec<u8>)>;
 struct Conn {
     tx: mpsc::Sender<Vec<u8>>,
     reader: AbortHandle,
+    /// Aborted when the connection is stuck (its queue is full): a peer that does not read
+    /// would keep the write pending, and the socket open, for ever.
+    writer: AbortHandle,
+    /// Bytes handed to the writer task and not written yet.
+    queued: Arc<AtomicUsize>,
 }
 
 /// The task state that owns the endpoint.
@@ -305,6 +315,9 @@ impl Owner {
                     tu.handle_timeout(now, &mut self.ep);
                 }
                 self.drain(&mut tu);
+                // A finished connection task stays in the set until joined: reap them, or
+                // every connection ever opened would keep its task's memory until shutdown.
+                while self.tasks.try_join_next().is_some() {}
                 if *self.shutdown.borrow() {
                     break;
                 }
@@ -422,24 +435,33 @@ impl Owner {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let queued = Arc::new(AtomicUsize::new(0));
         let span = tracing::info_span!("conn", ?flow);
         let reader = self.tasks.spawn(
             stream_reader(read, flow, transport, local, remote, self.input_tx.clone())
                 .instrument(span.clone()),
         );
-        self.tasks.spawn(
+        let writer = self.tasks.spawn(
             stream_writer(
                 write,
                 flow,
                 transport,
                 local,
                 remote,
-                rx,
+                (rx, queued.clone()),
                 self.input_tx.clone(),
             )
             .instrument(span),
         );
-        self.conns.insert(flow, Conn { tx, reader });
+        self.conns.insert(
+            flow,
+            Conn {
+                tx,
+                reader,
+                writer,
+                queued,
+            },
+        );
     }
 
     /// Hands every event to the transaction user, then performs every transmit, then every
@@ -530,13 +552,22 @@ impl Owner {
                 }
             }
             Some(flow) => {
-                let sent = self.conns.get(&flow).map(|c| c.tx.try_send(bytes).is_ok());
+                let sent = self.conns.get(&flow).map(|c| {
+                    let len = bytes.len();
+                    let waiting = c.queued.load(Ordering::Relaxed);
+                    if waiting > 0 && waiting + len > STREAM_QUEUE_BYTES {
+                        return false;
+                    }
+                    c.queued.fetch_add(len, Ordering::Relaxed);
+                    c.tx.try_send(bytes).is_ok()
+                });
                 if sent != Some(true) {
                     if sent.is_some() {
                         tracing::warn!(?flow, "connection send queue full, closing it");
                     }
                     if let Some(conn) = self.conns.remove(&flow) {
                         conn.reader.abort();
+                        conn.writer.abort();
                     }
                     self.ep
                         .handle_flow_event(Instant::now(), flow, FlowEvent::Closed);
@@ -720,7 +751,8 @@ async fn stream_writer(
     transport: Transport,
     local: SocketAddr,
     remote: SocketAddr,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    // the queue of messages to write, and its size in bytes
+    (mut rx, queued): (mpsc::Receiver<Vec<u8>>, Arc<AtomicUsize>),
     inputs: mpsc::Sender<Input>,
 ) {
     while let Some(data) = rx.recv().await {
@@ -730,6 +762,7 @@ async fn stream_writer(
             let _ = inputs.send(Input::Closed { flow }).await;
             return;
         }
+        queued.fetch_sub(data.len(), Ordering::Relaxed);
     }
     // The owner dropped the connection: what was queued is written, now close it.
     let _ = write.shutdown().await;

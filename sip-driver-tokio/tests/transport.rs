@@ -378,3 +378,53 @@ async fn bytes_queued_before_a_close_are_written_first() {
     let done = stop(stop_h, task).await;
     assert_eq!(done.stats.malformed, 1);
 }
+
+#[tokio::test]
+async fn a_peer_that_never_reads_is_closed_before_its_responses_pile_up() {
+    // RFC 3261 18.3 leaves flow control to TCP; a peer that sends requests and never reads
+    // the responses (each copies the request's Vias, section 8.2.6.2) must not make the
+    // driver hold them without bound: its connection is closed once about 1 MiB waits, as
+    // on the mio driver (it used to take 1,024 messages of any size, up to 64 MiB).
+    let (addr, stop_h, task) = server("tcp:127.0.0.1:0").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = bounded("connect", socket.connect(addr)).await.unwrap();
+    let me = stream.local_addr().unwrap();
+    // Three long Vias make each 200 about 45 KB: 300 of them are 13.5 MB, beyond the kernel's
+    // socket buffers and 1 MiB, and fewer than 1,024 messages.
+    const N: usize = 300;
+    let pad = "v".repeat(15_000);
+    let vias = format!("\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKp;x={pad}").repeat(3);
+    for i in 0..N {
+        let request = options("TCP", me, addr, &format!("w{i}")).replacen(
+            "\r\nFrom:",
+            &format!("{vias}\r\nFrom:"),
+            1,
+        );
+        if bounded("write", stream.write_all(request.as_bytes()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    // Now read: the responses written before the close, then the end of the stream.
+    let needle = b"SIP/2.0 200 OK";
+    let (mut answered, mut tail) = (0usize, Vec::new());
+    let mut buf = vec![0u8; 65536];
+    while answered < N {
+        match bounded("read", stream.read(&mut buf)).await {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                tail.extend_from_slice(&buf[..k]);
+                answered += tail.windows(needle.len()).filter(|w| w == needle).count();
+                tail.drain(..tail.len().saturating_sub(needle.len() - 1));
+            }
+        }
+    }
+    assert!(
+        answered < N,
+        "all {N} responses of about 45 KB were kept for a peer that did not read"
+    );
+    stop(stop_h, task).await;
+}
