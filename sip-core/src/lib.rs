@@ -10,20 +10,28 @@
 //! - [`MessageView`]: a zero-copy view (start line, header spans, body) found in one pass;
 //!   no heap allocation for up to [`message::INLINE_HEADERS`] header lines.
 //! - [`Message`]: every known header typed ([`HeaderValue`]), in one allocation.
-//! - [`OwnedMessage`]: one shared buffer plus spans, for what must outlive the input.
+//! - [`OwnedMessage`]: one shared buffer plus spans, for what must outlive the input; it
+//!   keeps the [`Limits`] it was parsed with.
+//! - [`MessageEditor`] (from [`OwnedMessage::edit`]): what a proxy or B2BUA changes in a
+//!   received message (Request-URI, Via, Record-Route, Max-Forwards, any header by name, the
+//!   body), unchanged lines copied byte for byte.
 //! - [`RequestBuilder`] and [`response_to`]: building messages, with tags, branches and
-//!   Call-IDs drawn from a caller-supplied [`Rng`].
+//!   Call-IDs drawn from a caller-supplied [`Rng`]. Builders and the editor refuse CR, LF
+//!   and NUL in what they are given (no header injection).
 //! - [`validate`]: the response a UAS or proxy owes a request that parses but is not
 //!   acceptable (RFC 3261 sections 8.2 and 16.3), and which responses to drop.
 //! - [`Endpoint`]: bytes and timer ticks in, [`Transmit`]s, [`IoRequest`]s and [`Event`]s
 //!   out; the four transaction state machines of RFC 3261 section 17 (with RFC 6026), the
 //!   Via rules of section 18 and RFC 3581, stream framing and keep-alives (RFC 5626
-//!   section 3.5.1). Time and the random seed are arguments.
+//!   section 3.5.1). Time and the random seed are arguments. Its defaults assume untrusted
+//!   peers: responses go only to a request's source ([`ResponsePolicy`]), what peers can
+//!   make it hold is bounded in bytes ([`Config::max_held_bytes`]), and connections are
+//!   limited per source address ([`Config::max_flows_per_source`]).
 //!
 //! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
-//! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a SIP URI to transports, addresses and ports
-//! (the caller gives a [`Target`]), TLS, digest authentication, a registrar and a proxy
-//! core.
+//! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
+//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS, digest
+//! authentication, a registrar and a proxy core.
 //!
 //! Randomness: every tag, branch and Call-ID is drawn from ChaCha20 keyed with a 32-byte
 //! seed ([`SeededRng`]). sip-core never asks the operating system for it: the drivers do
