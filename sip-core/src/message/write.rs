@@ -74,14 +74,16 @@ pub(crate) fn write_unfolded(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn write_name_addr(out: &mut Vec<u8>, n: &NameAddr<'_>) {
-    match n.display_name {
-        Some(DisplayName::Quoted(q)) => {
+/// A display name as written in a name-addr: a quoted string with its quotes (folds
+/// unfolded), or the tokens separated by one space.
+fn write_display_name(out: &mut Vec<u8>, d: &DisplayName<'_>) {
+    match d {
+        DisplayName::Quoted(q) => {
             out.push(b'"');
             write_unfolded(out, q);
-            out.extend_from_slice(b"\" ");
+            out.push(b'"');
         }
-        Some(DisplayName::Tokens(t)) => {
+        DisplayName::Tokens(t) => {
             for (i, w) in t
                 .split([' ', '\t', '\r', '\n'])
                 .filter(|w| !w.is_empty())
@@ -92,9 +94,14 @@ fn write_name_addr(out: &mut Vec<u8>, n: &NameAddr<'_>) {
                 }
                 out.extend_from_slice(w.as_bytes());
             }
-            out.push(b' ');
         }
-        None => {}
+    }
+}
+
+fn write_name_addr(out: &mut Vec<u8>, n: &NameAddr<'_>) {
+    if let Some(d) = &n.display_name {
+        write_display_name(out, d);
+        out.push(b' ');
     }
     let bracket = n.bracketed || n.display_name.is_some();
     if bracket {
@@ -258,25 +265,7 @@ impl std::fmt::Display for DisplayName<'_> {
     /// As written in a name-addr: a quoted string with its quotes, or the tokens.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut out = Vec::with_capacity(32);
-        match self {
-            DisplayName::Quoted(q) => {
-                out.push(b'"');
-                write_unfolded(&mut out, q);
-                out.push(b'"');
-            }
-            DisplayName::Tokens(t) => {
-                for (i, w) in t
-                    .split([' ', '\t', '\r', '\n'])
-                    .filter(|w| !w.is_empty())
-                    .enumerate()
-                {
-                    if i > 0 {
-                        out.push(b' ');
-                    }
-                    out.extend_from_slice(w.as_bytes());
-                }
-            }
-        }
+        write_display_name(&mut out, self);
         write_utf8(f, &out)
     }
 }
