@@ -185,9 +185,8 @@ impl RequestBuilder {
     }
 
     /// A builder holding the parts of `request`, to derive another request from it: a
-    /// B2BUA's request on its other leg, a CANCEL or ACK written by hand (section 9.1:
-    /// `.method(Method::Cancel).no_body()` keeps the Request-URI, Call-ID, From, To and
-    /// CSeq number), a retry. Copies the method, Request-URI, From (with its tag), To,
+    /// B2BUA's request on its other leg, a retry. (For a CANCEL use
+    /// [`RequestBuilder::cancel_for`], which keeps only what section 9.1 lists.) Copies the method, Request-URI, From (with its tag), To,
     /// Call-ID, CSeq number, Max-Forwards, Contact, the body with its Content-Type, and every
     /// other header line in order (folds unfolded), except Via (the new request gets its
     /// own: add one with [`RequestBuilder::via`], or let
@@ -233,21 +232,24 @@ impl RequestBuilder {
 
     /// The CANCEL for `request` (RFC 3261 section 9.1): the same Request-URI, Call-ID, To,
     /// From and CSeq number, method CANCEL, only the request's top Via value (so the
-    /// CANCEL matches its transaction at the next hop), its Route values, Max-Forwards,
-    /// no body. Fails on a response or a request without Via.
+    /// CANCEL matches its transaction at the next hop), its Route values, Max-Forwards 70
+    /// (section 8.1.1.6), no body. Fails on a response or a request without Via.
+    ///
+    /// This is for a CANCEL sent by hand (a stateless element, a test peer). Through an
+    /// [`Endpoint`](crate::Endpoint), use [`Endpoint::cancel`](crate::Endpoint::cancel):
+    /// it writes the CANCEL from the INVITE's client transaction, whose Via carries the
+    /// branch the endpoint chose (`send_request` adds a Via of its own, so a request built
+    /// here would not match).
     pub fn cancel_for(request: &Message<'_>) -> Result<RequestBuilder, BuildError> {
         let top = request
-            .view()
-            .header(HeaderName::Via)
-            .ok_or(BuildError::Missing("Via"))?;
-        let top = request
             .top_via()
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| unfolded(top));
+            .ok_or(BuildError::Missing("Via"))?
+            .to_string();
         let mut b = Self::from_request(request)?
             .method(Method::Cancel)
             .no_body()
             .via_value(&top);
+        b.max_forwards = 70;
         b.contact = None;
         b.extra
             .retain(|(n, _)| HeaderName::from_name(n) == HeaderName::Route);
@@ -678,7 +680,12 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
                 v,
             )?;
             let kind = HeaderName::from_bytes(n.as_bytes());
-            crate::message::check_header_value(kind, v.trim()).map_err(invalid)?;
+            crate::message::check_header_value(
+                kind,
+                v.trim(),
+                crate::Limits::DEFAULT.max_uri_length,
+            )
+            .map_err(invalid)?;
         }
         Ok(())
     }
@@ -1065,6 +1072,8 @@ mod tests {
         let with_route = {
             let mut e = req.edit();
             e.append("Route", "<sip:p1.example.com;lr>").unwrap();
+            // a request that arrived out of hops still gets a CANCEL that can travel
+            e.set("Max-Forwards", "0").unwrap();
             e.finish().unwrap()
         };
         let inv = with_route.message().unwrap();
@@ -1082,6 +1091,7 @@ mod tests {
         assert_eq!(c.cseq().unwrap().method, Method::Cancel);
         assert_eq!(c.vias().collect::<Vec<_>>(), [inv.top_via().unwrap()]);
         assert_eq!(c.routes().count(), 1);
+        assert_eq!(c.max_forwards(), Some(70));
         assert!(c.contacts().next().is_none());
         assert!(c.values(HeaderName::Timestamp).next().is_none());
         assert_eq!((c.body(), c.content_length()), (&b""[..], Some(0)));

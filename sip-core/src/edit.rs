@@ -483,6 +483,21 @@ impl MessageEditor {
                 source: ParseError::new(ErrorKind::TooManyHeaders, head_end),
             });
         }
+        // Via values (a prepended Via must not take the message past the limit the peer's
+        // parser, or this endpoint's, enforces: section 16.6 step 8 on a request that has
+        // travelled far).
+        let vias: usize = self
+            .lines
+            .iter()
+            .filter(|l| l.kind == HeaderName::Via)
+            .map(|l| value_count(std::str::from_utf8(bytes(l.value())).unwrap_or("")))
+            .sum();
+        if vias > limits.max_vias {
+            return Err(BuildError::Invalid {
+                part: "message",
+                source: ParseError::new(ErrorKind::TooManyVias, head_end),
+            });
+        }
 
         let mut out = Vec::with_capacity(size);
         let mut headers: Vec<RawSpan> = Vec::with_capacity(count);
@@ -681,9 +696,11 @@ impl MessageEditor {
                 source: ParseError::new(ErrorKind::HeaderLineTooLong, 0),
             });
         }
-        crate::message::check_header_value(kind, value).map_err(|at| BuildError::Invalid {
-            part: "header",
-            source: ParseError::new(ErrorKind::InvalidHeader(kind), at),
+        crate::message::check_header_value(kind, value, limits.max_uri_length).map_err(|at| {
+            BuildError::Invalid {
+                part: "header",
+                source: ParseError::new(ErrorKind::InvalidHeader(kind), at),
+            }
         })?;
         Ok(Line {
             name: self.push_text(name),
@@ -714,6 +731,18 @@ fn editable(name: &str) -> Result<HeaderName, BuildError> {
 
 /// The offset of the comma that ends the first value of a list header line, outside quoted
 /// strings and `<>` (section 7.3.1); `None` for a single value.
+/// How many comma-separated values a list header's value holds (commas inside quoted
+/// strings and `<>` do not separate).
+fn value_count(value: &str) -> usize {
+    let mut n = 1;
+    let mut rest = value;
+    while let Some(i) = first_value_end(rest) {
+        n += 1;
+        rest = rest.get(i + 1..).unwrap_or("");
+    }
+    n
+}
+
 fn first_value_end(value: &str) -> Option<usize> {
     let b = value.as_bytes();
     let mut angle = false;
@@ -929,6 +958,33 @@ mod tests {
         let typed = out.message().unwrap();
         assert_eq!((typed.body(), typed.content_length()), (&b""[..], Some(0)));
         assert!(typed.content_type().is_none());
+    }
+
+    // RFC 3261 section 16.6 step 8 and the message's limits: a Via prepended to a request
+    // already holding the most Via values its limits allow is refused, counted by value
+    // (INVITE holds three on two lines), and a URI is held to the message's URI limit.
+    #[test]
+    fn edits_are_held_to_the_via_and_uri_limits_the_message_was_parsed_with() {
+        let limits = crate::Limits {
+            max_vias: 3,
+            max_uri_length: 64,
+            ..crate::Limits::DEFAULT
+        };
+        let m = OwnedMessage::parse_typed(INVITE, &limits).unwrap();
+        let mut e = m.edit();
+        e.prepend_via("SIP/2.0/UDP p3.example.com;branch=z9hG4bK3")
+            .unwrap();
+        let err = e.finish().unwrap_err();
+        assert!(
+            matches!(&err, BuildError::Invalid { source, .. } if source.kind == ErrorKind::TooManyVias),
+            "{err:?}"
+        );
+        let long = format!("<sip:{}@example.com>", "a".repeat(80));
+        assert!(m.edit().prepend_record_route(&long).is_err());
+        assert!(m
+            .edit()
+            .prepend_record_route("<sip:p1.example.com;lr>")
+            .is_ok());
     }
 
     // RFC 3261 sections 7.3.1 and 25.1: the editor refuses what the builders refuse.

@@ -39,7 +39,11 @@ pub(crate) fn check_request_uri(s: &str) -> bool {
 /// Checks one header value against its grammar (builders and the editor check what callers
 /// add): the fast path of the one-pass parse first (it accepts only what the general
 /// grammar accepts), the general parser for the rest.
-pub(crate) fn check_header_value(name: HeaderName, value: &str) -> Result<(), usize> {
+pub(crate) fn check_header_value(
+    name: HeaderName,
+    value: &str,
+    max_uri: usize,
+) -> Result<(), usize> {
     /// Keeps only the last value: the check needs none of them.
     struct Discard<'a>(HeaderValue<'a>);
     impl<'a> fast::Sink<'a> for Discard<'a> {
@@ -47,7 +51,6 @@ pub(crate) fn check_header_value(name: HeaderName, value: &str) -> Result<(), us
             &mut self.0
         }
     }
-    let max_uri = crate::Limits::DEFAULT.max_uri_length;
     let (n, end) = fast::line(name, value, 0, max_uri, &mut Discard(HeaderValue::Empty));
     if n > 0 && end == value.len() {
         return Ok(());
