@@ -299,3 +299,51 @@ fn rfc3261_17_2_1_timer_g_retransmissions_must_be_earned_but_a_repeated_invite_i
     ep.handle_datagram(end, addr(SERVER), addr(VICTIM), &invite);
     assert_eq!(drain(&mut ep), 1, "a repeated request is answered");
 }
+
+// RFC 3261 13.3.1.4, 26.1.5: a 2xx is known by its bytes, so a transaction user that builds
+// the same 2xx again for each retransmission (instead of resending one message) is held to
+// the same credit as one that resends it: without it, every rebuilt copy went out.
+#[test]
+fn rfc3261_13_3_1_4_a_2xx_built_again_is_a_retransmission_held_to_the_credit() {
+    let config = Config {
+        listeners: vec![Listener::new(Transport::Udp, addr(SERVER))],
+        ..Config::default()
+    };
+    let start = Instant::now();
+    let mut ep = Endpoint::new(config, [7; 32]);
+    let invite = forged_invite("192.0.2.1:40000", "");
+    ep.handle_datagram(start, addr(SERVER), addr(VICTIM), &invite);
+    let Some(Event::Request { tx, request, .. }) = ep.poll_event() else {
+        panic!("no request");
+    };
+    let ok = sip_core::response_to(
+        &request.message().unwrap(),
+        200,
+        &mut SeededRng::new([2; 32]),
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut out = 0;
+    let mut copies = Vec::new();
+    for i in 0..20 {
+        // a fresh buffer holding the same bytes each time (all kept, so that no buffer's
+        // address comes back for the next copy)
+        copies.push(sip_core::OwnedMessage::parse(ok.as_bytes()).unwrap());
+        let again = copies.last().unwrap();
+        ep.send_response(start + Duration::from_millis(500 * i), tx, again)
+            .unwrap();
+        while let Some(t) = ep.poll_transmit(&mut buf) {
+            assert_eq!(t.remote, addr(VICTIM));
+            out += buf.len();
+        }
+    }
+    assert!(
+        ep.stats().withheld > 0,
+        "rebuilt copies are retransmissions"
+    );
+    assert!(
+        out <= (ResponsePolicy::MAX_AMPLIFICATION * invite.len()).max(ok.as_bytes().len()),
+        "{out} bytes out for {} in",
+        invite.len()
+    );
+}

@@ -291,9 +291,9 @@ struct ServerEntry {
     last_response: Option<Payload>,
     /// Are the machine's timers in the index yet? See [`Endpoint::unarmed`].
     armed: bool,
-    /// The buffer address and length of the 2xx sent in Accepted: the transaction user
-    /// sending the same message again is retransmitting it (section 13.3.1.4).
-    sent_2xx: Option<(usize, usize)>,
+    /// The keyed hash of the 2xx sent in Accepted: the transaction user sending the same
+    /// bytes again is retransmitting it (section 13.3.1.4).
+    sent_2xx: Option<u64>,
     /// Bytes charged to the budget for it (see [`Endpoint::recharge_server`]).
     charged: usize,
 }
@@ -712,6 +712,14 @@ impl Endpoint {
         if !(100..=699).contains(&code) {
             return Err(SendError::NotAResponse);
         }
+        // A 2xx is known by its content (keyed hash), not by its buffer: a transaction user
+        // that builds the same 2xx again is retransmitting it too, and a freed buffer's
+        // address may come back for another message.
+        // (Only the untrusted-peer policy withholds retransmissions, so only it pays for the
+        // hash: about 1,500 instructions for a 2xx with an offer.)
+        let is_2xx = (200..=299).contains(&code);
+        let sent = (is_2xx && self.config.response_policy == ResponsePolicy::SourceOnly)
+            .then(|| self.server_keys.hash(response.as_bytes()));
         let timers = &self.config.timers;
         let entry = self
             .servers
@@ -725,17 +733,13 @@ impl Endpoint {
         let after = entry.m.timers;
         // The same 2xx again (the transaction user's section 13.3.1.4 retransmission) is
         // sent only if its destination has earned it; another 2xx is a first transmission.
-        let sent = (
-            response.as_bytes().as_ptr() as usize,
-            response.as_bytes().len(),
-        );
-        let sending = if (200..=299).contains(&code) && entry.sent_2xx == Some(sent) {
+        let sending = if sent.is_some() && entry.sent_2xx == sent {
             Sending::Retransmission
         } else {
             Sending::Answer
         };
-        if (200..=299).contains(&code) {
-            entry.sent_2xx = Some(sent);
+        if is_2xx {
+            entry.sent_2xx = sent;
         }
         let data = Payload::Message(response.clone());
         // What each state needs (figures 7 and 8, RFC 6026): Completed resends the final
