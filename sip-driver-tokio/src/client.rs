@@ -19,6 +19,10 @@ use crate::{Driver, Error, RequestError};
 /// Requests queued for the application before new ones are answered 503.
 const INCOMING_QUEUE: usize = 256;
 
+/// Forks of an INVITE given up at timer C whose 2xx gets an ACK and a BYE; 2xx responses
+/// with further To tags are ignored (they time out at the callee).
+const MAX_ABANDONED_FORKS: usize = 16;
+
 /// What the handles ask of the owner task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -540,7 +544,7 @@ impl AppTu {
     fn abandon(&mut self, now: Instant, tx: ClientTxId, ep: &Endpoint) {
         if let Some((invite, target)) = self.invites.remove(&tx) {
             self.abandoned.retain(|_, a| a.until > now);
-            let until = now + ep.config().timers.t1x64() * 2;
+            let until = now + ep.config().timers.t1x64().saturating_mul(2);
             self.abandoned.insert(
                 tx,
                 Abandoned {
@@ -576,12 +580,23 @@ impl AppTu {
         let Ok(ok) = response.message() else {
             return;
         };
+        // Only a 2xx to the INVITE itself: the 200 to the CANCEL carries the same CSeq
+        // number (section 9.1) and must not start an ACK and a BYE.
+        if ok.cseq().map(|c| c.method) != Some(Method::Invite) {
+            return;
+        }
         let to_tag = ok.to().and_then(|t| t.tag()).unwrap_or("").to_owned();
         let Some(a) = self.abandoned.get_mut(&tx) else {
             return;
         };
         if a.ended.contains(&to_tag) {
             self.reack(now, response, ep);
+            return;
+        }
+        // Each fork's 2xx costs an ACK and a BYE: a bounded number of forks per abandoned
+        // INVITE, so that forged 2xx responses cannot make the client send without end.
+        if a.ended.len() >= MAX_ABANDONED_FORKS {
+            tracing::debug!(?tx, "2xx from one fork too many ignored");
             return;
         }
         a.ended.push(to_tag);

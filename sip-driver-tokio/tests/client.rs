@@ -387,6 +387,30 @@ async fn rfc3261_9_1_a_2xx_crossing_timer_c_cancel_is_acked_and_ended_with_bye()
         .header("Record-Route", "<sip:p2.invalid;lr>, <sip:p1.invalid;lr>")
         .build(&mut SeededRng::new([7; 32]))
         .unwrap();
+    // First a 200 that matches no transaction and carries the INVITE's Call-ID and CSeq
+    // number but the method CANCEL (as a late 200 to the CANCEL would): it is no 2xx to the
+    // INVITE, so it gets neither ACK nor BYE (the first ACK below is the real one's).
+    let stray = {
+        let forged = sip_core::ResponseBuilder::from_view(&received.view(), 200)
+            .to_tag("forged")
+            .build(&mut SeededRng::new([9; 32]))
+            .unwrap();
+        let via = h(&received, sip_core::HeaderName::Via);
+        let branch = received
+            .message()
+            .unwrap()
+            .top_via()
+            .unwrap()
+            .branch()
+            .unwrap()
+            .to_owned();
+        let mut e = forged.edit();
+        e.set("CSeq", "7 CANCEL").unwrap();
+        e.set("Via", &via.replace(&branch, &format!("{branch}x")))
+            .unwrap();
+        e.finish().unwrap()
+    };
+    uas.send_to(stray.as_bytes(), from).await.unwrap();
     uas.send_to(ok.as_bytes(), from).await.unwrap();
     let (ack, _) = bounded("ACK", next_request(&uas, &mut buf, "ACK ")).await;
     let ack_msg = ack.message().unwrap();
