@@ -35,6 +35,10 @@ const STREAM_QUEUE: usize = 1024;
 /// driver: sixteen of the largest messages. A peer that never reads its responses (which
 /// copy its Vias) would otherwise pin up to [`STREAM_QUEUE`] messages of 64 KiB each.
 const STREAM_QUEUE_BYTES: usize = 1 << 20;
+/// How long one write to a connection may wait for the peer to read (64*T1, as long as any
+/// transaction waits). A peer that stops reading keeps its writer task, its socket and up
+/// to [`STREAM_QUEUE_BYTES`] only this long, also after the endpoint has closed the flow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(32);
 /// How long an outbound connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(32);
 
@@ -584,8 +588,9 @@ async fn udp_reader(socket: Arc<UdpSocket>, local: SocketAddr, inputs: mpsc::Sen
         let ready = match socket.ready(Interest::READABLE | Interest::ERROR).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!("UDP socket error: {e}");
-                continue;
+                // (readiness itself failing does not get better by asking again at once)
+                tracing::warn!("UDP socket error, reader stops: {e}");
+                return;
             }
         };
         if ready.is_error() && !report_icmp(&socket, &inputs).await {
@@ -757,7 +762,8 @@ async fn stream_writer(
 ) {
     while let Some(data) = rx.recv().await {
         log::message(Dir::Sent, transport, local, remote, &data);
-        if let Err(e) = write.write_all(&data).await {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&data)).await;
+        if let Err(e) = written.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())) {
             tracing::info!("write failed: {e}");
             let _ = inputs.send(Input::Closed { flow }).await;
             return;
@@ -765,5 +771,5 @@ async fn stream_writer(
         queued.fetch_sub(data.len(), Ordering::Relaxed);
     }
     // The owner dropped the connection: what was queued is written, now close it.
-    let _ = write.shutdown().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, write.shutdown()).await;
 }
