@@ -2099,6 +2099,27 @@ fn rfc3261_17_1_4_unreachable_destination_ends_client_transactions_with_transpor
     assert_idle(&mut sim);
 }
 
+// RFC 3261 18.4, 17.1.4: a dual-stack socket reports an IPv4 peer by its IPv4-mapped IPv6
+// address; it is the same destination as the plain IPv4 one the transaction was sent to.
+#[test]
+fn rfc3261_18_4_an_unreachable_ipv4_mapped_address_is_the_ipv4_destination() {
+    let (mut sim, options) = client(Method::Options);
+    at(&mut sim, 100);
+    let v4: SocketAddr = addr(UAS_ADDR);
+    let SocketAddr::V4(v4) = v4 else {
+        panic!("an IPv4 test address")
+    };
+    let mapped = SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port());
+    let now = sim.now;
+    sim.ep(NODE).handle_unreachable(now, mapped);
+    sim.drain();
+    assert_eq!(
+        events(&mut sim),
+        vec![(ms(100), Ev::TransportError(TxId::Client(options)))]
+    );
+    assert_eq!(sim.ep(NODE).client_state(options), None);
+}
+
 #[test]
 fn rfc3261_17_1_4_unreachable_after_the_final_response_changes_nothing() {
     // The ICMP is about the ACK or a late retransmission: the transaction has its answer.

@@ -377,6 +377,11 @@ const UNREACHABLE_SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// How many unreachable destinations wait for the next pass at most.
 const MAX_UNREACHABLE: usize = 16;
 
+/// An address with an IPv4-mapped IPv6 address as the IPv4 address it maps.
+fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 fn sent_by_of(l: &Listener) -> String {
     match &l.sent_by {
         Some(s) => s.clone(),
@@ -854,6 +859,9 @@ impl Endpoint {
     /// for the next pass; further ones are dropped (their transactions end by timeout).
     pub fn handle_unreachable(&mut self, now: Instant, remote: SocketAddr) {
         self.arm_new_transactions();
+        // (an IPv4 peer reached through a dual-stack socket has an IPv4-mapped address on
+        // one side and a plain one on the other: both are compared in their IPv4 form)
+        let remote = canonical(remote);
         if !self.unreachable.contains(&remote) && self.unreachable.len() < MAX_UNREACHABLE {
             self.unreachable.push(remote);
         }
@@ -880,7 +888,7 @@ impl Endpoint {
                         e.m.state,
                         ClientState::Calling | ClientState::Trying | ClientState::Proceeding
                     )
-                    && gone.contains(&e.remote)
+                    && gone.contains(&canonical(e.remote))
             })
             .map(|(k, _)| ClientTxId(k))
             .collect();
@@ -900,7 +908,7 @@ impl Endpoint {
             .iter()
             .filter(|(_, e)| {
                 !matches!(e.m.state, ServerState::Confirmed | ServerState::Terminated)
-                    && matches!(e.route, ResponseRoute::Datagram { remote, .. } if gone.contains(&remote))
+                    && matches!(e.route, ResponseRoute::Datagram { remote, .. } if gone.contains(&canonical(remote)))
             })
             .map(|(k, _)| ServerTxId(k))
             .collect();
