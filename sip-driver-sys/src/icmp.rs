@@ -28,11 +28,18 @@ pub fn unreachable_send(e: &io::Error) -> bool {
     )
 }
 
-/// A failed `send_to` that reports an earlier ICMP error rather than this datagram's fate:
-/// Linux answers the next send on a socket with a pending error with that error, and does
-/// not send the datagram. The error queue says which destination it was about.
+/// A failed `send_to` that may report an earlier ICMP error rather than this datagram's
+/// fate: with `IP_RECVERR`, Linux answers the next send on a socket with a pending error
+/// (port, host or network unreachable, administratively prohibited, ...) with that error,
+/// whatever the destination, and does not send the datagram. The caller drains the error
+/// queue (which says which destination each error was about) and sends once more; only a
+/// second failure is this destination's (see [`unreachable_send`]). Only a full buffer or
+/// an interruption is surely not stale.
 pub fn stale_error(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::ConnectionRefused
+    !matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -47,8 +54,10 @@ mod imp {
         recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrStorage,
     };
 
-    /// Most errors read from the queue in one call: the rest wait for the next readiness.
-    const DRAIN_BUDGET: usize = 64;
+    /// Most errors read from the queue in one call. The queue is bounded by the socket's
+    /// receive buffer, and the drivers poll edge-triggered (an error left behind would wait
+    /// for the next one), so this is only a guard: one call empties any real queue.
+    const DRAIN_BUDGET: usize = 1 << 16;
 
     /// Asks the kernel to queue ICMP errors on `socket` (bound to an address of `local`'s
     /// family). Failure leaves the socket as it was: errors are then not reported.

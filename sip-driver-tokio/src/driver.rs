@@ -321,7 +321,13 @@ impl Owner {
                 self.drain(&mut tu);
                 // A finished connection task stays in the set until joined: reap them, or
                 // every connection ever opened would keep its task's memory until shutdown.
-                while self.tasks.try_join_next().is_some() {}
+                while let Some(done) = self.tasks.try_join_next() {
+                    if let Err(e) = done {
+                        if e.is_panic() {
+                            tracing::error!("a socket task panicked: {e}");
+                        }
+                    }
+                }
                 if *self.shutdown.borrow() {
                     break;
                 }
