@@ -13,6 +13,8 @@ const KEY_INLINE: usize = 96;
 /// An encoded server transaction key: on the stack for the usual sizes, so a request is
 /// matched without allocating, and moved (not shared through a field) from the lookup to
 /// the transaction it creates. Longer keys (RFC 2543 ones) spill to the heap.
+/// (`SmallVec<[u8; 96]>` does the same job; this plain array and length cost 239 fewer
+/// instructions per INVITE server transaction, measured with `bench/endpoint-callgrind.sh`.)
 #[derive(Clone)]
 pub(crate) struct KeyBuf {
     len: usize,
