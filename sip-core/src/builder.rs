@@ -64,6 +64,22 @@ pub(crate) fn check_text(part: &'static str, text: &str) -> Result<(), BuildErro
     }
 }
 
+/// A Reason-Phrase (RFC 3261 section 25.1): no CR, LF or NUL (header injection), and no
+/// other control character but HTAB either.
+pub(crate) fn check_reason(reason: &str) -> Result<(), BuildError> {
+    check_text("reason phrase", reason)?;
+    match reason
+        .bytes()
+        .position(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+    {
+        Some(at) => Err(BuildError::Invalid {
+            part: "reason phrase",
+            source: ParseError::new(crate::ErrorKind::InvalidReasonPhrase, at),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A header name must be a token (RFC 3261 section 25.1) without CR, LF or NUL.
 pub(crate) fn check_name(name: &str) -> Result<(), BuildError> {
     check_text("header name", name)?;
@@ -295,7 +311,7 @@ impl RequestBuilder {
     pub fn build(&self, rng: &mut dyn Rng) -> Result<OwnedMessage, BuildError> {
         let from = self.from.as_deref().ok_or(BuildError::Missing("From"))?;
         let to = self.to.as_deref().ok_or(BuildError::Missing("To"))?;
-        self.check_text()?;
+        self.check_parts()?;
         let mut s = String::with_capacity(512);
         s.push_str(&self.method);
         s.push(' ');
@@ -344,7 +360,7 @@ impl RequestBuilder {
 impl RequestBuilder {
     /// Every part given, against CR, LF and NUL; names against the token grammar (the
     /// typed parse of the built text checks the rest).
-    fn check_text(&self) -> Result<(), BuildError> {
+    fn check_parts(&self) -> Result<(), BuildError> {
         if !scan::all_token(&self.method) {
             check_text("method", &self.method)?;
             return Err(BuildError::Invalid {
@@ -646,14 +662,7 @@ impl<'r, 'a> ResponseBuilder<'r, 'a> {
     /// each on its own (no message is framed to check them).
     fn check_additions(&self) -> Result<(), BuildError> {
         if let Some(r) = self.reason {
-            check_text("reason phrase", r)?;
-            // Reason-Phrase: no other control character either (section 25.1)
-            if r.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
-                return Err(BuildError::Invalid {
-                    part: "reason phrase",
-                    source: ParseError::new(crate::ErrorKind::InvalidReasonPhrase, 0),
-                });
-            }
+            check_reason(r)?;
         }
         if let Some(t) = self.to_tag {
             check_text("To tag", t)?;

@@ -197,16 +197,7 @@ impl MessageEditor {
         if self.original.status().is_none() {
             return Err(BuildError::NotApplicable("a request has no reason phrase"));
         }
-        check_text("reason phrase", reason)?;
-        if let Some(at) = reason
-            .bytes()
-            .position(|b| b < 0x20 && b != b'\t' || b == 0x7f)
-        {
-            return Err(BuildError::Invalid {
-                part: "reason phrase",
-                source: ParseError::new(ErrorKind::InvalidReasonPhrase, at),
-            });
-        }
+        crate::builder::check_reason(reason)?;
         self.start = Some(self.push_text(reason));
         Ok(self)
     }

@@ -27,7 +27,7 @@ pub(crate) struct Parts<'m> {
 /// again). The spans are kept compact: a parse's layout holds room for 40 header spans
 /// inline (so framing allocates nothing), which a message kept for the life of a
 /// transaction should not carry; a view gets that inline form back on demand.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     start: StartSpans,
     headers: Box<[RawSpan]>,
@@ -92,22 +92,7 @@ impl OwnedMessage {
     /// limits it was parsed with, such as an endpoint's [`Config::limits`](crate::Config)).
     /// Copies the bytes only when the message is shared.
     pub fn with_limits(mut self, limits: &Limits) -> OwnedMessage {
-        let kept = KeptLimits::new(limits);
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => inner.limits = kept,
-            None => {
-                let i = &*self.inner;
-                self.inner = Arc::new(Inner {
-                    start: i.start,
-                    headers: i.headers.clone(),
-                    head_end: i.head_end,
-                    body: i.body,
-                    content_length: i.content_length,
-                    buf: i.buf.clone(),
-                    limits: kept,
-                });
-            }
-        }
+        Arc::make_mut(&mut self.inner).limits = KeptLimits::new(limits);
         self
     }
 

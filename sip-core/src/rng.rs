@@ -83,7 +83,7 @@ pub(crate) fn hash_keys(seed: [u8; 32]) -> (u64, u64) {
 /// The characters of random tokens: lower case and digits (a tag such as `CSeq5WwVeC` made
 /// SIPp take its To header for a CSeq and drop the call), 32 of them so that each carries
 /// exactly 5 bits, without bias.
-pub(crate) const TOKEN_ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+const TOKEN_ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
 
 /// Appends `n` random characters from [`TOKEN_ALPHABET`]: `5 * n` bits of randomness. The
 /// builders use 10 for tags (50 bits; section 19.3 asks for at least 32), 16 after the magic
