@@ -1338,8 +1338,14 @@ impl Endpoint {
             .send_to(now, transport, local, remote, data, flow)
             .is_err()
         {
-            if let Some(e) = self.clients.get_mut(tx.0) {
+            // (the timers just armed leave the table with the machine's slots)
+            let armed = self.clients.get_mut(tx.0).map(|e| {
+                let before = e.m.timers;
                 e.m.terminate();
+                before
+            });
+            if let Some(before) = armed {
+                self.sync_client_timers(tx, before, [None, None]);
             }
             self.events.push_back(Event::TransportError {
                 tx: TxId::Client(tx),
