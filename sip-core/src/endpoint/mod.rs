@@ -91,8 +91,9 @@ pub struct Config {
     /// The byte budget: what peers can make the endpoint hold (messages stored by
     /// transactions, buffers of partly received stream messages). When it is spent, a new
     /// request is answered 503 with Retry-After (section 21.5.4) instead of getting a
-    /// transaction, and a stream flow that needs more buffer is closed. See
-    /// [`Stats::held_bytes`].
+    /// transaction, and a stream flow that needs more buffer is closed. Partial stream
+    /// messages may hold at most half of it, so slow senders cannot starve the requests.
+    /// See [`Stats::held_bytes`].
     pub max_held_bytes: usize,
 }
 

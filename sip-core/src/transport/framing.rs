@@ -167,7 +167,7 @@ impl Framer {
 
     /// Gives the buffer back to the budget (the flow is gone).
     pub(crate) fn release(self, budget: &mut Budget) {
-        budget.release(self.charged);
+        budget.release_stream(self.charged);
     }
 
     /// Frames straight from the input: nothing is buffered, so a whole message is viewed in
@@ -310,11 +310,11 @@ impl Framer {
                 .max(MIN_CAPACITY)
                 .max(needed)
                 .min(ceiling);
-            if !budget.fits(target.saturating_sub(self.charged)) {
+            if !budget.fits_stream(target.saturating_sub(self.charged)) {
                 return Err(FrameError::OverBudget);
             }
             self.buf.reserve_exact(target - self.buf.len());
-            budget.charge(self.buf.capacity().saturating_sub(self.charged));
+            budget.charge_stream(self.buf.capacity().saturating_sub(self.charged));
             self.charged = self.charged.max(self.buf.capacity());
         }
         self.buf.extend_from_slice(bytes);
@@ -330,7 +330,7 @@ impl Framer {
         self.checked = 0;
         if self.buf.capacity() > KEEP_CAPACITY {
             self.buf = Vec::new();
-            budget.release(self.charged);
+            budget.release_stream(self.charged);
             self.charged = 0;
         }
     }
