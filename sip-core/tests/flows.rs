@@ -372,3 +372,19 @@ fn rfc3261_18_3_partial_stream_messages_beyond_the_byte_budget_close_their_flow(
     }
     assert_eq!(ep.stats().held_bytes, transaction);
 }
+
+// Config: a flow timeout of Duration::MAX means "never", and accepting a connection under
+// it does not overflow the clock (a deadline is now plus the timeout).
+#[test]
+fn flow_timeouts_without_end_do_not_overflow() {
+    let (mut ep, now) = endpoint_with(|c| {
+        c.flow_idle_timeout = Duration::MAX;
+        c.stream_message_timeout = Duration::MAX;
+    });
+    let f = ep
+        .accept_flow(now, Transport::Tcp, local(), peer(1, 3000))
+        .unwrap();
+    ep.handle_stream(now, f, b"OPTIONS sip:bob@127.0.0.2 SIP/2.0\r\n");
+    ep.handle_timeout(now + Duration::from_secs(3600));
+    assert!(closed(&mut ep).is_empty());
+}

@@ -378,6 +378,10 @@ const UNREACHABLE_SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// How many unreachable destinations wait for the next pass at most.
 const MAX_UNREACHABLE: usize = 16;
 
+/// The longest flow timeout: longer ones mean the same, and adding them to an `Instant`
+/// could overflow.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// An address with an IPv4-mapped IPv6 address as the IPv4 address it maps.
 fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
@@ -418,8 +422,10 @@ impl Endpoint {
         let flows = Flows::new(FlowRules {
             max_flows: config.max_flows,
             max_per_source: config.max_flows_per_source,
-            idle_timeout: config.flow_idle_timeout,
-            message_timeout: config.stream_message_timeout,
+            // (a deadline is `now` plus these: a year is "never" and cannot overflow an
+            // Instant, whatever a configuration says)
+            idle_timeout: config.flow_idle_timeout.min(FOREVER),
+            message_timeout: config.stream_message_timeout.min(FOREVER),
         });
         let budget = Budget::new(config.max_held_bytes);
         Endpoint {
