@@ -157,8 +157,23 @@ fn log_message(level: Level, arrow: &str, transport: Transport, line: String, by
         eprintln!("{arrow} {} {line}", transport_name(transport));
     }
     if level >= Level::Debug {
-        eprintln!("{}", String::from_utf8_lossy(bytes).trim_end());
+        eprintln!("{}", printable(bytes).trim_end());
     }
+}
+
+/// A message as text for a terminal: its lines as they are, any other control character
+/// (an escape sequence in a peer's body, say) written as an escape, so what a peer sends
+/// cannot drive the terminal or forge log lines.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|&c| c != '\r')
+        .flat_map(|c| match c {
+            '\n' | '\t' => vec![c],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect()
 }
 
 /// The UAS core, with logs of what reaches it and what it does.
@@ -338,6 +353,17 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // What a peer sends reaches the terminal as text: an escape sequence in a body is
+    // written out, the message's own lines stay lines.
+    #[test]
+    fn messages_are_logged_without_control_characters() {
+        let logged = printable(b"MESSAGE sip:a@b SIP/2.0\r\nSubject: x\r\n\r\n\x1b[2J\x07hi");
+        assert_eq!(
+            logged,
+            "MESSAGE sip:a@b SIP/2.0\nSubject: x\n\n\\u{1b}[2J\\u{7}hi"
+        );
+    }
 
     fn args(list: &[&str]) -> Result<Option<Args>, String> {
         parse_args(list.iter().map(|s| s.to_string()))

@@ -141,12 +141,27 @@ fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
 
 fn show(r: &OwnedMessage, verbose: bool) {
     if verbose {
-        println!("<- {}", String::from_utf8_lossy(r.as_bytes()));
+        println!("<- {}", printable(r.as_bytes()));
     } else {
         let bytes = r.as_bytes();
         let line = bytes.split(|&b| b == b'\r').next().unwrap_or(bytes);
-        println!("<- {}", String::from_utf8_lossy(line));
+        println!("<- {}", printable(line));
     }
+}
+
+/// A message as text for a terminal: its lines as they are, any other control character
+/// (an escape sequence in a peer's body, say) written as an escape, so what a peer sends
+/// cannot drive the terminal or forge log lines.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|&c| c != '\r')
+        .flat_map(|c| match c {
+            '\n' | '\t' => vec![c],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect()
 }
 
 /// Prints every response and returns the final one.
