@@ -5,8 +5,10 @@
 //!
 //! Time and randomness are arguments, as everywhere in this crate.
 
+mod client;
 pub mod digest;
 
+pub use client::{DigestClient, DigestError};
 pub use digest::{Algorithm, Challenge, Credentials, CredentialsError, Hex, Qop, QopOptions};
 
 /// Which pair of headers an authentication uses (RFC 3261 sections 22.2 and 22.3).
