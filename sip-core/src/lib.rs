@@ -166,6 +166,7 @@ mod id;
 mod limits;
 pub mod message;
 mod owned;
+pub mod registration;
 mod rng;
 pub mod transaction;
 pub mod transport;
