@@ -92,11 +92,12 @@ fn registration_user_refreshes_at_the_granted_expiry_and_removes_the_binding() {
     let mut events = Vec::new();
     let mut registered = 0;
     while registered < 2 && Instant::now() < deadline {
-        driver
-            .run_for(&mut tu, Duration::from_millis(100))
-            .unwrap();
+        driver.run_for(&mut tu, Duration::from_millis(100)).unwrap();
         while let Some(e) = tu.registration_mut().poll_event() {
-            if matches!(e, RegistrationEvent::State(RegistrationState::Registered { .. })) {
+            if matches!(
+                e,
+                RegistrationEvent::State(RegistrationState::Registered { .. })
+            ) {
                 registered += 1;
             }
             events.push(e);
@@ -107,9 +108,7 @@ fn registration_user_refreshes_at_the_granted_expiry_and_removes_the_binding() {
     // Remove the binding, and run until that is done.
     tu.stop(Instant::now(), driver.endpoint_mut());
     while !tu.registration().is_unregistered() && Instant::now() < deadline {
-        driver
-            .run_for(&mut tu, Duration::from_millis(100))
-            .unwrap();
+        driver.run_for(&mut tu, Duration::from_millis(100)).unwrap();
     }
     assert_eq!(
         tu.registration().state(),
@@ -121,7 +120,11 @@ fn registration_user_refreshes_at_the_granted_expiry_and_removes_the_binding() {
     assert_eq!(seen.len(), 3, "REGISTER, refresh, removal: {seen:?}");
     for (i, s) in seen.iter().enumerate() {
         assert_eq!(s.call_id, seen[0].call_id, "one Call-ID (10.2.4)");
-        assert_eq!(s.cseq, seen[0].cseq + i as u32, "CSeq + 1 each time (10.2.4)");
+        assert_eq!(
+            s.cseq,
+            seen[0].cseq + i as u32,
+            "CSeq + 1 each time (10.2.4)"
+        );
     }
     assert_eq!(seen[0].expires, "3600");
     assert_eq!(seen[2].expires, "0");
