@@ -5,6 +5,9 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::bounded;
 use sip_core::registration::{Failure, RegistrationConfig, RegistrationEvent, RegistrationState};
@@ -179,4 +182,170 @@ async fn client_shutdown_removes_the_live_bindings() {
         RegistrationState::Unregistered { failure: None }
     );
     registrar.shutdown().await;
+}
+
+/// The SIPp scenario of a registrar that challenges the first REGISTER (401, MD5, qop=auth),
+/// verifies the digest of the second (200, else 403 and a failed run), then answers the
+/// removal 200 (a copy of `../shared/interop/cfg/sipp/reg_auth_uas.xml`).
+const SIPP_REGISTRAR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth_uas.xml");
+
+/// Is SIPp installed? When it is not, the interop tests are skipped with a loud message,
+/// unless SIP_REQUIRE_INTEROP is set (as in scripts/test.sh, which installs it).
+fn sipp_available(test: &str) -> bool {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var_os("SIP_REQUIRE_INTEROP").is_some() {
+            panic!("{test}: sipp not found and SIP_REQUIRE_INTEROP is set");
+        }
+        eprintln!("\n*** {test}: SKIPPED: sipp not found (apt-get install -y sip-tester) ***\n");
+    }
+    found
+}
+
+/// Builds `sipc` and returns its path.
+fn sipc() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-q", "-p", "sip-driver-tokio", "--example", "sipc"])
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "cargo build --example sipc");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"sipc\""))
+        .find_map(|l| {
+            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            Some(PathBuf::from(l[at..].split('"').next()?))
+        })
+        .expect("cargo names the executable")
+}
+
+/// Waits on a child process for at most `limit`, then kills it; its exit status and output.
+fn wait_bounded(child: std::process::Child, limit: Duration) -> (bool, String) {
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) => (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ),
+        _ => {
+            // Only the child this test started, by its id.
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            (false, "killed at the deadline".into())
+        }
+    }
+}
+
+/// Runs `sipc register` with `password` against SIPp's challenging registrar on `port`;
+/// returns whether sipc and SIPp exited 0, and sipc's output.
+fn sipc_register_against_sipp(port: u16, password: &str) -> (bool, bool, String) {
+    let sipc = sipc();
+    let dir =
+        std::env::temp_dir().join(format!("sip-regclient-sipp-{port}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sipp = Command::new("sipp")
+        .args([
+            "-sf",
+            SIPP_REGISTRAR,
+            "-set",
+            "user",
+            "alice",
+            "-set",
+            "pass",
+            "secret",
+        ])
+        .args(["-t", "u1", "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "1", "-timeout", "15s", "-timeout_error", "-nostdin"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipp");
+    // SIPp is ready when its port is taken.
+    let ready_by = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < ready_by,
+            "sipp did not bind port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let registrar = format!("sip:127.0.0.1:{port}");
+    let client = Command::new(&sipc)
+        .args(["register", &registrar, "--aor", "sip:alice@127.0.0.1"])
+        .args([
+            "--user",
+            "alice",
+            "--password",
+            password,
+            "--expires",
+            "600",
+        ])
+        .args(["--for", "500ms"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipc");
+    let (sipc_ok, sipc_out) = wait_bounded(client, Duration::from_secs(20));
+    let (sipp_ok, sipp_out) = wait_bounded(sipp, Duration::from_secs(20));
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        sipc_ok,
+        sipp_ok,
+        format!("sipc:\n{sipc_out}\nsipp:\n{sipp_out}"),
+    )
+}
+
+#[test]
+// RFC 3261 10.2 and 22.2 (digest, MD5, qop=auth) against SIPp's verifying registrar
+fn sipc_register_answers_sipps_challenge_and_unregisters() {
+    if !sipp_available("sipc_register_answers_sipps_challenge_and_unregisters") {
+        return;
+    }
+    let (sipc_ok, sipp_ok, out) = sipc_register_against_sipp(5291, "secret");
+    assert!(
+        sipp_ok,
+        "SIPp verified the digest and saw the removal:\n{out}"
+    );
+    assert!(sipc_ok, "every REGISTER got a 2xx:\n{out}");
+    for line in [
+        "-> REGISTER sip:127.0.0.1:5291",
+        "<- 401 Unauthorized",
+        "<- 200 OK",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    assert!(out.contains("expires 0"), "the removal was sent:\n{out}");
+}
+
+#[test]
+// RFC 3261 22.2: a wrong password gets 403, and sipc says so with its exit code
+fn sipc_register_with_a_wrong_password_fails() {
+    if !sipp_available("sipc_register_with_a_wrong_password_fails") {
+        return;
+    }
+    let (sipc_ok, sipp_ok, out) = sipc_register_against_sipp(5292, "wrong");
+    assert!(!sipp_ok, "SIPp refused the digest:\n{out}");
+    assert!(!sipc_ok, "sipc exits 1:\n{out}");
+    assert!(out.contains("<- 403 Forbidden"), "{out}");
 }
