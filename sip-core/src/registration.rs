@@ -24,9 +24,12 @@
 //!   most half of it;
 //! - 423 (Interval Too Brief): asked again at once with the Min-Expires of the response
 //!   (section 10.2.8);
-//! - 401 and 407: answered with credentials by the digest client, once per new challenge
-//!   (section 22.2); a challenge it cannot answer (a nonce already answered, an unknown
-//!   algorithm, no credentials) is a failure;
+//! - 401 and 407: answered at once with credentials by the
+//!   [`DigestClient`](crate::auth::DigestClient), once per new challenge (section 22.2);
+//!   refreshes and the removal carry credentials from the nonces kept (RFC 7616 section
+//!   3.4). A challenge it cannot answer (credentials refused: a nonce already answered
+//!   challenged again; an unknown algorithm; no credentials configured) is a failure, and
+//!   refused credentials are forgotten, so the attempt after the backoff starts afresh;
 //! - any other failure (a 3xx-6xx final response, a timeout, a transport error, a 2xx that
 //!   did not keep our binding): tried again after a wait that grows per RFC 5626 section
 //!   4.5 with each consecutive failure, without ever giving up (see [`Backoff`]); a 503 with
@@ -68,6 +71,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::auth::{DigestClient, DigestError};
 use crate::endpoint::{ClientTxId, Endpoint, Event, TransactionUser, TxId};
 use crate::message::Contact;
 use crate::rng::push_random_token;
@@ -312,29 +316,6 @@ struct InFlight {
     unregister: bool,
 }
 
-/// The credentials answering challenges. Until the digest client is merged it answers
-/// none, so a challenge is a failure.
-#[derive(Debug)]
-struct Digest {
-    #[allow(dead_code)]
-    credentials: Credentials,
-}
-
-impl Digest {
-    fn retry(
-        &mut self,
-        _request: &OwnedMessage,
-        _response: &OwnedMessage,
-        _rng: &mut dyn Rng,
-    ) -> Option<OwnedMessage> {
-        None
-    }
-
-    fn authorize(&mut self, request: OwnedMessage, _rng: &mut dyn Rng) -> OwnedMessage {
-        request
-    }
-}
-
 /// One registration: a sans-IO state machine. See the module docs.
 #[derive(Debug)]
 pub struct Registration {
@@ -357,7 +338,7 @@ pub struct Registration {
     stopping: bool,
     /// Some REGISTER has been sent: a binding may exist.
     sent_any: bool,
-    digest: Option<Digest>,
+    digest: Option<DigestClient>,
     events: VecDeque<RegistrationEvent>,
 }
 
@@ -388,8 +369,8 @@ impl Registration {
         push_random_token(&mut from, &mut rng, 10);
         let digest = config
             .credentials
-            .clone()
-            .map(|credentials| Digest { credentials });
+            .as_ref()
+            .map(|c| DigestClient::new(&c.username, &c.password));
         let reg = Registration {
             expires: config.expires,
             config,
@@ -477,8 +458,10 @@ impl Registration {
                     // Checked at construction; a Min-Expires only changes a number.
                     Err(_) => return None,
                 };
+                // Credentials from the nonces kept (RFC 7616 section 3.4), so that a refresh
+                // is not challenged again; without any, the request as it is.
                 match self.digest.as_mut() {
-                    Some(d) => d.authorize(built, &mut self.rng),
+                    Some(d) => d.authorize(&built, &mut self.rng).unwrap_or(built),
                     None => built,
                 }
             }
@@ -538,10 +521,16 @@ impl Registration {
         // Challenges: answered once per new challenge (section 22.2), removal included.
         if code == 401 || code == 407 {
             if let Some(digest) = self.digest.as_mut() {
-                if let Some(retry) = digest.retry(&flight.request, response, &mut self.rng) {
-                    self.ready = Some(retry);
-                    self.due = Some(now);
-                    return;
+                match digest.retry(&flight.request, response, &mut self.rng) {
+                    Ok(retry) => {
+                        self.ready = Some(retry);
+                        self.due = Some(now);
+                        return;
+                    }
+                    // Refused credentials are not sent again: the attempt after the
+                    // backoff starts without them and answers the challenge it gets.
+                    Err(DigestError::Rejected { .. }) => digest.forget(),
+                    Err(_) => {}
                 }
             }
         }

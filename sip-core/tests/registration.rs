@@ -441,3 +441,81 @@ fn events_report_each_register_and_its_response() {
         RegistrationEvent::State(RegistrationState::Registered { .. })
     ));
 }
+
+fn challenge(request: &OwnedMessage, code: u16, nonce: &str) -> OwnedMessage {
+    let name = if code == 407 {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    let value =
+        format!("Digest realm=\"example.com\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"");
+    answer(request, code, &[(name, &value)])
+}
+
+#[test]
+// RFC 3261 22.2: a new challenge is answered at once, CSeq + 1, once; the same nonce again fails
+fn challenge_is_answered_once_per_new_challenge_and_a_repeated_nonce_fails() {
+    let (mut reg, t0) = start(config().with_credentials("alice", "secret"));
+    let first = reg.poll_request(t0).unwrap();
+    assert_eq!(header(&first, HeaderName::Authorization), "");
+    reg.handle_response(t0, &challenge(&first, 401, "nonce-a"));
+    assert_eq!(reg.poll_timeout(), Some(t0), "answered at once");
+    let answered = reg.poll_request(t0).unwrap();
+    let auth = header(&answered, HeaderName::Authorization);
+    assert!(auth.starts_with("Digest username=\"alice\""), "{auth}");
+    assert!(auth.contains("nonce=\"nonce-a\""), "{auth}");
+    assert_eq!(cseq(&answered), cseq(&first) + 1);
+    assert_eq!(header(&answered, HeaderName::CallId), reg.call_id());
+    assert_eq!(reg.state(), &RegistrationState::Registering);
+    // The same challenge again: the credentials were refused; no loop, a failure.
+    reg.handle_response(t0, &challenge(&answered, 401, "nonce-a"));
+    assert!(
+        matches!(
+            reg.state(),
+            RegistrationState::Retrying {
+                failure: Failure::Status { code: 401, .. },
+                ..
+            }
+        ),
+        "{:?}",
+        reg.state()
+    );
+    assert!(reg.poll_request(t0).is_none(), "no immediate retry");
+    // After the backoff it starts over, and a new challenge is answered again.
+    let (again, at) = next_request(&mut reg);
+    assert_eq!(cseq(&again), cseq(&answered) + 1);
+    reg.handle_response(at, &challenge(&again, 401, "nonce-b"));
+    let answered_b = reg.poll_request(at).unwrap();
+    assert!(header(&answered_b, HeaderName::Authorization).contains("nonce=\"nonce-b\""));
+    reg.handle_response(at, &answer(&answered_b, 200, &[]));
+    assert!(matches!(reg.state(), RegistrationState::Registered { .. }));
+}
+
+#[test]
+// RFC 3261 22.2 and RFC 7616 3.4: the refresh reuses the nonce (nc 2) and a proxy's 407 is answered
+fn refresh_carries_credentials_and_a_407_is_answered() {
+    let (mut reg, t0) = start(config().with_credentials("alice", "secret"));
+    let first = reg.poll_request(t0).unwrap();
+    reg.handle_response(t0, &challenge(&first, 401, "nonce-a"));
+    let answered = reg.poll_request(t0).unwrap();
+    reg.handle_response(t0, &answer(&answered, 200, &[("Expires", "600")]));
+    let (refresh, at) = next_request(&mut reg);
+    let auth = header(&refresh, HeaderName::Authorization);
+    assert!(
+        auth.contains("nonce=\"nonce-a\"") && auth.contains("nc=00000002"),
+        "{auth}"
+    );
+    assert_eq!(cseq(&refresh), cseq(&answered) + 1);
+    // A proxy on the path now wants credentials too.
+    reg.handle_response(at, &challenge(&refresh, 407, "proxy-nonce"));
+    let answered = reg.poll_request(at).unwrap();
+    assert!(header(&answered, HeaderName::ProxyAuthorization).contains("nonce=\"proxy-nonce\""));
+    assert_eq!(cseq(&answered), cseq(&refresh) + 1);
+    // The removal carries credentials as well.
+    reg.handle_response(at, &answer(&answered, 200, &[("Expires", "600")]));
+    reg.stop(at);
+    let removal = reg.poll_request(at).unwrap();
+    assert_eq!(header(&removal, HeaderName::Expires), "0");
+    assert!(header(&removal, HeaderName::Authorization).contains("nonce-a"));
+}

@@ -22,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sip_core::auth::DigestClient;
 use sip_core::message::{Contact, SipUri};
 use sip_core::registration::{RegistrationConfig, RegistrationEvent, RegistrationState};
 use sip_core::{
@@ -57,24 +58,6 @@ usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
   -h, --help        this help
 Exits 0 when the final responses are 2xx (register: every REGISTER got a 2xx after any
 challenge), 1 otherwise, 2 on a usage error.";
-
-/// Stands in for `sip_core::auth::DigestClient` until it is merged: answers nothing.
-struct DigestClient;
-
-impl DigestClient {
-    fn new(_user: &str, _password: &str) -> DigestClient {
-        DigestClient
-    }
-
-    fn retry(
-        &mut self,
-        _request: &OwnedMessage,
-        _response: &OwnedMessage,
-        _rng: &mut dyn Rng,
-    ) -> Result<OwnedMessage, String> {
-        Err("digest authentication is not built yet".into())
-    }
-}
 
 const OFFER: &[u8] = b"v=0\r\no=sipc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
 t=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
