@@ -25,7 +25,7 @@
 //! - 423 (Interval Too Brief): asked again at once with the Min-Expires of the response
 //!   (section 10.2.8);
 //! - 401 and 407: answered at once with credentials by the
-//!   [`DigestClient`](crate::auth::DigestClient), once per new challenge (section 22.2);
+//!   [`DigestClient`], once per new challenge (section 22.2);
 //!   refreshes and the removal carry credentials from the nonces kept (RFC 7616 section
 //!   3.4). A challenge it cannot answer (credentials refused: a nonce already answered
 //!   challenged again; an unknown algorithm; no credentials configured) is a failure, and
