@@ -190,7 +190,7 @@ async fn client_shutdown_removes_the_live_bindings() {
 const SIPP_REGISTRAR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth_uas.xml");
 
 /// Is SIPp installed? When it is not, the interop tests are skipped with a loud message,
-/// unless SIP_REQUIRE_INTEROP is set (as in scripts/test.sh, which installs it).
+/// unless SIP_REQUIRE_INTEROP is set (where SIPp must run; scripts/test.sh installs it).
 fn sipp_available(test: &str) -> bool {
     let found = Command::new("sipp")
         .arg("-v")
