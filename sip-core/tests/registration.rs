@@ -189,6 +189,27 @@ fn interval_too_brief_without_a_larger_min_expires_is_a_failure() {
 }
 
 #[test]
+// RFC 3261 10.2.8: a registrar raising its minimum at every answer is not followed for ever
+fn interval_too_brief_is_answered_at_once_only_three_times_in_a_row() {
+    let (mut reg, t0) = start(config().with_expires(60));
+    for min in ["120", "240", "480"] {
+        let req = reg.poll_request(t0).unwrap();
+        reg.handle_response(t0, &answer(&req, 423, &[("Min-Expires", min)]));
+        assert_eq!(reg.poll_timeout(), Some(t0));
+    }
+    let req = reg.poll_request(t0).unwrap();
+    assert_eq!(header(&req, HeaderName::Expires), "480");
+    reg.handle_response(t0, &answer(&req, 423, &[("Min-Expires", "960")]));
+    assert!(matches!(
+        reg.state(),
+        RegistrationState::Retrying {
+            failure: Failure::Status { code: 423, .. },
+            ..
+        }
+    ));
+}
+
+#[test]
 // RFC 3261 10.2 and 10.2.4
 fn cseq_increments_and_call_id_stays_the_same() {
     let (mut reg, t0) = start(config());
