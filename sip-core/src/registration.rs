@@ -340,7 +340,9 @@ pub struct Registration {
     others_up: bool,
     stopping: bool,
     /// Some REGISTER has been sent: a binding may exist.
-    sent_any: bool,
+    /// A binding may exist: some REGISTER got a 2xx, or got no final response (it may
+    /// have been processed). Only then does [`Registration::stop`] send a removal.
+    maybe_bound: bool,
     digest: Option<DigestClient>,
     events: VecDeque<RegistrationEvent>,
 }
@@ -392,7 +394,7 @@ impl Registration {
             too_brief: 0,
             others_up: false,
             stopping: false,
-            sent_any: false,
+            maybe_bound: false,
             digest,
             events: VecDeque::new(),
         };
@@ -477,7 +479,6 @@ impl Registration {
         let cseq = cseq_of(&request).unwrap_or(self.cseq.wrapping_add(1));
         self.cseq = cseq;
         self.due = None;
-        self.sent_any = true;
         let authorized = {
             let v = request.view();
             v.header(HeaderName::Authorization).is_some()
@@ -525,8 +526,9 @@ impl Registration {
             code,
             reason: reason.clone(),
         });
-        // Challenges: answered once per new challenge (section 22.2), removal included.
-        if code == 401 || code == 407 {
+        // Challenges: answered once per new challenge (section 22.2), removal included; not
+        // a registration's challenge that comes after a stop (the removal goes instead).
+        if (code == 401 || code == 407) && flight.unregister == self.stopping {
             if let Some(digest) = self.digest.as_mut() {
                 match digest.retry(&flight.request, response, &mut self.rng) {
                     Ok(retry) => {
@@ -595,26 +597,28 @@ impl Registration {
             });
             return;
         }
+        // Maybe the registrar processed it and only the answer was lost.
+        self.maybe_bound = true;
         self.failed(now, failure, None);
     }
 
     /// Removes the binding: the next REGISTER (at once, or after the final response of the
     /// one in flight) carries our Contact with `expires=0` (RFC 3261 section 10.2.2). Ends
-    /// in [`RegistrationState::Unregistered`] after its final response or failure; at once
-    /// if no REGISTER was ever sent.
+    /// in [`RegistrationState::Unregistered`] after its final response or failure; without
+    /// a removal when no binding can exist (no REGISTER got a 2xx or went unanswered).
     pub fn stop(&mut self, now: Instant) {
         if self.stopping {
             return;
         }
         self.stopping = true;
         self.ready = None;
-        if !self.sent_any {
+        if self.in_flight.is_some() {
+            // After its final response (section 10.2: one at a time).
             self.due = None;
-            self.set_state(RegistrationState::Unregistered { failure: None });
-            return;
+            self.set_state(RegistrationState::Unregistering);
+        } else {
+            self.next_after_response(now);
         }
-        self.due = Some(now);
-        self.set_state(RegistrationState::Unregistering);
     }
 
     /// Has [`Registration::stop`] finished?
@@ -651,6 +655,7 @@ impl Registration {
         };
         self.failures = 0;
         self.too_brief = 0;
+        self.maybe_bound = true;
         // (a year stands for longer expiries: an Instant cannot name every u32 of seconds
         // on every platform)
         let granted = Duration::from_secs(u64::from(granted)).min(Duration::from_secs(365 * 86400));
@@ -715,12 +720,19 @@ impl Registration {
         self.next_after_response(now);
     }
 
-    /// A stop that came while a REGISTER was in flight: the removal goes now.
+    /// After a stop, once no REGISTER is in flight: the removal goes now, or nothing is
+    /// left to remove.
     fn next_after_response(&mut self, now: Instant) {
-        if self.stopping {
+        if !self.stopping {
+            return;
+        }
+        self.ready = None;
+        if self.maybe_bound {
             self.due = Some(now);
-            self.ready = None;
             self.set_state(RegistrationState::Unregistering);
+        } else {
+            self.due = None;
+            self.set_state(RegistrationState::Unregistered { failure: None });
         }
     }
 

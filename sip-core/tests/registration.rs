@@ -424,6 +424,50 @@ fn stop_before_any_register_ends_at_once() {
 }
 
 #[test]
+// RFC 3261 10.2.2: refused REGISTERs made no binding, so there is nothing to remove
+fn stop_after_only_refusals_sends_no_removal() {
+    let (mut reg, t0) = start(config());
+    let req = reg.poll_request(t0).unwrap();
+    reg.handle_response(t0, &answer(&req, 403, &[]));
+    reg.stop(t0);
+    assert_eq!(
+        reg.state(),
+        &RegistrationState::Unregistered { failure: None }
+    );
+    assert!(reg.poll_request(t0).is_none());
+    // A REGISTER that went unanswered may have been processed: that one is removed.
+    let (mut reg, t0) = start(config());
+    reg.poll_request(t0).unwrap();
+    reg.handle_failure(t0, Failure::Timeout);
+    reg.stop(t0);
+    let removal = reg.poll_request(t0).unwrap();
+    assert_eq!(header(&removal, HeaderName::Expires), "0");
+}
+
+#[test]
+// RFC 3261 10.2 and 22.2: a challenge to the refresh in flight at a stop is not answered;
+// the removal goes instead (and answers its own challenge)
+fn a_challenge_after_stop_is_followed_by_the_removal() {
+    let (mut reg, t0) = start(config().with_credentials("alice", "secret"));
+    register_ok(&mut reg, t0, 600);
+    let (refresh, at) = next_request(&mut reg);
+    reg.stop(at);
+    reg.handle_response(at, &challenge(&refresh, 401, "nonce-a"));
+    let removal = reg.poll_request(at).unwrap();
+    assert_eq!(header(&removal, HeaderName::Expires), "0");
+    assert_eq!(cseq(&removal), cseq(&refresh) + 1);
+    reg.handle_response(at, &challenge(&removal, 401, "nonce-b"));
+    let answered = reg.poll_request(at).unwrap();
+    assert_eq!(header(&answered, HeaderName::Expires), "0");
+    assert!(header(&answered, HeaderName::Authorization).contains("nonce-b"));
+    reg.handle_response(at, &answer(&answered, 200, &[]));
+    assert_eq!(
+        reg.state(),
+        &RegistrationState::Unregistered { failure: None }
+    );
+}
+
+#[test]
 // RFC 3261 22.2: without credentials a challenge cannot be answered
 fn challenge_without_credentials_is_a_failure() {
     let (mut reg, t0) = start(config());
