@@ -230,6 +230,8 @@ pub enum Failure {
     Transport,
     /// A 2xx that did not keep our binding (our Contact with an expiry of zero).
     NotBound,
+    /// The REGISTER could not be written.
+    Unsendable,
 }
 
 impl std::fmt::Display for Failure {
@@ -239,6 +241,7 @@ impl std::fmt::Display for Failure {
             Failure::Timeout => f.write_str("timeout"),
             Failure::Transport => f.write_str("transport error"),
             Failure::NotBound => f.write_str("the registrar kept no binding"),
+            Failure::Unsendable => f.write_str("the REGISTER could not be written"),
         }
     }
 }
@@ -464,8 +467,12 @@ impl Registration {
             None => {
                 let built = match self.build(self.cseq.wrapping_add(1), expires) {
                     Ok(r) => r,
-                    // Checked at construction; a Min-Expires only changes a number.
-                    Err(_) => return None,
+                    // Checked at construction (a Min-Expires only changes a number); should
+                    // it fail anyway, it is a failure like another, not a deadline in the past.
+                    Err(_) => {
+                        self.in_flight_failed(now, Failure::Unsendable);
+                        return None;
+                    }
                 };
                 // Credentials from the nonces kept (RFC 7616 section 3.4), so that a refresh
                 // is not challenged again; without any, the request as it is.
@@ -695,6 +702,18 @@ impl Registration {
             return None;
         }
         (granted > 0).then_some(granted)
+    }
+
+    /// A REGISTER that could not even be sent: a removal ends, anything else is retried.
+    fn in_flight_failed(&mut self, now: Instant, failure: Failure) {
+        self.due = None;
+        if self.stopping {
+            self.set_state(RegistrationState::Unregistered {
+                failure: Some(failure),
+            });
+        } else {
+            self.failed(now, failure, None);
+        }
     }
 
     fn failed(&mut self, now: Instant, failure: Failure, retry_after: Option<Duration>) {

@@ -45,7 +45,8 @@ impl Client {
     /// alive in a task until the handle is dropped or unregistered. Fails when the
     /// configuration does not make a valid REGISTER, or the operating system has no seed.
     ///
-    /// The driver stays up while the task runs. A driver stopped with [`Client::shutdown`]
+    /// Call it within the tokio runtime the driver runs on: it spawns the task. The driver
+    /// stays up while the task runs. A driver stopped with [`Client::shutdown`]
     /// removes every live binding first (waiting up to 5 s); one stopped through a
     /// [`Shutdown`](crate::Shutdown) handle cannot.
     pub fn register(
