@@ -22,6 +22,15 @@ async fn registrar(
     granted: u32,
     fail_first: usize,
 ) -> (Client, SocketAddr, mpsc::UnboundedReceiver<OwnedMessage>) {
+    registrar_failing(granted, fail_first, None).await
+}
+
+/// [`registrar`], also answering 500 to every REGISTER whose Contact holds `fail_contact`.
+async fn registrar_failing(
+    granted: u32,
+    fail_first: usize,
+    fail_contact: Option<&'static str>,
+) -> (Client, SocketAddr, mpsc::UnboundedReceiver<OwnedMessage>) {
     let (server, mut incoming) = Driver::bind(["udp:127.0.0.1:0".parse().unwrap()])
         .await
         .unwrap()
@@ -41,7 +50,9 @@ async fn registrar(
             } else {
                 format!("{contact};expires={granted}")
             };
-            let response = if n <= fail_first {
+            let response = if fail_contact.is_some_and(|f| granted.contains(f)) {
+                ResponseBuilder::from_view(&view, 500).build(&mut rng)
+            } else if n <= fail_first {
                 ResponseBuilder::from_view(&view, 503)
                     .header("Retry-After", "1")
                     .build(&mut rng)
@@ -515,4 +526,38 @@ fn sipc_call_answers_a_407_and_acks_the_answered_invite() {
     assert_eq!(credentials(&seen[3]), credentials(&seen[2]));
     // The BYE reuses the nonce (RFC 7616 3.4) instead of being challenged again.
     assert!(credentials(&seen[4]).is_some_and(|c| c.contains("nc=00000002")));
+}
+
+#[tokio::test]
+// RFC 5626 4.5: base-time 90 s while another registration (flow) of the AOR is up, else 30 s
+async fn a_failure_while_another_flow_of_the_aor_is_up_backs_off_from_90s() {
+    let (registrar, addr, _seen) = registrar_failing(600, 0, Some("flow2")).await;
+    let (client, me) = client().await;
+    let flow = |user: &str| {
+        RegistrationConfig::new(
+            &format!("sip:{addr}"),
+            "sip:alice@example.com",
+            &format!("<sip:{user}@{me}>"),
+        )
+    };
+    let retry_wait = |state: Option<RegistrationState>| match state {
+        Some(RegistrationState::Retrying { at, .. }) => {
+            at.saturating_duration_since(std::time::Instant::now())
+        }
+        other => panic!("not retrying: {other:?}"),
+    };
+    let is_retrying = |s: &RegistrationState| matches!(s, RegistrationState::Retrying { .. });
+    // Alone, the failing flow waits 30 to 60 s after its first failure.
+    let mut alone = client.register(flow("flow2"), Target::udp(addr)).unwrap();
+    let wait = retry_wait(bounded("retrying", alone.wait_for(is_retrying)).await);
+    assert!(wait <= Duration::from_secs(60), "{wait:?}");
+    bounded("removed", alone.unregister()).await;
+    // With flow 1 up, 90 to 180 s.
+    let mut up = client.register(flow("flow1"), Target::udp(addr)).unwrap();
+    bounded("registered", up.wait_for(is_registered)).await;
+    let mut failing = client.register(flow("flow2"), Target::udp(addr)).unwrap();
+    let wait = retry_wait(bounded("retrying", failing.wait_for(is_retrying)).await);
+    assert!(wait > Duration::from_secs(60), "{wait:?}");
+    client.shutdown().await;
+    registrar.shutdown().await;
 }
