@@ -18,7 +18,8 @@
 //!   (section 10.2);
 //! - the binding is refreshed before the expiry the registrar *granted*: the `expires`
 //!   parameter of the Contact in the 2xx that matches ours (URIs compared by section
-//!   19.1.4), else the 2xx's Expires header, else what was asked (section 10.2.4). The
+//!   19.1.4), else the 2xx's Expires header, else what was asked (section 10.2.4); a grant
+//!   of zero is a failure. The
 //!   refresh is sent [`refresh_margin`] before that expiry: a tenth of it, at least 32 s
 //!   (64*T1, the longest a REGISTER transaction can take over UDP, section 17.1.2.2), at
 //!   most half of it;
@@ -32,7 +33,7 @@
 //!   challenged again; an unknown algorithm; no credentials configured) is a failure, and
 //!   refused credentials are forgotten, so the attempt after the backoff starts afresh;
 //! - any other failure (a 3xx-6xx final response, a timeout, a transport error, a 2xx that
-//!   did not keep our binding): tried again after a wait that grows per RFC 5626 section
+//!   granted no time): tried again after a wait that grows per RFC 5626 section
 //!   4.5 with each consecutive failure, without ever giving up (see [`Backoff`]); a 503 with
 //!   Retry-After waits what it says (RFC 3261 section 21.5.4);
 //! - [`Registration::stop`] removes the binding: our Contact with `expires=0` (section
@@ -228,7 +229,7 @@ pub enum Failure {
     /// The transport could not carry the request (section 17.1.4), or the driver refused
     /// to send it.
     Transport,
-    /// A 2xx that did not keep our binding (our Contact with an expiry of zero).
+    /// A 2xx that granted our binding no time (our Contact with `expires=0`, or Expires: 0).
     NotBound,
     /// The REGISTER could not be written.
     Unsendable,
@@ -240,7 +241,7 @@ impl std::fmt::Display for Failure {
             Failure::Status { code, reason } => write!(f, "{code} {reason}"),
             Failure::Timeout => f.write_str("timeout"),
             Failure::Transport => f.write_str("transport error"),
-            Failure::NotBound => f.write_str("the registrar kept no binding"),
+            Failure::NotBound => f.write_str("the registrar granted no time"),
             Failure::Unsendable => f.write_str("the REGISTER could not be written"),
         }
     }
@@ -681,26 +682,18 @@ impl Registration {
     /// was asked. `None` when it is zero (the binding is gone).
     fn granted(&self, msg: &crate::Message<'_>) -> Option<u32> {
         let ours = contact_uri(&self.config.contact).and_then(Uri::parse);
-        let mut listed = false;
-        let mut by_param = None;
-        for c in msg.contacts() {
-            let Contact::Addr(a) = c else { continue };
-            listed = true;
-            if ours.as_ref().is_some_and(|o| o.equivalent(&a.uri)) {
-                by_param = Some(a.expires());
-                break;
+        let by_param = msg.contacts().find_map(|c| match c {
+            Contact::Addr(a) if ours.as_ref().is_some_and(|o| o.equivalent(&a.uri)) => {
+                Some(a.expires())
             }
-        }
+            _ => None,
+        });
         let granted = match by_param {
             Some(Some(e)) => e,
-            // Ours, without a parameter; or not listed at all (a registrar that lists no
-            // bindings): the header, else what was asked.
+            // Ours without a parameter, or not found (a registrar that lists no bindings,
+            // or rewrites our Contact, say behind a NAT): the header, else what was asked.
             Some(None) | None => msg.expires().unwrap_or(self.expires),
         };
-        // Bindings listed, none of them ours: the registrar kept no binding for us.
-        if listed && by_param.is_none() {
-            return None;
-        }
         (granted > 0).then_some(granted)
     }
 

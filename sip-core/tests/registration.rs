@@ -139,15 +139,31 @@ fn granted_expiry_falls_back_to_the_expires_header() {
 }
 
 #[test]
-// RFC 3261 10.2.4: a 2xx that lists bindings, none of them ours, kept none
-fn a_2xx_without_our_binding_is_a_failure() {
+// RFC 3261 10.2.4: our Contact not found in the 2xx (a registrar that rewrote it): the Expires header
+fn a_2xx_not_listing_our_contact_falls_back_to_the_expires_header() {
     let (mut reg, t0) = start(config());
     let req = reg.poll_request(t0).unwrap();
     let ok = answer(
         &req,
         200,
-        &[("Contact", "<sip:bob@198.51.100.7>;expires=600")],
+        &[
+            ("Contact", "<sip:alice@198.51.100.7:4711>;expires=30"),
+            ("Expires", "240"),
+        ],
     );
+    reg.handle_response(t0, &ok);
+    assert!(matches!(
+        reg.state(),
+        RegistrationState::Registered { expires_at, .. } if *expires_at == t0 + Duration::from_secs(240)
+    ));
+}
+
+#[test]
+// RFC 3261 10.2.4: a 2xx granting our Contact no time kept no binding
+fn a_2xx_granting_our_contact_zero_is_a_failure() {
+    let (mut reg, t0) = start(config());
+    let req = reg.poll_request(t0).unwrap();
+    let ok = answer(&req, 200, &[("Contact", &format!("{CONTACT};expires=0"))]);
     reg.handle_response(t0, &ok);
     assert!(matches!(
         reg.state(),
