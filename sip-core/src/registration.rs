@@ -251,7 +251,8 @@ impl std::fmt::Display for Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegistrationState {
-    /// A REGISTER is due or on its way, and no binding is known to exist.
+    /// A REGISTER is due or on its way (the first one, or the next after a failure), and
+    /// no binding is known to exist.
     Registering,
     /// The registrar accepted the binding. Refreshes happen in this state.
     Registered {
@@ -502,6 +503,10 @@ impl Registration {
             expires,
             authorized,
         });
+        // The wait is over: trying again. (A refresh stays Registered: the binding holds.)
+        if matches!(self.state, RegistrationState::Retrying { .. }) {
+            self.set_state(RegistrationState::Registering);
+        }
         Some(request)
     }
 
