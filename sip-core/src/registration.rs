@@ -344,7 +344,6 @@ pub struct Registration {
     too_brief: u8,
     others_up: bool,
     stopping: bool,
-    /// Some REGISTER has been sent: a binding may exist.
     /// A binding may exist: some REGISTER got a 2xx, or got no final response (it may
     /// have been processed). Only then does [`Registration::stop`] send a removal.
     maybe_bound: bool,
@@ -370,7 +369,7 @@ impl Registration {
     /// A registration whose first REGISTER is due at `now`. `rng` draws the Call-ID, the
     /// From tag, the backoff jitter and the digest cnonces: give it a seed of its own from
     /// the operating system. Fails when the configuration does not make a valid REGISTER
-    /// (a URI with CR or LF, ...).
+    /// (a URI with CR or LF, ...) or the credentials hold CR, LF or NUL.
     pub fn new(
         now: Instant,
         config: RegistrationConfig,
@@ -403,7 +402,12 @@ impl Registration {
             digest,
             events: VecDeque::new(),
         };
-        // Refuse a configuration that cannot be written now rather than at the first send.
+        // Refuse a configuration that cannot be written now rather than at the first send;
+        // credentials too, which go into Authorization lines.
+        if let Some(c) = &reg.config.credentials {
+            crate::builder::check_text("username", &c.username)?;
+            crate::builder::check_text("password", &c.password)?;
+        }
         reg.build(1, reg.expires)?;
         Ok(reg)
     }

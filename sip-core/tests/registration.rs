@@ -507,6 +507,21 @@ fn challenge_without_credentials_is_a_failure() {
 }
 
 #[test]
+// RFC 3261 7.3.1 and 25.1: nothing given can add a header line
+fn a_configuration_with_line_breaks_is_refused() {
+    let now = Instant::now();
+    let rng = || SeededRng::new([1; 32]);
+    for bad in [
+        config().with_header("User-Agent", "x\r\nContact: <sip:evil@192.0.2.66>"),
+        RegistrationConfig::new("sip:example.com", "sip:alice@example.com\r\nX: 1", CONTACT),
+        config().with_credentials("alice\r\nX: 1", "secret"),
+        config().with_credentials("alice", "secret\n"),
+    ] {
+        assert!(Registration::new(now, bad, rng()).is_err());
+    }
+}
+
+#[test]
 // RFC 3261 10.2: the events tell each exchange
 fn events_report_each_register_and_its_response() {
     let (mut reg, t0) = start(config());
