@@ -264,6 +264,23 @@ fn wait_bounded(child: std::process::Child, limit: Duration) -> (bool, String) {
     }
 }
 
+/// Is a UDP socket bound to 127.0.0.1:`port`? (Linux's /proc/net/udp; elsewhere, after a
+/// second, assumed so.)
+fn udp_port_bound(port: u16) -> bool {
+    match std::fs::read_to_string("/proc/net/udp") {
+        Ok(table) => {
+            let local = format!("0100007F:{port:04X}");
+            table
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        }
+        Err(_) => {
+            std::thread::sleep(Duration::from_secs(1));
+            true
+        }
+    }
+}
+
 /// Runs `sipc register` with `password` against SIPp's challenging registrar on `port`;
 /// returns whether sipc and SIPp exited 0, and sipc's output.
 fn sipc_register_against_sipp(port: u16, password: &str) -> (bool, bool, String) {
@@ -290,9 +307,10 @@ fn sipc_register_against_sipp(port: u16, password: &str) -> (bool, bool, String)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sipp");
-    // SIPp is ready when its port is taken.
+    // SIPp is ready when its port is bound (read from the system's socket table: binding
+    // the port to find out could take it from SIPp at the wrong moment).
     let ready_by = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    while !udp_port_bound(port) {
         assert!(
             std::time::Instant::now() < ready_by,
             "sipp did not bind port {port}"
