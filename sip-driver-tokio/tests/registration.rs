@@ -123,14 +123,19 @@ async fn handle_refreshes_at_the_granted_expiry_then_unregisters() {
     }
     let done = bounded("unregistered", reg.unregister()).await;
     assert_eq!(done, RegistrationState::Unregistered { failure: None });
-    let (first, refresh, removal) = (
-        next_seen(&mut seen).await,
-        next_seen(&mut seen).await,
-        next_seen(&mut seen).await,
-    );
+    // The REGISTER, its refresh (another one if the machine stalled a second), the removal.
+    let first = next_seen(&mut seen).await;
+    let mut refreshes = 0;
+    let removal = loop {
+        let m = next_seen(&mut seen).await;
+        if expires(&m) == "0" {
+            break m;
+        }
+        assert_eq!(expires(&m), "3600");
+        refreshes += 1;
+    };
     assert_eq!(expires(&first), "3600");
-    assert_eq!(expires(&refresh), "3600");
-    assert_eq!(expires(&removal), "0");
+    assert!(refreshes >= 1);
     let call_id = |m: &OwnedMessage| m.view().header(HeaderName::CallId).map(str::to_owned);
     assert_eq!(call_id(&first), call_id(&removal));
     client.shutdown().await;
