@@ -11,7 +11,9 @@
 //! There are two ways to use it:
 //!
 //! - [`Driver::run`] with any [`TransactionUser`](sip_core::TransactionUser) (a UA core, a
-//!   proxy core), until a [`Shutdown`] handle stops it;
+//!   proxy core), until a [`Shutdown`] handle stops it; [`Driver::run_with`] also hands
+//!   the application's own inputs (the results of tasks it started) to the transaction
+//!   user in the loop;
 //! - [`Driver::start`], which runs a built-in transaction user behind an async API: a
 //!   [`Client`] sends requests and gets their [`Responses`], and [`Incoming`] yields received
 //!   requests, each with a [`Responder`].
