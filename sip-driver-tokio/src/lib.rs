@@ -60,6 +60,8 @@
 mod client;
 mod driver;
 mod error;
+#[cfg(feature = "redis")]
+pub mod location;
 mod log;
 
 pub use client::{Client, Incoming, Responder, Responses};
