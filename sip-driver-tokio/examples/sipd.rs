@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-//!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
+//!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
+//!       [--location redis://HOST:PORT] [--min-expires SECS]]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
 //!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -17,6 +18,11 @@
 //!                     a user (repeatable): REGISTER is challenged, and a user registers
 //!                     only its own AOR; without users, no credentials are asked
 //!   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+//!   --location redis://HOST:PORT
+//!                     keep the bindings in Redis, shared with every sipd using the same
+//!                     Redis (see docs/registrar.md); default: in memory
+//!   --min-expires SECS
+//!                     the shortest registration accepted (default 60; 423 below)
 //! ```
 //!
 //! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
@@ -27,10 +33,13 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sip_core::registrar::RegistrarConfig;
-use sip_core::ua::{LocationMode, UaConfig, UserAgent};
+use sip_core::location::Binding;
+use sip_core::registrar::{RegistrarConfig, Reject};
+use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
+use sip_driver_tokio::location::{RedisConfig, RedisLocation};
 use sip_driver_tokio::{Driver, ListenSpec};
+use tokio::sync::mpsc;
 
 struct Args {
     listen: Vec<ListenSpec>,
@@ -40,17 +49,21 @@ struct Args {
     realm: Option<String>,
     users: Vec<(String, String)>,
     auth_calls: bool,
+    location: Option<RedisLocation>,
+    min_expires: Option<u32>,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]";
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
+             [--location redis://HOST:PORT] [--min-expires SECS]]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
+             [--location redis://HOST:PORT] [--min-expires SECS]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -64,6 +77,13 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
                     no credentials
   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+  --location redis://HOST:PORT
+                    keep the bindings in Redis (redis://:PASSWORD@HOST:PORT/DB too),
+                    shared by every sipd using that Redis: run several behind one DNS
+                    name; a Redis that is down or slow gets REGISTER a 503
+  --min-expires SECS
+                    the shortest registration accepted; shorter ones get 423 with
+                    Min-Expires (default 60)
   -h, --help        this help";
 
 /// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
@@ -103,6 +123,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         realm: None,
         users: Vec::new(),
         auth_calls: false,
+        location: None,
+        min_expires: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -136,6 +158,24 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     .push(parse_user(&v).ok_or(format!("--user {v}: not NAME:PASSWORD"))?);
             }
             "--auth-calls" => args.auth_calls = true,
+            "--location" => {
+                let v = value("--location")?;
+                if !v.starts_with("redis://") {
+                    return Err(format!("--location {v}: not redis://HOST:PORT"));
+                }
+                let store = RedisLocation::open(&v, RedisConfig::default())
+                    .map_err(|e| format!("--location {v}: {e}"))?;
+                args.location = Some(store);
+            }
+            "--min-expires" => {
+                let v = value("--min-expires")?;
+                args.min_expires = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--min-expires {v}: not a number of seconds"))?,
+                );
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -149,6 +189,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".into());
     }
+    if args.location.is_some() && !args.registrar {
+        return Err("--location needs --registrar".into());
+    }
+    if args.min_expires.is_some() && !args.registrar {
+        return Err("--min-expires needs --registrar".into());
+    }
     if args.listen.is_empty() {
         args.listen = vec![
             "udp:127.0.0.1:5060".parse().expect("valid spec"),
@@ -158,8 +204,22 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(args))
 }
 
-/// The UAS core, with what it did logged as it happens.
-struct Logged(UserAgent);
+/// The UAS core, with what it did logged as it happens, and the Redis location store
+/// that serves it with `--location`.
+struct Logged(UserAgent, Option<Shared>);
+
+/// The location store shared with other servers, and the way its answers come back into
+/// the loop ([`Driver::run_with`]).
+struct Shared {
+    redis: RedisLocation,
+    answers: mpsc::Sender<Answer>,
+}
+
+/// The store's answer to one location request.
+struct Answer {
+    ticket: StoreTicket,
+    result: Result<Vec<Binding>, Reject>,
+}
 
 impl Logged {
     fn log_events(&mut self) {
@@ -167,11 +227,69 @@ impl Logged {
             tracing::info!(target: "sipd", "{e:?}");
         }
     }
+
+    /// Starts a task for each location request of the UAS core. A store with too many
+    /// operations in flight answers 503 at once: nothing queues without bound.
+    fn serve_location(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        let Logged(ua, Some(shared)) = self else {
+            return;
+        };
+        while let Some(request) = ua.poll_location() {
+            let retry_after = shared.redis.config().retry_after;
+            let slot = match shared.redis.try_slot() {
+                Ok(slot) => slot,
+                Err(e) => {
+                    tracing::warn!(target: "sipd", "location store: {e}");
+                    ua.complete_location(now, request.ticket, Err(e.reject(retry_after)), endpoint);
+                    continue;
+                }
+            };
+            let answers = shared.answers.clone();
+            tokio::spawn(async move {
+                let result = match &request.op {
+                    LocationOp::Register(register) => slot
+                        .update(register.aor(), |current, now| register.apply(current, now))
+                        .await
+                        .unwrap_or_else(|e| Err(store_failed(&e, retry_after))),
+                    LocationOp::Lookup { aor } => slot
+                        .lookup(aor)
+                        .await
+                        .map_err(|e| store_failed(&e, retry_after)),
+                    other => {
+                        tracing::warn!(target: "sipd", "location operation not served: {other:?}");
+                        Err(Reject::server_error("Location Operation Not Supported"))
+                    }
+                };
+                // The slot is held until the answer is handed over, so that answers
+                // waiting for the loop count against the limit too.
+                let _ = answers
+                    .send(Answer {
+                        ticket: request.ticket,
+                        result,
+                    })
+                    .await;
+                drop(slot);
+            });
+        }
+    }
+
+    /// The store's answer, back in the loop: the UAS core sends the response.
+    fn answered(&mut self, now: Instant, answer: Answer, endpoint: &mut Endpoint) {
+        self.0
+            .complete_location(now, answer.ticket, answer.result, endpoint);
+        self.log_events();
+    }
+}
+
+fn store_failed(e: &sip_driver_tokio::location::LocationError, retry_after: Duration) -> Reject {
+    tracing::warn!(target: "sipd", "location store: {e}");
+    e.reject(retry_after)
 }
 
 impl TransactionUser for Logged {
     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
         self.0.handle_event(now, event, endpoint);
+        self.serve_location(now, endpoint);
         self.log_events();
     }
 
@@ -181,6 +299,7 @@ impl TransactionUser for Logged {
 
     fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
         self.0.handle_timeout(now, endpoint);
+        self.serve_location(now, endpoint);
         self.log_events();
     }
 }
@@ -259,10 +378,18 @@ async fn main() -> ExitCode {
                 domains.push(ip);
             }
         }
-        ua_config.registrar = Some(RegistrarConfig::for_domains(domains));
-        // Where the bindings live: in memory here. (A shared store, e.g. `--location
-        // redis://...`, sets `LocationMode::External` and serves `poll_location`.)
-        ua_config.location = LocationMode::default();
+        let mut registrar = RegistrarConfig::for_domains(domains);
+        if let Some(min) = args.min_expires {
+            registrar.min_expires = min;
+            registrar.default_expires = registrar.default_expires.max(min);
+        }
+        ua_config.registrar = Some(registrar);
+        // Where the bindings live: in memory, or in Redis (then the UAS core hands each
+        // REGISTER's step 7 to `serve_location`).
+        ua_config.location = match args.location {
+            Some(_) => LocationMode::external(),
+            None => LocationMode::default(),
+        };
     }
     let ua_seed = match sip_driver_tokio::os_seed() {
         Ok(s) => s,
@@ -281,6 +408,10 @@ async fn main() -> ExitCode {
         (Some(realm), true) => format!("; registrar for {realm} with digest"),
         _ => String::new(),
     };
+    let registrar = match &args.location {
+        Some(_) => format!("{registrar}, bindings in Redis"),
+        None => registrar,
+    };
     eprintln!(
         "sipd: listening on {} (ring {} ms){registrar}; Ctrl-C to stop",
         listening.join(", "),
@@ -292,7 +423,25 @@ async fn main() -> ExitCode {
         stop.shutdown();
     });
     let started = Instant::now();
-    match driver.run(Logged(UserAgent::new(ua_config, ua_seed))).await {
+    let ua = UserAgent::new(ua_config, ua_seed);
+    let run = match args.location {
+        Some(redis) => {
+            if let Err(e) = redis.check().await {
+                // It may come up later: REGISTER gets 503 until then.
+                tracing::warn!(target: "sipd", "location store not reachable yet: {e}");
+            }
+            // Room for every answer of the operations the store allows in flight.
+            let (answers, inbox) = mpsc::channel(redis.config().max_in_flight.max(1));
+            let tu = Logged(ua, Some(Shared { redis, answers }));
+            driver
+                .run_with(tu, inbox, |tu, now, answer, endpoint| {
+                    tu.answered(now, answer, endpoint)
+                })
+                .await
+        }
+        None => driver.run(Logged(ua, None)).await,
+    };
+    match run {
         Ok(done) => {
             let s = done.stats;
             let u = done.tu.0.stats();

@@ -192,6 +192,17 @@ impl RedisLocation {
         })
     }
 
+    /// Connects (when not connected) and asks Redis for a PONG, within the deadline: a
+    /// check at startup or for a health probe. It takes no slot.
+    pub async fn check(&self) -> Result<(), LocationError> {
+        self.bounded(async {
+            let mut conn = self.connection().await?;
+            let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The Redis key of `aor`.
     pub fn key(&self, aor: &str) -> String {
         format!("{}{aor}", self.shared.config.key_prefix)

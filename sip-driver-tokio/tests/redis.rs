@@ -444,3 +444,347 @@ async fn operations_beyond_the_limit_in_flight_are_refused_at_once() {
     drop(first);
     assert!(store.try_slot().is_ok());
 }
+
+// ---- Two sipd processes sharing one Redis (`sipd --registrar --location redis://...`).
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+
+/// Builds this crate's `sipd` once per test process and returns a private hard link to it
+/// (the mio driver's `sipd` has the same output path; see `tests/examples.rs`).
+fn sipd() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "-q", "-p", "sip-driver-tokio", "--example", "sipd"])
+                .arg("--message-format=json")
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("cargo runs");
+            assert!(out.status.success(), "cargo build sipd");
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            let exe = stdout
+                .lines()
+                .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"sipd\""))
+                .find_map(|l| {
+                    let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+                    Some(l[at..].split('"').next()?.to_owned())
+                })
+                .expect("cargo names the executable");
+            let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("redis-sipd");
+            let _ = std::fs::remove_file(&link);
+            std::fs::hard_link(&exe, &link).expect("link the example");
+            link
+        })
+        .clone()
+}
+
+/// A running `sipd --registrar --location ...`, killed if the test fails before stopping it.
+struct Sipd {
+    child: Child,
+    addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Sipd {
+    fn start(location: &str, extra: &[&str]) -> Sipd {
+        let mut child = Command::new(sipd())
+            .args([
+                "--listen",
+                "udp:127.0.0.1:0",
+                "--registrar",
+                "--realm",
+                "example.com",
+            ])
+            .args(["--location", location])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sipd");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20));
+        let port = line.as_ref().ok().and_then(|l| {
+            let rest = l.strip_prefix("sipd: listening on udp:127.0.0.1:")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u16>()
+                .ok()
+        });
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("sipd did not say where it listens: {line:?}");
+        };
+        assert!(line.unwrap().contains("bindings in Redis"));
+        Sipd {
+            child,
+            addr: ([127, 0, 0, 1], port).into(),
+            stderr: rx,
+        }
+    }
+
+    /// SIGTERM, then its summary; it must exit 0.
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "sipd did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut self.child.stdout.take().unwrap(), &mut out).unwrap();
+        let log: Vec<String> = self.stderr.try_iter().collect();
+        assert!(status.success(), "{log:?}");
+        out
+    }
+}
+
+impl Drop for Sipd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A REGISTER for `user`@example.com from `me`.
+fn register(user: &str, me: SocketAddr, call_id: &str, cseq: u32, contact: Option<&str>) -> String {
+    let contact = contact.map_or(String::new(), |c| format!("Contact: {c}\r\n"));
+    format!(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}-{cseq}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:{user}@example.com>;tag=r\r\nTo: <sip:{user}@example.com>\r\n\
+         Call-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\n{contact}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// A UDP peer on loopback with a read deadline.
+fn peer() -> (UdpSocket, SocketAddr) {
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = peer.local_addr().unwrap();
+    (peer, me)
+}
+
+/// Sends `request` to `server` and returns its final response.
+fn exchange(peer: &UdpSocket, server: SocketAddr, request: &str) -> String {
+    peer.send_to(request.as_bytes(), server).unwrap();
+    final_response(peer)
+}
+
+fn final_response(peer: &UdpSocket) -> String {
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = peer.recv(&mut buf).expect("sipd answers in time");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+/// The Contact URIs a 200 to REGISTER lists.
+fn contacts(response: &str) -> Vec<String> {
+    let mut c: Vec<String> = response
+        .lines()
+        .filter_map(|l| l.strip_prefix("Contact: <"))
+        .filter_map(|l| l.split('>').next())
+        .map(str::to_owned)
+        .collect();
+    c.sort();
+    c
+}
+
+// RFC 3261 10.3 steps 7-8 with the location service shared: a binding registered through
+// one server is in the 200 to a query (REGISTER without Contact) through another.
+#[tokio::test]
+async fn a_binding_registered_through_one_sipd_is_listed_by_another() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        Sipd::start(&redis.url(), &[]),
+        Sipd::start(&redis.url(), &[]),
+    );
+    let (peer, me) = peer();
+    let contact = format!("sip:alice@{me}");
+    let ok = exchange(
+        &peer,
+        a.addr,
+        &register(
+            "alice",
+            me,
+            "shared-1",
+            1,
+            Some(&format!("<{contact}>;expires=300")),
+        ),
+    );
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    let listed = exchange(&peer, b.addr, &register("alice", me, "query-1", 1, None));
+    assert!(listed.starts_with("SIP/2.0 200 "), "{listed}");
+    assert_eq!(
+        contacts(&listed),
+        std::slice::from_ref(&contact),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("<{contact}>;expires=")),
+        "{listed}"
+    );
+
+    // Removed through the second, gone from the first (section 10.2.2).
+    let removed = exchange(
+        &peer,
+        b.addr,
+        &register(
+            "alice",
+            me,
+            "shared-1",
+            2,
+            Some(&format!("<{contact}>;expires=0")),
+        ),
+    );
+    assert!(removed.starts_with("SIP/2.0 200 "), "{removed}");
+    let listed = exchange(&peer, a.addr, &register("alice", me, "query-2", 1, None));
+    assert!(contacts(&listed).is_empty(), "{listed}");
+    a.stop();
+    b.stop();
+}
+
+// RFC 3261 10.2.1 and 10.3 step 7: a binding lasts what the registrar granted, on every
+// server sharing the store; and Redis drops the AOR's key then.
+#[tokio::test]
+async fn a_binding_expires_in_both_sipds() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let short = ["--min-expires", "1"];
+    let (a, b) = (
+        Sipd::start(&redis.url(), &short),
+        Sipd::start(&redis.url(), &short),
+    );
+    let (peer, me) = peer();
+    let ok = exchange(
+        &peer,
+        a.addr,
+        &register(
+            "bob",
+            me,
+            "expiring",
+            1,
+            Some(&format!("<sip:bob@{me}>;expires=1")),
+        ),
+    );
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    assert!(ok.contains(";expires=1"), "{ok}");
+    // Listed by the other server until it expires, then by neither.
+    let listed = exchange(&peer, b.addr, &register("bob", me, "q", 1, None));
+    assert!(listed.starts_with("SIP/2.0 200 "), "{listed}");
+    let mut cseq = 2;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for server in [b.addr, a.addr] {
+        loop {
+            let listed = exchange(&peer, server, &register("bob", me, "q", cseq, None));
+            cseq += 1;
+            assert!(listed.starts_with("SIP/2.0 200 "), "{listed}");
+            if contacts(&listed).is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the binding never expired: {listed}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let mut cli = redis.cli();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("sip:location:sip:bob@example.com")
+        .query(&mut cli)
+        .unwrap();
+    assert_eq!(exists, 0);
+    a.stop();
+    b.stop();
+}
+
+// RFC 3261 10.3 step 7 ("atomically"): REGISTERs for one AOR arriving at two servers at
+// once all take effect; none overwrites another's binding.
+#[tokio::test]
+async fn concurrent_registers_through_two_sipds_lose_no_binding() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (
+        Sipd::start(&redis.url(), &[]),
+        Sipd::start(&redis.url(), &[]),
+    );
+    let (peer, me) = peer();
+    // The registrar's default limit is 10 bindings per AOR: ten devices, each with its own
+    // Call-ID, half through each server, all sent before any answer is read.
+    let devices = 10;
+    for i in 0..devices {
+        let server = if i % 2 == 0 { a.addr } else { b.addr };
+        let contact = format!("<sip:carol-{i}@{me}>;expires=300");
+        let request = register("carol", me, &format!("device-{i}"), 1, Some(&contact));
+        peer.send_to(request.as_bytes(), server).unwrap();
+    }
+    for _ in 0..devices {
+        let response = final_response(&peer);
+        assert!(response.starts_with("SIP/2.0 200 "), "{response}");
+    }
+    let mut expected: Vec<String> = (0..devices)
+        .map(|i| format!("sip:carol-{i}@{me}"))
+        .collect();
+    expected.sort();
+    for server in [a.addr, b.addr] {
+        let listed = exchange(&peer, server, &register("carol", me, "query", 1, None));
+        assert_eq!(contacts(&listed), expected, "{listed}");
+    }
+    a.stop();
+    b.stop();
+}
+
+// RFC 3261 21.5.4: a registrar whose location store is down answers REGISTER 503 with
+// Retry-After at once, instead of hanging or dropping it; it needs no restart when the
+// store comes back.
+#[tokio::test]
+async fn a_redis_that_is_down_gets_register_a_503_not_a_hang() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // A port where nothing listens (bound, then freed).
+    let free = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let sipd = Sipd::start(&format!("redis://{free}"), &[]);
+    let (peer, me) = peer();
+    let refused = exchange(
+        &peer,
+        sipd.addr,
+        &register("dan", me, "down", 1, Some(&format!("<sip:dan@{me}>"))),
+    );
+    assert!(refused.starts_with("SIP/2.0 503 "), "{refused}");
+    assert!(refused.contains("\r\nRetry-After: "), "{refused}");
+    let query = exchange(&peer, sipd.addr, &register("dan", me, "down", 2, None));
+    assert!(query.starts_with("SIP/2.0 503 "), "{query}");
+    sipd.stop();
+}
