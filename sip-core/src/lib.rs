@@ -157,6 +157,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod budget;
 mod builder;
 mod edit;

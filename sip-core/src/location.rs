@@ -218,3 +218,79 @@ impl LocationStore for MemoryStore {
         self.by_aor.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registrar::{Registrar, RegistrarConfig};
+    use crate::OwnedMessage;
+
+    fn register(aor_user: &str, contact: &str, cseq: u32) -> RegisterRequest {
+        let text = format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <sip:{aor_user}@example.com>;tag=1\r\nTo: <sip:{aor_user}@example.com>\r\n\
+             Call-ID: c1\r\nCSeq: {cseq} REGISTER\r\nMax-Forwards: 70\r\n\
+             Contact: {contact}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let req = OwnedMessage::parse(text.as_bytes()).unwrap();
+        Registrar::new(RegistrarConfig::default())
+            .check(&req, None)
+            .unwrap()
+    }
+
+    // Security (no state a peer can grow without bound): the total of bindings is capped.
+    #[test]
+    fn the_total_number_of_bindings_is_bounded() {
+        let mut store = MemoryStore::new(StoreLimits {
+            max_aors: 100,
+            max_bindings: 3,
+            retry_after: Duration::from_secs(7),
+        });
+        let now = Instant::now();
+        for i in 0..3 {
+            let c = format!("<sip:a@10.0.0.{i}>");
+            store
+                .register(now, &register(&format!("u{i}"), &c, 1))
+                .unwrap();
+        }
+        let full = store
+            .register(now, &register("u9", "<sip:a@10.0.0.9>", 1))
+            .unwrap_err();
+        assert_eq!((full.status, full.retry_after), (503, Some(7)));
+        assert_eq!(store.bindings(), 3);
+        // removing frees room
+        store
+            .register(now, &register("u0", "<sip:a@10.0.0.0>;expires=0", 2))
+            .unwrap();
+        assert_eq!(store.bindings(), 2);
+        store
+            .register(now, &register("u9", "<sip:a@10.0.0.9>", 1))
+            .unwrap();
+    }
+
+    // RFC 3261 section 10.2.1: a binding lasts its expiry; the store's timer says when.
+    #[test]
+    fn expiry_drops_bindings_at_their_time_and_keeps_the_rest() {
+        let mut store = MemoryStore::default();
+        let now = Instant::now();
+        store
+            .register(now, &register("a", "<sip:a@h1>;expires=60", 1))
+            .unwrap();
+        store
+            .register(now, &register("a", "<sip:a@h2>;expires=120", 2))
+            .unwrap();
+        assert_eq!(store.poll_timeout(), Some(now + Duration::from_secs(60)));
+        store.expire(now + Duration::from_secs(60));
+        assert_eq!(store.bindings(), 1);
+        assert_eq!(store.poll_timeout(), Some(now + Duration::from_secs(120)));
+        assert_eq!(
+            store.lookup(now, "sip:a@example.com")[0].contact,
+            "sip:a@h2"
+        );
+        store.expire(now + Duration::from_secs(120));
+        assert_eq!(
+            (store.bindings(), store.aors(), store.poll_timeout()),
+            (0, 0, None)
+        );
+    }
+}

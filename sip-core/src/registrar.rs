@@ -649,3 +649,182 @@ impl RegisterRequest {
         b.build(rng)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SeededRng;
+
+    fn request(to: &str, headers: &str) -> OwnedMessage {
+        let text = format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+             From: <sip:alice@example.com>;tag=1\r\nTo: {to}\r\nCall-ID: c1\r\n\
+             CSeq: 7 REGISTER\r\nMax-Forwards: 70\r\n{headers}Content-Length: 0\r\n\r\n"
+        );
+        OwnedMessage::parse(text.as_bytes()).unwrap()
+    }
+
+    fn registrar() -> Registrar {
+        Registrar::new(RegistrarConfig::for_domains(["example.com"]))
+    }
+
+    fn aor_of(text: &str) -> Option<String> {
+        canonical_aor(&Uri::parse(text)?)
+    }
+
+    // RFC 3261 section 10.3 step 5: parameters removed, escapes decoded, host case folded.
+    #[test]
+    fn step5_canonical_aor_drops_parameters_and_decodes_escapes() {
+        assert_eq!(
+            aor_of("sip:%61lice@Example.COM;user=phone?x=y").as_deref(),
+            Some("sip:alice@example.com")
+        );
+        assert_eq!(
+            aor_of("sips:bob:secret@[2001:DB8::1]:5061;transport=tcp").as_deref(),
+            Some("sips:bob@[2001:db8::1]:5061")
+        );
+        // what a user part cannot hold as it is stays escaped, once
+        assert_eq!(
+            aor_of("sip:a%20b%25@example.com").as_deref(),
+            Some("sip:a%20b%25@example.com")
+        );
+        assert_eq!(aor_of("tel:+15551234"), None);
+    }
+
+    // RFC 3261 section 10.3 step 4: the authenticated user must be allowed for the AOR.
+    #[test]
+    fn step4_a_user_not_allowed_for_the_aor_gets_403() {
+        let r = registrar();
+        let req = request("<sip:alice@example.com>", "Contact: <sip:a@h>\r\n");
+        assert_eq!(r.check(&req, Some("bob")).unwrap_err().status, 403);
+        assert!(r.check(&req, Some("alice")).is_ok());
+        // escapes in the AOR's user part are decoded before comparing
+        let req = request("<sip:%61lice@example.com>", "Contact: <sip:a@h>\r\n");
+        assert!(r.check(&req, Some("alice")).is_ok());
+    }
+
+    // RFC 3261 section 10.3 step 6: "*" rules, checked before any store is involved.
+    #[test]
+    fn step6_contact_star_is_alone_with_expires_0() {
+        let r = registrar();
+        let to = "<sip:alice@example.com>";
+        let ok = r
+            .check(&request(to, "Contact: *\r\nExpires: 0\r\n"), None)
+            .unwrap();
+        assert!(ok.is_remove_all() && !ok.is_query());
+        for bad in [
+            "Contact: *\r\n",
+            "Contact: *\r\nExpires: 10\r\n",
+            "Contact: *, <sip:a@h>\r\nExpires: 0\r\n",
+        ] {
+            assert_eq!(
+                r.check(&request(to, bad), None).unwrap_err().status,
+                400,
+                "{bad}"
+            );
+        }
+    }
+
+    // RFC 3261 section 10.3 step 6: a reject carries Min-Expires and builds its response.
+    #[test]
+    fn step6_interval_too_brief_response_has_min_expires() {
+        let r = registrar();
+        let req = request(
+            "<sip:alice@example.com>",
+            "Contact: <sip:a@h>\r\nExpires: 5\r\n",
+        );
+        let reject = r.check(&req, None).unwrap_err();
+        assert_eq!((reject.status, reject.min_expires), (423, Some(60)));
+        let resp = reject.response(&req, &mut SeededRng::new([1; 32])).unwrap();
+        let text = String::from_utf8_lossy(resp.as_bytes()).into_owned();
+        assert!(
+            text.starts_with("SIP/2.0 423 Interval Too Brief\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nMin-Expires: 60\r\n"), "{text}");
+    }
+
+    // RFC 3261 section 10.3 step 2.
+    #[test]
+    fn step2_unsupported_lists_every_unknown_tag() {
+        let req = request(
+            "<sip:alice@example.com>",
+            "Require: foo, path\r\nRequire: bar\r\n",
+        );
+        let reject = registrar().check(&req, None).unwrap_err();
+        assert_eq!(reject.status, 420);
+        assert_eq!(reject.unsupported, ["foo", "bar"]);
+    }
+
+    // RFC 3327 section 5.3: a Path that is not a SIP URI in angle brackets is refused.
+    #[test]
+    fn rfc3327_a_malformed_path_is_refused() {
+        let req = request(
+            "<sip:alice@example.com>",
+            "Contact: <sip:a@h>\r\nPath: sip:edge.example.com\r\n",
+        );
+        assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn q_values_are_written_as_decimals() {
+        for (q, text) in [
+            (1000, "1"),
+            (700, "0.7"),
+            (125, "0.125"),
+            (50, "0.05"),
+            (0, "0.0"),
+        ] {
+            let mut s = String::new();
+            write_q(&mut s, q);
+            assert_eq!(s, text);
+        }
+    }
+
+    #[test]
+    fn header_lists_split_outside_brackets_and_quotes() {
+        assert_eq!(
+            split_list(r#"<sip:a;x=1,2>, "q,\"x" <sip:b>,<sip:c>"#),
+            [r#"<sip:a;x=1,2>"#, r#""q,\"x" <sip:b>"#, "<sip:c>"]
+        );
+    }
+
+    // RFC 3261 section 10.3 step 7: a Contact repeated in one REGISTER is not out of order.
+    #[test]
+    fn step7_a_contact_repeated_in_one_request_is_not_stale() {
+        let r = registrar();
+        let req = request(
+            "<sip:alice@example.com>",
+            "Contact: <sip:a@h>;expires=100\r\nContact: <sip:a@h>;expires=200\r\n",
+        );
+        let reg = r.check(&req, None).unwrap();
+        let now = Instant::now();
+        let set = reg.apply(&[], now).unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[0].remaining(now), 200);
+    }
+
+    // RFC 3261 section 10.3 step 7: expired bindings handed in are not carried over.
+    #[test]
+    fn step7_expired_bindings_are_dropped_by_apply() {
+        let r = registrar();
+        let now = Instant::now();
+        let old = r
+            .check(
+                &request(
+                    "<sip:alice@example.com>",
+                    "Contact: <sip:old@h>;expires=60\r\n",
+                ),
+                None,
+            )
+            .unwrap()
+            .apply(&[], now)
+            .unwrap();
+        let later = now + Duration::from_secs(61);
+        let query = r
+            .check(&request("<sip:alice@example.com>", ""), None)
+            .unwrap();
+        assert!(query.is_query());
+        assert!(query.apply(&old, later).unwrap().is_empty());
+    }
+}
