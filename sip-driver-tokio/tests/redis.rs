@@ -788,3 +788,63 @@ async fn a_redis_that_is_down_gets_register_a_503_not_a_hang() {
     assert!(query.starts_with("SIP/2.0 503 "), "{query}");
     sipd.stop();
 }
+
+// The sipd conventions (tests/examples.rs): a flag used wrongly is a usage error, exit 2,
+// with the reason on stderr; `--location` belongs to a registrar and names a Redis.
+#[test]
+fn sipd_location_flags_are_usage_errors_when_misused() {
+    for (args, reason) in [
+        (
+            &["--location", "redis://127.0.0.1:6390"][..],
+            "--location needs --registrar",
+        ),
+        (
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--location",
+                "http://127.0.0.1:6390",
+            ],
+            "not redis://HOST:PORT",
+        ),
+        (&["--min-expires", "1"], "--min-expires needs --registrar"),
+        (
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--min-expires",
+                "0",
+            ],
+            "not a number of seconds",
+        ),
+    ] {
+        let mut child = Command::new(sipd())
+            .args(["--listen", "udp:127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a sipd that starts instead of refusing is killed.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(reason), "{args:?}: {stderr}");
+        assert!(stderr.contains("usage: sipd"), "{args:?}: {stderr}");
+    }
+}
