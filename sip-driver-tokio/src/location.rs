@@ -195,7 +195,7 @@ impl RedisLocation {
     /// Connects (when not connected) and asks Redis for a PONG, within the deadline: a
     /// check at startup or for a health probe. It takes no slot.
     pub async fn check(&self) -> Result<(), LocationError> {
-        self.bounded(async {
+        self.bounded(self.shared.config.timeout, async {
             let mut conn = self.connection().await?;
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
             Ok(())
@@ -232,14 +232,15 @@ impl RedisLocation {
         *self.shared.conn.lock().await = None;
     }
 
-    /// Runs `op` within the deadline; a failure of the connection (or the deadline) drops
-    /// it, so that the next operation connects anew.
+    /// Runs `op` within `within` (what is left of the deadline); a failure of the
+    /// connection (or the deadline) drops it, so that the next operation connects anew.
     async fn bounded<T>(
         &self,
+        within: Duration,
         op: impl std::future::Future<Output = Result<T, LocationError>>,
     ) -> Result<T, LocationError> {
         let timeout = self.shared.config.timeout;
-        let result = match tokio::time::timeout(timeout, op).await {
+        let result = match tokio::time::timeout(within, op).await {
             Ok(r) => r,
             Err(_) => Err(LocationError::Timeout(timeout)),
         };
@@ -258,7 +259,7 @@ impl RedisLocation {
 
     async fn lookup(&self, aor: &str) -> Result<Vec<Binding>, LocationError> {
         let key = self.key(aor);
-        self.bounded(async {
+        self.bounded(self.shared.config.timeout, async {
             let mut conn = self.connection().await?;
             let raw: Option<Vec<u8>> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
             let clock = Clock::now();
@@ -276,9 +277,16 @@ impl RedisLocation {
     ) -> Result<Result<Vec<Binding>, R>, LocationError> {
         let key = self.key(aor);
         let attempts = self.shared.config.max_attempts.max(1);
+        let timeout = self.shared.config.timeout;
+        let started = tokio::time::Instant::now();
+        // Waiting for this process's other updates of the AOR counts against the deadline,
+        // but says nothing about the connection: it is not dropped for that.
         let turn = Turn::new(&self.shared, aor);
-        self.bounded(async {
-            let _turn = turn.lock.lock().await;
+        let Ok(_turn) = tokio::time::timeout(timeout, turn.lock.lock()).await else {
+            return Err(LocationError::Timeout(timeout));
+        };
+        let left = timeout.saturating_sub(started.elapsed());
+        self.bounded(left, async {
             self.compare_and_set(&key, aor, attempts, &mut rules).await
         })
         .await
