@@ -6,7 +6,8 @@
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
 //!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
-//!       [--location redis://HOST:PORT] [--min-expires SECS]]
+//!       [--auth-secret-file FILE] [--location redis://HOST:PORT]
+//!       [--min-expires SECS]]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
 //!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -18,6 +19,10 @@
 //!                     a user (repeatable): REGISTER is challenged, and a user registers
 //!                     only its own AOR; without users, no credentials are asked
 //!   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+//!   --auth-secret-file FILE
+//!                     the nonce secret: 64 hex digits (32 bytes) in FILE, the same for
+//!                     every sipd behind one name, so that each accepts the others'
+//!                     nonces (default: drawn at start, nonces of this process only)
 //!   --location redis://HOST:PORT
 //!                     keep the bindings in Redis, shared with every sipd using the same
 //!                     Redis (see docs/registrar.md); default: in memory
@@ -50,13 +55,15 @@ struct Args {
     realm: Option<String>,
     users: Vec<(String, String)>,
     auth_calls: bool,
+    auth_secret: Option<[u8; 32]>,
     location: Option<RedisLocation>,
     min_expires: Option<u32>,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
-             [--location redis://HOST:PORT] [--min-expires SECS]]";
+             [--auth-secret-file FILE] [--location redis://HOST:PORT]
+             [--min-expires SECS]]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -64,7 +71,8 @@ then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
-             [--location redis://HOST:PORT] [--min-expires SECS]]
+             [--auth-secret-file FILE] [--location redis://HOST:PORT]
+             [--min-expires SECS]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -78,6 +86,11 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
                     no credentials
   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+  --auth-secret-file FILE
+                    the nonce secret: 64 hex digits (32 bytes) in FILE, e.g. from
+                    `openssl rand -hex 32`; give every sipd behind one name the same,
+                    so that each accepts the nonces of the others (default: drawn at
+                    start, nonces of this process only)
   --location redis://HOST:PORT
                     keep the bindings in Redis (redis://:PASSWORD@HOST:PORT/DB too),
                     shared by every sipd using that Redis: run several behind one DNS
@@ -124,6 +137,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         realm: None,
         users: Vec::new(),
         auth_calls: false,
+        auth_secret: None,
         location: None,
         min_expires: None,
     };
@@ -159,6 +173,11 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     .push(parse_user(&v).ok_or(format!("--user {v}: not NAME:PASSWORD"))?);
             }
             "--auth-calls" => args.auth_calls = true,
+            "--auth-secret-file" => {
+                let v = value("--auth-secret-file")?;
+                args.auth_secret =
+                    Some(read_secret(&v).map_err(|e| format!("--auth-secret-file {v}: {e}"))?);
+            }
             "--location" => {
                 let v = value("--location")?;
                 if !v.starts_with("redis://") {
@@ -190,6 +209,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".into());
     }
+    if args.auth_secret.is_some() && args.users.is_empty() {
+        return Err("--auth-secret-file needs at least one --user".into());
+    }
     if args.location.is_some() && !args.registrar {
         return Err("--location needs --registrar".into());
     }
@@ -205,10 +227,35 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(args))
 }
 
-/// The digest authenticator for `--user`: realm REALM, a nonce secret from the operating
-/// system (nonces of this process only), the clock anchored now.
-fn authenticator(realm: &str, users: &[(String, String)]) -> std::io::Result<Authenticator> {
-    let secret = sip_driver_tokio::os_seed()?;
+/// The nonce secret of `--auth-secret-file`: 64 hex digits, surrounding whitespace
+/// allowed (`openssl rand -hex 32 > FILE`).
+fn read_secret(path: &str) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let hex = text.trim().as_bytes();
+    let digit = |c: u8| char::from(c).to_digit(16);
+    if hex.len() != 64 || !hex.iter().all(|&c| digit(c).is_some()) {
+        return Err("not 64 hex digits".into());
+    }
+    let mut secret = [0u8; 32];
+    for (byte, pair) in secret.iter_mut().zip(hex.chunks(2)) {
+        let (hi, lo) = (digit(pair[0]).unwrap_or(0), digit(pair[1]).unwrap_or(0));
+        *byte = u8::try_from(hi * 16 + lo).unwrap_or(0);
+    }
+    Ok(secret)
+}
+
+/// The digest authenticator for `--user`: realm REALM, the nonce secret of
+/// `--auth-secret-file` or one from the operating system (nonces of this process only),
+/// the clock anchored now.
+fn authenticator(
+    realm: &str,
+    users: &[(String, String)],
+    secret: Option<[u8; 32]>,
+) -> std::io::Result<Authenticator> {
+    let secret = match secret {
+        Some(s) => s,
+        None => sip_driver_tokio::os_seed()?,
+    };
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -407,7 +454,7 @@ async fn main() -> ExitCode {
         };
     }
     if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
-        match authenticator(realm, &args.users) {
+        match authenticator(realm, &args.users, args.auth_secret) {
             Ok(auth) => ua_config.auth = Some(auth),
             Err(e) => {
                 eprintln!("sipd: no random seed: {e}");

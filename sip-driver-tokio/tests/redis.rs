@@ -790,9 +790,17 @@ async fn a_redis_that_is_down_gets_register_a_503_not_a_hang() {
 }
 
 // The sipd conventions (tests/examples.rs): a flag used wrongly is a usage error, exit 2,
-// with the reason on stderr; `--location` belongs to a registrar and names a Redis.
+// with the reason on stderr; `--location` belongs to a registrar and names a Redis, and
+// `--auth-secret-file` holds a whole secret for a registrar with users.
 #[test]
 fn sipd_location_flags_are_usage_errors_when_misused() {
+    // A secret too short to be one.
+    let short = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("short-auth-secret");
+    std::fs::write(&short, "0123abcd\n").unwrap();
+    let short = short.to_str().unwrap();
+    let whole = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("whole-auth-secret");
+    std::fs::write(&whole, "a5".repeat(32)).unwrap();
+    let whole = whole.to_str().unwrap();
     for (args, reason) in [
         (
             &["--location", "redis://127.0.0.1:6390"][..],
@@ -818,6 +826,28 @@ fn sipd_location_flags_are_usage_errors_when_misused() {
                 "0",
             ],
             "not a number of seconds",
+        ),
+        (
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--auth-secret-file",
+                whole,
+            ],
+            "--auth-secret-file needs at least one --user",
+        ),
+        (
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--user",
+                "alice:pw",
+                "--auth-secret-file",
+                short,
+            ],
+            "not 64 hex digits",
         ),
     ] {
         let mut child = Command::new(sipd())
@@ -846,5 +876,88 @@ fn sipd_location_flags_are_usage_errors_when_misused() {
         assert_eq!(status.and_then(|s| s.code()), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(reason), "{args:?}: {stderr}");
         assert!(stderr.contains("usage: sipd"), "{args:?}: {stderr}");
+    }
+}
+
+/// `request` answered to the digest challenge in `challenge` by `client`, with a Via of
+/// its own (the answer is a new transaction, RFC 3261 section 22.2).
+fn answered(
+    client: &mut sip_core::auth::DigestClient,
+    request: &str,
+    challenge: &str,
+    me: SocketAddr,
+    branch: &str,
+) -> String {
+    let req = sip_core::OwnedMessage::parse(request.as_bytes()).unwrap();
+    let resp = sip_core::OwnedMessage::parse(challenge.as_bytes()).unwrap();
+    let again = client
+        .retry(&req, &resp, &mut sip_core::SeededRng::new([9; 32]))
+        .expect("the challenge is answered");
+    with_via(again.as_bytes(), me, branch)
+}
+
+fn with_via(message: &[u8], me: SocketAddr, branch: &str) -> String {
+    let text = String::from_utf8(message.to_vec()).unwrap();
+    let (line, rest) = text.split_once("\r\n").unwrap();
+    let rest: String = rest
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("Via:"))
+        .collect();
+    format!("{line}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch}\r\n{rest}")
+}
+
+// RFC 3261 22.1 / RFC 7616 3.3 behind one DNS name: a nonce that one server issued is
+// accepted by another that has the same secret (`--auth-secret-file`), so a client
+// challenged by one may send its credentials to any; with secrets of their own, the
+// other server challenges again.
+#[tokio::test]
+async fn a_nonce_from_one_sipd_is_accepted_by_another_with_the_same_secret() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let secret = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("redis-auth-secret");
+    std::fs::write(&secret, format!("{}\n", "5a".repeat(32))).unwrap();
+    let secret = secret.to_str().unwrap().to_owned();
+    let users = ["--user", "alice:secret"];
+    for shared in [true, false] {
+        let mut extra = users.to_vec();
+        if shared {
+            extra.extend(["--auth-secret-file", &secret]);
+        }
+        let (a, b) = (
+            Sipd::start(&redis.url(), &extra),
+            Sipd::start(&redis.url(), &extra),
+        );
+        let (peer, me) = peer();
+        let call_id = format!("nonce-{shared}");
+        let contact = format!("<sip:alice@{me}>;expires=300");
+        let first = register("alice", me, &call_id, 1, Some(&contact));
+        let challenge = exchange(&peer, a.addr, &first);
+        assert!(challenge.starts_with("SIP/2.0 401 "), "{challenge}");
+        let mut client = sip_core::auth::DigestClient::new("alice", "secret");
+        let second = answered(&mut client, &first, &challenge, me, &format!("{call_id}-2"));
+        let outcome = exchange(&peer, b.addr, &second);
+        if !shared {
+            assert!(outcome.starts_with("SIP/2.0 401 "), "{outcome}");
+            a.stop();
+            b.stop();
+            continue;
+        }
+        assert!(outcome.starts_with("SIP/2.0 200 "), "{outcome}");
+        // The kept nonce, next nonce-count, back at the first server: a query lists the
+        // binding made through the second.
+        let query = register("alice", me, &call_id, 3, None);
+        let query = client
+            .authorize(
+                &sip_core::OwnedMessage::parse(query.as_bytes()).unwrap(),
+                &mut sip_core::SeededRng::new([8; 32]),
+            )
+            .unwrap();
+        let listed = exchange(&peer, a.addr, &with_via(query.as_bytes(), me, "q3"));
+        assert!(listed.starts_with("SIP/2.0 200 "), "{listed}");
+        assert_eq!(contacts(&listed), [format!("sip:alice@{me}")], "{listed}");
+        a.stop();
+        b.stop();
     }
 }
