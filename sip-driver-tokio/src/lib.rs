@@ -26,6 +26,11 @@
 //! cargo run -p sip-driver-tokio --example sipc -- call sip:bob@127.0.0.1:5060 --hold 2s
 //! ```
 //!
+//! With the cargo feature `redis` (off by default), the module `location` is a registrar's
+//! location store in Redis, shared by several servers; `sipd --registrar --location
+//! redis://HOST:PORT` runs the UAS core's registrar on it through [`Driver::run_with`]
+//! (see `docs/registrar.md`).
+//!
 //! ```
 //! use sip_core::{Method, RequestBuilder, SeededRng, Target, Transport};
 //! use sip_driver_tokio::Driver;
