@@ -94,6 +94,10 @@ pub enum LocationError {
     /// uses the key prefix, or a newer format): it is left alone.
     #[error("the value stored for the AOR is not a list of bindings: {0}")]
     Corrupt(&'static str),
+    /// The AOR's bindings would take more than the store keeps under one key (1 MiB):
+    /// nothing is written.
+    #[error("the bindings of the AOR would take {0} bytes")]
+    TooLarge(usize),
 }
 
 impl LocationError {
@@ -325,7 +329,10 @@ impl RedisLocation {
                 .map(|b| clock.unix_ms(b.expires_at))
                 .max()
                 .unwrap_or(0);
-            let value = if new.is_empty() { Vec::new() } else { value };
+            if value.len() > MAX_VALUE {
+                // It could not be read back: refuse it rather than lock the AOR out.
+                return Err(LocationError::TooLarge(value.len()));
+            }
             let written: i64 = self
                 .shared
                 .cas

@@ -961,3 +961,36 @@ async fn a_nonce_from_one_sipd_is_accepted_by_another_with_the_same_secret() {
         b.stop();
     }
 }
+
+// No state a peer can grow without bound, and none that locks an AOR out: bindings too
+// large to be read back are refused (503), and what was stored stays.
+#[tokio::test]
+async fn bindings_too_large_for_one_key_are_refused_and_nothing_is_written() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let aor = "sip:judy@example.test";
+    let store = RedisLocation::open(&redis.url(), RedisConfig::default()).unwrap();
+    let slot = store.try_slot().unwrap();
+    let expires = Instant::now() + Duration::from_secs(60);
+    slot.update(aor, add(binding(aor, "sip:judy@192.0.2.7", expires, "j")))
+        .await
+        .unwrap()
+        .unwrap();
+    let huge = format!("sip:{}@192.0.2.8", "j".repeat(1 << 20));
+    let result = slot
+        .update(aor, add(binding(aor, &huge, expires, "k")))
+        .await;
+    assert!(
+        matches!(result, Err(LocationError::TooLarge(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        result.unwrap_err().reject(Duration::from_secs(5)).status,
+        503
+    );
+    let kept = slot.lookup(aor).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].contact, "sip:judy@192.0.2.7");
+}
