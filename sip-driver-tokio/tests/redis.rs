@@ -994,3 +994,44 @@ async fn bindings_too_large_for_one_key_are_refused_and_nothing_is_written() {
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].contact, "sip:judy@192.0.2.7");
 }
+
+// RFC 3261 21.5.4: a Redis that is full (maxmemory, noeviction) refuses the write; the
+// registrar answers 503 and no other binding is evicted for it.
+#[tokio::test]
+async fn a_full_redis_refuses_the_update_with_503() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let aor = "sip:ken@example.test";
+    let store = RedisLocation::open(&redis.url(), RedisConfig::default()).unwrap();
+    let slot = store.try_slot().unwrap();
+    let expires = Instant::now() + Duration::from_secs(60);
+    slot.update(aor, add(binding(aor, "sip:ken@192.0.2.9", expires, "k1")))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut cli = redis.cli();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut cli)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query(&mut cli)
+        .unwrap();
+    let result = slot
+        .update(aor, add(binding(aor, "sip:ken@192.0.2.10", expires, "k2")))
+        .await;
+    assert!(matches!(result, Err(LocationError::Redis(_))), "{result:?}");
+    assert_eq!(
+        result.unwrap_err().reject(Duration::from_secs(5)).status,
+        503
+    );
+    let kept = slot.lookup(aor).await.unwrap();
+    assert_eq!(kept.len(), 1);
+}
