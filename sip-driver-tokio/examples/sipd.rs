@@ -534,7 +534,11 @@ async fn main() -> ExitCode {
                 u.messages,
                 u.rejected,
                 u.registrations,
-                done.tu.0.bindings(),
+                // With --location they are in Redis, shared: not this process's to count.
+                match done.tu.1 {
+                    Some(_) => "in Redis".to_owned(),
+                    None => done.tu.0.bindings().to_string(),
+                },
             );
             ExitCode::SUCCESS
         }

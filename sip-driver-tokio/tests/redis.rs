@@ -665,7 +665,11 @@ async fn a_binding_registered_through_one_sipd_is_listed_by_another() {
     assert!(removed.starts_with("SIP/2.0 200 "), "{removed}");
     let listed = exchange(&peer, a.addr, &register("alice", me, "query-2", 1, None));
     assert!(contacts(&listed).is_empty(), "{listed}");
-    a.stop();
+    let summary = a.stop();
+    assert!(
+        summary.contains("registrations 2, bindings in Redis"),
+        "{summary}"
+    );
     b.stop();
 }
 
