@@ -7,7 +7,7 @@
 //! decide what a REGISTER does stay in one place, sip-core's pure
 //! [`RegisterRequest::apply`](sip_core::registrar::RegisterRequest::apply): an update reads
 //! the value, applies the rules in Rust, and writes the new value only if the key still
-//! holds what was read (a compare-and-set in a three-line Lua script, which Redis runs
+//! holds what was read (a compare-and-set in a short Lua script, which Redis runs
 //! atomically); when another server changed it meanwhile, it reads and applies again. Two
 //! servers updating one AOR at once therefore never lose a binding. (`WATCH`/`MULTI`/`EXEC`
 //! does the same but holds state on a connection; the compare-and-set works on the one
