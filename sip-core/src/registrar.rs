@@ -376,8 +376,14 @@ impl Registrar {
             .to_owned();
         let cseq = msg
             .cseq()
-            .ok_or_else(|| Reject::new(400, "Missing CSeq"))?
+            .filter(|c| c.method == Method::Register)
+            .ok_or_else(|| Reject::new(400, "Missing or Bad CSeq"))?
             .seq;
+        // Section 8.1.1: what the response copies must be there (the UAS core's validation
+        // says so earlier; a caller of this function alone may not have validated).
+        if msg.from().is_none() {
+            return Err(Reject::new(400, "Missing From"));
+        }
         let (remove_all, contacts) = self.contacts(&msg)?;
         let mut path = Vec::new();
         for v in msg
