@@ -787,6 +787,17 @@ mod tests {
         assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
     }
 
+    // RFC 3261 section 8.1.1 (found by the registrar fuzz target): a REGISTER without From
+    // is refused, not accepted with a 200 that cannot be built.
+    #[test]
+    fn a_register_without_from_is_refused() {
+        let text = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+            To: <sip:alice@example.com>\r\nCall-ID: c1\r\nCSeq: 7 REGISTER\r\n\
+            Contact: <sip:a@h>\r\nContent-Length: 0\r\n\r\n";
+        let req = OwnedMessage::parse(text.as_bytes()).unwrap();
+        assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
+    }
+
     #[test]
     fn q_values_are_written_as_decimals() {
         for (q, text) in [
