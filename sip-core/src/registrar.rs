@@ -376,8 +376,14 @@ impl Registrar {
             .to_owned();
         let cseq = msg
             .cseq()
-            .ok_or_else(|| Reject::new(400, "Missing CSeq"))?
+            .filter(|c| c.method == Method::Register)
+            .ok_or_else(|| Reject::new(400, "Missing or Bad CSeq"))?
             .seq;
+        // Section 8.1.1: what the response copies must be there (the UAS core's validation
+        // says so earlier; a caller of this function alone may not have validated).
+        if msg.from().is_none() {
+            return Err(Reject::new(400, "Missing From"));
+        }
         let (remove_all, contacts) = self.contacts(&msg)?;
         let mut path = Vec::new();
         for v in msg
@@ -778,6 +784,17 @@ mod tests {
             "<sip:alice@example.com>",
             "Contact: <sip:a@h>\r\nPath: sip:edge.example.com\r\n",
         );
+        assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
+    }
+
+    // RFC 3261 section 8.1.1 (found by the registrar fuzz target): a REGISTER without From
+    // is refused, not accepted with a 200 that cannot be built.
+    #[test]
+    fn a_register_without_from_is_refused() {
+        let text = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+            To: <sip:alice@example.com>\r\nCall-ID: c1\r\nCSeq: 7 REGISTER\r\n\
+            Contact: <sip:a@h>\r\nContent-Length: 0\r\n\r\n";
+        let req = OwnedMessage::parse(text.as_bytes()).unwrap();
         assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
     }
 

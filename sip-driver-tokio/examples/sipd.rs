@@ -6,7 +6,7 @@
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
 //!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
-//!       [--auth-secret-file FILE] [--location redis://HOST:PORT]
+//!       [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
 //!       [--min-expires SECS]]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
@@ -19,6 +19,7 @@
 //!                     a user (repeatable): REGISTER is challenged, and a user registers
 //!                     only its own AOR; without users, no credentials are asked
 //!   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+//!   --algorithms LIST digest algorithms offered, most preferred first (needs --user)
 //!   --auth-secret-file FILE
 //!                     the nonce secret: 64 hex digits (32 bytes) in FILE, the same for
 //!                     every sipd behind one name, so that each accepts the others'
@@ -38,7 +39,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sip_core::auth::{AuthConfig, Authenticator};
+use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
 use sip_core::location::Binding;
 use sip_core::registrar::{RegistrarConfig, Reject};
 use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
@@ -55,6 +56,7 @@ struct Args {
     realm: Option<String>,
     users: Vec<(String, String)>,
     auth_calls: bool,
+    algorithms: Option<Vec<Algorithm>>,
     auth_secret: Option<[u8; 32]>,
     location: Option<RedisLocation>,
     min_expires: Option<u32>,
@@ -62,7 +64,7 @@ struct Args {
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
-             [--auth-secret-file FILE] [--location redis://HOST:PORT]
+             [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]";
 
 const HELP: &str =
@@ -71,7 +73,7 @@ then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
-             [--auth-secret-file FILE] [--location redis://HOST:PORT]
+             [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
@@ -86,6 +88,9 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
                     no credentials
   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+  --algorithms LIST digest algorithms offered, most preferred first (needs --user;
+                    default SHA-256,SHA-512-256,MD5; MD5 alone for clients that answer
+                    only the first challenge)
   --auth-secret-file FILE
                     the nonce secret: 64 hex digits (32 bytes) in FILE, e.g. from
                     `openssl rand -hex 32`; give every sipd behind one name the same,
@@ -99,6 +104,17 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     the shortest registration accepted; shorter ones get 423 with
                     Min-Expires (default 60)
   -h, --help        this help";
+
+/// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
+fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
+    let list: Option<Vec<Algorithm>> = v.split(',').map(|a| Algorithm::parse(a.trim())).collect();
+    match list {
+        Some(l) if !l.is_empty() => Ok(l),
+        _ => Err(format!(
+            "--algorithms takes a list of SHA-256, SHA-512-256, MD5 (or their -sess forms), not {v:?}"
+        )),
+    }
+}
 
 /// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
 /// characters.
@@ -137,6 +153,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         realm: None,
         users: Vec::new(),
         auth_calls: false,
+        algorithms: None,
         auth_secret: None,
         location: None,
         min_expires: None,
@@ -173,6 +190,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     .push(parse_user(&v).ok_or(format!("--user {v}: not NAME:PASSWORD"))?);
             }
             "--auth-calls" => args.auth_calls = true,
+            "--algorithms" => args.algorithms = Some(parse_algorithms(&value("--algorithms")?)?),
             "--auth-secret-file" => {
                 let v = value("--auth-secret-file")?;
                 args.auth_secret =
@@ -205,6 +223,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }
     if !args.users.is_empty() && args.realm.is_none() {
         return Err("--user needs --realm".into());
+    }
+    if args.algorithms.is_some() && args.users.is_empty() {
+        return Err("--algorithms needs at least one --user".into());
     }
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".into());
@@ -250,6 +271,7 @@ fn read_secret(path: &str) -> Result<[u8; 32], String> {
 fn authenticator(
     realm: &str,
     users: &[(String, String)],
+    algorithms: Option<&[Algorithm]>,
     secret: Option<[u8; 32]>,
 ) -> std::io::Result<Authenticator> {
     let secret = match secret {
@@ -259,7 +281,11 @@ fn authenticator(
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut auth = Authenticator::new(AuthConfig::new(realm, secret), Instant::now(), unix_now);
+    let mut config = AuthConfig::new(realm, secret);
+    if let Some(a) = algorithms {
+        config.algorithms = a.to_vec();
+    }
+    let mut auth = Authenticator::new(config, Instant::now(), unix_now);
     for (name, password) in users {
         auth.add_user(name, password);
     }
@@ -454,7 +480,12 @@ async fn main() -> ExitCode {
         };
     }
     if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
-        match authenticator(realm, &args.users, args.auth_secret) {
+        match authenticator(
+            realm,
+            &args.users,
+            args.algorithms.as_deref(),
+            args.auth_secret,
+        ) {
             Ok(auth) => ua_config.auth = Some(auth),
             Err(e) => {
                 eprintln!("sipd: no random seed: {e}");
