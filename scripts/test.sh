@@ -7,6 +7,20 @@ cd "$(dirname "$0")/.."
 export SIP_TORTURE_DIR="${SIP_TORTURE_DIR:-$(pwd)/../shared/corpus}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+# The Redis location store's tests (sip-driver-tokio/tests/redis.rs) start a redis-server
+# of their own on loopback: installed here when missing (Debian package redis-server; it
+# starts no daemon here). Without it those tests say SKIPPED, or fail under
+# SIP_REQUIRE_INTEROP=1.
+if ! command -v redis-server >/dev/null; then
+  echo "installing redis-server (Debian package redis-server)"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)) >/dev/null
+  else
+    (sudo apt-get install -y redis-server || (sudo apt-get update && sudo apt-get install -y redis-server)) >/dev/null
+  fi
+fi
+
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 cargo test --workspace --doc "$@" 2>&1 | tee -a "$log"
 

@@ -36,8 +36,8 @@
 //!
 //! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
 //! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
-//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS, a registrar
-//! and a proxy core.
+//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS and a proxy
+//! core.
 //!
 //! Randomness: every tag, branch and Call-ID is drawn from ChaCha20 keyed with a 32-byte
 //! seed ([`SeededRng`]). sip-core never asks the operating system for it: the drivers do
@@ -171,9 +171,11 @@ mod endpoint;
 mod error;
 mod id;
 mod limits;
+pub mod location;
 pub mod message;
 mod owned;
 pub mod registration;
+pub mod registrar;
 mod rng;
 pub mod transaction;
 pub mod transport;

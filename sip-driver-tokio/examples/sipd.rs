@@ -1,14 +1,34 @@
 //! `sipd`: a SIP user agent server on the tokio driver, running the UAS core of
 //! `sip_core::ua` as the transaction user. It answers OPTIONS and MESSAGE, answers INVITE
-//! with 180 then 200 after the ring time, and BYE; a summary on Ctrl-C or SIGTERM.
+//! with 180 then 200 after the ring time, and BYE, and with `--registrar` is a registrar
+//! (RFC 3261 section 10.3); a summary on Ctrl-C or SIGTERM.
 //!
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+//!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
+//!       [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
+//!       [--min-expires SECS]]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
 //!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
 //!   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
 //!                     filter (default warn, or RUST_LOG)
+//!   --registrar       the registrar for REALM and for the addresses sipd listens on
+//!   --realm REALM     the registrar's domain and the digest realm
+//!   --user NAME:PASSWORD
+//!                     a user (repeatable): REGISTER is challenged, and a user registers
+//!                     only its own AOR; without users, no credentials are asked
+//!   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+//!   --algorithms LIST digest algorithms offered, most preferred first (needs --user)
+//!   --auth-secret-file FILE
+//!                     the nonce secret: 64 hex digits (32 bytes) in FILE, the same for
+//!                     every sipd behind one name, so that each accepts the others'
+//!                     nonces (default: drawn at start, nonces of this process only)
+//!   --location redis://HOST:PORT
+//!                     keep the bindings in Redis, shared with every sipd using the same
+//!                     Redis (see docs/registrar.md); default: in memory
+//!   --min-expires SECS
+//!                     the shortest registration accepted (default 60; 423 below)
 //! ```
 //!
 //! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
@@ -19,29 +39,94 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sip_core::ua::{UaConfig, UserAgent};
+use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
+use sip_core::location::Binding;
+use sip_core::registrar::{RegistrarConfig, Reject};
+use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
+use sip_driver_tokio::location::{RedisConfig, RedisLocation};
 use sip_driver_tokio::{Driver, ListenSpec};
+use tokio::sync::mpsc;
 
 struct Args {
     listen: Vec<ListenSpec>,
     ring: Duration,
     log: String,
+    registrar: bool,
+    realm: Option<String>,
+    users: Vec<(String, String)>,
+    auth_calls: bool,
+    algorithms: Option<Vec<Algorithm>>,
+    auth_secret: Option<[u8; 32]>,
+    location: Option<RedisLocation>,
+    min_expires: Option<u32>,
 }
 
-const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]";
+const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
+             [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
+             [--min-expires SECS]]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
+             [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
+             [--min-expires SECS]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
                     filter (default warn, or RUST_LOG)
+  --registrar       be the registrar (RFC 3261 section 10.3) for the domain REALM and
+                    for the addresses sipd listens on; bindings are kept in memory
+  --realm REALM     the registrar's domain and the digest realm
+  --user NAME:PASSWORD
+                    a user (repeatable); with users, REGISTER is challenged and a user
+                    registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
+                    no credentials
+  --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+  --algorithms LIST digest algorithms offered, most preferred first (needs --user;
+                    default SHA-256,SHA-512-256,MD5; MD5 alone for clients that answer
+                    only the first challenge)
+  --auth-secret-file FILE
+                    the nonce secret: 64 hex digits (32 bytes) in FILE, e.g. from
+                    `openssl rand -hex 32`; give every sipd behind one name the same,
+                    so that each accepts the nonces of the others (default: drawn at
+                    start, nonces of this process only)
+  --location redis://HOST:PORT
+                    keep the bindings in Redis (redis://:PASSWORD@HOST:PORT/DB too),
+                    shared by every sipd using that Redis: run several behind one DNS
+                    name; a Redis that is down or slow gets REGISTER a 503
+  --min-expires SECS
+                    the shortest registration accepted; shorter ones get 423 with
+                    Min-Expires (default 60)
   -h, --help        this help";
+
+/// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
+fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
+    let list: Option<Vec<Algorithm>> = v.split(',').map(|a| Algorithm::parse(a.trim())).collect();
+    match list {
+        Some(l) if !l.is_empty() => Ok(l),
+        _ => Err(format!(
+            "--algorithms takes a list of SHA-256, SHA-512-256, MD5 (or their -sess forms), not {v:?}"
+        )),
+    }
+}
+
+/// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
+/// characters.
+fn parse_user(v: &str) -> Option<(String, String)> {
+    let (name, password) = v.split_once(':')?;
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
+    (name_ok && !password.is_empty() && !password.chars().any(char::is_control))
+        .then(|| (name.to_owned(), password.to_owned()))
+}
 
 fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -64,6 +149,14 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         listen: Vec::new(),
         ring: Duration::ZERO,
         log: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        registrar: false,
+        realm: None,
+        users: Vec::new(),
+        auth_calls: false,
+        algorithms: None,
+        auth_secret: None,
+        location: None,
+        min_expires: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -79,9 +172,72 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 args.ring = parse_duration(&v).ok_or(format!("--ring {v}: not a duration"))?;
             }
             "--log" => args.log = value("--log")?,
+            "--registrar" => args.registrar = true,
+            "--realm" => {
+                let v = value("--realm")?;
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+                {
+                    return Err(format!("--realm {v}: not a domain name"));
+                }
+                args.realm = Some(v);
+            }
+            "--user" => {
+                let v = value("--user")?;
+                args.users
+                    .push(parse_user(&v).ok_or(format!("--user {v}: not NAME:PASSWORD"))?);
+            }
+            "--auth-calls" => args.auth_calls = true,
+            "--algorithms" => args.algorithms = Some(parse_algorithms(&value("--algorithms")?)?),
+            "--auth-secret-file" => {
+                let v = value("--auth-secret-file")?;
+                args.auth_secret =
+                    Some(read_secret(&v).map_err(|e| format!("--auth-secret-file {v}: {e}"))?);
+            }
+            "--location" => {
+                let v = value("--location")?;
+                if !v.starts_with("redis://") {
+                    return Err(format!("--location {v}: not redis://HOST:PORT"));
+                }
+                let store = RedisLocation::open(&v, RedisConfig::default())
+                    .map_err(|e| format!("--location {v}: {e}"))?;
+                args.location = Some(store);
+            }
+            "--min-expires" => {
+                let v = value("--min-expires")?;
+                args.min_expires = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--min-expires {v}: not a number of seconds"))?,
+                );
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    if args.registrar && args.realm.is_none() {
+        return Err("--registrar needs --realm".into());
+    }
+    if !args.users.is_empty() && args.realm.is_none() {
+        return Err("--user needs --realm".into());
+    }
+    if args.algorithms.is_some() && args.users.is_empty() {
+        return Err("--algorithms needs at least one --user".into());
+    }
+    if args.auth_calls && args.users.is_empty() {
+        return Err("--auth-calls needs at least one --user".into());
+    }
+    if args.auth_secret.is_some() && args.users.is_empty() {
+        return Err("--auth-secret-file needs at least one --user".into());
+    }
+    if args.location.is_some() && !args.registrar {
+        return Err("--location needs --registrar".into());
+    }
+    if args.min_expires.is_some() && !args.registrar {
+        return Err("--min-expires needs --registrar".into());
     }
     if args.listen.is_empty() {
         args.listen = vec![
@@ -92,8 +248,66 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(args))
 }
 
-/// The UAS core, with what it did logged as it happens.
-struct Logged(UserAgent);
+/// The nonce secret of `--auth-secret-file`: 64 hex digits, surrounding whitespace
+/// allowed (`openssl rand -hex 32 > FILE`).
+fn read_secret(path: &str) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let hex = text.trim().as_bytes();
+    let digit = |c: u8| char::from(c).to_digit(16);
+    if hex.len() != 64 || !hex.iter().all(|&c| digit(c).is_some()) {
+        return Err("not 64 hex digits".into());
+    }
+    let mut secret = [0u8; 32];
+    for (byte, pair) in secret.iter_mut().zip(hex.chunks(2)) {
+        let (hi, lo) = (digit(pair[0]).unwrap_or(0), digit(pair[1]).unwrap_or(0));
+        *byte = u8::try_from(hi * 16 + lo).unwrap_or(0);
+    }
+    Ok(secret)
+}
+
+/// The digest authenticator for `--user`: realm REALM, the nonce secret of
+/// `--auth-secret-file` or one from the operating system (nonces of this process only),
+/// the clock anchored now.
+fn authenticator(
+    realm: &str,
+    users: &[(String, String)],
+    algorithms: Option<&[Algorithm]>,
+    secret: Option<[u8; 32]>,
+) -> std::io::Result<Authenticator> {
+    let secret = match secret {
+        Some(s) => s,
+        None => sip_driver_tokio::os_seed()?,
+    };
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut config = AuthConfig::new(realm, secret);
+    if let Some(a) = algorithms {
+        config.algorithms = a.to_vec();
+    }
+    let mut auth = Authenticator::new(config, Instant::now(), unix_now);
+    for (name, password) in users {
+        auth.add_user(name, password);
+    }
+    Ok(auth)
+}
+
+/// The UAS core, with what it did logged as it happens, and the Redis location store
+/// that serves it with `--location`.
+struct Logged(UserAgent, Option<Shared>);
+
+/// The location store shared with other servers, and the way its answers come back into
+/// the loop ([`Driver::run_with`]).
+struct Shared {
+    redis: RedisLocation,
+    answers: mpsc::Sender<Answer>,
+}
+
+/// The store's answer to one location request.
+struct Answer {
+    ticket: StoreTicket,
+    result: Result<Vec<Binding>, Reject>,
+}
 
 impl Logged {
     fn log_events(&mut self) {
@@ -101,11 +315,69 @@ impl Logged {
             tracing::info!(target: "sipd", "{e:?}");
         }
     }
+
+    /// Starts a task for each location request of the UAS core. A store with too many
+    /// operations in flight answers 503 at once: nothing queues without bound.
+    fn serve_location(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        let Logged(ua, Some(shared)) = self else {
+            return;
+        };
+        while let Some(request) = ua.poll_location() {
+            let retry_after = shared.redis.config().retry_after;
+            let slot = match shared.redis.try_slot() {
+                Ok(slot) => slot,
+                Err(e) => {
+                    tracing::warn!(target: "sipd", "location store: {e}");
+                    ua.complete_location(now, request.ticket, Err(e.reject(retry_after)), endpoint);
+                    continue;
+                }
+            };
+            let answers = shared.answers.clone();
+            tokio::spawn(async move {
+                let result = match &request.op {
+                    LocationOp::Register(register) => slot
+                        .update(register.aor(), |current, now| register.apply(current, now))
+                        .await
+                        .unwrap_or_else(|e| Err(store_failed(&e, retry_after))),
+                    LocationOp::Lookup { aor } => slot
+                        .lookup(aor)
+                        .await
+                        .map_err(|e| store_failed(&e, retry_after)),
+                    other => {
+                        tracing::warn!(target: "sipd", "location operation not served: {other:?}");
+                        Err(Reject::server_error("Location Operation Not Supported"))
+                    }
+                };
+                // The slot is held until the answer is handed over, so that answers
+                // waiting for the loop count against the limit too.
+                let _ = answers
+                    .send(Answer {
+                        ticket: request.ticket,
+                        result,
+                    })
+                    .await;
+                drop(slot);
+            });
+        }
+    }
+
+    /// The store's answer, back in the loop: the UAS core sends the response.
+    fn answered(&mut self, now: Instant, answer: Answer, endpoint: &mut Endpoint) {
+        self.0
+            .complete_location(now, answer.ticket, answer.result, endpoint);
+        self.log_events();
+    }
+}
+
+fn store_failed(e: &sip_driver_tokio::location::LocationError, retry_after: Duration) -> Reject {
+    tracing::warn!(target: "sipd", "location store: {e}");
+    e.reject(retry_after)
 }
 
 impl TransactionUser for Logged {
     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
         self.0.handle_event(now, event, endpoint);
+        self.serve_location(now, endpoint);
         self.log_events();
     }
 
@@ -115,6 +387,7 @@ impl TransactionUser for Logged {
 
     fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
         self.0.handle_timeout(now, endpoint);
+        self.serve_location(now, endpoint);
         self.log_events();
     }
 }
@@ -185,6 +458,42 @@ async fn main() -> ExitCode {
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
+    if args.registrar {
+        let mut domains: Vec<String> = args.realm.iter().cloned().collect();
+        for l in driver.listeners() {
+            let ip = l.addr.ip().to_string();
+            if !domains.contains(&ip) {
+                domains.push(ip);
+            }
+        }
+        let mut registrar = RegistrarConfig::for_domains(domains);
+        if let Some(min) = args.min_expires {
+            registrar.min_expires = min;
+            registrar.default_expires = registrar.default_expires.max(min);
+        }
+        ua_config.registrar = Some(registrar);
+        // Where the bindings live: in memory, or in Redis (then the UAS core hands each
+        // REGISTER's step 7 to `serve_location`).
+        ua_config.location = match args.location {
+            Some(_) => LocationMode::external(),
+            None => LocationMode::default(),
+        };
+    }
+    if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
+        match authenticator(
+            realm,
+            &args.users,
+            args.algorithms.as_deref(),
+            args.auth_secret,
+        ) {
+            Ok(auth) => ua_config.auth = Some(auth),
+            Err(e) => {
+                eprintln!("sipd: no random seed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        ua_config.auth_calls = args.auth_calls;
+    }
     let ua_seed = match sip_driver_tokio::os_seed() {
         Ok(s) => s,
         Err(e) => {
@@ -197,8 +506,17 @@ async fn main() -> ExitCode {
         .iter()
         .map(|l| ListenSpec::new(l.transport, l.addr).to_string())
         .collect();
+    let registrar = match (&args.realm, args.registrar) {
+        (Some(realm), true) if args.users.is_empty() => format!("; registrar for {realm}"),
+        (Some(realm), true) => format!("; registrar for {realm} with digest"),
+        _ => String::new(),
+    };
+    let registrar = match &args.location {
+        Some(_) => format!("{registrar}, bindings in Redis"),
+        None => registrar,
+    };
     eprintln!(
-        "sipd: listening on {} (ring {} ms); Ctrl-C to stop",
+        "sipd: listening on {} (ring {} ms){registrar}; Ctrl-C to stop",
         listening.join(", "),
         args.ring.as_millis()
     );
@@ -208,14 +526,32 @@ async fn main() -> ExitCode {
         stop.shutdown();
     });
     let started = Instant::now();
-    match driver.run(Logged(UserAgent::new(ua_config, ua_seed))).await {
+    let ua = UserAgent::new(ua_config, ua_seed);
+    let run = match args.location {
+        Some(redis) => {
+            if let Err(e) = redis.check().await {
+                // It may come up later: REGISTER gets 503 until then.
+                tracing::warn!(target: "sipd", "location store not reachable yet: {e}");
+            }
+            // Room for every answer of the operations the store allows in flight.
+            let (answers, inbox) = mpsc::channel(redis.config().max_in_flight.max(1));
+            let tu = Logged(ua, Some(Shared { redis, answers }));
+            driver
+                .run_with(tu, inbox, |tu, now, answer, endpoint| {
+                    tu.answered(now, answer, endpoint)
+                })
+                .await
+        }
+        None => driver.run(Logged(ua, None)).await,
+    };
+    match run {
         Ok(done) => {
             let s = done.stats;
             let u = done.tu.0.stats();
             println!(
                 "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
                  transactions {}; calls answered {}, ended {}, cancelled {}, ACK timeouts {}; \
-                 OPTIONS {}, MESSAGE {}, rejected {}",
+                 OPTIONS {}, MESSAGE {}, rejected {}; registrations {}, bindings {}",
                 started.elapsed().as_secs_f64(),
                 s.received,
                 s.malformed,
@@ -228,6 +564,12 @@ async fn main() -> ExitCode {
                 u.options,
                 u.messages,
                 u.rejected,
+                u.registrations,
+                // With --location they are in Redis, shared: not this process's to count.
+                match done.tu.1 {
+                    Some(_) => "in Redis".to_owned(),
+                    None => done.tu.0.bindings().to_string(),
+                },
             );
             ExitCode::SUCCESS
         }

@@ -178,6 +178,51 @@ impl Driver {
         owner.run(tu, None, ignore_command::<T, ()>).await
     }
 
+    /// Runs the endpoint with `tu` on top, like [`Driver::run`], and also wakes up for the
+    /// application's own inputs: each value received on `inbox` is handed to `on_input`
+    /// with the current time, the transaction user and the endpoint, in the task that owns
+    /// them, and what the endpoint has to send afterwards is sent at once.
+    ///
+    /// This is how work done outside the loop comes back into it: a transaction user
+    /// starts a task (a database query, a DNS lookup) with a clone of the inbox's sender,
+    /// and the task sends its result here. The inbox is bounded: a task waits
+    /// (`send().await`) or gives up (`try_send`) when the loop is behind, instead of
+    /// queuing without limit. Inputs and network events are served in turn (neither starves
+    /// the other). When every sender is dropped the driver goes on without the inbox; it
+    /// returns only when a [`Shutdown`] handle asks.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), sip_driver_tokio::Error> {
+    /// use std::time::Instant;
+    /// use sip_core::ua::{UaConfig, UserAgent};
+    /// use sip_core::Endpoint;
+    /// use sip_driver_tokio::Driver;
+    /// use tokio::sync::mpsc;
+    ///
+    /// let driver = Driver::bind(["udp:127.0.0.1:0".parse().unwrap()]).await?;
+    /// let ua = UserAgent::new(UaConfig::new("<sip:ua@127.0.0.1>"), [7; 32]);
+    /// let (tx, inbox) = mpsc::channel::<String>(64);
+    /// tokio::spawn(async move {
+    ///     let _ = tx.send("hello from a task".to_owned()).await;
+    /// });
+    /// fn on_input(_ua: &mut UserAgent, _now: Instant, note: String, _ep: &mut Endpoint) {
+    ///     println!("{note}");
+    /// }
+    /// driver.run_with(ua, inbox, on_input).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with<T: TransactionUser, C>(
+        self,
+        tu: T,
+        inbox: mpsc::Receiver<C>,
+        on_input: fn(&mut T, Instant, C, &mut Endpoint),
+    ) -> Result<Finished<T>, Error> {
+        let (owner, tu) = self.into_owner(tu);
+        owner
+            .run_inbox(tu, Some(Inbox::Bounded(inbox)), on_input)
+            .await
+    }
+
     pub(crate) fn shutdown_handle_arc(&self) -> Arc<watch::Sender<bool>> {
         Arc::clone(&self.shutdown)
     }
@@ -233,6 +278,15 @@ pub(crate) fn first_addr(listeners: &[Listener], transport: Transport) -> Option
 }
 
 fn ignore_command<T, C>(_: &mut T, _: Instant, _: C, _: &mut Endpoint) {}
+
+/// Where the owner task's commands come from.
+#[derive(Debug)]
+enum Inbox<C> {
+    /// The async API's commands ([`Driver::start`]): the loop ends when they close.
+    Unbounded(mpsc::UnboundedReceiver<C>),
+    /// The application's inputs ([`Driver::run_with`]): the loop goes on when they close.
+    Bounded(mpsc::Receiver<C>),
+}
 
 /// What the socket tasks tell the owner task.
 #[derive(Debug)]
@@ -302,9 +356,20 @@ impl Owner {
     /// `commands`, when given, are applied to the transaction user with `apply`; the loop
     /// ends when they are closed (every handle dropped) or on shutdown.
     pub(crate) async fn run<T: TransactionUser, C>(
+        self,
+        tu: T,
+        commands: Option<mpsc::UnboundedReceiver<C>>,
+        apply: fn(&mut T, Instant, C, &mut Endpoint),
+    ) -> Result<Finished<T>, Error> {
+        self.run_inbox(tu, commands.map(Inbox::Unbounded), apply)
+            .await
+    }
+
+    /// [`Owner::run`] with either kind of command channel (see [`Inbox`]).
+    async fn run_inbox<T: TransactionUser, C>(
         mut self,
         mut tu: T,
-        mut commands: Option<mpsc::UnboundedReceiver<C>>,
+        mut commands: Option<Inbox<C>>,
         apply: fn(&mut T, Instant, C, &mut Endpoint),
     ) -> Result<Finished<T>, Error> {
         let span = tracing::info_span!("sip-endpoint");
@@ -343,7 +408,8 @@ impl Owner {
                 };
                 let command = async {
                     match commands.as_mut() {
-                        Some(rx) => rx.recv().await,
+                        Some(Inbox::Unbounded(rx)) => rx.recv().await,
+                        Some(Inbox::Bounded(rx)) => rx.recv().await,
                         None => std::future::pending().await,
                     }
                 };
@@ -365,6 +431,7 @@ impl Owner {
                     }
                     command = command => match command {
                         Some(c) => apply(&mut tu, Instant::now(), c, &mut self.ep),
+                        None if matches!(commands, Some(Inbox::Bounded(_))) => commands = None,
                         None => break,
                     },
                     _ = sleep => {}

@@ -11,7 +11,9 @@
 //! There are two ways to use it:
 //!
 //! - [`Driver::run`] with any [`TransactionUser`](sip_core::TransactionUser) (a UA core, a
-//!   proxy core), until a [`Shutdown`] handle stops it;
+//!   proxy core), until a [`Shutdown`] handle stops it; [`Driver::run_with`] also hands
+//!   the application's own inputs (the results of tasks it started) to the transaction
+//!   user in the loop;
 //! - [`Driver::start`], which runs a built-in transaction user behind an async API: a
 //!   [`Client`] sends requests and gets their [`Responses`], and [`Incoming`] yields received
 //!   requests, each with a [`Responder`].
@@ -23,6 +25,11 @@
 //! cargo run -p sip-driver-tokio --example sipd -- --listen udp:127.0.0.1:5060 --ring 2s
 //! cargo run -p sip-driver-tokio --example sipc -- call sip:bob@127.0.0.1:5060 --hold 2s
 //! ```
+//!
+//! With the cargo feature `redis` (off by default), the module `location` is a registrar's
+//! location store in Redis, shared by several servers; `sipd --registrar --location
+//! redis://HOST:PORT` runs the UAS core's registrar on it through [`Driver::run_with`]
+//! (see `docs/registrar.md`).
 //!
 //! ```
 //! use sip_core::{Method, RequestBuilder, SeededRng, Target, Transport};
@@ -109,6 +116,8 @@
 mod client;
 mod driver;
 mod error;
+#[cfg(feature = "redis")]
+pub mod location;
 mod log;
 mod registration;
 
