@@ -166,6 +166,8 @@ pub struct RegisterRequest {
     remove_all: bool,
     contacts: Vec<ContactUpdate>,
     path: Vec<String>,
+    /// The UA said `Supported: path`: the 200 copies the Path back (RFC 3327 section 5.3).
+    echo_path: bool,
     source: Option<Source>,
     max_bindings: usize,
 }
@@ -398,7 +400,11 @@ impl Registrar {
                 path.push(p);
             }
         }
+        let echo_path = msg
+            .tokens(HeaderName::Supported)
+            .any(|t| t.eq_ignore_ascii_case("path"));
         Ok(RegisterRequest {
+            echo_path,
             request: request.clone(),
             aor,
             call_id,
@@ -619,8 +625,9 @@ impl RegisterRequest {
 
     /// The headers of the 200 of step 8: a Contact for every current binding with its
     /// remaining `expires` (and its `q`, `+sip.instance`, `reg-id`), the request's Path
-    /// copied back (RFC 3327 section 5.3), Supported, and `Require: outbound` when a
-    /// contact registered with a reg-id (RFC 5626 section 6).
+    /// copied back when the UA said `Supported: path` (RFC 3327 section 5.3; stored
+    /// either way), Supported, and `Require: outbound` when a contact registered with a
+    /// reg-id (RFC 5626 section 6).
     pub fn ok_headers(&self, bindings: &[Binding], now: Instant) -> Vec<(&'static str, String)> {
         let mut h = Vec::with_capacity(bindings.len() + 3);
         for b in bindings.iter().filter(|b| !b.is_expired(now)) {
@@ -643,7 +650,7 @@ impl RegisterRequest {
             }
             h.push(("Contact", v));
         }
-        if !self.path.is_empty() {
+        if self.echo_path && !self.path.is_empty() {
             h.push(("Path", self.path.join(", ")));
         }
         h.push(("Supported", SUPPORTED.join(", ")));

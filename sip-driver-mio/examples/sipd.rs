@@ -61,8 +61,8 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     no credentials
   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
   --algorithms LIST digest algorithms offered, most preferred first (needs --user;
-                    default SHA-256,SHA-512-256,MD5; MD5 alone for clients that answer
-                    only the first challenge)
+                    default SHA-256,SHA-512-256,MD5; MD5 alone for clients that read
+                    only the first challenge: baresip 1.0, SIPp 3.6)
   -h, --help        this help";
 
 /// How much to print.
