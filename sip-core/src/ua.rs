@@ -8,14 +8,23 @@
 //! re-INVITE outside any dialog with 481 (section 12.2.2), answers CANCEL with 200 and the
 //! INVITE with 487 (section 9.2), and everything else as [`validate`] says
 //! (405 with Allow, 501, 420, ...).
+//!
+//! With a registrar configuration ([`UaConfig::registrar`]) it is also a registrar (RFC
+//! 3261 section 10.3, see [`crate::registrar`]): the bindings live in the in-memory
+//! [`MemoryStore`] by default, or in an external store ([`LocationMode::External`]) that
+//! the driver runs: then each REGISTER that passes the checks becomes a
+//! [`LocationRequest`] ([`UserAgent::poll_location`]) and is answered when the driver
+//! calls [`UserAgent::complete_location`].
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::endpoint::{Endpoint, Event, ServerTxId, TransactionUser};
+use crate::location::{Binding, LocationStore, MemoryStore, StoreLimits};
+use crate::registrar::{RegisterRequest, Registrar, RegistrarConfig, Reject};
 use crate::rng::push_random_token;
 use crate::validate::{self, Policy, Verdict};
-use crate::{Method, OwnedMessage, ResponseBuilder, SeededRng, Timers};
+use crate::{Method, OwnedMessage, ResponseBuilder, SeededRng, Source, Timers};
 
 /// How the UAS core answers.
 #[derive(Debug, Clone)]
@@ -30,6 +39,82 @@ pub struct UaConfig {
     pub server: Option<String>,
     /// Timer values for the 2xx retransmission (T1, T2; section 13.3.1.4).
     pub timers: Timers,
+    /// Be a registrar (section 10.3) with this configuration; `None` answers REGISTER 405.
+    pub registrar: Option<RegistrarConfig>,
+    /// Where the registrar keeps its bindings.
+    pub location: LocationMode,
+}
+
+/// Where the registrar's bindings live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocationMode {
+    /// In this UAS core, in a [`MemoryStore`] with these limits.
+    Memory(StoreLimits),
+    /// In a store the driver runs (see [`UserAgent::poll_location`]).
+    External {
+        /// Requests handed to the store and not completed yet, at most; a REGISTER beyond
+        /// gets 503 with Retry-After.
+        max_outstanding: usize,
+        /// A request the store has not completed after this long is answered 500 and
+        /// forgotten (its late completion is ignored).
+        timeout: Duration,
+        /// The Retry-After of the 503 and 500 responses.
+        retry_after: Duration,
+    },
+}
+
+impl Default for LocationMode {
+    fn default() -> LocationMode {
+        LocationMode::Memory(StoreLimits::default())
+    }
+}
+
+impl LocationMode {
+    /// An external store with the default bounds (1024 outstanding requests, 10 s, a
+    /// Retry-After of 5 s).
+    pub fn external() -> LocationMode {
+        LocationMode::External {
+            max_outstanding: 1024,
+            timeout: Duration::from_secs(10),
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Names one request handed to an external location store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreTicket(u64);
+
+impl StoreTicket {
+    /// The number (unique within one [`UserAgent`]), for logs and maps.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// What an external location store is asked to do.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LocationOp {
+    /// Apply a checked REGISTER: run [`RegisterRequest::apply`] on the current bindings of
+    /// its AOR, store the result atomically and complete with it (or with the rejection).
+    Register(RegisterRequest),
+    /// Return the unexpired bindings of `aor` (a REGISTER without Contact: a query).
+    Lookup {
+        /// The AOR in canonical form.
+        aor: String,
+    },
+}
+
+/// A request for the external location store, from [`UserAgent::poll_location`]; answer
+/// it with [`UserAgent::complete_location`] and its ticket.
+#[derive(Debug, Clone)]
+pub struct LocationRequest {
+    /// Names the request in the completion.
+    pub ticket: StoreTicket,
+    /// What to do.
+    pub op: LocationOp,
 }
 
 impl UaConfig {
@@ -43,6 +128,8 @@ t=0 0\r\nm=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
                 .to_vec(),
             server: None,
             timers: Timers::RFC,
+            registrar: None,
+            location: LocationMode::default(),
         }
     }
 }
@@ -68,6 +155,8 @@ pub struct UaStats {
     pub options: u64,
     /// Requests refused (4xx-6xx other than 487).
     pub rejected: u64,
+    /// REGISTER requests answered 200 (registrations, refreshes, removals and queries).
+    pub registrations: u64,
 }
 
 /// Something the UAS core did, for logs.
@@ -88,6 +177,13 @@ pub enum UaEvent {
     Message {
         /// The body as text (lossy).
         text: String,
+    },
+    /// A REGISTER was answered 200.
+    Registered {
+        /// The AOR, canonical form.
+        aor: String,
+        /// Its bindings now.
+        bindings: usize,
     },
 }
 
@@ -126,12 +222,39 @@ struct Unacked {
     give_up: Instant,
 }
 
-/// A response to write: code, To tag, extra headers, SDP body.
+/// The validation policy for REGISTER when the UAS core is a registrar.
+const REGISTRAR_POLICY: Policy<'static> = Policy {
+    role: validate::Role::Registrar,
+    methods: &["REGISTER"],
+    extensions: &crate::registrar::SUPPORTED,
+    body_types: &[],
+    ..Policy::UAS
+};
+
+/// A response to write: code, To tag, extra headers, SDP body, reason phrase.
 struct Reply<'a> {
     code: u16,
     tag: Option<&'a str>,
     extra: &'a [(&'a str, &'a str)],
     body: Option<&'a [u8]>,
+    reason: Option<&'a str>,
+}
+
+/// A REGISTER waiting for the external location store.
+#[derive(Debug)]
+struct PendingLocation {
+    tx: ServerTxId,
+    register: RegisterRequest,
+    deadline: Instant,
+}
+
+/// The outcome of authentication (section 22) for one request.
+enum Authn {
+    /// Go on; the user authenticated, if any.
+    Proceed(Option<String>),
+    /// The request was answered (a challenge).
+    #[allow(dead_code)] // made by the digest check, wired once `sip_core::auth` exists
+    Answered,
 }
 
 fn reply<'a>(
@@ -145,6 +268,7 @@ fn reply<'a>(
         tag,
         extra,
         body,
+        reason: None,
     }
 }
 
@@ -152,6 +276,7 @@ fn reply<'a>(
 enum Due {
     Answer(ServerTxId),
     Retransmit(String),
+    Location(StoreTicket),
 }
 
 /// The UAS core. Run it as the [`TransactionUser`] of an [`Endpoint`].
@@ -164,6 +289,12 @@ pub struct UserAgent {
     timers: BTreeSet<(Instant, Due)>,
     events: VecDeque<UaEvent>,
     stats: UaStats,
+    registrar: Option<Registrar>,
+    /// The in-memory store ([`LocationMode::Memory`]).
+    store: Option<MemoryStore>,
+    location_queue: VecDeque<LocationRequest>,
+    pending_location: HashMap<StoreTicket, PendingLocation>,
+    next_ticket: u64,
 }
 
 fn dialog_key(call_id: &str, local_tag: &str, remote_tag: &str) -> String {
@@ -180,7 +311,17 @@ impl UserAgent {
     /// A UAS core; `seed` keys the [`SeededRng`] of its To tags: 32 bytes from the operating
     /// system (the drivers' `os_seed`), not the endpoint's seed, a fixed one only in tests.
     pub fn new(config: UaConfig, seed: [u8; 32]) -> UserAgent {
+        let registrar = config.registrar.clone().map(Registrar::new);
+        let store = match (&registrar, config.location) {
+            (Some(_), LocationMode::Memory(limits)) => Some(MemoryStore::new(limits)),
+            _ => None,
+        };
         UserAgent {
+            registrar,
+            store,
+            location_queue: VecDeque::new(),
+            pending_location: HashMap::new(),
+            next_ticket: 0,
             config,
             rng: SeededRng::new(seed),
             calls: HashMap::new(),
@@ -206,6 +347,53 @@ impl UserAgent {
         self.events.pop_front()
     }
 
+    /// The in-memory location store, when the registrar uses one.
+    pub fn location_store(&self) -> Option<&MemoryStore> {
+        self.store.as_ref()
+    }
+
+    /// Bindings in the in-memory location store (0 without one).
+    pub fn bindings(&self) -> usize {
+        self.store.as_ref().map_or(0, |s| s.bindings())
+    }
+
+    /// The unexpired bindings of `aor` (canonical form, see
+    /// [`canonical_aor`](crate::registrar::canonical_aor)) in the in-memory store.
+    pub fn lookup(&self, now: Instant, aor: &str) -> Vec<Binding> {
+        self.store
+            .as_ref()
+            .map(|s| s.lookup(now, aor))
+            .unwrap_or_default()
+    }
+
+    /// The next request for the external location store ([`LocationMode::External`]).
+    pub fn poll_location(&mut self) -> Option<LocationRequest> {
+        self.location_queue.pop_front()
+    }
+
+    /// Requests handed to the external store and not completed yet.
+    pub fn outstanding_location(&self) -> usize {
+        self.pending_location.len()
+    }
+
+    /// The external store's answer to the request `ticket`: the new (or, for a lookup, the
+    /// current) bindings of the AOR, or the rejection; the UAS core sends the response. A
+    /// completion for a request already answered (timed out) is ignored, and so is one
+    /// whose transaction is gone.
+    pub fn complete_location(
+        &mut self,
+        now: Instant,
+        ticket: StoreTicket,
+        result: Result<Vec<Binding>, Reject>,
+        endpoint: &mut Endpoint,
+    ) {
+        let Some(p) = self.pending_location.remove(&ticket) else {
+            return;
+        };
+        self.timers.remove(&(p.deadline, Due::Location(ticket)));
+        self.answer_register(now, endpoint, p.tx, &p.register, result);
+    }
+
     fn respond(
         &mut self,
         now: Instant,
@@ -219,9 +407,13 @@ impl UserAgent {
             tag,
             extra,
             body,
+            reason,
         } = reply;
         let view = request.view();
         let mut b = ResponseBuilder::from_view(&view, code);
+        if let Some(r) = reason {
+            b = b.reason(r);
+        }
         if let Some(t) = tag {
             b = b.to_tag(t);
         }
@@ -254,6 +446,7 @@ impl UserAgent {
         ep: &mut Endpoint,
         tx: ServerTxId,
         request: OwnedMessage,
+        source: Source,
         cancels: Option<ServerTxId>,
     ) {
         let Ok(msg) = request.message() else {
@@ -262,7 +455,13 @@ impl UserAgent {
         let Some(method) = msg.method() else {
             return;
         };
-        match validate::request(&msg, &POLICY) {
+        let registering = method == Method::Register && self.registrar.is_some();
+        let policy = if registering {
+            &REGISTRAR_POLICY
+        } else {
+            &POLICY
+        };
+        match validate::request(&msg, policy) {
             Verdict::Accept => {}
             Verdict::Respond(r) => {
                 let unsupported = r.unsupported.join(", ");
@@ -289,6 +488,14 @@ impl UserAgent {
         let remote_tag = msg.from().and_then(|f| f.tag()).unwrap_or("").to_owned();
         let local_tag = msg.to().and_then(|t| t.tag()).map(str::to_owned);
         drop(msg);
+        let user = match self.authenticate(now, ep, tx, &request, method) {
+            Authn::Proceed(user) => user,
+            Authn::Answered => return,
+        };
+        if registering {
+            self.on_register(now, ep, tx, request, source, user.as_deref());
+            return;
+        }
         match method {
             Method::Options => {
                 self.stats.options += 1;
@@ -509,15 +716,164 @@ impl UserAgent {
     }
 }
 
+/// The registrar half (RFC 3261 section 10.3) and authentication (section 22).
+impl UserAgent {
+    /// Section 22 / 10.3 step 3: authenticates `request` when the configuration asks for
+    /// it, answering the challenge itself. (Digest is wired here once `sip_core::auth`
+    /// exists; until then every request proceeds unauthenticated.)
+    fn authenticate(
+        &mut self,
+        _now: Instant,
+        _ep: &mut Endpoint,
+        _tx: ServerTxId,
+        _request: &OwnedMessage,
+        _method: Method<'_>,
+    ) -> Authn {
+        Authn::Proceed(None)
+    }
+
+    /// A REGISTER for the registrar: steps 1 to 6 here, step 7 in the store.
+    fn on_register(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ServerTxId,
+        request: OwnedMessage,
+        source: Source,
+        user: Option<&str>,
+    ) {
+        let Some(registrar) = self.registrar.as_ref() else {
+            return;
+        };
+        let register = match registrar.check(&request, user) {
+            Ok(r) => r.with_source(source),
+            Err(reject) => {
+                self.send_reject(now, ep, tx, &request, &reject);
+                return;
+            }
+        };
+        if let Some(store) = self.store.as_mut() {
+            let result = store.register(now, &register);
+            self.answer_register(now, ep, tx, &register, result);
+            return;
+        }
+        let LocationMode::External {
+            max_outstanding,
+            timeout,
+            retry_after,
+        } = self.config.location
+        else {
+            return;
+        };
+        if self.pending_location.len() >= max_outstanding {
+            let reject = Reject::unavailable("Location Store Busy", retry_after);
+            self.send_reject(now, ep, tx, &request, &reject);
+            return;
+        }
+        let ticket = StoreTicket(self.next_ticket);
+        self.next_ticket += 1;
+        let op = if register.is_query() {
+            LocationOp::Lookup {
+                aor: register.aor().to_owned(),
+            }
+        } else {
+            LocationOp::Register(register.clone())
+        };
+        let deadline = now + timeout;
+        self.pending_location.insert(
+            ticket,
+            PendingLocation {
+                tx,
+                register,
+                deadline,
+            },
+        );
+        self.timers.insert((deadline, Due::Location(ticket)));
+        self.location_queue
+            .push_back(LocationRequest { ticket, op });
+    }
+
+    /// Step 8: the 200 listing the bindings, or the rejection.
+    fn answer_register(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ServerTxId,
+        register: &RegisterRequest,
+        result: Result<Vec<Binding>, Reject>,
+    ) {
+        match result {
+            Ok(bindings) => {
+                let headers = register.ok_headers(&bindings, now);
+                let extra: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                let tag = self.new_tag();
+                if self
+                    .respond(
+                        now,
+                        ep,
+                        tx,
+                        register.request(),
+                        reply(200, Some(&tag), &extra, None),
+                    )
+                    .is_some()
+                {
+                    self.stats.registrations += 1;
+                    self.events.push_back(UaEvent::Registered {
+                        aor: register.aor().to_owned(),
+                        bindings: bindings.len(),
+                    });
+                }
+            }
+            Err(reject) => self.send_reject(now, ep, tx, register.request(), &reject),
+        }
+    }
+
+    fn send_reject(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ServerTxId,
+        request: &OwnedMessage,
+        reject: &Reject,
+    ) {
+        let headers = reject.headers();
+        let extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let tag = self.new_tag();
+        let r = Reply {
+            reason: Some(&reject.reason),
+            ..reply(reject.status, Some(&tag), &extra, None)
+        };
+        self.respond(now, ep, tx, request, r);
+    }
+
+    /// The external store did not answer in time: 500 with Retry-After, and the ticket is
+    /// forgotten (section 10.3 step 7: a failed store update fails the request).
+    fn location_timeout(&mut self, now: Instant, ep: &mut Endpoint, ticket: StoreTicket) {
+        let Some(p) = self.pending_location.remove(&ticket) else {
+            return;
+        };
+        let retry_after = match self.config.location {
+            LocationMode::External { retry_after, .. } => retry_after,
+            LocationMode::Memory(_) => Duration::ZERO,
+        };
+        let reject = Reject {
+            retry_after: Some(u32::try_from(retry_after.as_secs()).unwrap_or(u32::MAX)),
+            ..Reject::server_error("Location Store Timeout")
+        };
+        self.send_reject(now, ep, p.tx, p.register.request(), &reject);
+    }
+}
+
 impl TransactionUser for UserAgent {
     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
         match event {
             Event::Request {
                 tx,
                 request,
+                source,
                 cancels,
-                ..
-            } => self.on_request(now, endpoint, tx, request, cancels),
+            } => self.on_request(now, endpoint, tx, request, source, cancels),
             Event::Ack { request, .. } => self.on_ack(&request),
             Event::Timeout {
                 tx: crate::TxId::Server(tx),
@@ -535,10 +891,18 @@ impl TransactionUser for UserAgent {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        let ours = self.timers.first().map(|(t, _)| *t);
+        let store = self.store.as_ref().and_then(|s| s.poll_timeout());
+        match (ours, store) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        if let Some(store) = self.store.as_mut() {
+            store.expire(now);
+        }
         while let Some((at, _)) = self.timers.first() {
             if *at > now {
                 break;
@@ -549,6 +913,7 @@ impl TransactionUser for UserAgent {
             match due {
                 Due::Answer(tx) => self.answer(now, endpoint, tx),
                 Due::Retransmit(key) => self.retransmit(now, endpoint, key),
+                Due::Location(ticket) => self.location_timeout(now, endpoint, ticket),
             }
         }
     }

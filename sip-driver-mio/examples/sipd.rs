@@ -1,9 +1,11 @@
 //! `sipd`: the UAS core ([`sip_core::ua::UserAgent`]) on the mio driver. It answers OPTIONS
-//! and MESSAGE, and answers INVITEs (100, 180, then 200 after the ring time), until Ctrl-C
-//! or SIGTERM, then prints a summary.
+//! and MESSAGE, and answers INVITEs (100, 180, then 200 after the ring time), and with
+//! `--registrar` is a registrar (RFC 3261 section 10.3), until Ctrl-C or SIGTERM, then
+//! prints a summary.
 //!
 //! ```text
 //! cargo run -p sip-driver-mio --example sipd -- [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+//!     [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
 //! ```
 //!
 //! - `--listen SPEC`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, ... (repeatable; default
@@ -12,6 +14,12 @@
 //!   (default 0).
 //! - `--log LEVEL`: `error`, `warn`, `info` (one line per message sent or received, to
 //!   stderr) or `debug` (whole messages). Default `warn`.
+//! - `--registrar`: be the registrar for the domain `--realm REALM` and for its own
+//!   addresses, with the bindings in memory.
+//! - `--user NAME:PASSWORD` (repeatable): with users, REGISTER is challenged (digest,
+//!   realm REALM) and a user may only register its own AOR; without, REGISTER needs no
+//!   credentials.
+//! - `--auth-calls`: challenge INVITE, MESSAGE and OPTIONS as well (needs `--user`).
 //!
 //! Like the tokio `sipd` and `sipc`: `--help` prints the help on stdout and exits 0; a usage
 //! error prints the usage on stderr and exits 2; a listener that cannot be bound exits 1.
@@ -23,23 +31,34 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sip_core::registrar::RegistrarConfig;
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
 use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
 
 const USAGE: &str =
-    "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]";
+    "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]";
 
 const HELP: &str =
     "sipd (mio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
   --log LEVEL       error, warn, info (a line per message) or debug (whole messages);
                     default warn
+  --registrar       be the registrar (RFC 3261 section 10.3) for the domain REALM and
+                    for the addresses sipd listens on; bindings are kept in memory
+  --realm REALM     the registrar's domain and the digest realm
+  --user NAME:PASSWORD
+                    a user (repeatable); with users, REGISTER is challenged and a user
+                    registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
+                    no credentials
+  --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
   -h, --help        this help";
 
 /// How much to print.
@@ -87,6 +106,25 @@ struct Args {
     listen: Vec<ListenSpec>,
     ring: Duration,
     level: Level,
+    registrar: bool,
+    realm: Option<String>,
+    users: Vec<(String, String)>,
+    auth_calls: bool,
+}
+
+/// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
+/// characters.
+fn parse_user(v: &str) -> Result<(String, String), String> {
+    let bad = || format!("--user takes NAME:PASSWORD, not {v:?}");
+    let (name, password) = v.split_once(':').ok_or_else(bad)?;
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
+    if !name_ok || password.is_empty() || password.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    Ok((name.to_owned(), password.to_owned()))
 }
 
 /// Reads the flags (without the program name); `None` for `--help`.
@@ -95,6 +133,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         listen: Vec::new(),
         ring: Duration::ZERO,
         level: Level::Warn,
+        registrar: false,
+        realm: None,
+        users: Vec::new(),
+        auth_calls: false,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -116,9 +158,32 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             }
             "--ring" => args.ring = parse_duration(&value()?)?,
             "--log" => args.level = value()?.parse()?,
+            "--registrar" if inline.is_none() => args.registrar = true,
+            "--realm" => {
+                let v = value()?;
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+                {
+                    return Err(format!("--realm takes a domain name, not {v:?}"));
+                }
+                args.realm = Some(v);
+            }
+            "--user" => args.users.push(parse_user(&value()?)?),
+            "--auth-calls" if inline.is_none() => args.auth_calls = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.registrar && args.realm.is_none() {
+        return Err("--registrar needs --realm".to_owned());
+    }
+    if !args.users.is_empty() && args.realm.is_none() {
+        return Err("--user needs --realm".to_owned());
+    }
+    if args.auth_calls && args.users.is_empty() {
+        return Err("--auth-calls needs at least one --user".to_owned());
     }
     if args.listen.is_empty() {
         args.listen = vec![
@@ -272,6 +337,9 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     let mut config = UaConfig::new(&contact(driver.local_addrs()));
     config.ring = args.ring;
     config.server = Some("sipd (sip-driver-mio)".to_owned());
+    if args.registrar {
+        config.registrar = Some(registrar_config(args, driver.local_addrs()));
+    }
     let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
     let tu = Logged {
         ua: UserAgent::new(config, seed),
@@ -280,13 +348,25 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     Ok((driver, tu))
 }
 
+/// The registrar for the realm and for the addresses sipd listens on.
+fn registrar_config(args: &Args, bound: &[ListenSpec]) -> RegistrarConfig {
+    let mut domains: Vec<String> = args.realm.iter().cloned().collect();
+    for s in bound {
+        let ip = s.addr.ip().to_string();
+        if !domains.contains(&ip) {
+            domains.push(ip);
+        }
+    }
+    RegistrarConfig::for_domains(domains)
+}
+
 /// The summary printed at the end of a run.
 fn report(ran: Duration, summary: &Summary, ua: &UserAgent) -> String {
     let s = ua.stats();
     format!(
         "sipd: ran {:.1}s\nsipd: {summary}\nsipd: calls answered {}, ended {}, cancelled {}, \
          2xx retransmissions {}, ACK timeouts {}; OPTIONS {}, MESSAGE {}, rejected {}; \
-         dialogs open {}",
+         dialogs open {}; registrations {}, bindings {}",
         ran.as_secs_f64(),
         s.calls_answered,
         s.calls_ended,
@@ -296,7 +376,9 @@ fn report(ran: Duration, summary: &Summary, ua: &UserAgent) -> String {
         s.options,
         s.messages,
         s.rejected,
-        ua.dialogs()
+        ua.dialogs(),
+        s.registrations,
+        ua.bindings()
     )
 }
 
@@ -332,8 +414,19 @@ fn main() -> ExitCode {
         .iter()
         .map(ToString::to_string)
         .collect();
+    let registrar = match (&args.realm, args.registrar) {
+        (Some(realm), true) => format!(
+            "; registrar for {realm}{}",
+            if args.users.is_empty() {
+                ""
+            } else {
+                " with digest"
+            }
+        ),
+        _ => String::new(),
+    };
     eprintln!(
-        "sipd: listening on {} (ring {} ms); Ctrl-C to stop",
+        "sipd: listening on {} (ring {} ms){registrar}; Ctrl-C to stop",
         listening.join(", "),
         args.ring.as_millis()
     );
@@ -407,6 +500,85 @@ mod tests {
         assert!(args(&["--listen", "sctp:127.0.0.1:5060"]).is_err());
         assert!(args(&["--log", "loud"]).is_err());
         assert!(args(&["--bogus"]).is_err());
+    }
+
+    #[test]
+    fn registrar_flags() {
+        let a = args(&[
+            "--registrar",
+            "--realm",
+            "example.com",
+            "--user",
+            "alice:secret:with:colons",
+            "--user=bob:pw",
+            "--auth-calls",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(a.registrar && a.auth_calls);
+        assert_eq!(a.realm.as_deref(), Some("example.com"));
+        assert_eq!(
+            a.users,
+            [
+                ("alice".to_owned(), "secret:with:colons".to_owned()),
+                ("bob".to_owned(), "pw".to_owned())
+            ]
+        );
+        assert!(args(&["--registrar"]).is_err(), "needs --realm");
+        assert!(args(&["--realm", "a b"]).is_err());
+        assert!(args(&["--realm", "x", "--user", "nopassword"]).is_err());
+        assert!(args(&["--realm", "x", "--user", ":pw"]).is_err());
+        assert!(args(&["--realm", "x", "--user", "a@b:pw"]).is_err());
+        assert!(args(&["--user", "a:pw"]).is_err(), "needs --realm");
+        assert!(
+            args(&["--realm", "x", "--auth-calls"]).is_err(),
+            "needs a user"
+        );
+    }
+
+    // RFC 3261 10.3: sipd --registrar keeps the binding and lists it in the 200; the
+    // summary counts it.
+    #[test]
+    fn registers_a_contact_and_reports_the_binding() {
+        use std::net::UdpSocket;
+
+        let a = args(&[
+            "--listen",
+            "udp:127.0.0.1:0",
+            "--registrar",
+            "--realm",
+            "example.com",
+        ])
+        .unwrap()
+        .unwrap();
+        let (mut driver, mut tu) = setup(&a).unwrap();
+        let server = driver.local_addr(Transport::Udp).unwrap();
+        let shutdown = driver.shutdown_handle();
+        let thread = std::thread::spawn(move || {
+            let summary = driver.run_for(&mut tu, Duration::from_secs(20)).unwrap();
+            report(Duration::ZERO, &summary, &tu.ua)
+        });
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = c.local_addr().unwrap();
+        let register = format!(
+            "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\n\
+             To: <sip:alice@example.com>\r\nCall-ID: sipd-reg\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:alice@{me}>;expires=600\r\nContent-Length: 0\r\n\r\n"
+        );
+        c.send_to(register.as_bytes(), server).unwrap();
+        let mut buf = [0u8; 65536];
+        let n = c.recv(&mut buf).unwrap();
+        let ok = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+        assert!(
+            ok.contains(&format!("Contact: <sip:alice@{me}>;expires=600")),
+            "{ok}"
+        );
+        shutdown.shutdown();
+        let report = thread.join().unwrap();
+        assert!(report.contains("registrations 1, bindings 1"), "{report}");
     }
 
     #[test]

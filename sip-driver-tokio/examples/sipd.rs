@@ -1,14 +1,22 @@
 //! `sipd`: a SIP user agent server on the tokio driver, running the UAS core of
 //! `sip_core::ua` as the transaction user. It answers OPTIONS and MESSAGE, answers INVITE
-//! with 180 then 200 after the ring time, and BYE; a summary on Ctrl-C or SIGTERM.
+//! with 180 then 200 after the ring time, and BYE, and with `--registrar` is a registrar
+//! (RFC 3261 section 10.3); a summary on Ctrl-C or SIGTERM.
 //!
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+//!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
 //!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
 //!   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
 //!                     filter (default warn, or RUST_LOG)
+//!   --registrar       the registrar for REALM and for the addresses sipd listens on
+//!   --realm REALM     the registrar's domain and the digest realm
+//!   --user NAME:PASSWORD
+//!                     a user (repeatable): REGISTER is challenged, and a user registers
+//!                     only its own AOR; without users, no credentials are asked
+//!   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
 //! ```
 //!
 //! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
@@ -19,7 +27,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sip_core::ua::{UaConfig, UserAgent};
+use sip_core::registrar::RegistrarConfig;
+use sip_core::ua::{LocationMode, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
 use sip_driver_tokio::{Driver, ListenSpec};
 
@@ -27,21 +36,47 @@ struct Args {
     listen: Vec<ListenSpec>,
     ring: Duration,
     log: String,
+    registrar: bool,
+    realm: Option<String>,
+    users: Vec<(String, String)>,
+    auth_calls: bool,
 }
 
-const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]";
+const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
                     filter (default warn, or RUST_LOG)
+  --registrar       be the registrar (RFC 3261 section 10.3) for the domain REALM and
+                    for the addresses sipd listens on; bindings are kept in memory
+  --realm REALM     the registrar's domain and the digest realm
+  --user NAME:PASSWORD
+                    a user (repeatable); with users, REGISTER is challenged and a user
+                    registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
+                    no credentials
+  --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
   -h, --help        this help";
+
+/// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
+/// characters.
+fn parse_user(v: &str) -> Option<(String, String)> {
+    let (name, password) = v.split_once(':')?;
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
+    (name_ok && !password.is_empty() && !password.chars().any(char::is_control))
+        .then(|| (name.to_owned(), password.to_owned()))
+}
 
 fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -64,6 +99,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         listen: Vec::new(),
         ring: Duration::ZERO,
         log: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        registrar: false,
+        realm: None,
+        users: Vec::new(),
+        auth_calls: false,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -79,9 +118,36 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 args.ring = parse_duration(&v).ok_or(format!("--ring {v}: not a duration"))?;
             }
             "--log" => args.log = value("--log")?,
+            "--registrar" => args.registrar = true,
+            "--realm" => {
+                let v = value("--realm")?;
+                if v.is_empty()
+                    || !v
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+                {
+                    return Err(format!("--realm {v}: not a domain name"));
+                }
+                args.realm = Some(v);
+            }
+            "--user" => {
+                let v = value("--user")?;
+                args.users
+                    .push(parse_user(&v).ok_or(format!("--user {v}: not NAME:PASSWORD"))?);
+            }
+            "--auth-calls" => args.auth_calls = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
+    }
+    if args.registrar && args.realm.is_none() {
+        return Err("--registrar needs --realm".into());
+    }
+    if !args.users.is_empty() && args.realm.is_none() {
+        return Err("--user needs --realm".into());
+    }
+    if args.auth_calls && args.users.is_empty() {
+        return Err("--auth-calls needs at least one --user".into());
     }
     if args.listen.is_empty() {
         args.listen = vec![
@@ -185,6 +251,19 @@ async fn main() -> ExitCode {
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
+    if args.registrar {
+        let mut domains: Vec<String> = args.realm.iter().cloned().collect();
+        for l in driver.listeners() {
+            let ip = l.addr.ip().to_string();
+            if !domains.contains(&ip) {
+                domains.push(ip);
+            }
+        }
+        ua_config.registrar = Some(RegistrarConfig::for_domains(domains));
+        // Where the bindings live: in memory here. (A shared store, e.g. `--location
+        // redis://...`, sets `LocationMode::External` and serves `poll_location`.)
+        ua_config.location = LocationMode::default();
+    }
     let ua_seed = match sip_driver_tokio::os_seed() {
         Ok(s) => s,
         Err(e) => {
@@ -197,8 +276,13 @@ async fn main() -> ExitCode {
         .iter()
         .map(|l| ListenSpec::new(l.transport, l.addr).to_string())
         .collect();
+    let registrar = match (&args.realm, args.registrar) {
+        (Some(realm), true) if args.users.is_empty() => format!("; registrar for {realm}"),
+        (Some(realm), true) => format!("; registrar for {realm} with digest"),
+        _ => String::new(),
+    };
     eprintln!(
-        "sipd: listening on {} (ring {} ms); Ctrl-C to stop",
+        "sipd: listening on {} (ring {} ms){registrar}; Ctrl-C to stop",
         listening.join(", "),
         args.ring.as_millis()
     );
@@ -215,7 +299,7 @@ async fn main() -> ExitCode {
             println!(
                 "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
                  transactions {}; calls answered {}, ended {}, cancelled {}, ACK timeouts {}; \
-                 OPTIONS {}, MESSAGE {}, rejected {}",
+                 OPTIONS {}, MESSAGE {}, rejected {}; registrations {}, bindings {}",
                 started.elapsed().as_secs_f64(),
                 s.received,
                 s.malformed,
@@ -228,6 +312,8 @@ async fn main() -> ExitCode {
                 u.options,
                 u.messages,
                 u.rejected,
+                u.registrations,
+                done.tu.0.bindings(),
             );
             ExitCode::SUCCESS
         }

@@ -1,0 +1,231 @@
+//! `sipd --registrar` on both drivers (this crate's and `sip-driver-mio`'s), run as a user
+//! runs it (RFC 3261 section 10.3): it registers a contact, lists it to a query, counts it
+//! in the summary, and refuses incomplete registrar flags as usage errors. Each run is
+//! bounded: read timeouts, and a deadline after which the child is killed. Loopback only,
+//! ephemeral ports.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+const DRIVERS: [&str; 2] = ["sip-driver-tokio", "sip-driver-mio"];
+
+/// Builds `sipd` of `package` once per test process and returns a private hard link to it
+/// (both drivers' examples share one output path; see `tests/examples.rs`).
+fn sipd(package: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == package) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-q", "-p", package, "--example", "sipd"])
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "cargo build {package} sipd");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let exe = stdout
+        .lines()
+        .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"sipd\""))
+        .find_map(|l| {
+            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            Some(l[at..].split('"').next()?.to_owned())
+        })
+        .expect("cargo names the executable");
+    let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("registrar-{package}"));
+    let _ = std::fs::remove_file(&link);
+    std::fs::hard_link(&exe, &link).expect("link the example");
+    built.push((package.to_owned(), link.clone()));
+    link
+}
+
+/// A running sipd, its UDP address, and its stderr lines.
+struct Running {
+    child: Child,
+    server: SocketAddr,
+    first_line: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+fn start(program: &PathBuf, args: &[&str]) -> Running {
+    let mut child = Command::new(program)
+        .args(["--listen", "udp:127.0.0.1:0"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipd");
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let Ok(line) = rx.recv_timeout(DEADLINE) else {
+        let _ = child.kill();
+        panic!("sipd did not say where it listens");
+    };
+    let Some(rest) = line.strip_prefix("sipd: listening on udp:127.0.0.1:") else {
+        let _ = child.kill();
+        panic!("unexpected first line: {line}");
+    };
+    let port: u16 = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    Running {
+        child,
+        server: ([127, 0, 0, 1], port).into(),
+        first_line: line,
+        stderr: rx,
+    }
+}
+
+/// Stops sipd with SIGTERM and returns its stdout (the summary).
+fn stop(mut r: Running) -> String {
+    let stopped = Command::new("kill")
+        .args(["-TERM", &r.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = r.child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = r.child.kill();
+            panic!("sipd did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    r.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let errors: Vec<String> = r.stderr.try_iter().collect();
+    assert!(status.success(), "{errors:?}");
+    out
+}
+
+fn register(server: SocketAddr, me: SocketAddr, cseq: u32, contact: Option<&str>) -> String {
+    let contact = contact.map_or(String::new(), |c| format!("Contact: {c}\r\n"));
+    format!(
+        "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKr{cseq}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a\r\nTo: <sip:alice@example.com>\r\n\
+         Call-ID: sipd-registrar@{server}\r\nCSeq: {cseq} REGISTER\r\n{contact}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends `request` and returns the first final response.
+fn exchange(peer: &UdpSocket, server: SocketAddr, request: &str) -> String {
+    peer.send_to(request.as_bytes(), server).unwrap();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = peer.recv(&mut buf).expect("sipd answers");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("SIP/2.0 1") {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn sipd_registrar_registers_lists_and_counts_a_binding() {
+    // RFC 3261 10.3: both drivers' sipd as a registrar without users
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(&program, &["--registrar", "--realm", "example.com"]);
+        assert!(
+            running.first_line.contains("registrar for example.com"),
+            "{package}: {}",
+            running.first_line
+        );
+        let server = running.server;
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = peer.local_addr().unwrap();
+        let contact = format!("<sip:alice@{me}>;expires=300");
+        let ok = exchange(&peer, server, &register(server, me, 1, Some(&contact)));
+        assert!(ok.starts_with("SIP/2.0 200"), "{package}: {ok}");
+        assert!(
+            ok.contains(&format!("Contact: <sip:alice@{me}>;expires=300")),
+            "{package}: {ok}"
+        );
+        // a query lists it
+        let listed = exchange(&peer, server, &register(server, me, 2, None));
+        assert!(listed.starts_with("SIP/2.0 200"), "{package}: {listed}");
+        assert!(
+            listed.contains(&format!("<sip:alice@{me}>;expires=")),
+            "{package}: {listed}"
+        );
+        // an AOR of another domain is not ours
+        let other = register(server, me, 3, Some(&contact))
+            .replace("To: <sip:alice@example.com>", "To: <sip:alice@example.org>");
+        let refused = exchange(&peer, server, &other);
+        assert!(refused.starts_with("SIP/2.0 404"), "{package}: {refused}");
+        let summary = stop(running);
+        assert!(
+            summary.contains("registrations 2, bindings 1"),
+            "{package}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn sipd_registrar_flags_without_a_realm_are_usage_errors() {
+    for package in DRIVERS {
+        let program = sipd(package);
+        for args in [
+            &["--registrar"][..],
+            &["--user", "alice:pw"],
+            &["--registrar", "--realm", "example.com", "--auth-calls"],
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--user",
+                "nopassword",
+            ],
+        ] {
+            let out = Command::new(&program)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("runs");
+            assert_eq!(out.status.code(), Some(2), "{package} {args:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("usage: sipd"),
+                "{package} {args:?}"
+            );
+        }
+        // --help names the registrar flags
+        let help = Command::new(&program).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&help.stdout);
+        for flag in [
+            "--registrar",
+            "--realm REALM",
+            "--user NAME:PASSWORD",
+            "--auth-calls",
+        ] {
+            assert!(text.contains(flag), "{package}: {flag} in {text}");
+        }
+    }
+}
