@@ -157,6 +157,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod budget;
 mod builder;
 mod edit;
@@ -168,6 +169,7 @@ pub mod location;
 pub mod message;
 mod owned;
 pub mod registrar;
+pub mod registration;
 mod rng;
 pub mod transaction;
 pub mod transport;

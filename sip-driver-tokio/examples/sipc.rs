@@ -4,11 +4,15 @@
 //! sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
 //! sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
 //! sipc [...] message URI TEXT                MESSAGE with a text/plain body
+//! sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
 //! ```
 //!
 //! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
 //! `sip:bob@[::1]:5060;transport=tcp`. Prints each response's status line (`-v`: the whole
-//! message); exits 0 when the final responses are 2xx, 1 otherwise. Logs go to stderr (level
+//! message); exits 0 when the final responses are 2xx, 1 otherwise. With `--user` and
+//! `--password`, 401 and 407 challenges are answered (RFC 3261 section 22.2). `register`
+//! keeps a registration (the driver's `Client::register`) for DURATION, refreshing it, then
+//! removes it; it exits 0 only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level
 //! `warn` unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in
 //! colour only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on
 //! stdout and exits 0; a usage error prints the usage on stderr and exits 2.
@@ -18,14 +22,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sip_core::auth::DigestClient;
 use sip_core::message::{Contact, SipUri};
+use sip_core::registration::{RegistrationConfig, RegistrationEvent, RegistrationState};
 use sip_core::{
     HeaderName, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport,
 };
 use sip_driver_tokio::{Client, Driver, ListenSpec, Responses};
 
 const USAGE: &str = "usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] \
-    (options URI | call URI [--hold DURATION] | message URI TEXT)";
+    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] | \
+    message URI TEXT | register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
 
 const HELP: &str =
     "sipc (tokio driver): sends one request, or a whole call, and prints the responses.
@@ -33,14 +40,24 @@ const HELP: &str =
 usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
        sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
        sipc [...] message URI TEXT                MESSAGE with a text/plain body
+       sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
+                                                  REGISTER, refreshed for DURATION, then
+                                                  removed (Contact expires=0)
   URI               sip:127.0.0.1:5060, sip:bob@[::1]:5060;transport=tcp (IP addresses only)
   --transport T     udp or tcp (default: the URI's transport parameter, else udp)
   --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
+  --user NAME       username for digest challenges (401, 407), with --password
+  --password SECRET password for digest challenges
+  --aor URI         register: the address-of-record (To and From), e.g. sip:alice@example.com
+  --expires SECS    register: the expiry asked for (default 3600; the registrar's grant rules)
+  --for DURATION    register: how long to stay registered before removing the binding
+                    (default 0s: register, then remove at once; Ctrl-C ends it early)
   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
                     filter (default warn, or RUST_LOG)
   -v, --verbose     print whole responses
   -h, --help        this help
-Exits 0 when the final responses are 2xx, 1 otherwise, 2 on a usage error.";
+Exits 0 when the final responses are 2xx (register: every REGISTER got a 2xx after any
+challenge), 1 otherwise, 2 on a usage error.";
 
 const OFFER: &[u8] = b"v=0\r\no=sipc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
 t=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
@@ -53,6 +70,11 @@ struct Args {
     transport: Option<Transport>,
     log: String,
     verbose: bool,
+    user: Option<String>,
+    password: Option<String>,
+    aor: Option<String>,
+    expires: u32,
+    stay: Duration,
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -80,6 +102,11 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         transport: None,
         log: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         verbose: false,
+        user: None,
+        password: None,
+        aor: None,
+        expires: 3600,
+        stay: Duration::ZERO,
     };
     let mut positional = Vec::new();
     let mut it = argv.into_iter();
@@ -98,6 +125,19 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 })
             }
             "--log" => args.log = value("--log")?,
+            "--user" => args.user = Some(value("--user")?),
+            "--password" => args.password = Some(value("--password")?),
+            "--aor" => args.aor = Some(value("--aor")?),
+            "--expires" => {
+                let v = value("--expires")?;
+                args.expires = v
+                    .parse()
+                    .map_err(|_| format!("--expires {v}: not a number of seconds"))?;
+            }
+            "--for" => {
+                let v = value("--for")?;
+                args.stay = parse_duration(&v).ok_or(format!("--for {v}: not a duration"))?;
+            }
             "-v" | "--verbose" => args.verbose = true,
             "-h" | "--help" => return Ok(None),
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
@@ -110,10 +150,18 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     match args.command.as_str() {
         "options" | "call" => {}
         "message" => args.text = p.next().ok_or("missing message text")?,
+        "register" => {
+            if args.aor.is_none() {
+                return Err("register needs --aor URI".into());
+            }
+        }
         c => return Err(format!("unknown command {c}")),
     }
     if let Some(extra) = p.next() {
         return Err(format!("unexpected argument {extra}"));
+    }
+    if args.user.is_some() != args.password.is_some() {
+        return Err("--user and --password go together".into());
     }
     Ok(Some(args))
 }
@@ -180,6 +228,46 @@ async fn finish(mut responses: Responses, verbose: bool) -> Result<OwnedMessage,
     Err("no final response".into())
 }
 
+/// Sends `request` and prints its responses; a 401 or 407 is answered with credentials
+/// once per new challenge (RFC 3261 section 22.2) when `digest` has them. Returns the
+/// request last sent (its CSeq is what the dialog goes on from) and its final response.
+async fn send(
+    client: &Client,
+    mut request: OwnedMessage,
+    target: Target,
+    digest: &mut Option<DigestClient>,
+    rng: &mut SeededRng,
+    verbose: bool,
+) -> Result<(OwnedMessage, OwnedMessage), String> {
+    loop {
+        let responses = client
+            .request(request.clone(), target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let last = finish(responses, verbose).await?;
+        if matches!(last.view().status(), Some(401 | 407)) {
+            if let Some(d) = digest.as_mut() {
+                match d.retry(&request, &last, rng) {
+                    Ok(next) => {
+                        let v = next.view();
+                        println!(
+                            "-> {} {} (with credentials)",
+                            v.method()
+                                .map(|m| m.as_str().to_owned())
+                                .unwrap_or_default(),
+                            next.request_uri().unwrap_or("")
+                        );
+                        request = next;
+                        continue;
+                    }
+                    Err(e) => eprintln!("sipc: cannot answer the challenge: {e}"),
+                }
+            }
+        }
+        return Ok((request, last));
+    }
+}
+
 fn is_2xx(r: &OwnedMessage) -> bool {
     r.view().status().is_some_and(|c| (200..300).contains(&c))
 }
@@ -199,7 +287,119 @@ fn remote_target(ok: &OwnedMessage, fallback: &str) -> String {
         .unwrap_or_else(|| fallback.to_owned())
 }
 
+/// `register`: keeps a registration for `--for`, then removes it. Fails unless every
+/// REGISTER got a 2xx (after answering challenges).
+async fn register(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
+    let target = target_of(&args.uri, args.transport)?;
+    let aor = args.aor.as_deref().ok_or("register needs --aor URI")?;
+    let user = args.user.as_deref().unwrap_or("sipc");
+    let contact = match target.transport {
+        Transport::Tcp => format!("<sip:{user}@{local};transport=tcp>"),
+        _ => format!("<sip:{user}@{local}>"),
+    };
+    let mut config = RegistrationConfig::new(&args.uri, aor, &contact).with_expires(args.expires);
+    if let (Some(u), Some(p)) = (&args.user, &args.password) {
+        config = config.with_credentials(u, p);
+    }
+    let mut reg = client.register(config, target).map_err(|e| e.to_string())?;
+    let until = tokio::time::Instant::now() + args.stay;
+    let mut ok = true;
+    let mut registered = false;
+    // Until the first outcome, then until `--for` is over (Ctrl-C ends either).
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        let first_outcome = registered || !ok;
+        tokio::select! {
+            e = reg.next_event() => match e {
+                Some(e) => print_event(&args.uri, &e, &mut ok, &mut registered),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(until), if first_outcome => break,
+            _ = &mut interrupted => {
+                println!("   interrupted");
+                break;
+            }
+        }
+    }
+    let done = reg.unregister().await;
+    while let Some(e) = reg.next_event().await {
+        print_event(&args.uri, &e, &mut ok, &mut registered);
+    }
+    if done != (RegistrationState::Unregistered { failure: None }) {
+        ok = false;
+    }
+    if ok && registered {
+        Ok(())
+    } else {
+        Err("not every REGISTER got a 2xx".into())
+    }
+}
+
+/// One line per REGISTER sent (`->`), per final response (`<-`) and per change of state.
+fn print_event(uri: &str, e: &RegistrationEvent, ok: &mut bool, registered: &mut bool) {
+    let secs = |at: &std::time::Instant| {
+        at.saturating_duration_since(std::time::Instant::now())
+            .as_secs()
+    };
+    match e {
+        RegistrationEvent::Sent {
+            cseq,
+            expires,
+            authorized,
+        } => println!(
+            "-> REGISTER {uri} (CSeq {cseq}, expires {expires}{})",
+            if *authorized {
+                ", with credentials"
+            } else {
+                ""
+            }
+        ),
+        RegistrationEvent::Response { code, reason, .. } => {
+            println!("<- {code} {}", printable(reason.as_bytes()))
+        }
+        RegistrationEvent::Failed { failure, .. } => {
+            *ok = false;
+            println!("<- {failure}");
+        }
+        RegistrationEvent::State(RegistrationState::Registered {
+            expires_at,
+            refresh_at,
+        }) => {
+            *registered = true;
+            println!(
+                "   registered for {}s, refresh in {}s",
+                secs(expires_at),
+                secs(refresh_at)
+            );
+        }
+        RegistrationEvent::State(RegistrationState::Retrying { at, failure, .. }) => {
+            *ok = false;
+            println!(
+                "   failed ({}), retrying in {}s",
+                printable(failure.to_string().as_bytes()),
+                secs(at)
+            );
+        }
+        RegistrationEvent::State(RegistrationState::Unregistered { failure }) => match failure {
+            None => println!("   unregistered"),
+            Some(f) => {
+                *ok = false;
+                println!(
+                    "   unregistration failed ({})",
+                    printable(f.to_string().as_bytes())
+                );
+            }
+        },
+        RegistrationEvent::State(_) => {}
+        _ => {}
+    }
+}
+
 async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
+    if args.command == "register" {
+        return register(args, client, local).await;
+    }
     let target = target_of(&args.uri, args.transport)?;
     let mut rng = SeededRng::new(
         sip_driver_tokio::os_seed().map_err(|e| format!("cannot read a seed: {e}"))?,
@@ -223,12 +423,13 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         _ => b.header("Accept", "application/sdp"),
     };
     let request = b.build(&mut rng).map_err(|e| e.to_string())?;
+    let mut digest = match (&args.user, &args.password) {
+        (Some(u), Some(p)) => Some(DigestClient::new(u, p)),
+        _ => None,
+    };
     println!("-> {} {}", method.as_str(), args.uri);
-    let responses = client
-        .request(request.clone(), target)
-        .await
-        .map_err(|e| e.to_string())?;
-    let last = finish(responses, args.verbose).await?;
+    let (request, last) =
+        send(client, request, target, &mut digest, &mut rng, args.verbose).await?;
     if !is_2xx(&last) {
         return Err(format!("{} failed", method.as_str()));
     }
@@ -237,6 +438,12 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
     }
     // The dialog: ACK the 2xx, hold, then BYE.
     let uri = remote_target(&last, &args.uri);
+    // The INVITE that got the 2xx: after a challenge its CSeq is not the first one.
+    let cseq = request
+        .message()
+        .ok()
+        .and_then(|m| m.cseq().map(|c| c.seq))
+        .unwrap_or(cseq);
     let (from, to, call_id) = (
         header(&request, HeaderName::From),
         header(&last, HeaderName::To),
@@ -264,11 +471,7 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         .build(&mut rng)
         .map_err(|e| e.to_string())?;
     println!("-> BYE {uri}");
-    let responses = client
-        .request(bye, target)
-        .await
-        .map_err(|e| e.to_string())?;
-    let last = finish(responses, args.verbose).await?;
+    let (_, last) = send(client, bye, target, &mut digest, &mut rng, args.verbose).await?;
     if is_2xx(&last) {
         Ok(())
     } else {

@@ -14,6 +14,7 @@ use sip_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::first_addr;
+use crate::registration::{unregister_all, RegCommand};
 use crate::{Driver, Error, RequestError};
 
 /// Requests queued for the application before new ones are answered 503.
@@ -72,6 +73,8 @@ struct Shared {
     listeners: Vec<Listener>,
     shutdown: Arc<watch::Sender<bool>>,
     done: watch::Receiver<bool>,
+    /// The live registrations' tasks, removed at [`Client::shutdown`].
+    registrations: std::sync::Mutex<Vec<mpsc::WeakUnboundedSender<RegCommand>>>,
 }
 
 /// The responses to one request: provisional ones, then the final one. Ends after the final
@@ -148,6 +151,7 @@ impl Driver {
                 listeners,
                 shutdown,
                 done: done_rx,
+                registrations: std::sync::Mutex::new(Vec::new()),
             }),
         };
         let incoming = Incoming {
@@ -229,11 +233,28 @@ impl Client {
         first_addr(&self.shared.listeners, transport)
     }
 
-    /// Stops the driver and waits until its sockets are closed.
+    /// Removes the bindings of the live registrations ([`Client::register`], waiting up to
+    /// 5 s for them), then stops the driver and waits until its sockets are closed.
     pub async fn shutdown(&self) {
+        let live: Vec<_> = match self.shared.registrations.lock() {
+            Ok(mut r) => r.drain(..).filter_map(|w| w.upgrade()).collect(),
+            Err(_) => Vec::new(),
+        };
+        if !live.is_empty() {
+            unregister_all(live).await;
+        }
         self.shared.shutdown.send_replace(true);
         let mut done = self.shared.done.clone();
         let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// Keeps a registration's task to remove its binding at shutdown.
+    pub(crate) fn add_registration(&self, cmds: mpsc::WeakUnboundedSender<RegCommand>) {
+        if let Ok(mut r) = self.shared.registrations.lock() {
+            // Forget the ended ones, so that the list does not grow with every registration.
+            r.retain(|w| w.strong_count() > 0);
+            r.push(cmds);
+        }
     }
 
     fn send(&self, cmd: Command) -> Result<(), Error> {

@@ -54,15 +54,68 @@
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! ## Registration
+//!
+//! [`Client::register`] keeps a binding alive at a registrar (RFC 3261 section 10.2) in a
+//! task: the sans-IO [`sip_core::registration::Registration`] refreshes it before the expiry
+//! the registrar granted, answers digest challenges, retries failures with the backoff of
+//! RFC 5626 section 4.5, and removes the binding when asked, when its handle is dropped, or
+//! at [`Client::shutdown`]. Here against a registrar that grants 60 s of whatever is asked:
+//!
+//! ```
+//! use sip_core::registration::{RegistrationConfig, RegistrationState};
+//! use sip_core::{ResponseBuilder, SeededRng, Target, Transport};
+//! use sip_driver_tokio::{os_seed, Driver};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (registrar, mut incoming) = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?.start();
+//! let registrar_addr = registrar.local_addr(Transport::Udp).unwrap();
+//! tokio::spawn(async move {
+//!     let mut rng = SeededRng::new(os_seed().unwrap());
+//!     while let Some((request, mut responder)) = incoming.next().await {
+//!         let contact = request.view().header(sip_core::HeaderName::Contact).unwrap_or("").to_owned();
+//!         let granted = if contact.contains("expires=0") { contact } else { format!("{contact};expires=60") };
+//!         let ok = ResponseBuilder::from_view(&request.view(), 200)
+//!             .header("Contact", &granted)
+//!             .build(&mut rng)
+//!             .unwrap();
+//!         let _ = responder.respond(ok).await;
+//!     }
+//! });
+//!
+//! let (client, _incoming) = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?.start();
+//! let me = client.local_addr(Transport::Udp).unwrap();
+//! let config = RegistrationConfig::new(
+//!     &format!("sip:{registrar_addr}"),
+//!     "sip:alice@example.com",
+//!     &format!("<sip:alice@{me}>"),
+//! );
+//! let mut registration = client.register(config, Target::udp(registrar_addr))?;
+//! let state = registration
+//!     .wait_for(|s| matches!(s, RegistrationState::Registered { .. }))
+//!     .await;
+//! assert!(matches!(state, Some(RegistrationState::Registered { .. })));
+//!
+//! // Removes the binding (Contact with expires=0) and waits for the 200.
+//! let done = registration.unregister().await;
+//! assert_eq!(done, RegistrationState::Unregistered { failure: None });
+//! client.shutdown().await;
+//! registrar.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 mod client;
 mod driver;
 mod error;
 mod log;
+mod registration;
 
 pub use client::{Client, Incoming, Responder, Responses};
 pub use driver::{Driver, Finished, Shutdown};
 pub use error::{Error, RequestError};
+pub use registration::RegistrationHandle;
 pub use sip_core;
 pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
 pub use sip_driver_sys::os_seed;

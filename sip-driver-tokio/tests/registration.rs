@@ -1,0 +1,351 @@
+//! `Client::register` against registrars on loopback: one written here on the driver's own
+//! async API, and SIPp's challenging registrar driven through `sipc register`. Every step
+//! is bounded.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::bounded;
+use sip_core::registration::{Failure, RegistrationConfig, RegistrationEvent, RegistrationState};
+use sip_core::{HeaderName, OwnedMessage, ResponseBuilder, SeededRng, Target, Transport};
+use sip_driver_tokio::{os_seed, Client, Driver};
+use tokio::sync::mpsc;
+
+/// A registrar on the driver's async API: the first `fail_first` REGISTERs get 503 with
+/// Retry-After: 1, the others 200 granting `granted` seconds (removals echo the Contact).
+/// Each REGISTER is reported on the channel.
+async fn registrar(
+    granted: u32,
+    fail_first: usize,
+) -> (Client, SocketAddr, mpsc::UnboundedReceiver<OwnedMessage>) {
+    let (server, mut incoming) = Driver::bind(["udp:127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap()
+        .start();
+    let addr = server.local_addr(Transport::Udp).unwrap();
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut rng = SeededRng::new(os_seed().unwrap());
+        let mut n = 0;
+        while let Some((request, mut responder)) = incoming.next().await {
+            n += 1;
+            let view = request.view();
+            let contact = view.header(HeaderName::Contact).unwrap_or("").to_owned();
+            let removal = view.header(HeaderName::Expires).map(str::trim) == Some("0");
+            let granted = if removal {
+                contact
+            } else {
+                format!("{contact};expires={granted}")
+            };
+            let response = if n <= fail_first {
+                ResponseBuilder::from_view(&view, 503)
+                    .header("Retry-After", "1")
+                    .build(&mut rng)
+            } else {
+                ResponseBuilder::from_view(&view, 200)
+                    .header("Contact", &granted)
+                    .build(&mut rng)
+            };
+            let _ = responder.respond(response.unwrap()).await;
+            let _ = seen_tx.send(request);
+        }
+    });
+    (server, addr, seen)
+}
+
+async fn client() -> (Client, SocketAddr) {
+    let (client, _incoming) = Driver::bind(["udp:127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap()
+        .start();
+    let me = client.local_addr(Transport::Udp).unwrap();
+    (client, me)
+}
+
+fn config(registrar: SocketAddr, me: SocketAddr) -> RegistrationConfig {
+    RegistrationConfig::new(
+        &format!("sip:{registrar}"),
+        "sip:alice@example.com",
+        &format!("<sip:alice@{me}>"),
+    )
+}
+
+fn expires(m: &OwnedMessage) -> String {
+    m.view()
+        .header(HeaderName::Expires)
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+fn is_registered(s: &RegistrationState) -> bool {
+    matches!(s, RegistrationState::Registered { .. })
+}
+
+/// The next REGISTER the registrar saw.
+async fn next_seen(seen: &mut mpsc::UnboundedReceiver<OwnedMessage>) -> OwnedMessage {
+    bounded("a REGISTER at the registrar", seen.recv())
+        .await
+        .expect("the registrar runs")
+}
+
+#[tokio::test]
+// RFC 3261 10.2.4 and 10.2.2, through the tokio handle
+async fn handle_refreshes_at_the_granted_expiry_then_unregisters() {
+    // Asked 3600 s, granted 2 s: the refresh comes after 1 s, not after an hour.
+    let (registrar, addr, mut seen) = registrar(2, 0).await;
+    let (client, me) = client().await;
+    let mut reg = client
+        .register(config(addr, me), Target::udp(addr))
+        .unwrap();
+    let mut registered = 0;
+    while registered < 2 {
+        match bounded("registered, then refreshed", reg.next_event()).await {
+            Some(RegistrationEvent::State(s)) if is_registered(&s) => registered += 1,
+            Some(_) => {}
+            None => panic!("the registration ended"),
+        }
+    }
+    let done = bounded("unregistered", reg.unregister()).await;
+    assert_eq!(done, RegistrationState::Unregistered { failure: None });
+    let (first, refresh, removal) = (
+        next_seen(&mut seen).await,
+        next_seen(&mut seen).await,
+        next_seen(&mut seen).await,
+    );
+    assert_eq!(expires(&first), "3600");
+    assert_eq!(expires(&refresh), "3600");
+    assert_eq!(expires(&removal), "0");
+    let call_id = |m: &OwnedMessage| m.view().header(HeaderName::CallId).map(str::to_owned);
+    assert_eq!(call_id(&first), call_id(&removal));
+    client.shutdown().await;
+    registrar.shutdown().await;
+}
+
+#[tokio::test]
+// RFC 3261 21.5.4 and RFC 5626 4.5: a 503 is retried after its Retry-After, not given up
+async fn handle_retries_a_503_after_its_retry_after() {
+    let (registrar, addr, _seen) = registrar(600, 1).await;
+    let (client, me) = client().await;
+    let mut reg = client
+        .register(config(addr, me), Target::udp(addr))
+        .unwrap();
+    let retrying = bounded(
+        "retrying",
+        reg.wait_for(|s| matches!(s, RegistrationState::Retrying { .. })),
+    )
+    .await;
+    let Some(RegistrationState::Retrying { failure, .. }) = retrying else {
+        panic!("{retrying:?}")
+    };
+    assert!(matches!(failure, Failure::Status { code: 503, .. }));
+    let state = bounded("registered after the wait", reg.wait_for(is_registered)).await;
+    assert!(state.as_ref().is_some_and(is_registered));
+    client.shutdown().await;
+    registrar.shutdown().await;
+}
+
+#[tokio::test]
+// RFC 3261 10.2.2: a dropped handle removes its binding
+async fn dropping_the_handle_removes_the_binding() {
+    let (registrar, addr, mut seen) = registrar(600, 0).await;
+    let (client, me) = client().await;
+    let mut reg = client
+        .register(config(addr, me), Target::udp(addr))
+        .unwrap();
+    bounded("registered", reg.wait_for(is_registered)).await;
+    drop(reg);
+    assert_eq!(expires(&next_seen(&mut seen).await), "3600");
+    assert_eq!(expires(&next_seen(&mut seen).await), "0");
+    client.shutdown().await;
+    registrar.shutdown().await;
+}
+
+#[tokio::test]
+// RFC 3261 10.2.2: shutting the client down removes its live bindings first
+async fn client_shutdown_removes_the_live_bindings() {
+    let (registrar, addr, mut seen) = registrar(600, 0).await;
+    let (client, me) = client().await;
+    let mut reg = client
+        .register(config(addr, me), Target::udp(addr))
+        .unwrap();
+    bounded("registered", reg.wait_for(is_registered)).await;
+    bounded("shutdown", client.shutdown()).await;
+    assert_eq!(expires(&next_seen(&mut seen).await), "3600");
+    assert_eq!(expires(&next_seen(&mut seen).await), "0");
+    assert_eq!(
+        reg.state(),
+        RegistrationState::Unregistered { failure: None }
+    );
+    registrar.shutdown().await;
+}
+
+/// The SIPp scenario of a registrar that challenges the first REGISTER (401, MD5, qop=auth),
+/// verifies the digest of the second (200, else 403 and a failed run), then answers the
+/// removal 200 (a copy of `../shared/interop/cfg/sipp/reg_auth_uas.xml`).
+const SIPP_REGISTRAR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth_uas.xml");
+
+/// Is SIPp installed? When it is not, the interop tests are skipped with a loud message,
+/// unless SIP_REQUIRE_INTEROP is set (as in scripts/test.sh, which installs it).
+fn sipp_available(test: &str) -> bool {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var_os("SIP_REQUIRE_INTEROP").is_some() {
+            panic!("{test}: sipp not found and SIP_REQUIRE_INTEROP is set");
+        }
+        eprintln!("\n*** {test}: SKIPPED: sipp not found (apt-get install -y sip-tester) ***\n");
+    }
+    found
+}
+
+/// Builds `sipc` and returns its path.
+fn sipc() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-q", "-p", "sip-driver-tokio", "--example", "sipc"])
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(out.status.success(), "cargo build --example sipc");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"sipc\""))
+        .find_map(|l| {
+            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            Some(PathBuf::from(l[at..].split('"').next()?))
+        })
+        .expect("cargo names the executable")
+}
+
+/// Waits on a child process for at most `limit`, then kills it; its exit status and output.
+fn wait_bounded(child: std::process::Child, limit: Duration) -> (bool, String) {
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(out)) => (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ),
+        _ => {
+            // Only the child this test started, by its id.
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            (false, "killed at the deadline".into())
+        }
+    }
+}
+
+/// Runs `sipc register` with `password` against SIPp's challenging registrar on `port`;
+/// returns whether sipc and SIPp exited 0, and sipc's output.
+fn sipc_register_against_sipp(port: u16, password: &str) -> (bool, bool, String) {
+    let sipc = sipc();
+    let dir =
+        std::env::temp_dir().join(format!("sip-regclient-sipp-{port}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sipp = Command::new("sipp")
+        .args([
+            "-sf",
+            SIPP_REGISTRAR,
+            "-set",
+            "user",
+            "alice",
+            "-set",
+            "pass",
+            "secret",
+        ])
+        .args(["-t", "u1", "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", "1", "-timeout", "15s", "-timeout_error", "-nostdin"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipp");
+    // SIPp is ready when its port is taken.
+    let ready_by = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < ready_by,
+            "sipp did not bind port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let registrar = format!("sip:127.0.0.1:{port}");
+    let client = Command::new(&sipc)
+        .args(["register", &registrar, "--aor", "sip:alice@127.0.0.1"])
+        .args([
+            "--user",
+            "alice",
+            "--password",
+            password,
+            "--expires",
+            "600",
+        ])
+        .args(["--for", "500ms"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipc");
+    let (sipc_ok, sipc_out) = wait_bounded(client, Duration::from_secs(20));
+    let (sipp_ok, sipp_out) = wait_bounded(sipp, Duration::from_secs(20));
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        sipc_ok,
+        sipp_ok,
+        format!("sipc:\n{sipc_out}\nsipp:\n{sipp_out}"),
+    )
+}
+
+#[test]
+// RFC 3261 10.2 and 22.2 (digest, MD5, qop=auth) against SIPp's verifying registrar
+fn sipc_register_answers_sipps_challenge_and_unregisters() {
+    if !sipp_available("sipc_register_answers_sipps_challenge_and_unregisters") {
+        return;
+    }
+    let (sipc_ok, sipp_ok, out) = sipc_register_against_sipp(5291, "secret");
+    assert!(
+        sipp_ok,
+        "SIPp verified the digest and saw the removal:\n{out}"
+    );
+    assert!(sipc_ok, "every REGISTER got a 2xx:\n{out}");
+    for line in [
+        "-> REGISTER sip:127.0.0.1:5291",
+        "<- 401 Unauthorized",
+        "<- 200 OK",
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+    assert!(out.contains("expires 0"), "the removal was sent:\n{out}");
+}
+
+#[test]
+// RFC 3261 22.2: a wrong password gets 403, and sipc says so with its exit code
+fn sipc_register_with_a_wrong_password_fails() {
+    if !sipp_available("sipc_register_with_a_wrong_password_fails") {
+        return;
+    }
+    let (sipc_ok, sipp_ok, out) = sipc_register_against_sipp(5292, "wrong");
+    assert!(!sipp_ok, "SIPp refused the digest:\n{out}");
+    assert!(!sipc_ok, "sipc exits 1:\n{out}");
+    assert!(out.contains("<- 403 Forbidden"), "{out}");
+}
