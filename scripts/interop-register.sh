@@ -104,8 +104,25 @@ sipp_run() { # NAME SCENARIO TARGET_PORT USER PASSWORD [extra sipp args]: exit s
     -i 127.0.0.1 -p "$SIPP_PORT" -m 1 -timeout 10s -timeout_error -nostdin \
     -trace_err -error_file "$out/$name.sipp-errors.log" "$@" >"$out/$name.sipp.out" 2>&1)
 }
-no_binding() { # NAME PORT USER AOR_HOST: the registrar lists no binding for sip:USER@AOR_HOST
-  sipp_run "$1" "$ROOT/tests/interop/register_query_uac.xml" "$2" "$3" "$PASSWORD" -key aor "$4"
+bindings() { # NAME PORT USER AOR_HOST: print the first Contact the registrar lists for
+  # sip:USER@AOR_HOST (nothing when it lists none); fails when the query itself fails
+  rm -f "$out/$1.query.log"
+  sipp_run "$1" "$ROOT/tests/interop/register_query_uac.xml" "$2" "$3" "$PASSWORD" -key aor "$4" \
+    -trace_logs -log_file "$out/$1.query.log" || return 1
+  sed -n 's/^contact=//p' "$out/$1.query.log" | head -1
+}
+wait_binding() { # NAME PORT USER AOR_HOST TEXT PID: until a listed Contact holds TEXT (while PID runs)
+  local c i
+  for i in $(seq 30); do
+    c=$(bindings "$1-$i" "$2" "$3" "$4") && [[ $c == *"$5"* ]] && return 0
+    kill -0 "$6" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+unregistered() { # NAME PORT USER AOR_HOST: the query succeeds and lists no binding
+  local c
+  c=$(bindings "$1" "$2" "$3" "$4") && [ -z "$c" ]
 }
 
 start_registrar() { # TARGET: start it on PORT[TARGET]; sets REG_PID (the timeout wrapper)
@@ -152,18 +169,21 @@ module_app		menu.so
 EOF
   echo "<sip:alice@127.0.0.1:$port>;auth_user=alice;auth_pass=$PASSWORD;regint=60" >"$d/accounts"
   free 5084
-  timeout -k 2 15 baresip -f "$d" -t 3 </dev/null >"$d/baresip.log" 2>&1
+  timeout -k 2 15 baresip -f "$d" -t 4 </dev/null >"$d/baresip.log" 2>&1 &
+  local pid=$! seen=no
+  wait_binding "baresip-$t-while" "$port" alice "127.0.0.1:$port" "@127.0.0.1:5084" "$pid" && seen=yes
+  wait "$pid"
   local rc=$?
-  if [ $rc = 0 ] && grep -qE '\} 200 OK .*\[1 binding\]' "$d/baresip.log"; then
-    ok "$n" "200 OK [1 binding]"
+  if [ $rc = 0 ] && [ $seen = yes ] && grep -qE '\} 200 OK .*\[1 binding\]' "$d/baresip.log"; then
+    ok "$n" "200 OK [1 binding], listed by a query"
   else
-    failed "$n" "baresip rc=$rc, no '200 OK [1 binding]' in $d/baresip.log"
+    failed "$n" "baresip rc=$rc, binding listed: $seen; log $d/baresip.log"
   fi
   n="baresip un-registers on quit -> $(name_of "$1")"
-  if no_binding "baresip-$t-query" "$port" alice "127.0.0.1:$port"; then
+  if unregistered "baresip-$t-after" "$port" alice "127.0.0.1:$port"; then
     ok "$n" "a query lists no binding"
   else
-    failed "$n" "a query still lists a binding, or failed: $out/baresip-$t-query.sipp-errors.log"
+    failed "$n" "a query still lists a binding, or failed: $out/baresip-$t-after.*"
   fi
 }
 
@@ -197,23 +217,27 @@ EOF
   (
     sleep 1.5
     echo "register sip:bob@127.0.0.1:$port sip:127.0.0.1:$port $PASSWORD"
-    sleep 1.5
+    sleep 2.5
     echo "proxy show default"
     sleep 0.5
     echo quit
     sleep 2
-  ) | HOME=$h XDG_RUNTIME_DIR=$h/xdg timeout -k 2 20 linphonec -c "$h/linphonerc" -d 0 >"$h/out.txt" 2>&1
+  ) | HOME=$h XDG_RUNTIME_DIR=$h/xdg timeout -k 2 20 linphonec -c "$h/linphonerc" -d 0 >"$h/out.txt" 2>&1 &
+  local pid=$! seen=no
+  # linphonec registers sip:bob@127.0.0.1 (it leaves the port out of To)
+  wait_binding "linphonec-$t-while" "$port" bob 127.0.0.1 "@127.0.0.1:5092" "$pid" && seen=yes
+  wait "$pid"
   local rc=$?
-  if grep -q "registered: yes" "$h/out.txt"; then
-    ok "$n" "registered: yes"
+  if [ $seen = yes ] && grep -q "registered: yes" "$h/out.txt"; then
+    ok "$n" "registered: yes, listed by a query"
   else
-    failed "$n" "linphonec rc=$rc, no 'registered: yes' in $h/out.txt"
+    failed "$n" "linphonec rc=$rc, binding listed: $seen; output $h/out.txt"
   fi
   n="linphonec un-registers on quit -> $(name_of "$1")"
-  if no_binding "linphonec-$t-query" "$port" bob "127.0.0.1:$port"; then
+  if unregistered "linphonec-$t-after" "$port" bob 127.0.0.1; then
     ok "$n" "a query lists no binding"
   else
-    failed "$n" "a query still lists a binding, or failed: $out/linphonec-$t-query.sipp-errors.log"
+    failed "$n" "a query still lists a binding, or failed: $out/linphonec-$t-after.*"
   fi
 }
 
@@ -244,14 +268,21 @@ check_sipc() { # TARGET
     return
   fi
   timeout 20 "$SIPC_BIN" register "sip:127.0.0.1:$port" --aor "sip:dave@127.0.0.1" --user dave \
-    --password "$PASSWORD" --expires 60 --for 1s >"$out/sipc-$t.out" 2>&1
+    --password "$PASSWORD" --expires 60 --for 2s >"$out/sipc-$t.out" 2>&1 &
+  local pid=$! seen=no
+  wait_binding "sipc-$t-while" "$port" dave 127.0.0.1 "dave@127.0.0.1:" "$pid" && seen=yes
+  wait "$pid"
   local rc=$?
-  if [ $rc = 0 ]; then ok "$n" "every REGISTER got a 2xx"; else failed "$n" "sipc rc=$rc: $out/sipc-$t.out"; fi
+  if [ $rc = 0 ] && [ $seen = yes ]; then
+    ok "$n" "every REGISTER got a 2xx, binding listed by a query"
+  else
+    failed "$n" "sipc rc=$rc, binding listed: $seen; output $out/sipc-$t.out"
+  fi
   n="sipc un-registers at the end -> $(name_of "$1")"
-  if no_binding "sipc-$t-query" "$port" dave 127.0.0.1; then
+  if unregistered "sipc-$t-after" "$port" dave 127.0.0.1; then
     ok "$n" "a query lists no binding"
   else
-    failed "$n" "a query still lists a binding, or failed: $out/sipc-$t-query.sipp-errors.log"
+    failed "$n" "a query still lists a binding, or failed: $out/sipc-$t-after.*"
   fi
 }
 
@@ -302,5 +333,32 @@ if [ "$registers" -gt 0 ] && [ "$bad" = 0 ] && [ "$nonsip" = 0 ]; then
 else
   failed "$n" "$registers REGISTERs, $bad malformed or errors, $nonsip non-SIP datagrams: $out/register.pcapng"
 fi
+
+# Digest for real: each client got a 401 from the registrar, then sent a REGISTER with
+# Authorization that got a 200 (SIPp's scenario fails by itself without the 401; baresip,
+# linphonec and sipc would also be content with a registrar that never challenges).
+tshark -r "$out/register.pcapng" "${decode[@]}" -Y sip -T fields -E separator=';' -e udp.srcport -e udp.dstport \
+  -e sip.Method -e sip.Status-Code -e sip.CSeq.method -e sip.Authorization 2>/dev/null >"$out/register-flows.txt"
+digest_seen() { # REGISTRAR_PORT CLIENT (baresip | linphonec | sipc): 401, then Authorization, then 200
+  awk -F';' -v reg="$1" -v who="$2" '
+    function client(p) { return p == 5084 ? "baresip" : p == 5092 ? "linphonec" : p == 5430 ? "sipp" : "sipc" }
+    $2 == reg && $3 == "REGISTER" && client($1) == who && $6 != "" { auth = 1 }
+    $1 == reg && $5 == "REGISTER" && client($2) == who && $4 == 401 { challenged = 1 }
+    $1 == reg && $5 == "REGISTER" && client($2) == who && $4 == 200 && challenged && auth { ok = 1 }
+    END { exit !ok }' "$out/register-flows.txt"
+}
+for t in $TARGETS kamailio; do
+  case $t in kamailio) [ -n "${digest_done:-}" ] && continue; digest_done=1 ;; esac
+  for who in baresip linphonec sipc; do
+    # against Kamailio only sipc runs, unless Kamailio is one of the targets
+    [ "$t" = kamailio ] && [ "$who" != sipc ] && [[ " $TARGETS " != *" kamailio "* ]] && continue
+    n="$who answered the 401 with digest -> $(name_of "$t")"
+    if digest_seen "${PORT[$t]}" "$who"; then
+      ok "$n" "401, REGISTER with Authorization, 200"
+    else
+      failed "$n" "no 401 then REGISTER with Authorization then 200 in $out/register-flows.txt"
+    fi
+  done
+done
 
 [ "$FAILED" = 0 ]
