@@ -19,6 +19,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::auth::{AuthKind, AuthVerdict, Authenticator};
 use crate::endpoint::{Endpoint, Event, ServerTxId, TransactionUser};
 use crate::location::{Binding, LocationStore, MemoryStore, StoreLimits};
 use crate::registrar::{RegisterRequest, Registrar, RegistrarConfig, Reject};
@@ -43,6 +44,12 @@ pub struct UaConfig {
     pub registrar: Option<RegistrarConfig>,
     /// Where the registrar keeps its bindings.
     pub location: LocationMode,
+    /// Digest authentication (RFC 3261 section 22): with an [`Authenticator`] (its realm,
+    /// secret and users), REGISTER is challenged (401) until its credentials verify, and
+    /// the user they name must be allowed for the AOR (section 10.3 steps 3 and 4).
+    pub auth: Option<Authenticator>,
+    /// With `auth`: challenge INVITE, MESSAGE and OPTIONS as well.
+    pub auth_calls: bool,
 }
 
 /// Where the registrar's bindings live.
@@ -130,6 +137,8 @@ t=0 0\r\nm=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
             timers: Timers::RFC,
             registrar: None,
             location: LocationMode::default(),
+            auth: None,
+            auth_calls: false,
         }
     }
 }
@@ -157,6 +166,8 @@ pub struct UaStats {
     pub rejected: u64,
     /// REGISTER requests answered 200 (registrations, refreshes, removals and queries).
     pub registrations: u64,
+    /// Requests answered with a digest challenge (401), stale nonces included.
+    pub challenges: u64,
 }
 
 /// Something the UAS core did, for logs.
@@ -253,7 +264,6 @@ enum Authn {
     /// Go on; the user authenticated, if any.
     Proceed(Option<String>),
     /// The request was answered (a challenge).
-    #[allow(dead_code)] // made by the digest check, wired once `sip_core::auth` exists
     Answered,
 }
 
@@ -290,6 +300,8 @@ pub struct UserAgent {
     events: VecDeque<UaEvent>,
     stats: UaStats,
     registrar: Option<Registrar>,
+    /// Taken from the configuration: it changes (the nonce-count table).
+    auth: Option<Authenticator>,
     /// The in-memory store ([`LocationMode::Memory`]).
     store: Option<MemoryStore>,
     location_queue: VecDeque<LocationRequest>,
@@ -310,7 +322,8 @@ fn dialog_key(call_id: &str, local_tag: &str, remote_tag: &str) -> String {
 impl UserAgent {
     /// A UAS core; `seed` keys the [`SeededRng`] of its To tags: 32 bytes from the operating
     /// system (the drivers' `os_seed`), not the endpoint's seed, a fixed one only in tests.
-    pub fn new(config: UaConfig, seed: [u8; 32]) -> UserAgent {
+    pub fn new(mut config: UaConfig, seed: [u8; 32]) -> UserAgent {
+        let auth = config.auth.take();
         let registrar = config.registrar.clone().map(Registrar::new);
         let store = match (&registrar, config.location) {
             (Some(_), LocationMode::Memory(limits)) => Some(MemoryStore::new(limits)),
@@ -318,6 +331,7 @@ impl UserAgent {
         };
         UserAgent {
             registrar,
+            auth,
             store,
             location_queue: VecDeque::new(),
             pending_location: HashMap::new(),
@@ -719,17 +733,42 @@ impl UserAgent {
 /// The registrar half (RFC 3261 section 10.3) and authentication (section 22).
 impl UserAgent {
     /// Section 22 / 10.3 step 3: authenticates `request` when the configuration asks for
-    /// it, answering the challenge itself. (Digest is wired here once `sip_core::auth`
-    /// exists; until then every request proceeds unauthenticated.)
+    /// it (REGISTER to the registrar; INVITE, MESSAGE and OPTIONS with `auth_calls`),
+    /// answering the challenge (401) or the 400 for malformed credentials itself.
     fn authenticate(
         &mut self,
-        _now: Instant,
-        _ep: &mut Endpoint,
-        _tx: ServerTxId,
-        _request: &OwnedMessage,
-        _method: Method<'_>,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ServerTxId,
+        request: &OwnedMessage,
+        method: Method<'_>,
     ) -> Authn {
-        Authn::Proceed(None)
+        let Some(auth) = self.auth.as_mut() else {
+            return Authn::Proceed(None);
+        };
+        let challenged = match method {
+            Method::Register => self.registrar.is_some(),
+            Method::Invite | Method::Message | Method::Options => self.config.auth_calls,
+            _ => false,
+        };
+        if !challenged {
+            return Authn::Proceed(None);
+        }
+        let verdict = auth.verify(request, AuthKind::Www, now);
+        if let AuthVerdict::Authorized { user } = verdict {
+            return Authn::Proceed(Some(user));
+        }
+        if let Ok(Some(response)) =
+            auth.respond(request, AuthKind::Www, &verdict, now, &mut self.rng)
+        {
+            if matches!(verdict, AuthVerdict::Challenge { .. }) {
+                self.stats.challenges += 1;
+            } else {
+                self.stats.rejected += 1;
+            }
+            let _ = ep.send_response(now, tx, &response);
+        }
+        Authn::Answered
     }
 
     /// A REGISTER for the registrar: steps 1 to 6 here, step 7 in the store.

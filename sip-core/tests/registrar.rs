@@ -714,3 +714,131 @@ fn external_store_that_never_answers_gets_500_and_its_late_completion_is_ignored
     sim.run_for(Duration::from_millis(100));
     assert!(finals(&mut sim).is_empty());
 }
+
+/// A registrar with digest users alice/secret and bob/pw in realm example.com.
+fn setup_auth(auth_calls: bool) -> Sim {
+    use sip_core::auth::{AuthConfig, Authenticator};
+    let mut sim = Sim::new(1, NetConfig::perfect());
+    sim.add_node("127.0.0.1:5060");
+    sim.add_node("127.0.0.2:5060");
+    let mut auth = Authenticator::new(AuthConfig::new(DOMAIN, [7; 32]), sim.now, 1_800_000_000);
+    auth.add_user("alice", "secret");
+    auth.add_user("bob", "pw");
+    let mut ua = UaConfig::new("<sip:sipd@127.0.0.2:5060>");
+    ua.registrar = Some(config());
+    ua.auth = Some(auth);
+    ua.auth_calls = auth_calls;
+    sim.nodes[REG].ua = Some(UserAgent::new(ua, [4; 32]));
+    sim
+}
+
+fn challenge_of(r: &OwnedMessage) -> String {
+    r.view()
+        .header(HeaderName::WwwAuthenticate)
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn rfc3261_10_3_step3_register_is_challenged_then_accepted() {
+    // RFC 3261 10.3 step 3 and 22.2: 401 with WWW-Authenticate, then 200 with credentials
+    let mut sim = setup_auth(false);
+    let mut client = sip_core::auth::DigestClient::new("alice", "secret");
+    let mut rng = SeededRng::new([5; 32]);
+    let req = register(ALICE, "c1", 1, &[("Contact", "<sip:a@10.0.0.1>")]);
+    let r = send(&mut sim, &req);
+    assert_eq!(status(&r), 401);
+    assert!(
+        challenge_of(&r).contains("realm=\"example.com\""),
+        "{}",
+        challenge_of(&r)
+    );
+    assert_eq!(ua(&sim).bindings(), 0);
+    let again = client.retry(&req, &r, &mut rng).unwrap();
+    let ok = send(&mut sim, &again);
+    assert_eq!(status(&ok), 200);
+    assert_eq!(ua(&sim).bindings(), 1);
+    assert_eq!(ua(&sim).stats().challenges, 1);
+    // a refresh with the kept nonce (nonce-count 2) needs no new challenge
+    let refresh = register(ALICE, "c1", 3, &[("Contact", "<sip:a@10.0.0.1>")]);
+    let refresh = client.authorize(&refresh, &mut rng).unwrap();
+    assert_eq!(status(&send(&mut sim, &refresh)), 200);
+    assert_eq!(ua(&sim).stats().challenges, 1);
+}
+
+#[test]
+fn rfc3261_22_4_a_wrong_password_is_challenged_again_and_nothing_is_bound() {
+    // RFC 3261 22.4 / 22.2: credentials not accepted are answered with a new 401
+    let mut sim = setup_auth(false);
+    let mut client = sip_core::auth::DigestClient::new("alice", "wrong");
+    let mut rng = SeededRng::new([5; 32]);
+    let req = register(ALICE, "c1", 1, &[("Contact", "<sip:a@10.0.0.1>")]);
+    let r = send(&mut sim, &req);
+    let again = client.retry(&req, &r, &mut rng).unwrap();
+    let r2 = send(&mut sim, &again);
+    assert_eq!(status(&r2), 401);
+    assert!(!challenge_of(&r2).contains("stale=true"));
+    assert_eq!(ua(&sim).bindings(), 0);
+    // the client does not loop on a refused password
+    assert!(client.retry(&again, &r2, &mut rng).is_err());
+}
+
+#[test]
+fn rfc7616_3_3_a_stale_nonce_gets_a_stale_challenge_and_the_retry_registers() {
+    // RFC 7616 3.3 (RFC 3261 22.4): an expired nonce with valid credentials: stale=true
+    let mut sim = setup_auth(false);
+    let mut client = sip_core::auth::DigestClient::new("alice", "secret");
+    let mut rng = SeededRng::new([5; 32]);
+    let req = register(ALICE, "c1", 1, &[("Contact", "<sip:a@10.0.0.1>")]);
+    let r = send(&mut sim, &req);
+    sim.run_for(Duration::from_secs(301));
+    let late = client.retry(&req, &r, &mut rng).unwrap();
+    let stale = send(&mut sim, &late);
+    assert_eq!(status(&stale), 401);
+    assert!(
+        challenge_of(&stale).contains("stale=true"),
+        "{}",
+        challenge_of(&stale)
+    );
+    assert_eq!(ua(&sim).bindings(), 0);
+    let again = client.retry(&late, &stale, &mut rng).unwrap();
+    assert_eq!(status(&send(&mut sim, &again)), 200);
+}
+
+#[test]
+fn rfc3261_10_3_step4_an_authenticated_user_not_allowed_for_the_aor_gets_403() {
+    // RFC 3261 10.3 step 4: bob's valid credentials do not let him register alice
+    let mut sim = setup_auth(false);
+    let mut client = sip_core::auth::DigestClient::new("bob", "pw");
+    let mut rng = SeededRng::new([5; 32]);
+    let req = register(ALICE, "c1", 1, &[("Contact", "<sip:bob@10.0.0.66>")]);
+    let r = send(&mut sim, &req);
+    let again = client.retry(&req, &r, &mut rng).unwrap();
+    assert_eq!(status(&send(&mut sim, &again)), 403);
+    assert_eq!(ua(&sim).bindings(), 0);
+}
+
+#[test]
+fn rfc3261_22_1_auth_calls_challenges_options_and_message_too() {
+    // RFC 3261 22.1: a UAS may challenge any request; with auth_calls OPTIONS, MESSAGE
+    // and INVITE are, without it they are not
+    for (auth_calls, want) in [(true, 401), (false, 200)] {
+        let mut sim = setup_auth(auth_calls);
+        for method in [Method::Options, Method::Message, Method::Invite] {
+            let req = RequestBuilder::new(method, "sip:sipd@127.0.0.2:5060")
+                .from("<sip:alice@example.com>")
+                .to("<sip:sipd@127.0.0.2>")
+                .build(&mut SeededRng::new([2; 32]))
+                .unwrap();
+            let r = send(&mut sim, &req);
+            assert_eq!(status(&r), want, "{method:?} auth_calls={auth_calls}");
+            if want == 401 {
+                let mut client = sip_core::auth::DigestClient::new("alice", "secret");
+                let again = client
+                    .retry(&req, &r, &mut SeededRng::new([6; 32]))
+                    .unwrap();
+                assert_eq!(status(&send(&mut sim, &again)), 200, "{method:?}");
+            }
+        }
+    }
+}

@@ -123,7 +123,7 @@ impl std::str::FromStr for Algorithm {
 pub struct UnknownAlgorithm;
 
 /// A digest in lower-case hexadecimal, kept inline (no allocation).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Hex {
     digits: [u8; 64],
     len: u8,
@@ -142,6 +142,26 @@ impl Hex {
             h.len += 2;
         }
         h
+    }
+
+    /// Hexadecimal digits (either case) of a digest of 16 to 32 bytes, kept in lower case;
+    /// `None` for anything else.
+    pub fn from_hex(digits: &str) -> Option<Hex> {
+        let b = digits.as_bytes();
+        if !(32..=64).contains(&b.len()) || b.len() % 2 != 0 {
+            return None;
+        }
+        let mut h = Hex {
+            digits: [0; 64],
+            len: b.len() as u8,
+        };
+        for (d, &c) in h.digits.iter_mut().zip(b) {
+            if !c.is_ascii_hexdigit() {
+                return None;
+            }
+            *d = c.to_ascii_lowercase();
+        }
+        Some(h)
     }
 
     /// The digits.
@@ -347,6 +367,15 @@ fn value<'a>(params: &Params<'a>, name: &str) -> Option<Cow<'a, str>> {
     let quoted = p.value.is_some_and(|v| v.starts_with('"'));
     let v = p.unquoted()?;
     Some(if quoted { unquote(v) } else { Cow::Borrowed(v) })
+}
+
+/// The realm of a challenge or credentials, read without checking the rest (to find the
+/// credentials of one realm among several).
+pub(crate) fn realm_of<'a>(auth: &Auth<'a>) -> Option<Cow<'a, str>> {
+    if !auth.scheme.eq_ignore_ascii_case("Digest") {
+        return None;
+    }
+    value(&auth.params, "realm")
 }
 
 fn flag(params: &Params<'_>, name: &str) -> bool {

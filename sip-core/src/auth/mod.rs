@@ -2,14 +2,20 @@
 //!
 //! - [`digest`]: the algorithms (MD5, SHA-256, SHA-512-256 and their `-sess` variants),
 //!   the response computation, and the challenge and credential values.
+//! - [`DigestClient`]: the request to send again after a 401 or 407, and credentials for
+//!   later requests.
+//! - [`Authenticator`]: challenges and the check of credentials (registrar, UAS, proxy),
+//!   with nonces that need no table.
 //!
 //! Time and randomness are arguments, as everywhere in this crate.
 
 mod client;
 pub mod digest;
+mod server;
 
 pub use client::{DigestClient, DigestError};
 pub use digest::{Algorithm, Challenge, Credentials, CredentialsError, Hex, Qop, QopOptions};
+pub use server::{AuthConfig, AuthVerdict, Authenticator};
 
 /// Which pair of headers an authentication uses (RFC 3261 sections 22.2 and 22.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
