@@ -23,7 +23,8 @@
 //!   (64*T1, the longest a REGISTER transaction can take over UDP, section 17.1.2.2), at
 //!   most half of it;
 //! - 423 (Interval Too Brief): asked again at once with the Min-Expires of the response
-//!   (section 10.2.8);
+//!   (section 10.2.8), up to three times in a row (a registrar raising its minimum at every
+//!   answer is a failure after that);
 //! - 401 and 407: answered at once with credentials by the
 //!   [`DigestClient`], once per new challenge (section 22.2);
 //!   refreshes and the removal carry credentials from the nonces kept (RFC 7616 section
@@ -334,6 +335,8 @@ pub struct Registration {
     /// When the next REGISTER is due, if one is.
     due: Option<Instant>,
     failures: u32,
+    /// 423 responses answered at once in a row.
+    too_brief: u8,
     others_up: bool,
     stopping: bool,
     /// Some REGISTER has been sent: a binding may exist.
@@ -345,6 +348,9 @@ pub struct Registration {
 /// Events kept for the application at most; older ones are dropped first, so an application
 /// that never reads them does not make the registration grow.
 const MAX_EVENTS: usize = 64;
+
+/// 423 (Interval Too Brief) responses answered at once in a row; one more is a failure.
+const MAX_TOO_BRIEF: u8 = 3;
 
 /// How long before the granted expiry the refresh is sent: a tenth of the expiry, at least
 /// 32 s (64*T1, the longest a REGISTER transaction takes, RFC 3261 section 17.1.2.2), at
@@ -383,6 +389,7 @@ impl Registration {
             ready: None,
             due: Some(now),
             failures: 0,
+            too_brief: 0,
             others_up: false,
             stopping: false,
             sent_any: false,
@@ -550,7 +557,10 @@ impl Registration {
                 HeaderValue::Number(n) => Some(n),
                 _ => None,
             });
+            // A registrar raising its minimum at every answer is not followed for ever.
+            let min = min.filter(|_| self.too_brief < MAX_TOO_BRIEF);
             if let Some(min) = min.filter(|&m| m > self.expires) {
+                self.too_brief += 1;
                 self.expires = min;
                 self.due = Some(now);
                 self.next_after_response(now);
@@ -640,6 +650,7 @@ impl Registration {
             return;
         };
         self.failures = 0;
+        self.too_brief = 0;
         // (a year stands for longer expiries: an Instant cannot name every u32 of seconds
         // on every platform)
         let granted = Duration::from_secs(u64::from(granted)).min(Duration::from_secs(365 * 86400));
@@ -683,6 +694,7 @@ impl Registration {
 
     fn failed(&mut self, now: Instant, failure: Failure, retry_after: Option<Duration>) {
         self.failures = self.failures.saturating_add(1);
+        self.too_brief = 0;
         let wait = match retry_after {
             Some(w) => w.min(MAX_RETRY_AFTER),
             None => {

@@ -2,13 +2,20 @@
 //! registrar answers each REGISTER the machine hands out, and time only moves when a test
 //! moves it.
 
+#[path = "support/sim.rs"]
+mod sim;
+
 use std::time::{Duration, Instant};
 
+use sim::{NetConfig, Sim};
+use sip_core::registration::RegistrationUser;
 use sip_core::registration::{
     refresh_margin, Backoff, Failure, Registration, RegistrationConfig, RegistrationEvent,
     RegistrationState,
 };
-use sip_core::{HeaderName, OwnedMessage, ResponseBuilder, SeededRng};
+use sip_core::{
+    Event, HeaderName, OwnedMessage, ResponseBuilder, SeededRng, Target, TransactionUser,
+};
 
 const CONTACT: &str = "<sip:alice@192.0.2.4:5060;transport=udp>";
 
@@ -179,6 +186,27 @@ fn interval_too_brief_without_a_larger_min_expires_is_a_failure() {
     let first = reg.poll_request(t0).unwrap();
     reg.handle_response(t0, &answer(&first, 423, &[("Min-Expires", "60")]));
     assert!(matches!(reg.state(), RegistrationState::Retrying { .. }));
+}
+
+#[test]
+// RFC 3261 10.2.8: a registrar raising its minimum at every answer is not followed for ever
+fn interval_too_brief_is_answered_at_once_only_three_times_in_a_row() {
+    let (mut reg, t0) = start(config().with_expires(60));
+    for min in ["120", "240", "480"] {
+        let req = reg.poll_request(t0).unwrap();
+        reg.handle_response(t0, &answer(&req, 423, &[("Min-Expires", min)]));
+        assert_eq!(reg.poll_timeout(), Some(t0));
+    }
+    let req = reg.poll_request(t0).unwrap();
+    assert_eq!(header(&req, HeaderName::Expires), "480");
+    reg.handle_response(t0, &answer(&req, 423, &[("Min-Expires", "960")]));
+    assert!(matches!(
+        reg.state(),
+        RegistrationState::Retrying {
+            failure: Failure::Status { code: 423, .. },
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -518,4 +546,88 @@ fn refresh_carries_credentials_and_a_407_is_answered() {
     let removal = reg.poll_request(at).unwrap();
     assert_eq!(header(&removal, HeaderName::Expires), "0");
     assert!(header(&removal, HeaderName::Authorization).contains("nonce-a"));
+}
+
+/// A registration run by `RegistrationUser` on a simulated endpoint, against a registrar
+/// endpoint granting `granted` seconds, for `duration` of virtual time over a network with
+/// `loss`. Returns, for each REGISTER the registrar accepted, when it arrived and when the
+/// binding it made expires; and the user.
+fn simulate(
+    seed: u64,
+    loss: f64,
+    granted: u32,
+    duration: Duration,
+) -> (Vec<(Instant, Instant)>, RegistrationUser, Sim) {
+    const UA: usize = 0;
+    const REGISTRAR: usize = 1;
+    let mut sim = Sim::new(seed, NetConfig::lossy(loss));
+    sim.add_node("127.0.0.1:5060");
+    sim.add_node("127.0.0.2:5060");
+    let registrar_addr = sim.nodes[REGISTRAR].addr;
+    let config = RegistrationConfig::new(
+        "sip:127.0.0.2",
+        "sip:alice@example.com",
+        "<sip:alice@127.0.0.1:5060>",
+    );
+    let reg = Registration::new(sim.now, config, SeededRng::new([seed as u8; 32])).unwrap();
+    let mut tu = RegistrationUser::new(reg, Target::udp(registrar_addr));
+    let mut rng = SeededRng::new([1; 32]);
+    let mut bindings = Vec::new();
+    let end = sim.now + duration;
+    while sim.now < end {
+        let now = sim.now;
+        for (_, ev) in sim.events(UA) {
+            tu.handle_event(now, ev, sim.ep(UA));
+        }
+        if tu.poll_timeout().is_some_and(|t| t <= now) {
+            tu.handle_timeout(now, sim.ep(UA));
+        }
+        for (_, ev) in sim.events(REGISTRAR) {
+            if let Event::Request { tx, request, .. } = ev {
+                let view = request.view();
+                let contact = view.header(HeaderName::Contact).unwrap_or("").to_owned();
+                let ok = ResponseBuilder::from_view(&view, 200)
+                    .header("Contact", &format!("{contact};expires={granted}"))
+                    .build(&mut rng)
+                    .unwrap();
+                sim.ep(REGISTRAR).send_response(now, tx, &ok).unwrap();
+                bindings.push((now, now + Duration::from_secs(u64::from(granted))));
+            }
+        }
+        if let Some(t) = tu.poll_timeout() {
+            sim.wake_at(t.min(end));
+        }
+        sim.wake_at(end);
+        if !sim.step() {
+            break;
+        }
+    }
+    (bindings, tu, sim)
+}
+
+#[test]
+// RFC 3261 10.2.4 and 17.1.2.2: refreshed before the granted expiry even when the refresh
+// needs retransmissions through 30% loss: the binding never lapses in a simulated hour
+fn binding_never_lapses_through_loss_over_an_endpoint() {
+    for seed in 0..8 {
+        let (bindings, tu, _sim) = simulate(seed, 0.3, 120, Duration::from_secs(3600));
+        // Asked 3600 s, granted 120 s: refreshed every 88 s (120 - 32), about 40 times.
+        assert!(
+            bindings.len() >= 30,
+            "seed {seed}: {} REGISTERs",
+            bindings.len()
+        );
+        for w in bindings.windows(2) {
+            let ((_, expires_at), (next_at, _)) = (w[0], w[1]);
+            assert!(next_at < expires_at, "seed {seed}: the binding lapsed");
+        }
+        assert!(
+            matches!(
+                tu.registration().state(),
+                RegistrationState::Registered { .. }
+            ),
+            "seed {seed}: {:?}",
+            tu.registration().state()
+        );
+    }
 }

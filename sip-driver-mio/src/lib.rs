@@ -77,6 +77,67 @@
 //! assert_eq!(summary.endpoint.received, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## Registration
+//!
+//! [`sip_core::registration::RegistrationUser`] is a transaction user that keeps one binding
+//! at a registrar (RFC 3261 section 10.2): it refreshes it before the expiry the registrar
+//! granted, answers digest challenges, retries failures with the backoff of RFC 5626 section
+//! 4.5, and removes it after [`RegistrationUser::stop`](sip_core::registration::RegistrationUser::stop).
+//! Here against a registrar on a plain UDP socket that grants 60 s:
+//!
+//! ```
+//! use std::net::UdpSocket;
+//! use std::time::{Duration, Instant};
+//! use sip_core::registration::{Registration, RegistrationConfig, RegistrationState, RegistrationUser};
+//! use sip_core::{Config, HeaderName, OwnedMessage, ResponseBuilder, SeededRng, Target, Transport};
+//! use sip_driver_mio::{os_seed, Driver, ListenSpec};
+//!
+//! // The registrar: 200 to two REGISTERs (the binding, then its removal).
+//! let registrar = UdpSocket::bind("127.0.0.1:0")?;
+//! let registrar_addr = registrar.local_addr()?;
+//! let thread = std::thread::spawn(move || -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//!     registrar.set_read_timeout(Some(Duration::from_secs(10)))?;
+//!     let mut rng = SeededRng::new(os_seed()?);
+//!     let mut buf = [0u8; 4096];
+//!     for _ in 0..2 {
+//!         let (n, from) = registrar.recv_from(&mut buf)?;
+//!         let request = OwnedMessage::parse(&buf[..n])?;
+//!         let contact = request.view().header(HeaderName::Contact).unwrap_or("").to_owned();
+//!         let ok = ResponseBuilder::from_view(&request.view(), 200)
+//!             .header("Contact", &format!("{contact};expires=60"))
+//!             .build(&mut rng)?;
+//!         registrar.send_to(ok.as_bytes(), from)?;
+//!     }
+//!     Ok(())
+//! });
+//!
+//! let mut driver = Driver::bind(&["udp:127.0.0.1:0".parse::<ListenSpec>()?], Config::default())?;
+//! let me = driver.local_addr(Transport::Udp).unwrap();
+//! let config = RegistrationConfig::new(
+//!     &format!("sip:{registrar_addr}"),
+//!     "sip:alice@example.com",
+//!     &format!("<sip:alice@{me}>"),
+//! );
+//! let registration = Registration::new(Instant::now(), config, SeededRng::new(os_seed()?))?;
+//! let mut tu = RegistrationUser::new(registration, Target::udp(registrar_addr));
+//!
+//! // Run until registered (a real UA runs on; a 10 s bound for the example).
+//! let deadline = Instant::now() + Duration::from_secs(10);
+//! while !matches!(tu.registration().state(), RegistrationState::Registered { .. }) {
+//!     assert!(Instant::now() < deadline, "not registered");
+//!     driver.run_for(&mut tu, Duration::from_millis(50))?;
+//! }
+//! // Remove the binding, and run until the registrar has answered.
+//! tu.stop(Instant::now(), driver.endpoint_mut());
+//! while !tu.registration().is_unregistered() {
+//!     assert!(Instant::now() < deadline, "not unregistered");
+//!     driver.run_for(&mut tu, Duration::from_millis(50))?;
+//! }
+//! assert_eq!(tu.registration().state(), &RegistrationState::Unregistered { failure: None });
+//! thread.join().unwrap().map_err(|e| e.to_string())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod driver;
 

@@ -229,7 +229,8 @@ async fn finish(mut responses: Responses, verbose: bool) -> Result<OwnedMessage,
 }
 
 /// Sends `request` and prints its responses; a 401 or 407 is answered with credentials
-/// once per new challenge (RFC 3261 section 22.2) when `digest` has them. Returns the
+/// once per new challenge (RFC 3261 section 22.2) when `digest` has them, and nonces kept
+/// from earlier challenges are used at once. Returns the
 /// request last sent (its CSeq is what the dialog goes on from) and its final response.
 async fn send(
     client: &Client,
@@ -239,6 +240,13 @@ async fn send(
     rng: &mut SeededRng,
     verbose: bool,
 ) -> Result<(OwnedMessage, OwnedMessage), String> {
+    // Credentials from the nonces of earlier challenges (the BYE after a challenged INVITE,
+    // RFC 7616 section 3.4); the request as it is when none are kept.
+    if let Some(d) = digest.as_mut() {
+        if let Ok(r) = d.authorize(&request, rng) {
+            request = r;
+        }
+    }
     loop {
         let responses = client
             .request(request.clone(), target)
@@ -449,13 +457,22 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         header(&last, HeaderName::To),
         header(&request, HeaderName::CallId),
     );
-    let ack = RequestBuilder::new(Method::Ack, &uri)
+    let mut ack = RequestBuilder::new(Method::Ack, &uri)
         .from(&from)
         .to(&to)
         .call_id(&call_id)
-        .cseq(cseq)
-        .build(&mut rng)
-        .map_err(|e| e.to_string())?;
+        .cseq(cseq);
+    // Section 13.2.2.4: the ACK carries the same credentials as the INVITE.
+    let view = request.view();
+    for (name, h) in [
+        ("Authorization", HeaderName::Authorization),
+        ("Proxy-Authorization", HeaderName::ProxyAuthorization),
+    ] {
+        for value in view.header_all(h) {
+            ack = ack.header(name, value);
+        }
+    }
+    let ack = ack.build(&mut rng).map_err(|e| e.to_string())?;
     println!("-> ACK {uri}");
     client.ack(ack, target).await.map_err(|e| e.to_string())?;
     println!("   holding for {:?}", args.hold);

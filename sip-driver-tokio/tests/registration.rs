@@ -190,7 +190,7 @@ async fn client_shutdown_removes_the_live_bindings() {
 const SIPP_REGISTRAR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/reg_auth_uas.xml");
 
 /// Is SIPp installed? When it is not, the interop tests are skipped with a loud message,
-/// unless SIP_REQUIRE_INTEROP is set (as in scripts/test.sh, which installs it).
+/// unless SIP_REQUIRE_INTEROP is set (where SIPp must run; scripts/test.sh installs it).
 fn sipp_available(test: &str) -> bool {
     let found = Command::new("sipp")
         .arg("-v")
@@ -348,4 +348,171 @@ fn sipc_register_with_a_wrong_password_fails() {
     assert!(!sipp_ok, "SIPp refused the digest:\n{out}");
     assert!(!sipc_ok, "sipc exits 1:\n{out}");
     assert!(out.contains("<- 403 Forbidden"), "{out}");
+}
+
+/// A UDP peer that challenges the first request of each method with `code` (401 or 407)
+/// and answers what comes with credentials 200; ACKs are taken silently. Returns the
+/// requests it saw, after `sipc` exits.
+fn challenging_peer(
+    socket: std::net::UdpSocket,
+    code: u16,
+) -> std::thread::JoinHandle<Vec<OwnedMessage>> {
+    std::thread::spawn(move || {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut rng = SeededRng::new([3; 32]);
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 65535];
+        while std::time::Instant::now() < deadline {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(request) = OwnedMessage::parse(&buf[..n]) else {
+                continue;
+            };
+            let view = request.view();
+            let method = view
+                .method()
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default();
+            seen.push(request.clone());
+            if method == "ACK" {
+                continue;
+            }
+            let credentials = [HeaderName::Authorization, HeaderName::ProxyAuthorization]
+                .into_iter()
+                .any(|h| view.header(h).is_some());
+            let response = if credentials {
+                ResponseBuilder::from_view(&view, 200)
+                    .to_tag("peer")
+                    .header(
+                        "Contact",
+                        &format!("<sip:peer@{}>", socket.local_addr().unwrap()),
+                    )
+                    .build(&mut rng)
+            } else {
+                let name = if code == 407 {
+                    "Proxy-Authenticate"
+                } else {
+                    "WWW-Authenticate"
+                };
+                ResponseBuilder::from_view(&view, code)
+                    .to_tag("peer")
+                    .header(
+                        name,
+                        "Digest realm=\"peer.test\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"",
+                    )
+                    .build(&mut rng)
+            };
+            socket.send_to(response.unwrap().as_bytes(), from).unwrap();
+            if method == "BYE" || (method != "INVITE" && credentials) {
+                break;
+            }
+        }
+        seen
+    })
+}
+
+fn cseq_line(m: &OwnedMessage) -> String {
+    m.view()
+        .header(HeaderName::CSeq)
+        .unwrap_or("")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+// RFC 3261 22.2: sipc options answers a 401 once, CSeq + 1, with credentials
+fn sipc_options_answers_a_401_with_credentials() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uri = format!("sip:{}", socket.local_addr().unwrap());
+    let peer = challenging_peer(socket, 401);
+    let child = Command::new(sipc())
+        .args(["options", &uri, "--user", "alice", "--password", "secret"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, out) = wait_bounded(child, Duration::from_secs(20));
+    let seen = peer.join().unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("<- SIP/2.0 401 Unauthorized") && out.contains("<- SIP/2.0 200 OK"),
+        "{out}"
+    );
+    assert_eq!(seen.len(), 2, "{out}");
+    let auth = seen[1]
+        .view()
+        .header(HeaderName::Authorization)
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        auth.contains("username=\"alice\"") && auth.contains("realm=\"peer.test\""),
+        "{auth}"
+    );
+    let n = |m: &OwnedMessage| {
+        cseq_line(m)
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert_eq!(n(&seen[1]), n(&seen[0]) + 1);
+}
+
+#[test]
+// RFC 3261 22.2 and 13.2.2.4: sipc call answers a 407; ACK and BYE follow the new CSeq
+fn sipc_call_answers_a_407_and_acks_the_answered_invite() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uri = format!("sip:bob@{}", socket.local_addr().unwrap());
+    let peer = challenging_peer(socket, 407);
+    let child = Command::new(sipc())
+        .args([
+            "call",
+            &uri,
+            "--hold",
+            "0s",
+            "--user",
+            "alice",
+            "--password",
+            "secret",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, out) = wait_bounded(child, Duration::from_secs(20));
+    let seen = peer.join().unwrap();
+    assert!(ok, "{out}");
+    let lines: Vec<String> = seen.iter().map(cseq_line).collect();
+    let n: u32 = lines[0].split(' ').next().unwrap().parse().unwrap();
+    // INVITE, the transaction's ACK for the 407, INVITE with credentials, its ACK, BYE.
+    assert_eq!(
+        lines,
+        [
+            format!("{n} INVITE"),
+            format!("{n} ACK"),
+            format!("{} INVITE", n + 1),
+            format!("{} ACK", n + 1),
+            format!("{} BYE", n + 2),
+        ],
+        "{out}"
+    );
+    let credentials = |m: &OwnedMessage| {
+        m.view()
+            .header(HeaderName::ProxyAuthorization)
+            .map(str::to_owned)
+    };
+    assert!(credentials(&seen[2]).is_some());
+    // 13.2.2.4: the ACK for the 2xx carries the INVITE's credentials.
+    assert_eq!(credentials(&seen[3]), credentials(&seen[2]));
+    // The BYE reuses the nonce (RFC 7616 3.4) instead of being challenged again.
+    assert!(credentials(&seen[4]).is_some_and(|c| c.contains("nc=00000002")));
 }
