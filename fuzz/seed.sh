@@ -28,3 +28,34 @@ for f in ${shared:+"$shared"/rfc4475/*.dat "$shared"/rfc4475/extra/*.dat "$share
     n=$((n + 1))
 done
 echo "seeded $n files into $here/corpus/{parse_message,parse_uri,stream_framing,raw_reads}"
+
+# digest: a challenged REGISTER's 401 (odd first byte) and an answered REGISTER (even).
+mkdir -p "$here/corpus/digest"
+crlf() { sed 's/$/\r/'; }
+{ printf '\001'; crlf <<'MSG'
+SIP/2.0 401 Unauthorized
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1
+From: <sip:alice@example.com>;tag=1
+To: <sip:alice@example.com>;tag=2
+Call-ID: c1
+CSeq: 1 REGISTER
+WWW-Authenticate: Digest realm="example.com", nonce="abc", algorithm=SHA-256, qop="auth,auth-int"
+WWW-Authenticate: Digest realm="example.com", nonce="abc", algorithm=MD5, qop="auth", userhash=true
+Proxy-Authenticate: Digest realm="p.example.com", nonce="def", opaque="o", stale=true
+Content-Length: 0
+
+MSG
+} > "$here/corpus/digest/challenge.sip"
+{ printf '\000'; crlf <<'MSG'
+REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1
+From: <sip:alice@example.com>;tag=1
+To: <sip:alice@example.com>
+Call-ID: c1
+CSeq: 2 REGISTER
+Authorization: Digest username="alice", realm="example.com", nonce="0000000065535b0041c37ef6d4da43e2e3f9bb0da3b4f0b1b8c4f2d9d65e4d21", uri="sip:example.com", response="d5a2e0d5c2b83bd2c0f2c1b7b3b5c5e2a0c9f1e3d2b4a6c8e0f2a4c6e8f0a2b4", algorithm=SHA-256, cnonce="x", qop=auth, nc=00000001
+Content-Length: 0
+
+MSG
+} > "$here/corpus/digest/answer.sip"
+echo "seeded $here/corpus/digest"
