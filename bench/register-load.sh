@@ -111,7 +111,7 @@ for s in $SERVERS; do
   mio | tokio)
     var=SIPD_${s^^}
     BIN[$s]=${!var:-$(build_sipd "$s")} || { echo "register-load.sh: build of sipd ($s) failed" >&2; exit 1; }
-    "${BIN[$s]}" --help 2>&1 | grep -q -- --registrar || SKIP[$s]="this sipd has no --registrar"
+    [[ $("${BIN[$s]}" --help 2>&1) == *--registrar* ]] || SKIP[$s]="this sipd has no --registrar"
     ;;
   kamailio)
     BIN[kamailio]=$(command -v kamailio) || SKIP[kamailio]="no kamailio (apt-get install -y kamailio)"

@@ -263,7 +263,9 @@ check_sipp() { # TARGET
 
 check_sipc() { # TARGET
   local t=$1 port=${PORT[$1]} n="sipc register (digest) -> $(name_of "$1")"
-  if ! "$SIPC_BIN" --help 2>&1 | grep -q register; then
+  local help
+  help=$("$SIPC_BIN" --help 2>&1) # (not piped into grep -q: with pipefail, SIGPIPE would fail it)
+  if [[ $help != *register* ]]; then
     failed "$n" "this sipc has no register command"
     return
   fi
@@ -295,7 +297,7 @@ PIDS+=("$TSHARK")
 for _ in $(seq 50); do grep -q "Capturing on" "$out/tshark.err" 2>/dev/null && break; sleep 0.1; done
 
 for t in $TARGETS; do
-  if [ "$t" != kamailio ] && ! "${SIPD[$t]:-false}" --help 2>&1 | grep -q -- --registrar; then
+  if [ "$t" != kamailio ] && [[ $("${SIPD[$t]:-false}" --help 2>&1) != *--registrar* ]]; then
     failed "register checks -> sipd($t)" "this sipd has no --registrar"
     continue
   fi
