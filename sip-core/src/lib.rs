@@ -31,7 +31,8 @@
 //! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
 //! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
 //! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS, digest
-//! authentication, a registrar and a proxy core.
+//! authentication and a proxy core. The registrar is [`registrar`] (RFC 3261 section 10.3)
+//! with its location service in [`location`], run by the UAS core in [`ua`].
 //!
 //! Randomness: every tag, branch and Call-ID is drawn from ChaCha20 keyed with a 32-byte
 //! seed ([`SeededRng`]). sip-core never asks the operating system for it: the drivers do

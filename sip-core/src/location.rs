@@ -58,6 +58,21 @@ impl Binding {
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at <= now
     }
+
+    /// The bytes it holds, approximately: its fixed part and the lengths of its strings
+    /// (what a store's byte budget counts).
+    pub fn cost(&self) -> usize {
+        std::mem::size_of::<Binding>()
+            + self.aor.len()
+            + self.contact.len()
+            + self.call_id.len()
+            + self.path.iter().map(|p| p.len() + 24).sum::<usize>()
+            + self.instance.as_ref().map_or(0, String::len)
+    }
+}
+
+fn cost(bindings: &[Binding]) -> usize {
+    bindings.iter().map(Binding::cost).sum()
 }
 
 /// A location store the UAS core can call synchronously: the in-memory default
@@ -96,6 +111,10 @@ pub struct StoreLimits {
     pub max_aors: usize,
     /// Bindings held at most, over all AORs; a REGISTER that would add beyond gets 503.
     pub max_bindings: usize,
+    /// Bytes held at most for the bindings (their strings and fixed part, as
+    /// [`Binding::cost`] counts them): long Call-IDs, Contacts and Paths cannot make the
+    /// count limits worth more memory than this. Beyond: 503.
+    pub max_bytes: usize,
     /// The Retry-After of those 503 responses.
     pub retry_after: Duration,
 }
@@ -105,6 +124,7 @@ impl Default for StoreLimits {
         StoreLimits {
             max_aors: 100_000,
             max_bindings: 200_000,
+            max_bytes: 128 << 20,
             retry_after: Duration::from_secs(60),
         }
     }
@@ -119,6 +139,7 @@ pub struct MemoryStore {
     /// The earliest expiry of each AOR's bindings.
     expiry: BTreeSet<(Instant, String)>,
     count: usize,
+    bytes: usize,
 }
 
 fn earliest(bindings: &[Binding]) -> Option<Instant> {
@@ -143,15 +164,22 @@ impl MemoryStore {
     fn put(&mut self, aor: &str, bindings: Vec<Binding>) {
         if let Some(old) = self.by_aor.remove(aor) {
             self.count -= old.len();
+            self.bytes -= cost(&old);
             if let Some(t) = earliest(&old) {
                 self.expiry.remove(&(t, aor.to_owned()));
             }
         }
         if let Some(t) = earliest(&bindings) {
             self.count += bindings.len();
+            self.bytes += cost(&bindings);
             self.expiry.insert((t, aor.to_owned()));
             self.by_aor.insert(aor.to_owned(), bindings);
         }
+    }
+
+    /// The bytes the bindings hold, as [`Binding::cost`] counts them.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -164,6 +192,7 @@ impl LocationStore for MemoryStore {
         let aor = request.aor();
         let current: &[Binding] = self.by_aor.get(aor).map_or(&[], Vec::as_slice);
         let held = current.len();
+        let held_bytes = cost(current);
         let new = request.apply(current, now)?;
         let unavailable = || Reject::unavailable("Location Store Full", self.limits.retry_after);
         if !request.is_query() {
@@ -171,6 +200,11 @@ impl LocationStore for MemoryStore {
                 return Err(unavailable());
             }
             if new.len() > held && self.count - held + new.len() > self.limits.max_bindings {
+                return Err(unavailable());
+            }
+            let new_bytes = cost(&new);
+            if new_bytes > held_bytes && self.bytes - held_bytes + new_bytes > self.limits.max_bytes
+            {
                 return Err(unavailable());
             }
             self.put(aor, new.clone());
@@ -197,9 +231,11 @@ impl LocationStore for MemoryStore {
                 continue;
             };
             self.count -= bindings.len();
+            self.bytes -= cost(&bindings);
             bindings.retain(|b| !b.is_expired(now));
             if let Some(t) = earliest(&bindings) {
                 self.count += bindings.len();
+                self.bytes += cost(&bindings);
                 self.expiry.insert((t, aor.clone()));
                 self.by_aor.insert(aor, bindings);
             }
@@ -245,6 +281,7 @@ mod tests {
             max_aors: 100,
             max_bindings: 3,
             retry_after: Duration::from_secs(7),
+            ..StoreLimits::default()
         });
         let now = Instant::now();
         for i in 0..3 {
@@ -266,6 +303,29 @@ mod tests {
         store
             .register(now, &register("u9", "<sip:a@10.0.0.9>", 1))
             .unwrap();
+    }
+
+    // Security: long strings cannot make the bounded count of bindings worth unbounded
+    // memory: the store's bytes are capped too, and freed with the bindings.
+    #[test]
+    fn the_bytes_held_are_bounded() {
+        let one = register("u0", "<sip:a@10.0.0.1>", 1);
+        let cost = one.apply(&[], Instant::now()).unwrap()[0].cost();
+        let mut store = MemoryStore::new(StoreLimits {
+            max_bytes: cost * 2 + cost / 2,
+            ..StoreLimits::default()
+        });
+        let now = Instant::now();
+        store.register(now, &one).unwrap();
+        store
+            .register(now, &register("u1", "<sip:a@10.0.0.1>", 1))
+            .unwrap();
+        let long = format!("<sip:{}@10.0.0.1>", "x".repeat(cost));
+        let full = store.register(now, &register("u2", &long, 1)).unwrap_err();
+        assert_eq!(full.status, 503);
+        assert_eq!(store.bytes(), cost * 2);
+        store.expire(now + Duration::from_secs(3600));
+        assert_eq!(store.bytes(), 0);
     }
 
     // RFC 3261 section 10.2.1: a binding lasts its expiry; the store's timer says when.

@@ -307,16 +307,17 @@ impl Registrar {
         aor_user(to).is_some_and(|u| u == user)
     }
 
-    /// Steps 1 to 6 of section 10.3 on a REGISTER; `authenticated_user` is the user the
-    /// caller authenticated in step 3, if any.
-    pub fn check(
-        &self,
-        request: &OwnedMessage,
-        authenticated_user: Option<&str>,
-    ) -> Result<RegisterRequest, Reject> {
+    /// Steps 1 and 2 of section 10.3 alone: what is checked before authentication (step
+    /// 3), so that a REGISTER this registrar would refuse anyway is not challenged first.
+    /// [`check`](Self::check) runs them again.
+    pub fn check_before_auth(&self, request: &OwnedMessage) -> Result<(), Reject> {
         let msg = request
             .message()
             .map_err(|_| Reject::new(400, "Bad Request"))?;
+        self.steps_1_2(&msg)
+    }
+
+    fn steps_1_2(&self, msg: &Message<'_>) -> Result<(), Reject> {
         if msg.method() != Some(Method::Register) {
             return Err(Reject::new(405, "Method Not Allowed"));
         }
@@ -339,6 +340,20 @@ impl Registrar {
                 ..Reject::new(420, "Bad Extension")
             });
         }
+        Ok(())
+    }
+
+    /// Steps 1 to 6 of section 10.3 on a REGISTER; `authenticated_user` is the user the
+    /// caller authenticated in step 3, if any.
+    pub fn check(
+        &self,
+        request: &OwnedMessage,
+        authenticated_user: Option<&str>,
+    ) -> Result<RegisterRequest, Reject> {
+        let msg = request
+            .message()
+            .map_err(|_| Reject::new(400, "Bad Request"))?;
+        self.steps_1_2(&msg)?;
         // Step 5 (read first, step 4 needs it): the AOR from To, a SIP URI of a domain
         // served.
         let to = msg.to().ok_or_else(|| Reject::new(400, "Missing To"))?;

@@ -15,6 +15,10 @@
 //! the driver runs: then each REGISTER that passes the checks becomes a
 //! [`LocationRequest`] ([`UserAgent::poll_location`]) and is answered when the driver
 //! calls [`UserAgent::complete_location`].
+//!
+//! With an [`Authenticator`] ([`UaConfig::auth`]) it challenges REGISTER (and with
+//! [`UaConfig::auth_calls`] INVITE, MESSAGE and OPTIONS) with digest (RFC 3261 section 22),
+//! and hands the authenticated user to the registrar's step 4.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -502,6 +506,17 @@ impl UserAgent {
         let remote_tag = msg.from().and_then(|f| f.tag()).unwrap_or("").to_owned();
         let local_tag = msg.to().and_then(|t| t.tag()).map(str::to_owned);
         drop(msg);
+        if registering {
+            // Section 10.3: steps 1 and 2 come before authentication (step 3).
+            if let Some(Err(reject)) = self
+                .registrar
+                .as_ref()
+                .map(|r| r.check_before_auth(&request))
+            {
+                self.send_reject(now, ep, tx, &request, &reject);
+                return;
+            }
+        }
         let user = match self.authenticate(now, ep, tx, &request, method) {
             Authn::Proceed(user) => user,
             Authn::Answered => return,

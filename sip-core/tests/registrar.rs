@@ -558,6 +558,7 @@ fn registrar_limits_the_number_of_aors_with_503_and_retry_after() {
         max_aors: 3,
         max_bindings: 100,
         retry_after: Duration::from_secs(30),
+        ..StoreLimits::default()
     };
     let mut sim = setup_with(config(), LocationMode::Memory(limits));
     for i in 0..3 {
@@ -764,6 +765,19 @@ fn rfc3261_10_3_step3_register_is_challenged_then_accepted() {
     let refresh = client.authorize(&refresh, &mut rng).unwrap();
     assert_eq!(status(&send(&mut sim, &refresh)), 200);
     assert_eq!(ua(&sim).stats().challenges, 1);
+}
+
+#[test]
+fn rfc3261_10_3_steps_1_and_2_come_before_the_challenge() {
+    // RFC 3261 10.3: a REGISTER for another domain or with an unknown Require is refused
+    // as such, not challenged first (step 3 follows steps 1 and 2)
+    let mut sim = setup_auth(false);
+    let contact = ("Contact", "<sip:a@10.0.0.1>");
+    let other = register_to("sip:elsewhere.org", ALICE, "c1", 1, &[contact]);
+    assert_eq!(status(&send(&mut sim, &other)), 404);
+    let require = register(ALICE, "c1", 2, &[contact, ("Require", "foo")]);
+    assert_eq!(status(&send(&mut sim, &require)), 420);
+    assert_eq!(ua(&sim).stats().challenges, 0);
 }
 
 #[test]

@@ -31,6 +31,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sip_core::auth::{AuthConfig, Authenticator};
 use sip_core::registrar::RegistrarConfig;
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
@@ -340,12 +341,31 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     if args.registrar {
         config.registrar = Some(registrar_config(args, driver.local_addrs()));
     }
+    if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
+        config.auth =
+            Some(authenticator(realm, &args.users).map_err(|e| format!("no random seed: {e}"))?);
+        config.auth_calls = args.auth_calls;
+    }
     let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
     let tu = Logged {
         ua: UserAgent::new(config, seed),
         level,
     };
     Ok((driver, tu))
+}
+
+/// The digest authenticator for `--user`: realm REALM, a nonce secret from the operating
+/// system (nonces of this process only), the clock anchored now.
+fn authenticator(realm: &str, users: &[(String, String)]) -> std::io::Result<Authenticator> {
+    let secret = os_seed()?;
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut auth = Authenticator::new(AuthConfig::new(realm, secret), Instant::now(), unix_now);
+    for (name, password) in users {
+        auth.add_user(name, password);
+    }
+    Ok(auth)
 }
 
 /// The registrar for the realm and for the addresses sipd listens on.

@@ -27,6 +27,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use sip_core::auth::{AuthConfig, Authenticator};
 use sip_core::registrar::RegistrarConfig;
 use sip_core::ua::{LocationMode, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
@@ -158,6 +159,20 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(args))
 }
 
+/// The digest authenticator for `--user`: realm REALM, a nonce secret from the operating
+/// system (nonces of this process only), the clock anchored now.
+fn authenticator(realm: &str, users: &[(String, String)]) -> std::io::Result<Authenticator> {
+    let secret = sip_driver_tokio::os_seed()?;
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut auth = Authenticator::new(AuthConfig::new(realm, secret), Instant::now(), unix_now);
+    for (name, password) in users {
+        auth.add_user(name, password);
+    }
+    Ok(auth)
+}
+
 /// The UAS core, with what it did logged as it happens.
 struct Logged(UserAgent);
 
@@ -263,6 +278,16 @@ async fn main() -> ExitCode {
         // Where the bindings live: in memory here. (A shared store, e.g. `--location
         // redis://...`, sets `LocationMode::External` and serves `poll_location`.)
         ua_config.location = LocationMode::default();
+    }
+    if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
+        match authenticator(realm, &args.users) {
+            Ok(auth) => ua_config.auth = Some(auth),
+            Err(e) => {
+                eprintln!("sipd: no random seed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        ua_config.auth_calls = args.auth_calls;
     }
     let ua_seed = match sip_driver_tokio::os_seed() {
         Ok(s) => s,

@@ -229,3 +229,75 @@ fn sipd_registrar_flags_without_a_realm_are_usage_errors() {
         }
     }
 }
+
+/// `request` answered for `challenge` by alice/`password`, with a Via written back (the
+/// digest client removes it for the endpoint to write a fresh one; here the test is the
+/// endpoint).
+fn answered(request: &str, challenge: &str, password: &str, me: SocketAddr) -> String {
+    use sip_core::auth::DigestClient;
+    use sip_core::{OwnedMessage, SeededRng};
+    let req = OwnedMessage::parse(request.as_bytes()).unwrap();
+    let resp = OwnedMessage::parse(challenge.as_bytes()).unwrap();
+    let again = DigestClient::new("alice", password)
+        .retry(&req, &resp, &mut SeededRng::new([9; 32]))
+        .expect("the challenge is answered");
+    let text = String::from_utf8(again.as_bytes().to_vec()).unwrap();
+    let (line, rest) = text.split_once("\r\n").unwrap();
+    format!("{line}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKauth{password}\r\n{rest}")
+}
+
+#[test]
+fn sipd_registrar_with_users_challenges_register_and_with_auth_calls_options() {
+    // RFC 3261 10.3 step 3 and 22.2, on both drivers
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(
+            &program,
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--user",
+                "alice:secret",
+                "--auth-calls",
+            ],
+        );
+        assert!(
+            running.first_line.contains("with digest"),
+            "{package}: {}",
+            running.first_line
+        );
+        let server = running.server;
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = peer.local_addr().unwrap();
+        let contact = format!("<sip:alice@{me}>");
+        let req = register(server, me, 1, Some(&contact));
+        let challenge = exchange(&peer, server, &req);
+        assert!(
+            challenge.starts_with("SIP/2.0 401"),
+            "{package}: {challenge}"
+        );
+        assert!(
+            challenge.contains("WWW-Authenticate: Digest realm=\"example.com\""),
+            "{package}: {challenge}"
+        );
+        let wrong = exchange(&peer, server, &answered(&req, &challenge, "nope", me));
+        assert!(wrong.starts_with("SIP/2.0 401"), "{package}: {wrong}");
+        let ok = exchange(&peer, server, &answered(&req, &challenge, "secret", me));
+        assert!(ok.starts_with("SIP/2.0 200"), "{package}: {ok}");
+        // --auth-calls: OPTIONS is challenged too
+        let options = format!(
+            "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=o\r\nTo: <sip:{server}>\r\n\
+             Call-ID: sipd-options\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let r = exchange(&peer, server, &options);
+        assert!(r.starts_with("SIP/2.0 401"), "{package}: {r}");
+        let summary = stop(running);
+        assert!(
+            summary.contains("registrations 1, bindings 1"),
+            "{package}: {summary}"
+        );
+    }
+}
