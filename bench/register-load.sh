@@ -16,6 +16,15 @@
 # time, a new Call-ID each time: the binding is replaced, RFC 3261 10.3 step 7).
 # Loopback only.
 #
+# The client (CLIENT):
+#   sipp    (default) SIPp 3.6.1 with bench/sipp/register_auth_uac.xml. It answers only the
+#           FIRST challenge of a 401, and only MD5: a server that offers SHA-256 first (RFC 8760
+#           section 2.4, sipd's default) fails every registration with it.
+#   python  bench/register_client.py: the same message flow, the same AOR, Contact and
+#           Expires, but it picks the challenge of algorithm ALGORITHM (default MD5, the one
+#           Kamailio offers) among all those of the 401. Use it to compare sipd with Kamailio
+#           on the same digest.
+#
 # Servers (SERVERS, space separated, run in this order by default: "kamailio mio tokio"):
 #   kamailio  Kamailio 5.6, bench/kamailio-registrar.cfg (registrar + usrloc in memory + auth,
 #             password checked with pv_auth_check, qop=auth, MD5)  (apt-get install -y kamailio)
@@ -36,11 +45,12 @@
 #   peak RSS MB     VmHWM (reset before the run), summed over the server's processes
 #   PSS MB          Pss summed over the server's processes at the end of the run (Kamailio's
 #                   processes share memory: compare PSS, not RSS)
-#   sipp %core, other %core    the client, and the rest of the shared machine during the run
-#   retrans         SIPp retransmissions (a non-zero count means a request went unanswered)
+#   client %core, other %core    the client, and the rest of the shared machine during the run
+#   retrans         the client's retransmissions (non-zero: a request went unanswered in 500 ms)
 #
 # Environment:
-#   RATE (500) registrations/s    DURATION (20) seconds    TRANSPORT (u1 | t1)
+#   RATE (500) registrations/s    DURATION (20) seconds    TRANSPORT (u1 | t1; python: UDP only)
+#   CLIENT (sipp | python)    ALGORITHM (MD5: what the python client answers with)
 #   SERVERS ("kamailio mio tokio")    CALLS (RATE*DURATION, sipp -m)
 #   LIMIT (max(RATE,500), sipp -l)    SIPP_TIMEOUT (2*DURATION+10 s)
 #   PORT_BASE (5400: kamailio on +0, mio on +1, tokio on +2; SIPp itself on +9)
@@ -69,13 +79,17 @@ REALM=example.test
 USER_NAME=alice
 PASSWORD=secret
 SCENARIO=$ROOT/bench/sipp/register_auth_uac.xml
+CLIENT=${CLIENT:-sipp}
+ALGORITHM=${ALGORITHM:-MD5}
 
-usage() { sed -n '2,52p' "$0" >&2; exit 2; }
+usage() { sed -n "2,/^set -uo/p" "$0" | sed "$ d" >&2; exit 2; }
 case "${1:-}" in -h | --help) usage ;; "") ;; *) echo "register-load.sh: no arguments, only environment variables" >&2; usage ;; esac
 for v in RATE DURATION CALLS LIMIT SIPP_TIMEOUT PORT_BASE KAM_SHM_MB; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "register-load.sh: $v must be a whole number, not '${!v}'" >&2; usage; }
 done
 case $TRANSPORT in u1 | t1) ;; *) echo "register-load.sh: TRANSPORT is u1 or t1" >&2; usage ;; esac
+case $CLIENT in sipp) ;; python) [ "$TRANSPORT" = u1 ] || { echo "register-load.sh: CLIENT=python is UDP only" >&2; usage; } ;;
+*) echo "register-load.sh: CLIENT is sipp or python" >&2; usage ;; esac
 for s in $SERVERS; do
   case $s in mio | tokio | kamailio) ;; *) echo "register-load.sh: unknown server '$s'" >&2; usage ;; esac
 done
@@ -232,10 +246,15 @@ run_one() { # $1 = name, $2 = port
   pids=$(descendants "$SRV" | sort -un | tr '\n' ' ')
   for p in $pids; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null; done # restart VmHWM from the current RSS
 
-  local cmd=(sipp -sf "$SCENARIO" "127.0.0.1:$port" -s "$USER_NAME" -au "$USER_NAME" -ap "$PASSWORD"
-    -i 127.0.0.1 -p $((PORT_BASE + 9)) -t "$TRANSPORT" -r "$RATE" -rp 1000 -l "$LIMIT" -m "$CALLS"
-    -timeout "${SIPP_TIMEOUT}s" -timeout_error -recv_timeout 10s -nostdin -max_socket 5000
-    -buff_size 1048576 -trace_stat -stf "$dir/uac.csv" -fd 1 -trace_err -error_file "$dir/uac_err.log")
+  local cmd
+  if [ "$CLIENT" = sipp ]; then
+    cmd=(sipp -sf "$SCENARIO" "127.0.0.1:$port" -s "$USER_NAME" -au "$USER_NAME" -ap "$PASSWORD"
+      -i 127.0.0.1 -p $((PORT_BASE + 9)) -t "$TRANSPORT" -r "$RATE" -rp 1000 -l "$LIMIT" -m "$CALLS"
+      -timeout "${SIPP_TIMEOUT}s" -timeout_error -recv_timeout 10s -nostdin -max_socket 5000
+      -buff_size 1048576 -trace_stat -stf "$dir/uac.csv" -fd 1 -trace_err -error_file "$dir/uac_err.log")
+  else
+    cmd=(python3 "$ROOT/bench/register_client.py" 127.0.0.1 "$port" "$RATE" "$CALLS" "$USER_NAME" "$PASSWORD" "$ALGORITHM")
+  fi
   echo "${cmd[*]}" >"$dir/uac.cmd"
   rm -f "$dir/uac.csv"
   local load0 c0 b0 t0
@@ -254,9 +273,15 @@ run_one() { # $1 = name, $2 = port
   stop_server
 
   local ok failed retr su ss
-  ok=$(csv_last "$dir/uac.csv" 'SuccessfulCall(C)')
+  if [ "$CLIENT" = sipp ]; then
+    ok=$(csv_last "$dir/uac.csv" 'SuccessfulCall(C)')
+    retr=$(csv_last "$dir/uac.csv" 'Retransmissions(C)')
+  else
+    ok=$(sed -n 's/^ok=\([0-9]*\) .*/\1/p' "$dir/uac.out")
+    retr=$(sed -n 's/.* retransmissions=\([0-9]*\) .*/\1/p' "$dir/uac.out")
+  fi
+  ok=${ok:-0}
   failed=$((CALLS - ok))
-  retr=$(csv_last "$dir/uac.csv" 'Retransmissions(C)')
   read -r su ss _ < <(tail -1 "$dir/uac.time" 2>/dev/null) || true
   [ "$failed" -eq 0 ] || ALL_OK=0
   local per_cpu_s row
@@ -280,7 +305,7 @@ run_one() { # $1 = name, $2 = port
 # ---- main -------------------------------------------------------------------------------
 {
   echo "# bench/register-load.sh $(date -u '+%Y-%m-%d %H:%M:%S') UTC, tree at commit $(git rev-parse --short HEAD 2>/dev/null)"
-  echo "RATE=$RATE DURATION=$DURATION TRANSPORT=$TRANSPORT CALLS=$CALLS SERVERS='$SERVERS'"
+  echo "RATE=$RATE DURATION=$DURATION TRANSPORT=$TRANSPORT CALLS=$CALLS SERVERS='$SERVERS' CLIENT=$CLIENT$([ "$CLIENT" = python ] && echo " ALGORITHM=$ALGORITHM")"
   echo "$(nproc) CPUs; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/header.txt" >&2
 
@@ -292,7 +317,7 @@ done
 {
   cat "$OUT/header.txt"
   echo
-  echo "| server | tr | rate/s | registrations ok / failed | server CPU s | REG/CPU-s | ratio to Kamailio | server %core | peak RSS MB | PSS MB | sipp %core | other %core | load avg | sipp retrans |"
+  echo "| server | tr | rate/s | registrations ok / failed | server CPU s | REG/CPU-s | ratio to Kamailio | server %core | peak RSS MB | PSS MB | client %core | other %core | load avg | client retrans |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
   echo
