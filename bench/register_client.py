@@ -10,7 +10,10 @@ bench/sipp/register_auth_uac.xml does (REGISTER -> 401 -> REGISTER with Authoriz
 among the challenges of the 401, the first whose algorithm is ALGORITHM (default MD5, the
 one Kamailio offers, so both servers check the same digest).
 
-usage: register_client.py HOST PORT RATE COUNT USER PASSWORD [ALGORITHM]
+usage: register_client.py HOST PORT RATE COUNT USER PASSWORD [ALGORITHM [TICK_MS]]
+New registrations start in batches, every TICK_MS milliseconds (default 10, how SIPp paces
+its calls: a server then reads several datagrams per wake-up; TICK_MS=1 spreads them out,
+which costs a server more CPU per registration).
 Prints one line: "ok=N failed=N challenged=N retransmissions=N wall_s=S"; exit 0 when every
 registration got its 200. Loopback only; bounded: a registration unanswered for 8 s fails
 (after retransmissions at 0.5, 1, 2 and 4 s), and the run ends 10 s after the last one
@@ -64,6 +67,7 @@ def main():
     host, port, rate, count = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     user, password = sys.argv[5], sys.argv[6]
     want = sys.argv[7] if len(sys.argv) > 7 else "MD5"
+    tick = (float(sys.argv[8]) if len(sys.argv) > 8 else 10.0) / 1000
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sock.bind(("127.0.0.1", 0))
@@ -97,7 +101,8 @@ def main():
     deadline = None
     while True:
         now = time.monotonic()
-        while started < count and now >= start + started / rate:
+        due = int((now - start) // tick + 1) * tick  # starts of the current tick are all due
+        while started < count and due > started / rate:
             data = request(started, 1, None)
             sock.sendto(data, dest)
             pending[started] = [data, 1, now + 0.5, 0.5, now]
@@ -108,7 +113,7 @@ def main():
             break
         if deadline is not None and now > deadline:
             break
-        next_send = start + started / rate if started < count else now + 0.05
+        next_send = start + (int((now - start) // tick) + 1) * tick if started < count else now + 0.05
         timeout = max(0.0, min(next_send - now, 0.05))
         r, _, _ = select.select([sock], [], [], timeout)
         if r:
