@@ -53,7 +53,7 @@ From: <sip:alice@example.com>;tag=1
 To: <sip:alice@example.com>
 Call-ID: c1
 CSeq: 2 REGISTER
-Authorization: Digest username="alice", realm="example.com", nonce="0000000065535b0041c37ef6d4da43e2e3f9bb0da3b4f0b1b8c4f2d9d65e4d21", uri="sip:example.com", response="d5a2e0d5c2b83bd2c0f2c1b7b3b5c5e2a0c9f1e3d2b4a6c8e0f2a4c6e8f0a2b4", algorithm=SHA-256, cnonce="x", qop=auth, nc=00000001
+Authorization: Digest username="alice", realm="example.com", nonce="@N@", uri="sip:example.com", response="d5a2e0d5c2b83bd2c0f2c1b7b3b5c5e2a0c9f1e3d2b4a6c8e0f2a4c6e8f0a2b4", algorithm=SHA-256, cnonce="x", qop=auth, nc=00000001
 Content-Length: 0
 
 MSG

@@ -27,12 +27,15 @@
 //!   peers: responses go only to a request's source ([`ResponsePolicy`]), what peers can
 //!   make it hold is bounded in bytes ([`Config::max_held_bytes`]), and connections are
 //!   limited per source address ([`Config::max_flows_per_source`]).
+//! - [`auth`]: digest authentication (RFC 3261 section 22, RFC 7616, RFC 8760) for servers
+//!   ([`auth::Authenticator`]: challenges, nonces that need no table, replay detection) and
+//!   clients ([`auth::DigestClient`]: the answer to a 401 or 407).
 //!
 //! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
 //! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
-//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS, digest
-//! authentication and a proxy core. The registrar is [`registrar`] (RFC 3261 section 10.3)
-//! with its location service in [`location`], run by the UAS core in [`ua`].
+//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS and a
+//! proxy core. The registrar is [`registrar`] (RFC 3261 section 10.3) with its location
+//! service in [`location`], run by the UAS core in [`ua`].
 //!
 //! Randomness: every tag, branch and Call-ID is drawn from ChaCha20 keyed with a 32-byte
 //! seed ([`SeededRng`]). sip-core never asks the operating system for it: the drivers do

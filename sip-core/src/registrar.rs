@@ -166,6 +166,8 @@ pub struct RegisterRequest {
     remove_all: bool,
     contacts: Vec<ContactUpdate>,
     path: Vec<String>,
+    /// The UA said `Supported: path`: the 200 copies the Path back (RFC 3327 section 5.3).
+    echo_path: bool,
     source: Option<Source>,
     max_bindings: usize,
 }
@@ -376,8 +378,14 @@ impl Registrar {
             .to_owned();
         let cseq = msg
             .cseq()
-            .ok_or_else(|| Reject::new(400, "Missing CSeq"))?
+            .filter(|c| c.method == Method::Register)
+            .ok_or_else(|| Reject::new(400, "Missing or Bad CSeq"))?
             .seq;
+        // Section 8.1.1: what the response copies must be there (the UAS core's validation
+        // says so earlier; a caller of this function alone may not have validated).
+        if msg.from().is_none() {
+            return Err(Reject::new(400, "Missing From"));
+        }
         let (remove_all, contacts) = self.contacts(&msg)?;
         let mut path = Vec::new();
         for v in msg
@@ -392,7 +400,11 @@ impl Registrar {
                 path.push(p);
             }
         }
+        let echo_path = msg
+            .tokens(HeaderName::Supported)
+            .any(|t| t.eq_ignore_ascii_case("path"));
         Ok(RegisterRequest {
+            echo_path,
             request: request.clone(),
             aor,
             call_id,
@@ -613,8 +625,9 @@ impl RegisterRequest {
 
     /// The headers of the 200 of step 8: a Contact for every current binding with its
     /// remaining `expires` (and its `q`, `+sip.instance`, `reg-id`), the request's Path
-    /// copied back (RFC 3327 section 5.3), Supported, and `Require: outbound` when a
-    /// contact registered with a reg-id (RFC 5626 section 6).
+    /// copied back when the UA said `Supported: path` (RFC 3327 section 5.3; stored
+    /// either way), Supported, and `Require: outbound` when a contact registered with a
+    /// reg-id (RFC 5626 section 6).
     pub fn ok_headers(&self, bindings: &[Binding], now: Instant) -> Vec<(&'static str, String)> {
         let mut h = Vec::with_capacity(bindings.len() + 3);
         for b in bindings.iter().filter(|b| !b.is_expired(now)) {
@@ -637,7 +650,7 @@ impl RegisterRequest {
             }
             h.push(("Contact", v));
         }
-        if !self.path.is_empty() {
+        if self.echo_path && !self.path.is_empty() {
             h.push(("Path", self.path.join(", ")));
         }
         h.push(("Supported", SUPPORTED.join(", ")));
@@ -778,6 +791,17 @@ mod tests {
             "<sip:alice@example.com>",
             "Contact: <sip:a@h>\r\nPath: sip:edge.example.com\r\n",
         );
+        assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
+    }
+
+    // RFC 3261 section 8.1.1 (found by the registrar fuzz target): a REGISTER without From
+    // is refused, not accepted with a 200 that cannot be built.
+    #[test]
+    fn a_register_without_from_is_refused() {
+        let text = "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+            To: <sip:alice@example.com>\r\nCall-ID: c1\r\nCSeq: 7 REGISTER\r\n\
+            Contact: <sip:a@h>\r\nContent-Length: 0\r\n\r\n";
+        let req = OwnedMessage::parse(text.as_bytes()).unwrap();
         assert_eq!(registrar().check(&req, None).unwrap_err().status, 400);
     }
 

@@ -452,6 +452,30 @@ fn rfc3327_5_3_path_is_stored_and_returned_in_the_200() {
 }
 
 #[test]
+fn rfc3327_5_3_path_is_returned_only_to_a_ua_that_supports_it() {
+    // RFC 3327 section 5.3: stored either way, copied into the 200 only for a UA that
+    // said Supported: path
+    let mut sim = setup();
+    let a = register(
+        ALICE,
+        "c1",
+        1,
+        &[
+            ("Contact", "<sip:a@10.0.0.1>"),
+            ("Path", "<sip:edge1.example.com;lr>"),
+        ],
+    );
+    let r = send(&mut sim, &a);
+    assert_eq!(status(&r), 200);
+    assert_eq!(r.view().extension_header("Path"), None);
+    let now = sim.now;
+    assert_eq!(
+        ua(&sim).lookup(now, ALICE)[0].path,
+        ["<sip:edge1.example.com;lr>"]
+    );
+}
+
+#[test]
 fn rfc5626_6_instance_and_reg_id_are_stored_and_name_the_binding() {
     // RFC 5626 section 6: +sip.instance and reg-id stored; a REGISTER with the same pair
     // replaces the binding even with another Contact URI; Require: outbound in the 200

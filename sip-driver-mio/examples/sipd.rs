@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run -p sip-driver-mio --example sipd -- [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-//!     [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
+//!     [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
 //! ```
 //!
 //! - `--listen SPEC`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, ... (repeatable; default
@@ -31,7 +31,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sip_core::auth::{AuthConfig, Authenticator};
+use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
 use sip_core::registrar::RegistrarConfig;
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
@@ -39,14 +39,14 @@ use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
 
 const USAGE: &str =
     "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]";
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]";
 
 const HELP: &str =
     "sipd (mio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -60,6 +60,9 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
                     no credentials
   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+  --algorithms LIST digest algorithms offered, most preferred first (needs --user;
+                    default SHA-256,SHA-512-256,MD5; MD5 alone for clients that read
+                    only the first challenge: baresip 1.0, SIPp 3.6)
   -h, --help        this help";
 
 /// How much to print.
@@ -111,6 +114,18 @@ struct Args {
     realm: Option<String>,
     users: Vec<(String, String)>,
     auth_calls: bool,
+    algorithms: Option<Vec<Algorithm>>,
+}
+
+/// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
+fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
+    let list: Option<Vec<Algorithm>> = v.split(',').map(|a| Algorithm::parse(a.trim())).collect();
+    match list {
+        Some(l) if !l.is_empty() => Ok(l),
+        _ => Err(format!(
+            "--algorithms takes a list of SHA-256, SHA-512-256, MD5 (or their -sess forms), not {v:?}"
+        )),
+    }
 }
 
 /// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
@@ -138,6 +153,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         realm: None,
         users: Vec::new(),
         auth_calls: false,
+        algorithms: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -173,6 +189,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             }
             "--user" => args.users.push(parse_user(&value()?)?),
             "--auth-calls" if inline.is_none() => args.auth_calls = true,
+            "--algorithms" => args.algorithms = Some(parse_algorithms(&value()?)?),
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -182,6 +199,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }
     if !args.users.is_empty() && args.realm.is_none() {
         return Err("--user needs --realm".to_owned());
+    }
+    if args.algorithms.is_some() && args.users.is_empty() {
+        return Err("--algorithms needs at least one --user".into());
     }
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".to_owned());
@@ -342,8 +362,10 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
         config.registrar = Some(registrar_config(args, driver.local_addrs()));
     }
     if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
-        config.auth =
-            Some(authenticator(realm, &args.users).map_err(|e| format!("no random seed: {e}"))?);
+        config.auth = Some(
+            authenticator(realm, &args.users, args.algorithms.as_deref())
+                .map_err(|e| format!("no random seed: {e}"))?,
+        );
         config.auth_calls = args.auth_calls;
     }
     let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
@@ -356,12 +378,20 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
 
 /// The digest authenticator for `--user`: realm REALM, a nonce secret from the operating
 /// system (nonces of this process only), the clock anchored now.
-fn authenticator(realm: &str, users: &[(String, String)]) -> std::io::Result<Authenticator> {
+fn authenticator(
+    realm: &str,
+    users: &[(String, String)],
+    algorithms: Option<&[Algorithm]>,
+) -> std::io::Result<Authenticator> {
     let secret = os_seed()?;
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut auth = Authenticator::new(AuthConfig::new(realm, secret), Instant::now(), unix_now);
+    let mut config = AuthConfig::new(realm, secret);
+    if let Some(a) = algorithms {
+        config.algorithms = a.to_vec();
+    }
+    let mut auth = Authenticator::new(config, Instant::now(), unix_now);
     for (name, password) in users {
         auth.add_user(name, password);
     }
@@ -554,6 +584,20 @@ mod tests {
             args(&["--realm", "x", "--auth-calls"]).is_err(),
             "needs a user"
         );
+        let a = args(&[
+            "--realm",
+            "x",
+            "--user",
+            "a:pw",
+            "--algorithms",
+            "MD5, sha-256",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.algorithms, Some(vec![Algorithm::Md5, Algorithm::Sha256]));
+        assert!(args(&["--realm", "x", "--user", "a:pw", "--algorithms", "SHA-1"]).is_err());
+        assert!(args(&["--realm", "x", "--user", "a:pw", "--algorithms", ""]).is_err());
+        assert!(args(&["--algorithms", "MD5"]).is_err(), "needs a user");
     }
 
     // RFC 3261 10.3: sipd --registrar keeps the binding and lists it in the 200; the

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-//!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
+//!      [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
 //!   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
 //!                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
 //!   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -27,7 +27,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use sip_core::auth::{AuthConfig, Authenticator};
+use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
 use sip_core::registrar::RegistrarConfig;
 use sip_core::ua::{LocationMode, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
@@ -41,17 +41,18 @@ struct Args {
     realm: Option<String>,
     users: Vec<(String, String)>,
     auth_calls: bool,
+    algorithms: Option<Vec<Algorithm>>,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]";
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]]
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -65,7 +66,21 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     registers only its own AOR (sip:NAME@REALM); without, REGISTER needs
                     no credentials
   --auth-calls      challenge INVITE, MESSAGE and OPTIONS too (needs --user)
+  --algorithms LIST digest algorithms offered, most preferred first (needs --user;
+                    default SHA-256,SHA-512-256,MD5; MD5 alone for clients that read
+                    only the first challenge: baresip 1.0, SIPp 3.6)
   -h, --help        this help";
+
+/// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
+fn parse_algorithms(v: &str) -> Result<Vec<Algorithm>, String> {
+    let list: Option<Vec<Algorithm>> = v.split(',').map(|a| Algorithm::parse(a.trim())).collect();
+    match list {
+        Some(l) if !l.is_empty() => Ok(l),
+        _ => Err(format!(
+            "--algorithms takes a list of SHA-256, SHA-512-256, MD5 (or their -sess forms), not {v:?}"
+        )),
+    }
+}
 
 /// `NAME:PASSWORD`, a name that is a SIP user part and a password without control
 /// characters.
@@ -104,6 +119,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         realm: None,
         users: Vec::new(),
         auth_calls: false,
+        algorithms: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -137,6 +153,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     .push(parse_user(&v).ok_or(format!("--user {v}: not NAME:PASSWORD"))?);
             }
             "--auth-calls" => args.auth_calls = true,
+            "--algorithms" => args.algorithms = Some(parse_algorithms(&value("--algorithms")?)?),
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -146,6 +163,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }
     if !args.users.is_empty() && args.realm.is_none() {
         return Err("--user needs --realm".into());
+    }
+    if args.algorithms.is_some() && args.users.is_empty() {
+        return Err("--algorithms needs at least one --user".into());
     }
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".into());
@@ -161,12 +181,20 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
 
 /// The digest authenticator for `--user`: realm REALM, a nonce secret from the operating
 /// system (nonces of this process only), the clock anchored now.
-fn authenticator(realm: &str, users: &[(String, String)]) -> std::io::Result<Authenticator> {
+fn authenticator(
+    realm: &str,
+    users: &[(String, String)],
+    algorithms: Option<&[Algorithm]>,
+) -> std::io::Result<Authenticator> {
     let secret = sip_driver_tokio::os_seed()?;
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut auth = Authenticator::new(AuthConfig::new(realm, secret), Instant::now(), unix_now);
+    let mut config = AuthConfig::new(realm, secret);
+    if let Some(a) = algorithms {
+        config.algorithms = a.to_vec();
+    }
+    let mut auth = Authenticator::new(config, Instant::now(), unix_now);
     for (name, password) in users {
         auth.add_user(name, password);
     }
@@ -280,7 +308,7 @@ async fn main() -> ExitCode {
         ua_config.location = LocationMode::default();
     }
     if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
-        match authenticator(realm, &args.users) {
+        match authenticator(realm, &args.users, args.algorithms.as_deref()) {
             Ok(auth) => ua_config.auth = Some(auth),
             Err(e) => {
                 eprintln!("sipd: no random seed: {e}");

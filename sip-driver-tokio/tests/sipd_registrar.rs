@@ -204,6 +204,21 @@ fn sipd_registrar_flags_without_a_realm_are_usage_errors() {
                 "--user",
                 "nopassword",
             ],
+            &[
+                "--registrar",
+                "--realm",
+                "example.com",
+                "--algorithms",
+                "MD5",
+            ],
+            &[
+                "--realm",
+                "example.com",
+                "--user",
+                "a:pw",
+                "--algorithms",
+                "SHA-1",
+            ],
         ] {
             let out = Command::new(&program)
                 .args(args)
@@ -224,6 +239,7 @@ fn sipd_registrar_flags_without_a_realm_are_usage_errors() {
             "--realm REALM",
             "--user NAME:PASSWORD",
             "--auth-calls",
+            "--algorithms LIST",
         ] {
             assert!(text.contains(flag), "{package}: {flag} in {text}");
         }

@@ -360,7 +360,13 @@ impl DigestClient {
         // the request answered a fresh challenge of this realm (nonce-count 1, or the
         // RFC 2069 form) and the server wants new credentials: they were wrong. A request
         // that reused a kept nonce (nonce-count above 1) is retried once with the new one.
-        if sent.is_some_and(|s| s.nc.is_none_or(|n| n <= 1)) {
+        // Without qop there is no nonce-count: the kept nonce tells whether it was reused
+        // since (a nonce we do not keep any more counts as fresh).
+        let fresh = |s: &Credentials<'_>| match s.nc {
+            Some(n) => n <= 1,
+            None => kept.is_none_or(|k| k.nonce != s.nonce || k.nc <= 1),
+        };
+        if sent.as_ref().is_some_and(fresh) {
             return Err(rejected());
         }
         Ok(())
@@ -795,6 +801,26 @@ mod tests {
         // a server that lost the nonce challenges afresh: one retry with the new nonce
         let fresh = SHA256.replace("n1", "n9");
         assert!(c.retry(&r3, &response(401, &[&fresh]), &mut rng).is_ok());
+    }
+
+    #[test]
+    fn reused_nonce_without_qop_is_retried_once_with_the_new_nonce() {
+        // RFC 3261 22.2 and 22.4 (RFC 2069 form: no nonce-count to tell a reuse by)
+        let plain = "WWW-Authenticate: Digest realm=\"r\", nonce=\"n1\"";
+        let mut c = DigestClient::new("alice", "secret");
+        let mut rng = rng();
+        c.retry(&request(), &response(401, &[plain]), &mut rng)
+            .expect("answered");
+        let reused = c.authorize(&request(), &mut rng).expect("authorized");
+        let fresh = plain.replace("n1", "n2");
+        let again = c
+            .retry(&reused, &response(401, &[&fresh]), &mut rng)
+            .expect("a reused nonce refused: one retry with the new one");
+        let newer = plain.replace("n1", "n3");
+        assert!(matches!(
+            c.retry(&again, &response(401, &[&newer]), &mut rng),
+            Err(DigestError::Rejected { .. })
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 use md5::Md5;
 use sha2::{Digest, Sha256, Sha512_256};
 
-use crate::message::{unquote, Auth, Params};
+use crate::message::{unquote, Auth, Param, Params};
 
 /// A digest algorithm (RFC 7616 section 3.2 and 6.1; RFC 8760 section 2.1 for SIP). The
 /// `-sess` variants hash the nonce and cnonce into A1 (RFC 7616 section 3.4.2).
@@ -364,6 +364,10 @@ pub fn response(algorithm: Algorithm, ha1: &str, input: &ResponseInput<'_>) -> H
 /// The value of a directive with the quotes and escapes of a quoted string removed.
 fn value<'a>(params: &Params<'a>, name: &str) -> Option<Cow<'a, str>> {
     let p = params.iter().find(|p| p.name.eq_ignore_ascii_case(name))?;
+    param_value(&p)
+}
+
+fn param_value<'a>(p: &Param<'a>) -> Option<Cow<'a, str>> {
     let quoted = p.value.is_some_and(|v| v.starts_with('"'));
     let v = p.unquoted()?;
     Some(if quoted { unquote(v) } else { Cow::Borrowed(v) })
@@ -557,9 +561,32 @@ impl<'a> Credentials<'a> {
         if !auth.scheme.eq_ignore_ascii_case("Digest") {
             return Err(CredentialsError::NotDigest);
         }
-        let p = &auth.params;
-        let userhash = flag(p, "userhash");
-        let username = match (value(p, "username"), value(p, "username*")) {
+        // one pass over the list: the first of each directive counts
+        const NAMES: [&str; 12] = [
+            "username",
+            "username*",
+            "realm",
+            "nonce",
+            "uri",
+            "response",
+            "algorithm",
+            "cnonce",
+            "opaque",
+            "qop",
+            "nc",
+            "userhash",
+        ];
+        let mut found: [Option<Param<'a>>; 12] = [None; 12];
+        for p in auth.params.iter() {
+            if let Some(i) = NAMES.iter().position(|n| n.eq_ignore_ascii_case(p.name)) {
+                found[i].get_or_insert(p);
+            }
+        }
+        let get = |i: usize| found[i].as_ref().and_then(param_value);
+        let [username, username_ext, realm, nonce, uri, response, algorithm, cnonce, opaque, qop, nc, userhash] =
+            std::array::from_fn(get);
+        let userhash = userhash.is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let username = match (username, username_ext) {
             (Some(u), None) => u,
             // section 3.4.4: username* only for a name that cannot be sent as it is, and
             // never with userhash
@@ -569,12 +596,11 @@ impl<'a> Credentials<'a> {
             (None, None) => return Err(Missing("username")),
             _ => return Err(Invalid("username*")),
         };
-        let qop = match value(p, "qop") {
+        let qop = match qop {
             Some(q) => Some(Qop::parse(&q).ok_or(Invalid("qop"))?),
             None => None,
         };
-        let cnonce = value(p, "cnonce");
-        let nc = match value(p, "nc") {
+        let nc = match nc {
             Some(n) if n.len() == 8 && n.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 Some(u32::from_str_radix(&n, 16).map_err(|_| Invalid("nc"))?)
             }
@@ -587,22 +613,22 @@ impl<'a> Credentials<'a> {
             None if cnonce.is_some() || nc.is_some() => return Err(Invalid("qop")),
             _ => {}
         }
-        let response = value(p, "response").ok_or(Missing("response"))?;
+        let response = response.ok_or(Missing("response"))?;
         if response.is_empty() || !response.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Invalid("response"));
         }
         Ok(Credentials {
             username,
-            realm: value(p, "realm").ok_or(Missing("realm"))?,
-            nonce: value(p, "nonce").ok_or(Missing("nonce"))?,
-            uri: value(p, "uri").ok_or(Missing("uri"))?,
+            realm: realm.ok_or(Missing("realm"))?,
+            nonce: nonce.ok_or(Missing("nonce"))?,
+            uri: uri.ok_or(Missing("uri"))?,
             response,
-            algorithm: match value(p, "algorithm") {
+            algorithm: match algorithm {
                 Some(a) => Algorithm::parse(&a),
                 None => Some(Algorithm::Md5),
             },
             cnonce,
-            opaque: value(p, "opaque"),
+            opaque,
             qop,
             nc,
             userhash,

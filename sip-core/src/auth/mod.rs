@@ -15,7 +15,7 @@ mod server;
 
 pub use client::{DigestClient, DigestError};
 pub use digest::{Algorithm, Challenge, Credentials, CredentialsError, Hex, Qop, QopOptions};
-pub use server::{AuthConfig, AuthVerdict, Authenticator};
+pub use server::{AuthConfig, AuthVerdict, Authenticator, NonceStatus};
 
 /// Which pair of headers an authentication uses (RFC 3261 sections 22.2 and 22.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -110,6 +110,19 @@ pub enum AuthVerdict {
     },
 }
 
+/// What [`Authenticator::nonce_status`] finds a nonce to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NonceStatus {
+    /// Made by this realm and secret, within its lifetime.
+    Fresh,
+    /// Made by this realm and secret, older than its lifetime (or issued implausibly far
+    /// in the future).
+    Expired,
+    /// Not made by this realm and secret.
+    Unknown,
+}
+
 /// The HA1 values of one user, per hash function ([`Algorithm::base`]).
 #[derive(Debug, Clone, Default)]
 struct User {
@@ -344,9 +357,15 @@ impl Authenticator {
         if nonce.len() != NONCE_LEN {
             return None;
         }
+        // lower-case hexadecimal only, as written by `make_nonce`
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
         let mut bytes = [0u8; NONCE_LEN / 2];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(nonce.get(2 * i..2 * i + 2)?, 16).ok()?;
+        for (b, pair) in bytes.iter_mut().zip(nonce.as_bytes().chunks_exact(2)) {
+            *b = nibble(pair[0])? << 4 | nibble(pair[1])?;
         }
         let issued = u64::from_be_bytes(bytes[..8].try_into().ok()?);
         let salt = u64::from_be_bytes(bytes[8..16].try_into().ok()?);
@@ -355,6 +374,23 @@ impl Authenticator {
             .verify_truncated_left(&mac)
             .ok()?;
         Some(Nonce { issued, mac })
+    }
+
+    /// The status of a nonce at `now`: its MAC checked (in constant time) and its age (the
+    /// nonce-count table is not consulted).
+    pub fn nonce_status(&self, nonce: &str, now: Instant) -> NonceStatus {
+        match self.check_nonce(nonce) {
+            None => NonceStatus::Unknown,
+            Some(n) if self.expired(&n, now) => NonceStatus::Expired,
+            Some(_) => NonceStatus::Fresh,
+        }
+    }
+
+    fn expired(&self, nonce: &Nonce, now: Instant) -> bool {
+        let unix_now = self.unix(now);
+        let lifetime = self.config.nonce_lifetime.as_secs();
+        nonce.issued.saturating_add(lifetime) < unix_now
+            || nonce.issued > unix_now.saturating_add(lifetime)
     }
 
     /// Checks the credentials of `request` (Authorization for [`AuthKind::Www`],
@@ -443,11 +479,7 @@ impl Authenticator {
             return challenge;
         };
         let user = user.to_owned();
-        let unix_now = self.unix(now);
-        let lifetime = self.config.nonce_lifetime.as_secs();
-        let expired = nonce.issued.saturating_add(lifetime) < unix_now
-            || nonce.issued > unix_now.saturating_add(lifetime);
-        if expired {
+        if self.expired(&nonce, now) {
             return AuthVerdict::Challenge { stale: true };
         }
         // without qop there is no nonce-count: the nonce is good for one request
