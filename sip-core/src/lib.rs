@@ -20,6 +20,9 @@
 //!   and NUL in what they are given (no header injection).
 //! - [`validate`]: the response a UAS or proxy owes a request that parses but is not
 //!   acceptable (RFC 3261 sections 8.2 and 16.3), and which responses to drop.
+//! - [`registration`]: the registration client (RFC 3261 section 10.2, RFC 5626 section 4.5)
+//!   as a sans-IO state machine, and [`registration::RegistrationUser`] to run it on an
+//!   [`Endpoint`].
 //! - [`Endpoint`]: bytes and timer ticks in, [`Transmit`]s, [`IoRequest`]s and [`Event`]s
 //!   out; the four transaction state machines of RFC 3261 section 17 (with RFC 6026), the
 //!   Via rules of section 18 and RFC 3581, stream framing and keep-alives (RFC 5626

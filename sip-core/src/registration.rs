@@ -18,7 +18,8 @@
 //!   (section 10.2);
 //! - the binding is refreshed before the expiry the registrar *granted*: the `expires`
 //!   parameter of the Contact in the 2xx that matches ours (URIs compared by section
-//!   19.1.4), else the 2xx's Expires header, else what was asked (section 10.2.4). The
+//!   19.1.4), else the 2xx's Expires header, else what was asked (section 10.2.4); a grant
+//!   of zero is a failure. The
 //!   refresh is sent [`refresh_margin`] before that expiry: a tenth of it, at least 32 s
 //!   (64*T1, the longest a REGISTER transaction can take over UDP, section 17.1.2.2), at
 //!   most half of it;
@@ -32,7 +33,7 @@
 //!   challenged again; an unknown algorithm; no credentials configured) is a failure, and
 //!   refused credentials are forgotten, so the attempt after the backoff starts afresh;
 //! - any other failure (a 3xx-6xx final response, a timeout, a transport error, a 2xx that
-//!   did not keep our binding): tried again after a wait that grows per RFC 5626 section
+//!   granted no time): tried again after a wait that grows per RFC 5626 section
 //!   4.5 with each consecutive failure, without ever giving up (see [`Backoff`]); a 503 with
 //!   Retry-After waits what it says (RFC 3261 section 21.5.4);
 //! - [`Registration::stop`] removes the binding: our Contact with `expires=0` (section
@@ -228,8 +229,10 @@ pub enum Failure {
     /// The transport could not carry the request (section 17.1.4), or the driver refused
     /// to send it.
     Transport,
-    /// A 2xx that did not keep our binding (our Contact with an expiry of zero).
+    /// A 2xx that granted our binding no time (our Contact with `expires=0`, or Expires: 0).
     NotBound,
+    /// The REGISTER could not be written.
+    Unsendable,
 }
 
 impl std::fmt::Display for Failure {
@@ -238,7 +241,8 @@ impl std::fmt::Display for Failure {
             Failure::Status { code, reason } => write!(f, "{code} {reason}"),
             Failure::Timeout => f.write_str("timeout"),
             Failure::Transport => f.write_str("transport error"),
-            Failure::NotBound => f.write_str("the registrar kept no binding"),
+            Failure::NotBound => f.write_str("the registrar granted no time"),
+            Failure::Unsendable => f.write_str("the REGISTER could not be written"),
         }
     }
 }
@@ -247,7 +251,8 @@ impl std::fmt::Display for Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RegistrationState {
-    /// A REGISTER is due or on its way, and no binding is known to exist.
+    /// A REGISTER is due or on its way (the first one, or the next after a failure), and
+    /// no binding is known to exist.
     Registering,
     /// The registrar accepted the binding. Refreshes happen in this state.
     Registered {
@@ -339,8 +344,9 @@ pub struct Registration {
     too_brief: u8,
     others_up: bool,
     stopping: bool,
-    /// Some REGISTER has been sent: a binding may exist.
-    sent_any: bool,
+    /// A binding may exist: some REGISTER got a 2xx, or got no final response (it may
+    /// have been processed). Only then does [`Registration::stop`] send a removal.
+    maybe_bound: bool,
     digest: Option<DigestClient>,
     events: VecDeque<RegistrationEvent>,
 }
@@ -363,7 +369,7 @@ impl Registration {
     /// A registration whose first REGISTER is due at `now`. `rng` draws the Call-ID, the
     /// From tag, the backoff jitter and the digest cnonces: give it a seed of its own from
     /// the operating system. Fails when the configuration does not make a valid REGISTER
-    /// (a URI with CR or LF, ...).
+    /// (a URI with CR or LF, ...) or the credentials hold CR, LF or NUL.
     pub fn new(
         now: Instant,
         config: RegistrationConfig,
@@ -392,11 +398,16 @@ impl Registration {
             too_brief: 0,
             others_up: false,
             stopping: false,
-            sent_any: false,
+            maybe_bound: false,
             digest,
             events: VecDeque::new(),
         };
-        // Refuse a configuration that cannot be written now rather than at the first send.
+        // Refuse a configuration that cannot be written now rather than at the first send;
+        // credentials too, which go into Authorization lines.
+        if let Some(c) = &reg.config.credentials {
+            crate::builder::check_text("username", &c.username)?;
+            crate::builder::check_text("password", &c.password)?;
+        }
         reg.build(1, reg.expires)?;
         Ok(reg)
     }
@@ -462,8 +473,12 @@ impl Registration {
             None => {
                 let built = match self.build(self.cseq.wrapping_add(1), expires) {
                     Ok(r) => r,
-                    // Checked at construction; a Min-Expires only changes a number.
-                    Err(_) => return None,
+                    // Checked at construction (a Min-Expires only changes a number); should
+                    // it fail anyway, it is a failure like another, not a deadline in the past.
+                    Err(_) => {
+                        self.in_flight_failed(now, Failure::Unsendable);
+                        return None;
+                    }
                 };
                 // Credentials from the nonces kept (RFC 7616 section 3.4), so that a refresh
                 // is not challenged again; without any, the request as it is.
@@ -477,7 +492,6 @@ impl Registration {
         let cseq = cseq_of(&request).unwrap_or(self.cseq.wrapping_add(1));
         self.cseq = cseq;
         self.due = None;
-        self.sent_any = true;
         let authorized = {
             let v = request.view();
             v.header(HeaderName::Authorization).is_some()
@@ -493,6 +507,10 @@ impl Registration {
             expires,
             authorized,
         });
+        // The wait is over: trying again. (A refresh stays Registered: the binding holds.)
+        if matches!(self.state, RegistrationState::Retrying { .. }) {
+            self.set_state(RegistrationState::Registering);
+        }
         Some(request)
     }
 
@@ -525,8 +543,9 @@ impl Registration {
             code,
             reason: reason.clone(),
         });
-        // Challenges: answered once per new challenge (section 22.2), removal included.
-        if code == 401 || code == 407 {
+        // Challenges: answered once per new challenge (section 22.2), removal included; not
+        // a registration's challenge that comes after a stop (the removal goes instead).
+        if (code == 401 || code == 407) && flight.unregister == self.stopping {
             if let Some(digest) = self.digest.as_mut() {
                 match digest.retry(&flight.request, response, &mut self.rng) {
                     Ok(retry) => {
@@ -595,26 +614,28 @@ impl Registration {
             });
             return;
         }
+        // Maybe the registrar processed it and only the answer was lost.
+        self.maybe_bound = true;
         self.failed(now, failure, None);
     }
 
     /// Removes the binding: the next REGISTER (at once, or after the final response of the
     /// one in flight) carries our Contact with `expires=0` (RFC 3261 section 10.2.2). Ends
-    /// in [`RegistrationState::Unregistered`] after its final response or failure; at once
-    /// if no REGISTER was ever sent.
+    /// in [`RegistrationState::Unregistered`] after its final response or failure; without
+    /// a removal when no binding can exist (no REGISTER got a 2xx or went unanswered).
     pub fn stop(&mut self, now: Instant) {
         if self.stopping {
             return;
         }
         self.stopping = true;
         self.ready = None;
-        if !self.sent_any {
+        if self.in_flight.is_some() {
+            // After its final response (section 10.2: one at a time).
             self.due = None;
-            self.set_state(RegistrationState::Unregistered { failure: None });
-            return;
+            self.set_state(RegistrationState::Unregistering);
+        } else {
+            self.next_after_response(now);
         }
-        self.due = Some(now);
-        self.set_state(RegistrationState::Unregistering);
     }
 
     /// Has [`Registration::stop`] finished?
@@ -651,6 +672,7 @@ impl Registration {
         };
         self.failures = 0;
         self.too_brief = 0;
+        self.maybe_bound = true;
         // (a year stands for longer expiries: an Instant cannot name every u32 of seconds
         // on every platform)
         let granted = Duration::from_secs(u64::from(granted)).min(Duration::from_secs(365 * 86400));
@@ -669,27 +691,31 @@ impl Registration {
     /// was asked. `None` when it is zero (the binding is gone).
     fn granted(&self, msg: &crate::Message<'_>) -> Option<u32> {
         let ours = contact_uri(&self.config.contact).and_then(Uri::parse);
-        let mut listed = false;
-        let mut by_param = None;
-        for c in msg.contacts() {
-            let Contact::Addr(a) = c else { continue };
-            listed = true;
-            if ours.as_ref().is_some_and(|o| o.equivalent(&a.uri)) {
-                by_param = Some(a.expires());
-                break;
+        let by_param = msg.contacts().find_map(|c| match c {
+            Contact::Addr(a) if ours.as_ref().is_some_and(|o| o.equivalent(&a.uri)) => {
+                Some(a.expires())
             }
-        }
+            _ => None,
+        });
         let granted = match by_param {
             Some(Some(e)) => e,
-            // Ours, without a parameter; or not listed at all (a registrar that lists no
-            // bindings): the header, else what was asked.
+            // Ours without a parameter, or not found (a registrar that lists no bindings,
+            // or rewrites our Contact, say behind a NAT): the header, else what was asked.
             Some(None) | None => msg.expires().unwrap_or(self.expires),
         };
-        // Bindings listed, none of them ours: the registrar kept no binding for us.
-        if listed && by_param.is_none() {
-            return None;
-        }
         (granted > 0).then_some(granted)
+    }
+
+    /// A REGISTER that could not even be sent: a removal ends, anything else is retried.
+    fn in_flight_failed(&mut self, now: Instant, failure: Failure) {
+        self.due = None;
+        if self.stopping {
+            self.set_state(RegistrationState::Unregistered {
+                failure: Some(failure),
+            });
+        } else {
+            self.failed(now, failure, None);
+        }
     }
 
     fn failed(&mut self, now: Instant, failure: Failure, retry_after: Option<Duration>) {
@@ -715,12 +741,19 @@ impl Registration {
         self.next_after_response(now);
     }
 
-    /// A stop that came while a REGISTER was in flight: the removal goes now.
+    /// After a stop, once no REGISTER is in flight: the removal goes now, or nothing is
+    /// left to remove.
     fn next_after_response(&mut self, now: Instant) {
-        if self.stopping {
+        if !self.stopping {
+            return;
+        }
+        self.ready = None;
+        if self.maybe_bound {
             self.due = Some(now);
-            self.ready = None;
             self.set_state(RegistrationState::Unregistering);
+        } else {
+            self.due = None;
+            self.set_state(RegistrationState::Unregistered { failure: None });
         }
     }
 

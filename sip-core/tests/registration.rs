@@ -139,15 +139,31 @@ fn granted_expiry_falls_back_to_the_expires_header() {
 }
 
 #[test]
-// RFC 3261 10.2.4: a 2xx that lists bindings, none of them ours, kept none
-fn a_2xx_without_our_binding_is_a_failure() {
+// RFC 3261 10.2.4: our Contact not found in the 2xx (a registrar that rewrote it): the Expires header
+fn a_2xx_not_listing_our_contact_falls_back_to_the_expires_header() {
     let (mut reg, t0) = start(config());
     let req = reg.poll_request(t0).unwrap();
     let ok = answer(
         &req,
         200,
-        &[("Contact", "<sip:bob@198.51.100.7>;expires=600")],
+        &[
+            ("Contact", "<sip:alice@198.51.100.7:4711>;expires=30"),
+            ("Expires", "240"),
+        ],
     );
+    reg.handle_response(t0, &ok);
+    assert!(matches!(
+        reg.state(),
+        RegistrationState::Registered { expires_at, .. } if *expires_at == t0 + Duration::from_secs(240)
+    ));
+}
+
+#[test]
+// RFC 3261 10.2.4: a 2xx granting our Contact no time kept no binding
+fn a_2xx_granting_our_contact_zero_is_a_failure() {
+    let (mut reg, t0) = start(config());
+    let req = reg.poll_request(t0).unwrap();
+    let ok = answer(&req, 200, &[("Contact", &format!("{CONTACT};expires=0"))]);
     reg.handle_response(t0, &ok);
     assert!(matches!(
         reg.state(),
@@ -424,6 +440,50 @@ fn stop_before_any_register_ends_at_once() {
 }
 
 #[test]
+// RFC 3261 10.2.2: refused REGISTERs made no binding, so there is nothing to remove
+fn stop_after_only_refusals_sends_no_removal() {
+    let (mut reg, t0) = start(config());
+    let req = reg.poll_request(t0).unwrap();
+    reg.handle_response(t0, &answer(&req, 403, &[]));
+    reg.stop(t0);
+    assert_eq!(
+        reg.state(),
+        &RegistrationState::Unregistered { failure: None }
+    );
+    assert!(reg.poll_request(t0).is_none());
+    // A REGISTER that went unanswered may have been processed: that one is removed.
+    let (mut reg, t0) = start(config());
+    reg.poll_request(t0).unwrap();
+    reg.handle_failure(t0, Failure::Timeout);
+    reg.stop(t0);
+    let removal = reg.poll_request(t0).unwrap();
+    assert_eq!(header(&removal, HeaderName::Expires), "0");
+}
+
+#[test]
+// RFC 3261 10.2 and 22.2: a challenge to the refresh in flight at a stop is not answered;
+// the removal goes instead (and answers its own challenge)
+fn a_challenge_after_stop_is_followed_by_the_removal() {
+    let (mut reg, t0) = start(config().with_credentials("alice", "secret"));
+    register_ok(&mut reg, t0, 600);
+    let (refresh, at) = next_request(&mut reg);
+    reg.stop(at);
+    reg.handle_response(at, &challenge(&refresh, 401, "nonce-a"));
+    let removal = reg.poll_request(at).unwrap();
+    assert_eq!(header(&removal, HeaderName::Expires), "0");
+    assert_eq!(cseq(&removal), cseq(&refresh) + 1);
+    reg.handle_response(at, &challenge(&removal, 401, "nonce-b"));
+    let answered = reg.poll_request(at).unwrap();
+    assert_eq!(header(&answered, HeaderName::Expires), "0");
+    assert!(header(&answered, HeaderName::Authorization).contains("nonce-b"));
+    reg.handle_response(at, &answer(&answered, 200, &[]));
+    assert_eq!(
+        reg.state(),
+        &RegistrationState::Unregistered { failure: None }
+    );
+}
+
+#[test]
 // RFC 3261 22.2: without credentials a challenge cannot be answered
 fn challenge_without_credentials_is_a_failure() {
     let (mut reg, t0) = start(config());
@@ -444,6 +504,21 @@ fn challenge_without_credentials_is_a_failure() {
             ..
         }
     ));
+}
+
+#[test]
+// RFC 3261 7.3.1 and 25.1: nothing given can add a header line
+fn a_configuration_with_line_breaks_is_refused() {
+    let now = Instant::now();
+    let rng = || SeededRng::new([1; 32]);
+    for bad in [
+        config().with_header("User-Agent", "x\r\nContact: <sip:evil@192.0.2.66>"),
+        RegistrationConfig::new("sip:example.com", "sip:alice@example.com\r\nX: 1", CONTACT),
+        config().with_credentials("alice\r\nX: 1", "secret"),
+        config().with_credentials("alice", "secret\n"),
+    ] {
+        assert!(Registration::new(now, bad, rng()).is_err());
+    }
 }
 
 #[test]
@@ -629,5 +704,116 @@ fn binding_never_lapses_through_loss_over_an_endpoint() {
             "seed {seed}: {:?}",
             tu.registration().state()
         );
+    }
+}
+
+/// What the registrar (or the network) does with one REGISTER, for the property test.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Ok(u32),
+    Challenge(u16, u8),
+    TooBrief(u32),
+    Fail(u16),
+    Unavailable(Option<u32>),
+    Timeout,
+    Transport,
+}
+
+fn outcome() -> impl proptest::strategy::Strategy<Value = Outcome> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0u32..100_000).prop_map(Outcome::Ok),
+        (prop_oneof![Just(401u16), Just(407)], 0u8..4).prop_map(|(c, n)| Outcome::Challenge(c, n)),
+        (0u32..100_000).prop_map(Outcome::TooBrief),
+        prop_oneof![Just(403u16), Just(404), Just(480), Just(500), Just(600)]
+            .prop_map(Outcome::Fail),
+        proptest::option::of(0u32..10_000).prop_map(Outcome::Unavailable),
+        Just(Outcome::Timeout),
+        Just(Outcome::Transport),
+    ]
+}
+
+proptest::proptest! {
+    #[test]
+    // RFC 3261 10.2, 10.2.4 and RFC 5626 4.5, whatever the registrar answers: one Call-ID,
+    // CSeq + 1 per REGISTER, one in flight, a refresh before the granted expiry, backoff
+    // within its bounds, and never giving up; a stop ends in Unregistered
+    fn registration_invariants_hold_whatever_the_registrar_answers(
+        outcomes in proptest::collection::vec(outcome(), 1..40),
+        seed in proptest::prelude::any::<u8>(),
+        credentials in proptest::prelude::any::<bool>(),
+    ) {
+        let mut config = config();
+        if credentials {
+            config = config.with_credentials("alice", "secret");
+        }
+        let t0 = Instant::now();
+        let mut reg = Registration::new(t0, config, SeededRng::new([seed; 32])).unwrap();
+        let mut now = t0;
+        let mut last_cseq = None;
+        for o in &outcomes {
+            let due = reg.poll_timeout().expect("never gives up: a REGISTER is due");
+            now = now.max(due);
+            let req = reg.poll_request(now).expect("due now");
+            proptest::prop_assert!(reg.poll_request(now).is_none(), "one in flight");
+            proptest::prop_assert_eq!(header(&req, HeaderName::CallId), reg.call_id());
+            let n = cseq(&req);
+            if let Some(last) = last_cseq {
+                proptest::prop_assert_eq!(n, last + 1);
+            }
+            last_cseq = Some(n);
+            match o {
+                Outcome::Ok(g) => {
+                    let c = format!("{CONTACT};expires={g}");
+                    reg.handle_response(now, &answer(&req, 200, &[("Contact", &c)]));
+                }
+                Outcome::Challenge(code, nonce) => {
+                    reg.handle_response(now, &challenge(&req, *code, &format!("n{nonce}")));
+                }
+                Outcome::TooBrief(min) => {
+                    let m = min.to_string();
+                    reg.handle_response(now, &answer(&req, 423, &[("Min-Expires", &m)]));
+                }
+                Outcome::Fail(code) => reg.handle_response(now, &answer(&req, *code, &[])),
+                Outcome::Unavailable(after) => {
+                    let a = after.map(|a| a.to_string());
+                    let h: Vec<(&str, &str)> = a.iter().map(|a| ("Retry-After", a.as_str())).collect();
+                    reg.handle_response(now, &answer(&req, 503, &h));
+                }
+                Outcome::Timeout => reg.handle_failure(now, Failure::Timeout),
+                Outcome::Transport => reg.handle_failure(now, Failure::Transport),
+            }
+            proptest::prop_assert!(!reg.in_flight());
+            match reg.state().clone() {
+                RegistrationState::Registered { expires_at, refresh_at } => {
+                    proptest::prop_assert!(refresh_at < expires_at);
+                    // The refresh ahead, or a challenge to the refresh answered at once.
+                    let next = reg.poll_timeout();
+                    proptest::prop_assert!(
+                        (next == Some(refresh_at) && now < refresh_at) || next == Some(now),
+                        "{:?}",
+                        next
+                    );
+                }
+                RegistrationState::Retrying { at, failures, .. } => {
+                    let wait = at - now;
+                    let upper = Backoff::RFC5626.upper_bound(failures, false);
+                    let retry_after = matches!(o, Outcome::Unavailable(Some(_)));
+                    proptest::prop_assert!(retry_after || (wait >= upper / 2 && wait <= upper), "{:?}", wait);
+                }
+                RegistrationState::Registering => {
+                    proptest::prop_assert_eq!(reg.poll_timeout(), Some(now), "answered at once");
+                }
+                other => proptest::prop_assert!(false, "{:?}", other),
+            }
+        }
+        // A stop ends, whatever the removal gets.
+        reg.stop(now);
+        if let Some(removal) = reg.poll_request(now) {
+            proptest::prop_assert_eq!(header(&removal, HeaderName::Expires), "0");
+            reg.handle_failure(now, Failure::Timeout);
+        }
+        proptest::prop_assert!(reg.is_unregistered());
+        proptest::prop_assert_eq!(reg.poll_timeout(), None);
     }
 }

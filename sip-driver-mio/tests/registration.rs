@@ -117,7 +117,8 @@ fn registration_user_refreshes_at_the_granted_expiry_and_removes_the_binding() {
     thread.join().unwrap();
 
     let seen: Vec<Seen> = seen.try_iter().collect();
-    assert_eq!(seen.len(), 3, "REGISTER, refresh, removal: {seen:?}");
+    // REGISTER, refresh (another one if the machine stalled a second), removal.
+    assert!(seen.len() >= 3, "REGISTER, refresh, removal: {seen:?}");
     for (i, s) in seen.iter().enumerate() {
         assert_eq!(s.call_id, seen[0].call_id, "one Call-ID (10.2.4)");
         assert_eq!(
@@ -127,6 +128,8 @@ fn registration_user_refreshes_at_the_granted_expiry_and_removes_the_binding() {
         );
     }
     assert_eq!(seen[0].expires, "3600");
-    assert_eq!(seen[2].expires, "0");
-    assert!(seen[2].contact.ends_with(";expires=0"), "{:?}", seen[2]);
+    let removal = &seen[seen.len() - 1];
+    assert_eq!(removal.expires, "0");
+    assert!(removal.contact.ends_with(";expires=0"), "{removal:?}");
+    assert!(seen[1..seen.len() - 1].iter().all(|s| s.expires == "3600"));
 }

@@ -35,9 +35,10 @@ const USAGE: &str = "usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] \
     message URI TEXT | register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
 
 const HELP: &str =
-    "sipc (tokio driver): sends one request, or a whole call, and prints the responses.
+    "sipc (tokio driver): sends one request, or a whole call, or keeps a registration, and
+prints the responses.
 
-usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
+usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] [--user NAME --password SECRET] options URI
        sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
        sipc [...] message URI TEXT                MESSAGE with a text/plain body
        sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
@@ -47,7 +48,8 @@ usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
   --transport T     udp or tcp (default: the URI's transport parameter, else udp)
   --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
   --user NAME       username for digest challenges (401, 407), with --password
-  --password SECRET password for digest challenges
+  --password SECRET password for digest challenges (other local users can read a
+                    command line: for tests and demos)
   --aor URI         register: the address-of-record (To and From), e.g. sip:alice@example.com
   --expires SECS    register: the expiry asked for (default 3600; the registrar's grant rules)
   --for DURATION    register: how long to stay registered before removing the binding

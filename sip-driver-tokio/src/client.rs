@@ -14,7 +14,7 @@ use sip_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::first_addr;
-use crate::registration::{unregister_all, RegCommand};
+use crate::registration::{unregister_all, RegCommand, Registered};
 use crate::{Driver, Error, RequestError};
 
 /// Requests queued for the application before new ones are answered 503.
@@ -75,6 +75,8 @@ struct Shared {
     done: watch::Receiver<bool>,
     /// The live registrations' tasks, removed at [`Client::shutdown`].
     registrations: std::sync::Mutex<Vec<mpsc::WeakUnboundedSender<RegCommand>>>,
+    /// How many of them are up, per AOR (RFC 5626 section 4.5's base time).
+    registered: Arc<Registered>,
 }
 
 /// The responses to one request: provisional ones, then the final one. Ends after the final
@@ -152,6 +154,7 @@ impl Driver {
                 shutdown,
                 done: done_rx,
                 registrations: std::sync::Mutex::new(Vec::new()),
+                registered: Arc::default(),
             }),
         };
         let incoming = Incoming {
@@ -255,6 +258,11 @@ impl Client {
             r.retain(|w| w.strong_count() > 0);
             r.push(cmds);
         }
+    }
+
+    /// The count of registrations up per AOR, shared by the registration tasks.
+    pub(crate) fn registered(&self) -> Arc<Registered> {
+        Arc::clone(&self.shared.registered)
     }
 
     fn send(&self, cmd: Command) -> Result<(), Error> {

@@ -1,6 +1,8 @@
 //! Registrations kept alive by a task: the sans-IO [`Registration`] of sip-core, driven with
 //! the [`Client`] and tokio timers.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sip_core::registration::{
@@ -18,6 +20,34 @@ const EVENT_QUEUE: usize = 64;
 /// How long [`Client::shutdown`] waits for the registrations to be removed.
 pub(crate) const SHUTDOWN_UNREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many registrations of a client are up, per address-of-record: a registration that
+/// fails while another one of its AOR is up waits with the longer base time of RFC 5626
+/// section 4.5 (90 s rather than 30 s: "if all of the flows have failed").
+#[derive(Debug, Default)]
+pub(crate) struct Registered(Mutex<HashMap<String, usize>>);
+
+impl Registered {
+    fn change(&self, aor: &str, up: bool) {
+        if let Ok(mut m) = self.0.lock() {
+            let n = m.entry(aor.to_owned()).or_default();
+            *n = if up { *n + 1 } else { n.saturating_sub(1) };
+            if *n == 0 {
+                m.remove(aor);
+            }
+        }
+    }
+
+    /// Is a registration of `aor` other than the asking one up?
+    fn others_up(&self, aor: &str, me_up: bool) -> bool {
+        let n = self
+            .0
+            .lock()
+            .map(|m| m.get(aor).copied().unwrap_or(0))
+            .unwrap_or(0);
+        n > usize::from(me_up)
+    }
+}
+
 /// What a [`RegistrationHandle`] asks of its task.
 #[derive(Debug)]
 pub(crate) enum RegCommand {
@@ -32,6 +62,10 @@ pub(crate) enum RegCommand {
 /// challenges, retries failures with the backoff of RFC 5626 section 4.5 without giving up,
 /// and removes the binding at [`RegistrationHandle::unregister`], when the handle is
 /// dropped, or at [`Client::shutdown`].
+///
+/// The registrations of one [`Client`] for the same address-of-record are its flows in the
+/// sense of RFC 5626 section 4.5: while one of them is up, the others back off from a base
+/// time of 90 s instead of 30 s.
 #[derive(Debug)]
 pub struct RegistrationHandle {
     state: watch::Receiver<RegistrationState>,
@@ -45,7 +79,8 @@ impl Client {
     /// alive in a task until the handle is dropped or unregistered. Fails when the
     /// configuration does not make a valid REGISTER, or the operating system has no seed.
     ///
-    /// The driver stays up while the task runs. A driver stopped with [`Client::shutdown`]
+    /// Call it within the tokio runtime the driver runs on: it spawns the task. The driver
+    /// stays up while the task runs. A driver stopped with [`Client::shutdown`]
     /// removes every live binding first (waiting up to 5 s); one stopped through a
     /// [`Shutdown`](crate::Shutdown) handle cannot.
     pub fn register(
@@ -61,6 +96,9 @@ impl Client {
         self.add_registration(cmds.downgrade());
         let task = Task {
             client: self.clone(),
+            aor: reg.config().aor.clone(),
+            registered: self.registered(),
+            up: false,
             reg,
             target,
             state: state_tx,
@@ -124,6 +162,11 @@ impl RegistrationHandle {
 /// The task behind a [`RegistrationHandle`].
 struct Task {
     client: Client,
+    /// The AOR, and the client's count of registrations up per AOR.
+    aor: String,
+    registered: Arc<Registered>,
+    /// Is this one counted there?
+    up: bool,
     reg: Registration,
     target: Target,
     state: watch::Sender<RegistrationState>,
@@ -172,6 +215,9 @@ impl Task {
             tokio::select! {
                 r = next_response(&mut in_flight) => {
                     let now = Instant::now();
+                    // RFC 5626 section 4.5: the base time depends on the other flows.
+                    self.reg
+                        .set_other_registrations_up(self.registered.others_up(&self.aor, self.up));
                     match r {
                         Some(Ok(response)) => {
                             if response.view().status().is_some_and(|c| c >= 200) {
@@ -219,6 +265,11 @@ impl Task {
         if *self.state.borrow() != *state {
             self.state.send_replace(state.clone());
         }
+        let up = matches!(state, RegistrationState::Registered { .. });
+        if up != self.up {
+            self.registered.change(&self.aor, up);
+            self.up = up;
+        }
     }
 
     fn driver_stopped(mut self) {
@@ -234,6 +285,14 @@ impl Task {
         self.state.send_replace(state.clone());
         for w in self.waiters.drain(..) {
             let _ = w.send(state.clone());
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if self.up {
+            self.registered.change(&self.aor, false);
         }
     }
 }
