@@ -492,3 +492,16 @@ fn credentials_parse_from_what_the_client_writes() {
     assert_eq!(c.uri, "sip:example.com");
     assert_eq!(c.nonce.len(), 64);
 }
+
+#[test]
+fn verify_message_of_a_typed_request_is_verify_without_the_second_parse() {
+    // RFC 3261 22.1 (the same check, on a request the caller already typed)
+    let mut s = default_setup();
+    let again = s.answered(&register(), AuthKind::Www);
+    let typed = again.message().expect("typed");
+    assert_eq!(
+        s.server.verify_message(&typed, AuthKind::Www, s.now),
+        authorized()
+    );
+    assert_eq!(s.server.verify(&again, AuthKind::Www, s.now), STALE);
+}

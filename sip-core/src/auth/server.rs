@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 use super::client::request_uri;
 use super::digest::{self, Algorithm, Challenge, Credentials, Hex, Qop, QopOptions, ResponseInput};
 use super::AuthKind;
-use crate::{BuildError, HeaderValue, OwnedMessage, ResponseBuilder, Rng};
+use crate::{BuildError, HeaderValue, Message, OwnedMessage, ResponseBuilder, Rng};
 
 /// What an [`Authenticator`] offers and accepts.
 #[derive(Clone)]
@@ -398,11 +398,24 @@ impl Authenticator {
     /// each outcome. Only the credentials for this realm are looked at. A successful
     /// check records the nonce-count, so the same credentials are not accepted twice.
     pub fn verify(&mut self, request: &OwnedMessage, kind: AuthKind, now: Instant) -> AuthVerdict {
+        match request.message() {
+            Ok(msg) => self.verify_message(&msg, kind, now),
+            Err(_) => AuthVerdict::BadRequest {
+                reason: "the request does not parse".into(),
+            },
+        }
+    }
+
+    /// [`verify`](Authenticator::verify) of a request already typed (a UAS core or registrar
+    /// that parsed it anyway saves the second parse, about a third of the cost).
+    pub fn verify_message(
+        &mut self,
+        msg: &Message<'_>,
+        kind: AuthKind,
+        now: Instant,
+    ) -> AuthVerdict {
         let challenge = AuthVerdict::Challenge { stale: false };
         let bad = |reason: String| AuthVerdict::BadRequest { reason };
-        let Ok(msg) = request.message() else {
-            return bad("the request does not parse".into());
-        };
         let Some(method) = msg.method() else {
             return bad("not a request".into());
         };
@@ -422,7 +435,7 @@ impl Authenticator {
             Ok(c) => c,
             Err(e) => return bad(e.to_string()),
         };
-        let uri = request_uri(&msg);
+        let uri = request_uri(msg);
         if c.uri != uri && !c.uri.eq_ignore_ascii_case(uri) {
             // RFC 2617 section 3.2.2.5: the digest-uri must be the Request-URI
             return bad("uri directive is not the Request-URI".into());
