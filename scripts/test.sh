@@ -42,6 +42,9 @@ if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
     ./scripts/interop-sipp.sh uac "$driver" u1 10 2>&1 | tee -a "$log" || true
   done
   ./scripts/interop-sipp.sh uas 2>&1 | tee -a "$log" || true
+  # Registration with digest: baresip, linphonec, SIPp and sipc against sipd, sipc against
+  # Kamailio, and a tshark check of the traffic (installs the peers it needs when missing).
+  ./scripts/interop-register.sh 2>&1 | tee -a "$log" || true
 fi
 
 # One closing line for the whole run (cargo prints one summary per test binary; each interop
