@@ -8,33 +8,29 @@ export SIP_TORTURE_DIR="${SIP_TORTURE_DIR:-$(pwd)/../shared/corpus}"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-# The Redis location store's tests (sip-driver-tokio/tests/redis.rs) start a redis-server
-# of their own on loopback: installed here when missing (Debian package redis-server; it
-# starts no daemon here). Without it those tests say SKIPPED, or fail under
-# SIP_REQUIRE_INTEROP=1.
-if ! command -v redis-server >/dev/null; then
-  echo "installing redis-server (Debian package redis-server)"
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)) >/dev/null
-  else
-    (sudo apt-get install -y redis-server || (sudo apt-get update && sudo apt-get install -y redis-server)) >/dev/null
-  fi
+# Peers some cargo tests start on loopback: redis-server (the Redis location store's tests,
+# sip-driver-tokio/tests/redis.rs) and SIPp (sipc against SIPp's registrar,
+# sip-driver-tokio/tests/registration.rs), installed here before the tests when missing
+# (neither starts a daemon here). Without them those tests say SKIPPED, or fail under
+# SIP_REQUIRE_INTEROP=1 (CI sets it). SIP_SKIP_INTEROP=1 installs nothing.
+install() { # install PACKAGE unless COMMAND exists: install COMMAND PACKAGE
+  command -v "$1" >/dev/null && return 0
+  echo "installing $1 (Debian package $2)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  ($sudo apt-get install -y "$2" || ($sudo apt-get update && $sudo apt-get install -y "$2")) >/dev/null
+}
+if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
+  install redis-server redis-server
+  install sipp sip-tester
 fi
 
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 cargo test --workspace --doc "$@" 2>&1 | tee -a "$log"
 
-# Interop with SIPp (scripts/interop-sipp.sh): installed here when missing, so this command
-# works on a fresh machine. SIP_SKIP_INTEROP=1 leaves these runs out (for quick local runs).
+# Interop with SIPp (scripts/interop-sipp.sh), installed above, so this command works on a
+# fresh machine. SIP_SKIP_INTEROP=1 leaves these runs out (for quick local runs).
 if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
-  if ! command -v sipp >/dev/null; then
-    echo "installing SIPp (Debian package sip-tester)"
-    if [ "$(id -u)" = 0 ]; then
-      (apt-get install -y sip-tester || (apt-get update && apt-get install -y sip-tester)) >/dev/null
-    else
-      (sudo apt-get install -y sip-tester || (sudo apt-get update && sudo apt-get install -y sip-tester)) >/dev/null
-    fi
-  fi
   for driver in mio tokio; do
     for transport in u1 t1; do
       ./scripts/interop-sipp.sh uac "$driver" "$transport" 2>&1 | tee -a "$log" || true
