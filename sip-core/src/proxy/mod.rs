@@ -225,6 +225,18 @@ impl Inbound {
     pub fn tx(&self) -> ServerTxId {
         self.tx
     }
+
+    /// The request as the endpoint's [`Event::Request`] again, for an application that
+    /// handles it as a UAS (a registrar, [`UserAgent`](crate::ua::UserAgent)) instead of
+    /// routing it. (A CANCEL never comes as an `Inbound`, so `cancels` is `None`.)
+    pub fn into_event(self) -> Event {
+        Event::Request {
+            tx: self.tx,
+            request: self.request,
+            source: self.source,
+            cancels: None,
+        }
+    }
 }
 
 /// What [`Proxy::receive`] did with an event.
@@ -499,8 +511,14 @@ impl Proxy {
                     // should follow. If it never does, the branch ends as a 408 once the
                     // INVITE transaction has given up (64*T1 after the CANCEL).
                     self.stats.cancels += 1;
+                    // (the endpoint's CANCEL: its events are the proxy's too)
+                    let cancel = endpoint.cancel(now, c).ok();
+                    if let Some(ctx) = cancel {
+                        self.cancel_txs.insert(ctx, id);
+                    }
                     if let Some(b) = self.branch_mut(id, i) {
                         b.cancelled = true;
+                        b.cancel_tx = b.cancel_tx.or(cancel);
                     }
                     let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
                     self.due.push(Reverse((at, Due::BranchGiveUp(id, i))));
@@ -1034,7 +1052,9 @@ impl Proxy {
             // Step 6: a strict router as next hop gets the Request-URI at the end of the
             // Route set and its own URI as the Request-URI (rare: the copy is re-read).
             let fwd = strict_route_fix(edit.finish().ok()?)?;
-            let next = next_hop_of(&fwd, target.next_hop)?;
+            let next = target
+                .next_hop
+                .or_else(|| fwd.request_uri().and_then(route::numeric_target))?;
             (fwd.edit(), next)
         } else {
             let next = target
@@ -1300,6 +1320,26 @@ impl Proxy {
                 }
             }
         }
+    }
+}
+
+/// A proxy that routes every request to its Request-URI (numeric hosts, or the top Route):
+/// the default policy, for tests and for drivers that run any transaction user. Events that
+/// are not the proxy's are dropped.
+impl crate::TransactionUser for Proxy {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        if let Received::Route(inbound) = self.receive(now, event, endpoint) {
+            let target = ProxyTarget::new(inbound.request_uri());
+            let _ = self.forward(now, inbound, vec![target], endpoint);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Proxy::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        Proxy::handle_timeout(self, now, endpoint);
     }
 }
 
