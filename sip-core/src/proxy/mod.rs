@@ -359,6 +359,8 @@ pub struct Proxy {
     stats: ProxyStats,
     /// `<record_route>`, as written into Record-Route.
     rr_value: Option<String>,
+    /// What names this proxy (rebuilt when the endpoint's listeners differ).
+    own: route::OwnSet,
 }
 
 /// The stream of the proxy's ChaCha20 generator (tokens, branches).
@@ -377,6 +379,7 @@ impl Proxy {
         };
         Proxy {
             rr_value: config.record_route.as_ref().map(|r| format!("<{r}>")),
+            own: route::OwnSet::default(),
             config,
             rng: SeededRng::with_stream(seed, PROXY_TOKEN_STREAM),
             hasher: KeyedHasher::new(k0, k1),
@@ -433,32 +436,43 @@ impl Proxy {
         }
     }
 
-    /// Does this URI name the proxy?
+    /// Does this URI name the proxy (a listener's address or Via sent-by, the Record-Route
+    /// URI, or [`ProxyConfig::own`])?
     pub fn is_own_uri(&self, uri: &str, endpoint: &Endpoint) -> bool {
         match Uri::parse(uri) {
-            Some(Uri::Sip(u)) => route::is_own_host(
-                u.host.as_str(),
-                route::uri_port(&u),
-                &endpoint.config().listeners,
-                self.config.record_route.as_deref(),
-                &self.config.own,
-            ),
+            Some(Uri::Sip(u)) => self.is_own_host(u.host.as_str(), route::uri_port(&u), endpoint),
             _ => false,
         }
     }
 
     fn is_own_host(&self, host: &str, port: u16, endpoint: &Endpoint) -> bool {
-        route::is_own_host(
-            host,
-            port,
+        let listeners = &endpoint.config().listeners;
+        if self.own.is_for(listeners) {
+            self.own.contains(host, port)
+        } else {
+            self.own_set(endpoint).contains(host, port)
+        }
+    }
+
+    fn own_set(&self, endpoint: &Endpoint) -> route::OwnSet {
+        route::OwnSet::new(
             &endpoint.config().listeners,
             self.config.record_route.as_deref(),
             &self.config.own,
         )
     }
 
+    /// Builds the set of own addresses again if the endpoint is not the one it was built
+    /// for (it is built once in practice).
+    fn refresh_own(&mut self, endpoint: &Endpoint) {
+        if !self.own.is_for(&endpoint.config().listeners) {
+            self.own = self.own_set(endpoint);
+        }
+    }
+
     /// Takes an event from the endpoint. See the module docs.
     pub fn receive(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) -> Received {
+        self.refresh_own(endpoint);
         match event {
             Event::Request {
                 tx,
@@ -695,7 +709,7 @@ impl Proxy {
                     .unwrap_or(Transport::Udp)
                     .default_port()
             });
-            if !self.is_own_host(route::host_str(&via.host), port, endpoint) {
+            if !self.is_own_host(via.host.as_str(), port, endpoint) {
                 continue;
             }
             if via.branch().and_then(route::branch_loop_part) == Some(hash) {
