@@ -1176,3 +1176,40 @@ fn request_for_the_proxy_itself_goes_to_the_application() {
         matches!(got, Some(Event::Request { request, .. }) if request.method() == Some(Method::Register))
     );
 }
+
+#[test]
+fn retransmitted_2xx_is_relayed_again() {
+    // RFC 3261 16.7 step 5 with RFC 6026 (the 2xx retransmissions pass the Accepted states)
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "retx-2xx");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let ok = net.answer(2, 0, 200);
+    let (btx, _) = net.requests(2)[0].clone();
+    let now = net.now;
+    // Bob's UAS core retransmits its 2xx (section 13.3.1.4)
+    net.nodes[2].ep.send_response(now, btx, &ok).unwrap();
+    net.pump();
+    assert_eq!(net.finals(1, tx), vec![200, 200]);
+}
+
+#[test]
+fn every_2xx_of_a_fork_is_relayed() {
+    // RFC 3261 16.7 step 5: any 2xx is forwarded, also after the first one
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "two-2xx");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let now = net.now;
+    for n in [2, 3] {
+        let (stx, req) = net.requests(n)[0].clone();
+        let ok = response_to(&req.message().unwrap(), 200, &mut net.rng).unwrap();
+        net.nodes[n].ep.send_response(now, stx, &ok).unwrap();
+    }
+    net.pump();
+    let finals = net.responses(1, tx);
+    assert_eq!(finals.len(), 2, "both 2xx reach Alice");
+    let tags: Vec<String> = finals
+        .iter()
+        .map(|r| r.message().unwrap().to().unwrap().tag().unwrap().to_owned())
+        .collect();
+    assert_ne!(tags[0], tags[1], "two dialogs");
+}
