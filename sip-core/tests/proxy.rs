@@ -2,8 +2,6 @@
 //! UAS endpoints exchange bytes with the proxy's endpoint over UDP and TCP. Every test is
 //! named after the rule it checks.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
