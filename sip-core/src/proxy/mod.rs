@@ -18,8 +18,10 @@
 //!   the target set (section 16.5, e.g. from a location service) and calls
 //!   [`Proxy::forward`], or [`Proxy::reject`].
 //!
-//! Anything else ([`Event::StrayResponse`], a request's events that are not the proxy's)
-//! comes back as [`Received::NotMine`].
+//! Anything else comes back as [`Received::NotMine`]: events of transactions that are not
+//! the proxy's, an ACK addressed to the proxy itself, and [`Event::StrayResponse`] (section
+//! 16.7 step 1 would relay a response matching no transaction statelessly; the proxy does
+//! not, since a forged one would aim it at any address its Via names, section 26.1.5).
 //!
 //! A minimal proxy that sends everything to one next hop:
 //!
