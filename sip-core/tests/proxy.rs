@@ -1211,3 +1211,29 @@ fn every_2xx_of_a_fork_is_relayed() {
         .collect();
     assert_ne!(tags[0], tags[1], "two dialogs");
 }
+
+#[test]
+fn context_of_a_failed_call_ends_with_its_final_response() {
+    // RFC 3261 16.7: after a non-2xx final response nothing more comes to the context (the
+    // transactions absorb retransmissions and the ACK), so it ends at once
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "end-2");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    net.answer(3, 0, 486);
+    assert_eq!(net.proxy.contexts(), 1, "Bob still rings");
+    let ctx = net.cancel(1, tx);
+    assert_eq!(net.finals(1, ctx), vec![200]);
+    net.uas_honours_cancel(2);
+    // 16.7 step 6: the 486 and the 487 are of one class; the first one received is kept
+    assert_eq!(net.finals(1, tx), vec![486]);
+    assert_eq!(
+        net.proxy.contexts(),
+        0,
+        "ended with the 487, its CANCEL answered"
+    );
+    assert!(
+        net.nodes[0].events.is_empty(),
+        "no event left to the application"
+    );
+}
