@@ -1237,3 +1237,21 @@ fn context_of_a_failed_call_ends_with_its_final_response() {
         "no event left to the application"
     );
 }
+
+#[test]
+fn spiral_through_a_route_set_naming_us_twice_is_not_a_loop() {
+    // RFC 3261 16.3 step 4 and 16.6 step 8: the Route set is part of what the branch hashes
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "spiral-2"),
+        "Route",
+        &format!("<{RR}>, <sip:127.0.0.1:5060;lr;pass=2>"),
+    );
+    let tx = net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1, "Bob got it after two passes");
+    assert_eq!(got[0].1.message().unwrap().vias().count(), 3);
+    assert_eq!(net.proxy.stats().loops, 0);
+    net.answer(2, 0, 486);
+    assert_eq!(net.finals(1, tx), vec![486]);
+}
