@@ -166,10 +166,9 @@ impl Routing {
             (false, _) => Addressee::Elsewhere,
             (true, None) => Addressee::Server,
             (true, Some(_)) => {
-                let mut aors: Vec<String> =
-                    canonical_aor(&Uri::Sip(uri.clone())).into_iter().collect();
+                let mut aors: Vec<String> = canonical_aor(&Uri::Sip(*uri)).into_iter().collect();
                 // A user reached at one of our addresses is also the user of the domain.
-                let mut in_domain = uri.clone();
+                let mut in_domain = *uri;
                 in_domain.host = Host::classify(&self.domain).unwrap_or(uri.host);
                 in_domain.port = None;
                 if let Some(aor) = canonical_aor(&Uri::Sip(in_domain)) {
