@@ -5,14 +5,29 @@
 //! next hop or to the host of its Request-URI.
 //!
 //! [`Routing::route`] is the policy as a pure function of the request and the bindings of
-//! the location service, so that the drivers' `sipd --proxy` and other programs share it.
+//! the location service; [`ProxyRegistrar`] is the transaction user that runs it with the
+//! UAS core ([`UserAgent`]: the registrar and the answers to OPTIONS) and the proxy core
+//! ([`Proxy`]), shared by the drivers' `sipd --proxy` and by other programs.
+//!
+//! Overload (RFC 3261 section 21.5.4): a request that would be forwarded while the
+//! proxy's context table or the endpoint's transaction table or byte budget has no room
+//! for it is answered 503 with Retry-After instead; nothing is sent downstream for it.
+//! Retransmissions of a request are absorbed by its server transaction, so each branch
+//! carries one request (and the retransmissions of its own client transaction).
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
 use crate::location::Binding;
 use crate::message::{Host, SipUri};
+use crate::proxy::{Inbound, Proxy, ProxyTarget, Received};
 use crate::registrar::canonical_aor;
-use crate::{HeaderName, Method, OwnedMessage, Target, Uri};
+use crate::rng::push_random_token;
+use crate::ua::UserAgent;
+use crate::{
+    Endpoint, Event, HeaderName, Method, OwnedMessage, ResponseBuilder, SeededRng, Target,
+    TransactionUser, Transport, Uri,
+};
 
 /// The fixed next hop of every request that is not for a registered user (`sipd
 /// --route-to`): an outbound proxy or a trunk.
@@ -22,6 +37,44 @@ pub struct RouteTo {
     pub uri: String,
     /// Where it is: the address the URI names, resolved by the caller.
     pub next_hop: Target,
+}
+
+impl RouteTo {
+    /// The next hop `uri` names (a `sip:` or `sips:` URI without user part): its host
+    /// resolved by `resolve` when it is a name, its port or the transport's default
+    /// (RFC 3261 section 19.1.2), its transport from the `transport` parameter (`sips`:
+    /// TLS, else UDP). The caller resolves once, at start: the core does no DNS.
+    pub fn from_uri(
+        uri: &str,
+        resolve: impl FnOnce(&str) -> Option<IpAddr>,
+    ) -> Result<RouteTo, String> {
+        let u = SipUri::parse(uri).ok_or_else(|| format!("{uri}: not a sip: URI"))?;
+        if u.user.is_some() {
+            return Err(format!("{uri}: a next hop has no user part"));
+        }
+        let transport = match u.transport() {
+            Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+            Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
+            Some(t) if !t.eq_ignore_ascii_case("udp") => {
+                return Err(format!("{uri}: transport {t} not supported"))
+            }
+            _ if u.secure => Transport::Tls,
+            _ => Transport::Udp,
+        };
+        let ip = match u.host.ip() {
+            Some(ip) => ip,
+            None => resolve(u.host.as_str())
+                .ok_or_else(|| format!("{uri}: {} has no address", u.host.as_str()))?,
+        };
+        let port = u.port.unwrap_or(transport.default_port());
+        Ok(RouteTo {
+            uri: uri.to_owned(),
+            next_hop: Target {
+                transport,
+                addr: SocketAddr::new(ip, port),
+            },
+        })
+    }
 }
 
 /// What the proxy-registrar serves.
@@ -84,6 +137,32 @@ enum Addressee {
 }
 
 impl Routing {
+    /// Is `request` the UAS core's without routing: a REGISTER for the registrar (the
+    /// domain or one of our addresses) or an OPTIONS addressed to this server, without a
+    /// Route (section 16.4 left none)?
+    pub fn is_local(&self, request: &OwnedMessage) -> bool {
+        let register = match request.method() {
+            Some(Method::Register) => true,
+            Some(Method::Options) => false,
+            _ => return false,
+        };
+        if request
+            .view()
+            .headers()
+            .any(|h| h.kind == HeaderName::Route)
+        {
+            return false;
+        }
+        let Some(Uri::Sip(u)) = request.request_uri().and_then(Uri::parse) else {
+            return false;
+        };
+        match self.addressee(&u) {
+            Addressee::Server => true,
+            Addressee::User(_) => register,
+            _ => false,
+        }
+    }
+
     /// Routes `request` (section 16.5): `lookup` gives the unexpired bindings of an AOR
     /// in canonical form ([`canonical_aor`]).
     pub fn route(
@@ -161,7 +240,7 @@ impl Routing {
     }
 
     fn addressee(&self, uri: &SipUri<'_>) -> Addressee {
-        let ours = self.is_domain(&uri.host) || self.is_local(uri);
+        let ours = self.is_domain(&uri.host) || self.is_our_address(uri);
         match (ours, uri.user) {
             (false, _) => Addressee::Elsewhere,
             (true, None) => Addressee::Server,
@@ -185,7 +264,7 @@ impl Routing {
         Host::classify(&self.domain).is_some_and(|d| d.equivalent(host))
     }
 
-    fn is_local(&self, uri: &SipUri<'_>) -> bool {
+    fn is_our_address(&self, uri: &SipUri<'_>) -> bool {
         let Some(ip) = uri.host.ip() else {
             return false;
         };
@@ -199,6 +278,180 @@ impl Routing {
 /// The same address, IPv4 or written as IPv4-mapped IPv6.
 fn same(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
+}
+
+/// Counters of the routing decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RoutingStats {
+    /// Requests for the UAS core (REGISTER, OPTIONS to this server).
+    pub local: u64,
+    /// Requests forwarded to registered contacts.
+    pub to_users: u64,
+    /// Requests forwarded elsewhere (`--route-to`, the Request-URI's host).
+    pub passed_on: u64,
+    /// Requests answered 404, 416 or 480 by the policy.
+    pub rejected: u64,
+    /// Requests answered 503 for lack of room in the endpoint (transactions, bytes); the
+    /// proxy core counts those refused for its context table
+    /// ([`ProxyStats::overloaded`](crate::proxy::ProxyStats::overloaded)).
+    pub overloaded: u64,
+}
+
+/// The proxy-registrar as a transaction user: the UAS core and the proxy core behind the
+/// routing policy. See the module docs.
+#[derive(Debug)]
+pub struct ProxyRegistrar {
+    ua: UserAgent,
+    proxy: Proxy,
+    routing: Routing,
+    rng: SeededRng,
+    stats: RoutingStats,
+}
+
+impl ProxyRegistrar {
+    /// Joins a UAS core (with its registrar configured and its bindings in memory: the
+    /// policy reads them with [`UserAgent::lookup`]), a proxy core and the policy. `seed`
+    /// keys the To tags of the 503s it sends itself (32 bytes from the operating system).
+    pub fn new(ua: UserAgent, proxy: Proxy, routing: Routing, seed: [u8; 32]) -> ProxyRegistrar {
+        ProxyRegistrar {
+            ua,
+            proxy,
+            routing,
+            rng: SeededRng::new(seed),
+            stats: RoutingStats::default(),
+        }
+    }
+
+    /// The UAS core (its counters and bindings).
+    pub fn ua(&self) -> &UserAgent {
+        &self.ua
+    }
+
+    /// The UAS core, to take its events ([`UserAgent::poll_event`]).
+    pub fn ua_mut(&mut self) -> &mut UserAgent {
+        &mut self.ua
+    }
+
+    /// The proxy core (its counters and contexts).
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// The routing counters.
+    pub fn stats(&self) -> RoutingStats {
+        self.stats
+    }
+
+    /// Section 16.5 for a request the proxy core handed over.
+    fn route(&mut self, now: Instant, inbound: Inbound, endpoint: &mut Endpoint) {
+        let ua = &self.ua;
+        let decision = self
+            .routing
+            .route(inbound.request(), |aor| ua.lookup(now, aor));
+        match decision {
+            Decision::Local => {
+                // Reached through a Route of ours (section 16.4 removed it).
+                self.stats.local += 1;
+                let event = Event::Request {
+                    tx: inbound.tx(),
+                    request: inbound.request().clone(),
+                    source: inbound.source(),
+                    cancels: None,
+                };
+                self.ua.handle_event(now, event, endpoint);
+            }
+            Decision::Reject(status) => {
+                self.stats.rejected += 1;
+                self.proxy.reject(now, inbound, status, endpoint);
+            }
+            Decision::Forward(destinations) => {
+                let to_users = destinations.iter().all(|d| d.next_hop.is_none())
+                    && !matches!(destinations.as_slice(), [d] if d.uri == inbound.request_uri());
+                if self.no_room(&inbound, destinations.len(), endpoint) {
+                    self.stats.overloaded += 1;
+                    self.unavailable(now, &inbound, endpoint);
+                    return;
+                }
+                let targets = destinations
+                    .into_iter()
+                    .map(|d| {
+                        let mut t = ProxyTarget::new(&d.uri).path(d.path);
+                        t.q = d.q;
+                        t.next_hop = d.next_hop;
+                        t
+                    })
+                    .collect();
+                match self.proxy.forward(now, inbound, targets, endpoint) {
+                    Ok(_) if to_users => self.stats.to_users += 1,
+                    Ok(_) => self.stats.passed_on += 1,
+                    // Answered by the proxy core (480, or 503 counted in its stats).
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    /// Section 21.5.4: is there no room for `branches` copies of the request, their
+    /// transactions and what they will hold? The proxy core checks its own context table.
+    fn no_room(&self, inbound: &Inbound, branches: usize, endpoint: &Endpoint) -> bool {
+        let config = endpoint.config();
+        let held = usize::try_from(endpoint.stats().held_bytes).unwrap_or(usize::MAX);
+        // Each branch stores its copy, a little longer than the request (Via,
+        // Record-Route), and its responses.
+        let needed = inbound
+            .request()
+            .as_bytes()
+            .len()
+            .saturating_add(512)
+            .saturating_mul(branches.saturating_mul(2));
+        held.saturating_add(needed) > config.max_held_bytes
+            || endpoint.transactions().saturating_add(branches) > config.max_transactions
+    }
+
+    /// The 503 with Retry-After for a request there is no room to forward.
+    fn unavailable(&mut self, now: Instant, inbound: &Inbound, endpoint: &mut Endpoint) {
+        let retry = self.proxy.config().retry_after.to_string();
+        let mut tag = String::with_capacity(16);
+        push_random_token(&mut tag, &mut self.rng, 10);
+        let view = inbound.request().view();
+        let response = ResponseBuilder::from_view(&view, 503)
+            .to_tag(&tag)
+            .header("Retry-After", &retry)
+            .build(&mut self.rng);
+        if let Ok(response) = response {
+            let _ = endpoint.send_response(now, inbound.tx(), &response);
+        }
+    }
+}
+
+impl TransactionUser for ProxyRegistrar {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        if let Event::Request { request, .. } = &event {
+            if self.routing.is_local(request) {
+                self.stats.local += 1;
+                self.ua.handle_event(now, event, endpoint);
+                return;
+            }
+        }
+        match self.proxy.receive(now, event, endpoint) {
+            Received::Route(inbound) => self.route(now, inbound, endpoint),
+            Received::NotMine(event) => self.ua.handle_event(now, event, endpoint),
+            _ => {}
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match (self.ua.poll_timeout(), self.proxy.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        self.ua.handle_timeout(now, endpoint);
+        self.proxy.handle_timeout(now, endpoint);
+    }
 }
 
 #[cfg(test)]
@@ -340,6 +593,21 @@ mod tests {
             "Route: <sip:127.0.0.1:5070;lr>\r\n",
         );
         assert!(matches!(r.route(&routed, bob), Decision::Forward(_)));
+    }
+
+    // RFC 3261 19.1.2 and 19.1.1: the next hop's port and transport from the URI.
+    #[test]
+    fn route_to_takes_port_and_transport_from_the_uri() {
+        let r = RouteTo::from_uri("sip:127.0.0.1:5070", |_| None).unwrap();
+        assert_eq!(r.next_hop, Target::udp("127.0.0.1:5070".parse().unwrap()));
+        let r = RouteTo::from_uri("sip:trunk.example.test;transport=tcp", |h| {
+            (h == "trunk.example.test").then(|| [127, 0, 0, 2].into())
+        })
+        .unwrap();
+        assert_eq!(r.next_hop, Target::tcp("127.0.0.2:5060".parse().unwrap()));
+        assert!(RouteTo::from_uri("sip:bob@127.0.0.1", |_| None).is_err());
+        assert!(RouteTo::from_uri("sip:nowhere.test", |_| None).is_err());
+        assert!(RouteTo::from_uri("http://127.0.0.1", |_| None).is_err());
     }
 
     // RFC 3261 16.3 step 2: a scheme the proxy cannot route gets 416.
