@@ -610,6 +610,140 @@ mod tests {
         assert!(RouteTo::from_uri("http://127.0.0.1", |_| None).is_err());
     }
 
+    const SERVER: &str = "127.0.0.1:5060";
+    const ALICE: &str = "127.0.0.1:5598";
+    const BOB: &str = "127.0.0.1:5599";
+
+    /// An endpoint on SERVER with `config`'s limits, and a proxy-registrar for
+    /// example.test where bob is registered at BOB.
+    fn proxy_registrar(mut config: crate::Config) -> (Endpoint, ProxyRegistrar, Instant) {
+        use crate::registrar::RegistrarConfig;
+        use crate::ua::UaConfig;
+        config.listeners = vec![crate::Listener::new(
+            Transport::Udp,
+            SERVER.parse().unwrap(),
+        )];
+        let mut ep = Endpoint::new(config, [7; 32]);
+        let mut ua = UaConfig::new(&format!("<sip:sipd@{SERVER}>"));
+        ua.registrar = Some(RegistrarConfig::for_domains(["example.test", "127.0.0.1"]));
+        let routing = Routing {
+            domain: "example.test".into(),
+            local: vec![SERVER.parse().unwrap()],
+            route_to: None,
+        };
+        let mut tu = ProxyRegistrar::new(
+            UserAgent::new(ua, [1; 32]),
+            Proxy::new(crate::proxy::ProxyConfig::new(None), [2; 32]),
+            routing,
+            [3; 32],
+        );
+        let now = Instant::now();
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKreg\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=r\r\n\
+             To: <sip:bob@example.test>\r\nCall-ID: reg\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:bob@{BOB}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        deliver(&mut ep, &mut tu, now, BOB, &register);
+        assert!(sent(&mut ep)
+            .iter()
+            .any(|(_, l)| l.starts_with("SIP/2.0 200")));
+        (ep, tu, now)
+    }
+
+    fn deliver(ep: &mut Endpoint, tu: &mut ProxyRegistrar, now: Instant, from: &str, text: &str) {
+        ep.handle_datagram(
+            now,
+            SERVER.parse().unwrap(),
+            from.parse().unwrap(),
+            text.as_bytes(),
+        );
+        while let Some(e) = ep.poll_event() {
+            tu.handle_event(now, e, ep);
+        }
+    }
+
+    /// Where each datagram went, and its text.
+    fn sent(ep: &mut Endpoint) -> Vec<(SocketAddr, String)> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(t) = ep.poll_transmit(&mut buf) {
+            out.push((t.remote, String::from_utf8_lossy(&buf).into_owned()));
+        }
+        out
+    }
+
+    fn invite_for_bob() -> String {
+        request("INVITE", "sip:bob@example.test", "")
+            .as_bytes()
+            .iter()
+            .map(|&b| char::from(b))
+            .collect::<String>()
+            .replace("127.0.0.1:5599;branch", &format!("{ALICE};branch"))
+    }
+
+    // RFC 3261 21.5.4: a request the endpoint has no room to forward (bytes, then
+    // transactions) gets 503 with Retry-After, and nothing goes downstream.
+    #[test]
+    fn no_room_to_forward_answers_503_with_retry_after() {
+        let roomy = crate::Config::default();
+        // Room for the REGISTER's transaction and the INVITE's, not for a copy: the
+        // endpoint admits the INVITE, the proxy-registrar refuses to forward it.
+        let small_budget = crate::Config {
+            max_held_bytes: 2000,
+            ..crate::Config::default()
+        };
+        let few_transactions = crate::Config {
+            max_transactions: 2,
+            ..crate::Config::default()
+        };
+        for (config, forwarded) in [
+            (roomy, true),
+            (small_budget, false),
+            (few_transactions, false),
+        ] {
+            let (mut ep, mut tu, now) = proxy_registrar(config);
+            deliver(&mut ep, &mut tu, now, ALICE, &invite_for_bob());
+            let out = sent(&mut ep);
+            let to_bob = out
+                .iter()
+                .filter(|(a, _)| *a == BOB.parse().unwrap())
+                .count();
+            let refused = out
+                .iter()
+                .find(|(a, t)| *a == ALICE.parse().unwrap() && t.starts_with("SIP/2.0 503"));
+            if forwarded {
+                assert_eq!(to_bob, 1, "{out:?}");
+                assert!(refused.is_none(), "{out:?}");
+                assert_eq!(tu.stats().to_users, 1);
+            } else {
+                assert_eq!(to_bob, 0, "{out:?}");
+                let (_, text) = refused.expect("a 503");
+                assert!(text.contains("\r\nRetry-After: 5\r\n"), "{text}");
+                assert_eq!(tu.stats().overloaded, 1);
+                assert_eq!(tu.proxy().contexts(), 0);
+            }
+        }
+    }
+
+    // RFC 3261 16.5 and 17.2.1: the retransmitted request is absorbed by its server
+    // transaction; the branch carries one request.
+    #[test]
+    fn retransmitted_request_is_forwarded_once() {
+        let (mut ep, mut tu, now) = proxy_registrar(crate::Config::default());
+        let invite = invite_for_bob();
+        for _ in 0..3 {
+            deliver(&mut ep, &mut tu, now, ALICE, &invite);
+        }
+        let out = sent(&mut ep);
+        let to_bob: Vec<_> = out
+            .iter()
+            .filter(|(a, _)| *a == BOB.parse().unwrap())
+            .collect();
+        assert_eq!(to_bob.len(), 1, "{out:?}");
+        assert!(to_bob[0].1.starts_with(&format!("INVITE sip:bob@{BOB} ")));
+    }
+
     // RFC 3261 16.3 step 2: a scheme the proxy cannot route gets 416.
     #[test]
     fn tel_uri_without_route_to_gets_416() {
