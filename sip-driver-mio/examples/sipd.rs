@@ -511,6 +511,12 @@ fn proxy_registrar(
         .find(|s| s.transport == Transport::Udp)
         .or(bound.first())
         .ok_or("no listener")?;
+    if args.record_route && first.addr.ip().is_unspecified() {
+        return Err(format!(
+            "--record-route needs a listener on a specific address, not {}",
+            first.addr
+        ));
+    }
     let record_route = args.record_route.then(|| match first.transport {
         Transport::Udp => format!("sip:{};lr", first.addr),
         Transport::Tls => format!("sips:{};lr", first.addr),

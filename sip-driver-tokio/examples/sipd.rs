@@ -529,6 +529,12 @@ fn proxy_registrar(
         .map(|a| (Transport::Udp, a))
         .or_else(|| listeners.first().map(|l| (l.transport, l.addr)))
         .ok_or("no listener")?;
+    if args.record_route && first.1.ip().is_unspecified() {
+        return Err(format!(
+            "--record-route needs a listener on a specific address, not {}",
+            first.1
+        ));
+    }
     let record_route = args.record_route.then(|| match first {
         (Transport::Udp, addr) => format!("sip:{addr};lr"),
         (Transport::Tls, addr) => format!("sips:{addr};lr"),

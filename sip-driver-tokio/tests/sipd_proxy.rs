@@ -185,10 +185,11 @@ impl Ua {
     fn register(&self, server: SocketAddr, name: &str) {
         let me = self.addr;
         let req = format!(
-            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{name}\r\n\
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{name}{}\r\n\
              Max-Forwards: 70\r\nFrom: <sip:{name}@example.test>;tag=r\r\n\
              To: <sip:{name}@example.test>\r\nCall-ID: reg-{name}@{me}\r\nCSeq: 1 REGISTER\r\n\
-             Contact: <sip:{name}@{me}>;expires=300\r\nContent-Length: 0\r\n\r\n"
+             Contact: <sip:{name}@{me}>;expires=300\r\nContent-Length: 0\r\n\r\n",
+            me.port()
         );
         self.send(server, &req);
         let (ok, _) = self.recv_until(|m| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1"));
@@ -327,6 +328,61 @@ fn sipd_proxy_routes_a_call_between_registered_users_with_record_route() {
         );
         assert!(
             summary.contains("to registered users 1,"),
+            "{package}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn sipd_proxy_forks_to_every_contact_and_cancels_the_others_on_a_2xx() {
+    // RFC 3261 16.5 (every binding of the AOR is a target), 16.6 (parallel forking),
+    // 16.7 step 10 (CANCEL to the pending branches once a 2xx is forwarded), 16.7 step 5
+    // (the 487 is absorbed: one final response upstream)
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(&program, &["--proxy", "--domain", "example.test"]);
+        let server = running.server;
+        let (alice, desk, mobile) = (Ua::new(), Ua::new(), Ua::new());
+        desk.register(server, "bob");
+        mobile.register(server, "bob");
+        let call = format!("fork-{package}");
+        alice.send(
+            server,
+            &request("INVITE", "sip:bob@example.test", &alice, &call, 1, ""),
+        );
+        let (to_desk, proxy) = desk.recv_until(|m| m.starts_with("INVITE "));
+        let (to_mobile, _) = mobile.recv_until(|m| m.starts_with("INVITE "));
+        assert!(
+            to_mobile.starts_with(&format!("INVITE sip:bob@{} ", mobile.addr)),
+            "{package}: {to_mobile}"
+        );
+        mobile.send(proxy, &response(&to_mobile, 180, "<sip:bob@127.0.0.1>"));
+        let desk_contact = format!("<sip:bob@{}>", desk.addr);
+        desk.send(proxy, &response(&to_desk, 200, &desk_contact));
+        let (ok, _) = alice.recv_until(|m| m.starts_with("SIP/2.0 200"));
+        assert_eq!(header(&ok, "Contact"), [desk_contact.as_str()], "{package}");
+        // The ringing branch is cancelled; its 487 is acknowledged by sipd.
+        let (cancel, _) = mobile.recv_until(|m| m.starts_with("CANCEL "));
+        assert_eq!(
+            header(&cancel, "Via")[0],
+            header(&to_mobile, "Via")[0],
+            "{package}: {cancel}"
+        );
+        mobile.send(proxy, &response(&cancel, 200, "<sip:bob@127.0.0.1>"));
+        mobile.send(proxy, &response(&to_mobile, 487, "<sip:bob@127.0.0.1>"));
+        mobile.recv_until(|m| m.starts_with("ACK "));
+        let later = alice.drain(Duration::from_millis(300));
+        assert!(
+            later.iter().all(|m| !m.starts_with("SIP/2.0 487")),
+            "{package}: {later:?}"
+        );
+        let summary = stop(running);
+        assert!(
+            summary.contains("registrations 2, bindings 2"),
+            "{package}: {summary}"
+        );
+        assert!(
+            summary.contains("requests forwarded 2,") && summary.contains("CANCELs sent 1,"),
             "{package}: {summary}"
         );
     }
