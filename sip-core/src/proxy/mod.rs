@@ -195,6 +195,8 @@ pub struct Inbound {
     request: OwnedMessage,
     source: Source,
     loop_hash: u64,
+    /// The URI of its top Route after section 16.4, if any.
+    first_route: Option<String>,
 }
 
 impl Inbound {
@@ -299,6 +301,7 @@ struct Context {
     request: OwnedMessage,
     source: Source,
     loop_hash: u64,
+    first_route: Option<String>,
     invite: bool,
     branches: Vec<Branch>,
     /// Targets not tried yet (sequential forking), next group first.
@@ -342,6 +345,8 @@ pub struct Proxy {
     cancel_txs: HashMap<ClientTxId, ContextId>,
     due: BinaryHeap<Reverse<(Instant, Due)>>,
     stats: ProxyStats,
+    /// `<record_route>`, as written into Record-Route.
+    rr_value: Option<String>,
 }
 
 /// The stream of the proxy's ChaCha20 generator (tokens, branches).
@@ -359,6 +364,7 @@ impl Proxy {
             (keys.next_u64(), keys.next_u64())
         };
         Proxy {
+            rr_value: config.record_route.as_ref().map(|r| format!("<{r}>")),
             config,
             rng: SeededRng::with_stream(seed, PROXY_TOKEN_STREAM),
             hasher: KeyedHasher::new(k0, k1),
@@ -587,8 +593,12 @@ impl Proxy {
         source: Source,
         endpoint: &mut Endpoint,
     ) -> Received {
-        let checked = match self.validate(&request, endpoint) {
-            Ok(c) => c,
+        let Ok(m) = request.message() else {
+            self.answer(now, tx, &request, 400, &[], endpoint);
+            return Received::Handled;
+        };
+        let loop_hash = match self.validate(&m, endpoint) {
+            Ok(hash) => hash,
             Err((code, extra)) => {
                 if code == 482 {
                     self.stats.loops += 1;
@@ -599,9 +609,8 @@ impl Proxy {
                 return Received::Handled;
             }
         };
-        let loop_hash = checked;
         // Section 16.4.
-        let request = match self.preprocess_routes(&request, endpoint) {
+        let (request, follow, first_route) = match self.preprocess_routes(&request, &m, endpoint) {
             Ok(r) => r,
             Err(()) => {
                 self.answer(now, tx, &request, 400, &[], endpoint);
@@ -613,17 +622,11 @@ impl Proxy {
             request,
             source,
             loop_hash,
+            first_route,
         };
         // Section 16.5 (and 16.4's note): a request that still has a Route goes to it with
         // its Request-URI unchanged; so does one whose Request-URI has a maddr.
-        let (has_route, maddr) = match inbound.request.message() {
-            Ok(m) => (
-                m.routes().next().is_some(),
-                matches!(m.request_uri(), Some(Uri::Sip(u)) if u.maddr().is_some()),
-            ),
-            Err(_) => (false, false),
-        };
-        if has_route || maddr {
+        if follow {
             let target = ProxyTarget::new(inbound.request_uri());
             let _ = self.forward(now, inbound, vec![target], endpoint);
             return Received::Handled;
@@ -636,12 +639,9 @@ impl Proxy {
     #[allow(clippy::type_complexity)]
     fn validate(
         &self,
-        request: &OwnedMessage,
+        m: &Message<'_>,
         endpoint: &Endpoint,
     ) -> Result<u64, (u16, Vec<(&'static str, String)>)> {
-        let Ok(m) = request.message() else {
-            return Err((400, Vec::new()));
-        };
         // Step 2: a scheme the proxy understands.
         let scheme_ok = m.request_uri().is_some_and(|u| {
             ["sip", "sips", "tel"]
@@ -670,7 +670,7 @@ impl Proxy {
         // Step 4: loop detection. A Via this proxy wrote whose loop part equals what this
         // request hashes to is a loop; a different hash (another Request-URI, ...) is a
         // spiral.
-        let hash = route::loop_hash(&self.hasher, &m);
+        let hash = route::loop_hash(&self.hasher, m);
         for via in m.vias() {
             let port = via.port.unwrap_or_else(|| {
                 Transport::from_via_token(via.transport)
@@ -703,18 +703,24 @@ impl Proxy {
 
     /// Section 16.4: the strict-router fix (our own Request-URI replaced by the last Route),
     /// `maddr` naming us stripped, and a top Route naming us removed.
+    /// Returns the request and whether it must simply follow its Route or `maddr`.
     fn preprocess_routes(
         &self,
         request: &OwnedMessage,
+        m: &Message<'_>,
         endpoint: &Endpoint,
-    ) -> Result<OwnedMessage, ()> {
-        let m = request.message().map_err(|_| ())?;
+    ) -> Result<(OwnedMessage, bool, Option<String>), ()> {
+        let ruri = request.request_uri().unwrap_or("");
+        let maddr = matches!(m.request_uri(), Some(Uri::Sip(u)) if u.maddr().is_some());
+        if !maddr && m.view().header(HeaderName::Route).is_none() {
+            // The common case: nothing to preprocess.
+            return Ok((request.clone(), false, None));
+        }
         let routes: Vec<String> = m
             .view()
             .header_all(HeaderName::Route)
             .flat_map(split_values)
             .collect();
-        let ruri = request.request_uri().unwrap_or("");
         let mut edit = request.edit();
         let mut changed = false;
         let mut routes_now = routes.clone();
@@ -746,10 +752,18 @@ impl Proxy {
                 changed = true;
             }
         }
-        if !changed {
-            return Ok(request.clone());
-        }
-        edit.finish().map_err(|_| ())
+        let out = if changed {
+            edit.finish().map_err(|_| ())?
+        } else {
+            request.clone()
+        };
+        let (follow, first_route) = {
+            let m = out.message().map_err(|_| ())?;
+            let first = m.routes().next().map(|r| r.uri.to_string());
+            let maddr = matches!(m.request_uri(), Some(Uri::Sip(u)) if u.maddr().is_some());
+            (first.is_some() || maddr, first)
+        };
+        Ok((out, follow, first_route))
     }
 
     // ---- CANCEL: section 16.10 ----
@@ -836,7 +850,7 @@ impl Proxy {
             // An ACK for a 2xx the application sent as a UAS.
             return Received::NotMine(Event::Ack { request, source });
         }
-        let Ok(fwd) = self.preprocess_routes(&request, endpoint) else {
+        let Ok((fwd, _, _)) = self.preprocess_routes(&request, &m, endpoint) else {
             return Received::Handled;
         };
         let mut edit = fwd.edit();
@@ -918,6 +932,7 @@ impl Proxy {
                 request: inbound.request,
                 source: inbound.source,
                 loop_hash: inbound.loop_hash,
+                first_route: inbound.first_route,
                 invite,
                 branches: Vec::with_capacity(targets.len()),
                 waiting: targets,
@@ -993,6 +1008,14 @@ impl Proxy {
         endpoint: &mut Endpoint,
     ) -> Option<ClientTxId> {
         let c = self.contexts.get(&id)?;
+        // The top Route of the copy: the target's Path first (RFC 3327), else the request's.
+        let top_route: Option<&str> = target
+            .path
+            .first()
+            .map(|p| route::route_uri(p))
+            .or(c.first_route.as_deref());
+        let strict =
+            top_route.is_some_and(|u| matches!(Uri::parse(u), Some(Uri::Sip(s)) if !s.lr()));
         // Step 1: copy. Step 2: the Request-URI.
         let mut edit = c.request.edit();
         if c.request.request_uri() != Some(target.uri.as_str()) {
@@ -1006,33 +1029,34 @@ impl Proxy {
         for p in target.path.iter().rev() {
             edit.prepend("Route", p).ok()?;
         }
-        let fwd = edit.finish().ok()?;
-        // Step 6: a strict router as next hop gets the Request-URI at the end of the Route
-        // set and its own URI as the Request-URI.
-        let fwd = strict_route_fix(fwd)?;
-        // Step 7: the next hop.
-        let mut next = next_hop_of(&fwd, target.next_hop)?;
+        // Step 7: the next hop: explicit, else the top Route's, else the Request-URI's.
+        let (mut edit, mut next) = if strict {
+            // Step 6: a strict router as next hop gets the Request-URI at the end of the
+            // Route set and its own URI as the Request-URI (rare: the copy is re-read).
+            let fwd = strict_route_fix(edit.finish().ok()?)?;
+            let next = next_hop_of(&fwd, target.next_hop)?;
+            (fwd.edit(), next)
+        } else {
+            let next = target
+                .next_hop
+                .or_else(|| top_route.and_then(route::numeric_target))
+                .or_else(|| route::numeric_target(&target.uri))?;
+            (edit, next)
+        };
+        let extra: usize = target.path.iter().map(|p| p.len() + 9).sum();
         if next.transport == Transport::Udp
-            && fwd.as_bytes().len() + 300 > endpoint.config().udp_size_limit
+            && c.request.as_bytes().len() + extra + 400 > endpoint.config().udp_size_limit
         {
             next.transport = Transport::Tcp; // as the endpoint will (section 18.1.1)
         }
         // Step 4: Record-Route, one entry, or two when the request changes transport or
         // interface (RFC 5658 section 4), the one facing the next hop on top.
-        let mut edit = fwd.edit();
-        if let Some(rr) = &self.config.record_route {
-            let inbound = endpoint
-                .config()
-                .listeners
+        if let Some(rr) = &self.rr_value {
+            let listeners = &endpoint.config().listeners;
+            let inbound = listeners
                 .iter()
                 .find(|l| l.transport == c.source.transport && l.addr == c.source.local)
-                .or_else(|| {
-                    endpoint
-                        .config()
-                        .listeners
-                        .iter()
-                        .find(|l| l.transport == c.source.transport)
-                });
+                .or_else(|| listeners.iter().find(|l| l.transport == c.source.transport));
             let outbound = route::outgoing_listener(endpoint, next.transport, next.addr);
             match (inbound, outbound) {
                 (Some(i), Some(o)) if i.transport != o.transport || i.addr != o.addr => {
@@ -1042,7 +1066,7 @@ impl Proxy {
                         .ok()?;
                 }
                 _ => {
-                    edit.prepend_record_route(&format!("<{rr}>")).ok()?;
+                    edit.prepend_record_route(rr).ok()?;
                 }
             }
         }
