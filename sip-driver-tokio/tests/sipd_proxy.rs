@@ -640,37 +640,49 @@ fn sipp(scenario: &str, port: u16, extra: &[&str]) -> Child {
 
 #[test]
 fn sipd_proxy_carries_sipp_uac_rr_calls_to_sipp_uas_rr() {
-    // RFC 3261 16: the `baselines.sh proxyext` setup, 200 calls at 100/s over UDP
+    // RFC 3261 16 and 18.1.1: the `baselines.sh proxyext` setup, 200 calls at 100/s, UDP
+    // in; out over UDP, then over TCP (16.6 step 7: the transport of the next hop's URI)
     if !sipp_available("sipd_proxy_carries_sipp_uac_rr_calls_to_sipp_uas_rr") {
         return;
     }
-    for (i, package) in (0u16..).zip(DRIVERS) {
-        let program = sipd(package);
-        let (uac_port, proxy_port, uas_port) = (5550 + i, 5560 + i, 5570 + i);
-        let uas = sipp(UAS_RR, uas_port, &[]);
-        std::thread::sleep(Duration::from_millis(300));
-        let route_to = format!("sip:127.0.0.1:{uas_port}");
-        let proxy = start_on(
-            &program,
-            &format!("udp:127.0.0.1:{proxy_port}"),
-            &[
-                "--proxy",
-                "--domain",
-                "example.test",
-                "--route-to",
-                &route_to,
-            ],
-        );
-        let uac = sipp(
-            UAC_RR,
-            uac_port,
-            &["-r", "100", &format!("127.0.0.1:{proxy_port}")],
-        );
-        let (uac_ok, uac_out) = wait_bounded(uac, Duration::from_secs(40));
-        let (uas_ok, uas_out) = wait_bounded(uas, Duration::from_secs(10));
-        let summary = stop(proxy);
-        assert!(uac_ok, "{package}: uac:\n{uac_out}\nsipd: {summary}");
-        assert!(uas_ok, "{package}: uas:\n{uas_out}\nsipd: {summary}");
-        assert!(summary.contains("passed on 400,"), "{package}: {summary}");
+    let mut i = 0u16;
+    for package in DRIVERS {
+        for tcp_out in [false, true] {
+            let program = sipd(package);
+            let (uac_port, proxy_port, uas_port) = (5550 + i, 5560 + i, 5570 + i);
+            i += 1;
+            let uas = sipp(UAS_RR, uas_port, &["-t", if tcp_out { "t1" } else { "u1" }]);
+            std::thread::sleep(Duration::from_millis(300));
+            let route_to = match tcp_out {
+                true => format!("sip:127.0.0.1:{uas_port};transport=tcp"),
+                false => format!("sip:127.0.0.1:{uas_port}"),
+            };
+            let tcp_listener = format!("tcp:127.0.0.1:{proxy_port}");
+            let proxy = start_on(
+                &program,
+                &format!("udp:127.0.0.1:{proxy_port}"),
+                &[
+                    "--listen",
+                    &tcp_listener,
+                    "--proxy",
+                    "--domain",
+                    "example.test",
+                    "--route-to",
+                    &route_to,
+                ],
+            );
+            let uac = sipp(
+                UAC_RR,
+                uac_port,
+                &["-r", "100", &format!("127.0.0.1:{proxy_port}")],
+            );
+            let (uac_ok, uac_out) = wait_bounded(uac, Duration::from_secs(40));
+            let (uas_ok, uas_out) = wait_bounded(uas, Duration::from_secs(10));
+            let summary = stop(proxy);
+            let run = format!("{package} tcp_out={tcp_out}");
+            assert!(uac_ok, "{run}: uac:\n{uac_out}\nsipd: {summary}");
+            assert!(uas_ok, "{run}: uas:\n{uas_out}\nsipd: {summary}");
+            assert!(summary.contains("passed on 400,"), "{run}: {summary}");
+        }
     }
 }
