@@ -726,6 +726,29 @@ mod tests {
         }
     }
 
+    // RFC 3261 16.4 and 10.3: a REGISTER sent through this server as its outbound proxy
+    // (a Route naming it) reaches the registrar once the Route is removed.
+    #[test]
+    fn register_routed_to_us_reaches_the_registrar() {
+        let (mut ep, mut tu, now) = proxy_registrar(crate::Config::default());
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKrr\r\n\
+             Route: <sip:{SERVER};lr>\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@example.test>;tag=r\r\nTo: <sip:alice@example.test>\r\n\
+             Call-ID: reg-routed\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:alice@{ALICE}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        deliver(&mut ep, &mut tu, now, ALICE, &register);
+        let out = sent(&mut ep);
+        assert!(
+            out.iter()
+                .any(|(a, t)| *a == ALICE.parse().unwrap() && t.starts_with("SIP/2.0 200")),
+            "{out:?}"
+        );
+        assert_eq!(tu.ua().lookup(now, "sip:alice@example.test").len(), 1);
+        assert_eq!(tu.proxy().stats().forwarded, 0);
+    }
+
     // RFC 3261 16.5 and 17.2.1: the retransmitted request is absorbed by its server
     // transaction; the branch carries one request.
     #[test]
