@@ -680,6 +680,10 @@ fn timer_c_cancels_a_ringing_branch_and_its_487_goes_upstream() {
     assert!(net.finals(1, tx).is_empty());
     net.uas_honours_cancel(2);
     assert_eq!(net.finals(1, tx), vec![487]);
+    assert!(
+        net.nodes[0].events.is_empty(),
+        "the events of the CANCEL's transaction are the proxy's"
+    );
 }
 
 #[test]
@@ -1086,4 +1090,89 @@ fn retransmitted_invite_is_not_forwarded_twice() {
     assert!(alice_invites >= 1);
     // the proxy's own client transaction retransmits on its timer A only: 500 ms, 1 s, 2 s
     assert!(proxy_invites <= 4, "{proxy_invites}");
+}
+
+#[test]
+fn strict_router_next_hop_gets_the_request_uri_as_its_last_route() {
+    // RFC 3261 16.6 step 6: the top Route has no lr
+    let never: Router = Box::new(|_: &Inbound| panic!("not routed by the application"));
+    let mut net = Net::new(proxy_config(), never);
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "strict-2"),
+        "Route",
+        &format!("<{RR}>, <sip:127.0.0.4:5060>"),
+    );
+    net.send(1, &inv, Transport::Udp);
+    let got = net.requests(3);
+    assert_eq!(got.len(), 1, "the strict router (Carol) got it");
+    assert_eq!(got[0].1.request_uri(), Some("sip:127.0.0.4:5060"));
+    let routes: Vec<String> = got[0]
+        .1
+        .message()
+        .unwrap()
+        .routes()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(routes, ["<sip:bob@127.0.0.3:5060>"]);
+}
+
+#[test]
+fn default_transaction_user_routes_to_the_request_uri() {
+    // RFC 3261 16.5: a target set of the Request-URI alone (the proxy as a TransactionUser)
+    use sip_core::TransactionUser;
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "tu-1");
+    let now = net.now;
+    net.nodes[1]
+        .ep
+        .send_request(now, &inv, Target::udp(addr(PROXY)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = net.nodes[1].ep.poll_transmit(&mut buf).unwrap();
+    net.nodes[0]
+        .ep
+        .handle_datagram(now, t.remote, t.local, &buf);
+    let mut proxy = Proxy::new(proxy_config(), [3; 32]);
+    while let Some(ev) = net.nodes[0].ep.poll_event() {
+        proxy.handle_event(now, ev, &mut net.nodes[0].ep);
+    }
+    let t = net.nodes[0].ep.poll_transmit(&mut buf).unwrap();
+    assert_eq!(t.remote, addr(BOB));
+    assert!(buf.starts_with(b"INVITE sip:bob@127.0.0.3:5060 SIP/2.0"));
+    assert_eq!(proxy.contexts(), 1);
+}
+
+#[test]
+fn request_for_the_proxy_itself_goes_to_the_application() {
+    // RFC 3261 16.5: a Request-URI the proxy is responsible for is the application's (a
+    // registrar or location service); it can take the request back as an Event
+    let mut got = None;
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let reg = RequestBuilder::new(Method::Register, "sip:127.0.0.1:5060")
+        .from("<sip:alice@127.0.0.1>")
+        .to("<sip:alice@127.0.0.1>")
+        .contact("<sip:alice@127.0.0.2:5060>")
+        .build(&mut net.rng)
+        .unwrap();
+    net.router = Box::new(|_: &Inbound| None);
+    let now = net.now;
+    net.nodes[1]
+        .ep
+        .send_request(now, &reg, Target::udp(addr(PROXY)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = net.nodes[1].ep.poll_transmit(&mut buf).unwrap();
+    net.nodes[0]
+        .ep
+        .handle_datagram(now, t.remote, t.local, &buf);
+    while let Some(ev) = net.nodes[0].ep.poll_event() {
+        if let Received::Route(inbound) = net.proxy.receive(now, ev, &mut net.nodes[0].ep) {
+            assert_eq!(inbound.method(), Method::Register);
+            assert_eq!(inbound.request_uri(), "sip:127.0.0.1:5060");
+            got = Some(inbound.into_event());
+        }
+    }
+    assert!(
+        matches!(got, Some(Event::Request { request, .. }) if request.method() == Some(Method::Register))
+    );
 }

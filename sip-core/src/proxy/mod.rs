@@ -225,6 +225,18 @@ impl Inbound {
     pub fn tx(&self) -> ServerTxId {
         self.tx
     }
+
+    /// The request as the endpoint's [`Event::Request`] again, for an application that
+    /// handles it as a UAS (a registrar, [`UserAgent`](crate::ua::UserAgent)) instead of
+    /// routing it. (A CANCEL never comes as an `Inbound`, so `cancels` is `None`.)
+    pub fn into_event(self) -> Event {
+        Event::Request {
+            tx: self.tx,
+            request: self.request,
+            source: self.source,
+            cancels: None,
+        }
+    }
 }
 
 /// What [`Proxy::receive`] did with an event.
@@ -347,6 +359,8 @@ pub struct Proxy {
     stats: ProxyStats,
     /// `<record_route>`, as written into Record-Route.
     rr_value: Option<String>,
+    /// What names this proxy (rebuilt when the endpoint's listeners differ).
+    own: route::OwnSet,
 }
 
 /// The stream of the proxy's ChaCha20 generator (tokens, branches).
@@ -365,6 +379,7 @@ impl Proxy {
         };
         Proxy {
             rr_value: config.record_route.as_ref().map(|r| format!("<{r}>")),
+            own: route::OwnSet::default(),
             config,
             rng: SeededRng::with_stream(seed, PROXY_TOKEN_STREAM),
             hasher: KeyedHasher::new(k0, k1),
@@ -421,32 +436,43 @@ impl Proxy {
         }
     }
 
-    /// Does this URI name the proxy?
+    /// Does this URI name the proxy (a listener's address or Via sent-by, the Record-Route
+    /// URI, or [`ProxyConfig::own`])?
     pub fn is_own_uri(&self, uri: &str, endpoint: &Endpoint) -> bool {
         match Uri::parse(uri) {
-            Some(Uri::Sip(u)) => route::is_own_host(
-                u.host.as_str(),
-                route::uri_port(&u),
-                &endpoint.config().listeners,
-                self.config.record_route.as_deref(),
-                &self.config.own,
-            ),
+            Some(Uri::Sip(u)) => self.is_own_host(u.host.as_str(), route::uri_port(&u), endpoint),
             _ => false,
         }
     }
 
     fn is_own_host(&self, host: &str, port: u16, endpoint: &Endpoint) -> bool {
-        route::is_own_host(
-            host,
-            port,
+        let listeners = &endpoint.config().listeners;
+        if self.own.is_for(listeners) {
+            self.own.contains(host, port)
+        } else {
+            self.own_set(endpoint).contains(host, port)
+        }
+    }
+
+    fn own_set(&self, endpoint: &Endpoint) -> route::OwnSet {
+        route::OwnSet::new(
             &endpoint.config().listeners,
             self.config.record_route.as_deref(),
             &self.config.own,
         )
     }
 
+    /// Builds the set of own addresses again if the endpoint is not the one it was built
+    /// for (it is built once in practice).
+    fn refresh_own(&mut self, endpoint: &Endpoint) {
+        if !self.own.is_for(&endpoint.config().listeners) {
+            self.own = self.own_set(endpoint);
+        }
+    }
+
     /// Takes an event from the endpoint. See the module docs.
     pub fn receive(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) -> Received {
+        self.refresh_own(endpoint);
         match event {
             Event::Request {
                 tx,
@@ -499,8 +525,14 @@ impl Proxy {
                     // should follow. If it never does, the branch ends as a 408 once the
                     // INVITE transaction has given up (64*T1 after the CANCEL).
                     self.stats.cancels += 1;
+                    // (the endpoint's CANCEL: its events are the proxy's too)
+                    let cancel = endpoint.cancel(now, c).ok();
+                    if let Some(ctx) = cancel {
+                        self.cancel_txs.insert(ctx, id);
+                    }
                     if let Some(b) = self.branch_mut(id, i) {
                         b.cancelled = true;
+                        b.cancel_tx = b.cancel_tx.or(cancel);
                     }
                     let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
                     self.due.push(Reverse((at, Due::BranchGiveUp(id, i))));
@@ -677,7 +709,7 @@ impl Proxy {
                     .unwrap_or(Transport::Udp)
                     .default_port()
             });
-            if !self.is_own_host(route::host_str(&via.host), port, endpoint) {
+            if !self.is_own_host(via.host.as_str(), port, endpoint) {
                 continue;
             }
             if via.branch().and_then(route::branch_loop_part) == Some(hash) {
@@ -1034,7 +1066,9 @@ impl Proxy {
             // Step 6: a strict router as next hop gets the Request-URI at the end of the
             // Route set and its own URI as the Request-URI (rare: the copy is re-read).
             let fwd = strict_route_fix(edit.finish().ok()?)?;
-            let next = next_hop_of(&fwd, target.next_hop)?;
+            let next = target
+                .next_hop
+                .or_else(|| fwd.request_uri().and_then(route::numeric_target))?;
             (fwd.edit(), next)
         } else {
             let next = target
@@ -1300,6 +1334,26 @@ impl Proxy {
                 }
             }
         }
+    }
+}
+
+/// A proxy that routes every request to its Request-URI (numeric hosts, or the top Route):
+/// the default policy, for tests and for drivers that run any transaction user. Events that
+/// are not the proxy's are dropped.
+impl crate::TransactionUser for Proxy {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        if let Received::Route(inbound) = self.receive(now, event, endpoint) {
+            let target = ProxyTarget::new(inbound.request_uri());
+            let _ = self.forward(now, inbound, vec![target], endpoint);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Proxy::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        Proxy::handle_timeout(self, now, endpoint);
     }
 }
 
