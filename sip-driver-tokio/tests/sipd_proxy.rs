@@ -389,6 +389,80 @@ fn sipd_proxy_forks_to_every_contact_and_cancels_the_others_on_a_2xx() {
 }
 
 #[test]
+fn sipd_proxy_with_registrar_users_challenges_register_then_routes_to_the_binding() {
+    // RFC 3261 10.3 step 3 and 22 (REGISTER challenged), 16.5 (the authenticated binding
+    // is the target): `--proxy` combined with `--registrar --realm --user`
+    use sip_core::auth::DigestClient;
+    use sip_core::{OwnedMessage, SeededRng};
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(
+            &program,
+            &[
+                "--proxy",
+                "--domain",
+                "example.test",
+                "--registrar",
+                "--realm",
+                "example.test",
+                "--user",
+                "bob:secret",
+            ],
+        );
+        let server = running.server;
+        let (alice, bob) = (Ua::new(), Ua::new());
+        let me = bob.addr;
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKauth1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=r\r\n\
+             To: <sip:bob@example.test>\r\nCall-ID: reg-auth@{me}\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:bob@{me}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        bob.send(server, &register);
+        let (challenge, _) = bob.recv_until(|m| m.starts_with("SIP/2.0 4"));
+        assert!(
+            challenge.starts_with("SIP/2.0 401"),
+            "{package}: {challenge}"
+        );
+        let again = DigestClient::new("bob", "secret")
+            .retry(
+                &OwnedMessage::parse(register.as_bytes()).unwrap(),
+                &OwnedMessage::parse(challenge.as_bytes()).unwrap(),
+                &mut SeededRng::new([9; 32]),
+            )
+            .expect("the challenge is answered");
+        let text = String::from_utf8(again.as_bytes().to_vec()).unwrap();
+        let (line, rest) = text.split_once("\r\n").unwrap();
+        bob.send(
+            server,
+            &format!("{line}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKauth2\r\n{rest}"),
+        );
+        let (ok, _) = bob.recv_until(|m| m.starts_with("SIP/2.0 2"));
+        assert!(ok.contains("CSeq: 2 REGISTER"), "{package}: {ok}");
+        alice.send(
+            server,
+            &request("MESSAGE", "sip:bob@example.test", &alice, "auth-msg", 1, ""),
+        );
+        let (message, from) = bob.recv_until(|m| m.starts_with("MESSAGE "));
+        assert!(
+            message.starts_with(&format!("MESSAGE sip:bob@{me} ")),
+            "{package}: {message}"
+        );
+        bob.send(from, &response(&message, 200, "<sip:bob@127.0.0.1>"));
+        let (delivered, _) = alice.recv_until(|m| m.contains("Call-ID: auth-msg"));
+        assert!(
+            delivered.starts_with("SIP/2.0 200"),
+            "{package}: {delivered}"
+        );
+        let summary = stop(running);
+        assert!(
+            summary.contains("to registered users 1,"),
+            "{package}: {summary}"
+        );
+    }
+}
+
+#[test]
 fn sipd_proxy_relays_to_route_to_and_its_answer_comes_back() {
     // RFC 3261 16.5 and 16.6 step 7: a request for no registered user goes to the
     // configured next hop, here a second sipd that answers calls
