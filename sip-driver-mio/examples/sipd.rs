@@ -265,6 +265,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".to_owned());
     }
+    if args.proxy && args.auth_calls {
+        // Calls through a proxy are authenticated with 407 (section 22.3), not built yet.
+        return Err(
+            "--auth-calls cannot be used with --proxy (no proxy authentication yet)".to_owned(),
+        );
+    }
     if args.proxy && args.domain.is_none() {
         return Err("--proxy needs --domain".to_owned());
     }

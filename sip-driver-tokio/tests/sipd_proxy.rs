@@ -631,6 +631,16 @@ fn sipd_proxy_flags_are_checked_and_listed_in_the_help() {
             &["--record-route"],
             &["--route-to", "sip:127.0.0.1:5070"],
             &["--proxy", "--domain", "example.test", "--max-contexts", "0"],
+            &[
+                "--proxy",
+                "--domain",
+                "example.test",
+                "--realm",
+                "example.test",
+                "--user",
+                "a:b",
+                "--auth-calls",
+            ],
         ] {
             let out = Command::new(&program)
                 .args(args)
