@@ -116,7 +116,9 @@ pub enum Decision {
     /// The UAS core answers it: REGISTER for the domain (the registrar), OPTIONS
     /// addressed to this server.
     Local,
-    /// Forward it to these destinations (several: fork, section 16.6).
+    /// Forward it to the contacts of a registered user (several: fork, section 16.6).
+    Users(Vec<Destination>),
+    /// Forward it elsewhere: to `--route-to`, or to its Request-URI (another domain).
     Forward(Vec<Destination>),
     /// Answer it with this status: 480 for a user of the domain with no binding (section
     /// 16.5: an empty target set), 404 for a resource of this server that does not exist
@@ -198,17 +200,18 @@ impl Routing {
                 for aor in &aors {
                     for b in lookup(aor) {
                         if !targets.iter().any(|t: &Destination| t.uri == b.contact) {
+                            let next_hop = reach_back(&b);
                             targets.push(Destination {
                                 uri: b.contact,
                                 q: b.q,
                                 path: b.path,
-                                next_hop: None,
+                                next_hop,
                             });
                         }
                     }
                 }
                 if !targets.is_empty() {
-                    return Decision::Forward(targets);
+                    return Decision::Users(targets);
                 }
                 if self.route_to.is_none() {
                     // Section 16.5: the location service has no target for the AOR.
@@ -273,6 +276,36 @@ impl Routing {
             a.port() == port && (a.ip() == ip || a.ip().is_unspecified() || same(a.ip(), ip))
         })
     }
+}
+
+/// Where to send a request for the contact of `b` when its URI is not the way: the
+/// connection the REGISTER came on (a contact registered over TCP or TLS is reached over
+/// that flow, RFC 5626 section 5.3 and RFC 5923: the address in its Contact has no
+/// listener), or the source of a REGISTER over UDP whose Contact names a private address
+/// other than the source (a UA behind NAT, RFC 3581 section 4). `None`: the contact URI
+/// (or the Path, which then leads) decides.
+fn reach_back(b: &Binding) -> Option<Target> {
+    let src = b.source?;
+    if !b.path.is_empty() {
+        return None;
+    }
+    if src.transport.is_reliable() {
+        return Some(Target {
+            transport: src.transport,
+            addr: src.remote,
+        });
+    }
+    let contact = SipUri::parse(&b.contact)?;
+    let ip = contact.host.ip()?;
+    let private = match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            // RFC 1918, the shared address space of carrier-grade NAT (RFC 6598), link-local.
+            let o = v4.octets();
+            v4.is_private() || (o[0] == 100 && o[1] & 0xc0 == 64) || v4.is_link_local()
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    (private && !same(ip, src.remote.ip())).then_some(Target::udp(src.remote))
 }
 
 /// The same address, IPv4 or written as IPv4-mapped IPv6.
@@ -349,6 +382,7 @@ impl ProxyRegistrar {
         let decision = self
             .routing
             .route(inbound.request(), |aor| ua.lookup(now, aor));
+        let to_users = matches!(decision, Decision::Users(_));
         match decision {
             Decision::Local => {
                 // Reached through a Route of ours (section 16.4 removed it).
@@ -365,9 +399,7 @@ impl ProxyRegistrar {
                 self.stats.rejected += 1;
                 self.proxy.reject(now, inbound, status, endpoint);
             }
-            Decision::Forward(destinations) => {
-                let to_users = destinations.iter().all(|d| d.next_hop.is_none())
-                    && !matches!(destinations.as_slice(), [d] if d.uri == inbound.request_uri());
+            Decision::Users(destinations) | Decision::Forward(destinations) => {
                 if self.no_room(&inbound, destinations.len(), endpoint) {
                     self.stats.overloaded += 1;
                     self.unavailable(now, &inbound, endpoint);
@@ -510,7 +542,7 @@ mod tests {
     #[test]
     fn registered_user_forks_to_every_contact() {
         let d = routing(None).route(&request("INVITE", "sip:bob@example.test", ""), bob);
-        let Decision::Forward(targets) = d else {
+        let Decision::Users(targets) = d else {
             panic!("{d:?}")
         };
         let uris: Vec<&str> = targets.iter().map(|t| t.uri.as_str()).collect();
@@ -520,11 +552,82 @@ mod tests {
         assert!(targets.iter().all(|t| t.next_hop.is_none()));
     }
 
+    fn sourced(contact: &str, transport: Transport, remote: &str, path: bool) -> Binding {
+        let mut b = binding("sip:bob@example.test", contact, None);
+        if !path {
+            b.path.clear();
+        }
+        b.source = Some(crate::Source {
+            transport,
+            local: "127.0.0.1:5500".parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            flow: None,
+        });
+        b
+    }
+
+    // RFC 5626 5.3, RFC 5923, RFC 3581 4: a contact registered over a connection is
+    // reached over it; one behind NAT (a private address in its Contact, another source)
+    // at the source of its REGISTER; otherwise, and with a Path, its URI decides.
+    #[test]
+    fn contacts_behind_a_connection_or_nat_are_reached_at_the_register_source() {
+        let tcp = sourced(
+            "sip:bob@10.0.0.7:5060",
+            Transport::Tcp,
+            "198.51.100.7:41000",
+            false,
+        );
+        assert_eq!(
+            reach_back(&tcp),
+            Some(Target::tcp("198.51.100.7:41000".parse().unwrap()))
+        );
+        let nat = sourced(
+            "sip:bob@192.168.1.10:5060",
+            Transport::Udp,
+            "203.0.113.5:40000",
+            false,
+        );
+        assert_eq!(
+            reach_back(&nat),
+            Some(Target::udp("203.0.113.5:40000".parse().unwrap()))
+        );
+        let cgn = sourced(
+            "sip:bob@100.64.3.4",
+            Transport::Udp,
+            "203.0.113.5:40000",
+            false,
+        );
+        assert!(reach_back(&cgn).is_some());
+        let public = sourced(
+            "sip:bob@203.0.113.9:5060",
+            Transport::Udp,
+            "203.0.113.5:40000",
+            false,
+        );
+        assert_eq!(reach_back(&public), None);
+        let same = sourced(
+            "sip:bob@192.168.1.10:5060",
+            Transport::Udp,
+            "192.168.1.10:5060",
+            false,
+        );
+        assert_eq!(reach_back(&same), None);
+        let pathed = sourced(
+            "sip:bob@10.0.0.7",
+            Transport::Tcp,
+            "198.51.100.7:41000",
+            true,
+        );
+        assert_eq!(reach_back(&pathed), None);
+        let unknown = binding("sip:bob@example.test", "sip:bob@10.0.0.7", None);
+        assert_eq!(reach_back(&unknown), None);
+    }
+
     // RFC 3261 16.5: a user reached at the server's own address is the user of the domain.
     #[test]
     fn user_at_our_address_is_a_user_of_the_domain() {
         let d = routing(None).route(&request("MESSAGE", "sip:bob@127.0.0.1:5500", ""), bob);
-        assert!(matches!(d, Decision::Forward(t) if t.len() == 2));
+        assert!(matches!(d, Decision::Users(t) if t.len() == 2));
     }
 
     // RFC 3261 16.5: an AOR of the domain with no binding leaves the target set empty: 480.

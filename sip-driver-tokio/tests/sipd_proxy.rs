@@ -462,6 +462,93 @@ fn sipd_proxy_with_registrar_users_challenges_register_then_routes_to_the_bindin
     }
 }
 
+/// The next message (without body) on a stream, after `buf`'s leftovers.
+fn read_message(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let msg: Vec<u8> = buf.drain(..end + 4).collect();
+            return String::from_utf8_lossy(&msg).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no message on the stream"
+        );
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).expect("the stream stays open");
+        assert!(n > 0, "the stream was closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn sipd_proxy_reaches_a_contact_registered_over_tcp_on_its_connection() {
+    // RFC 5626 5.3 and RFC 5923 (the flow the REGISTER came on), RFC 3261 16.6 step 7:
+    // the contact's own address has no listener, the request goes back on the connection
+    use std::io::Write;
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(
+            &program,
+            &[
+                "--listen",
+                "tcp:127.0.0.1:0",
+                "--proxy",
+                "--domain",
+                "example.test",
+            ],
+        );
+        let tcp_port: u16 = running
+            .first_line
+            .split("tcp:127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .expect("a TCP listener");
+        let mut bob = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+        bob.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = bob.local_addr().unwrap();
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpreg\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=r\r\n\
+             To: <sip:bob@example.test>\r\nCall-ID: reg-tcp@{me}\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:bob@127.0.0.1:1;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+        );
+        bob.write_all(register.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let ok = read_message(&mut bob, &mut buf);
+        assert!(ok.starts_with("SIP/2.0 200"), "{package}: {ok}");
+        let alice = Ua::new();
+        alice.send(
+            running.server,
+            &request("INVITE", "sip:bob@example.test", &alice, "tcp-call", 1, ""),
+        );
+        let invite = loop {
+            let m = read_message(&mut bob, &mut buf);
+            if m.starts_with("INVITE ") {
+                break m;
+            }
+        };
+        assert!(
+            invite.starts_with("INVITE sip:bob@127.0.0.1:1;transport=tcp SIP/2.0"),
+            "{package}: {invite}"
+        );
+        assert!(
+            header(&invite, "Via")[0].starts_with("SIP/2.0/TCP"),
+            "{package}: {invite}"
+        );
+        bob.write_all(response(&invite, 486, "<sip:bob@127.0.0.1>").as_bytes())
+            .unwrap();
+        let (busy, _) = alice.recv_until(|m| m.starts_with("SIP/2.0 4"));
+        assert!(busy.starts_with("SIP/2.0 486"), "{package}: {busy}");
+        let summary = stop(running);
+        assert!(
+            summary.contains("to registered users 1,"),
+            "{package}: {summary}"
+        );
+    }
+}
+
 #[test]
 fn sipd_proxy_relays_to_route_to_and_its_answer_comes_back() {
     // RFC 3261 16.5 and 16.6 step 7: a request for no registered user goes to the
