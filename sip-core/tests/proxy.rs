@@ -2,8 +2,6 @@
 //! UAS endpoints exchange bytes with the proxy's endpoint over UDP and TCP. Every test is
 //! named after the rule it checks.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -1175,4 +1173,85 @@ fn request_for_the_proxy_itself_goes_to_the_application() {
     assert!(
         matches!(got, Some(Event::Request { request, .. }) if request.method() == Some(Method::Register))
     );
+}
+
+#[test]
+fn retransmitted_2xx_is_relayed_again() {
+    // RFC 3261 16.7 step 5 with RFC 6026 (the 2xx retransmissions pass the Accepted states)
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "retx-2xx");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let ok = net.answer(2, 0, 200);
+    let (btx, _) = net.requests(2)[0].clone();
+    let now = net.now;
+    // Bob's UAS core retransmits its 2xx (section 13.3.1.4)
+    net.nodes[2].ep.send_response(now, btx, &ok).unwrap();
+    net.pump();
+    assert_eq!(net.finals(1, tx), vec![200, 200]);
+}
+
+#[test]
+fn every_2xx_of_a_fork_is_relayed() {
+    // RFC 3261 16.7 step 5: any 2xx is forwarded, also after the first one
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "two-2xx");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let now = net.now;
+    for n in [2, 3] {
+        let (stx, req) = net.requests(n)[0].clone();
+        let ok = response_to(&req.message().unwrap(), 200, &mut net.rng).unwrap();
+        net.nodes[n].ep.send_response(now, stx, &ok).unwrap();
+    }
+    net.pump();
+    let finals = net.responses(1, tx);
+    assert_eq!(finals.len(), 2, "both 2xx reach Alice");
+    let tags: Vec<String> = finals
+        .iter()
+        .map(|r| r.message().unwrap().to().unwrap().tag().unwrap().to_owned())
+        .collect();
+    assert_ne!(tags[0], tags[1], "two dialogs");
+}
+
+#[test]
+fn context_of_a_failed_call_ends_with_its_final_response() {
+    // RFC 3261 16.7: after a non-2xx final response nothing more comes to the context (the
+    // transactions absorb retransmissions and the ACK), so it ends at once
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "end-2");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    net.answer(3, 0, 486);
+    assert_eq!(net.proxy.contexts(), 1, "Bob still rings");
+    let ctx = net.cancel(1, tx);
+    assert_eq!(net.finals(1, ctx), vec![200]);
+    net.uas_honours_cancel(2);
+    // 16.7 step 6: the 486 and the 487 are of one class; the first one received is kept
+    assert_eq!(net.finals(1, tx), vec![486]);
+    assert_eq!(
+        net.proxy.contexts(),
+        0,
+        "ended with the 487, its CANCEL answered"
+    );
+    assert!(
+        net.nodes[0].events.is_empty(),
+        "no event left to the application"
+    );
+}
+
+#[test]
+fn spiral_through_a_route_set_naming_us_twice_is_not_a_loop() {
+    // RFC 3261 16.3 step 4 and 16.6 step 8: the Route set is part of what the branch hashes
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "spiral-2"),
+        "Route",
+        &format!("<{RR}>, <sip:127.0.0.1:5060;lr;pass=2>"),
+    );
+    let tx = net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1, "Bob got it after two passes");
+    assert_eq!(got[0].1.message().unwrap().vias().count(), 3);
+    assert_eq!(net.proxy.stats().loops, 0);
+    net.answer(2, 0, 486);
+    assert_eq!(net.finals(1, tx), vec![486]);
 }

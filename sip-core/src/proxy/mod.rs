@@ -18,8 +18,10 @@
 //!   the target set (section 16.5, e.g. from a location service) and calls
 //!   [`Proxy::forward`], or [`Proxy::reject`].
 //!
-//! Anything else ([`Event::StrayResponse`], a request's events that are not the proxy's)
-//! comes back as [`Received::NotMine`].
+//! Anything else comes back as [`Received::NotMine`]: events of transactions that are not
+//! the proxy's, an ACK addressed to the proxy itself, and [`Event::StrayResponse`] (section
+//! 16.7 step 1 would relay a response matching no transaction statelessly; the proxy does
+//! not, since a forged one would aim it at any address its Via names, section 26.1.5).
 //!
 //! A minimal proxy that sends everything to one next hop:
 //!
@@ -310,7 +312,9 @@ struct Branch {
 #[derive(Debug)]
 struct Context {
     server: ServerTxId,
-    request: OwnedMessage,
+    /// The request after section 16.4, while branches may still start or a response be
+    /// built from it; dropped once the context only lingers.
+    request: Option<OwnedMessage>,
     source: Source,
     loop_hash: u64,
     first_route: Option<String>,
@@ -492,7 +496,7 @@ impl Proxy {
                     Received::Handled
                 } else if self.cancel_txs.contains_key(&tx) {
                     if response.status().is_some_and(|c| c >= 200) {
-                        self.cancel_txs.remove(&tx);
+                        self.cancel_done(tx, endpoint);
                     }
                     Received::Handled
                 } else {
@@ -514,7 +518,8 @@ impl Proxy {
     ) -> Received {
         match tx {
             TxId::Client(c) => {
-                if self.cancel_txs.remove(&c).is_some() {
+                if self.cancel_txs.contains_key(&c) {
+                    self.cancel_done(c, endpoint);
                     return Received::Handled;
                 }
                 let Some(&(id, i)) = self.by_client.get(&c) else {
@@ -563,7 +568,8 @@ impl Proxy {
     fn on_transport_error(&mut self, now: Instant, tx: TxId, endpoint: &mut Endpoint) -> Received {
         match tx {
             TxId::Client(c) => {
-                if self.cancel_txs.remove(&c).is_some() {
+                if self.cancel_txs.contains_key(&c) {
+                    self.cancel_done(c, endpoint);
                     return Received::Handled;
                 }
                 let Some((id, i)) = self.by_client.remove(&c) else {
@@ -961,7 +967,7 @@ impl Proxy {
             id,
             Context {
                 server: inbound.tx,
-                request: inbound.request,
+                request: Some(inbound.request),
                 source: inbound.source,
                 loop_hash: inbound.loop_hash,
                 first_route: inbound.first_route,
@@ -1040,6 +1046,7 @@ impl Proxy {
         endpoint: &mut Endpoint,
     ) -> Option<ClientTxId> {
         let c = self.contexts.get(&id)?;
+        let request = c.request.as_ref()?;
         // The top Route of the copy: the target's Path first (RFC 3327), else the request's.
         let top_route: Option<&str> = target
             .path
@@ -1049,8 +1056,8 @@ impl Proxy {
         let strict =
             top_route.is_some_and(|u| matches!(Uri::parse(u), Some(Uri::Sip(s)) if !s.lr()));
         // Step 1: copy. Step 2: the Request-URI.
-        let mut edit = c.request.edit();
-        if c.request.request_uri() != Some(target.uri.as_str()) {
+        let mut edit = request.edit();
+        if request.request_uri() != Some(target.uri.as_str()) {
             edit.set_request_uri(&target.uri).ok()?;
         }
         // Step 3: Max-Forwards (0 was answered 483 by section 16.3).
@@ -1079,7 +1086,7 @@ impl Proxy {
         };
         let extra: usize = target.path.iter().map(|p| p.len() + 9).sum();
         if next.transport == Transport::Udp
-            && c.request.as_bytes().len() + extra + 400 > endpoint.config().udp_size_limit
+            && request.as_bytes().len() + extra + 400 > endpoint.config().udp_size_limit
         {
             next.transport = Transport::Tcp; // as the endpoint will (section 18.1.1)
         }
@@ -1260,11 +1267,46 @@ impl Proxy {
         };
         if !c.lingering {
             c.lingering = true;
-            // The client transactions of 2xx branches stay in Accepted (timer M) and the
-            // server transaction in Accepted (timer L) for 64*T1: 2xx retransmissions are
-            // relayed until then.
-            let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
-            self.due.push(Reverse((at, Due::Remove(id))));
+            c.request = None;
+            c.challenges = Vec::new();
+            c.best = None;
+            if self.needs_linger(id, endpoint) {
+                // The client transactions of 2xx branches stay in Accepted (timer M) and
+                // the server transaction in Accepted (timer L) for 64*T1: 2xx
+                // retransmissions are relayed until then; the CANCELs sent report until
+                // their final response (timer F at most).
+                let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
+                self.due.push(Reverse((at, Due::Remove(id))));
+            } else {
+                self.remove_context(id);
+            }
+        }
+    }
+
+    /// Does a context that is done still expect events: a 2xx of an INVITE branch (its
+    /// retransmissions are relayed), or a CANCEL of its own without its final response?
+    fn needs_linger(&self, id: ContextId, endpoint: &Endpoint) -> bool {
+        let Some(c) = self.contexts.get(&id) else {
+            return false;
+        };
+        c.branches.iter().any(|b| {
+            (c.invite && matches!(b.state, BranchState::Done(200..=299)))
+                || b.cancel_tx.is_some_and(|t| {
+                    // (a CANCEL still held for a provisional response died with its INVITE)
+                    self.cancel_txs.contains_key(&t) && endpoint.client_state(t).is_some()
+                })
+        })
+    }
+
+    /// A CANCEL of the proxy's got its final response or ended: the context it belongs to
+    /// may be over.
+    fn cancel_done(&mut self, tx: ClientTxId, endpoint: &Endpoint) {
+        let Some(id) = self.cancel_txs.remove(&tx) else {
+            return;
+        };
+        let lingering = self.contexts.get(&id).is_some_and(|c| c.lingering);
+        if lingering && !self.needs_linger(id, endpoint) {
+            self.remove_context(id);
         }
     }
 
@@ -1280,9 +1322,12 @@ impl Proxy {
         let out = match (code, response) {
             (503, _) | (_, None) => {
                 let code = if code == 503 { 500 } else { code };
-                let view = c.request.view();
-                let built = ResponseBuilder::from_view(&view, code).build(&mut self.rng);
-                built.ok()
+                let request = c.request.as_ref();
+                request.and_then(|r| {
+                    let view = r.view();
+                    let built = ResponseBuilder::from_view(&view, code).build(&mut self.rng);
+                    built.ok()
+                })
             }
             (401 | 407, Some(r)) => {
                 let mut e = r.edit();

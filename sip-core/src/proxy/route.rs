@@ -148,11 +148,13 @@ pub(crate) fn route_uri(value: &str) -> &str {
     }
 }
 
-/// The keyed hash of what section 16.3 step 4 compares to detect a loop: the Request-URI,
-/// the To and From tags, Call-ID, the CSeq number (not the method: CANCEL and the ACK of a
-/// non-2xx share the INVITE's branch, section 16.6 step 8), Proxy-Require and
-/// Proxy-Authorization. The top Via and the Route set are left out: they change on every
-/// hop, so a request that came back around a loop would never match.
+/// The keyed hash of what section 16.3 step 4 compares to detect a loop: what affects the
+/// processing of the request as it arrives (section 16.6 step 8): the Request-URI, the To
+/// and From tags, Call-ID, the CSeq number (not the method: CANCEL and the ACK of a non-2xx
+/// share the INVITE's branch), the Route set, Proxy-Require and Proxy-Authorization. The
+/// Vias are left out: the top one changes on every hop, so a request that came back
+/// around a loop would never match. (A request routed back to us by a Route set naming us
+/// twice has another Route set the second time: a spiral.)
 pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
     let mut h = hasher.build_hasher();
     let uri = match req.start_line() {
@@ -168,7 +170,11 @@ pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
     h.write(req.call_id().unwrap_or("").as_bytes());
     h.write_u8(0);
     h.write_u32(req.cseq().map_or(0, |c| c.seq));
-    for name in [HeaderName::ProxyRequire, HeaderName::ProxyAuthorization] {
+    for name in [
+        HeaderName::Route,
+        HeaderName::ProxyRequire,
+        HeaderName::ProxyAuthorization,
+    ] {
         for v in req.view().header_all(name) {
             h.write(v.as_bytes());
             h.write_u8(0);
