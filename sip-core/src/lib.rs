@@ -176,6 +176,7 @@ pub mod location;
 pub mod message;
 mod owned;
 pub mod proxy;
+pub mod proxy_registrar;
 pub mod registrar;
 pub mod registration;
 mod rng;
