@@ -102,10 +102,6 @@ pub struct ProxyConfig {
     pub max_branches: usize,
     /// Seconds in the Retry-After of the 503 sent when the context table is full.
     pub retry_after: u32,
-    /// Section 16.11: forward requests without response contexts. Not built in this
-    /// version: `true` is treated as `false` (the ACK for a 2xx is always forwarded
-    /// statelessly, section 16.11).
-    pub stateless: bool,
     /// Parallel or sequential forking.
     pub forking: Forking,
     /// Option tags this proxy supports in Proxy-Require (section 16.3 step 5).
@@ -120,7 +116,6 @@ impl Default for ProxyConfig {
             max_contexts: 65536,
             max_branches: 16,
             retry_after: 5,
-            stateless: false,
             forking: Forking::Parallel,
             extensions: Vec::new(),
         }
