@@ -36,9 +36,11 @@
 //!
 //! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
 //! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
-//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]), TLS and a
-//! proxy core. The registrar is [`registrar`] (RFC 3261 section 10.3) with its location
-//! service in [`location`], run by the UAS core in [`ua`].
+//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]) and TLS. The
+//! registrar is [`registrar`] (RFC 3261 section 10.3) with its location service in
+//! [`location`], run by the UAS core in [`ua`]; the registration client is
+//! [`registration`]; the stateful proxy core (section 16) is [`proxy`], and
+//! [`proxy_registrar`] combines it with the registrar as `sipd --proxy` runs it.
 //!
 //! Randomness: every tag, branch and Call-ID is drawn from ChaCha20 keyed with a 32-byte
 //! seed ([`SeededRng`]). sip-core never asks the operating system for it: the drivers do
