@@ -175,6 +175,8 @@ mod limits;
 pub mod location;
 pub mod message;
 mod owned;
+pub mod proxy;
+pub mod proxy_registrar;
 pub mod registrar;
 pub mod registration;
 mod rng;

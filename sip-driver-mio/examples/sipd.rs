@@ -20,6 +20,11 @@
 //!   realm REALM) and a user may only register its own AOR; without, REGISTER needs no
 //!   credentials.
 //! - `--auth-calls`: challenge INVITE, MESSAGE and OPTIONS as well (needs `--user`).
+//! - `--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]`: be a
+//!   stateful proxy (RFC 3261 section 16) and the registrar of DOMAIN, the
+//!   proxy-registrar of [`sip_core::proxy_registrar`]: a registered user of DOMAIN is
+//!   reached at its contacts, other requests go to `--route-to` or to their Request-URI's
+//!   host.
 //!
 //! Like the tokio `sipd` and `sipc`: `--help` prints the help on stdout and exits 0; a usage
 //! error prints the usage on stderr and exits 2; a listener that cannot be bound exits 1.
@@ -32,6 +37,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
+use sip_core::proxy::{Proxy, ProxyConfig};
+use sip_core::proxy_registrar::{ProxyRegistrar, RouteTo, Routing};
 use sip_core::registrar::RegistrarConfig;
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
@@ -39,7 +46,8 @@ use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
 
 const USAGE: &str =
     "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
-            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]";
+            [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
+            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]";
 
 const HELP: &str =
     "sipd (mio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -47,6 +55,7 @@ then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
+            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -63,6 +72,19 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --algorithms LIST digest algorithms offered, most preferred first (needs --user;
                     default SHA-256,SHA-512-256,MD5; MD5 alone for clients that read
                     only the first challenge: baresip 1.0, SIPp 3.6)
+  --proxy           be a stateful proxy (RFC 3261 section 16) and the registrar of
+                    DOMAIN (without --registrar: in memory, no credentials asked): a
+                    request for a registered user of DOMAIN goes to the user's contacts
+                    (forking when there are several), a user without binding gets 480;
+                    any other request goes to --route-to, else to its Request-URI's host
+                    when that is not DOMAIN nor sipd's own address, else gets 404;
+                    OPTIONS to sipd itself is answered; 503 with Retry-After when full
+  --domain DOMAIN   the domain sipd is the proxy and registrar of (needs --proxy)
+  --record-route    stay on the path of the dialogs (Record-Route, section 16.6 step 4)
+  --route-to URI    the next hop of every request not for a registered user, e.g.
+                    sip:127.0.0.1:5070 or sip:trunk.example.net;transport=tcp
+  --max-contexts N  requests forwarded and not yet answered at most (default 65536);
+                    beyond, 503 with Retry-After
   -h, --help        this help";
 
 /// How much to print.
@@ -115,6 +137,11 @@ struct Args {
     users: Vec<(String, String)>,
     auth_calls: bool,
     algorithms: Option<Vec<Algorithm>>,
+    proxy: bool,
+    domain: Option<String>,
+    record_route: bool,
+    route_to: Option<String>,
+    max_contexts: Option<usize>,
 }
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -154,6 +181,11 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         users: Vec::new(),
         auth_calls: false,
         algorithms: None,
+        proxy: false,
+        domain: None,
+        record_route: false,
+        route_to: None,
+        max_contexts: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -190,6 +222,31 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--user" => args.users.push(parse_user(&value()?)?),
             "--auth-calls" if inline.is_none() => args.auth_calls = true,
             "--algorithms" => args.algorithms = Some(parse_algorithms(&value()?)?),
+            "--proxy" if inline.is_none() => args.proxy = true,
+            "--domain" => {
+                let v = value()?;
+                if !is_domain(&v) {
+                    return Err(format!(
+                        "--domain takes a domain name or address, not {v:?}"
+                    ));
+                }
+                args.domain = Some(v);
+            }
+            "--record-route" if inline.is_none() => args.record_route = true,
+            "--route-to" => {
+                let v = value()?;
+                route_to(&v)?;
+                args.route_to = Some(v);
+            }
+            "--max-contexts" => {
+                let v = value()?;
+                args.max_contexts = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--max-contexts takes a positive number, not {v:?}"))?,
+                );
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -206,6 +263,19 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if args.auth_calls && args.users.is_empty() {
         return Err("--auth-calls needs at least one --user".to_owned());
     }
+    if args.proxy && args.domain.is_none() {
+        return Err("--proxy needs --domain".to_owned());
+    }
+    for (set, flag) in [
+        (args.domain.is_some(), "--domain"),
+        (args.record_route, "--record-route"),
+        (args.route_to.is_some(), "--route-to"),
+        (args.max_contexts.is_some(), "--max-contexts"),
+    ] {
+        if set && !args.proxy {
+            return Err(format!("{flag} needs --proxy"));
+        }
+    }
     if args.listen.is_empty() {
         args.listen = vec![
             "udp:127.0.0.1:5060".parse().expect("default spec"),
@@ -213,6 +283,23 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         ];
     }
     Ok(Some(args))
+}
+
+/// A host name or an address: what `--domain` takes.
+fn is_domain(v: &str) -> bool {
+    !v.is_empty()
+        && (v.parse::<std::net::IpAddr>().is_ok()
+            || v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)))
+}
+
+/// `--route-to URI`: the next hop, its host name resolved now.
+fn route_to(uri: &str) -> Result<RouteTo, String> {
+    use std::net::ToSocketAddrs;
+    RouteTo::from_uri(uri, |host| {
+        (host, 0).to_socket_addrs().ok()?.next().map(|a| a.ip())
+    })
+    .map_err(|e| format!("--route-to {e}"))
 }
 
 /// The first line of a message, or what the bytes are when they are no message.
@@ -262,10 +349,41 @@ fn printable(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The UAS core, with logs of what reaches it and what it does.
+/// The UAS core, or with `--proxy` the proxy-registrar around it, with logs of what
+/// reaches it and what it does.
 struct Logged {
-    ua: UserAgent,
+    core: Core,
     level: Level,
+}
+
+/// The transaction user behind the logs (one per process: the sizes do not matter).
+#[allow(clippy::large_enum_variant)]
+enum Core {
+    Ua(UserAgent),
+    Proxy(ProxyRegistrar),
+}
+
+impl Core {
+    fn ua(&self) -> &UserAgent {
+        match self {
+            Core::Ua(ua) => ua,
+            Core::Proxy(p) => p.ua(),
+        }
+    }
+
+    fn ua_mut(&mut self) -> &mut UserAgent {
+        match self {
+            Core::Ua(ua) => ua,
+            Core::Proxy(p) => p.ua_mut(),
+        }
+    }
+
+    fn tu(&mut self) -> &mut dyn TransactionUser {
+        match self {
+            Core::Ua(ua) => ua,
+            Core::Proxy(p) => p,
+        }
+    }
 }
 
 impl Logged {
@@ -284,7 +402,7 @@ impl Logged {
     }
 
     fn drain(&mut self) {
-        while let Some(e) = self.ua.poll_event() {
+        while let Some(e) = self.core.ua_mut().poll_event() {
             if self.level >= Level::Info {
                 match e {
                     UaEvent::CallAnswered { call_id } => eprintln!("call answered: {call_id}"),
@@ -316,16 +434,19 @@ impl TransactionUser for Logged {
             }
             _ => {}
         }
-        self.ua.handle_event(now, event, endpoint);
+        self.core.tu().handle_event(now, event, endpoint);
         self.drain();
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.ua.poll_timeout()
+        match &self.core {
+            Core::Ua(ua) => ua.poll_timeout(),
+            Core::Proxy(p) => p.poll_timeout(),
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
-        self.ua.handle_timeout(now, endpoint);
+        self.core.tu().handle_timeout(now, endpoint);
         self.drain();
     }
 }
@@ -358,7 +479,7 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     let mut config = UaConfig::new(&contact(driver.local_addrs()));
     config.ring = args.ring;
     config.server = Some("sipd (sip-driver-mio)".to_owned());
-    if args.registrar {
+    if args.registrar || args.proxy {
         config.registrar = Some(registrar_config(args, driver.local_addrs()));
     }
     if let (Some(realm), false) = (&args.realm, args.users.is_empty()) {
@@ -369,11 +490,49 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
         config.auth_calls = args.auth_calls;
     }
     let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
-    let tu = Logged {
-        ua: UserAgent::new(config, seed),
-        level,
+    let ua = UserAgent::new(config, seed);
+    let core = match &args.domain {
+        Some(domain) => Core::Proxy(proxy_registrar(args, domain, driver.local_addrs(), ua)?),
+        None => Core::Ua(ua),
     };
-    Ok((driver, tu))
+    Ok((driver, Logged { core, level }))
+}
+
+/// `--proxy`: the proxy core (Record-Route on the first listener, UDP preferred, with
+/// `--record-route`) and the routing policy for DOMAIN around the UAS core.
+fn proxy_registrar(
+    args: &Args,
+    domain: &str,
+    bound: &[ListenSpec],
+    ua: UserAgent,
+) -> Result<ProxyRegistrar, String> {
+    let first = bound
+        .iter()
+        .find(|s| s.transport == Transport::Udp)
+        .or(bound.first())
+        .ok_or("no listener")?;
+    let record_route = args.record_route.then(|| match first.transport {
+        Transport::Udp => format!("sip:{};lr", first.addr),
+        Transport::Tls => format!("sips:{};lr", first.addr),
+        _ => format!("sip:{};transport=tcp;lr", first.addr),
+    });
+    let mut config = ProxyConfig::new(record_route.as_deref());
+    config.own = vec![domain.to_owned()];
+    if let Some(n) = args.max_contexts {
+        config.max_contexts = n;
+    }
+    let route_to = args.route_to.as_deref().map(route_to).transpose()?;
+    let routing = Routing {
+        domain: domain.to_owned(),
+        local: bound.iter().map(|s| s.addr).collect(),
+        route_to,
+    };
+    let proxy = Proxy::new(
+        config,
+        os_seed().map_err(|e| format!("no random seed: {e}"))?,
+    );
+    let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
+    Ok(ProxyRegistrar::new(ua, proxy, routing, seed))
 }
 
 /// The digest authenticator for `--user`: realm REALM, a nonce secret from the operating
@@ -401,6 +560,10 @@ fn authenticator(
 /// The registrar for the realm and for the addresses sipd listens on.
 fn registrar_config(args: &Args, bound: &[ListenSpec]) -> RegistrarConfig {
     let mut domains: Vec<String> = args.realm.iter().cloned().collect();
+    // The proxy's domain is the registrar's too (without credentials unless --user).
+    if let Some(d) = args.domain.as_ref().filter(|d| !domains.contains(d)) {
+        domains.push(d.clone());
+    }
     for s in bound {
         let ip = s.addr.ip().to_string();
         if !domains.contains(&ip) {
@@ -411,8 +574,33 @@ fn registrar_config(args: &Args, bound: &[ListenSpec]) -> RegistrarConfig {
 }
 
 /// The summary printed at the end of a run.
-fn report(ran: Duration, summary: &Summary, ua: &UserAgent) -> String {
+fn report(ran: Duration, summary: &Summary, core: &Core) -> String {
+    let ua = core.ua();
     let s = ua.stats();
+    let proxy = match core {
+        Core::Ua(_) => String::new(),
+        Core::Proxy(tu) => {
+            let p = tu.proxy().stats();
+            let r = tu.stats();
+            format!(
+                "\nsipd: proxy: contexts open {}, to registered users {}, passed on {}, \
+                 refused by the routing {}, overloaded (503) {}, requests forwarded {}, \
+                 responses forwarded {}, ACKs forwarded {}, CANCELs sent {}, loops {}, \
+                 answered by the proxy {}",
+                tu.proxy().contexts(),
+                r.to_users,
+                r.passed_on,
+                r.rejected,
+                r.overloaded + p.overloaded,
+                p.forwarded,
+                p.responses,
+                p.acks,
+                p.cancels,
+                p.loops,
+                p.answered,
+            )
+        }
+    };
     format!(
         "sipd: ran {:.1}s\nsipd: {summary}\nsipd: calls answered {}, ended {}, cancelled {}, \
          2xx retransmissions {}, ACK timeouts {}; OPTIONS {}, MESSAGE {}, rejected {}; \
@@ -429,7 +617,7 @@ fn report(ran: Duration, summary: &Summary, ua: &UserAgent) -> String {
         ua.dialogs(),
         s.registrations,
         ua.bindings()
-    )
+    ) + &proxy
 }
 
 fn main() -> ExitCode {
@@ -475,6 +663,13 @@ fn main() -> ExitCode {
         ),
         _ => String::new(),
     };
+    let registrar = match (&args.domain, &args.route_to) {
+        (Some(domain), Some(to)) => {
+            format!("{registrar}; proxy-registrar for {domain}, others to {to}")
+        }
+        (Some(domain), None) => format!("{registrar}; proxy-registrar for {domain}"),
+        _ => registrar,
+    };
     eprintln!(
         "sipd: listening on {} (ring {} ms){registrar}; Ctrl-C to stop",
         listening.join(", "),
@@ -483,7 +678,7 @@ fn main() -> ExitCode {
     let started = Instant::now();
     match driver.run(&mut tu) {
         Ok(summary) => {
-            println!("{}", report(started.elapsed(), &summary, &tu.ua));
+            println!("{}", report(started.elapsed(), &summary, &tu.core));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -620,7 +815,7 @@ mod tests {
         let shutdown = driver.shutdown_handle();
         let thread = std::thread::spawn(move || {
             let summary = driver.run_for(&mut tu, Duration::from_secs(20)).unwrap();
-            report(Duration::ZERO, &summary, &tu.ua)
+            report(Duration::ZERO, &summary, &tu.core)
         });
         let c = UdpSocket::bind("127.0.0.1:0").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -679,7 +874,7 @@ mod tests {
         let shutdown = driver.shutdown_handle();
         let thread = std::thread::spawn(move || {
             let summary = driver.run_for(&mut tu, Duration::from_secs(20)).unwrap();
-            report(Duration::ZERO, &summary, &tu.ua)
+            report(Duration::ZERO, &summary, &tu.core)
         });
         let c = UdpSocket::bind("127.0.0.1:0").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -1,7 +1,8 @@
 //! `sipd`: a SIP user agent server on the tokio driver, running the UAS core of
 //! `sip_core::ua` as the transaction user. It answers OPTIONS and MESSAGE, answers INVITE
 //! with 180 then 200 after the ring time, and BYE, and with `--registrar` is a registrar
-//! (RFC 3261 section 10.3); a summary on Ctrl-C or SIGTERM.
+//! (RFC 3261 section 10.3), and with `--proxy` a proxy-registrar
+//! ([`sip_core::proxy_registrar`]); a summary on Ctrl-C or SIGTERM.
 //!
 //! ```text
 //! sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
@@ -29,6 +30,15 @@
 //!                     Redis (see docs/registrar.md); default: in memory
 //!   --min-expires SECS
 //!                     the shortest registration accepted (default 60; 423 below)
+//! sipd [--listen SPEC]... --proxy --domain DOMAIN [--record-route] [--route-to URI]
+//!      [--max-contexts N] [--registrar --realm REALM [--user NAME:PASSWORD]...]
+//!   --proxy           a stateful proxy (RFC 3261 section 16) and the registrar of DOMAIN:
+//!                     registered users of DOMAIN are reached at their contacts, other
+//!                     requests go to --route-to or to their Request-URI's host
+//!   --domain DOMAIN   the domain served
+//!   --record-route    stay on the path of the dialogs
+//!   --route-to URI    the next hop of every request not for a registered user
+//!   --max-contexts N  requests being forwarded at most (503 with Retry-After beyond)
 //! ```
 //!
 //! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
@@ -41,6 +51,8 @@ use std::time::{Duration, Instant};
 
 use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
 use sip_core::location::Binding;
+use sip_core::proxy::{Proxy, ProxyConfig};
+use sip_core::proxy_registrar::{ProxyRegistrar, RouteTo, Routing};
 use sip_core::registrar::{RegistrarConfig, Reject};
 use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
@@ -60,12 +72,18 @@ struct Args {
     auth_secret: Option<[u8; 32]>,
     location: Option<RedisLocation>,
     min_expires: Option<u32>,
+    proxy: bool,
+    domain: Option<String>,
+    record_route: bool,
+    route_to: Option<String>,
+    max_contexts: Option<usize>,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
-             [--min-expires SECS]]";
+             [--min-expires SECS]]
+            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -75,6 +93,7 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
+            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -103,6 +122,19 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --min-expires SECS
                     the shortest registration accepted; shorter ones get 423 with
                     Min-Expires (default 60)
+  --proxy           be a stateful proxy (RFC 3261 section 16) and the registrar of
+                    DOMAIN (without --registrar: in memory, no credentials asked): a
+                    request for a registered user of DOMAIN goes to the user's contacts
+                    (forking when there are several), a user without binding gets 480;
+                    any other request goes to --route-to, else to its Request-URI's host
+                    when that is not DOMAIN nor sipd's own address, else gets 404;
+                    OPTIONS to sipd itself is answered; 503 with Retry-After when full
+  --domain DOMAIN   the domain sipd is the proxy and registrar of (needs --proxy)
+  --record-route    stay on the path of the dialogs (Record-Route, section 16.6 step 4)
+  --route-to URI    the next hop of every request not for a registered user, e.g.
+                    sip:127.0.0.1:5070 or sip:trunk.example.net;transport=tcp
+  --max-contexts N  requests forwarded and not yet answered at most (default 65536);
+                    beyond, 503 with Retry-After
   -h, --help        this help";
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -126,6 +158,23 @@ fn parse_user(v: &str) -> Option<(String, String)> {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b));
     (name_ok && !password.is_empty() && !password.chars().any(char::is_control))
         .then(|| (name.to_owned(), password.to_owned()))
+}
+
+/// A host name or an address: what `--domain` takes.
+fn is_domain(v: &str) -> bool {
+    !v.is_empty()
+        && (v.parse::<std::net::IpAddr>().is_ok()
+            || v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)))
+}
+
+/// `--route-to URI`: the next hop, its host name resolved now.
+fn route_to(uri: &str) -> Result<RouteTo, String> {
+    use std::net::ToSocketAddrs;
+    RouteTo::from_uri(uri, |host| {
+        (host, 0).to_socket_addrs().ok()?.next().map(|a| a.ip())
+    })
+    .map_err(|e| format!("--route-to {e}"))
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -157,6 +206,11 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         auth_secret: None,
         location: None,
         min_expires: None,
+        proxy: false,
+        domain: None,
+        record_route: false,
+        route_to: None,
+        max_contexts: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -214,6 +268,29 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                         .ok_or(format!("--min-expires {v}: not a number of seconds"))?,
                 );
             }
+            "--proxy" => args.proxy = true,
+            "--domain" => {
+                let v = value("--domain")?;
+                if !is_domain(&v) {
+                    return Err(format!("--domain {v}: not a domain name or address"));
+                }
+                args.domain = Some(v);
+            }
+            "--record-route" => args.record_route = true,
+            "--route-to" => {
+                let v = value("--route-to")?;
+                route_to(&v)?;
+                args.route_to = Some(v);
+            }
+            "--max-contexts" => {
+                let v = value("--max-contexts")?;
+                args.max_contexts = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--max-contexts {v}: not a positive number"))?,
+                );
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -238,6 +315,25 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }
     if args.min_expires.is_some() && !args.registrar {
         return Err("--min-expires needs --registrar".into());
+    }
+    if args.proxy && args.domain.is_none() {
+        return Err("--proxy needs --domain".into());
+    }
+    for (set, flag) in [
+        (args.domain.is_some(), "--domain"),
+        (args.record_route, "--record-route"),
+        (args.route_to.is_some(), "--route-to"),
+        (args.max_contexts.is_some(), "--max-contexts"),
+    ] {
+        if set && !args.proxy {
+            return Err(format!("{flag} needs --proxy"));
+        }
+    }
+    if args.proxy && args.location.is_some() {
+        return Err(
+            "--location cannot be used with --proxy (the proxy reads the bindings in memory)"
+                .into(),
+        );
     }
     if args.listen.is_empty() {
         args.listen = vec![
@@ -392,6 +488,109 @@ impl TransactionUser for Logged {
     }
 }
 
+/// The proxy-registrar of `--proxy`, with what its UAS core did logged.
+struct ProxyLogged(ProxyRegistrar);
+
+impl ProxyLogged {
+    fn log_events(&mut self) {
+        while let Some(e) = self.0.ua_mut().poll_event() {
+            tracing::info!(target: "sipd", "{e:?}");
+        }
+    }
+}
+
+impl TransactionUser for ProxyLogged {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        self.0.handle_event(now, event, endpoint);
+        self.log_events();
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        self.0.handle_timeout(now, endpoint);
+        self.log_events();
+    }
+}
+
+/// `--proxy`: the proxy core (Record-Route on the first listener, UDP preferred, with
+/// `--record-route`) and the routing policy for DOMAIN around the UAS core.
+fn proxy_registrar(
+    args: &Args,
+    domain: &str,
+    driver: &Driver,
+    ua: UserAgent,
+) -> Result<ProxyRegistrar, String> {
+    let listeners = driver.listeners();
+    let first = driver
+        .local_addr(Transport::Udp)
+        .map(|a| (Transport::Udp, a))
+        .or_else(|| listeners.first().map(|l| (l.transport, l.addr)))
+        .ok_or("no listener")?;
+    let record_route = args.record_route.then(|| match first {
+        (Transport::Udp, addr) => format!("sip:{addr};lr"),
+        (Transport::Tls, addr) => format!("sips:{addr};lr"),
+        (_, addr) => format!("sip:{addr};transport=tcp;lr"),
+    });
+    let mut config = ProxyConfig::new(record_route.as_deref());
+    config.own = vec![domain.to_owned()];
+    if let Some(n) = args.max_contexts {
+        config.max_contexts = n;
+    }
+    let route_to = args.route_to.as_deref().map(route_to).transpose()?;
+    let routing = Routing {
+        domain: domain.to_owned(),
+        local: listeners.iter().map(|l| l.addr).collect(),
+        route_to,
+    };
+    let seed = |what| {
+        sip_driver_tokio::os_seed().map_err(|e| format!("no random seed for the {what}: {e}"))
+    };
+    let proxy = Proxy::new(config, seed("proxy")?);
+    Ok(ProxyRegistrar::new(
+        ua,
+        proxy,
+        routing,
+        seed("proxy-registrar")?,
+    ))
+}
+
+/// The summary of a `--proxy` run.
+fn proxy_summary(ran: Duration, s: &sip_core::Stats, tu: &ProxyRegistrar) -> String {
+    let u = tu.ua().stats();
+    let p = tu.proxy().stats();
+    let r = tu.stats();
+    format!(
+        "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
+         transactions {}; OPTIONS {}, rejected {}; registrations {}, bindings {}; \
+         proxy: contexts open {}, to registered users {}, passed on {}, refused by the \
+         routing {}, overloaded (503) {}, requests forwarded {}, responses forwarded {}, \
+         ACKs forwarded {}, CANCELs sent {}, loops {}, answered by the proxy {}",
+        ran.as_secs_f64(),
+        s.received,
+        s.malformed,
+        s.retransmissions,
+        s.transactions,
+        u.options,
+        u.rejected,
+        u.registrations,
+        tu.ua().bindings(),
+        tu.proxy().contexts(),
+        r.to_users,
+        r.passed_on,
+        r.rejected,
+        r.overloaded + p.overloaded,
+        p.forwarded,
+        p.responses,
+        p.acks,
+        p.cancels,
+        p.loops,
+        p.answered,
+    )
+}
+
 async fn stop_signal() {
     #[cfg(unix)]
     {
@@ -458,8 +657,13 @@ async fn main() -> ExitCode {
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
-    if args.registrar {
+    if args.registrar || args.proxy {
         let mut domains: Vec<String> = args.realm.iter().cloned().collect();
+        // The proxy's domain is the registrar's too (in memory, and without credentials
+        // when no --user is given).
+        if let Some(d) = args.domain.as_ref().filter(|d| !domains.contains(d)) {
+            domains.push(d.clone());
+        }
         for l in driver.listeners() {
             let ip = l.addr.ip().to_string();
             if !domains.contains(&ip) {
@@ -515,6 +719,13 @@ async fn main() -> ExitCode {
         Some(_) => format!("{registrar}, bindings in Redis"),
         None => registrar,
     };
+    let registrar = match (&args.domain, &args.route_to) {
+        (Some(domain), Some(to)) => {
+            format!("{registrar}; proxy-registrar for {domain}, others to {to}")
+        }
+        (Some(domain), None) => format!("{registrar}; proxy-registrar for {domain}"),
+        _ => registrar,
+    };
     eprintln!(
         "sipd: listening on {} (ring {} ms){registrar}; Ctrl-C to stop",
         listening.join(", "),
@@ -527,6 +738,28 @@ async fn main() -> ExitCode {
     });
     let started = Instant::now();
     let ua = UserAgent::new(ua_config, ua_seed);
+    if let Some(domain) = &args.domain {
+        let tu = match proxy_registrar(&args, domain, &driver, ua) {
+            Ok(tu) => tu,
+            Err(e) => {
+                eprintln!("sipd: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match driver.run(ProxyLogged(tu)).await {
+            Ok(done) => {
+                println!(
+                    "{}",
+                    proxy_summary(started.elapsed(), &done.stats, &done.tu.0)
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sipd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let run = match args.location {
         Some(redis) => {
             if let Err(e) = redis.check().await {

@@ -226,6 +226,10 @@ pub enum SendError {
     /// The source address already has [`Config::max_flows_per_source`] connections.
     #[error("too many flows from this source")]
     TooManyFlowsFromSource,
+    /// [`Endpoint::send_request_with_branch`] was given a branch that is not a magic-cookie
+    /// token, or one a live client transaction already has.
+    #[error("invalid or duplicate branch")]
+    InvalidBranch,
 }
 
 /// Counters for logs and summaries.
@@ -597,6 +601,17 @@ impl Endpoint {
         request: &OwnedMessage,
         target: Target,
     ) -> Result<ClientTxId, SendError> {
+        self.start_client(now, request, target, None)
+    }
+
+    /// The body of [`Endpoint::send_request`] and [`Endpoint::send_request_with_branch`].
+    fn start_client(
+        &mut self,
+        now: Instant,
+        request: &OwnedMessage,
+        target: Target,
+        branch: Option<&str>,
+    ) -> Result<ClientTxId, SendError> {
         let method = request.method().ok_or(SendError::NotARequest)?;
         if method == Method::Ack {
             return Err(SendError::NotARequest);
@@ -613,7 +628,10 @@ impl Endpoint {
             transport = Transport::Tcp;
         }
         let (sent_by, local) = self.local_for(transport, target.addr)?;
-        let branch = crate::new_branch(&mut self.rng);
+        let branch = match branch {
+            Some(b) => b.to_owned(),
+            None => crate::new_branch(&mut self.rng),
+        };
         let bytes = build::insert_via(request.as_bytes(), transport, &sent_by, &branch);
         let owned = OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
         key::client_key(&mut self.scratch, &branch, method.as_str());
@@ -815,6 +833,37 @@ impl Endpoint {
             None,
         )?;
         Ok(())
+    }
+
+    /// [`Endpoint::send_request`] with the branch of the top Via chosen by the caller: a
+    /// proxy's branch encodes what its loop detection needs (RFC 3261 section 16.6 step 8).
+    /// The branch must start with the magic cookie `z9hG4bK` (section 8.1.1.7), be a token
+    /// (section 25.1) and be unique for the transaction: otherwise
+    /// [`SendError::InvalidBranch`].
+    pub fn send_request_with_branch(
+        &mut self,
+        now: Instant,
+        request: &OwnedMessage,
+        target: Target,
+        branch: &str,
+    ) -> Result<ClientTxId, SendError> {
+        let token = branch.len() > crate::MAGIC_COOKIE.len()
+            && branch.len() <= 128
+            && branch.starts_with(crate::MAGIC_COOKIE)
+            && branch.bytes().all(crate::message::scan::is_token);
+        if !token {
+            return Err(SendError::InvalidBranch);
+        }
+        let method = request.method().ok_or(SendError::NotARequest)?;
+        key::client_key(&mut self.scratch, branch, method.as_str());
+        if self
+            .client_keys
+            .find(self.client_keys.hash(&self.scratch), &self.scratch)
+            .is_some()
+        {
+            return Err(SendError::InvalidBranch);
+        }
+        self.start_client(now, request, target, Some(branch))
     }
 
     // ---- the driver's flow inputs ----

@@ -1,0 +1,233 @@
+//! The proxy's address book: which URIs are its own (sections 16.4 and 16.3 step 4), where
+//! a URI leads (section 16.6 step 7, numeric hosts only), and the loop-detection part of the
+//! branch (sections 16.3 step 4 and 16.6 step 8).
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::message::{HeaderName, Host, Message, SipUri, Uri};
+use crate::{Endpoint, Listener, Target, Transport};
+
+/// Splits `host[:port]` (IPv6 in brackets) into a lower-case host without brackets and an
+/// optional port.
+pub(crate) fn split_host_port(s: &str) -> (String, Option<u16>) {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':').and_then(|p| p.parse().ok())),
+            None => (rest, None),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+            _ => (s, None),
+        }
+    };
+    (host.to_ascii_lowercase(), port)
+}
+
+/// The transport a SIP URI asks for (section 19.1.1: `transport` parameter, `sips` means
+/// TLS), UDP by default.
+pub(crate) fn uri_transport(u: &SipUri<'_>) -> Transport {
+    match u.transport() {
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
+        _ if u.secure => Transport::Tls,
+        _ => Transport::Udp,
+    }
+}
+
+/// The port a SIP URI names, explicit or by default (section 19.1.2).
+pub(crate) fn uri_port(u: &SipUri<'_>) -> u16 {
+    u.port.unwrap_or(uri_transport(u).default_port())
+}
+
+fn host_eq(a: &str, b: &str) -> bool {
+    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x.to_canonical() == y.to_canonical(),
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
+/// Does `host:port` name this proxy: a listener (its address or its Via sent-by), the
+/// Record-Route URI, or a configured own address?
+pub(crate) fn is_own_host(
+    host: &str,
+    port: u16,
+    listeners: &[Listener],
+    record_route: Option<&str>,
+    own: &[String],
+) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    for l in listeners {
+        if l.addr.port() == port && host_eq(host, &l.addr.ip().to_string()) {
+            return true;
+        }
+        if let Some(s) = &l.sent_by {
+            let (h, p) = split_host_port(s);
+            if p.unwrap_or(l.transport.default_port()) == port && host_eq(host, &h) {
+                return true;
+            }
+        }
+    }
+    if let Some(Uri::Sip(u)) = record_route.and_then(Uri::parse) {
+        if uri_port(&u) == port && host_eq(host, u.host.as_str()) {
+            return true;
+        }
+    }
+    own.iter().any(|o| {
+        let (h, p) = split_host_port(o);
+        p.unwrap_or(5060) == port && host_eq(host, &h)
+    })
+}
+
+/// Where a URI leads without a resolver (section 16.6 step 7 with RFC 3263 section 4 for a
+/// numeric host): its `maddr` or host must be an IP address. A host name needs the
+/// resolver of RFC 3263, which the application runs and passes as
+/// [`ProxyTarget::next_hop`](super::ProxyTarget::next_hop).
+pub(crate) fn numeric_target(uri: &str) -> Option<Target> {
+    let Some(Uri::Sip(u)) = Uri::parse(uri) else {
+        return None;
+    };
+    let transport = uri_transport(&u);
+    let ip: IpAddr = match u.maddr() {
+        Some(m) => m
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?,
+        None => u.host.ip()?,
+    };
+    Some(Target {
+        transport,
+        addr: SocketAddr::new(ip, uri_port(&u)),
+    })
+}
+
+/// The URI inside a Route or Record-Route value (`<uri>;params` or a bare URI).
+pub(crate) fn route_uri(value: &str) -> &str {
+    let v = value.trim();
+    match (v.find('<'), v.find('>')) {
+        (Some(a), Some(b)) if a < b => &v[a + 1..b],
+        _ => v.split(';').next().unwrap_or(v),
+    }
+}
+
+/// The keyed hash of what section 16.3 step 4 compares to detect a loop: the Request-URI,
+/// the To and From tags, Call-ID, the CSeq number (not the method: CANCEL and the ACK of a
+/// non-2xx share the INVITE's branch, section 16.6 step 8), Proxy-Require and
+/// Proxy-Authorization. The top Via and the Route set are left out: they change on every
+/// hop, so a request that came back around a loop would never match.
+pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
+    let mut h = hasher.build_hasher();
+    let uri = match req.start_line() {
+        crate::message::StartLine::Request { uri, .. } => uri,
+        crate::message::StartLine::Response { .. } => "",
+    };
+    h.write(uri.as_bytes());
+    h.write_u8(0);
+    h.write(req.to().and_then(|t| t.tag()).unwrap_or("").as_bytes());
+    h.write_u8(0);
+    h.write(req.from().and_then(|t| t.tag()).unwrap_or("").as_bytes());
+    h.write_u8(0);
+    h.write(req.call_id().unwrap_or("").as_bytes());
+    h.write_u8(0);
+    h.write_u32(req.cseq().map_or(0, |c| c.seq));
+    for name in [HeaderName::ProxyRequire, HeaderName::ProxyAuthorization] {
+        for v in req.view().header_all(name) {
+            h.write(v.as_bytes());
+            h.write_u8(0);
+        }
+        h.write_u8(1);
+    }
+    h.finish()
+}
+
+/// The loop-detection part of a branch this proxy wrote: `z9hG4bK` then 16 hex digits then
+/// `.` (see [`branch_for`]).
+pub(crate) fn branch_loop_part(branch: &str) -> Option<u64> {
+    let rest = branch.strip_prefix(crate::MAGIC_COOKIE)?;
+    let (hex, _) = rest.split_once('.')?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Section 16.6 step 8: the loop hash, then a random part that makes every branch unique.
+pub(crate) fn branch_for(loop_hash: u64, rng: &mut dyn crate::Rng) -> String {
+    let mut b = format!("{}{loop_hash:016x}.", crate::MAGIC_COOKIE);
+    crate::rng::push_random_token(&mut b, rng, 12);
+    b
+}
+
+/// The host of a Via or URI as text.
+pub(crate) fn host_str<'a>(h: &Host<'a>) -> &'a str {
+    h.as_str()
+}
+
+/// The listener a request to `remote` over `transport` leaves from (as the endpoint chooses
+/// it: same transport and family, else same family).
+pub(crate) fn outgoing_listener(
+    endpoint: &Endpoint,
+    transport: Transport,
+    remote: SocketAddr,
+) -> Option<&Listener> {
+    let ls = &endpoint.config().listeners;
+    let same_family = |l: &&Listener| l.addr.is_ipv4() == remote.is_ipv4();
+    ls.iter()
+        .filter(same_family)
+        .find(|l| l.transport == transport)
+        .or_else(|| ls.iter().find(same_family))
+}
+
+/// A Record-Route URI naming one listener (RFC 5658: one entry per interface).
+pub(crate) fn listener_uri(l: &Listener) -> String {
+    let host = match &l.sent_by {
+        Some(s) => s.clone(),
+        None => l.addr.to_string(),
+    };
+    match l.transport {
+        Transport::Udp => format!("sip:{host};lr"),
+        Transport::Tcp => format!("sip:{host};transport=tcp;lr"),
+        Transport::Tls => format!("sips:{host};lr"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_host_port_handles_ipv6_and_names() {
+        assert_eq!(split_host_port("[::1]:5070"), ("::1".into(), Some(5070)));
+        assert_eq!(
+            split_host_port("P1.example.com"),
+            ("p1.example.com".into(), None)
+        );
+        assert_eq!(
+            split_host_port("192.0.2.1:5060"),
+            ("192.0.2.1".into(), Some(5060))
+        );
+    }
+
+    #[test]
+    fn rfc3261_16_6_step_7_numeric_targets_only() {
+        let t = numeric_target("sip:bob@192.0.2.4:5070;transport=tcp").unwrap();
+        assert_eq!(t.transport, Transport::Tcp);
+        assert_eq!(t.addr, "192.0.2.4:5070".parse().unwrap());
+        let t = numeric_target("sip:bob@example.com;maddr=192.0.2.9").unwrap();
+        assert_eq!(t.addr, "192.0.2.9:5060".parse().unwrap());
+        assert!(numeric_target("sip:bob@example.com").is_none());
+        assert!(numeric_target("tel:+1234").is_none());
+    }
+
+    #[test]
+    fn rfc3261_16_6_step_8_branch_carries_the_loop_hash() {
+        let mut rng = crate::SeededRng::new([1; 32]);
+        let b = branch_for(0x0123_4567_89ab_cdef, &mut rng);
+        assert_eq!(branch_loop_part(&b), Some(0x0123_4567_89ab_cdef));
+        assert_ne!(b, branch_for(0x0123_4567_89ab_cdef, &mut rng));
+        assert_eq!(branch_loop_part("z9hG4bKabc"), None);
+    }
+}
