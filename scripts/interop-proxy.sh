@@ -127,24 +127,29 @@ csv_last() { # CSV COLUMN: the value on the last line of SIPp's statistics
 }
 
 PROXY_PID=""
-start_proxy() { # TARGET udp|tcp (the transport of the next hop): sets PROXY_PID (its timeout)
-  local t=$1 port=${PORT[$1]} next="sip:127.0.0.1:$UAS_PORT" extra=()
-  [ "$2" = tcp ] && next="$next;transport=tcp"
+start_proxy() { # TARGET none|udp|tcp|open: --route-to none, or to the SIPp UAS over UDP or
+  # TCP; open: no --route-to and no users (REGISTER needs no credentials). Sets PROXY_PID (its
+  # timeout)
+  local t=$1 port=${PORT[$1]} route_to=() extra=() users=()
+  [ "$2" = open ] || users=(--registrar --realm "$DOMAIN" --user "alice:$PASSWORD" --user "bob:$PASSWORD"
+    --user "carol:$PASSWORD")
+  case $2 in
+  udp) route_to=(--route-to "sip:127.0.0.1:$UAS_PORT") ;;
+  tcp) route_to=(--route-to "sip:127.0.0.1:$UAS_PORT;transport=tcp") ;;
+  esac
   free udp "$port" && free tcp "$port" || return 1
   case $t in
   kamailio)
-    [ "$2" = tcp ] && extra=(-A ROUTE_TCP)
+    [ "$2" = tcp ] && extra=(-A ROUTE_TCP) # (Kamailio always has a next hop)
     timeout 120 kamailio -f "$ROOT/tests/interop/kamailio-proxy.cfg" -l "udp:127.0.0.1:$port" \
       -l "tcp:127.0.0.1:$port" "${extra[@]}" -DD -E -m 128 -P "$out/kamailio.pid" >>"$out/kamailio.log" 2>&1 &
     ;;
   *)
     local help
     help=$("${SIPD[$t]}" --help 2>&1)
-    [[ $help == *--algorithms* ]] && extra=(--algorithms MD5) # baresip 1.0 answers MD5 only
+    [ "$2" != open ] && [[ $help == *--algorithms* ]] && extra=(--algorithms MD5) # SIPp, baresip 1.0: MD5 only
     local cmd=("${SIPD[$t]}" --listen "udp:127.0.0.1:$port" --listen "tcp:127.0.0.1:$port" --log warn
-      --proxy --domain "$DOMAIN" --record-route --route-to "$next"
-      --registrar --realm "$DOMAIN" --user "alice:$PASSWORD" --user "bob:$PASSWORD" --user "carol:$PASSWORD"
-      "${extra[@]}")
+      --proxy --domain "$DOMAIN" --record-route "${route_to[@]}" "${users[@]}" "${extra[@]}")
     echo "${cmd[*]}" >>"$out/sipd-$t.cmd"
     timeout 120 "${cmd[@]}" >>"$out/sipd-$t.log" 2>&1 &
     ;;
@@ -195,42 +200,76 @@ check_sipp_rr() { # TARGET UAC_TRANSPORT UAS_TRANSPORT (u1|t1)
   fi
 }
 
-check_fork() { # TARGET
-  local t=$1 port=${PORT[$1]} n d
-  n="fork: one AOR, two contacts, the first answers, the other gets CANCEL and 487 -> $(name_of "$t")"
-  d="$out/fork-$t"
+check_fork() { # TARGET fork|single
+  # fork: one AOR registered with two contacts; the first answers, the other gets CANCEL.
+  # single: one contact, which answers, while the proxy has a --route-to: the ACK and BYE
+  # (Request-URI the contact, after the proxy's own Route) must reach the contact too.
+  local t=$1 mode=$2 port=${PORT[$1]} n d contacts
+  if [ "$mode" = fork ]; then
+    n="fork: one AOR, two contacts, the first answers, the other gets CANCEL and 487 -> $(name_of "$t")"
+    contacts=("sip:carol@127.0.0.1:$FORK_A_PORT" "sip:carol@127.0.0.1:$FORK_B_PORT")
+  else
+    n="call to a registered user with --route-to set: ACK and BYE reach the contact -> $(name_of "$t")"
+    contacts=("sip:carol@127.0.0.1:$FORK_A_PORT")
+  fi
+  d="$out/$mode-$t"
   mkdir -p "$d"
   if ! timeout 10 python3 "$ROOT/tests/interop/register_contacts.py" 127.0.0.1 "$port" "sip:carol@$DOMAIN" 60 \
-    "sip:carol@127.0.0.1:$FORK_A_PORT" "sip:carol@127.0.0.1:$FORK_B_PORT" --user carol --password "$PASSWORD" \
-    >"$d/register.out" 2>&1; then
-    failed "$n" "the REGISTER of two contacts failed: $(tail -1 "$d/register.out")"
+    "${contacts[@]}" --user carol --password "$PASSWORD" >"$d/register.out" 2>&1; then
+    failed "$n" "the REGISTER failed: $(tail -1 "$d/register.out")"
     return
   fi
-  if [ "$(grep -oE "127\.0\.0\.1:($FORK_A_PORT|$FORK_B_PORT)" "$d/register.out" | sort -u | wc -l)" != 2 ]; then
-    failed "$n" "the 200 to the REGISTER does not list both contacts: $d/register.out"
+  if [ "$(grep -oE "127\.0\.0\.1:($FORK_A_PORT|$FORK_B_PORT)" "$d/register.out" | sort -u | wc -l)" != ${#contacts[@]} ]; then
+    failed "$n" "the 200 to the REGISTER does not list the ${#contacts[@]} contacts: $d/register.out"
     return
   fi
   free udp "$FORK_A_PORT" && free udp "$FORK_B_PORT"
   local common=(-i 127.0.0.1 -t u1 -m 1 -timeout 15s -timeout_error -nostdin)
   (cd "$d" && exec timeout 20 sipp -sf "$SCEN/uas_fork_answer.xml" -p "$FORK_A_PORT" -d 500 "${common[@]}" \
     -trace_msg -message_file "$d/answer_msg.log" -trace_err -error_file "$d/answer_err.log" >"$d/answer.out" 2>&1) &
-  local a=$!
-  (cd "$d" && exec timeout 20 sipp -sf "$SCEN/uas_fork_cancel.xml" -p "$FORK_B_PORT" "${common[@]}" \
-    -trace_msg -message_file "$d/cancel_msg.log" -trace_err -error_file "$d/cancel_err.log" >"$d/cancel.out" 2>&1) &
-  local b=$!
-  PIDS+=("$a" "$b")
-  listening udp "$FORK_A_PORT" && listening udp "$FORK_B_PORT"
+  local a=$! b="" brc=0
+  PIDS+=("$a")
+  if [ "$mode" = fork ]; then
+    (cd "$d" && exec timeout 20 sipp -sf "$SCEN/uas_fork_cancel.xml" -p "$FORK_B_PORT" "${common[@]}" \
+      -trace_msg -message_file "$d/cancel_msg.log" -trace_err -error_file "$d/cancel_err.log" >"$d/cancel.out" 2>&1) &
+    b=$!
+    PIDS+=("$b")
+    listening udp "$FORK_B_PORT"
+  fi
+  listening udp "$FORK_A_PORT"
   (cd "$d" && exec timeout 20 sipp -sf "$SCEN/uac_fork.xml" "127.0.0.1:$port" -s carol -p "$FORK_UAC_PORT" "${common[@]}" \
     -trace_msg -message_file "$d/uac_msg.log" -trace_err -error_file "$d/uac_err.log" >"$d/uac.out" 2>&1)
   local rc=$?
   wait "$a"
   local arc=$?
-  wait "$b"
-  local brc=$?
+  if [ -n "$b" ]; then
+    wait "$b"
+    brc=$?
+  fi
+  local what="caller and answering contact"
+  [ "$mode" = fork ] && what="caller, answering contact and cancelled contact"
   if [ "$rc" = 0 ] && [ "$arc" = 0 ] && [ "$brc" = 0 ]; then
-    ok "$n" "caller, answering contact and cancelled contact: SIPp exit 0"
+    ok "$n" "$what: SIPp exit 0"
   else
-    failed "$n" "SIPp exit: caller $rc, answering contact $arc, cancelled contact $brc; $d"
+    local why=""
+    why=$(grep -m1 -oE "received 'SIP/2.0 [0-9]{3}[^[:cntrl:]']*" "$d/uac_err.log" 2>/dev/null | sed "s/received '//")
+    failed "$n" "SIPp exit: caller $rc${why:+ (got $why)}, answering contact $arc$([ "$mode" = fork ] && echo ", cancelled contact $brc"); $d"
+  fi
+}
+
+check_register_via_route() { # TARGET
+  # RFC 3261 8.1.2 and 16.4: a UA with an outbound proxy sends its REGISTER with a Route to
+  # the proxy; the proxy removes its own Route, and its registrar answers (here with digest).
+  local t=$1 port=${PORT[$1]} n d
+  n="REGISTER with digest through a Route to the proxy (outbound proxy) -> $(name_of "$t")"
+  d="$out/register-route-$t"
+  mkdir -p "$d"
+  if timeout 10 python3 "$ROOT/tests/interop/register_contacts.py" 127.0.0.1 "$port" "sip:alice@$DOMAIN" 60 \
+    "sip:alice@127.0.0.1:$FORK_B_PORT" --route "sip:127.0.0.1:$port;lr" --user alice --password "$PASSWORD" \
+    >"$d/register.out" 2>&1 && grep -q "127.0.0.1:$FORK_B_PORT" "$d/register.out"; then
+    ok "$n" "401, then 200 listing the contact"
+  else
+    failed "$n" "$(tail -1 "$d/register.out")"
   fi
 }
 
@@ -264,7 +303,7 @@ EOF
 
 check_baresip() { # TARGET
   local t=$1 port=${PORT[$1]} n="baresip alice calls baresip bob, both registered -> $(name_of "$1")"
-  local outbound="outbound=\"sip:127.0.0.1:$port;lr\""
+  local outbound="outbound=\"sip:127.0.0.1:$port\"" # baresip adds ;lr itself
   local bob alice
   bob=$(baresip_dir bob "$BOB_PORT" 20000-20999 \
     "<sip:bob@$DOMAIN>;auth_user=bob;auth_pass=$PASSWORD;$outbound;regint=60;answermode=auto")
@@ -295,7 +334,8 @@ check_baresip() { # TARGET
   local why=()
   [ $arc = 0 ] || why+=("alice exit $arc")
   grep -qE '\} 200 OK .*\[1 binding\]' "$alice/baresip.log" || why+=("alice not registered")
-  grep -q "Call established: sip:bob@$DOMAIN" "$alice/baresip.log" || why+=("no 'Call established' at alice")
+  grep -q "Call established: sip:bob@$DOMAIN" "$alice/baresip.log" ||
+    why+=("no 'Call established' at alice$(grep -m1 -oE 'session closed: [0-9]{3}[^[:cntrl:]]*' "$alice/baresip.log" | sed 's/^/: /')")
   grep -q "Call established: sip:alice@$DOMAIN" "$bob/baresip.log" || why+=("no 'Call established' at bob")
   grep -qE "Call with sip:alice@$DOMAIN terminated" "$bob/baresip.log" || why+=("bob saw no BYE")
   if [ ${#why[@]} = 0 ]; then
@@ -321,10 +361,23 @@ for t in $TARGETS; do
       continue
     fi
   fi
+  if start_proxy "$t" none; then
+    check_fork "$t" fork
+    check_register_via_route "$t"
+  else
+    failed "proxy checks (no --route-to) -> $(name_of "$t")" "the proxy did not start"
+  fi
+  stop_proxy
+  # baresip 1.0 registers through its outbound proxy (a Route), and answers MD5 only
+  if start_proxy "$t" open; then
+    check_baresip "$t"
+  else
+    failed "proxy checks (no users) -> $(name_of "$t")" "the proxy did not start"
+  fi
+  stop_proxy
   if start_proxy "$t" udp; then
     check_sipp_rr "$t" u1 u1
-    check_fork "$t"
-    check_baresip "$t"
+    check_fork "$t" single
   else
     failed "proxy checks (next hop UDP) -> $(name_of "$t")" "the proxy did not start"
   fi

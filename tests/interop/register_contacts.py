@@ -4,11 +4,14 @@ section 10.2.1: one REGISTER, one Contact header value per binding), answering t
 digest challenge when it sends one, and print each Contact of the 200 on a line.
 
 usage: register_contacts.py HOST PORT AOR EXPIRES CONTACT... [--user USER --password PASSWORD]
+                           [--route URI]
   AOR       e.g. sip:bob@example.test (To and From of the REGISTER; the Request-URI is
             sip:DOMAIN of the AOR, sent to HOST:PORT)
   EXPIRES   the Expires of the bindings (0 removes them)
   CONTACT   e.g. sip:bob@127.0.0.1:5621 (repeatable; each gets its own q-value when written
             as "sip:...;q=0.5" - it is copied as given inside <>)
+  --route URI  a pre-loaded Route header (RFC 3261 8.1.2: a UA with an outbound proxy),
+            e.g. sip:127.0.0.1:5600;lr
   --user/--password  credentials for a 401 (the first challenge whose algorithm this knows:
             MD5, SHA-256, SHA-512-256; qop=auth when offered)
 Exit 0 when the REGISTER got its 200, 1 otherwise (a second 401, 403, no answer in 4 s).
@@ -25,10 +28,14 @@ from register_query import HASHES, challenges, headers  # noqa: E402
 
 def main():
     args = sys.argv[1:]
-    user = password = None
+    user = password = route = None
     if "--user" in args:
         i = args.index("--user")
         user = args[i + 1]
+        del args[i:i + 2]
+    if "--route" in args:
+        i = args.index("--route")
+        route = args[i + 1]
         del args[i:i + 2]
     if "--password" in args:
         i = args.index("--password")
@@ -49,8 +56,10 @@ def main():
     def exchange(cseq, auth):
         lines = ["REGISTER %s SIP/2.0" % ruri,
                  "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK-%s-%d;rport" % (lport, tag, cseq),
-                 "Max-Forwards: 70",
-                 "From: <%s>;tag=%s" % (aor, tag),
+                 "Max-Forwards: 70"]
+        if route:
+            lines.append("Route: <%s>" % route)
+        lines += ["From: <%s>;tag=%s" % (aor, tag),
                  "To: <%s>" % aor,
                  "Call-ID: contacts-%s@127.0.0.1" % tag,
                  "CSeq: %d REGISTER" % cseq]
