@@ -116,7 +116,9 @@ pub enum Decision {
     /// The UAS core answers it: REGISTER for the domain (the registrar), OPTIONS
     /// addressed to this server.
     Local,
-    /// Forward it to these destinations (several: fork, section 16.6).
+    /// Forward it to the contacts of a registered user (several: fork, section 16.6).
+    Users(Vec<Destination>),
+    /// Forward it elsewhere: to `--route-to`, or to its Request-URI (another domain).
     Forward(Vec<Destination>),
     /// Answer it with this status: 480 for a user of the domain with no binding (section
     /// 16.5: an empty target set), 404 for a resource of this server that does not exist
@@ -198,17 +200,18 @@ impl Routing {
                 for aor in &aors {
                     for b in lookup(aor) {
                         if !targets.iter().any(|t: &Destination| t.uri == b.contact) {
+                            let next_hop = reach_back(&b);
                             targets.push(Destination {
                                 uri: b.contact,
                                 q: b.q,
                                 path: b.path,
-                                next_hop: None,
+                                next_hop,
                             });
                         }
                     }
                 }
                 if !targets.is_empty() {
-                    return Decision::Forward(targets);
+                    return Decision::Users(targets);
                 }
                 if self.route_to.is_none() {
                     // Section 16.5: the location service has no target for the AOR.
@@ -273,6 +276,36 @@ impl Routing {
             a.port() == port && (a.ip() == ip || a.ip().is_unspecified() || same(a.ip(), ip))
         })
     }
+}
+
+/// Where to send a request for the contact of `b` when its URI is not the way: the
+/// connection the REGISTER came on (a contact registered over TCP or TLS is reached over
+/// that flow, RFC 5626 section 5.3 and RFC 5923: the address in its Contact has no
+/// listener), or the source of a REGISTER over UDP whose Contact names a private address
+/// other than the source (a UA behind NAT, RFC 3581 section 4). `None`: the contact URI
+/// (or the Path, which then leads) decides.
+fn reach_back(b: &Binding) -> Option<Target> {
+    let src = b.source?;
+    if !b.path.is_empty() {
+        return None;
+    }
+    if src.transport.is_reliable() {
+        return Some(Target {
+            transport: src.transport,
+            addr: src.remote,
+        });
+    }
+    let contact = SipUri::parse(&b.contact)?;
+    let ip = contact.host.ip()?;
+    let private = match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            // RFC 1918, the shared address space of carrier-grade NAT (RFC 6598), link-local.
+            let o = v4.octets();
+            v4.is_private() || (o[0] == 100 && o[1] & 0xc0 == 64) || v4.is_link_local()
+        }
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    (private && !same(ip, src.remote.ip())).then_some(Target::udp(src.remote))
 }
 
 /// The same address, IPv4 or written as IPv4-mapped IPv6.
@@ -349,6 +382,7 @@ impl ProxyRegistrar {
         let decision = self
             .routing
             .route(inbound.request(), |aor| ua.lookup(now, aor));
+        let to_users = matches!(decision, Decision::Users(_));
         match decision {
             Decision::Local => {
                 // Reached through a Route of ours (section 16.4 removed it).
@@ -365,9 +399,7 @@ impl ProxyRegistrar {
                 self.stats.rejected += 1;
                 self.proxy.reject(now, inbound, status, endpoint);
             }
-            Decision::Forward(destinations) => {
-                let to_users = destinations.iter().all(|d| d.next_hop.is_none())
-                    && !matches!(destinations.as_slice(), [d] if d.uri == inbound.request_uri());
+            Decision::Users(destinations) | Decision::Forward(destinations) => {
                 if self.no_room(&inbound, destinations.len(), endpoint) {
                     self.stats.overloaded += 1;
                     self.unavailable(now, &inbound, endpoint);
@@ -510,7 +542,7 @@ mod tests {
     #[test]
     fn registered_user_forks_to_every_contact() {
         let d = routing(None).route(&request("INVITE", "sip:bob@example.test", ""), bob);
-        let Decision::Forward(targets) = d else {
+        let Decision::Users(targets) = d else {
             panic!("{d:?}")
         };
         let uris: Vec<&str> = targets.iter().map(|t| t.uri.as_str()).collect();
@@ -520,11 +552,82 @@ mod tests {
         assert!(targets.iter().all(|t| t.next_hop.is_none()));
     }
 
+    fn sourced(contact: &str, transport: Transport, remote: &str, path: bool) -> Binding {
+        let mut b = binding("sip:bob@example.test", contact, None);
+        if !path {
+            b.path.clear();
+        }
+        b.source = Some(crate::Source {
+            transport,
+            local: "127.0.0.1:5500".parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            flow: None,
+        });
+        b
+    }
+
+    // RFC 5626 5.3, RFC 5923, RFC 3581 4: a contact registered over a connection is
+    // reached over it; one behind NAT (a private address in its Contact, another source)
+    // at the source of its REGISTER; otherwise, and with a Path, its URI decides.
+    #[test]
+    fn contacts_behind_a_connection_or_nat_are_reached_at_the_register_source() {
+        let tcp = sourced(
+            "sip:bob@10.0.0.7:5060",
+            Transport::Tcp,
+            "198.51.100.7:41000",
+            false,
+        );
+        assert_eq!(
+            reach_back(&tcp),
+            Some(Target::tcp("198.51.100.7:41000".parse().unwrap()))
+        );
+        let nat = sourced(
+            "sip:bob@192.168.1.10:5060",
+            Transport::Udp,
+            "203.0.113.5:40000",
+            false,
+        );
+        assert_eq!(
+            reach_back(&nat),
+            Some(Target::udp("203.0.113.5:40000".parse().unwrap()))
+        );
+        let cgn = sourced(
+            "sip:bob@100.64.3.4",
+            Transport::Udp,
+            "203.0.113.5:40000",
+            false,
+        );
+        assert!(reach_back(&cgn).is_some());
+        let public = sourced(
+            "sip:bob@203.0.113.9:5060",
+            Transport::Udp,
+            "203.0.113.5:40000",
+            false,
+        );
+        assert_eq!(reach_back(&public), None);
+        let same = sourced(
+            "sip:bob@192.168.1.10:5060",
+            Transport::Udp,
+            "192.168.1.10:5060",
+            false,
+        );
+        assert_eq!(reach_back(&same), None);
+        let pathed = sourced(
+            "sip:bob@10.0.0.7",
+            Transport::Tcp,
+            "198.51.100.7:41000",
+            true,
+        );
+        assert_eq!(reach_back(&pathed), None);
+        let unknown = binding("sip:bob@example.test", "sip:bob@10.0.0.7", None);
+        assert_eq!(reach_back(&unknown), None);
+    }
+
     // RFC 3261 16.5: a user reached at the server's own address is the user of the domain.
     #[test]
     fn user_at_our_address_is_a_user_of_the_domain() {
         let d = routing(None).route(&request("MESSAGE", "sip:bob@127.0.0.1:5500", ""), bob);
-        assert!(matches!(d, Decision::Forward(t) if t.len() == 2));
+        assert!(matches!(d, Decision::Users(t) if t.len() == 2));
     }
 
     // RFC 3261 16.5: an AOR of the domain with no binding leaves the target set empty: 480.
@@ -608,6 +711,163 @@ mod tests {
         assert!(RouteTo::from_uri("sip:bob@127.0.0.1", |_| None).is_err());
         assert!(RouteTo::from_uri("sip:nowhere.test", |_| None).is_err());
         assert!(RouteTo::from_uri("http://127.0.0.1", |_| None).is_err());
+    }
+
+    const SERVER: &str = "127.0.0.1:5060";
+    const ALICE: &str = "127.0.0.1:5598";
+    const BOB: &str = "127.0.0.1:5599";
+
+    /// An endpoint on SERVER with `config`'s limits, and a proxy-registrar for
+    /// example.test where bob is registered at BOB.
+    fn proxy_registrar(mut config: crate::Config) -> (Endpoint, ProxyRegistrar, Instant) {
+        use crate::registrar::RegistrarConfig;
+        use crate::ua::UaConfig;
+        config.listeners = vec![crate::Listener::new(
+            Transport::Udp,
+            SERVER.parse().unwrap(),
+        )];
+        let mut ep = Endpoint::new(config, [7; 32]);
+        let mut ua = UaConfig::new(&format!("<sip:sipd@{SERVER}>"));
+        ua.registrar = Some(RegistrarConfig::for_domains(["example.test", "127.0.0.1"]));
+        let routing = Routing {
+            domain: "example.test".into(),
+            local: vec![SERVER.parse().unwrap()],
+            route_to: None,
+        };
+        let mut tu = ProxyRegistrar::new(
+            UserAgent::new(ua, [1; 32]),
+            Proxy::new(crate::proxy::ProxyConfig::new(None), [2; 32]),
+            routing,
+            [3; 32],
+        );
+        let now = Instant::now();
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {BOB};branch=z9hG4bKreg\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=r\r\n\
+             To: <sip:bob@example.test>\r\nCall-ID: reg\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:bob@{BOB}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        deliver(&mut ep, &mut tu, now, BOB, &register);
+        assert!(sent(&mut ep)
+            .iter()
+            .any(|(_, l)| l.starts_with("SIP/2.0 200")));
+        (ep, tu, now)
+    }
+
+    fn deliver(ep: &mut Endpoint, tu: &mut ProxyRegistrar, now: Instant, from: &str, text: &str) {
+        ep.handle_datagram(
+            now,
+            SERVER.parse().unwrap(),
+            from.parse().unwrap(),
+            text.as_bytes(),
+        );
+        while let Some(e) = ep.poll_event() {
+            tu.handle_event(now, e, ep);
+        }
+    }
+
+    /// Where each datagram went, and its text.
+    fn sent(ep: &mut Endpoint) -> Vec<(SocketAddr, String)> {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        while let Some(t) = ep.poll_transmit(&mut buf) {
+            out.push((t.remote, String::from_utf8_lossy(&buf).into_owned()));
+        }
+        out
+    }
+
+    fn invite_for_bob() -> String {
+        request("INVITE", "sip:bob@example.test", "")
+            .as_bytes()
+            .iter()
+            .map(|&b| char::from(b))
+            .collect::<String>()
+            .replace("127.0.0.1:5599;branch", &format!("{ALICE};branch"))
+    }
+
+    // RFC 3261 21.5.4: a request the endpoint has no room to forward (bytes, then
+    // transactions) gets 503 with Retry-After, and nothing goes downstream.
+    #[test]
+    fn no_room_to_forward_answers_503_with_retry_after() {
+        let roomy = crate::Config::default();
+        // Room for the REGISTER's transaction and the INVITE's, not for a copy: the
+        // endpoint admits the INVITE, the proxy-registrar refuses to forward it.
+        let small_budget = crate::Config {
+            max_held_bytes: 2000,
+            ..crate::Config::default()
+        };
+        let few_transactions = crate::Config {
+            max_transactions: 2,
+            ..crate::Config::default()
+        };
+        for (config, forwarded) in [
+            (roomy, true),
+            (small_budget, false),
+            (few_transactions, false),
+        ] {
+            let (mut ep, mut tu, now) = proxy_registrar(config);
+            deliver(&mut ep, &mut tu, now, ALICE, &invite_for_bob());
+            let out = sent(&mut ep);
+            let to_bob = out
+                .iter()
+                .filter(|(a, _)| *a == BOB.parse().unwrap())
+                .count();
+            let refused = out
+                .iter()
+                .find(|(a, t)| *a == ALICE.parse().unwrap() && t.starts_with("SIP/2.0 503"));
+            if forwarded {
+                assert_eq!(to_bob, 1, "{out:?}");
+                assert!(refused.is_none(), "{out:?}");
+                assert_eq!(tu.stats().to_users, 1);
+            } else {
+                assert_eq!(to_bob, 0, "{out:?}");
+                let (_, text) = refused.expect("a 503");
+                assert!(text.contains("\r\nRetry-After: 5\r\n"), "{text}");
+                assert_eq!(tu.stats().overloaded, 1);
+                assert_eq!(tu.proxy().contexts(), 0);
+            }
+        }
+    }
+
+    // RFC 3261 16.4 and 10.3: a REGISTER sent through this server as its outbound proxy
+    // (a Route naming it) reaches the registrar once the Route is removed.
+    #[test]
+    fn register_routed_to_us_reaches_the_registrar() {
+        let (mut ep, mut tu, now) = proxy_registrar(crate::Config::default());
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {ALICE};branch=z9hG4bKrr\r\n\
+             Route: <sip:{SERVER};lr>\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@example.test>;tag=r\r\nTo: <sip:alice@example.test>\r\n\
+             Call-ID: reg-routed\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:alice@{ALICE}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        deliver(&mut ep, &mut tu, now, ALICE, &register);
+        let out = sent(&mut ep);
+        assert!(
+            out.iter()
+                .any(|(a, t)| *a == ALICE.parse().unwrap() && t.starts_with("SIP/2.0 200")),
+            "{out:?}"
+        );
+        assert_eq!(tu.ua().lookup(now, "sip:alice@example.test").len(), 1);
+        assert_eq!(tu.proxy().stats().forwarded, 0);
+    }
+
+    // RFC 3261 16.5 and 17.2.1: the retransmitted request is absorbed by its server
+    // transaction; the branch carries one request.
+    #[test]
+    fn retransmitted_request_is_forwarded_once() {
+        let (mut ep, mut tu, now) = proxy_registrar(crate::Config::default());
+        let invite = invite_for_bob();
+        for _ in 0..3 {
+            deliver(&mut ep, &mut tu, now, ALICE, &invite);
+        }
+        let out = sent(&mut ep);
+        let to_bob: Vec<_> = out
+            .iter()
+            .filter(|(a, _)| *a == BOB.parse().unwrap())
+            .collect();
+        assert_eq!(to_bob.len(), 1, "{out:?}");
+        assert!(to_bob[0].1.starts_with(&format!("INVITE sip:bob@{BOB} ")));
     }
 
     // RFC 3261 16.3 step 2: a scheme the proxy cannot route gets 416.

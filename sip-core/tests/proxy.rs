@@ -2,8 +2,6 @@
 //! UAS endpoints exchange bytes with the proxy's endpoint over UDP and TCP. Every test is
 //! named after the rule it checks.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -255,14 +253,70 @@ impl Net {
 
     /// The UA at `from` sends `req` to the proxy.
     fn send(&mut self, from: usize, req: &OwnedMessage, transport: Transport) -> ClientTxId {
+        let tx = self.send_later(from, req, transport);
+        self.pump();
+        tx
+    }
+
+    /// Queues `req` at the UA without moving the network yet.
+    fn send_later(&mut self, from: usize, req: &OwnedMessage, transport: Transport) -> ClientTxId {
         let now = self.now;
         let target = Target {
             transport,
             addr: addr(PROXY),
         };
-        let tx = self.nodes[from].ep.send_request(now, req, target).unwrap();
+        self.nodes[from].ep.send_request(now, req, target).unwrap()
+    }
+
+    /// The UA at `from` cancels its INVITE `tx` (section 9.1).
+    fn cancel(&mut self, from: usize, tx: ClientTxId) -> ClientTxId {
+        let now = self.now;
+        let c = self.nodes[from].ep.cancel(now, tx).unwrap();
         self.pump();
-        tx
+        c
+    }
+
+    /// The final status codes node `n` got for `tx`.
+    fn finals(&self, n: usize, tx: ClientTxId) -> Vec<u16> {
+        self.codes(n, tx)
+            .into_iter()
+            .filter(|c| *c >= 200)
+            .collect()
+    }
+
+    /// The UAS at `n` answers every CANCEL it got with 200 and the INVITE with 487 (the
+    /// UAS core of section 9.2).
+    fn uas_honours_cancel(&mut self, n: usize) {
+        let cancels: Vec<(ServerTxId, OwnedMessage, Option<ServerTxId>)> = self.nodes[n]
+            .events
+            .drain(..)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Request {
+                    tx,
+                    request,
+                    cancels,
+                    ..
+                } if request.method() == Some(Method::Cancel) => Some((tx, request, cancels)),
+                other => {
+                    self.nodes[n].events.push(other);
+                    None
+                }
+            })
+            .collect();
+        let now = self.now;
+        for (tx, cancel, invite) in cancels {
+            let ok = response_to(&cancel.message().unwrap(), 200, &mut self.rng).unwrap();
+            let _ = self.nodes[n].ep.send_response(now, tx, &ok);
+            if let Some(inv) = invite {
+                if let Some(req) = self.nodes[n].ep.server_request(inv).cloned() {
+                    let r = response_to(&req.message().unwrap(), 487, &mut self.rng).unwrap();
+                    let _ = self.nodes[n].ep.send_response(now, inv, &r);
+                }
+            }
+        }
+        self.pump();
     }
 
     /// The requests node `n` received (its server transactions), in order.
@@ -396,7 +450,808 @@ fn inv_branch(net: &Net, n: usize, _tx: ClientTxId) -> Option<String> {
         })
 }
 
-#[allow(dead_code)]
-fn unused(_: Forking, _: fn(&sip_core::Message<'_>, u16, &mut SeededRng)) {
-    let _ = response_to;
+/// Routes to Bob and Carol at once.
+fn fork_router() -> Router {
+    Box::new(|_: &Inbound| {
+        Some(vec![
+            ProxyTarget::new("sip:bob@127.0.0.3:5060"),
+            ProxyTarget::new("sip:carol@127.0.0.4:5060"),
+        ])
+    })
+}
+
+fn with_max_forwards(req: &OwnedMessage, hops: &str) -> OwnedMessage {
+    let mut e = req.edit();
+    e.set("Max-Forwards", hops).unwrap();
+    e.finish().unwrap()
+}
+
+fn with_header(req: &OwnedMessage, name: &str, value: &str) -> OwnedMessage {
+    let mut e = req.edit();
+    e.append(name, value).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn max_forwards_zero_is_answered_483() {
+    // RFC 3261 16.3 step 3
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = with_max_forwards(&net.invite(1, "sip:bob@127.0.0.3:5060", "mf-0"), "0");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.finals(1, tx), vec![483]);
+    assert!(net.requests(2).is_empty(), "nothing forwarded");
+}
+
+#[test]
+fn options_at_max_forwards_zero_is_answered_by_the_proxy() {
+    // RFC 3261 16.3 step 3 (and 11.2): the proxy may answer OPTIONS itself.
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let opt = RequestBuilder::new(Method::Options, "sip:bob@127.0.0.3:5060")
+        .from("<sip:alice@127.0.0.2>")
+        .to("<sip:bob@127.0.0.3>")
+        .max_forwards(0)
+        .build(&mut net.rng)
+        .unwrap();
+    let tx = net.send(1, &opt, Transport::Udp);
+    let r = net.responses(1, tx);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].status(), Some(200));
+    assert!(r[0].view().header(sip_core::HeaderName::Allow).is_some());
+    assert!(net.requests(2).is_empty());
+}
+
+#[test]
+fn unsupported_proxy_require_is_answered_420() {
+    // RFC 3261 16.3 step 5
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "pr-1"),
+        "Proxy-Require",
+        "foo",
+    );
+    let tx = net.send(1, &inv, Transport::Udp);
+    let r = net.responses(1, tx);
+    assert_eq!(r.last().and_then(|r| r.status()), Some(420));
+    assert_eq!(
+        r.last()
+            .unwrap()
+            .view()
+            .header(sip_core::HeaderName::Unsupported),
+        Some("foo")
+    );
+    assert!(net.requests(2).is_empty());
+}
+
+#[test]
+fn unknown_uri_scheme_is_answered_416() {
+    // RFC 3261 16.3 step 2
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "scheme-1");
+    let mut e = inv.edit();
+    e.set_request_uri("mailto:bob@example.com").unwrap();
+    let inv = e.finish().unwrap();
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.finals(1, tx), vec![416]);
+}
+
+#[test]
+fn fork_relays_the_2xx_and_cancels_the_ringing_branch() {
+    // RFC 3261 16.7 step 5 (2xx forwarded at once) and step 10 (the others cancelled)
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "fork-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.requests(2).len(), 1);
+    assert_eq!(net.requests(3).len(), 1);
+    net.answer(3, 0, 180);
+    net.answer(2, 0, 200);
+    assert_eq!(net.codes(1, tx), vec![180, 200]);
+    assert_eq!(
+        net.received(3, "CANCEL").len(),
+        1,
+        "Carol's branch is cancelled"
+    );
+    net.uas_honours_cancel(3);
+    // Carol's 487 stays at the proxy: Alice has her 2xx.
+    assert_eq!(net.finals(1, tx), vec![200]);
+    assert_eq!(net.proxy.stats().cancels, 1);
+}
+
+#[test]
+fn fork_with_a_486_and_a_200_relays_only_the_200() {
+    // RFC 3261 16.7 step 6: the 486 is kept as a candidate; the 2xx goes up at once
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "fork-2");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 486);
+    assert!(
+        net.finals(1, tx).is_empty(),
+        "Carol's branch is still pending"
+    );
+    net.answer(3, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
+    assert!(
+        net.received(2, "CANCEL").is_empty(),
+        "Bob's branch was already done"
+    );
+    // the proxy's client transaction sent the ACK for the 486 (section 17.1.1.3)
+    assert_eq!(
+        net.received(2, "ACK").len(),
+        0,
+        "absorbed by Bob's transaction"
+    );
+}
+
+#[test]
+fn six_xx_cancels_the_other_branches_and_is_forwarded() {
+    // RFC 3261 16.7 step 5 (6xx: cancel the rest, no new branches) and step 6
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "six-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(3, 0, 180);
+    net.answer(2, 0, 603);
+    assert_eq!(net.received(3, "CANCEL").len(), 1);
+    assert!(
+        net.finals(1, tx).is_empty(),
+        "the 6xx waits for the cancelled branch"
+    );
+    net.uas_honours_cancel(3);
+    assert_eq!(net.finals(1, tx), vec![603], "the 6xx beats the 487");
+}
+
+#[test]
+fn cancel_reaches_every_pending_branch() {
+    // RFC 3261 16.10
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "cancel-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    net.answer(3, 0, 183);
+    let ctx = net.cancel(1, tx);
+    assert_eq!(
+        net.finals(1, ctx),
+        vec![200],
+        "the proxy answers the CANCEL"
+    );
+    assert_eq!(net.received(2, "CANCEL").len(), 1);
+    assert_eq!(net.received(3, "CANCEL").len(), 1);
+    net.uas_honours_cancel(2);
+    assert!(net.finals(1, tx).is_empty());
+    net.uas_honours_cancel(3);
+    assert_eq!(net.finals(1, tx), vec![487]);
+}
+
+#[test]
+fn cancel_matching_no_transaction_is_answered_481() {
+    // RFC 3261 9.2 (a stateful proxy has a context for every INVITE it forwards, 16.10)
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "cancel-2");
+    let m = inv.message().unwrap();
+    let cancel = RequestBuilder::new(Method::Cancel, "sip:bob@127.0.0.3:5060")
+        .from(m.view().header(sip_core::HeaderName::From).unwrap())
+        .to("<sip:bob@127.0.0.3:5060>")
+        .call_id("cancel-2")
+        .cseq(1)
+        .build(&mut net.rng)
+        .unwrap();
+    let tx = net.send(1, &cancel, Transport::Udp);
+    assert_eq!(net.finals(1, tx), vec![481]);
+}
+
+#[test]
+fn cancel_crossing_a_200_still_relays_the_200() {
+    // RFC 3261 16.10 and 16.7 step 5: a 2xx that crosses the CANCEL is forwarded
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "cross-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    // Bob's 200 and Alice's CANCEL are on the wire at the same time.
+    let (btx, breq) = net.requests(2)[0].clone();
+    let ok = response_to(&breq.message().unwrap(), 200, &mut net.rng).unwrap();
+    let now = net.now;
+    net.nodes[2].ep.send_response(now, btx, &ok).unwrap();
+    let ctx = net.nodes[1].ep.cancel(now, tx).unwrap();
+    net.pump();
+    assert_eq!(net.finals(1, ctx), vec![200]);
+    assert_eq!(net.finals(1, tx), vec![200], "the 200 reaches Alice");
+}
+
+fn short_timers(mut net: Net) -> Net {
+    // The proxy's timer C shorter than the UAs' own (181 s), so that theirs stay out of
+    // the way.
+    let mut config = net.nodes[0].ep.config().clone();
+    config.timers.c = Duration::from_secs(60);
+    net.nodes[0].ep = Endpoint::new(config, [1; 32]);
+    net
+}
+
+#[test]
+fn timer_c_cancels_a_ringing_branch_and_its_487_goes_upstream() {
+    // RFC 3261 16.8 (timer C fires: CANCEL) and 16.6 step 11
+    let mut net = short_timers(Net::new(proxy_config(), Net::default_router()));
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "timer-c-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    net.advance(Duration::from_secs(59));
+    assert!(net.received(2, "CANCEL").is_empty());
+    net.advance(Duration::from_secs(2));
+    assert_eq!(net.received(2, "CANCEL").len(), 1, "timer C sent a CANCEL");
+    assert!(net.finals(1, tx).is_empty());
+    net.uas_honours_cancel(2);
+    assert_eq!(net.finals(1, tx), vec![487]);
+    assert!(
+        net.nodes[0].events.is_empty(),
+        "the events of the CANCEL's transaction are the proxy's"
+    );
+}
+
+#[test]
+fn timer_c_without_a_final_response_ends_the_branch_as_408() {
+    // RFC 3261 16.8: no final response after the CANCEL: as if 408
+    let mut net = short_timers(Net::new(proxy_config(), Net::default_router()));
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "timer-c-2");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    net.advance(Duration::from_secs(61));
+    assert_eq!(net.received(2, "CANCEL").len(), 1);
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.finals(1, tx), vec![408]);
+}
+
+#[test]
+fn unanswered_branch_times_out_as_408() {
+    // RFC 3261 16.8 (timer B) and 16.7 step 6 (408 when no final response)
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    net.blackhole.push(addr(BOB));
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "timeout-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.finals(1, tx), vec![408]);
+}
+
+#[test]
+fn transport_error_on_a_branch_counts_as_503_and_goes_up_as_500() {
+    // RFC 3261 16.9 (transport error = 503) and 16.7 step 6 (503 becomes 500)
+    let router: Router = Box::new(|_: &Inbound| {
+        // nobody listens at 127.0.0.9: the connection fails
+        Some(vec![ProxyTarget::new(
+            "sip:bob@127.0.0.9:5060;transport=tcp",
+        )])
+    });
+    let mut net = Net::new(proxy_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "tperr-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.finals(1, tx), vec![500]);
+}
+
+#[test]
+fn a_503_from_the_only_branch_is_forwarded_as_500() {
+    // RFC 3261 16.7 step 6
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "503-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 503);
+    assert_eq!(net.finals(1, tx), vec![500]);
+}
+
+#[test]
+fn target_without_a_numeric_next_hop_fails_as_a_transport_error() {
+    // RFC 3261 16.6 step 7 with RFC 3263 section 4.3 (no resolver: as a transport error)
+    let router: Router =
+        Box::new(|_: &Inbound| Some(vec![ProxyTarget::new("sip:bob@example.com")]));
+    let mut net = Net::new(proxy_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "noroute-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.finals(1, tx), vec![500]);
+    assert_eq!(net.proxy.stats().unroutable, 1);
+}
+
+#[test]
+fn challenges_of_every_branch_are_aggregated() {
+    // RFC 3261 16.7 step 7
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "auth-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer_with(
+        2,
+        0,
+        401,
+        &[("WWW-Authenticate", "Digest realm=\"bob\", nonce=\"1\"")],
+    );
+    net.answer_with(
+        3,
+        0,
+        407,
+        &[("Proxy-Authenticate", "Digest realm=\"carol\", nonce=\"2\"")],
+    );
+    let r = net.responses(1, tx);
+    assert_eq!(r.len(), 1);
+    let v = r[0].view();
+    assert!(matches!(r[0].status(), Some(401 | 407)));
+    let www: Vec<&str> = v
+        .header_all(sip_core::HeaderName::WwwAuthenticate)
+        .collect();
+    let prx: Vec<&str> = v
+        .header_all(sip_core::HeaderName::ProxyAuthenticate)
+        .collect();
+    assert_eq!(www, ["Digest realm=\"bob\", nonce=\"1\""]);
+    assert_eq!(prx, ["Digest realm=\"carol\", nonce=\"2\""]);
+    assert_eq!(r[0].message().unwrap().vias().count(), 1);
+}
+
+#[test]
+fn loop_is_answered_482() {
+    // RFC 3261 16.3 step 4: the same request back through this proxy
+    let router: Router = Box::new(|i: &Inbound| {
+        Some(vec![
+            ProxyTarget::new(i.request_uri()).next_hop(Target::udp(addr(PROXY)))
+        ])
+    });
+    let mut net = Net::new(proxy_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "loop-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.finals(1, tx), vec![482]);
+    assert_eq!(net.proxy.stats().loops, 1);
+}
+
+#[test]
+fn spiral_with_a_changed_request_uri_is_not_a_loop() {
+    // RFC 3261 16.3 step 4: a different Request-URI makes a different branch hash
+    let router: Router = Box::new(|i: &Inbound| {
+        if i.request_uri() == "sip:bob@example.com" {
+            // e.g. an alias resolved in a first pass, the request sent back to ourselves
+            Some(vec![
+                ProxyTarget::new("sip:bob@127.0.0.3:5060").next_hop(Target::udp(addr(PROXY)))
+            ])
+        } else {
+            Some(vec![ProxyTarget::new(i.request_uri())])
+        }
+    });
+    let mut net = Net::new(proxy_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "spiral-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1, "Bob got the spiralled request");
+    let m = got[0].1.message().unwrap();
+    assert_eq!(m.vias().count(), 3, "two passes through the proxy");
+    assert_eq!(m.max_forwards(), Some(68));
+    assert_eq!(net.proxy.stats().loops, 0);
+    net.answer(2, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
+}
+
+#[test]
+fn strict_router_request_uri_is_replaced_by_the_last_route() {
+    // RFC 3261 16.4: our Record-Route URI in the Request-URI
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "strict-1");
+    let mut e = inv.edit();
+    e.set_request_uri(RR).unwrap();
+    e.append("Route", "<sip:bob@127.0.0.3:5060>").unwrap();
+    let inv = e.finish().unwrap();
+    net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.request_uri(), Some("sip:bob@127.0.0.3:5060"));
+    assert_eq!(got[0].1.message().unwrap().routes().count(), 0);
+}
+
+#[test]
+fn own_top_route_is_removed() {
+    // RFC 3261 16.4
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "route-1"),
+        "Route",
+        &format!("<{RR}>"),
+    );
+    net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.message().unwrap().routes().count(), 0);
+}
+
+#[test]
+fn remaining_route_is_followed_with_the_request_uri_unchanged() {
+    // RFC 3261 16.4 and 16.6 steps 6-7: an in-dialog request with a Route beyond us
+    let never: Router = Box::new(|_: &Inbound| panic!("not routed by the application"));
+    let mut net = Net::new(proxy_config(), never);
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "route-2"),
+        "Route",
+        &format!("<{RR}>, <sip:127.0.0.4:5060;lr>"),
+    );
+    net.send(1, &inv, Transport::Udp);
+    let got = net.requests(3);
+    assert_eq!(got.len(), 1, "Carol, the next Route, got it");
+    assert_eq!(got[0].1.request_uri(), Some("sip:bob@127.0.0.3:5060"));
+    let routes: Vec<String> = got[0]
+        .1
+        .message()
+        .unwrap()
+        .routes()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(routes, ["<sip:127.0.0.4:5060;lr>"]);
+}
+
+#[test]
+fn sequential_forking_tries_the_highest_q_first() {
+    // RFC 3261 16.6 (q-values, sequential search)
+    let router: Router = Box::new(|_: &Inbound| {
+        Some(vec![
+            ProxyTarget::new("sip:bob@127.0.0.3:5060").q(500),
+            ProxyTarget::new("sip:carol@127.0.0.4:5060").q(1000),
+        ])
+    });
+    let mut config = proxy_config();
+    config.forking = Forking::Sequential;
+    let mut net = Net::new(config, router);
+    let inv = net.invite(1, "sip:bob@example.com", "seq-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.requests(3).len(), 1, "Carol (q=1.0) first");
+    assert!(net.requests(2).is_empty(), "Bob waits");
+    net.answer(3, 0, 486);
+    assert_eq!(net.requests(2).len(), 1, "then Bob");
+    assert!(net.finals(1, tx).is_empty());
+    net.answer(2, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
+}
+
+#[test]
+fn ack_for_a_2xx_is_forwarded_statelessly() {
+    // RFC 3261 16.11 (and 16.4: our Route removed; 16.6 step 3: Max-Forwards)
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "ack-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 200);
+    let ok = net.responses(1, tx).pop().unwrap();
+    let to = ok
+        .message()
+        .unwrap()
+        .view()
+        .header(sip_core::HeaderName::To)
+        .unwrap()
+        .to_owned();
+    let ack = RequestBuilder::new(Method::Ack, "sip:bob@127.0.0.3:5060")
+        .from(
+            inv.message()
+                .unwrap()
+                .view()
+                .header(sip_core::HeaderName::From)
+                .unwrap(),
+        )
+        .to(&to)
+        .call_id("ack-1")
+        .cseq(1)
+        .header("Route", &format!("<{RR}>"))
+        .build(&mut net.rng)
+        .unwrap();
+    let now = net.now;
+    net.nodes[1]
+        .ep
+        .send_ack(now, &ack, Target::udp(addr(PROXY)))
+        .unwrap();
+    net.pump();
+    let acks = net.received(2, "ACK");
+    assert_eq!(acks.len(), 1);
+    let m = acks[0].message().unwrap();
+    assert_eq!(m.routes().count(), 0);
+    assert_eq!(m.vias().count(), 2);
+    assert_eq!(m.max_forwards(), Some(69));
+    assert_eq!(net.proxy.stats().acks, 1);
+    assert_eq!(
+        net.proxy.contexts(),
+        1,
+        "the ACK needed no context of its own"
+    );
+}
+
+#[test]
+fn udp_in_tcp_out_records_two_routes_and_answers_back_over_udp() {
+    // RFC 5658 section 4 (double Record-Route), RFC 3261 18.2.2 and RFC 3581 (responses
+    // back to the source port over the inbound transport)
+    let router: Router = Box::new(|_: &Inbound| {
+        Some(vec![ProxyTarget::new(
+            "sip:bob@127.0.0.3:5060;transport=tcp",
+        )])
+    });
+    let mut net = Net::new(proxy_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "xport-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1);
+    let m = got[0].1.message().unwrap();
+    let rr: Vec<String> = m.record_routes().map(|r| r.to_string()).collect();
+    assert_eq!(
+        rr,
+        [
+            "<sip:127.0.0.1:5060;transport=tcp;lr>",
+            "<sip:127.0.0.1:5060;lr>"
+        ],
+        "the entry facing Bob (TCP) on top, the one facing Alice (UDP) below"
+    );
+    assert_eq!(m.top_via().unwrap().transport, "TCP");
+    net.answer(2, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
+    let to_alice = net
+        .wire
+        .iter()
+        .filter(|w| w.to == addr(ALICE) && w.text().starts_with("SIP/2.0 200"))
+        .count();
+    assert_eq!(to_alice, 1);
+    assert!(net
+        .wire
+        .iter()
+        .filter(|w| w.to == addr(ALICE))
+        .all(|w| w.transport == Transport::Udp));
+}
+
+#[test]
+fn tcp_in_udp_out_relays_the_response_on_the_inbound_connection() {
+    // RFC 3261 18.2.2: the response goes back on the connection the request came in on
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "xport-2");
+    let tx = net.send(1, &inv, Transport::Tcp);
+    assert_eq!(net.requests(2).len(), 1);
+    net.answer(2, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
+    assert!(net
+        .wire
+        .iter()
+        .filter(|w| w.to.ip() == addr(ALICE).ip() && w.text().starts_with("SIP/2.0"))
+        .all(|w| w.transport == Transport::Tcp));
+}
+
+#[test]
+fn context_table_full_answers_503_with_retry_after() {
+    // RFC 3261 21.5.4 (overload) with a bounded context table
+    let mut config = proxy_config();
+    config.max_contexts = 1;
+    let mut net = Net::new(config, Net::default_router());
+    let first = net.invite(1, "sip:bob@127.0.0.3:5060", "full-1");
+    let t1 = net.send(1, &first, Transport::Udp);
+    let second = net.invite(1, "sip:bob@127.0.0.3:5060", "full-2");
+    let t2 = net.send(1, &second, Transport::Udp);
+    assert!(net.finals(1, t1).is_empty());
+    let r = net.responses(1, t2);
+    assert_eq!(r.last().and_then(|r| r.status()), Some(503));
+    assert_eq!(
+        r.last()
+            .unwrap()
+            .view()
+            .header(sip_core::HeaderName::RetryAfter),
+        Some("5")
+    );
+    assert_eq!(net.proxy.contexts(), 1);
+    assert_eq!(net.proxy.stats().overloaded, 1);
+}
+
+#[test]
+fn contexts_end_when_their_transactions_are_over() {
+    // RFC 3261 16.2 / 16.7: no state outlives the transactions
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "end-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(3, 0, 180);
+    net.answer(2, 0, 200);
+    net.uas_honours_cancel(3);
+    assert_eq!(net.finals(1, tx), vec![200]);
+    assert_eq!(net.proxy.contexts(), 1);
+    net.advance(Duration::from_secs(40));
+    assert_eq!(net.proxy.contexts(), 0);
+    assert_eq!(net.nodes[0].ep.transactions(), 0);
+    assert_eq!(net.proxy.poll_timeout(), None);
+}
+
+#[test]
+fn path_of_a_target_becomes_its_route() {
+    // RFC 3327 section 5.3: the Path of a registered contact is the Route of the request
+    let router: Router = Box::new(|_: &Inbound| {
+        Some(vec![ProxyTarget::new("sip:bob@192.0.2.99:5060")
+            .path(vec!["<sip:127.0.0.4:5060;lr>".to_owned()])])
+    });
+    let mut net = Net::new(proxy_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "path-1");
+    net.send(1, &inv, Transport::Udp);
+    let got = net.requests(3);
+    assert_eq!(got.len(), 1, "sent to the Path's edge proxy (Carol)");
+    assert_eq!(got[0].1.request_uri(), Some("sip:bob@192.0.2.99:5060"));
+    let routes: Vec<String> = got[0]
+        .1
+        .message()
+        .unwrap()
+        .routes()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(routes, ["<sip:127.0.0.4:5060;lr>"]);
+}
+
+#[test]
+fn retransmitted_invite_is_not_forwarded_twice() {
+    // RFC 3261 16.6 step 10 / 17.2.3: no amplification, retransmissions are absorbed
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    net.blackhole.push(addr(BOB));
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "retx-1");
+    net.send(1, &inv, Transport::Udp);
+    net.advance(Duration::from_secs(4));
+    assert_eq!(net.proxy.stats().forwarded, 1);
+    let alice_invites = net
+        .wire
+        .iter()
+        .filter(|w| w.from == addr(ALICE) && w.text().starts_with("INVITE"))
+        .count();
+    let proxy_invites = net
+        .wire
+        .iter()
+        .filter(|w| w.from == addr(PROXY) && w.text().starts_with("INVITE"))
+        .count();
+    assert!(alice_invites >= 1);
+    // the proxy's own client transaction retransmits on its timer A only: 500 ms, 1 s, 2 s
+    assert!(proxy_invites <= 4, "{proxy_invites}");
+}
+
+#[test]
+fn strict_router_next_hop_gets_the_request_uri_as_its_last_route() {
+    // RFC 3261 16.6 step 6: the top Route has no lr
+    let never: Router = Box::new(|_: &Inbound| panic!("not routed by the application"));
+    let mut net = Net::new(proxy_config(), never);
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "strict-2"),
+        "Route",
+        &format!("<{RR}>, <sip:127.0.0.4:5060>"),
+    );
+    net.send(1, &inv, Transport::Udp);
+    let got = net.requests(3);
+    assert_eq!(got.len(), 1, "the strict router (Carol) got it");
+    assert_eq!(got[0].1.request_uri(), Some("sip:127.0.0.4:5060"));
+    let routes: Vec<String> = got[0]
+        .1
+        .message()
+        .unwrap()
+        .routes()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(routes, ["<sip:bob@127.0.0.3:5060>"]);
+}
+
+#[test]
+fn default_transaction_user_routes_to_the_request_uri() {
+    // RFC 3261 16.5: a target set of the Request-URI alone (the proxy as a TransactionUser)
+    use sip_core::TransactionUser;
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "tu-1");
+    let now = net.now;
+    net.nodes[1]
+        .ep
+        .send_request(now, &inv, Target::udp(addr(PROXY)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = net.nodes[1].ep.poll_transmit(&mut buf).unwrap();
+    net.nodes[0]
+        .ep
+        .handle_datagram(now, t.remote, t.local, &buf);
+    let mut proxy = Proxy::new(proxy_config(), [3; 32]);
+    while let Some(ev) = net.nodes[0].ep.poll_event() {
+        proxy.handle_event(now, ev, &mut net.nodes[0].ep);
+    }
+    let t = net.nodes[0].ep.poll_transmit(&mut buf).unwrap();
+    assert_eq!(t.remote, addr(BOB));
+    assert!(buf.starts_with(b"INVITE sip:bob@127.0.0.3:5060 SIP/2.0"));
+    assert_eq!(proxy.contexts(), 1);
+}
+
+#[test]
+fn request_for_the_proxy_itself_goes_to_the_application() {
+    // RFC 3261 16.5: a Request-URI the proxy is responsible for is the application's (a
+    // registrar or location service); it can take the request back as an Event
+    let mut got = None;
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let reg = RequestBuilder::new(Method::Register, "sip:127.0.0.1:5060")
+        .from("<sip:alice@127.0.0.1>")
+        .to("<sip:alice@127.0.0.1>")
+        .contact("<sip:alice@127.0.0.2:5060>")
+        .build(&mut net.rng)
+        .unwrap();
+    net.router = Box::new(|_: &Inbound| None);
+    let now = net.now;
+    net.nodes[1]
+        .ep
+        .send_request(now, &reg, Target::udp(addr(PROXY)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let t = net.nodes[1].ep.poll_transmit(&mut buf).unwrap();
+    net.nodes[0]
+        .ep
+        .handle_datagram(now, t.remote, t.local, &buf);
+    while let Some(ev) = net.nodes[0].ep.poll_event() {
+        if let Received::Route(inbound) = net.proxy.receive(now, ev, &mut net.nodes[0].ep) {
+            assert_eq!(inbound.method(), Method::Register);
+            assert_eq!(inbound.request_uri(), "sip:127.0.0.1:5060");
+            got = Some(inbound.into_event());
+        }
+    }
+    assert!(
+        matches!(got, Some(Event::Request { request, .. }) if request.method() == Some(Method::Register))
+    );
+}
+
+#[test]
+fn retransmitted_2xx_is_relayed_again() {
+    // RFC 3261 16.7 step 5 with RFC 6026 (the 2xx retransmissions pass the Accepted states)
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "retx-2xx");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let ok = net.answer(2, 0, 200);
+    let (btx, _) = net.requests(2)[0].clone();
+    let now = net.now;
+    // Bob's UAS core retransmits its 2xx (section 13.3.1.4)
+    net.nodes[2].ep.send_response(now, btx, &ok).unwrap();
+    net.pump();
+    assert_eq!(net.finals(1, tx), vec![200, 200]);
+}
+
+#[test]
+fn every_2xx_of_a_fork_is_relayed() {
+    // RFC 3261 16.7 step 5: any 2xx is forwarded, also after the first one
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "two-2xx");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let now = net.now;
+    for n in [2, 3] {
+        let (stx, req) = net.requests(n)[0].clone();
+        let ok = response_to(&req.message().unwrap(), 200, &mut net.rng).unwrap();
+        net.nodes[n].ep.send_response(now, stx, &ok).unwrap();
+    }
+    net.pump();
+    let finals = net.responses(1, tx);
+    assert_eq!(finals.len(), 2, "both 2xx reach Alice");
+    let tags: Vec<String> = finals
+        .iter()
+        .map(|r| r.message().unwrap().to().unwrap().tag().unwrap().to_owned())
+        .collect();
+    assert_ne!(tags[0], tags[1], "two dialogs");
+}
+
+#[test]
+fn context_of_a_failed_call_ends_with_its_final_response() {
+    // RFC 3261 16.7: after a non-2xx final response nothing more comes to the context (the
+    // transactions absorb retransmissions and the ACK), so it ends at once
+    let mut net = Net::new(proxy_config(), fork_router());
+    let inv = net.invite(1, "sip:bob@example.com", "end-2");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    net.answer(3, 0, 486);
+    assert_eq!(net.proxy.contexts(), 1, "Bob still rings");
+    let ctx = net.cancel(1, tx);
+    assert_eq!(net.finals(1, ctx), vec![200]);
+    net.uas_honours_cancel(2);
+    // 16.7 step 6: the 486 and the 487 are of one class; the first one received is kept
+    assert_eq!(net.finals(1, tx), vec![486]);
+    assert_eq!(
+        net.proxy.contexts(),
+        0,
+        "ended with the 487, its CANCEL answered"
+    );
+    assert!(
+        net.nodes[0].events.is_empty(),
+        "no event left to the application"
+    );
+}
+
+#[test]
+fn spiral_through_a_route_set_naming_us_twice_is_not_a_loop() {
+    // RFC 3261 16.3 step 4 and 16.6 step 8: the Route set is part of what the branch hashes
+    let mut net = Net::new(proxy_config(), Net::default_router());
+    let inv = with_header(
+        &net.invite(1, "sip:bob@127.0.0.3:5060", "spiral-2"),
+        "Route",
+        &format!("<{RR}>, <sip:127.0.0.1:5060;lr;pass=2>"),
+    );
+    let tx = net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1, "Bob got it after two passes");
+    assert_eq!(got[0].1.message().unwrap().vias().count(), 3);
+    assert_eq!(net.proxy.stats().loops, 0);
+    net.answer(2, 0, 486);
+    assert_eq!(net.finals(1, tx), vec![486]);
 }

@@ -2182,3 +2182,29 @@ fn unreachable_reports_are_applied_at_most_once_per_100_ms() {
     );
     assert_idle(&mut sim);
 }
+
+#[test]
+fn rfc3261_16_8_a_provisional_response_restarts_the_invite_server_safety_timer() {
+    // RFC 3261 16.6 step 11 and 16.8: a proxy relaying a 180 lets its branch's timer C (and
+    // the CANCEL it sends) end a long-ringing call; the server transaction's own 408 comes
+    // only after timer C + 64*T1 + T4 without a final response.
+    let (mut sim, tx) = server(&peer_invite());
+    at(&mut sim, 1_000);
+    respond(&mut sim, tx, 180).unwrap();
+    at(&mut sim, TIMER_C + 10_000);
+    assert!(
+        events(&mut sim).is_empty(),
+        "no safety 408 at timer C after a 180"
+    );
+    assert!(log_times(&sim, "SIP/2.0 408").is_empty());
+    let deadline = 1_000 + TIMER_C + T1X64 + T4;
+    at(&mut sim, deadline);
+    assert_eq!(
+        events(&mut sim),
+        vec![(
+            ms(deadline),
+            Ev::Timeout(TxId::Server(tx), Timer::Unanswered)
+        )]
+    );
+    assert_eq!(log_times(&sim, "SIP/2.0 408"), ms_list(&[deadline]));
+}

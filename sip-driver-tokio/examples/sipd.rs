@@ -133,8 +133,10 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --record-route    stay on the path of the dialogs (Record-Route, section 16.6 step 4)
   --route-to URI    the next hop of every request not for a registered user, e.g.
                     sip:127.0.0.1:5070 or sip:trunk.example.net;transport=tcp
-  --max-contexts N  requests forwarded and not yet answered at most (default 65536);
-                    beyond, 503 with Retry-After
+  --max-contexts N  response contexts at most (a forwarded request, kept 32 s after its
+                    final response for the 2xx retransmissions): 64 per call/s (INVITE
+                    and BYE); default 524288, room for 8000 calls/s; beyond, 503 with
+                    Retry-After
   -h, --help        this help";
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -315,6 +317,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }
     if args.min_expires.is_some() && !args.registrar {
         return Err("--min-expires needs --registrar".into());
+    }
+    if args.proxy && args.auth_calls {
+        // Calls through a proxy are authenticated with 407 (section 22.3), not built yet.
+        return Err(
+            "--auth-calls cannot be used with --proxy (no proxy authentication yet)".into(),
+        );
     }
     if args.proxy && args.domain.is_none() {
         return Err("--proxy needs --domain".into());
@@ -515,6 +523,11 @@ impl TransactionUser for ProxyLogged {
     }
 }
 
+/// The default of `--max-contexts`: a context stays 64*T1 (32 s) after its final
+/// response, so each call per second (INVITE and BYE) keeps 64 of them; this is room for
+/// 8192 calls/s.
+const MAX_CONTEXTS: usize = 1 << 19;
+
 /// `--proxy`: the proxy core (Record-Route on the first listener, UDP preferred, with
 /// `--record-route`) and the routing policy for DOMAIN around the UAS core.
 fn proxy_registrar(
@@ -529,6 +542,12 @@ fn proxy_registrar(
         .map(|a| (Transport::Udp, a))
         .or_else(|| listeners.first().map(|l| (l.transport, l.addr)))
         .ok_or("no listener")?;
+    if args.record_route && first.1.ip().is_unspecified() {
+        return Err(format!(
+            "--record-route needs a listener on a specific address, not {}",
+            first.1
+        ));
+    }
     let record_route = args.record_route.then(|| match first {
         (Transport::Udp, addr) => format!("sip:{addr};lr"),
         (Transport::Tls, addr) => format!("sips:{addr};lr"),
@@ -536,9 +555,7 @@ fn proxy_registrar(
     });
     let mut config = ProxyConfig::new(record_route.as_deref());
     config.own = vec![domain.to_owned()];
-    if let Some(n) = args.max_contexts {
-        config.max_contexts = n;
-    }
+    config.max_contexts = args.max_contexts.unwrap_or(MAX_CONTEXTS);
     let route_to = args.route_to.as_deref().map(route_to).transpose()?;
     let routing = Routing {
         domain: domain.to_owned(),

@@ -185,10 +185,11 @@ impl Ua {
     fn register(&self, server: SocketAddr, name: &str) {
         let me = self.addr;
         let req = format!(
-            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{name}\r\n\
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{name}{}\r\n\
              Max-Forwards: 70\r\nFrom: <sip:{name}@example.test>;tag=r\r\n\
              To: <sip:{name}@example.test>\r\nCall-ID: reg-{name}@{me}\r\nCSeq: 1 REGISTER\r\n\
-             Contact: <sip:{name}@{me}>;expires=300\r\nContent-Length: 0\r\n\r\n"
+             Contact: <sip:{name}@{me}>;expires=300\r\nContent-Length: 0\r\n\r\n",
+            me.port()
         );
         self.send(server, &req);
         let (ok, _) = self.recv_until(|m| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1"));
@@ -325,6 +326,222 @@ fn sipd_proxy_routes_a_call_between_registered_users_with_record_route() {
             summary.contains("registrations 1, bindings 1"),
             "{package}: {summary}"
         );
+        assert!(
+            summary.contains("to registered users 1,"),
+            "{package}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn sipd_proxy_forks_to_every_contact_and_cancels_the_others_on_a_2xx() {
+    // RFC 3261 16.5 (every binding of the AOR is a target), 16.6 (parallel forking),
+    // 16.7 step 10 (CANCEL to the pending branches once a 2xx is forwarded), 16.7 step 5
+    // (the 487 is absorbed: one final response upstream)
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(&program, &["--proxy", "--domain", "example.test"]);
+        let server = running.server;
+        let (alice, desk, mobile) = (Ua::new(), Ua::new(), Ua::new());
+        desk.register(server, "bob");
+        mobile.register(server, "bob");
+        let call = format!("fork-{package}");
+        alice.send(
+            server,
+            &request("INVITE", "sip:bob@example.test", &alice, &call, 1, ""),
+        );
+        let (to_desk, proxy) = desk.recv_until(|m| m.starts_with("INVITE "));
+        let (to_mobile, _) = mobile.recv_until(|m| m.starts_with("INVITE "));
+        assert!(
+            to_mobile.starts_with(&format!("INVITE sip:bob@{} ", mobile.addr)),
+            "{package}: {to_mobile}"
+        );
+        mobile.send(proxy, &response(&to_mobile, 180, "<sip:bob@127.0.0.1>"));
+        let desk_contact = format!("<sip:bob@{}>", desk.addr);
+        desk.send(proxy, &response(&to_desk, 200, &desk_contact));
+        let (ok, _) = alice.recv_until(|m| m.starts_with("SIP/2.0 200"));
+        assert_eq!(header(&ok, "Contact"), [desk_contact.as_str()], "{package}");
+        // The ringing branch is cancelled; its 487 is acknowledged by sipd.
+        let (cancel, _) = mobile.recv_until(|m| m.starts_with("CANCEL "));
+        assert_eq!(
+            header(&cancel, "Via")[0],
+            header(&to_mobile, "Via")[0],
+            "{package}: {cancel}"
+        );
+        mobile.send(proxy, &response(&cancel, 200, "<sip:bob@127.0.0.1>"));
+        mobile.send(proxy, &response(&to_mobile, 487, "<sip:bob@127.0.0.1>"));
+        mobile.recv_until(|m| m.starts_with("ACK "));
+        let later = alice.drain(Duration::from_millis(300));
+        assert!(
+            later.iter().all(|m| !m.starts_with("SIP/2.0 487")),
+            "{package}: {later:?}"
+        );
+        let summary = stop(running);
+        assert!(
+            summary.contains("registrations 2, bindings 2"),
+            "{package}: {summary}"
+        );
+        assert!(
+            summary.contains("requests forwarded 2,") && summary.contains("CANCELs sent 1,"),
+            "{package}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn sipd_proxy_with_registrar_users_challenges_register_then_routes_to_the_binding() {
+    // RFC 3261 10.3 step 3 and 22 (REGISTER challenged), 16.5 (the authenticated binding
+    // is the target): `--proxy` combined with `--registrar --realm --user`
+    use sip_core::auth::DigestClient;
+    use sip_core::{OwnedMessage, SeededRng};
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(
+            &program,
+            &[
+                "--proxy",
+                "--domain",
+                "example.test",
+                "--registrar",
+                "--realm",
+                "example.test",
+                "--user",
+                "bob:secret",
+            ],
+        );
+        let server = running.server;
+        let (alice, bob) = (Ua::new(), Ua::new());
+        let me = bob.addr;
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKauth1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=r\r\n\
+             To: <sip:bob@example.test>\r\nCall-ID: reg-auth@{me}\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:bob@{me}>\r\nContent-Length: 0\r\n\r\n"
+        );
+        bob.send(server, &register);
+        let (challenge, _) = bob.recv_until(|m| m.starts_with("SIP/2.0 4"));
+        assert!(
+            challenge.starts_with("SIP/2.0 401"),
+            "{package}: {challenge}"
+        );
+        let again = DigestClient::new("bob", "secret")
+            .retry(
+                &OwnedMessage::parse(register.as_bytes()).unwrap(),
+                &OwnedMessage::parse(challenge.as_bytes()).unwrap(),
+                &mut SeededRng::new([9; 32]),
+            )
+            .expect("the challenge is answered");
+        let text = String::from_utf8(again.as_bytes().to_vec()).unwrap();
+        let (line, rest) = text.split_once("\r\n").unwrap();
+        bob.send(
+            server,
+            &format!("{line}\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKauth2\r\n{rest}"),
+        );
+        let (ok, _) = bob.recv_until(|m| m.starts_with("SIP/2.0 2"));
+        assert!(ok.contains("CSeq: 2 REGISTER"), "{package}: {ok}");
+        alice.send(
+            server,
+            &request("MESSAGE", "sip:bob@example.test", &alice, "auth-msg", 1, ""),
+        );
+        let (message, from) = bob.recv_until(|m| m.starts_with("MESSAGE "));
+        assert!(
+            message.starts_with(&format!("MESSAGE sip:bob@{me} ")),
+            "{package}: {message}"
+        );
+        bob.send(from, &response(&message, 200, "<sip:bob@127.0.0.1>"));
+        let (delivered, _) = alice.recv_until(|m| m.contains("Call-ID: auth-msg"));
+        assert!(
+            delivered.starts_with("SIP/2.0 200"),
+            "{package}: {delivered}"
+        );
+        let summary = stop(running);
+        assert!(
+            summary.contains("to registered users 1,"),
+            "{package}: {summary}"
+        );
+    }
+}
+
+/// The next message (without body) on a stream, after `buf`'s leftovers.
+fn read_message(stream: &mut std::net::TcpStream, buf: &mut Vec<u8>) -> String {
+    let start = Instant::now();
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let msg: Vec<u8> = buf.drain(..end + 4).collect();
+            return String::from_utf8_lossy(&msg).into_owned();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no message on the stream"
+        );
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).expect("the stream stays open");
+        assert!(n > 0, "the stream was closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn sipd_proxy_reaches_a_contact_registered_over_tcp_on_its_connection() {
+    // RFC 5626 5.3 and RFC 5923 (the flow the REGISTER came on), RFC 3261 16.6 step 7:
+    // the contact's own address has no listener, the request goes back on the connection
+    use std::io::Write;
+    for package in DRIVERS {
+        let program = sipd(package);
+        let running = start(
+            &program,
+            &[
+                "--listen",
+                "tcp:127.0.0.1:0",
+                "--proxy",
+                "--domain",
+                "example.test",
+            ],
+        );
+        let tcp_port: u16 = running
+            .first_line
+            .split("tcp:127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .expect("a TCP listener");
+        let mut bob = std::net::TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+        bob.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = bob.local_addr().unwrap();
+        let register = format!(
+            "REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpreg\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=r\r\n\
+             To: <sip:bob@example.test>\r\nCall-ID: reg-tcp@{me}\r\nCSeq: 1 REGISTER\r\n\
+             Contact: <sip:bob@127.0.0.1:1;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+        );
+        bob.write_all(register.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let ok = read_message(&mut bob, &mut buf);
+        assert!(ok.starts_with("SIP/2.0 200"), "{package}: {ok}");
+        let alice = Ua::new();
+        alice.send(
+            running.server,
+            &request("INVITE", "sip:bob@example.test", &alice, "tcp-call", 1, ""),
+        );
+        let invite = loop {
+            let m = read_message(&mut bob, &mut buf);
+            if m.starts_with("INVITE ") {
+                break m;
+            }
+        };
+        assert!(
+            invite.starts_with("INVITE sip:bob@127.0.0.1:1;transport=tcp SIP/2.0"),
+            "{package}: {invite}"
+        );
+        assert!(
+            header(&invite, "Via")[0].starts_with("SIP/2.0/TCP"),
+            "{package}: {invite}"
+        );
+        bob.write_all(response(&invite, 486, "<sip:bob@127.0.0.1>").as_bytes())
+            .unwrap();
+        let (busy, _) = alice.recv_until(|m| m.starts_with("SIP/2.0 4"));
+        assert!(busy.starts_with("SIP/2.0 486"), "{package}: {busy}");
+        let summary = stop(running);
         assert!(
             summary.contains("to registered users 1,"),
             "{package}: {summary}"
@@ -501,6 +718,16 @@ fn sipd_proxy_flags_are_checked_and_listed_in_the_help() {
             &["--record-route"],
             &["--route-to", "sip:127.0.0.1:5070"],
             &["--proxy", "--domain", "example.test", "--max-contexts", "0"],
+            &[
+                "--proxy",
+                "--domain",
+                "example.test",
+                "--realm",
+                "example.test",
+                "--user",
+                "a:b",
+                "--auth-calls",
+            ],
         ] {
             let out = Command::new(&program)
                 .args(args)
@@ -584,37 +811,49 @@ fn sipp(scenario: &str, port: u16, extra: &[&str]) -> Child {
 
 #[test]
 fn sipd_proxy_carries_sipp_uac_rr_calls_to_sipp_uas_rr() {
-    // RFC 3261 16: the `baselines.sh proxyext` setup, 200 calls at 100/s over UDP
+    // RFC 3261 16 and 18.1.1: the `baselines.sh proxyext` setup, 200 calls at 100/s, UDP
+    // in; out over UDP, then over TCP (16.6 step 7: the transport of the next hop's URI)
     if !sipp_available("sipd_proxy_carries_sipp_uac_rr_calls_to_sipp_uas_rr") {
         return;
     }
-    for (i, package) in (0u16..).zip(DRIVERS) {
-        let program = sipd(package);
-        let (uac_port, proxy_port, uas_port) = (5550 + i, 5560 + i, 5570 + i);
-        let uas = sipp(UAS_RR, uas_port, &[]);
-        std::thread::sleep(Duration::from_millis(300));
-        let route_to = format!("sip:127.0.0.1:{uas_port}");
-        let proxy = start_on(
-            &program,
-            &format!("udp:127.0.0.1:{proxy_port}"),
-            &[
-                "--proxy",
-                "--domain",
-                "example.test",
-                "--route-to",
-                &route_to,
-            ],
-        );
-        let uac = sipp(
-            UAC_RR,
-            uac_port,
-            &["-r", "100", &format!("127.0.0.1:{proxy_port}")],
-        );
-        let (uac_ok, uac_out) = wait_bounded(uac, Duration::from_secs(40));
-        let (uas_ok, uas_out) = wait_bounded(uas, Duration::from_secs(10));
-        let summary = stop(proxy);
-        assert!(uac_ok, "{package}: uac:\n{uac_out}\nsipd: {summary}");
-        assert!(uas_ok, "{package}: uas:\n{uas_out}\nsipd: {summary}");
-        assert!(summary.contains("passed on 400,"), "{package}: {summary}");
+    let mut i = 0u16;
+    for package in DRIVERS {
+        for tcp_out in [false, true] {
+            let program = sipd(package);
+            let (uac_port, proxy_port, uas_port) = (5550 + i, 5560 + i, 5570 + i);
+            i += 1;
+            let uas = sipp(UAS_RR, uas_port, &["-t", if tcp_out { "t1" } else { "u1" }]);
+            std::thread::sleep(Duration::from_millis(300));
+            let route_to = match tcp_out {
+                true => format!("sip:127.0.0.1:{uas_port};transport=tcp"),
+                false => format!("sip:127.0.0.1:{uas_port}"),
+            };
+            let tcp_listener = format!("tcp:127.0.0.1:{proxy_port}");
+            let proxy = start_on(
+                &program,
+                &format!("udp:127.0.0.1:{proxy_port}"),
+                &[
+                    "--listen",
+                    &tcp_listener,
+                    "--proxy",
+                    "--domain",
+                    "example.test",
+                    "--route-to",
+                    &route_to,
+                ],
+            );
+            let uac = sipp(
+                UAC_RR,
+                uac_port,
+                &["-r", "100", &format!("127.0.0.1:{proxy_port}")],
+            );
+            let (uac_ok, uac_out) = wait_bounded(uac, Duration::from_secs(40));
+            let (uas_ok, uas_out) = wait_bounded(uas, Duration::from_secs(10));
+            let summary = stop(proxy);
+            let run = format!("{package} tcp_out={tcp_out}");
+            assert!(uac_ok, "{run}: uac:\n{uac_out}\nsipd: {summary}");
+            assert!(uas_ok, "{run}: uas:\n{uas_out}\nsipd: {summary}");
+            assert!(summary.contains("passed on 400,"), "{run}: {summary}");
+        }
     }
 }

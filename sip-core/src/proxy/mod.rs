@@ -18,8 +18,10 @@
 //!   the target set (section 16.5, e.g. from a location service) and calls
 //!   [`Proxy::forward`], or [`Proxy::reject`].
 //!
-//! Anything else ([`Event::StrayResponse`], a request's events that are not the proxy's)
-//! comes back as [`Received::NotMine`].
+//! Anything else comes back as [`Received::NotMine`]: events of transactions that are not
+//! the proxy's, an ACK addressed to the proxy itself, and [`Event::StrayResponse`] (section
+//! 16.7 step 1 would relay a response matching no transaction statelessly; the proxy does
+//! not, since a forged one would aim it at any address its Via names, section 26.1.5).
 //!
 //! A minimal proxy that sends everything to one next hop:
 //!
@@ -195,6 +197,8 @@ pub struct Inbound {
     request: OwnedMessage,
     source: Source,
     loop_hash: u64,
+    /// The URI of its top Route after section 16.4, if any.
+    first_route: Option<String>,
 }
 
 impl Inbound {
@@ -222,6 +226,18 @@ impl Inbound {
     /// [`Endpoint::send_response`] when the application acts as a UAS for it).
     pub fn tx(&self) -> ServerTxId {
         self.tx
+    }
+
+    /// The request as the endpoint's [`Event::Request`] again, for an application that
+    /// handles it as a UAS (a registrar, [`UserAgent`](crate::ua::UserAgent)) instead of
+    /// routing it. (A CANCEL never comes as an `Inbound`, so `cancels` is `None`.)
+    pub fn into_event(self) -> Event {
+        Event::Request {
+            tx: self.tx,
+            request: self.request,
+            source: self.source,
+            cancels: None,
+        }
     }
 }
 
@@ -296,9 +312,12 @@ struct Branch {
 #[derive(Debug)]
 struct Context {
     server: ServerTxId,
-    request: OwnedMessage,
+    /// The request after section 16.4, while branches may still start or a response be
+    /// built from it; dropped once the context only lingers.
+    request: Option<OwnedMessage>,
     source: Source,
     loop_hash: u64,
+    first_route: Option<String>,
     invite: bool,
     branches: Vec<Branch>,
     /// Targets not tried yet (sequential forking), next group first.
@@ -342,6 +361,10 @@ pub struct Proxy {
     cancel_txs: HashMap<ClientTxId, ContextId>,
     due: BinaryHeap<Reverse<(Instant, Due)>>,
     stats: ProxyStats,
+    /// `<record_route>`, as written into Record-Route.
+    rr_value: Option<String>,
+    /// What names this proxy (rebuilt when the endpoint's listeners differ).
+    own: route::OwnSet,
 }
 
 /// The stream of the proxy's ChaCha20 generator (tokens, branches).
@@ -359,6 +382,8 @@ impl Proxy {
             (keys.next_u64(), keys.next_u64())
         };
         Proxy {
+            rr_value: config.record_route.as_ref().map(|r| format!("<{r}>")),
+            own: route::OwnSet::default(),
             config,
             rng: SeededRng::with_stream(seed, PROXY_TOKEN_STREAM),
             hasher: KeyedHasher::new(k0, k1),
@@ -415,32 +440,43 @@ impl Proxy {
         }
     }
 
-    /// Does this URI name the proxy?
+    /// Does this URI name the proxy (a listener's address or Via sent-by, the Record-Route
+    /// URI, or [`ProxyConfig::own`])?
     pub fn is_own_uri(&self, uri: &str, endpoint: &Endpoint) -> bool {
         match Uri::parse(uri) {
-            Some(Uri::Sip(u)) => route::is_own_host(
-                u.host.as_str(),
-                route::uri_port(&u),
-                &endpoint.config().listeners,
-                self.config.record_route.as_deref(),
-                &self.config.own,
-            ),
+            Some(Uri::Sip(u)) => self.is_own_host(u.host.as_str(), route::uri_port(&u), endpoint),
             _ => false,
         }
     }
 
     fn is_own_host(&self, host: &str, port: u16, endpoint: &Endpoint) -> bool {
-        route::is_own_host(
-            host,
-            port,
+        let listeners = &endpoint.config().listeners;
+        if self.own.is_for(listeners) {
+            self.own.contains(host, port)
+        } else {
+            self.own_set(endpoint).contains(host, port)
+        }
+    }
+
+    fn own_set(&self, endpoint: &Endpoint) -> route::OwnSet {
+        route::OwnSet::new(
             &endpoint.config().listeners,
             self.config.record_route.as_deref(),
             &self.config.own,
         )
     }
 
+    /// Builds the set of own addresses again if the endpoint is not the one it was built
+    /// for (it is built once in practice).
+    fn refresh_own(&mut self, endpoint: &Endpoint) {
+        if !self.own.is_for(&endpoint.config().listeners) {
+            self.own = self.own_set(endpoint);
+        }
+    }
+
     /// Takes an event from the endpoint. See the module docs.
     pub fn receive(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) -> Received {
+        self.refresh_own(endpoint);
         match event {
             Event::Request {
                 tx,
@@ -460,7 +496,7 @@ impl Proxy {
                     Received::Handled
                 } else if self.cancel_txs.contains_key(&tx) {
                     if response.status().is_some_and(|c| c >= 200) {
-                        self.cancel_txs.remove(&tx);
+                        self.cancel_done(tx, endpoint);
                     }
                     Received::Handled
                 } else {
@@ -482,7 +518,8 @@ impl Proxy {
     ) -> Received {
         match tx {
             TxId::Client(c) => {
-                if self.cancel_txs.remove(&c).is_some() {
+                if self.cancel_txs.contains_key(&c) {
+                    self.cancel_done(c, endpoint);
                     return Received::Handled;
                 }
                 let Some(&(id, i)) = self.by_client.get(&c) else {
@@ -493,8 +530,14 @@ impl Proxy {
                     // should follow. If it never does, the branch ends as a 408 once the
                     // INVITE transaction has given up (64*T1 after the CANCEL).
                     self.stats.cancels += 1;
+                    // (the endpoint's CANCEL: its events are the proxy's too)
+                    let cancel = endpoint.cancel(now, c).ok();
+                    if let Some(ctx) = cancel {
+                        self.cancel_txs.insert(ctx, id);
+                    }
                     if let Some(b) = self.branch_mut(id, i) {
                         b.cancelled = true;
+                        b.cancel_tx = b.cancel_tx.or(cancel);
                     }
                     let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
                     self.due.push(Reverse((at, Due::BranchGiveUp(id, i))));
@@ -525,7 +568,8 @@ impl Proxy {
     fn on_transport_error(&mut self, now: Instant, tx: TxId, endpoint: &mut Endpoint) -> Received {
         match tx {
             TxId::Client(c) => {
-                if self.cancel_txs.remove(&c).is_some() {
+                if self.cancel_txs.contains_key(&c) {
+                    self.cancel_done(c, endpoint);
                     return Received::Handled;
                 }
                 let Some((id, i)) = self.by_client.remove(&c) else {
@@ -587,8 +631,12 @@ impl Proxy {
         source: Source,
         endpoint: &mut Endpoint,
     ) -> Received {
-        let checked = match self.validate(&request, endpoint) {
-            Ok(c) => c,
+        let Ok(m) = request.message() else {
+            self.answer(now, tx, &request, 400, &[], endpoint);
+            return Received::Handled;
+        };
+        let loop_hash = match self.validate(&m, endpoint) {
+            Ok(hash) => hash,
             Err((code, extra)) => {
                 if code == 482 {
                     self.stats.loops += 1;
@@ -599,9 +647,8 @@ impl Proxy {
                 return Received::Handled;
             }
         };
-        let loop_hash = checked;
         // Section 16.4.
-        let request = match self.preprocess_routes(&request, endpoint) {
+        let (request, follow, first_route) = match self.preprocess_routes(&request, &m, endpoint) {
             Ok(r) => r,
             Err(()) => {
                 self.answer(now, tx, &request, 400, &[], endpoint);
@@ -613,17 +660,11 @@ impl Proxy {
             request,
             source,
             loop_hash,
+            first_route,
         };
         // Section 16.5 (and 16.4's note): a request that still has a Route goes to it with
         // its Request-URI unchanged; so does one whose Request-URI has a maddr.
-        let (has_route, maddr) = match inbound.request.message() {
-            Ok(m) => (
-                m.routes().next().is_some(),
-                matches!(m.request_uri(), Some(Uri::Sip(u)) if u.maddr().is_some()),
-            ),
-            Err(_) => (false, false),
-        };
-        if has_route || maddr {
+        if follow {
             let target = ProxyTarget::new(inbound.request_uri());
             let _ = self.forward(now, inbound, vec![target], endpoint);
             return Received::Handled;
@@ -636,12 +677,9 @@ impl Proxy {
     #[allow(clippy::type_complexity)]
     fn validate(
         &self,
-        request: &OwnedMessage,
+        m: &Message<'_>,
         endpoint: &Endpoint,
     ) -> Result<u64, (u16, Vec<(&'static str, String)>)> {
-        let Ok(m) = request.message() else {
-            return Err((400, Vec::new()));
-        };
         // Step 2: a scheme the proxy understands.
         let scheme_ok = m.request_uri().is_some_and(|u| {
             ["sip", "sips", "tel"]
@@ -670,14 +708,14 @@ impl Proxy {
         // Step 4: loop detection. A Via this proxy wrote whose loop part equals what this
         // request hashes to is a loop; a different hash (another Request-URI, ...) is a
         // spiral.
-        let hash = route::loop_hash(&self.hasher, &m);
+        let hash = route::loop_hash(&self.hasher, m);
         for via in m.vias() {
             let port = via.port.unwrap_or_else(|| {
                 Transport::from_via_token(via.transport)
                     .unwrap_or(Transport::Udp)
                     .default_port()
             });
-            if !self.is_own_host(route::host_str(&via.host), port, endpoint) {
+            if !self.is_own_host(via.host.as_str(), port, endpoint) {
                 continue;
             }
             if via.branch().and_then(route::branch_loop_part) == Some(hash) {
@@ -703,18 +741,24 @@ impl Proxy {
 
     /// Section 16.4: the strict-router fix (our own Request-URI replaced by the last Route),
     /// `maddr` naming us stripped, and a top Route naming us removed.
+    /// Returns the request and whether it must simply follow its Route or `maddr`.
     fn preprocess_routes(
         &self,
         request: &OwnedMessage,
+        m: &Message<'_>,
         endpoint: &Endpoint,
-    ) -> Result<OwnedMessage, ()> {
-        let m = request.message().map_err(|_| ())?;
+    ) -> Result<(OwnedMessage, bool, Option<String>), ()> {
+        let ruri = request.request_uri().unwrap_or("");
+        let maddr = matches!(m.request_uri(), Some(Uri::Sip(u)) if u.maddr().is_some());
+        if !maddr && m.view().header(HeaderName::Route).is_none() {
+            // The common case: nothing to preprocess.
+            return Ok((request.clone(), false, None));
+        }
         let routes: Vec<String> = m
             .view()
             .header_all(HeaderName::Route)
             .flat_map(split_values)
             .collect();
-        let ruri = request.request_uri().unwrap_or("");
         let mut edit = request.edit();
         let mut changed = false;
         let mut routes_now = routes.clone();
@@ -746,10 +790,18 @@ impl Proxy {
                 changed = true;
             }
         }
-        if !changed {
-            return Ok(request.clone());
-        }
-        edit.finish().map_err(|_| ())
+        let out = if changed {
+            edit.finish().map_err(|_| ())?
+        } else {
+            request.clone()
+        };
+        let (follow, first_route) = {
+            let m = out.message().map_err(|_| ())?;
+            let first = m.routes().next().map(|r| r.uri.to_string());
+            let maddr = matches!(m.request_uri(), Some(Uri::Sip(u)) if u.maddr().is_some());
+            (first.is_some() || maddr, first)
+        };
+        Ok((out, follow, first_route))
     }
 
     // ---- CANCEL: section 16.10 ----
@@ -836,7 +888,7 @@ impl Proxy {
             // An ACK for a 2xx the application sent as a UAS.
             return Received::NotMine(Event::Ack { request, source });
         }
-        let Ok(fwd) = self.preprocess_routes(&request, endpoint) else {
+        let Ok((fwd, _, _)) = self.preprocess_routes(&request, &m, endpoint) else {
             return Received::Handled;
         };
         let mut edit = fwd.edit();
@@ -915,9 +967,10 @@ impl Proxy {
             id,
             Context {
                 server: inbound.tx,
-                request: inbound.request,
+                request: Some(inbound.request),
                 source: inbound.source,
                 loop_hash: inbound.loop_hash,
+                first_route: inbound.first_route,
                 invite,
                 branches: Vec::with_capacity(targets.len()),
                 waiting: targets,
@@ -993,9 +1046,18 @@ impl Proxy {
         endpoint: &mut Endpoint,
     ) -> Option<ClientTxId> {
         let c = self.contexts.get(&id)?;
+        let request = c.request.as_ref()?;
+        // The top Route of the copy: the target's Path first (RFC 3327), else the request's.
+        let top_route: Option<&str> = target
+            .path
+            .first()
+            .map(|p| route::route_uri(p))
+            .or(c.first_route.as_deref());
+        let strict =
+            top_route.is_some_and(|u| matches!(Uri::parse(u), Some(Uri::Sip(s)) if !s.lr()));
         // Step 1: copy. Step 2: the Request-URI.
-        let mut edit = c.request.edit();
-        if c.request.request_uri() != Some(target.uri.as_str()) {
+        let mut edit = request.edit();
+        if request.request_uri() != Some(target.uri.as_str()) {
             edit.set_request_uri(&target.uri).ok()?;
         }
         // Step 3: Max-Forwards (0 was answered 483 by section 16.3).
@@ -1006,33 +1068,36 @@ impl Proxy {
         for p in target.path.iter().rev() {
             edit.prepend("Route", p).ok()?;
         }
-        let fwd = edit.finish().ok()?;
-        // Step 6: a strict router as next hop gets the Request-URI at the end of the Route
-        // set and its own URI as the Request-URI.
-        let fwd = strict_route_fix(fwd)?;
-        // Step 7: the next hop.
-        let mut next = next_hop_of(&fwd, target.next_hop)?;
+        // Step 7: the next hop: explicit, else the top Route's, else the Request-URI's.
+        let (mut edit, mut next) = if strict {
+            // Step 6: a strict router as next hop gets the Request-URI at the end of the
+            // Route set and its own URI as the Request-URI (rare: the copy is re-read).
+            let fwd = strict_route_fix(edit.finish().ok()?)?;
+            let next = target
+                .next_hop
+                .or_else(|| fwd.request_uri().and_then(route::numeric_target))?;
+            (fwd.edit(), next)
+        } else {
+            let next = target
+                .next_hop
+                .or_else(|| top_route.and_then(route::numeric_target))
+                .or_else(|| route::numeric_target(&target.uri))?;
+            (edit, next)
+        };
+        let extra: usize = target.path.iter().map(|p| p.len() + 9).sum();
         if next.transport == Transport::Udp
-            && fwd.as_bytes().len() + 300 > endpoint.config().udp_size_limit
+            && request.as_bytes().len() + extra + 400 > endpoint.config().udp_size_limit
         {
             next.transport = Transport::Tcp; // as the endpoint will (section 18.1.1)
         }
         // Step 4: Record-Route, one entry, or two when the request changes transport or
         // interface (RFC 5658 section 4), the one facing the next hop on top.
-        let mut edit = fwd.edit();
-        if let Some(rr) = &self.config.record_route {
-            let inbound = endpoint
-                .config()
-                .listeners
+        if let Some(rr) = &self.rr_value {
+            let listeners = &endpoint.config().listeners;
+            let inbound = listeners
                 .iter()
                 .find(|l| l.transport == c.source.transport && l.addr == c.source.local)
-                .or_else(|| {
-                    endpoint
-                        .config()
-                        .listeners
-                        .iter()
-                        .find(|l| l.transport == c.source.transport)
-                });
+                .or_else(|| listeners.iter().find(|l| l.transport == c.source.transport));
             let outbound = route::outgoing_listener(endpoint, next.transport, next.addr);
             match (inbound, outbound) {
                 (Some(i), Some(o)) if i.transport != o.transport || i.addr != o.addr => {
@@ -1042,7 +1107,7 @@ impl Proxy {
                         .ok()?;
                 }
                 _ => {
-                    edit.prepend_record_route(&format!("<{rr}>")).ok()?;
+                    edit.prepend_record_route(rr).ok()?;
                 }
             }
         }
@@ -1202,11 +1267,46 @@ impl Proxy {
         };
         if !c.lingering {
             c.lingering = true;
-            // The client transactions of 2xx branches stay in Accepted (timer M) and the
-            // server transaction in Accepted (timer L) for 64*T1: 2xx retransmissions are
-            // relayed until then.
-            let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
-            self.due.push(Reverse((at, Due::Remove(id))));
+            c.request = None;
+            c.challenges = Vec::new();
+            c.best = None;
+            if self.needs_linger(id, endpoint) {
+                // The client transactions of 2xx branches stay in Accepted (timer M) and
+                // the server transaction in Accepted (timer L) for 64*T1: 2xx
+                // retransmissions are relayed until then; the CANCELs sent report until
+                // their final response (timer F at most).
+                let at = now + endpoint.config().timers.t1x64() + Duration::from_millis(1);
+                self.due.push(Reverse((at, Due::Remove(id))));
+            } else {
+                self.remove_context(id);
+            }
+        }
+    }
+
+    /// Does a context that is done still expect events: a 2xx of an INVITE branch (its
+    /// retransmissions are relayed), or a CANCEL of its own without its final response?
+    fn needs_linger(&self, id: ContextId, endpoint: &Endpoint) -> bool {
+        let Some(c) = self.contexts.get(&id) else {
+            return false;
+        };
+        c.branches.iter().any(|b| {
+            (c.invite && matches!(b.state, BranchState::Done(200..=299)))
+                || b.cancel_tx.is_some_and(|t| {
+                    // (a CANCEL still held for a provisional response died with its INVITE)
+                    self.cancel_txs.contains_key(&t) && endpoint.client_state(t).is_some()
+                })
+        })
+    }
+
+    /// A CANCEL of the proxy's got its final response or ended: the context it belongs to
+    /// may be over.
+    fn cancel_done(&mut self, tx: ClientTxId, endpoint: &Endpoint) {
+        let Some(id) = self.cancel_txs.remove(&tx) else {
+            return;
+        };
+        let lingering = self.contexts.get(&id).is_some_and(|c| c.lingering);
+        if lingering && !self.needs_linger(id, endpoint) {
+            self.remove_context(id);
         }
     }
 
@@ -1222,9 +1322,12 @@ impl Proxy {
         let out = match (code, response) {
             (503, _) | (_, None) => {
                 let code = if code == 503 { 500 } else { code };
-                let view = c.request.view();
-                let built = ResponseBuilder::from_view(&view, code).build(&mut self.rng);
-                built.ok()
+                let request = c.request.as_ref();
+                request.and_then(|r| {
+                    let view = r.view();
+                    let built = ResponseBuilder::from_view(&view, code).build(&mut self.rng);
+                    built.ok()
+                })
             }
             (401 | 407, Some(r)) => {
                 let mut e = r.edit();
@@ -1276,6 +1379,26 @@ impl Proxy {
                 }
             }
         }
+    }
+}
+
+/// A proxy that routes every request to its Request-URI (numeric hosts, or the top Route):
+/// the default policy, for tests and for drivers that run any transaction user. Events that
+/// are not the proxy's are dropped.
+impl crate::TransactionUser for Proxy {
+    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+        if let Received::Route(inbound) = self.receive(now, event, endpoint) {
+            let target = ProxyTarget::new(inbound.request_uri());
+            let _ = self.forward(now, inbound, vec![target], endpoint);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Proxy::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
+        Proxy::handle_timeout(self, now, endpoint);
     }
 }
 

@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::message::{HeaderName, Host, Message, SipUri, Uri};
+use crate::message::{HeaderName, Message, SipUri, Uri};
 use crate::{Endpoint, Listener, Target, Transport};
 
 /// Splits `host[:port]` (IPv6 in brackets) into a lower-case host without brackets and an
@@ -42,43 +42,78 @@ pub(crate) fn uri_port(u: &SipUri<'_>) -> u16 {
     u.port.unwrap_or(uri_transport(u).default_port())
 }
 
-fn host_eq(a: &str, b: &str) -> bool {
-    match (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
-        (Ok(x), Ok(y)) => x.to_canonical() == y.to_canonical(),
-        _ => a.eq_ignore_ascii_case(b),
+/// One `host:port` that names this proxy.
+#[derive(Debug, Clone)]
+pub(crate) struct OwnAddr {
+    ip: Option<IpAddr>,
+    name: String,
+    port: u16,
+}
+
+impl OwnAddr {
+    fn new(host: &str, port: u16) -> OwnAddr {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        OwnAddr {
+            ip: host.parse::<IpAddr>().ok().map(|i| i.to_canonical()),
+            name: host.to_ascii_lowercase(),
+            port,
+        }
     }
 }
 
-/// Does `host:port` name this proxy: a listener (its address or its Via sent-by), the
-/// Record-Route URI, or a configured own address?
-pub(crate) fn is_own_host(
-    host: &str,
-    port: u16,
-    listeners: &[Listener],
-    record_route: Option<&str>,
-    own: &[String],
-) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    for l in listeners {
-        if l.addr.port() == port && host_eq(host, &l.addr.ip().to_string()) {
-            return true;
-        }
-        if let Some(s) = &l.sent_by {
-            let (h, p) = split_host_port(s);
-            if p.unwrap_or(l.transport.default_port()) == port && host_eq(host, &h) {
-                return true;
+/// The addresses that name this proxy: its listeners (address and Via sent-by), the
+/// Record-Route URI and the configured ones. Built once per set of listeners.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OwnSet {
+    addrs: Vec<OwnAddr>,
+    /// The listeners it was built from.
+    listeners: Vec<Listener>,
+}
+
+impl OwnSet {
+    pub(crate) fn new(
+        listeners: &[Listener],
+        record_route: Option<&str>,
+        own: &[String],
+    ) -> OwnSet {
+        let mut addrs = Vec::new();
+        for l in listeners {
+            addrs.push(OwnAddr::new(&l.addr.ip().to_string(), l.addr.port()));
+            if let Some(s) = &l.sent_by {
+                let (h, p) = split_host_port(s);
+                addrs.push(OwnAddr::new(&h, p.unwrap_or(l.transport.default_port())));
             }
         }
-    }
-    if let Some(Uri::Sip(u)) = record_route.and_then(Uri::parse) {
-        if uri_port(&u) == port && host_eq(host, u.host.as_str()) {
-            return true;
+        if let Some(Uri::Sip(u)) = record_route.and_then(Uri::parse) {
+            addrs.push(OwnAddr::new(u.host.as_str(), uri_port(&u)));
+        }
+        for o in own {
+            let (h, p) = split_host_port(o);
+            addrs.push(OwnAddr::new(&h, p.unwrap_or(5060)));
+        }
+        OwnSet {
+            addrs,
+            listeners: listeners.to_vec(),
         }
     }
-    own.iter().any(|o| {
-        let (h, p) = split_host_port(o);
-        p.unwrap_or(5060) == port && host_eq(host, &h)
-    })
+
+    /// Built from these listeners?
+    pub(crate) fn is_for(&self, listeners: &[Listener]) -> bool {
+        self.listeners == listeners
+    }
+
+    /// Does `host:port` name this proxy?
+    pub(crate) fn contains(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = host.parse::<IpAddr>().ok().map(|i| i.to_canonical());
+        self.addrs.iter().any(|a| {
+            a.port == port
+                && match (ip, a.ip) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => a.name.eq_ignore_ascii_case(host),
+                }
+        })
+    }
 }
 
 /// Where a URI leads without a resolver (section 16.6 step 7 with RFC 3263 section 4 for a
@@ -113,11 +148,13 @@ pub(crate) fn route_uri(value: &str) -> &str {
     }
 }
 
-/// The keyed hash of what section 16.3 step 4 compares to detect a loop: the Request-URI,
-/// the To and From tags, Call-ID, the CSeq number (not the method: CANCEL and the ACK of a
-/// non-2xx share the INVITE's branch, section 16.6 step 8), Proxy-Require and
-/// Proxy-Authorization. The top Via and the Route set are left out: they change on every
-/// hop, so a request that came back around a loop would never match.
+/// The keyed hash of what section 16.3 step 4 compares to detect a loop: what affects the
+/// processing of the request as it arrives (section 16.6 step 8): the Request-URI, the To
+/// and From tags, Call-ID, the CSeq number (not the method: CANCEL and the ACK of a non-2xx
+/// share the INVITE's branch), the Route set, Proxy-Require and Proxy-Authorization. The
+/// Vias are left out: the top one changes on every hop, so a request that came back
+/// around a loop would never match. (A request routed back to us by a Route set naming us
+/// twice has another Route set the second time: a spiral.)
 pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
     let mut h = hasher.build_hasher();
     let uri = match req.start_line() {
@@ -133,7 +170,11 @@ pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
     h.write(req.call_id().unwrap_or("").as_bytes());
     h.write_u8(0);
     h.write_u32(req.cseq().map_or(0, |c| c.seq));
-    for name in [HeaderName::ProxyRequire, HeaderName::ProxyAuthorization] {
+    for name in [
+        HeaderName::Route,
+        HeaderName::ProxyRequire,
+        HeaderName::ProxyAuthorization,
+    ] {
         for v in req.view().header_all(name) {
             h.write(v.as_bytes());
             h.write_u8(0);
@@ -159,11 +200,6 @@ pub(crate) fn branch_for(loop_hash: u64, rng: &mut dyn crate::Rng) -> String {
     let mut b = format!("{}{loop_hash:016x}.", crate::MAGIC_COOKIE);
     crate::rng::push_random_token(&mut b, rng, 12);
     b
-}
-
-/// The host of a Via or URI as text.
-pub(crate) fn host_str<'a>(h: &Host<'a>) -> &'a str {
-    h.as_str()
 }
 
 /// The listener a request to `remote` over `transport` leaves from (as the endpoint chooses

@@ -121,6 +121,16 @@ impl ServerMachine {
         match (self.invite, self.state, code) {
             (true, ServerState::Proceeding, 100..=199) => {
                 self.timers[RETRANSMIT] = None;
+                // A provisional response other than 100 says the request is being worked
+                // on (a proxy relays one from a ringing branch): the safety timer restarts
+                // with room for the downstream timer C it restarts too, the 64*T1 the
+                // CANCEL and its 487 may take, and T4 of margin (sections 16.6 step 11 and
+                // 16.8), so the proxy's branch, not this timer, decides how a long-ringing
+                // call ends.
+                if code > 100 {
+                    let wait = t.c.saturating_add(t.t1x64()).saturating_add(t.t4);
+                    self.timers[LIFETIME] = Some((now + wait, Timer::Unanswered));
+                }
             }
             (true, ServerState::Proceeding, 200..=299) => {
                 self.state = ServerState::Accepted;
