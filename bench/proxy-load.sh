@@ -11,7 +11,7 @@
 #             (Kamailio 5.6, cfg/kam_proxy_stateful.cfg: record_route + t_relay, port 5090)
 #   mio       sipd of sip-driver-mio, started on 127.0.0.1:PORT_BASE as
 #               sipd --listen udp:... --listen tcp:... --log warn --proxy --domain example.test
-#                    --record-route --route-to sip:127.0.0.1:5070 --max-contexts 1048576
+#                    --record-route --route-to sip:127.0.0.1:5070
 #             then ../shared/peers/baselines.sh proxyext 127.0.0.1:PORT PID RATE TRANSPORT DURATION
 #   tokio     the same with sip-driver-tokio's sipd on PORT_BASE+1
 # In every case SIPp's uac_rr scenario (scen/uac_rr.xml) sends RATE*DURATION calls (INVITE,
@@ -40,9 +40,7 @@
 # Environment:
 #   RATES ("2000 4000 6000 8000") calls/s    DURATION (20) s    TRANSPORT (u1 | t1)
 #   SERVERS ("kamailio mio tokio")    PORT_BASE (5600: mio on +0, tokio on +1)
-#   SIPD_PROXY_ARGS ("--proxy --domain example.test --record-route --route-to sip:127.0.0.1:5070
-#                    --max-contexts 1048576": contexts live 32 s after their final response,
-#                    two per call, so the default 65536 holds only about 1000 calls/s)
+#   SIPD_PROXY_ARGS ("--proxy --domain example.test --record-route --route-to sip:127.0.0.1:5070")
 #   SIPD_MIO, SIPD_TOKIO (prebuilt binaries; default: cargo build --release, copied to $OUT/bin)
 #   PEERS (../shared/peers)    OUT (/tmp/sip-proxy-load/<time>)
 #   KEEP_GOING=1 tries every rate even after a failure
@@ -62,10 +60,7 @@ DURATION=${DURATION:-20}
 TRANSPORT=${TRANSPORT:-u1}
 SERVERS=${SERVERS:-kamailio mio tokio}
 PORT_BASE=${PORT_BASE:-5600}
-# --max-contexts: sipd keeps each proxy context 64*T1 = 32 s after its final response (2xx
-# retransmissions of an INVITE are forwarded for that long), and a call opens two (INVITE,
-# BYE): the default of 65536 holds about 1000 calls/s, beyond which sipd answers 503.
-SIPD_PROXY_ARGS=${SIPD_PROXY_ARGS:---proxy --domain example.test --record-route --route-to sip:127.0.0.1:5070 --max-contexts 1048576}
+SIPD_PROXY_ARGS=${SIPD_PROXY_ARGS:---proxy --domain example.test --record-route --route-to sip:127.0.0.1:5070}
 PEERS=${PEERS:-$ROOT/../shared/peers}
 OUT=${OUT:-/tmp/sip-proxy-load/$(date +%Y%m%d-%H%M%S)}
 KEEP_GOING=${KEEP_GOING:-0}
