@@ -83,10 +83,9 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --record-route    stay on the path of the dialogs (Record-Route, section 16.6 step 4)
   --route-to URI    the next hop of every request not for a registered user, e.g.
                     sip:127.0.0.1:5070 or sip:trunk.example.net;transport=tcp
-  --max-contexts N  response contexts at most (a forwarded request, kept 32 s after its
-                    final response for the 2xx retransmissions): 64 per call/s (INVITE
-                    and BYE); default 524288, room for 8000 calls/s; beyond, 503 with
-                    Retry-After
+  --max-contexts N  response contexts at most (one per forwarded request; an INVITE's
+                    stays 32 s after a 2xx, for its retransmissions: about 32 per call/s);
+                    default 524288, room for 16000 calls/s; beyond, 503 with Retry-After
   -h, --help        this help";
 
 /// How much to print.
@@ -506,9 +505,10 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     Ok((driver, Logged { core, level }))
 }
 
-/// The default of `--max-contexts`: a context stays 64*T1 (32 s) after its final
-/// response, so each call per second (INVITE and BYE) keeps 64 of them; this is room for
-/// 8192 calls/s.
+/// The default of `--max-contexts`: the context of an INVITE answered 2xx stays 64*T1
+/// (32 s) for the retransmissions of the 2xx, so each call per second keeps about 32 of
+/// them (the proxy core's default, 65536, would refuse calls after 30 s at 2000 calls/s);
+/// this is room for 16384 calls/s, and a lingering context holds no request.
 const MAX_CONTEXTS: usize = 1 << 19;
 
 /// `--proxy`: the proxy core (Record-Route on the first listener, UDP preferred, with
