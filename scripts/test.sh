@@ -41,6 +41,9 @@ if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   # Registration with digest: baresip, linphonec, SIPp and sipc against sipd, sipc against
   # Kamailio, and a tshark check of the traffic (installs the peers it needs when missing).
   ./scripts/interop-register.sh 2>&1 | tee -a "$log" || true
+  # sipd as a proxy-registrar: SIPp through it over UDP, TCP and UDP-to-TCP, forking to two
+  # contacts with CANCEL, baresip calling baresip, and a tshark check (installs its peers).
+  ./scripts/interop-proxy.sh 2>&1 | tee -a "$log" || true
 fi
 
 # One closing line for the whole run (cargo prints one summary per test binary; each interop
