@@ -836,6 +836,35 @@ fn strict_router_request_uri_is_replaced_by_the_last_route() {
 }
 
 #[test]
+fn request_uri_naming_a_served_domain_is_not_taken_for_a_strict_router() {
+    // RFC 3261 16.4: only a URI this proxy put in a Record-Route is replaced by the last
+    // Route; a REGISTER for the domain sent through us as outbound proxy (8.1.2) keeps
+    // its Request-URI (its digest `uri` must still match).
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = std::rc::Rc::clone(&seen);
+    let router: Router = Box::new(move |i: &Inbound| {
+        log.borrow_mut().push(i.request_uri().to_owned());
+        Some(vec![
+            ProxyTarget::new(i.request_uri()).next_hop(Target::udp(addr("127.0.0.3:5060")))
+        ])
+    });
+    let mut config = proxy_config();
+    config.own = vec!["example.test".to_owned()];
+    let mut net = Net::new(config, router);
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "domain-1");
+    let mut e = inv.edit();
+    e.set_request_uri("sip:example.test").unwrap();
+    e.append("Route", &format!("<{RR}>")).unwrap();
+    let inv = e.finish().unwrap();
+    net.send(1, &inv, Transport::Udp);
+    assert_eq!(*seen.borrow(), vec!["sip:example.test".to_owned()]);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.request_uri(), Some("sip:example.test"));
+    assert_eq!(got[0].1.message().unwrap().routes().count(), 0);
+}
+
+#[test]
 fn own_top_route_is_removed() {
     // RFC 3261 16.4
     let mut net = Net::new(proxy_config(), Net::default_router());

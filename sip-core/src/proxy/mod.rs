@@ -444,6 +444,26 @@ impl Proxy {
         }
     }
 
+    /// Is this Request-URI one this proxy put in a Record-Route (section 16.4: the previous
+    /// hop was a strict router)? Only such a URI: no user part, the `lr` parameter every
+    /// Record-Route of ours carries, and a listener's or the Record-Route URI's address. The
+    /// names in [`ProxyConfig::own`] (a domain this proxy serves) do not count, so that a
+    /// REGISTER for `sip:example.com` sent through an outbound proxy keeps its Request-URI.
+    fn is_own_record_route(&self, ruri: Option<&Uri<'_>>, endpoint: &Endpoint) -> bool {
+        let Some(Uri::Sip(u)) = ruri else {
+            return false;
+        };
+        if u.user.is_some() || !u.params.contains("lr") {
+            return false;
+        }
+        route::OwnSet::new(
+            &endpoint.config().listeners,
+            self.config.record_route.as_deref(),
+            &[],
+        )
+        .contains(u.host.as_str(), route::uri_port(u))
+    }
+
     fn is_own_host(&self, host: &str, port: u16, endpoint: &Endpoint) -> bool {
         let listeners = &endpoint.config().listeners;
         if self.own.is_for(listeners) {
@@ -757,7 +777,7 @@ impl Proxy {
         let mut edit = request.edit();
         let mut changed = false;
         let mut routes_now = routes.clone();
-        if self.is_own_uri(ruri, endpoint) && !routes.is_empty() {
+        if !routes.is_empty() && self.is_own_record_route(m.request_uri(), endpoint) {
             // The previous hop was a strict router that put our Record-Route URI into the
             // Request-URI: the real one is the last Route value.
             let last = routes_now.pop().unwrap_or_default();
