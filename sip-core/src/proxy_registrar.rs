@@ -184,6 +184,7 @@ impl Routing {
             Some(_) => Addressee::Unroutable,
             None => return Decision::Reject(400),
         };
+        let elsewhere = matches!(addressee, Addressee::Elsewhere);
         match addressee {
             Addressee::Server if !has_route && matches!(method, Method::Options) => {
                 return Decision::Local
@@ -234,6 +235,20 @@ impl Routing {
         let Some(route_to) = &self.route_to else {
             return Decision::Reject(404);
         };
+        if elsewhere {
+            // A request inside a dialog (a To tag) goes to its Request-URI, the remote
+            // target the peer's Contact set (RFC 3261 12.2.1.1, 16.5): once our own Route
+            // is removed (16.4) it is not `--route-to`'s to take. Only a numeric host can
+            // be reached without a resolver; a name still goes to `--route-to`.
+            if in_dialog(request) && numeric_host(request) {
+                return Decision::Forward(vec![Destination {
+                    uri: request.request_uri().unwrap_or_default().to_owned(),
+                    q: None,
+                    path: Vec::new(),
+                    next_hop: None,
+                }]);
+            }
+        }
         Decision::Forward(vec![Destination {
             uri: request.request_uri().unwrap_or_default().to_owned(),
             q: None,
@@ -486,6 +501,23 @@ impl TransactionUser for ProxyRegistrar {
     }
 }
 
+/// Does `request` belong to a dialog (its To header has a tag, RFC 3261 12.2)?
+fn in_dialog(request: &OwnedMessage) -> bool {
+    request
+        .message()
+        .ok()
+        .and_then(|m| m.to().map(|to| to.tag().is_some()))
+        .unwrap_or(false)
+}
+
+/// Is the host of `request`'s Request-URI an IP address?
+fn numeric_host(request: &OwnedMessage) -> bool {
+    matches!(
+        request.request_uri().and_then(Uri::parse),
+        Some(Uri::Sip(u)) if matches!(u.host, Host::Ipv4(_) | Host::Ipv6(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,6 +679,32 @@ mod tests {
         };
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].uri, "sip:service@127.0.0.1:5500");
+        assert_eq!(t[0].next_hop, r.route_to.map(|r| r.next_hop));
+    }
+
+    // RFC 3261 12.2.1.1 and 16.5: inside a dialog the Request-URI is the remote target
+    // (the callee's Contact); with --route-to set, a BYE or ACK still goes to it, not to
+    // --route-to (a numeric host; a name has no resolver here and keeps --route-to).
+    #[test]
+    fn in_dialog_request_goes_to_its_remote_target_not_route_to() {
+        let r = routing(Some("sip:127.0.0.1:5070"));
+        let bye = OwnedMessage::parse(
+            b"BYE sip:alice@127.0.0.1:5084 SIP/2.0\r\n\
+              Via: SIP/2.0/UDP 127.0.0.1:5599;branch=z9hG4bK2\r\nMax-Forwards: 70\r\n\
+              From: <sip:carol@example.test>;tag=1\r\nTo: <sip:alice@example.test>;tag=9\r\n\
+              Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap();
+        let Decision::Forward(t) = r.route(&bye, bob) else {
+            panic!("not forwarded")
+        };
+        assert_eq!(t[0].uri, "sip:alice@127.0.0.1:5084");
+        assert_eq!(t[0].next_hop, None);
+        // Outside a dialog the same Request-URI goes to --route-to.
+        let d = r.route(&request("INVITE", "sip:alice@127.0.0.1:5084", ""), bob);
+        let Decision::Forward(t) = d else {
+            panic!("{d:?}")
+        };
         assert_eq!(t[0].next_hop, r.route_to.map(|r| r.next_hop));
     }
 
