@@ -47,7 +47,8 @@ use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
 const USAGE: &str =
     "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
-            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]";
+            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
+            [--memory MIB]";
 
 const HELP: &str =
     "sipd (mio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -56,6 +57,7 @@ then prints a summary.
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
+            [--memory MIB]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -86,6 +88,9 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --max-contexts N  response contexts at most (one per forwarded request; an INVITE's
                     stays 32 s after a 2xx, for its retransmissions: about 32 per call/s);
                     default 524288, room for 16000 calls/s; beyond, 503 with Retry-After
+  --memory MIB      bytes the endpoint holds for peers at most (stored requests and
+                    responses, stream buffers), in MiB: beyond, new requests get 503 with
+                    Retry-After (default 128; a proxy holds each call's messages 32 s)
   -h, --help        this help";
 
 /// How much to print.
@@ -143,6 +148,8 @@ struct Args {
     record_route: bool,
     route_to: Option<String>,
     max_contexts: Option<usize>,
+    /// `--memory`: the endpoint's byte budget (`Config::max_held_bytes`).
+    memory: Option<usize>,
 }
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -187,6 +194,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         record_route: false,
         route_to: None,
         max_contexts: None,
+        memory: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -247,6 +255,17 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                         .filter(|&n| n > 0)
                         .ok_or(format!("--max-contexts takes a positive number, not {v:?}"))?,
                 );
+            }
+            "--memory" => {
+                let v = value()?;
+                let mib: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0 && n <= 1 << 20)
+                    .ok_or(format!(
+                        "--memory takes a number of MiB (1 to 1048576), not {v:?}"
+                    ))?;
+                args.memory = Some(mib << 20);
             }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
@@ -472,11 +491,20 @@ fn contact(bound: &[ListenSpec]) -> String {
     }
 }
 
+/// The endpoint's configuration: the defaults, with `--memory`.
+fn endpoint_config(args: &Args) -> Config {
+    let mut config = Config::default();
+    if let Some(bytes) = args.memory {
+        config.max_held_bytes = bytes;
+    }
+    config
+}
+
 /// Binds the listeners and builds the logged UAS core: everything but the signals.
 fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     let level = args.level;
-    let mut driver =
-        Driver::bind(&args.listen, Config::default()).map_err(|e| format!("cannot listen: {e}"))?;
+    let mut driver = Driver::bind(&args.listen, endpoint_config(args))
+        .map_err(|e| format!("cannot listen: {e}"))?;
     driver.trace_transmits(move |t, bytes| {
         if level >= Level::Info {
             let line = format!("{} -> {}: {}", t.local, t.remote, FirstLine(bytes));

@@ -77,13 +77,16 @@ struct Args {
     record_route: bool,
     route_to: Option<String>,
     max_contexts: Option<usize>,
+    /// `--memory`: the endpoint's byte budget (`Config::max_held_bytes`).
+    memory: Option<usize>,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls]
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
-            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]";
+            [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
+            [--memory MIB]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -94,6 +97,7 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
+            [--memory MIB]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -136,6 +140,9 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --max-contexts N  response contexts at most (one per forwarded request; an INVITE's
                     stays 32 s after a 2xx, for its retransmissions: about 32 per call/s);
                     default 524288, room for 16000 calls/s; beyond, 503 with Retry-After
+  --memory MIB      bytes the endpoint holds for peers at most (stored requests and
+                    responses, stream buffers), in MiB: beyond, new requests get 503 with
+                    Retry-After (default 128; a proxy holds each call's messages 32 s)
   -h, --help        this help";
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -212,6 +219,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         record_route: false,
         route_to: None,
         max_contexts: None,
+        memory: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -291,6 +299,17 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                         .filter(|&n| n > 0)
                         .ok_or(format!("--max-contexts {v}: not a positive number"))?,
                 );
+            }
+            "--memory" => {
+                let v = value("--memory")?;
+                let mib: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0 && n <= 1 << 20)
+                    .ok_or(format!(
+                        "--memory takes a number of MiB (1 to 1048576), not {v:?}"
+                    ))?;
+                args.memory = Some(mib << 20);
             }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
@@ -659,7 +678,11 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
-    let driver = match Driver::bind(args.listen.clone()).await {
+    let mut config = sip_core::Config::default();
+    if let Some(bytes) = args.memory {
+        config.max_held_bytes = bytes;
+    }
+    let driver = match Driver::bind_with_config(args.listen.clone(), config).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("sipd: {e}");
