@@ -1284,3 +1284,161 @@ fn spiral_through_a_route_set_naming_us_twice_is_not_a_loop() {
     net.answer(2, 0, 486);
     assert_eq!(net.finals(1, tx), vec![486]);
 }
+
+// ---- stateless forwarding: RFC 3261 section 16.11 ----
+
+fn stateless_config() -> ProxyConfig {
+    ProxyConfig {
+        stateless: true,
+        ..ProxyConfig::default()
+    }
+}
+
+/// The top Via branches of the requests of `method` the proxy sent, in order.
+fn proxy_branches(net: &Net, method: &str) -> Vec<String> {
+    net.wire
+        .iter()
+        .filter(|w| w.from == addr(PROXY) && w.text().starts_with(&format!("{method} ")))
+        .filter_map(|w| {
+            let m = OwnedMessage::parse(&w.bytes).ok()?;
+            let b = m.message().ok()?.top_via()?.branch()?.to_owned();
+            Some(b)
+        })
+        .collect()
+}
+
+#[test]
+fn stateless_proxy_relays_a_request_and_its_responses_without_state() {
+    // RFC 3261 16.11
+    let mut net = Net::new(stateless_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "sl-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.requests(2).len(), 1, "Bob got the INVITE");
+    assert_eq!(net.proxy.contexts(), 0, "no response context");
+    assert_eq!(
+        net.nodes[0].ep.transactions(),
+        0,
+        "no transaction left at the proxy"
+    );
+    net.answer(2, 0, 180);
+    net.answer(2, 0, 200);
+    assert_eq!(net.codes(1, tx), vec![180, 200]);
+    let ok = &net.responses(1, tx)[1];
+    let okm = ok.message().unwrap();
+    assert_eq!(okm.vias().count(), 1, "the proxy's Via is gone");
+    assert_eq!(
+        okm.top_via().unwrap().branch(),
+        inv_branch(&net, 1, tx).as_deref()
+    );
+    assert_eq!(net.proxy.contexts(), 0);
+    assert_eq!(net.nodes[0].ep.transactions(), 0);
+    assert_eq!(net.proxy.stats().responses, 2);
+}
+
+#[test]
+fn stateless_retransmission_gets_the_same_branch_downstream() {
+    // RFC 3261 16.11: the branch is computed from the request, not drawn at random
+    let mut net = Net::new(stateless_config(), Net::default_router());
+    net.blackhole.push(addr(BOB));
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "sl-2");
+    net.send(1, &inv, Transport::Udp);
+    net.advance(Duration::from_millis(1600));
+    let branches = proxy_branches(&net, "INVITE");
+    assert!(
+        branches.len() >= 2,
+        "Alice's retransmissions went on: {branches:?}"
+    );
+    assert!(branches.iter().all(|b| *b == branches[0]), "{branches:?}");
+    assert!(branches[0].starts_with("z9hG4bK"));
+    assert_eq!(net.proxy.stats().forwarded, branches.len() as u64);
+    assert_eq!(net.nodes[0].ep.transactions(), 0);
+}
+
+#[test]
+fn stateless_cancel_gets_the_branch_of_its_invite() {
+    // RFC 3261 16.11 (and 9.1: the CANCEL matches the INVITE's transaction downstream)
+    let mut net = Net::new(stateless_config(), Net::default_router());
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "sl-3");
+    let tx = net.send(1, &inv, Transport::Udp);
+    net.answer(2, 0, 180);
+    let ctx = net.cancel(1, tx);
+    assert_eq!(
+        proxy_branches(&net, "CANCEL"),
+        proxy_branches(&net, "INVITE")
+    );
+    let matched = net.nodes[2].events.iter().any(|e| {
+        matches!(e, Event::Request { request, cancels: Some(_), .. }
+            if request.method() == Some(Method::Cancel))
+    });
+    assert!(matched, "Bob matched the CANCEL to his INVITE transaction");
+    net.uas_honours_cancel(2);
+    assert_eq!(net.finals(1, ctx), vec![200], "Bob's 200 to the CANCEL");
+    assert_eq!(net.finals(1, tx), vec![487], "Bob's 487 to the INVITE");
+    // Alice's ACK for the 487 carries the INVITE's branch, so it matches too.
+    assert_eq!(proxy_branches(&net, "ACK"), proxy_branches(&net, "INVITE"));
+    assert_eq!(net.proxy.contexts(), 0);
+}
+
+#[test]
+fn stateless_proxy_does_not_relay_a_response_with_a_branch_it_did_not_make() {
+    // RFC 3261 16.11 and 26.1.5: a forged response does not make the proxy a reflector
+    let mut net = Net::new(stateless_config(), Net::default_router());
+    let forged = b"SIP/2.0 200 OK\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK0123456789abcdef.s0123456789abcdef\r\n\
+        Via: SIP/2.0/UDP 127.0.0.4:5060;branch=z9hG4bKvictim\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n\
+        Call-ID: forged\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let now = net.now;
+    net.nodes[0]
+        .ep
+        .handle_datagram(now, addr(PROXY), addr(BOB), forged);
+    net.pump();
+    assert!(
+        !net.wire.iter().any(|w| w.from == addr(PROXY)),
+        "nothing sent"
+    );
+    assert!(net.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::StrayResponse { .. })));
+    assert_eq!(net.proxy.stats().responses, 0);
+    // A branch the proxy did make, replayed above another previous hop (the victim's), does
+    // not verify either: the MAC covers the next Via.
+    let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "sl-4");
+    net.send(1, &inv, Transport::Udp);
+    let ours = proxy_branches(&net, "INVITE").remove(0);
+    let replayed = format!(
+        "SIP/2.0 200 OK\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:5060;branch={ours}\r\n\
+         Via: SIP/2.0/UDP 127.0.0.4:5060;branch=z9hG4bKvictim\r\n\
+         From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n\
+         Call-ID: sl-4\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let now = net.now;
+    net.nodes[0]
+        .ep
+        .handle_datagram(now, addr(PROXY), addr(BOB), replayed.as_bytes());
+    net.pump();
+    assert!(
+        !net.wire.iter().any(|w| w.to == addr(CAROL)),
+        "nothing to the victim"
+    );
+    assert_eq!(net.proxy.stats().responses, 0);
+}
+
+#[test]
+fn stateless_proxy_forwards_to_one_target_only() {
+    // RFC 3261 16.11: a stateless proxy does not fork (the highest q wins)
+    let router: Router = Box::new(|_: &Inbound| {
+        Some(vec![
+            ProxyTarget::new("sip:bob@127.0.0.3:5060").q(500),
+            ProxyTarget::new("sip:carol@127.0.0.4:5060").q(900),
+        ])
+    });
+    let mut net = Net::new(stateless_config(), router);
+    let inv = net.invite(1, "sip:bob@example.com", "sl-5");
+    net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.requests(2).len(), 0);
+    assert_eq!(net.requests(3).len(), 1, "Carol (q=0.9) only");
+    assert_eq!(net.proxy.stats().forwarded, 1);
+}

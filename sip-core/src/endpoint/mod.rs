@@ -819,10 +819,32 @@ impl Endpoint {
         if ack.method() != Some(Method::Ack) {
             return Err(SendError::NotARequest);
         }
+        let branch = crate::new_branch(&mut self.rng);
+        self.send_stateless(now, ack, target, &branch)
+    }
+
+    /// Sends a request without a transaction, with the endpoint's Via carrying `branch` on
+    /// top: what a stateless proxy does (RFC 3261 section 16.11), whose branch must be the
+    /// same for a request and its retransmission and so is computed by the caller. Nothing
+    /// is kept: no retransmission, no timer, no response matched (a response comes back as
+    /// [`Event::StrayResponse`]). The branch must start with the magic cookie and be a token,
+    /// else [`SendError::InvalidBranch`].
+    pub fn send_stateless(
+        &mut self,
+        now: Instant,
+        request: &OwnedMessage,
+        target: Target,
+        branch: &str,
+    ) -> Result<(), SendError> {
+        if request.method().is_none() {
+            return Err(SendError::NotARequest);
+        }
+        if !valid_branch(branch) {
+            return Err(SendError::InvalidBranch);
+        }
         let transport = target.transport;
         let (sent_by, local) = self.local_for(transport, target.addr)?;
-        let branch = crate::new_branch(&mut self.rng);
-        let bytes = build::insert_via(ack.as_bytes(), transport, &sent_by, &branch);
+        let bytes = build::insert_via(request.as_bytes(), transport, &sent_by, branch);
         OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
         self.send_to(
             now,
@@ -847,11 +869,7 @@ impl Endpoint {
         target: Target,
         branch: &str,
     ) -> Result<ClientTxId, SendError> {
-        let token = branch.len() > crate::MAGIC_COOKIE.len()
-            && branch.len() <= 128
-            && branch.starts_with(crate::MAGIC_COOKIE)
-            && branch.bytes().all(crate::message::scan::is_token);
-        if !token {
+        if !valid_branch(branch) {
             return Err(SendError::InvalidBranch);
         }
         let method = request.method().ok_or(SendError::NotARequest)?;
@@ -864,6 +882,61 @@ impl Endpoint {
             return Err(SendError::InvalidBranch);
         }
         self.start_client(now, request, target, Some(branch))
+    }
+
+    /// Sends a response without a server transaction, where its top Via says (RFC 3261
+    /// section 18.2.2 with RFC 3581): to `received` (else the sent-by host) and `rport`
+    /// (else the sent-by port, else the transport's default). Only a numeric address is
+    /// used ([`SendError::NotAResponse`] otherwise). Over TCP or TLS it goes on a flow to
+    /// that address (an open one, else a new connection). This is what a stateless proxy
+    /// does with a response (section 16.11) after removing its own Via: the caller must have
+    /// checked that the response is one to relay, since the Via chooses the destination
+    /// (section 26.1.5).
+    pub fn send_stateless_response(
+        &mut self,
+        now: Instant,
+        response: &OwnedMessage,
+    ) -> Result<(), SendError> {
+        if !response.status().is_some_and(|c| (100..=699).contains(&c)) {
+            return Err(SendError::NotAResponse);
+        }
+        let (transport, remote) = {
+            let m = response.message().map_err(SendError::Invalid)?;
+            let via = m.top_via().ok_or(SendError::NotAResponse)?;
+            let transport = Transport::from_via_token(via.transport)
+                .ok_or(SendError::NoListener(Transport::Udp))?;
+            let ip = match via.received() {
+                Some(r) => r.trim_start_matches('[').trim_end_matches(']').parse().ok(),
+                None => crate::transport::via::host_ip(&via.host),
+            }
+            .ok_or(SendError::NotAResponse)?;
+            let port = match via.rport() {
+                Some(Some(p)) => p,
+                _ => via.port.unwrap_or(transport.default_port()),
+            };
+            (transport, SocketAddr::new(ip, port))
+        };
+        let (_, local) = self.local_for(transport, remote)?;
+        self.stats.stateless_responses += 1;
+        let data = Payload::Message(response.clone());
+        self.send_to(now, transport, local, remote, data, None)?;
+        Ok(())
+    }
+
+    /// Ends a server transaction silently: no response (not even the 408 of
+    /// [`Timer::Unanswered`]), no timer left, its bytes given back to the budget. A
+    /// stateless proxy (RFC 3261 section 16.11) does this with the transaction of a request
+    /// it forwarded, since the downstream element answers it. A retransmission of the
+    /// request then starts a new transaction. Returns whether the transaction existed.
+    pub fn abandon_server(&mut self, tx: ServerTxId) -> bool {
+        let Some(e) = self.servers.get_mut(tx.0) else {
+            return false;
+        };
+        let before = e.m.timers;
+        e.m.terminate();
+        self.sync_server_timers(tx, before, [None, None]);
+        self.finish_server(tx);
+        true
     }
 
     // ---- the driver's flow inputs ----
@@ -1427,6 +1500,15 @@ impl Endpoint {
             self.finish_client(tx);
         }
     }
+}
+
+/// A branch a caller may choose: the magic cookie (section 8.1.1.7), then a token (section
+/// 25.1), at most 128 bytes.
+fn valid_branch(branch: &str) -> bool {
+    branch.len() > crate::MAGIC_COOKIE.len()
+        && branch.len() <= 128
+        && branch.starts_with(crate::MAGIC_COOKIE)
+        && branch.bytes().all(crate::message::scan::is_token)
 }
 
 /// See [`Endpoint::recharge_server`].

@@ -23,6 +23,12 @@
 //! 16.7 step 1 would relay a response matching no transaction statelessly; the proxy does
 //! not, since a forged one would aim it at any address its Via names, section 26.1.5).
 //!
+//! With [`ProxyConfig::stateless`] the proxy forwards without state (section 16.11):
+//! [`Proxy::forward`] sends to one target, under a branch computed from the request and
+//! carrying a keyed MAC over the previous hop's Via, and drops the server transaction; an
+//! [`Event::StrayResponse`] whose top Via carries such a branch (verified) is relayed along
+//! the Via path, and a CANCEL matching no transaction is forwarded like any request.
+//!
 //! A minimal proxy that sends everything to one next hop:
 //!
 //! ```
@@ -106,6 +112,13 @@ pub struct ProxyConfig {
     pub forking: Forking,
     /// Option tags this proxy supports in Proxy-Require (section 16.3 step 5).
     pub extensions: Vec<String>,
+    /// Forward statelessly (section 16.11): [`Proxy::forward`] sends the request to one
+    /// target only (the first of the highest q-value), with no response context and no
+    /// client transaction, under a branch computed from the request (the same for its
+    /// retransmissions and its CANCEL) that carries a keyed MAC; the request's server
+    /// transaction is dropped unanswered. A response whose top Via is ours with such a
+    /// branch is relayed along the Via path; a CANCEL is forwarded like any request.
+    pub stateless: bool,
 }
 
 impl Default for ProxyConfig {
@@ -118,6 +131,7 @@ impl Default for ProxyConfig {
             retry_after: 5,
             forking: Forking::Parallel,
             extensions: Vec::new(),
+            stateless: false,
         }
     }
 }
@@ -263,6 +277,11 @@ pub enum ProxyError {
     /// The server transaction was answered or ended meanwhile (e.g. cancelled).
     #[error("the request's transaction is gone")]
     TransactionGone,
+    /// Stateless forwarding (section 16.11) found no next hop for the target or could not
+    /// send to it: answered 500 (what a stateful proxy answers for a branch that failed
+    /// that way, section 16.7 step 6).
+    #[error("no next hop for the target")]
+    Unroutable,
 }
 
 /// Counters for logs and summaries.
@@ -348,6 +367,8 @@ pub struct Proxy {
     config: ProxyConfig,
     rng: SeededRng,
     hasher: KeyedHasher,
+    /// The key of the MAC in stateless branches (section 16.11).
+    mac_key: KeyedHasher,
     next_id: u64,
     contexts: HashMap<ContextId, Context>,
     by_server: HashMap<ServerTxId, ContextId>,
@@ -372,9 +393,14 @@ impl Proxy {
     /// detection: 32 bytes from the operating system in real use, fixed only in tests.
     pub fn new(config: ProxyConfig, seed: [u8; 32]) -> Proxy {
         let mut keys = SeededRng::with_stream(seed, PROXY_HASH_STREAM);
-        let (k0, k1) = {
+        let (k0, k1, m0, m1) = {
             use crate::Rng;
-            (keys.next_u64(), keys.next_u64())
+            (
+                keys.next_u64(),
+                keys.next_u64(),
+                keys.next_u64(),
+                keys.next_u64(),
+            )
         };
         Proxy {
             rr_value: config.record_route.as_ref().map(|r| format!("<{r}>")),
@@ -382,6 +408,7 @@ impl Proxy {
             config,
             rng: SeededRng::with_stream(seed, PROXY_TOKEN_STREAM),
             hasher: KeyedHasher::new(k0, k1),
+            mac_key: KeyedHasher::new(m0, m1),
             next_id: 0,
             contexts: HashMap::new(),
             by_server: HashMap::new(),
@@ -499,7 +526,10 @@ impl Proxy {
                 source,
                 cancels,
             } => {
-                if request.method() == Some(Method::Cancel) {
+                // (a stateless proxy forwards a CANCEL matching no transaction like any
+                // request, section 16.11)
+                let stateless_cancel = self.config.stateless && cancels.is_none();
+                if request.method() == Some(Method::Cancel) && !stateless_cancel {
                     return self.on_cancel(now, tx, &request, cancels, endpoint);
                 }
                 self.on_request(now, tx, request, source, endpoint)
@@ -517,6 +547,9 @@ impl Proxy {
                 } else {
                     Received::NotMine(Event::Response { tx, response })
                 }
+            }
+            Event::StrayResponse { response, source } if self.config.stateless => {
+                self.on_stray_response(now, response, source, endpoint)
             }
             Event::Timeout { tx, timer } => self.on_timeout(now, tx, timer, endpoint),
             Event::TransportError { tx } => self.on_transport_error(now, tx, endpoint),
@@ -723,7 +756,11 @@ impl Proxy {
         // Step 4: loop detection. A Via this proxy wrote whose loop part equals what this
         // request hashes to is a loop; a different hash (another Request-URI, ...) is a
         // spiral.
-        let hash = route::loop_hash(&self.hasher, m);
+        let hash = if self.config.stateless {
+            route::stateless_loop_hash(&self.hasher, m)
+        } else {
+            route::loop_hash(&self.hasher, m)
+        };
         for via in m.vias() {
             let port = via.port.unwrap_or_else(|| {
                 Transport::from_via_token(via.transport)
@@ -920,8 +957,110 @@ impl Proxy {
             self.stats.unroutable += 1;
             return Received::Handled;
         };
-        if endpoint.send_ack(now, &fwd, target).is_ok() {
+        let sent = if self.config.stateless {
+            // Section 16.11: the branch from the request, so that the ACK for a non-2xx
+            // matches the INVITE's transaction downstream.
+            let Some(top) = m.top_via() else {
+                return Received::Handled;
+            };
+            let hash = route::stateless_loop_hash(&self.hasher, &m);
+            let branch = route::stateless_branch(&self.mac_key, hash, &top, Some(source.remote));
+            endpoint.send_stateless(now, &fwd, target, &branch)
+        } else {
+            endpoint.send_ack(now, &fwd, target)
+        };
+        if sent.is_ok() {
             self.stats.acks += 1;
+        }
+        Received::Handled
+    }
+
+    // ---- stateless forwarding: section 16.11 ----
+
+    /// Section 16.11: the request to one target (the first of the highest q-value), under
+    /// a branch computed from the request, and its server transaction dropped.
+    fn forward_stateless(
+        &mut self,
+        now: Instant,
+        inbound: Inbound,
+        targets: Vec<ProxyTarget>,
+        endpoint: &mut Endpoint,
+    ) -> Result<ContextId, ProxyError> {
+        // A stateless proxy does not fork: the best target only.
+        let mut best: Option<&ProxyTarget> = None;
+        for t in &targets {
+            if best.is_none_or(|b| t.q_or_one() > b.q_or_one()) {
+                best = Some(t);
+            }
+        }
+        let sent = best.and_then(|target| {
+            let branch = {
+                let m = inbound.request.message().ok()?;
+                route::stateless_branch(&self.mac_key, inbound.loop_hash, &m.top_via()?, None)
+            };
+            let (fwd, next) = self.copy_for(
+                &inbound.request,
+                inbound.source,
+                inbound.first_route.as_deref(),
+                target,
+                endpoint,
+            )?;
+            endpoint.send_stateless(now, &fwd, next, &branch).ok()
+        });
+        if sent.is_none() {
+            self.stats.unroutable += 1;
+            self.answer(now, inbound.tx, &inbound.request, 500, &[], endpoint);
+            return Err(ProxyError::Unroutable);
+        }
+        self.stats.forwarded += 1;
+        // The downstream element answers: nothing is kept here, and the server
+        // transaction ends without a response (a retransmission is forwarded again).
+        endpoint.abandon_server(inbound.tx);
+        let id = ContextId(self.next_id);
+        self.next_id += 1;
+        Ok(id)
+    }
+
+    /// Section 16.11: a response matching no transaction is relayed when its top Via is
+    /// ours and its branch one this proxy made (the MAC over the next Via verifies), so a
+    /// forged response cannot use the proxy as a reflector (section 26.1.5).
+    fn on_stray_response(
+        &mut self,
+        now: Instant,
+        response: OwnedMessage,
+        source: Source,
+        endpoint: &mut Endpoint,
+    ) -> Received {
+        let ours = {
+            let Ok(m) = response.message() else {
+                return Received::NotMine(Event::StrayResponse { response, source });
+            };
+            let mut vias = m.vias();
+            match (vias.next(), vias.next()) {
+                (Some(top), Some(prev)) => {
+                    let port = top.port.unwrap_or_else(|| {
+                        Transport::from_via_token(top.transport)
+                            .unwrap_or(Transport::Udp)
+                            .default_port()
+                    });
+                    self.is_own_host(top.host.as_str(), port, endpoint)
+                        && top
+                            .branch()
+                            .and_then(route::stateless_branch_parts)
+                            .is_some_and(|(loop_part, mac)| {
+                                route::via_mac(&self.mac_key, loop_part, &prev, None) == mac
+                            })
+                }
+                _ => false,
+            }
+        };
+        if !ours {
+            return Received::NotMine(Event::StrayResponse { response, source });
+        }
+        if let Some(out) = without_top_via(&response) {
+            if endpoint.send_stateless_response(now, &out).is_ok() {
+                self.stats.responses += 1;
+            }
         }
         Received::Handled
     }
@@ -939,6 +1078,10 @@ impl Proxy {
     /// name without [`ProxyTarget::next_hop`]) or whose request cannot be sent counts as a
     /// branch that answered 503 (section 16.9; RFC 3263 section 4.3 treats a failed lookup
     /// as a transport error).
+    ///
+    /// With [`ProxyConfig::stateless`] (section 16.11) only the first target of the highest
+    /// q-value is tried, nothing is kept, and the returned id names no context; a target
+    /// that cannot be reached is answered 500 ([`ProxyError::Unroutable`]).
     pub fn forward(
         &mut self,
         now: Instant,
@@ -956,6 +1099,9 @@ impl Proxy {
         if targets.is_empty() {
             self.answer(now, inbound.tx, &inbound.request, 480, &[], endpoint);
             return Err(ProxyError::NoTargets);
+        }
+        if self.config.stateless {
+            return self.forward_stateless(now, inbound, targets, endpoint);
         }
         if self.contexts.len() >= self.config.max_contexts {
             self.stats.overloaded += 1;
@@ -1062,12 +1208,35 @@ impl Proxy {
     ) -> Option<ClientTxId> {
         let c = self.contexts.get(&id)?;
         let request = c.request.as_ref()?;
+        let (fwd, next) = self.copy_for(
+            request,
+            c.source,
+            c.first_route.as_deref(),
+            target,
+            endpoint,
+        )?;
+        // Step 8: our Via, with the loop-detecting branch (the endpoint writes it).
+        let branch = route::branch_for(c.loop_hash, &mut self.rng);
+        endpoint
+            .send_request_with_branch(now, &fwd, next, &branch)
+            .ok()
+    }
+
+    /// Section 16.6 steps 1 to 7 for one target: the copy and its next hop.
+    fn copy_for(
+        &self,
+        request: &OwnedMessage,
+        source: Source,
+        first_route: Option<&str>,
+        target: &ProxyTarget,
+        endpoint: &Endpoint,
+    ) -> Option<(OwnedMessage, Target)> {
         // The top Route of the copy: the target's Path first (RFC 3327), else the request's.
         let top_route: Option<&str> = target
             .path
             .first()
             .map(|p| route::route_uri(p))
-            .or(c.first_route.as_deref());
+            .or(first_route);
         let strict =
             top_route.is_some_and(|u| matches!(Uri::parse(u), Some(Uri::Sip(s)) if !s.lr()));
         // Step 1: copy. Step 2: the Request-URI.
@@ -1111,8 +1280,8 @@ impl Proxy {
             let listeners = &endpoint.config().listeners;
             let inbound = listeners
                 .iter()
-                .find(|l| l.transport == c.source.transport && l.addr == c.source.local)
-                .or_else(|| listeners.iter().find(|l| l.transport == c.source.transport));
+                .find(|l| l.transport == source.transport && l.addr == source.local)
+                .or_else(|| listeners.iter().find(|l| l.transport == source.transport));
             let outbound = route::outgoing_listener(endpoint, next.transport, next.addr);
             match (inbound, outbound) {
                 (Some(i), Some(o)) if i.transport != o.transport || i.addr != o.addr => {
@@ -1127,11 +1296,7 @@ impl Proxy {
             }
         }
         let fwd = edit.finish().ok()?;
-        // Step 8: our Via, with the loop-detecting branch (the endpoint writes it).
-        let branch = route::branch_for(c.loop_hash, &mut self.rng);
-        endpoint
-            .send_request_with_branch(now, &fwd, next, &branch)
-            .ok()
+        Some((fwd, next))
     }
 
     // ---- responses: sections 16.7 to 16.9 ----

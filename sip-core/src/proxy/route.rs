@@ -5,7 +5,7 @@
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::message::{HeaderName, Message, SipUri, Uri};
+use crate::message::{HeaderName, Message, SipUri, Uri, Via};
 use crate::{Endpoint, Listener, Target, Transport};
 
 /// Splits `host[:port]` (IPv6 in brackets) into a lower-case host without brackets and an
@@ -156,6 +156,18 @@ pub(crate) fn route_uri(value: &str) -> &str {
 /// around a loop would never match. (A request routed back to us by a Route set naming us
 /// twice has another Route set the second time: a spiral.)
 pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
+    loop_hash_of(hasher, req, true)
+}
+
+/// [`loop_hash`] for a stateless proxy (section 16.11): without the To tag and
+/// Proxy-Authorization, so that the ACK for a non-2xx (which carries the To tag of the
+/// response) and a CANCEL (which carries no credentials) hash as their INVITE did, and
+/// so get its branch downstream.
+pub(crate) fn stateless_loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
+    loop_hash_of(hasher, req, false)
+}
+
+fn loop_hash_of<S: BuildHasher>(hasher: &S, req: &Message<'_>, full: bool) -> u64 {
     let mut h = hasher.build_hasher();
     let uri = match req.start_line() {
         crate::message::StartLine::Request { uri, .. } => uri,
@@ -163,18 +175,25 @@ pub(crate) fn loop_hash<S: BuildHasher>(hasher: &S, req: &Message<'_>) -> u64 {
     };
     h.write(uri.as_bytes());
     h.write_u8(0);
-    h.write(req.to().and_then(|t| t.tag()).unwrap_or("").as_bytes());
+    if full {
+        h.write(req.to().and_then(|t| t.tag()).unwrap_or("").as_bytes());
+    }
     h.write_u8(0);
     h.write(req.from().and_then(|t| t.tag()).unwrap_or("").as_bytes());
     h.write_u8(0);
     h.write(req.call_id().unwrap_or("").as_bytes());
     h.write_u8(0);
     h.write_u32(req.cseq().map_or(0, |c| c.seq));
-    for name in [
-        HeaderName::Route,
-        HeaderName::ProxyRequire,
-        HeaderName::ProxyAuthorization,
-    ] {
+    let names: &[HeaderName] = if full {
+        &[
+            HeaderName::Route,
+            HeaderName::ProxyRequire,
+            HeaderName::ProxyAuthorization,
+        ]
+    } else {
+        &[HeaderName::Route, HeaderName::ProxyRequire]
+    };
+    for &name in names {
         for v in req.view().header_all(name) {
             h.write(v.as_bytes());
             h.write_u8(0);
@@ -200,6 +219,77 @@ pub(crate) fn branch_for(loop_hash: u64, rng: &mut dyn crate::Rng) -> String {
     let mut b = format!("{}{loop_hash:016x}.", crate::MAGIC_COOKIE);
     crate::rng::push_random_token(&mut b, rng, 12);
     b
+}
+
+/// The keyed MAC a stateless branch carries (section 16.11): over the loop part and the
+/// previous hop's Via (the incoming request's top Via, with the `received` and `rport` the
+/// endpoint stamped), which comes back as the second Via of every response. Only this proxy
+/// can make it, so a forged response cannot aim it at an address of the forger's choice
+/// (section 26.1.5), and it is the same for a retransmission of the request and for its
+/// CANCEL (whose top Via equals the INVITE's, section 9.1).
+///
+/// `unstamped_from`: the source of a request whose Via the endpoint left as received (an
+/// ACK): the `received` and `rport` it would have stamped (section 18.2.1, RFC 3581
+/// section 4) are hashed instead, so that the ACK for a non-2xx gets its INVITE's branch.
+pub(crate) fn via_mac<S: BuildHasher>(
+    key: &S,
+    loop_part: u64,
+    prev: &Via<'_>,
+    unstamped_from: Option<SocketAddr>,
+) -> u64 {
+    let mut received = prev.received().map(std::borrow::Cow::Borrowed);
+    let mut rport = prev.rport();
+    if let Some(remote) = unstamped_from {
+        let rport_asked = rport == Some(None);
+        let differs = crate::transport::via::host_ip(&prev.host) != Some(remote.ip());
+        if received.is_none() && (differs || rport_asked) {
+            received = Some(std::borrow::Cow::Owned(remote.ip().to_string()));
+        }
+        if rport_asked {
+            rport = Some(Some(remote.port()));
+        }
+    }
+    let mut h = key.build_hasher();
+    h.write_u64(loop_part);
+    for part in [
+        prev.branch().unwrap_or(""),
+        prev.transport,
+        prev.host.as_str(),
+        received.as_deref().unwrap_or(""),
+    ] {
+        h.write(part.as_bytes());
+        h.write_u8(0);
+    }
+    h.write_u32(prev.port.map_or(0, |p| u32::from(p) + 1));
+    h.write_u32(match rport {
+        None => 0,
+        Some(None) => 1,
+        Some(Some(p)) => u32::from(p) + 2,
+    });
+    h.finish()
+}
+
+/// Section 16.11: the branch of a stateless proxy, computed from the request only: the
+/// loop part (as [`branch_for`] writes it), then `.s` and [`via_mac`].
+pub(crate) fn stateless_branch<S: BuildHasher>(
+    key: &S,
+    loop_part: u64,
+    prev: &Via<'_>,
+    unstamped_from: Option<SocketAddr>,
+) -> String {
+    let mac = via_mac(key, loop_part, prev, unstamped_from);
+    format!("{}{loop_part:016x}.s{mac:016x}", crate::MAGIC_COOKIE)
+}
+
+/// The loop part and MAC of a branch [`stateless_branch`] wrote.
+pub(crate) fn stateless_branch_parts(branch: &str) -> Option<(u64, u64)> {
+    let loop_part = branch_loop_part(branch)?;
+    let (_, rest) = branch.split_once('.')?;
+    let hex = rest.strip_prefix('s')?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((loop_part, u64::from_str_radix(hex, 16).ok()?))
 }
 
 /// The listener a request to `remote` over `transport` leaves from (as the endpoint chooses
