@@ -1402,15 +1402,16 @@ fn stateless_proxy_does_not_relay_a_response_with_a_branch_it_did_not_make() {
         .iter()
         .any(|e| matches!(e, Event::StrayResponse { .. })));
     assert_eq!(net.proxy.stats().responses, 0);
-    // A branch the proxy did make, replayed above another previous hop (the victim's), does
-    // not verify either: the MAC covers the next Via.
+    // A branch the proxy did make, replayed above Alice's Via with `received` changed to
+    // another address (the victim's), does not verify either: the MAC covers the next Via.
     let inv = net.invite(1, "sip:bob@127.0.0.3:5060", "sl-4");
-    net.send(1, &inv, Transport::Udp);
+    let tx = net.send(1, &inv, Transport::Udp);
     let ours = proxy_branches(&net, "INVITE").remove(0);
+    let alices = inv_branch(&net, 1, tx).unwrap();
     let replayed = format!(
         "SIP/2.0 200 OK\r\n\
          Via: SIP/2.0/UDP 127.0.0.1:5060;branch={ours}\r\n\
-         Via: SIP/2.0/UDP 127.0.0.4:5060;branch=z9hG4bKvictim\r\n\
+         Via: SIP/2.0/UDP 127.0.0.2:5060;branch={alices};rport=5060;received=127.0.0.4\r\n\
          From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n\
          Call-ID: sl-4\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
     );
