@@ -139,6 +139,8 @@ pub fn run(data: &[u8]) {
     if data.first().is_some_and(|b| b & 1 == 1) {
         pc.forking = Forking::Sequential;
     }
+    // RFC 3261 16.11: the stateless mode too.
+    pc.stateless = data.first().is_some_and(|b| b & 2 == 2);
     let mut h = Harness {
         now: Instant::now(),
         ep: Endpoint::new(config, [5; 32]),
