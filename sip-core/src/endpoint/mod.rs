@@ -246,7 +246,8 @@ pub struct Stats {
     pub retransmissions: u64,
     /// Received retransmissions absorbed by a transaction.
     pub absorbed: u64,
-    /// Responses sent without a transaction (400, 503).
+    /// Responses sent without a transaction (400, 503, and those of
+    /// [`Endpoint::send_stateless_response`]).
     pub stateless_responses: u64,
     /// Transactions created.
     pub transactions: u64,

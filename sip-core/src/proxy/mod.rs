@@ -239,7 +239,8 @@ impl Inbound {
 
     /// The request as the endpoint's [`Event::Request`] again, for an application that
     /// handles it as a UAS (a registrar, [`UserAgent`](crate::ua::UserAgent)) instead of
-    /// routing it. (A CANCEL never comes as an `Inbound`, so `cancels` is `None`.)
+    /// routing it. (A CANCEL comes as an `Inbound` only in the stateless mode, and only when
+    /// it matches no transaction, so `cancels` is `None`.)
     pub fn into_event(self) -> Event {
         Event::Request {
             tx: self.tx,
