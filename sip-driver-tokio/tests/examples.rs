@@ -4,11 +4,13 @@
 //! default level `warn`, and no colour codes when stderr is not a terminal. Each run is
 //! bounded: read timeouts, and a deadline after which the child is killed.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use sip_core::{Message, ResponseBuilder, SeededRng};
@@ -27,42 +29,7 @@ const DRIVERS: [(&str, &str); 2] = [
 /// driver so that a mix-up would show. A hard link, not a copy: a file being written cannot
 /// be run.
 fn example(package: &str, name: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    let key = format!("{package}-{name}");
-    if let Some((_, path)) = built.iter().find(|(n, _)| *n == key) {
-        return path.clone();
-    }
-    let path = build_example(package, name);
-    built.push((key, path.clone()));
-    path
-}
-
-fn build_example(package: &str, name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "-q", "-p", package, "--example", name])
-        .arg("--message-format=json")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "cargo build --example {name}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let built = stdout
-        .lines()
-        .filter(|l| {
-            l.contains("\"kind\":[\"example\"]") && l.contains(&format!("\"name\":\"{name}\""))
-        })
-        .find_map(|l| {
-            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
-            Some(l[at..].split('"').next()?.to_owned())
-        })
-        .expect("cargo names the executable");
-    let copy = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{package}-{name}"));
-    let _ = std::fs::remove_file(&copy);
-    std::fs::hard_link(&built, &copy).expect("link the example");
-    copy
+    common::example(package, name, &format!("{package}-{name}"))
 }
 
 struct Output {

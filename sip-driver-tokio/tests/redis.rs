@@ -4,6 +4,8 @@
 //! time (one port). Without `redis-server` they say so and pass, unless
 //! `SIP_REQUIRE_INTEROP` is set (then they fail); `scripts/test.sh` installs it.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -455,33 +457,7 @@ use std::sync::mpsc;
 /// Builds this crate's `sipd` once per test process and returns a private hard link to it
 /// (the mio driver's `sipd` has the same output path; see `tests/examples.rs`).
 fn sipd() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args(["build", "-q", "-p", "sip-driver-tokio", "--example", "sipd"])
-                .arg("--message-format=json")
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("cargo runs");
-            assert!(out.status.success(), "cargo build sipd");
-            let stdout = String::from_utf8(out.stdout).unwrap();
-            let exe = stdout
-                .lines()
-                .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"sipd\""))
-                .find_map(|l| {
-                    let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
-                    Some(l[at..].split('"').next()?.to_owned())
-                })
-                .expect("cargo names the executable");
-            let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("redis-sipd");
-            let _ = std::fs::remove_file(&link);
-            std::fs::hard_link(&exe, &link).expect("link the example");
-            link
-        })
-        .clone()
+    common::example("sip-driver-tokio", "sipd", "redis-sipd")
 }
 
 /// A running `sipd --registrar --location ...`, killed if the test fails before stopping it.

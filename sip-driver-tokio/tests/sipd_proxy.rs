@@ -6,11 +6,13 @@
 //! written by hand. Each run is bounded: read timeouts, and a deadline after which children
 //! are killed. Loopback only; ephemeral ports, and 5550-5599 for SIPp.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -20,34 +22,7 @@ const DRIVERS: [&str; 2] = ["sip-driver-tokio", "sip-driver-mio"];
 /// Builds `sipd` of `package` once per test process and returns a private hard link to it
 /// (both drivers' examples share one output path; see `tests/examples.rs`).
 fn sipd(package: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = built.iter().find(|(n, _)| n == package) {
-        return path.clone();
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "-q", "-p", package, "--example", "sipd"])
-        .arg("--message-format=json")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success(), "cargo build {package} sipd");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let exe = stdout
-        .lines()
-        .filter(|l| l.contains("\"kind\":[\"example\"]") && l.contains("\"name\":\"sipd\""))
-        .find_map(|l| {
-            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
-            Some(l[at..].split('"').next()?.to_owned())
-        })
-        .expect("cargo names the executable");
-    let link = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("proxy-{package}"));
-    let _ = std::fs::remove_file(&link);
-    std::fs::hard_link(&exe, &link).expect("link the example");
-    built.push((package.to_owned(), link.clone()));
-    link
+    common::example(package, "sipd", &format!("proxy-{package}"))
 }
 
 /// A running sipd, its UDP address, and its stderr lines.

@@ -3,6 +3,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sip_core::{Endpoint, Event, ResponseBuilder, SeededRng, TransactionUser};
@@ -62,4 +65,43 @@ pub fn options(transport: &str, peer: SocketAddr, server: SocketAddr, call_id: &
          From: <sip:a@{peer}>;tag=1\r\nTo: <sip:{server}>\r\nCall-ID: {call_id}\r\n\
          CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     )
+}
+
+/// Builds the example `name` of `package` (once per test process and `link`) and returns a
+/// private hard link to it named `link` in the test's scratch folder: both drivers' `sipd`
+/// examples have the same output path, so a test that runs them must not run that path.
+pub fn example(package: &str, name: &str, link: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == link) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "-q", "-p", package, "--example", name])
+        .arg("--message-format=json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build -p {package} --example {name}"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let exe = stdout
+        .lines()
+        .filter(|l| {
+            l.contains("\"kind\":[\"example\"]") && l.contains(&format!("\"name\":\"{name}\""))
+        })
+        .find_map(|l| {
+            let at = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            Some(l[at..].split('"').next()?.to_owned())
+        })
+        .expect("cargo names the executable");
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(link);
+    let _ = std::fs::remove_file(&path);
+    std::fs::hard_link(&exe, &path).expect("link the example");
+    built.push((link.to_owned(), path.clone()));
+    path
 }
