@@ -202,6 +202,9 @@ pub enum UaEvent {
     },
 }
 
+/// Events kept for [`UserAgent::poll_event`] at most.
+pub const MAX_UA_EVENTS: usize = 1024;
+
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE";
 
 const POLICY: Policy<'static> = Policy {
@@ -360,9 +363,17 @@ impl UserAgent {
         self.dialogs.len()
     }
 
-    /// The next thing that happened, for logs.
+    /// The next thing that happened, for logs. At most [`MAX_UA_EVENTS`] wait; beyond, the
+    /// oldest are dropped (peers cause these events, and a caller may never poll).
     pub fn poll_event(&mut self) -> Option<UaEvent> {
         self.events.pop_front()
+    }
+
+    fn push_event(&mut self, event: UaEvent) {
+        if self.events.len() >= MAX_UA_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
     }
 
     /// The in-memory location store, when the registrar uses one.
@@ -545,7 +556,7 @@ impl UserAgent {
             Method::Message => {
                 self.stats.messages += 1;
                 let text = String::from_utf8_lossy(request.view().body()).into_owned();
-                self.events.push_back(UaEvent::Message { text });
+                self.push_event(UaEvent::Message { text });
                 let tag = self.new_tag();
                 self.respond(now, ep, tx, &request, reply(200, Some(&tag), &[], None));
             }
@@ -603,7 +614,7 @@ impl UserAgent {
                 let key = dialog_key(&call_id, local_tag.as_deref().unwrap_or(""), &remote_tag);
                 if self.dialogs.remove(&key).is_some() {
                     self.stats.calls_ended += 1;
-                    self.events.push_back(UaEvent::CallEnded { call_id });
+                    self.push_event(UaEvent::CallEnded { call_id });
                     self.respond(now, ep, tx, &request, reply(200, None, &[], None));
                 } else {
                     self.respond(now, ep, tx, &request, reply(481, None, &[], None));
@@ -676,7 +687,7 @@ impl UserAgent {
             ..
         } = call;
         let key = dialog_key(&call_id, &to_tag, &remote_tag);
-        self.events.push_back(UaEvent::CallAnswered { call_id });
+        self.push_event(UaEvent::CallAnswered { call_id });
         self.dialogs.insert(key.clone(), Dialog { unacked: None });
         self.start_retransmit(now, key, tx, resp);
     }
@@ -873,7 +884,7 @@ impl UserAgent {
                     .is_some()
                 {
                     self.stats.registrations += 1;
-                    self.events.push_back(UaEvent::Registered {
+                    self.push_event(UaEvent::Registered {
                         aor: register.aor().to_owned(),
                         bindings: bindings.len(),
                     });

@@ -301,3 +301,38 @@ fn rfc3261_11_2_options_message_and_other_methods_are_answered() {
     assert_eq!(answer(foo).view().status(), Some(501));
     assert_eq!(ua(&sim).stats().messages, 1);
 }
+
+#[test]
+fn events_kept_for_a_caller_that_never_polls_are_bounded() {
+    // Peers cause UaEvents (here one per MESSAGE): a caller that never polls must not let
+    // them pile up without bound; the newest are kept.
+    let mut sim = setup(Duration::ZERO);
+    let total = sip_core::ua::MAX_UA_EVENTS + 10;
+    for i in 0..total {
+        let now = sim.now;
+        let message = RequestBuilder::new(Method::Message, "sip:bob@127.0.0.2")
+            .from("<sip:alice@127.0.0.1>")
+            .to("<sip:bob@127.0.0.2>")
+            .body("text/plain", format!("m{i}").as_bytes())
+            .build(&mut SeededRng::new([(i % 250) as u8 + 1; 32]))
+            .unwrap();
+        sim.ep(UAC).send_request(now, &message, target()).unwrap();
+        if i % 100 == 99 {
+            sim.run_for(Duration::from_millis(10));
+        }
+    }
+    sim.run_for(Duration::from_millis(100));
+    let ua = sim.nodes[UAS].ua.as_mut().unwrap();
+    assert_eq!(ua.stats().messages, total as u64);
+    let mut texts = Vec::new();
+    while let Some(e) = ua.poll_event() {
+        if let sip_core::ua::UaEvent::Message { text } = e {
+            texts.push(text);
+        }
+    }
+    assert_eq!(texts.len(), sip_core::ua::MAX_UA_EVENTS);
+    assert_eq!(
+        texts.last().map(String::as_str),
+        Some(&*format!("m{}", total - 1))
+    );
+}
