@@ -433,7 +433,7 @@ impl Logged {
                 match e {
                     UaEvent::CallAnswered { call_id } => eprintln!("call answered: {call_id}"),
                     UaEvent::CallEnded { call_id } => eprintln!("call ended: {call_id}"),
-                    UaEvent::Message { text } => eprintln!("message: {text}"),
+                    UaEvent::Message { text } => eprintln!("message: {}", text.escape_debug()),
                     other => eprintln!("{other:?}"),
                 }
             }
