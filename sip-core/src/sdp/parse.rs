@@ -252,7 +252,7 @@ fn media(value: &str, session_direction: Direction) -> Option<Media<'_>> {
     })
 }
 
-/// Text fields (`i=`, `u=`, `e=`, `p=`, `k=`, `s=`): anything but NUL, CR and LF, not empty.
+/// Text fields (`i=`, `u=`, `e=`, `p=`, `k=`): anything but NUL, CR and LF, not empty.
 fn text(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
@@ -384,7 +384,8 @@ pub(super) fn parse(body: &[u8]) -> Result<Sdp<'_>, SdpError> {
                 }
             }
             b'o' => origin = Some(self::origin(value).ok_or(malformed)?),
-            b's' => session_name = Some(text(value).ok_or(malformed)?),
+            // text = 1*byte, but an empty s= is common (RFC 3264's own examples have one)
+            b's' => session_name = Some(value),
             b'i' => information = Some(text(value).ok_or(malformed)?),
             b'u' => uri = Some(text(value).ok_or(malformed)?),
             b'e' => emails.push(text(value).ok_or(malformed)?),
