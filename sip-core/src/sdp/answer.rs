@@ -187,6 +187,21 @@ impl LocalMedia {
         self
     }
 
+    /// The address written in our o= and c= lines.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The port of our audio stream.
+    pub fn audio_port(&self) -> u16 {
+        self.audio_port
+    }
+
+    /// The o= session id.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
     /// The codecs, in order of preference.
     pub fn codecs(&self) -> &[Codec] {
         &self.codecs
