@@ -99,6 +99,19 @@ const STATIC_AUDIO: [(u8, &str, u32, u8); 17] = [
     (18, "G729", 8000, 1),
 ];
 
+/// What payload type `pt` of a stream is: its `a=rtpmap` (`maps`), else the static
+/// payload type (RFC 8866 section 6.6: static types may go without an rtpmap), as
+/// (encoding name, clock rate, channels).
+fn describe<'a>(maps: &[Rtpmap<'a>], pt: u8) -> Option<(&'a str, u32, Option<u8>)> {
+    match maps.iter().find(|r| r.payload_type == pt) {
+        Some(r) => Some((r.encoding_name, r.clock_rate, r.channels)),
+        None => STATIC_AUDIO
+            .iter()
+            .find(|s| s.0 == pt)
+            .map(|&(_, name, rate, channels)| (name, rate, Some(channels))),
+    }
+}
+
 /// Why an offer could not be answered, or an answer to our offer is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -274,8 +287,11 @@ impl LocalMedia {
 
     /// Checks the answer to our last offer (RFC 3264 section 6): one m= line per offered
     /// m= line, and each accepted stream (port not 0) with at least one audio codec we
-    /// offered, under our payload type number (6.1). A stream with port 0 was rejected;
-    /// when all are, [`AnswerError::NotAcceptable`]. On success the offer is settled.
+    /// offered (6.1). The codec is recognised by its `a=rtpmap` (or the static payload type
+    /// table) whatever its number: the answerer SHOULD keep our numbers, and a peer that
+    /// renumbers is still understood; without either, by our number. A stream with port 0
+    /// was rejected; when all are, [`AnswerError::NotAcceptable`]. On success the offer is
+    /// settled.
     pub fn accept_answer(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
         let offered = self.offered.as_deref().ok_or(AnswerError::NoOffer)?;
         let offer = Sdp::parse(offered)?;
@@ -295,11 +311,11 @@ impl LocalMedia {
                 .filter_map(super::parse::number::<u8>)
                 .any(|pt| {
                     self.codecs.iter().any(|c| {
-                        c.payload_type == pt
-                            && !c.is_telephone_event()
-                            && maps.iter().find(|r| r.payload_type == pt).is_none_or(|r| {
-                                c.matches(r.encoding_name, r.clock_rate, r.channels)
-                            })
+                        !c.is_telephone_event()
+                            && match describe(&maps, pt) {
+                                Some((name, rate, channels)) => c.matches(name, rate, channels),
+                                None => c.payload_type == pt,
+                            }
                     })
                 });
             if !ours {
@@ -326,13 +342,8 @@ impl LocalMedia {
             if std::mem::replace(&mut seen[usize::from(pt)], true) {
                 continue;
             }
-            // a=rtpmap first; static payload types may go without one (RFC 8866 6.6)
-            let (name, rate, channels) = match maps.iter().find(|r| r.payload_type == pt) {
-                Some(r) => (r.encoding_name, r.clock_rate, r.channels),
-                None => match STATIC_AUDIO.iter().find(|s| s.0 == pt) {
-                    Some(&(_, name, rate, channels)) => (name, rate, Some(channels)),
-                    None => continue,
-                },
+            let Some((name, rate, channels)) = describe(&maps, pt) else {
+                continue;
             };
             if let Some(ours) = self.codecs.iter().find(|c| c.matches(name, rate, channels)) {
                 common.push(Codec {

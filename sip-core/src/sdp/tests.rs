@@ -949,7 +949,8 @@ fn accept_answer_from_a_peer() {
 }
 
 // RFC 3264 6: an answer has one m= line per offered one; port 0 rejects; the codecs must be
-// ones we offered, under our numbers (6.1).
+// ones we offered (6.1: under our numbers, SHOULD; a renumbered one is recognised by its
+// rtpmap).
 #[test]
 fn accept_answer_checks_streams_and_codecs() {
     let answer = |m: &str| {
@@ -963,6 +964,11 @@ fn accept_answer_checks_streams_and_codecs() {
         ("m=audio 0 RTP/AVP 0", Err(AnswerError::NotAcceptable)),
         ("m=audio 5004 RTP/AVP 18", Err(AnswerError::UnofferedCodec)),
         ("m=audio 5004 RTP/AVP 101", Err(AnswerError::UnofferedCodec)),
+        // a codec we offered under another number: the answerer SHOULD keep ours (6.1),
+        // but a renumbered PCMA is still PCMA
+        ("m=audio 5004 RTP/AVP 96\na=rtpmap:96 PCMA/8000", Ok(())),
+        // an unknown dynamic number without rtpmap is nothing we offered
+        ("m=audio 5004 RTP/AVP 96", Err(AnswerError::UnofferedCodec)),
         // our 0 is PCMU: a different codec under it is not what we offered
         (
             "m=audio 5004 RTP/AVP 0\na=rtpmap:0 G729/8000",
