@@ -520,7 +520,6 @@ struct InviteCtx {
 enum Pending {
     ReInvite(DialogKey),
     Bye(DialogKey),
-    Cancel,
 }
 
 /// A deadline of the session layer. (Extensions add theirs.)

@@ -268,7 +268,9 @@ impl Sessions {
         };
         let branch = crate::new_branch(&mut self.rng);
         let _ = ep.send_stateless(now, &ack, target, &branch);
-        let until = now + self.config.timers.t1x64();
+        // The UAS retransmits its 2xx for 64*T1 after sending it; kept twice as long, the
+        // ACK still answers the last retransmission after any delay up to 64*T1.
+        let until = now + self.config.timers.t1x64() * 2;
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };
