@@ -1102,3 +1102,22 @@ fn a_handle_of_an_ended_call_never_names_a_later_one() {
     assert_eq!(s.accept(now, ep, cb, None), Err(SessionError::UnknownCall));
     assert_eq!(s.hangup(now, ep, cb), Err(SessionError::UnknownCall));
 }
+
+#[test]
+fn timer_c_cancels_a_ringing_call_and_it_ends_even_if_nothing_answers() {
+    // RFC 3261 16.6 step 11 / 9.1 (the endpoint's timer C), 17.1.1.2
+    let (mut net, a, c) = alice_and_raw();
+    let (ca, tx, req) = alice_calls_raw(&mut net, a, c, true);
+    answer_other_tag(&mut net, c, tx, &req, 180, "r");
+    net.nodes[c].down = true; // rings for ever, then answers nothing
+    net.run_for(Duration::from_secs(182));
+    assert!(!net.sent(a, "CANCEL").is_empty());
+    assert_eq!(
+        ended(&net.events(a), ca),
+        None,
+        "the final response may still come"
+    );
+    net.run_for(Duration::from_secs(33));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::Timeout));
+    assert_all_freed(&mut net);
+}

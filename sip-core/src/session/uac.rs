@@ -387,13 +387,13 @@ impl Sessions {
             self.timers.remove(&(t, Due::Abandoned(tx)));
         }
         if let Some(c) = ctx.call {
-            let state = self.calls.get(c).map(|c| (c.state, c.leg));
+            let state = self.calls.get(c).map(|c| (c.state, c.leg, c.timer_c));
             let reason = match (state, timer) {
                 (_, None) => EndReason::TransportError,
-                (Some((CallState::Cancelling, _)), _) => EndReason::Cancelled,
+                (Some((CallState::Cancelling, _, false)), _) => EndReason::Cancelled,
                 _ => EndReason::Timeout,
             };
-            if state.is_some_and(|(_, leg)| leg.is_none()) {
+            if state.is_some_and(|(_, leg, _)| leg.is_none()) {
                 self.end_call(c, reason);
             }
         }
