@@ -1121,3 +1121,30 @@ fn timer_c_cancels_a_ringing_call_and_it_ends_even_if_nothing_answers() {
     assert_eq!(ended(&net.events(a), ca), Some(EndReason::Timeout));
     assert_all_freed(&mut net);
 }
+
+#[test]
+fn hanging_up_before_answering_the_offer_in_the_2xx_still_acks_it() {
+    // RFC 3261 13.2.2.4 (every 2xx is ACKed), 15.1.1
+    let (mut net, a, c) = alice_and_raw();
+    let (ca, tx, req) = alice_calls_raw(&mut net, a, c, false);
+    answer(
+        &mut net,
+        c,
+        tx,
+        &req,
+        200,
+        "t",
+        &[("Contact", "<sip:carol@127.0.0.4:5060>")],
+        Some(OFFER),
+    );
+    net.run_for(Duration::from_millis(20));
+    assert!(offer_of(&net.events(a), ca).is_some());
+    assert!(net.sent(a, "ACK").is_empty());
+    let (s, ep, now) = net.ua(a);
+    s.hangup(now, ep, ca).unwrap();
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.sent(a, "ACK").len(), 1);
+    let bye = net.sent(a, "BYE");
+    assert!(!bye.is_empty());
+    assert!(bye[0].at >= net.sent(a, "ACK")[0].at);
+}

@@ -573,6 +573,9 @@ struct Leg {
     /// The section 14.1 retry of a re-INVITE refused 491.
     retry_at: Option<Instant>,
     x: Option<Box<Transient>>,
+    // Extensions add their per-dialog state below (RFC 3262 reliable provisional
+    // responses, RFC 4028 session timer), boxed when it is large or rare, and free it in
+    // `Sessions::free_leg` with their deadlines.
 }
 
 impl Leg {
@@ -643,7 +646,9 @@ struct InviteCtx {
     window_end: Option<Instant>,
 }
 
-/// A client transaction the session layer started inside a dialog.
+/// A client transaction the session layer started inside a dialog; its responses and
+/// timeouts come to `on_dialog_response` / `on_dialog_failure`. (Extensions add their
+/// requests here: PRACK, UPDATE.)
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     ReInvite(DialogKey),
@@ -1144,6 +1149,14 @@ impl Sessions {
             return;
         }
         let call = leg.call;
+        // A 2xx whose ACK waited for the application's answer is ACKed first (13.2.2.4).
+        let unacked = leg.x.as_ref().and_then(|x| x.ack_wait);
+        if let Some(seq) = unacked {
+            if let Some(x) = self.legs.get_mut(k).and_then(|l| l.x.as_mut()) {
+                x.ack_wait = None;
+            }
+            self.send_ack(now, ep, k, seq, None);
+        }
         if let Some(c) = call.and_then(|c| self.calls.get_mut(c)) {
             c.state = CallState::Ending(reason);
         }
