@@ -1148,3 +1148,39 @@ fn hanging_up_before_answering_the_offer_in_the_2xx_still_acks_it() {
     assert!(!bye.is_empty());
     assert!(bye[0].at >= net.sent(a, "ACK")[0].at);
 }
+
+#[test]
+fn a_bye_whose_connection_has_closed_goes_to_the_remote_target() {
+    // RFC 3261 12.2.1.1 (next hop), 18 (a TCP flow closes when idle)
+    let (mut net, a, b) = pair();
+    let (s, ep, now) = net.ua(a);
+    let ca = s
+        .invite(
+            now,
+            ep,
+            invite_to(BOB, Target::tcp(addr(BOB))).offer(OFFER.to_vec()),
+        )
+        .unwrap();
+    net.run_for(Duration::from_millis(20));
+    let cb = net
+        .events(b)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Incoming { call, .. } => Some(call),
+            _ => None,
+        })
+        .unwrap();
+    let (s, ep, now) = net.ua(b);
+    s.accept(now, ep, cb, Some(ANSWER.to_vec())).unwrap();
+    // the connection idles out
+    net.run_for(Duration::from_secs(200));
+    assert_eq!(net.nodes[b].ep.flows(), 0);
+    let (s, ep, now) = net.ua(b);
+    s.hangup(now, ep, cb).unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::RemoteBye));
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::LocalBye));
+    let bye = net.sent(b, "BYE").pop().unwrap();
+    assert_eq!(bye.to, addr(ALICE), "to the Contact, over a new connection");
+    assert_all_freed(&mut net);
+}

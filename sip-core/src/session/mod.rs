@@ -567,7 +567,7 @@ struct Leg {
     /// Our BYE.
     bye: Option<ClientTxId>,
     /// Send BYE once the ACK is in (a hangup after our 2xx, section 15).
-    bye_after_ack: bool,
+    bye_after_ack: Option<EndReason>,
     /// [`SessionConfig::max_lifetime`] deadline.
     lifetime: Option<Instant>,
     /// The section 14.1 retry of a re-INVITE refused 491.
@@ -589,7 +589,7 @@ impl Leg {
             invite_out: None,
             invite_in: None,
             bye: None,
-            bye_after_ack: false,
+            bye_after_ack: None,
             lifetime: None,
             retry_at: None,
             x: None,

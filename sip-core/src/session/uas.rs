@@ -400,8 +400,8 @@ impl Sessions {
                 sdp,
             });
         }
-        if bye {
-            self.send_bye(now, ep, k, EndReason::LocalBye);
+        if let Some(reason) = bye {
+            self.send_bye(now, ep, k, reason);
         }
         true
     }
