@@ -1184,3 +1184,28 @@ fn a_bye_whose_connection_has_closed_goes_to_the_remote_target() {
     assert_eq!(bye.to, addr(ALICE), "to the Contact, over a new connection");
     assert_all_freed(&mut net);
 }
+
+#[test]
+fn the_configured_contact_is_used_and_extra_headers_refuse_line_breaks() {
+    // RFC 3261 8.1.1.8, 7.3.1 (no header injection)
+    let mut net = Net::new(6, NetConfig::perfect());
+    let mut fixed = config("alice");
+    fixed.contact = Some("<sip:alice@198.51.100.7:5070>".to_owned());
+    fixed.user_agent = Some("test-ua/1".to_owned());
+    let a = net.add_ua(ALICE, fixed);
+    let b = net.add_ua(BOB, config("bob"));
+    place(&mut net, a, b);
+    let inv = net.sent(a, "INVITE").pop().unwrap().text();
+    assert_eq!(
+        header_lines(&inv, "Contact"),
+        ["<sip:alice@198.51.100.7:5070>"]
+    );
+    assert_eq!(header_lines(&inv, "User-Agent"), ["test-ua/1"]);
+    let (s, ep, now) = net.ua(a);
+    let bad = invite_to(BOB, Target::udp(addr(BOB))).header("Subject", "hi\r\nX-Evil: 1");
+    assert!(matches!(
+        s.invite(now, ep, bad),
+        Err(SessionError::Build(_))
+    ));
+    assert_eq!(s.calls(), 1);
+}
