@@ -632,6 +632,8 @@ struct Call {
     invite: Option<ClientTxId>,
     /// UAC: timer C cancelled the INVITE (its 487 is a timeout).
     timer_c: bool,
+    /// UAC: the INVITE's entry in `Sessions::invites` (it may be gone).
+    ctx: Option<ClientTxId>,
 }
 
 /// UAC: an initial INVITE and the dialogs its responses made, until no more responses can
@@ -1011,10 +1013,8 @@ impl Sessions {
             call: call_handle(c),
             reason,
         });
-        for ctx in self.invites.values_mut() {
-            if ctx.call == Some(c) {
-                ctx.call = None;
-            }
+        if let Some(ctx) = call.ctx.and_then(|tx| self.invites.get_mut(&tx)) {
+            ctx.call = None;
         }
         if let Some(k) = call.leg {
             let keep = self.legs.get_mut(k).is_some_and(|l| {

@@ -142,6 +142,7 @@ impl Sessions {
             leg: None,
             invite: None,
             timer_c: false,
+            ctx: None,
         });
         let mut leg = Leg::new(dialog, Some(c), false);
         leg.invite_in = Some((tx, seq));
