@@ -197,7 +197,11 @@ pub fn run(data: &[u8]) {
                 for side in 0..2 {
                     for c in s.calls[side].clone() {
                         let node = &mut s.net.nodes[side];
-                        let _ = node.s.as_mut().unwrap().reinvite(now, &mut node.ep, c, SDP.to_vec());
+                        let _ =
+                            node.s
+                                .as_mut()
+                                .unwrap()
+                                .reinvite(now, &mut node.ep, c, SDP.to_vec());
                     }
                 }
             }
