@@ -1256,3 +1256,41 @@ fn a_cancelled_reinvite_gets_487_and_the_session_goes_on() {
     assert_eq!(s.calls(), 1);
     assert_eq!(ended(&net.events(b), cb), None);
 }
+
+#[test]
+fn a_bye_on_an_early_dialog_ends_the_ringing_call() {
+    // RFC 3261 15 (the caller may send BYE on an early dialog), 15.1.2
+    let (mut net, b, c) = bob_and_raw();
+    raw_invite(&mut net, c, &[], 1);
+    let cb = net
+        .events(b)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Incoming { call, .. } => Some(call),
+            _ => None,
+        })
+        .unwrap();
+    let (s, ep, now) = net.ua(b);
+    s.ring(now, ep, cb, None).unwrap();
+    net.run_for(Duration::from_millis(20));
+    let ringing = responses(&mut net, c)
+        .into_iter()
+        .find(|r| r.status() == Some(180))
+        .unwrap();
+    let tag = ringing
+        .message()
+        .unwrap()
+        .to()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_owned();
+    raw_in_dialog(&mut net, c, Method::Bye, 2, &tag, None);
+    assert!(net
+        .sent(b, "SIP/2.0 200")
+        .iter()
+        .any(|w| w.text().contains("2 BYE")));
+    assert_eq!(net.sent(b, "SIP/2.0 487").len(), 1);
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::RemoteBye));
+    assert_eq!((net.s(b).calls(), net.s(b).dialogs()), (0, 0));
+}

@@ -874,7 +874,8 @@ impl Sessions {
         self.legs.len()
     }
 
-    /// The kept (or only) dialog of a call.
+    /// The kept (or only) dialog of a call: the callee's from the INVITE on, the caller's
+    /// once a 2xx is kept (its early dialogs, one per fork, are not the call's yet).
     pub fn dialog(&self, call: CallHandle) -> Option<&Dialog> {
         let c = self.calls.get(call_key(call))?;
         self.legs.get(c.leg?).map(|l| &l.dialog)
