@@ -182,6 +182,7 @@ pub mod proxy_registrar;
 pub mod registrar;
 pub mod registration;
 mod rng;
+pub mod session;
 pub mod transaction;
 pub mod transport;
 pub mod ua;
