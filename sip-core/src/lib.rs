@@ -169,6 +169,7 @@
 pub mod auth;
 mod budget;
 mod builder;
+pub mod dialog;
 mod edit;
 mod endpoint;
 mod error;
