@@ -166,17 +166,15 @@ impl UasReliable {
         }
     }
 
-    /// The RSeq to write into the next reliable 1xx; each call takes one (RFC 3262 section 3:
-    /// each reliable 1xx of the same request is larger by exactly one). Call it only for a
-    /// response that is then given to [`UasReliable::send`].
-    pub(crate) fn take_rseq(&mut self) -> u32 {
-        let rseq = self.next_rseq;
-        // 2**31 - 1 + as many responses as a call sends stays far below u32::MAX.
-        self.next_rseq = self.next_rseq.wrapping_add(1);
-        rseq
+    /// The RSeq to write into the next reliable 1xx (RFC 3262 section 3: each reliable 1xx of
+    /// the same request is larger by exactly one); [`UasReliable::send`] uses it up when it
+    /// takes the response, so a refused one leaves no gap.
+    pub(crate) fn next_rseq(&self) -> u32 {
+        self.next_rseq
     }
 
-    /// Hands over a reliable 1xx built with `RSeq: rseq` and `Require: 100rel`. Returns the
+    /// Hands over a reliable 1xx built with `RSeq:` [`UasReliable::next_rseq`] and
+    /// `Require: 100rel`. Returns the
     /// response when it goes now; `Ok(None)` when it waits for the PRACK of the one before
     /// (section 3: a second reliable 1xx only after the first is acknowledged);
     /// `Err(())` when [`MAX_QUEUED`] already wait, or after the final response.
@@ -185,17 +183,16 @@ impl UasReliable {
         &mut self,
         now: Instant,
         timers: &Timers,
-        rseq: u32,
         response: OwnedMessage,
         has_sdp: bool,
     ) -> Result<Option<&OwnedMessage>, ()> {
-        if self.final_sent {
+        if self.final_sent || self.unacked.is_some() && self.queue.len() >= MAX_QUEUED {
             return Err(());
         }
+        let rseq = self.next_rseq;
+        // 2**31 - 1 plus the few responses of a call stays far below u32::MAX.
+        self.next_rseq = self.next_rseq.wrapping_add(1);
         if self.unacked.is_some() {
-            if self.queue.len() >= MAX_QUEUED {
-                return Err(());
-            }
             self.queue.push_back(Queued {
                 rseq,
                 response,
@@ -512,9 +509,17 @@ mod tests {
     fn rseq_increases_by_exactly_one_per_reliable_provisional() {
         // RFC 3262 3: each subsequent reliable 1xx of the request has RSeq larger by one
         let mut u = uas(1);
-        let first = u.take_rseq();
-        assert_eq!(u.take_rseq(), first + 1);
-        assert_eq!(u.take_rseq(), first + 2);
+        let timers = Timers::RFC;
+        let t0 = Instant::now();
+        let first = u.next_rseq();
+        u.send(t0, &timers, provisional(180, ""), false).unwrap();
+        assert_eq!(u.next_rseq(), first + 1);
+        u.send(t0, &timers, provisional(183, ""), false).unwrap();
+        assert_eq!(u.next_rseq(), first + 2);
+        // a refused one uses none up
+        u.final_sent();
+        assert!(u.send(t0, &timers, provisional(183, ""), false).is_err());
+        assert_eq!(u.next_rseq(), first + 2);
     }
 
     #[test]
@@ -523,10 +528,8 @@ mod tests {
         let timers = Timers::RFC;
         let t0 = Instant::now();
         let mut u = uas(2);
-        let rseq = u.take_rseq();
-        let sent = u
-            .send(t0, &timers, rseq, provisional(180, ""), false)
-            .unwrap();
+        let rseq = u.next_rseq();
+        let sent = u.send(t0, &timers, provisional(180, ""), false).unwrap();
         assert!(sent.is_some());
         let mut at = t0;
         let mut intervals = Vec::new();
@@ -559,9 +562,8 @@ mod tests {
         let timers = Timers::RFC;
         let t0 = Instant::now();
         let mut u = uas(3);
-        let rseq = u.take_rseq();
-        u.send(t0, &timers, rseq, provisional(180, ""), false)
-            .unwrap();
+        let rseq = u.next_rseq();
+        u.send(t0, &timers, provisional(180, ""), false).unwrap();
         let mut retransmits = 0;
         loop {
             let due = u.poll_timeout().expect("a timer until give-up");
@@ -585,9 +587,8 @@ mod tests {
         let timers = Timers::RFC;
         let t0 = Instant::now();
         let mut u = uas(4);
-        let rseq = u.take_rseq();
-        u.send(t0, &timers, rseq, provisional(183, ""), false)
-            .unwrap();
+        let rseq = u.next_rseq();
+        u.send(t0, &timers, provisional(183, ""), false).unwrap();
         let wrong_rseq = Rack {
             rseq: rseq + 1,
             ..rack(rseq)
@@ -635,14 +636,14 @@ mod tests {
         let timers = Timers::RFC;
         let t0 = Instant::now();
         let mut u = uas(5);
-        let r1 = u.take_rseq();
+        let r1 = u.next_rseq();
         assert!(u
-            .send(t0, &timers, r1, provisional(180, ""), false)
+            .send(t0, &timers, provisional(180, ""), false)
             .unwrap()
             .is_some());
-        let r2 = u.take_rseq();
+        let r2 = u.next_rseq();
         assert!(u
-            .send(t0, &timers, r2, provisional(183, ""), true)
+            .send(t0, &timers, provisional(183, ""), true)
             .unwrap()
             .is_none());
         // the queued one is not retransmitted: still only the first one's timer
@@ -674,14 +675,14 @@ mod tests {
         let t0 = Instant::now();
         let mut u = uas(6);
         for i in 0..=MAX_QUEUED {
-            let r = u.take_rseq();
+            let r = u.next_rseq();
             assert!(
-                u.send(t0, &timers, r, provisional(180, ""), false).is_ok(),
+                u.send(t0, &timers, provisional(180, ""), false).is_ok(),
                 "{i}"
             );
         }
-        let r = u.take_rseq();
-        assert!(u.send(t0, &timers, r, provisional(180, ""), false).is_err());
+        let r = u.next_rseq();
+        assert!(u.send(t0, &timers, provisional(180, ""), false).is_err());
     }
 
     #[test]
@@ -691,12 +692,11 @@ mod tests {
         let t0 = Instant::now();
         let mut u = uas(7);
         assert!(u.may_send_2xx());
-        let r1 = u.take_rseq();
-        u.send(t0, &timers, r1, provisional(180, ""), false)
-            .unwrap();
+        let r1 = u.next_rseq();
+        u.send(t0, &timers, provisional(180, ""), false).unwrap();
         assert!(u.may_send_2xx(), "a 180 without SDP does not hold the 2xx");
-        let r2 = u.take_rseq();
-        u.send(t0, &timers, r2, provisional(183, ""), true).unwrap();
+        let r2 = u.next_rseq();
+        u.send(t0, &timers, provisional(183, ""), true).unwrap();
         assert!(!u.may_send_2xx(), "a queued 183 with SDP holds it");
         u.prack(t0, &timers, rack(r1));
         assert!(!u.may_send_2xx());
@@ -710,9 +710,8 @@ mod tests {
         let timers = Timers::RFC;
         let t0 = Instant::now();
         let mut u = uas(8);
-        let r1 = u.take_rseq();
-        u.send(t0, &timers, r1, provisional(180, ""), false)
-            .unwrap();
+        let r1 = u.next_rseq();
+        u.send(t0, &timers, provisional(180, ""), false).unwrap();
         u.final_sent();
         assert_eq!(u.poll_timeout(), None);
         assert!(matches!(
@@ -723,9 +722,7 @@ mod tests {
             u.prack(t0, &timers, rack(r1)),
             Prack::Matched { .. }
         ));
-        assert!(u
-            .send(t0, &timers, r1 + 1, provisional(180, ""), false)
-            .is_err());
+        assert!(u.send(t0, &timers, provisional(180, ""), false).is_err());
     }
 
     fn uac_sees(u: &mut UacReliable, status: u16, extra: &str) -> UacProvisional {
@@ -806,5 +803,76 @@ mod tests {
             UacProvisional::Unreliable
         );
         assert_eq!(u.last_rseq(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uac_pracks_each_reliable_provisional_once_and_consecutively(
+            rseqs in proptest::collection::vec(0u32..40, 0..60)
+        ) {
+            // RFC 3262 4: whatever arrives, the PRACKed RSeqs are first, first+1, first+2, ...
+            let mut u = UacReliable::default();
+            let mut pracked = Vec::new();
+            for r in rseqs {
+                let resp = provisional(180, &format!("Require: 100rel\r\nRSeq: {r}\r\n"));
+                if let UacProvisional::Prack(n) = u.on_provisional(&resp.message().unwrap()) {
+                    pracked.push(n);
+                }
+            }
+            proptest::prop_assert!(pracked.windows(2).all(|w| w[1] == w[0] + 1));
+        }
+
+        #[test]
+        fn uas_keeps_one_unacknowledged_reliable_provisional_in_rseq_order(
+            ops in proptest::collection::vec((0u8..4, 0u32..6, 0u64..40_000), 0..60)
+        ) {
+            // RFC 3262 3: one unacknowledged at a time, sent in RSeq order, +1 each
+            let timers = Timers::RFC;
+            let mut now = Instant::now();
+            let mut u = uas(11);
+            let first = u.next_rseq;
+            for (op, k, ms) in ops {
+                now += Duration::from_millis(ms);
+                match op {
+                    0 => {
+                        let r = u.next_rseq();
+                        match u.send(now, &timers, provisional(180, ""), k % 2 == 0) {
+                            Ok(Some(_)) => {
+                                proptest::prop_assert_eq!(u.unacked.as_ref().map(|x| x.rseq), Some(r));
+                            }
+                            Ok(None) => {
+                                proptest::prop_assert_eq!(u.queue.back().map(|q| q.rseq), Some(r));
+                            }
+                            Err(()) => proptest::prop_assert_eq!(u.next_rseq(), r),
+                        }
+                    }
+                    1 => {
+                        let target = u.unacked.as_ref().map_or(first, |x| x.rseq);
+                        let rs = if k == 0 { target.wrapping_add(1) } else { target };
+                        let before = u.unacked.as_ref().map(|x| x.rseq);
+                        if let Prack::Matched { .. } = u.prack(now, &timers, rack(rs)) {
+                            proptest::prop_assert_eq!(before, Some(rs));
+                            if let Some(next) = u.unacked.as_ref() {
+                                proptest::prop_assert_eq!(next.rseq, rs + 1);
+                            }
+                        }
+                    }
+                    2 => {
+                        let _ = u.handle_timeout(now);
+                    }
+                    _ => {
+                        if k == 0 {
+                            u.final_sent();
+                        }
+                    }
+                }
+                proptest::prop_assert!(u.queue.len() <= MAX_QUEUED);
+                let mut expect = u.unacked.as_ref().map(|x| x.rseq);
+                for q in &u.queue {
+                    proptest::prop_assert_eq!(Some(q.rseq), expect.map(|e| e + 1));
+                    expect = Some(q.rseq);
+                }
+            }
+        }
     }
 }
