@@ -562,7 +562,6 @@ mod tests {
         let timers = Timers::RFC;
         let t0 = Instant::now();
         let mut u = uas(3);
-        let rseq = u.next_rseq();
         u.send(t0, &timers, provisional(180, ""), false).unwrap();
         let mut retransmits = 0;
         loop {
@@ -675,13 +674,11 @@ mod tests {
         let t0 = Instant::now();
         let mut u = uas(6);
         for i in 0..=MAX_QUEUED {
-            let r = u.next_rseq();
             assert!(
                 u.send(t0, &timers, provisional(180, ""), false).is_ok(),
                 "{i}"
             );
         }
-        let r = u.next_rseq();
         assert!(u.send(t0, &timers, provisional(180, ""), false).is_err());
     }
 
