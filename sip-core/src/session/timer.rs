@@ -24,6 +24,10 @@ pub(crate) const TAG_TIMER: &str = "timer";
 /// The smallest session interval any element may ask for (RFC 4028 sections 4 and 5).
 pub(crate) const MIN_SE_FLOOR: u32 = 90;
 
+/// The longest session interval the running timer honours (a day): a peer's Min-SE or
+/// Session-Expires cannot push our BYE or refresh out of reach (or overflow the clock).
+pub(crate) const MAX_INTERVAL: u32 = 86_400;
+
 /// Who refreshes the session, in the roles of the transaction that negotiated it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refresher {
@@ -252,7 +256,10 @@ impl UacTimer {
     pub(crate) fn on_2xx(&self, response: &Message<'_>) -> Option<Negotiated> {
         let se = SessionExpires::of(response)?;
         Some(Negotiated {
-            interval: se.interval.max(MIN_SE_FLOOR),
+            // the UAS MUST NOT increase it (section 9): never above what we asked
+            interval: se
+                .interval
+                .clamp(MIN_SE_FLOOR, self.interval.max(MIN_SE_FLOOR)),
             refresher: se.refresher.unwrap_or(Refresher::Uac),
         })
     }
@@ -288,7 +295,7 @@ pub(crate) struct RunningTimer {
 impl RunningTimer {
     /// A timer started (or restarted by a successful refresh, section 10) at `now`.
     pub(crate) fn start(now: Instant, negotiated: Negotiated, we_are_uas: bool) -> RunningTimer {
-        let interval = negotiated.interval.max(1);
+        let interval = negotiated.interval.clamp(1, MAX_INTERVAL);
         let we_refresh = negotiated.we_refresh(we_are_uas);
         let full = Duration::from_secs(u64::from(interval));
         let margin = Duration::from_secs(32).min(full / 3);
@@ -659,5 +666,49 @@ mod tests {
             t.handle_timeout(t0 + Duration::from_secs(1768)),
             TimerAction::Expire
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uas_negotiation_respects_min_se_and_never_increases(
+            expires in 0u32..5000, min_se in 0u32..2000,
+            se in proptest::option::of(0u32..u32::MAX), their_min in proptest::option::of(0u32..4000),
+            supported in proptest::bool::ANY, refresher in 0u8..3,
+        ) {
+            // RFC 4028 9: 422 only to a UAC that supports timers and asks below our Min-SE;
+            // the 2xx interval is at least both Min-SE, never above the request's (when
+            // that is at least our minimum), and uas refreshes for a UAC without support
+            let mut extra = String::new();
+            if supported { extra.push_str("Supported: timer\r\n"); }
+            if let Some(se) = se {
+                let r = ["", ";refresher=uac", ";refresher=uas"][refresher as usize];
+                extra.push_str(&format!("Session-Expires: {se}{r}\r\n"));
+            }
+            if let Some(m) = their_min { extra.push_str(&format!("Min-SE: {m}\r\n")); }
+            let config = SessionTimer { expires, min_se };
+            let our_min = min_se.max(MIN_SE_FLOOR);
+            match uas(Some(config), &extra) {
+                UasDecision::Off => proptest::prop_assert!(false, "timers are on"),
+                UasDecision::TooSmall { min_se: m } => {
+                    proptest::prop_assert!(supported);
+                    proptest::prop_assert!(se.is_some_and(|se| se < our_min));
+                    proptest::prop_assert!(m >= our_min);
+                }
+                UasDecision::Accept(n) => {
+                    proptest::prop_assert!(n.interval >= our_min);
+                    if let Some(se) = se {
+                        proptest::prop_assert!(n.interval <= se.max(our_min));
+                        if se >= our_min.max(their_min.unwrap_or(0)) {
+                            proptest::prop_assert!(n.interval >= their_min.unwrap_or(0));
+                        }
+                    }
+                    if !supported {
+                        proptest::prop_assert_eq!(n.refresher, Refresher::Uas);
+                    }
+                    let t = RunningTimer::start(Instant::now(), n, true);
+                    proptest::prop_assert!(t.interval() <= MAX_INTERVAL);
+                }
+            }
+        }
     }
 }
