@@ -402,10 +402,24 @@ fn offer_in_reliable_183_answered_in_prack() {
     )));
     net.bob
         .sessions
-        .accept(net.now, &mut net.bob.endpoint, bob_call, None)
+        .accept(
+            net.now,
+            &mut net.bob.endpoint,
+            bob_call,
+            Some(OFFER.to_vec()),
+        )
         .unwrap();
     net.settle();
     assert!(answered(&net.alice));
+    // the 2xx repeats the offer already answered: the ACK goes at once, without a new offer
+    assert!(answered(&net.bob), "{:?}", net.bob.events);
+    let offers = net
+        .alice
+        .events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Offer { .. }))
+        .count();
+    assert_eq!(offers, 1);
 }
 
 #[test]

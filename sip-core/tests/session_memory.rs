@@ -111,7 +111,10 @@ fn memory_per_confirmed_dialog() {
     let before = live();
     let handles = calls(&mut net, N);
     assert_eq!((net.s(0).dialogs(), net.s(1).dialogs()), (N, N));
-    assert_eq!(net.nodes[0].ep.transactions() + net.nodes[1].ep.transactions(), 0);
+    assert_eq!(
+        net.nodes[0].ep.transactions() + net.nodes[1].ep.transactions(),
+        0
+    );
     let per_dialog = (live() - before) / (2 * N) as isize;
     eprintln!(
         "per confirmed dialog (either side; 24-character Call-ID, display names, no route set): \

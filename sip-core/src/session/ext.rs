@@ -19,7 +19,7 @@ const MAX_UPDATE_RETRIES: u8 = 3;
 #[derive(Debug, Default)]
 pub(super) struct Ext {
     /// UAS: the reliable 1xx of the INVITE (RFC 3262 section 3); `None`: unreliable.
-    rel_uas: Option<UasReliable>,
+    rel_uas: Option<Box<UasReliable>>,
     /// When the reliable 1xx timer is armed.
     rel_at: Option<Instant>,
     /// UAS: the 2xx the application gave while a reliable 1xx with SDP was unacknowledged
@@ -39,7 +39,7 @@ pub(super) struct Ext {
     update_out: Option<ClientTxId>,
     update_offer: Option<Vec<u8>>,
     /// RFC 3311: the peer's UPDATE with an offer, waiting for `answer_offer`.
-    update_in: Option<(ServerTxId, OwnedMessage)>,
+    update_in: Option<Box<(ServerTxId, OwnedMessage)>>,
     update_retries: u8,
     update_retry_at: Option<Instant>,
     /// The peer's Allow lists UPDATE (RFC 4028 section 9: refresh with it then).
@@ -254,7 +254,7 @@ impl Sessions {
         }
         if let Some(leg) = self.legs.get_mut(k) {
             let e = leg.e();
-            e.rel_uas = rel;
+            e.rel_uas = rel.map(Box::new);
             e.uas_timer = init.timer;
             e.peer_update = init.peer_update;
         }
@@ -458,6 +458,10 @@ impl Sessions {
         };
         if let Some(rel) = e.rel_uas.as_mut() {
             rel.final_sent();
+            if rel.current().is_none() {
+                // nothing left to match a PRACK against
+                e.rel_uas = None;
+            }
         }
         if (200..300).contains(&code) {
             if !e.peer_update {
@@ -1163,7 +1167,7 @@ impl Sessions {
         match offer {
             Some(sdp) => {
                 leg.offer = OfferState::RemoteOffer;
-                leg.e().update_in = Some((tx, request));
+                leg.e().update_in = Some(Box::new((tx, request)));
                 if let Some(c) = call {
                     self.push_event(SessionEvent::Offer {
                         call: call_handle(c),
@@ -1249,7 +1253,8 @@ impl Sessions {
             let Some(leg) = self.legs.get_mut(k) else {
                 continue;
             };
-            if let Some((tx, request)) = leg.ext.as_mut().and_then(|e| e.update_in.take()) {
+            if let Some(pending) = leg.ext.as_mut().and_then(|e| e.update_in.take()) {
+                let (tx, request) = *pending;
                 leg.offer = OfferState::Stable;
                 let ans = match answer {
                     Ok(sdp) => Ok(Some(sdp.as_slice())),
