@@ -156,7 +156,8 @@ impl Sessions {
                 if let Some(s) = supported {
                     h.push(("Supported", s));
                 }
-                if let Some(t) = self.config.session_timer {
+                let early = leg.phase == Phase::Early;
+                if let Some(t) = self.config.session_timer.filter(|_| !early) {
                     let interval = leg
                         .ext
                         .as_ref()
@@ -1028,8 +1029,8 @@ impl Sessions {
         e.update_out = None;
         let refresh = e.update_offer.is_none();
         let status = resp.and_then(|r| r.status()).unwrap_or(408);
-        if (200..300).contains(&status) {
-            let resp = resp.expect("a 2xx is a response");
+        let early = leg.phase == Phase::Early;
+        if let Some(resp) = resp.filter(|_| (200..300).contains(&status)) {
             leg.dialog.refresh_target(resp);
             if !refresh {
                 leg.offer = OfferState::Stable;
@@ -1039,7 +1040,8 @@ impl Sessions {
             e.peer_update = true;
             let n = e.uac_timer.take().and_then(|t| t.on_2xx(resp));
             let answer = body_of(resp);
-            if self.config.session_timer.is_some() && self.ext_has_timer(k) || n.is_some() {
+            // (session timers time sessions: not an early dialog's UPDATE)
+            if !early && (self.ext_has_timer(k) || n.is_some()) {
                 self.ext_set_timer(now, k, n, false);
             }
             if let (false, Some(c), Some(sdp)) = (refresh, call, answer) {
@@ -1080,8 +1082,7 @@ impl Sessions {
             _ if refresh => {
                 // A refused refresh (422 included: the next one asks for its Min-SE): try
                 // again before the session expires (RFC 4028 section 10).
-                if let (Some(r), Some(min)) = (resp, resp.and_then(timer::min_se_of)) {
-                    let _ = r;
+                if let Some(min) = resp.and_then(timer::min_se_of) {
                     if let Some(e) = self.legs.get_mut(k).and_then(|l| l.ext.as_mut()) {
                         if let Some(run) = e.running.as_mut() {
                             run.raise_interval(min);
@@ -1116,7 +1117,15 @@ impl Sessions {
             return;
         };
         let offer = body_of(&msg);
-        let decision = timer::uas_negotiate(self.config.session_timer, &msg);
+        let Some(leg) = self.legs.get_mut(k) else {
+            return;
+        };
+        // session timers time sessions: not an early dialog's UPDATE
+        let timers = self
+            .config
+            .session_timer
+            .filter(|_| leg.phase != Phase::Early);
+        let decision = timer::uas_negotiate(timers, &msg);
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };
