@@ -606,6 +606,25 @@ fn session_timer_422_then_retry_with_min_se() {
     );
     let se = header_of(&net.bob.sent, "SIP/2.0 200", "Session-Expires").unwrap();
     assert!(se.starts_with("600"), "{se}");
+    // the retry: a new CSeq, the same Call-ID and From tag (RFC 4028 7.3, RFC 3261 8.1.3.5)
+    assert_eq!(distinct_cseqs(&net.alice.sent, "INVITE "), 2);
+    let ids: Vec<(String, String)> = net
+        .alice
+        .sent
+        .iter()
+        .filter(|m| m.starts_with(b"INVITE "))
+        .map(|m| {
+            let v = sip_core::MessageView::parse(m).unwrap();
+            let id = v.header(sip_core::HeaderName::CallId).unwrap().to_owned();
+            let from = v.header(sip_core::HeaderName::From).unwrap().to_owned();
+            (id, from)
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    assert_eq!(
+        header_of(&net.alice.sent, "INVITE ", "Min-SE").as_deref(),
+        Some("600")
+    );
 }
 
 #[test]
