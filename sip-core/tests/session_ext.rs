@@ -513,6 +513,20 @@ fn update_in_confirmed_dialog_offer_in_request_answer_in_2xx() {
         .events
         .iter()
         .any(|e| matches!(e, SessionEvent::Answer { sdp, .. } if sdp == ANSWER)));
+    // RFC 3311 5.1, 5.2: a target refresh request: Contact in the UPDATE and in its 2xx
+    assert!(header_of(&net.alice.sent, "UPDATE ", "Contact").is_some());
+    let ok = net
+        .bob
+        .sent
+        .iter()
+        .rev()
+        .find(|m| {
+            m.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(m).contains(" UPDATE\r\n")
+        })
+        .expect("the 200 to the UPDATE");
+    let ok = sip_core::MessageView::parse(ok).unwrap();
+    assert!(ok.header(sip_core::HeaderName::Contact).is_some());
+    assert!(ok.body().ends_with(ANSWER));
     // RFC 3311 5.1: Allow lists UPDATE (and PRACK) so that the peer knows it may use them
     let allow = header_of(&net.bob.sent, "SIP/2.0 200", "Allow").unwrap_or_default();
     assert!(
