@@ -287,6 +287,7 @@ fn reliable_180_retransmitted_until_prack() {
     );
     net.run_for(Duration::from_millis(3600)); // T1 + 2T1 + 4T1 = 3.5 s
     assert_eq!(count(&net.bob.sent, "SIP/2.0 180"), 4);
+    assert_eq!(net.bob.sessions.stats().rel1xx_retransmissions, 3);
     // retransmissions are not processed again: one PRACK per reliable 1xx (RFC 3262 4;
     // its own transaction retransmits it, with the same CSeq)
     assert_eq!(distinct_cseqs(&net.alice.sent, "PRACK "), 1);
@@ -658,6 +659,10 @@ fn session_refresh_keeps_the_call() {
     assert!(ended(&net.bob).is_none(), "{:?}", net.bob.events);
     let refreshes = count(&net.alice.sent, "UPDATE ") + count(&net.bob.sent, "UPDATE ");
     assert!(refreshes >= 600 / 45 - 1, "{refreshes} refreshes");
+    assert_eq!(
+        net.alice.sessions.stats().session_refreshes as usize,
+        distinct_cseqs(&net.alice.sent, "UPDATE ")
+    );
 }
 
 #[test]
@@ -683,6 +688,7 @@ fn silent_peer_gets_bye_at_session_expiry_and_the_dialog_is_freed() {
     // the BYE goes unanswered: the call ends when its transaction gives up (64*T1)
     net.run_for(Duration::from_secs(64));
     assert_eq!(ended(&net.bob), Some(EndReason::SessionExpired));
+    assert_eq!(net.bob.sessions.stats().sessions_expired, 1);
     assert_eq!(net.bob.sessions.dialogs(), 0);
     assert_eq!(net.bob.sessions.calls(), 0);
 }

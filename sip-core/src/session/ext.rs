@@ -405,6 +405,7 @@ impl Sessions {
                 if let Some(tx) = tx {
                     let _ = ep.send_response(now, tx, resp);
                 }
+                self.stats.rel1xx_retransmissions += 1;
                 self.ext_arm_rel(k);
             }
             UasTimeout::GiveUp => {
@@ -807,6 +808,7 @@ impl Sessions {
         match action {
             TimerAction::Expire => {
                 e.running = None;
+                self.stats.sessions_expired += 1;
                 self.send_bye(now, ep, k, EndReason::SessionExpired);
                 return;
             }
@@ -823,6 +825,7 @@ impl Sessions {
                     self.ext_refresh_failed(now, k);
                     return;
                 }
+                self.stats.session_refreshes += 1;
             }
             TimerAction::Refresh => {
                 // Something is in progress: try again later.

@@ -455,6 +455,12 @@ pub struct SessionStats {
     pub ack_timeouts: u64,
     /// Re-INVITEs sent again after a 491 (section 14.1).
     pub glare_retries: u64,
+    /// Reliable provisional responses sent again for want of a PRACK (RFC 3262).
+    pub rel1xx_retransmissions: u64,
+    /// Session refreshes sent (RFC 4028 section 10: UPDATE or re-INVITE).
+    pub session_refreshes: u64,
+    /// Sessions ended because no refresh came in time (RFC 4028 section 10).
+    pub sessions_expired: u64,
 }
 
 /// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.
