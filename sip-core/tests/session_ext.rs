@@ -734,3 +734,46 @@ fn session_refresh_by_reinvite_when_the_peer_does_not_allow_update() {
         .unwrap();
     assert!(refresh.ends_with(OFFER), "the refresh repeats our SDP");
 }
+
+#[test]
+fn offer_in_prack_is_answered_in_its_2xx() {
+    // RFC 3262 5: after an answer in a reliable 1xx the PRACK may carry a new offer; the
+    // UAS puts the answer in the 2xx to the PRACK
+    let mut net = Net::new(
+        config(Rel100::Supported, None),
+        config(Rel100::Supported, None),
+    );
+    // Alice's PRACK gets an offer on the way
+    net.rewrite = Box::new(|from_alice, b| {
+        if !from_alice || !b.starts_with(b"PRACK ") {
+            return b;
+        }
+        let text = String::from_utf8_lossy(&b).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                OFFER.len(),
+                String::from_utf8_lossy(OFFER)
+            ),
+        );
+        text.into_bytes()
+    });
+    reliable_ringing(&mut net, Some(ANSWER.to_vec()), true);
+    assert_eq!(offers_to(&net.bob, "PRACK"), 1, "{:?}", net.bob.events);
+    assert!(
+        !start_lines(&net.bob.sent)
+            .iter()
+            .any(|l| l == "SIP/2.0 200 OK"),
+        "the 200 to the PRACK waits for the answer"
+    );
+    answer_all(&mut net, true);
+    let ok = net
+        .bob
+        .sent
+        .iter()
+        .find(|m| {
+            m.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(m).contains(" PRACK\r\n")
+        })
+        .expect("the 200 to the PRACK");
+    assert!(ok.ends_with(ANSWER));
+}
