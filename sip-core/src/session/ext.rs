@@ -812,6 +812,8 @@ impl Sessions {
         };
         let phase = leg.phase;
         let busy = leg.invite_out.is_some() || leg.invite_in.is_some() || leg.bye.is_some();
+        // a refresh re-INVITE is an offer: not while another is outstanding
+        let offer_pending = leg.offer != OfferState::Stable;
         let Some(e) = leg.ext.as_mut() else {
             return;
         };
@@ -832,7 +834,7 @@ impl Sessions {
             TimerAction::Refresh if phase == Phase::Up && !busy && !update_busy => {
                 let sent = if peer_update {
                     self.ext_send_update(now, ep, k, None).is_ok()
-                } else if let Some(sdp) = sdp {
+                } else if let Some(sdp) = sdp.filter(|_| !offer_pending) {
                     // A re-INVITE repeating our SDP: section 14.1's machinery answers it.
                     self.send_reinvite(now, ep, k, sdp).is_ok()
                 } else {
