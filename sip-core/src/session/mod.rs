@@ -38,6 +38,23 @@
 //! ([`SessionConfig::max_calls`]: a new INVITE beyond gets 503 with Retry-After). A confirmed
 //! dialog keeps only the strings its requests need (no whole message).
 //!
+//! Extensions ([`SessionConfig::rel100`], [`SessionConfig::session_timer`], [`Invite::rel100`],
+//! [`Invite::session_expires`]):
+//! - RFC 3262: [`Sessions::ring`] sends its 1xx reliably when 100rel applies (the INVITE
+//!   requires it, or supports it and we require it; 420 or 421 otherwise), retransmitted until
+//!   the PRACK, one at a time, a 5xx after 64*T1; [`Sessions::accept`] waits for the PRACK of
+//!   a 1xx with SDP. The caller PRACKs each reliable 1xx once, in RSeq order. SDP in a
+//!   reliable 1xx and in the PRACK is offer/answer ([`SessionEvent::Offer`] with method
+//!   "INVITE" for an offer in a 1xx, "PRACK" for one in a PRACK);
+//! - RFC 3311: [`Sessions::update`] in early (after the first exchange) and confirmed dialogs,
+//!   [`SessionEvent::Offer`] with method "UPDATE" for the peer's (491 / 500 with Retry-After
+//!   when offers would overlap);
+//! - RFC 4028: Session-Expires and Min-SE in INVITE, re-INVITE and UPDATE (422 below our
+//!   Min-SE, retried once when we get it); the refresher sends UPDATE (re-INVITE with our
+//!   last SDP when the peer does not allow UPDATE) at half the interval; without a refresh the
+//!   call ends with BYE ([`EndReason::SessionExpired`]). A dialog with a session timer has no
+//!   [`SessionConfig::max_lifetime`].
+//!
 //! Two endpoints in memory: Alice calls Bob, Bob answers, Alice hangs up.
 //!
 //! ```
@@ -152,6 +169,12 @@ use crate::{
 mod indialog;
 mod uac;
 mod uas;
+
+// RFC 3262, RFC 4028 and RFC 3311 (h-ext): sans-IO pieces, and their wiring in `ext`.
+mod ext;
+mod reliable;
+mod timer;
+mod update;
 
 /// A call as the application sees it: one INVITE session (UAC: the INVITE it sent and the
 /// dialogs its forks create, until one is kept; UAS: one INVITE received). Generational: a
@@ -449,6 +472,12 @@ pub struct SessionStats {
     pub ack_timeouts: u64,
     /// Re-INVITEs sent again after a 491 (section 14.1).
     pub glare_retries: u64,
+    /// Reliable provisional responses sent again for want of a PRACK (RFC 3262).
+    pub rel1xx_retransmissions: u64,
+    /// Session refreshes sent (RFC 4028 section 10: UPDATE or re-INVITE).
+    pub session_refreshes: u64,
+    /// Sessions ended because no refresh came in time (RFC 4028 section 10).
+    pub sessions_expired: u64,
 }
 
 /// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.
@@ -462,7 +491,7 @@ const MAX_FORKS: usize = 16;
 const MAX_GLARE_RETRIES: u8 = 3;
 
 /// Methods answered inside a dialog (Allow).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE";
 
 /// What the session layer accepts of a new INVITE (RFC 3261 section 8.2).
 const POLICY: Policy<'static> = Policy {
@@ -576,6 +605,8 @@ struct Leg {
     // Extensions add their per-dialog state below (RFC 3262 reliable provisional
     // responses, RFC 4028 session timer), boxed when it is large or rare, and free it in
     // `Sessions::free_leg` with their deadlines.
+    /// RFC 3262 / 3311 / 4028 state (h-ext), when the dialog uses them.
+    ext: Option<Box<ext::Ext>>,
 }
 
 impl Leg {
@@ -593,6 +624,7 @@ impl Leg {
             lifetime: None,
             retry_at: None,
             x: None,
+            ext: None,
         }
     }
 
@@ -646,6 +678,8 @@ struct InviteCtx {
     offer: bool,
     forks: SmallVec<[DialogKey; 2]>,
     window_end: Option<Instant>,
+    /// The session timer the INVITE asked for (RFC 4028 section 7).
+    timer: Option<timer::UacTimer>,
 }
 
 /// A client transaction the session layer started inside a dialog; its responses and
@@ -655,6 +689,10 @@ struct InviteCtx {
 enum Pending {
     ReInvite(DialogKey),
     Bye(DialogKey),
+    /// Our UPDATE (RFC 3311).
+    Update(DialogKey),
+    /// Our PRACK (RFC 3262).
+    Prack(DialogKey),
 }
 
 /// A deadline of the session layer. (Extensions add theirs.)
@@ -672,6 +710,12 @@ enum Due {
     ForkWindow(ClientTxId),
     /// Timer C cancelled this INVITE 64*T1 ago: its transaction has ended silently.
     Abandoned(ClientTxId),
+    /// Retransmit the reliable 1xx, or give up (RFC 3262 section 3).
+    Rel100(DialogKey),
+    /// Refresh the session, or end it (RFC 4028 section 10).
+    SessionTimer(DialogKey),
+    /// Send the UPDATE refused 491 again (RFC 3311 5.1, RFC 3261 14.1).
+    UpdateRetry(DialogKey),
 }
 
 /// The session layer: the calls and dialogs of one user agent.
@@ -855,6 +899,9 @@ impl Sessions {
                 }
                 Due::ForkWindow(tx) => self.fork_window_over(tx),
                 Due::Abandoned(tx) => self.invite_timeout(now, tx, Some(Timer::B)),
+                Due::Rel100(k) => self.ext_rel_due(now, endpoint, k),
+                Due::SessionTimer(k) => self.ext_timer_due(now, endpoint, k),
+                Due::UpdateRetry(k) => self.ext_retry_update(now, endpoint, k),
             }
         }
     }
@@ -987,6 +1034,9 @@ impl Sessions {
                 self.timers.remove(&(a.until, Due::ForgetAck(k)));
             }
         }
+        if let Some(e) = &leg.ext {
+            self.ext_forget(k, e);
+        }
         if let Some(tx) = leg.invite_out {
             self.clients.remove(&tx);
         }
@@ -1034,6 +1084,10 @@ impl Sessions {
 
     /// Starts the [`SessionConfig::max_lifetime`] clock of a confirmed dialog.
     fn start_lifetime(&mut self, now: Instant, k: DialogKey) {
+        if self.ext_has_timer(k) {
+            // RFC 4028: the session timer frees a dialog whose peer vanished.
+            return;
+        }
         let at = now + self.config.max_lifetime;
         if let Some(leg) = self.legs.get_mut(k) {
             if leg.lifetime.is_none() {
@@ -1118,6 +1172,7 @@ impl Sessions {
             (method == Method::Invite)
                 .then(|| self.contact(ep, leg.dialog.transport(), target.addr))
         };
+        let ext_headers = self.ext_request_headers(ep, k, method);
         let leg = self.legs.get_mut(k).ok_or(SessionError::UnknownCall)?;
         let seq = match seq {
             Some(s) => s,
@@ -1133,6 +1188,9 @@ impl Sessions {
         }
         if method == Method::Invite {
             b = b.header("Allow", ALLOW);
+        }
+        for (n, v) in &ext_headers {
+            b = b.header(n, v);
         }
         if let Some(body) = body {
             b = b.body("application/sdp", body);
