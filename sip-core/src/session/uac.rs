@@ -108,6 +108,7 @@ impl Sessions {
             self.free_early(&ctx);
             if let Some(t) = ctx.window_end {
                 self.timers.remove(&(t, Due::ForkWindow(tx)));
+                self.timers.remove(&(t, Due::Abandoned(tx)));
             }
             if let Some(c) = call {
                 let cancelled = self.calls.get(c).map(|c| (c.state, c.timer_c));
@@ -133,7 +134,13 @@ impl Sessions {
         let k = match (found, remote_tag) {
             (Some(k), _) => Some(k),
             (None, Some(_)) => {
-                let may_grow = status >= 200 || ctx.forks.len() < MAX_FORKS;
+                // Bounded: a peer answering with ever new tags gets no more dialogs.
+                let may_grow = ctx.forks.len()
+                    < if status >= 200 {
+                        2 * MAX_FORKS
+                    } else {
+                        MAX_FORKS
+                    };
                 let made = if may_grow {
                     ctx.request
                         .message()
@@ -160,7 +167,12 @@ impl Sessions {
                 _ => String::new(),
             };
             drop(resp);
-            if let Some(c) = call.filter(|&c| self.calls.get(c).is_some()) {
+            let ringing = call.filter(|&c| {
+                self.calls
+                    .get(c)
+                    .is_some_and(|c| matches!(c.state, CallState::Pending | CallState::Cancelling))
+            });
+            if let Some(c) = ringing {
                 self.push_event(SessionEvent::Progress {
                     call: call_handle(c),
                     status,
@@ -189,10 +201,13 @@ impl Sessions {
         let sdp = body_of(&resp);
         drop(resp);
         if let Some(ctx) = self.invites.get_mut(&tx) {
-            if ctx.window_end.is_none() {
-                // Timer M (RFC 6026): responses keep coming for 64*T1.
-                let t = now + self.config.timers.t1x64();
-                ctx.window_end = Some(t);
+            // Timer M (RFC 6026): responses keep coming for 64*T1 after the first 2xx.
+            let t = now + self.config.timers.t1x64();
+            if let Some(old) = ctx.window_end.replace(t) {
+                self.timers.remove(&(old, Due::Abandoned(tx)));
+                self.timers.remove(&(old, Due::ForkWindow(tx)));
+            }
+            if ctx.window_end == Some(t) && !self.timers.contains(&(t, Due::ForkWindow(tx))) {
                 self.timers.insert((t, Due::ForkWindow(tx)));
             }
         }
@@ -268,7 +283,9 @@ impl Sessions {
         };
         let branch = crate::new_branch(&mut self.rng);
         let _ = ep.send_stateless(now, &ack, target, &branch);
-        let until = now + self.config.timers.t1x64();
+        // The UAS retransmits its 2xx for 64*T1 after sending it; kept twice as long, the
+        // ACK still answers the last retransmission after any delay up to 64*T1.
+        let until = now + self.config.timers.t1x64() * 2;
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };
@@ -351,9 +368,17 @@ impl Sessions {
     }
 
     /// The INVITE's transaction timed out (timer B), was cancelled by timer C, or failed.
-    pub(super) fn invite_timeout(&mut self, tx: ClientTxId, timer: Option<Timer>) {
+    pub(super) fn invite_timeout(&mut self, now: Instant, tx: ClientTxId, timer: Option<Timer>) {
         if timer == Some(Timer::C) {
-            // The endpoint sent CANCEL; the final response (487) is still to come.
+            // The endpoint sent CANCEL; the final response (487) may still come, for 64*T1,
+            // after which the transaction ends without an event.
+            let at = now + self.config.timers.t1x64();
+            if let Some(ctx) = self.invites.get_mut(&tx) {
+                if ctx.window_end.is_none() {
+                    ctx.window_end = Some(at);
+                    self.timers.insert((at, Due::Abandoned(tx)));
+                }
+            }
             if let Some(c) = self.invites.get(&tx).and_then(|ctx| ctx.call) {
                 if let Some(call) = self.calls.get_mut(c) {
                     if call.state == CallState::Pending {
@@ -370,15 +395,16 @@ impl Sessions {
         self.free_early(&ctx);
         if let Some(t) = ctx.window_end {
             self.timers.remove(&(t, Due::ForkWindow(tx)));
+            self.timers.remove(&(t, Due::Abandoned(tx)));
         }
         if let Some(c) = ctx.call {
-            let state = self.calls.get(c).map(|c| (c.state, c.leg));
+            let state = self.calls.get(c).map(|c| (c.state, c.leg, c.timer_c));
             let reason = match (state, timer) {
                 (_, None) => EndReason::TransportError,
-                (Some((CallState::Cancelling, _)), _) => EndReason::Cancelled,
+                (Some((CallState::Cancelling, _, false)), _) => EndReason::Cancelled,
                 _ => EndReason::Timeout,
             };
-            if state.is_some_and(|(_, leg)| leg.is_none()) {
+            if state.is_some_and(|(_, leg, _)| leg.is_none()) {
                 self.end_call(c, reason);
             }
         }
