@@ -35,6 +35,7 @@ impl Sessions {
             leg: None,
             invite: Some(tx),
             timer_c: false,
+            ctx: Some(tx),
         });
         self.invites.insert(
             tx,
@@ -45,6 +46,7 @@ impl Sessions {
                 offer: invite.offer.is_some(),
                 forks: SmallVec::new(),
                 window_end: None,
+                timer: self.ext_invite_headers(&invite).1,
             },
         );
         self.stats.calls_placed += 1;
@@ -69,6 +71,10 @@ impl Sessions {
             b = b.header("User-Agent", ua);
         }
         b = b.header("Allow", ALLOW);
+        // RFC 3262 section 4, RFC 4028 section 7.1.
+        for (n, v) in &self.ext_invite_headers(invite).0 {
+            b = b.header(n, v);
+        }
         for (n, v) in &invite.headers {
             b = b.header(n, v);
         }
@@ -93,6 +99,10 @@ impl Sessions {
             return;
         };
         if status == 100 {
+            return;
+        }
+        if status == 422 && self.ext_retry_422(now, ep, tx, &resp) {
+            // RFC 4028 section 7.3: asked again with the 422's Min-SE.
             return;
         }
         let Some(ctx) = self.invites.get(&tx) else {
@@ -160,6 +170,11 @@ impl Sessions {
             (None, None) => None,
         };
         if status < 200 {
+            // RFC 3262 section 4: reliable 1xx in order, PRACKed; the others dropped.
+            let offer_sent = self.invites.get(&tx).is_some_and(|c| c.offer);
+            if !self.ext_on_provisional(now, ep, k, call, offer_sent, &resp) {
+                return;
+            }
             let sdp = body_of(&resp);
             let reason = resp.view().start_line();
             let reason = match reason {
@@ -199,6 +214,7 @@ impl Sessions {
         leg.dialog.confirm_uac(&resp);
         leg.phase = Phase::Up;
         let sdp = body_of(&resp);
+        let ext = self.ext_read_2xx(tx, &resp);
         drop(resp);
         if let Some(ctx) = self.invites.get_mut(&tx) {
             // Timer M (RFC 6026): responses keep coming for 64*T1 after the first 2xx.
@@ -225,8 +241,10 @@ impl Sessions {
                     leg.call = Some(c);
                 }
                 self.stats.calls_answered += 1;
+                self.ext_uac_answered(now, k, tx, ext);
                 self.start_lifetime(now, k);
-                let offer_in_2xx = !offer_sent && sdp.is_some();
+                // (RFC 3262 5: not when the exchange completed with reliable 1xx and PRACK)
+                let offer_in_2xx = !offer_sent && sdp.is_some() && !self.ext_early_done(k);
                 self.push_event(SessionEvent::Answered {
                     call: call_handle(c),
                     sdp: sdp.clone(),
@@ -256,8 +274,12 @@ impl Sessions {
                 if let Some(leg) = self.legs.get_mut(k) {
                     leg.call = Some(c);
                 }
+                let reason = match self.calls.get(c) {
+                    Some(call) if call.timer_c => EndReason::Timeout,
+                    _ => EndReason::Cancelled,
+                };
                 self.send_ack(now, ep, k, seq, None);
-                self.send_bye(now, ep, k, EndReason::Cancelled);
+                self.send_bye(now, ep, k, reason);
             }
             _ => {
                 // Another fork answered (or the call is gone): ACK, then BYE.
@@ -348,7 +370,7 @@ impl Sessions {
     }
 
     /// Frees the dialogs of an INVITE that no 2xx confirmed.
-    fn free_early(&mut self, ctx: &InviteCtx) {
+    pub(super) fn free_early(&mut self, ctx: &InviteCtx) {
         for &k in &ctx.forks {
             if self
                 .legs
