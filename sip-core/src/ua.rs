@@ -691,9 +691,6 @@ impl UserAgent {
                     {
                         return;
                     }
-                    // Section 8.2.6.1 / 17.2.1: 100 Trying at once, hop by hop (it stops
-                    // the INVITE's retransmissions; the session layer rings next).
-                    self.respond(now, ep, tx, &request, reply(100, None, &[], None));
                 }
                 Event::Request {
                     tx,
