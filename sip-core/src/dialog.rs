@@ -275,6 +275,12 @@ impl Dialog {
         self.transport
     }
 
+    /// The address the dialog was made with (the source of the request or response that
+    /// created it).
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
     /// The dialog id.
     pub fn id(&self) -> &DialogId {
         &self.id

@@ -680,6 +680,44 @@ fn uas_retransmits_2xx_until_the_ack_and_sends_bye_at_64_t1_without_it() {
 }
 
 #[test]
+fn no_bye_aimed_elsewhere_for_an_unacked_2xx_over_udp() {
+    // RFC 3261 13.3.1.4 (the BYE is a SHOULD), 26.1.5: an INVITE whose source may be
+    // forged names another host in its Contact; without an ACK the source never proved
+    // it receives, so the BYE at 64*T1 is not sent to that host.
+    let (mut net, b, c) = bob_and_raw();
+    let req = RequestBuilder::new(Method::Invite, "sip:bob@127.0.0.3:5060")
+        .from("<sip:carol@example.com>;tag=ct")
+        .to("<sip:bob@example.com>")
+        .call_id("forged-call")
+        .cseq(1)
+        .contact("<sip:victim@192.0.2.7:5060>")
+        .body("application/sdp", OFFER)
+        .build(&mut rng())
+        .unwrap();
+    let now = net.now;
+    net.nodes[c]
+        .ep
+        .send_request(now, &req, Target::udp(addr(BOB)))
+        .unwrap();
+    net.run_for(Duration::from_millis(20));
+    let cb = net
+        .events(b)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Incoming { call, .. } => Some(call),
+            _ => None,
+        })
+        .unwrap();
+    let (s, ep, now) = net.ua(b);
+    s.accept(now, ep, cb, Some(ANSWER.to_vec())).unwrap();
+    net.drain(Duration::from_secs(100));
+    assert!(net.sent(b, "BYE").is_empty(), "no BYE towards the Contact");
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::NoAck));
+    assert_eq!(net.s(b).stats().byes_withheld, 1);
+    assert_eq!((net.s(b).calls(), net.s(b).dialogs()), (0, 0));
+}
+
+#[test]
 fn ack_stops_the_2xx_retransmissions() {
     // RFC 3261 13.3.1.4
     let (mut net, b, c) = bob_and_raw();

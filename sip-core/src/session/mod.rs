@@ -478,6 +478,9 @@ pub struct SessionStats {
     pub session_refreshes: u64,
     /// Sessions ended because no refresh came in time (RFC 4028 section 10).
     pub sessions_expired: u64,
+    /// Calls whose 2xx was never ACKed over UDP and whose BYE would have gone to an
+    /// address other than the INVITE's source: ended without BYE (section 26.1.5).
+    pub byes_withheld: u64,
 }
 
 /// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.

@@ -365,6 +365,22 @@ impl Sessions {
             }
             leg.shrink();
             self.stats.ack_timeouts += 1;
+            // The peer never proved it receives at the INVITE's source: over UDP that
+            // address may have been forged, and the BYE would go where the forger's
+            // Contact or Record-Route points, retransmitted up to timer F (section
+            // 26.1.5). The BYE is a SHOULD; it is sent only where the INVITE came from,
+            // or over the connection it came on.
+            let d = &leg.dialog;
+            let unproven = !d.transport().is_stream()
+                && d.next_hop().is_none_or(|t| t.addr.ip() != d.peer().ip());
+            if unproven {
+                self.stats.byes_withheld += 1;
+                if let Some(c) = leg.call {
+                    self.end_call(c, EndReason::NoAck);
+                }
+                self.free_leg(k);
+                return;
+            }
             self.send_bye(now, ep, k, EndReason::NoAck);
             return;
         }
