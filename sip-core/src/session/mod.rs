@@ -25,6 +25,14 @@ mod indialog;
 mod uac;
 mod uas;
 
+// RFC 3262, RFC 4028 and RFC 3311 (h-ext): sans-IO pieces the session drives.
+#[allow(dead_code)] // (until wired into the session)
+mod reliable;
+#[allow(dead_code)] // (until wired into the session)
+mod timer;
+#[allow(dead_code)] // (until wired into the session)
+mod update;
+
 /// A call as the application sees it: one INVITE session (UAC: the INVITE it sent and the
 /// dialogs its forks create, until one is kept; UAS: one INVITE received). Generational: a
 /// handle of an ended call never names a later one.
