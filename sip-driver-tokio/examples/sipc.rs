@@ -28,9 +28,13 @@ use sip_core::registration::{RegistrationConfig, RegistrationEvent, Registration
 use sip_core::{
     HeaderName, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport,
 };
-use sip_driver_tokio::{Client, Driver, ListenSpec, Responses};
+use sip_driver_tokio::{Client, Driver, Incoming, ListenSpec, Responses};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
-const USAGE: &str = "usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] \
+const USAGE: &str =
+    "usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] \
     [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] | \
     message URI TEXT | register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
 
@@ -38,7 +42,8 @@ const HELP: &str =
     "sipc (tokio driver): sends one request, or a whole call, or keeps a registration, and
 prints the responses.
 
-usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] [--user NAME --password SECRET] options URI
+usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
+            [--user NAME --password SECRET] options URI
        sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
        sipc [...] message URI TEXT                MESSAGE with a text/plain body
        sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
@@ -46,6 +51,11 @@ usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] [--user NAME --password SEC
                                                   removed (Contact expires=0)
   URI               sip:127.0.0.1:5060, sip:bob@[::1]:5060;transport=tcp (IP addresses only)
   --transport T     udp or tcp (default: the URI's transport parameter, else udp)
+  --bind ADDR       the local address, IP or IP:PORT (default: the address the system
+                    sends from toward the target, any free port); the Via and the
+                    Contact name it
+  --proxy URI       outbound proxy (IP address): every request goes to it, with a
+                    preloaded Route <URI;lr>
   --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
   --user NAME       username for digest challenges (401, 407), with --password
   --password SECRET password for digest challenges (other local users can read a
@@ -77,6 +87,10 @@ struct Args {
     aor: Option<String>,
     expires: u32,
     stay: Duration,
+    /// `--bind`: the local address (port 0: any free port).
+    bind: Option<SocketAddr>,
+    /// `--proxy`: the outbound proxy's URI.
+    proxy: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -109,6 +123,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         aor: None,
         expires: 3600,
         stay: Duration::ZERO,
+        bind: None,
+        proxy: None,
     };
     let mut positional = Vec::new();
     let mut it = argv.into_iter();
@@ -140,6 +156,17 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 let v = value("--for")?;
                 args.stay = parse_duration(&v).ok_or(format!("--for {v}: not a duration"))?;
             }
+            "--bind" => {
+                let v = value("--bind")?;
+                args.bind = Some(parse_bind(&v).ok_or(format!(
+                    "--bind {v}: not an IP address or IP:PORT ([v6]:PORT)"
+                ))?);
+            }
+            "--proxy" => {
+                let v = value("--proxy")?;
+                target_of(&v, None).map_err(|e| format!("--proxy {e}"))?;
+                args.proxy = Some(v);
+            }
             "-v" | "--verbose" => args.verbose = true,
             "-h" | "--help" => return Ok(None),
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
@@ -168,6 +195,54 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     Ok(Some(args))
 }
 
+/// `--bind`: `IP`, `IP:PORT` or `[IPv6]:PORT`; a specific address (the Via and the
+/// Contact name it), not the wildcard.
+fn parse_bind(v: &str) -> Option<SocketAddr> {
+    let addr = match v.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, 0),
+        Err(_) => v.parse::<SocketAddr>().ok()?,
+    };
+    (!addr.ip().is_unspecified() && !addr.ip().is_multicast()).then_some(addr)
+}
+
+/// The local address the system would send from to reach `remote` (no packet is sent: a
+/// UDP socket is only connected); the loopback address of its family if it cannot tell.
+fn local_ip_toward(remote: SocketAddr) -> IpAddr {
+    let (any, loopback) = match remote {
+        SocketAddr::V4(_) => (
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ),
+        SocketAddr::V6(_) => (
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ),
+    };
+    std::net::UdpSocket::bind(SocketAddr::new(any, 0))
+        .and_then(|s| {
+            s.connect(remote)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(loopback)
+}
+
+/// `--proxy URI`: the preloaded Route that sends requests through it (RFC 3261 section
+/// 8.1.2, loose routing: `lr` added when the URI lacks it).
+fn proxy_route(uri: &str) -> String {
+    let lr = uri
+        .split(';')
+        .skip(1)
+        .any(|p| p.eq_ignore_ascii_case("lr") || p.to_ascii_lowercase().starts_with("lr="));
+    if lr {
+        format!("<{uri}>")
+    } else {
+        format!("<{uri};lr>")
+    }
+}
+
 /// Where the URI says to send: its IP address and port, and its transport parameter.
 fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
     let sip = SipUri::parse(uri).ok_or(format!("{uri}: not a sip: URI"))?;
@@ -189,13 +264,63 @@ fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
     })
 }
 
+/// Prints one line per message on the wire (stdout), from the driver's per-message
+/// `tracing` events (target `sip_driver_tokio::wire`): `-> METHOD` for each request sent,
+/// `<- CODE Reason` for each response received, and likewise `<- METHOD` and `-> CODE
+/// Reason` for requests received and responses sent. Retransmissions show as they happen.
+struct WirePrinter;
+
+/// The fields of one wire event that the printer reads.
+#[derive(Default)]
+struct WireFields {
+    /// "sent INVITE", "recv 200", ...
+    message: String,
+    reason: Option<String>,
+}
+
+impl tracing::field::Visit for WireFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "reason" {
+            self.reason = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "reason" => self.reason = Some(format!("{value:?}").trim_matches('"').to_owned()),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WirePrinter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut f = WireFields::default();
+        event.record(&mut f);
+        let Some((dir, what)) = f.message.split_once(' ') else {
+            return;
+        };
+        let arrow = match dir {
+            "sent" => "->",
+            "recv" => "<-",
+            _ => return,
+        };
+        // Keep-alives and unparsable messages are not SIP messages to show.
+        if what.contains(' ') {
+            return;
+        }
+        match f.reason {
+            Some(reason) => println!("{arrow} {what} {}", printable(reason.as_bytes())),
+            None => println!("{arrow} {}", printable(what.as_bytes())),
+        }
+    }
+}
+
+/// `-v`: the whole response (its `<- CODE Reason` line is the wire printer's).
 fn show(r: &OwnedMessage, verbose: bool) {
     if verbose {
-        println!("<- {}", printable(r.as_bytes()));
-    } else {
-        let bytes = r.as_bytes();
-        let line = bytes.split(|&b| b == b'\r').next().unwrap_or(bytes);
-        println!("<- {}", printable(line));
+        println!("{}", printable(r.as_bytes()));
     }
 }
 
@@ -259,14 +384,7 @@ async fn send(
             if let Some(d) = digest.as_mut() {
                 match d.retry(&request, &last, rng) {
                     Ok(next) => {
-                        let v = next.view();
-                        println!(
-                            "-> {} {} (with credentials)",
-                            v.method()
-                                .map(|m| m.as_str().to_owned())
-                                .unwrap_or_default(),
-                            next.request_uri().unwrap_or("")
-                        );
+                        println!("   answering the challenge");
                         request = next;
                         continue;
                     }
@@ -299,8 +417,12 @@ fn remote_target(ok: &OwnedMessage, fallback: &str) -> String {
 
 /// `register`: keeps a registration for `--for`, then removes it. Fails unless every
 /// REGISTER got a 2xx (after answering challenges).
-async fn register(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
-    let target = target_of(&args.uri, args.transport)?;
+async fn register(
+    args: &Args,
+    client: &Client,
+    target: Target,
+    local: SocketAddr,
+) -> Result<(), String> {
     let aor = args.aor.as_deref().ok_or("register needs --aor URI")?;
     let user = args.user.as_deref().unwrap_or("sipc");
     let contact = match target.transport {
@@ -310,6 +432,9 @@ async fn register(args: &Args, client: &Client, local: SocketAddr) -> Result<(),
     let mut config = RegistrationConfig::new(&args.uri, aor, &contact).with_expires(args.expires);
     if let (Some(u), Some(p)) = (&args.user, &args.password) {
         config = config.with_credentials(u, p);
+    }
+    if let Some(proxy) = &args.proxy {
+        config = config.with_header("Route", &proxy_route(proxy));
     }
     let mut reg = client.register(config, target).map_err(|e| e.to_string())?;
     let until = tokio::time::Instant::now() + args.stay;
@@ -406,16 +531,24 @@ fn print_event(uri: &str, e: &RegistrationEvent, ok: &mut bool, registered: &mut
     }
 }
 
-async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
+async fn run(
+    args: &Args,
+    client: &Client,
+    _incoming: Incoming,
+    target: Target,
+    local: SocketAddr,
+) -> Result<(), String> {
     if args.command == "register" {
-        return register(args, client, local).await;
+        return register(args, client, target, local).await;
     }
-    let target = target_of(&args.uri, args.transport)?;
     let mut rng = SeededRng::new(
         sip_driver_tokio::os_seed().map_err(|e| format!("cannot read a seed: {e}"))?,
     );
     let from = format!("<sip:sipc@{local}>");
-    let contact = format!("<sip:sipc@{local}>");
+    let contact = match target.transport {
+        Transport::Tcp => format!("<sip:sipc@{local};transport=tcp>"),
+        _ => format!("<sip:sipc@{local}>"),
+    };
     let to = format!("<{}>", args.uri);
     let method = match args.command.as_str() {
         "options" => Method::Options,
@@ -427,6 +560,9 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         .from(&from)
         .to(&to)
         .cseq(cseq);
+    if let Some(proxy) = &args.proxy {
+        b = b.header("Route", &proxy_route(proxy));
+    }
     b = match method {
         Method::Message => b.body("text/plain", args.text.as_bytes()),
         Method::Invite => b.contact(&contact).body("application/sdp", OFFER),
@@ -437,7 +573,6 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         (Some(u), Some(p)) => Some(DigestClient::new(u, p)),
         _ => None,
     };
-    println!("-> {} {}", method.as_str(), args.uri);
     let (request, last) =
         send(client, request, target, &mut digest, &mut rng, args.verbose).await?;
     if !is_2xx(&last) {
@@ -475,7 +610,6 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         }
     }
     let ack = ack.build(&mut rng).map_err(|e| e.to_string())?;
-    println!("-> ACK {uri}");
     client.ack(ack, target).await.map_err(|e| e.to_string())?;
     println!("   holding for {:?}", args.hold);
     tokio::select! {
@@ -489,7 +623,6 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
         .cseq(cseq + 1)
         .build(&mut rng)
         .map_err(|e| e.to_string())?;
-    println!("-> BYE {uri}");
     let (_, last) = send(client, bye, target, &mut digest, &mut rng, args.verbose).await?;
     if is_2xx(&last) {
         Ok(())
@@ -519,39 +652,48 @@ async fn main() -> ExitCode {
         }
     };
     // A log written to a file or a pipe gets no colour codes.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .init();
-    let target = match target_of(&args.uri, args.transport) {
+        .with_filter(filter);
+    // One line per message on stdout (register prints its own, one per REGISTER).
+    let wire = (args.command != "register").then(|| {
+        WirePrinter.with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("sip_driver_tokio::wire", tracing::Level::INFO),
+        )
+    });
+    tracing_subscriber::registry().with(log).with(wire).init();
+    // Requests go to the outbound proxy when there is one, else to the URI's address.
+    let target = match target_of(args.proxy.as_deref().unwrap_or(&args.uri), args.transport) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("sipc: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    // Listen on the loopback of the target's family: the Via and Contact name it.
-    let ip = match target.addr.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-    };
-    let specs = [
-        ListenSpec::udp(SocketAddr::new(ip, 0)),
-        ListenSpec::tcp(SocketAddr::new(ip, 0)),
-    ];
-    let (client, _incoming) = match Driver::bind(specs).await {
+    // Listen on `--bind`, else on the address the system sends from toward the target, with
+    // the transport used only: the Via and the Contact name the address and port that
+    // receive (with `;transport=tcp` over TCP).
+    let bind = args
+        .bind
+        .unwrap_or_else(|| SocketAddr::new(local_ip_toward(target.addr), 0));
+    if bind.is_ipv4() != target.addr.is_ipv4() {
+        eprintln!(
+            "sipc: --bind {bind} and {} are not of one address family\n{USAGE}",
+            target.addr
+        );
+        return ExitCode::from(2);
+    }
+    let (client, incoming) = match Driver::bind([ListenSpec::new(target.transport, bind)]).await {
         Ok(d) => d.start(),
         Err(e) => {
             eprintln!("sipc: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let local = client
-        .local_addr(target.transport)
-        .or_else(|| client.local_addr(Transport::Udp))
-        .expect("bound");
-    let result = run(&args, &client, local).await;
+    let local = client.local_addr(target.transport).expect("bound");
+    let result = run(&args, &client, incoming, target, local).await;
     client.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -600,7 +600,8 @@ fn proxy_summary(ran: Duration, s: &sip_core::Stats, tu: &ProxyRegistrar) -> Str
     let r = tu.stats();
     format!(
         "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
-         transactions {}; OPTIONS {}, rejected {}; registrations {}, bindings {}; \
+         transactions {}; OPTIONS {}, rejected {}; dialogs open {}; registrations {}, \
+         bindings {}; \
          proxy: contexts open {}, to registered users {}, passed on {}, refused by the \
          routing {}, overloaded (503) {}, requests forwarded {}, responses forwarded {}, \
          ACKs forwarded {}, CANCELs sent {}, loops {}, answered by the proxy {}",
@@ -611,6 +612,7 @@ fn proxy_summary(ran: Duration, s: &sip_core::Stats, tu: &ProxyRegistrar) -> Str
         s.transactions,
         u.options,
         u.rejected,
+        tu.ua().dialogs(),
         u.registrations,
         tu.ua().bindings(),
         tu.proxy().contexts(),
@@ -824,7 +826,8 @@ async fn main() -> ExitCode {
             println!(
                 "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
                  transactions {}; calls answered {}, ended {}, cancelled {}, ACK timeouts {}; \
-                 OPTIONS {}, MESSAGE {}, rejected {}; registrations {}, bindings {}",
+                 OPTIONS {}, MESSAGE {}, rejected {}; dialogs open {}; registrations {}, \
+                 bindings {}",
                 started.elapsed().as_secs_f64(),
                 s.received,
                 s.malformed,
@@ -837,6 +840,7 @@ async fn main() -> ExitCode {
                 u.options,
                 u.messages,
                 u.rejected,
+                done.tu.0.dialogs(),
                 u.registrations,
                 // With --location they are in Redis, shared: not this process's to count.
                 match done.tu.1 {
