@@ -169,6 +169,7 @@
 pub mod auth;
 mod budget;
 mod builder;
+pub mod dialog;
 mod edit;
 mod endpoint;
 mod error;
@@ -182,6 +183,7 @@ pub mod proxy_registrar;
 pub mod registrar;
 pub mod registration;
 mod rng;
+pub mod session;
 pub mod transaction;
 pub mod transport;
 pub mod ua;
