@@ -33,6 +33,8 @@
 //! - [`auth`]: digest authentication (RFC 3261 section 22, RFC 7616, RFC 8760) for servers
 //!   ([`auth::Authenticator`]: challenges, nonces that need no table, replay detection) and
 //!   clients ([`auth::DigestClient`]: the answer to a 401 or 407).
+//! - [`sdp`]: session descriptions (RFC 8866), parsed without copying and written back, and
+//!   the offer/answer helper [`sdp::LocalMedia`] (RFC 3264).
 //!
 //! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
 //! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
@@ -183,6 +185,7 @@ pub mod proxy_registrar;
 pub mod registrar;
 pub mod registration;
 mod rng;
+pub mod sdp;
 pub mod session;
 pub mod transaction;
 pub mod transport;

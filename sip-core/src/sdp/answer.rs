@@ -1,0 +1,448 @@
+//! The offer/answer helper (RFC 3264 sections 5, 6 and 8; RFC 4733 for telephone-event).
+
+use std::net::IpAddr;
+
+use super::{Attribute, Connection, Direction, Media, Origin, Sdp, SdpError, Time};
+
+/// An audio codec: an RTP payload format with its payload type number (RFC 3551, RFC 8866
+/// section 6.6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Codec {
+    /// The encoding name, e.g. `PCMU` (compared case-insensitively).
+    pub name: String,
+    /// The RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// The number of channels; `None` means one.
+    pub channels: Option<u8>,
+    /// The payload type number we offer it with (in an answer, the offerer's number is
+    /// used, RFC 3264 section 6.1).
+    pub payload_type: u8,
+    /// The `a=fmtp` parameters, if any.
+    pub fmtp: Option<String>,
+}
+
+impl Codec {
+    /// G.711 µ-law, static payload type 0 (RFC 3551 section 6).
+    pub fn pcmu() -> Codec {
+        Codec::new("PCMU", 8000, 0)
+    }
+
+    /// G.711 A-law, static payload type 8 (RFC 3551 section 6).
+    pub fn pcma() -> Codec {
+        Codec::new("PCMA", 8000, 8)
+    }
+
+    /// DTMF events (RFC 4733): `telephone-event/8000` on dynamic payload type 101 with
+    /// events 0-16 (the digits, `*`, `#`, A to D and flash).
+    pub fn telephone_event() -> Codec {
+        Codec {
+            fmtp: Some("0-16".to_owned()),
+            ..Codec::new("telephone-event", 8000, 101)
+        }
+    }
+
+    /// A codec with one channel and no format parameters.
+    pub fn new(name: &str, clock_rate: u32, payload_type: u8) -> Codec {
+        Codec {
+            name: name.to_owned(),
+            clock_rate,
+            channels: None,
+            payload_type,
+            fmtp: None,
+        }
+    }
+
+    /// Whether this is RFC 4733 telephone-event (not a codec that carries the call's audio).
+    pub fn is_telephone_event(&self) -> bool {
+        self.name.eq_ignore_ascii_case("telephone-event")
+    }
+
+    /// Whether `name/clock_rate/channels` names this codec (RFC 3264 section 6.1: encoding
+    /// names compared case-insensitively; no channel count means one).
+    fn matches(&self, name: &str, clock_rate: u32, channels: Option<u8>) -> bool {
+        self.name.eq_ignore_ascii_case(name)
+            && self.clock_rate == clock_rate
+            && self.channels.unwrap_or(1) == channels.unwrap_or(1)
+    }
+
+    /// The `a=rtpmap` value: `<pt> <name>/<rate>[/<channels>]`.
+    fn rtpmap(&self) -> String {
+        match self.channels {
+            Some(c) => format!(
+                "{} {}/{}/{}",
+                self.payload_type, self.name, self.clock_rate, c
+            ),
+            None => format!("{} {}/{}", self.payload_type, self.name, self.clock_rate),
+        }
+    }
+}
+
+/// The static audio payload types of RFC 3551 section 6 that an offer may use without an
+/// `a=rtpmap`: (payload type, encoding name, clock rate, channels).
+const STATIC_AUDIO: [(u8, &str, u32, u8); 17] = [
+    (0, "PCMU", 8000, 1),
+    (3, "GSM", 8000, 1),
+    (4, "G723", 8000, 1),
+    (5, "DVI4", 8000, 1),
+    (6, "DVI4", 16000, 1),
+    (7, "LPC", 8000, 1),
+    (8, "PCMA", 8000, 1),
+    (9, "G722", 8000, 1),
+    (10, "L16", 44100, 2),
+    (11, "L16", 44100, 1),
+    (12, "QCELP", 8000, 1),
+    (13, "CN", 8000, 1),
+    (14, "MPA", 90000, 1),
+    (15, "G728", 8000, 1),
+    (16, "DVI4", 11025, 1),
+    (17, "DVI4", 22050, 1),
+    (18, "G729", 8000, 1),
+];
+
+/// Why an offer could not be answered, or an answer to our offer is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// The offer (or answer) is not a valid session description.
+    #[error("malformed session description: {0}")]
+    Malformed(#[from] SdpError),
+    /// No stream could be accepted: no audio stream with a codec in common (RFC 3264
+    /// section 6), or every stream of an answer was rejected.
+    #[error("no acceptable media stream")]
+    NotAcceptable,
+    /// [`LocalMedia::accept_answer`] without an offer waiting for its answer.
+    #[error("no offer is waiting for an answer")]
+    NoOffer,
+    /// The answer does not have one m= line per m= line of the offer (RFC 3264 section 6).
+    #[error("answer has {answered} media descriptions, the offer had {offered}")]
+    MediaCountMismatch {
+        /// m= lines in our offer.
+        offered: usize,
+        /// m= lines in the answer.
+        answered: usize,
+    },
+    /// An accepted stream of the answer has no audio codec that we offered (RFC 3264
+    /// section 6.1).
+    #[error("answer accepts a stream without a codec we offered")]
+    UnofferedCodec,
+}
+
+impl AnswerError {
+    /// The status to refuse the offer with: 488 Not Acceptable Here (RFC 3261 section
+    /// 21.4.26, RFC 3264 section 6) when the offer is understood but nothing in it can be
+    /// accepted, and 400 Bad Request for a malformed offer: the request's body cannot be
+    /// parsed, which is a syntax error of the request (RFC 3261 section 21.4.1), and 400
+    /// tells the peer to fix it rather than retry with other media.
+    pub fn status(&self) -> u16 {
+        match self {
+            AnswerError::Malformed(_) => 400,
+            _ => 488,
+        }
+    }
+}
+
+/// What the answer says about one offered stream.
+enum Stream<'o> {
+    /// Accepted with these codecs (offerer's payload type numbers) and this direction.
+    Accepted(Vec<Codec>, Direction),
+    /// Rejected (port 0); the offered m= line's media type, proto and formats.
+    Rejected(&'o Media<'o>),
+}
+
+/// Our side of the media: what we offer and how we answer (RFC 3264).
+///
+/// One audio stream on one address and port, with codecs in order of preference. It keeps
+/// the o= session id and version, and the last description it produced: the version goes up
+/// only when a new offer or answer differs from it (RFC 3264 section 8).
+#[derive(Debug, Clone)]
+pub struct LocalMedia {
+    address: IpAddr,
+    audio_port: u16,
+    codecs: Vec<Codec>,
+    session_id: u64,
+    session_version: u64,
+    last_sent: Option<Vec<u8>>,
+    /// Our offer waiting for its answer.
+    offered: Option<Vec<u8>>,
+}
+
+impl LocalMedia {
+    /// Audio on `address` and `audio_port` with PCMU, PCMA and telephone-event, o= session
+    /// id `session_id` (draw it at random: RFC 8866 section 5.2) and version 1.
+    pub fn new(address: IpAddr, audio_port: u16, session_id: u64) -> LocalMedia {
+        LocalMedia {
+            address,
+            audio_port,
+            codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
+            session_id,
+            session_version: 1,
+            last_sent: None,
+            offered: None,
+        }
+    }
+
+    /// Replaces the codecs, in order of preference.
+    pub fn with_codecs(mut self, codecs: Vec<Codec>) -> LocalMedia {
+        self.codecs = codecs;
+        self
+    }
+
+    /// The codecs, in order of preference.
+    pub fn codecs(&self) -> &[Codec] {
+        &self.codecs
+    }
+
+    /// The o= version of the last description produced (the next one if none yet).
+    pub fn session_version(&self) -> u64 {
+        self.session_version
+    }
+
+    /// The last offer or answer produced.
+    pub fn last_sent(&self) -> Option<&[u8]> {
+        self.last_sent.as_deref()
+    }
+
+    /// An offer (RFC 3264 section 5): one audio m= line with our codecs (an `a=rtpmap` for
+    /// each, static ones included, and their `a=fmtp`) and `direction` (`a=sendonly` puts
+    /// the peer on hold, RFC 3264 section 8.4). The o= version goes up only when the offer
+    /// differs from the last description sent (section 8). The offer waits for
+    /// [`LocalMedia::accept_answer`].
+    pub fn offer(&mut self, direction: Direction) -> Vec<u8> {
+        let codecs = self.codecs.clone();
+        let times = [Time {
+            start: 0,
+            stop: 0,
+            repeats: Vec::new(),
+            zone: None,
+        }];
+        let sdp = self.render(&[Stream::Accepted(codecs, direction)], &times);
+        self.offered = Some(sdp.clone());
+        sdp
+    }
+
+    /// The answer to `offer` (RFC 3264 section 6): one m= line per offered m= line, in the
+    /// same order. The first audio stream over `RTP/AVP` with a codec in common is accepted
+    /// on our port, with the codecs both sides do (matched by encoding name, clock rate and
+    /// channels), the offerer's payload type numbers and order (6.1), telephone-event only
+    /// when offered, and the offered direction mirrored (6.1). Every other stream (video,
+    /// nothing in common, port 0 in the offer, multicast, a second audio stream) gets port
+    /// 0. The t= lines are the offer's (6). The o= version goes up only when the answer
+    /// differs from the last description sent (section 8).
+    pub fn answer(&mut self, offer: &[u8]) -> Result<Vec<u8>, AnswerError> {
+        let offer = Sdp::parse(offer)?;
+        let mut streams = Vec::with_capacity(offer.media().len());
+        let mut accepted = false;
+        for m in offer.media() {
+            let usable = !accepted
+                && m.port() != 0
+                && m.media_type().eq_ignore_ascii_case("audio")
+                && m.proto().eq_ignore_ascii_case("RTP/AVP")
+                && !offer.connection_for(m).is_some_and(|c| c.is_multicast());
+            let common = if usable {
+                self.intersect(m)
+            } else {
+                Vec::new()
+            };
+            // telephone-event alone carries no audio
+            if common.iter().any(|c| !c.is_telephone_event()) {
+                accepted = true;
+                streams.push(Stream::Accepted(common, m.direction().mirror()));
+            } else {
+                streams.push(Stream::Rejected(m));
+            }
+        }
+        if !accepted {
+            return Err(AnswerError::NotAcceptable);
+        }
+        Ok(self.render(&streams, offer.times()))
+    }
+
+    /// Checks the answer to our last offer (RFC 3264 section 6): one m= line per offered
+    /// m= line, and each accepted stream (port not 0) with at least one audio codec we
+    /// offered, under our payload type number (6.1). A stream with port 0 was rejected;
+    /// when all are, [`AnswerError::NotAcceptable`]. On success the offer is settled.
+    pub fn accept_answer(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
+        let offered = self.offered.as_deref().ok_or(AnswerError::NoOffer)?;
+        let offer = Sdp::parse(offered)?;
+        let answer = Sdp::parse(answer)?;
+        if answer.media().len() != offer.media().len() {
+            return Err(AnswerError::MediaCountMismatch {
+                offered: offer.media().len(),
+                answered: answer.media().len(),
+            });
+        }
+        let mut any = false;
+        for m in answer.media().iter().filter(|m| m.port() != 0) {
+            let ours = m
+                .formats()
+                .filter_map(super::parse::number::<u8>)
+                .any(|pt| {
+                    self.codecs.iter().any(|c| {
+                        c.payload_type == pt
+                            && !c.is_telephone_event()
+                            && m.rtpmap(pt).is_none_or(|r| {
+                                c.matches(r.encoding_name, r.clock_rate, r.channels)
+                            })
+                    })
+                });
+            if !ours {
+                return Err(AnswerError::UnofferedCodec);
+            }
+            any = true;
+        }
+        if !any {
+            return Err(AnswerError::NotAcceptable);
+        }
+        self.offered = None;
+        Ok(())
+    }
+
+    /// Our codecs that the offered stream has, with the offerer's payload type numbers,
+    /// in the offer's order (RFC 3264 section 6.1).
+    fn intersect(&self, m: &Media<'_>) -> Vec<Codec> {
+        let mut common: Vec<Codec> = Vec::new();
+        for pt in m.formats().filter_map(super::parse::number::<u8>) {
+            if common.iter().any(|c| c.payload_type == pt) {
+                continue;
+            }
+            // a=rtpmap first; static payload types may go without one (RFC 8866 6.6)
+            let (name, rate, channels) = match m.rtpmap(pt) {
+                Some(r) => (r.encoding_name, r.clock_rate, r.channels),
+                None => match STATIC_AUDIO.iter().find(|s| s.0 == pt) {
+                    Some(&(_, name, rate, channels)) => (name, rate, Some(channels)),
+                    None => continue,
+                },
+            };
+            if let Some(ours) = self.codecs.iter().find(|c| c.matches(name, rate, channels)) {
+                common.push(Codec {
+                    payload_type: pt,
+                    ..ours.clone()
+                });
+            }
+        }
+        common
+    }
+
+    /// Writes the description for `streams`, bumping the version when it differs from the
+    /// last one sent.
+    fn render(&mut self, streams: &[Stream<'_>], times: &[Time<'_>]) -> Vec<u8> {
+        let mut sdp = self.write(streams, times, self.session_version);
+        if let Some(last) = &self.last_sent {
+            if *last != sdp {
+                self.session_version = self.session_version.wrapping_add(1);
+                sdp = self.write(streams, times, self.session_version);
+            }
+        }
+        self.last_sent = Some(sdp.clone());
+        sdp
+    }
+
+    fn write(&self, streams: &[Stream<'_>], times: &[Time<'_>], version: u64) -> Vec<u8> {
+        let session_id = self.session_id.to_string();
+        let version = version.to_string();
+        let address = self.address.to_string();
+        let addrtype = if self.address.is_ipv4() { "IP4" } else { "IP6" };
+        // the strings the accepted streams' lines borrow
+        let owned: Vec<(String, Vec<String>, Vec<String>)> = streams
+            .iter()
+            .map(|s| match s {
+                Stream::Accepted(codecs, _) => (
+                    codecs
+                        .iter()
+                        .map(|c| c.payload_type.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    codecs.iter().map(Codec::rtpmap).collect(),
+                    codecs
+                        .iter()
+                        .map(|c| match &c.fmtp {
+                            Some(f) => format!("{} {f}", c.payload_type),
+                            None => String::new(),
+                        })
+                        .collect(),
+                ),
+                Stream::Rejected(_) => Default::default(),
+            })
+            .collect();
+        let media = streams
+            .iter()
+            .zip(&owned)
+            .map(|(s, (formats, rtpmaps, fmtps))| match s {
+                Stream::Accepted(_, direction) => {
+                    let mut attributes = Vec::with_capacity(2 * rtpmaps.len() + 1);
+                    for (rtpmap, fmtp) in rtpmaps.iter().zip(fmtps) {
+                        attributes.push(Attribute {
+                            name: "rtpmap",
+                            value: Some(rtpmap),
+                        });
+                        if !fmtp.is_empty() {
+                            attributes.push(Attribute {
+                                name: "fmtp",
+                                value: Some(fmtp),
+                            });
+                        }
+                    }
+                    attributes.push(Attribute {
+                        name: direction.as_str(),
+                        value: None,
+                    });
+                    Media {
+                        media: "audio",
+                        port: self.audio_port,
+                        port_count: None,
+                        proto: "RTP/AVP",
+                        formats,
+                        information: None,
+                        connections: Vec::new(),
+                        bandwidths: Vec::new(),
+                        key: None,
+                        attributes,
+                        session_direction: Direction::SendRecv,
+                    }
+                }
+                // RFC 3264 section 6: port 0, the formats are ignored but one must be there
+                Stream::Rejected(offered) => Media {
+                    media: offered.media,
+                    port: 0,
+                    port_count: None,
+                    proto: offered.proto,
+                    formats: offered.formats,
+                    information: None,
+                    connections: Vec::new(),
+                    bandwidths: Vec::new(),
+                    key: None,
+                    attributes: Vec::new(),
+                    session_direction: Direction::SendRecv,
+                },
+            })
+            .collect();
+        Sdp {
+            origin: Origin {
+                username: "-",
+                session_id: &session_id,
+                session_version: &version,
+                nettype: "IN",
+                addrtype,
+                address: &address,
+            },
+            session_name: "-",
+            information: None,
+            uri: None,
+            emails: Vec::new(),
+            phones: Vec::new(),
+            connection: Some(Connection {
+                nettype: "IN",
+                addrtype,
+                address: &address,
+                ttl: None,
+                count: None,
+            }),
+            bandwidths: Vec::new(),
+            times: times.to_vec(),
+            key: None,
+            attributes: Vec::new(),
+            media,
+        }
+        .to_bytes()
+    }
+}
