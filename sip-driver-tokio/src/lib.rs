@@ -113,6 +113,7 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod client;
 mod driver;
 mod error;
@@ -121,6 +122,7 @@ pub mod location;
 mod log;
 mod registration;
 
+pub use call::{Call, CallEvent, IncomingCall, IncomingCalls};
 pub use client::{Client, Incoming, Responder, Responses};
 pub use driver::{Driver, Finished, Shutdown};
 pub use error::{Error, RequestError};
