@@ -90,6 +90,7 @@ pub struct Call {
     handle: CallHandle,
     events: mpsc::Receiver<CallEvent>,
     ended: Arc<OnceLock<EndReason>>,
+    rejection: Arc<OnceLock<OwnedMessage>>,
     /// [`CallEvent::Ended`] has been returned.
     done: bool,
     cmds: mpsc::UnboundedSender<Command>,
@@ -210,6 +211,13 @@ impl Call {
     /// [`Call::next_event`] has read).
     pub fn remote_sdp(&self) -> Option<&[u8]> {
         self.remote_sdp.as_deref()
+    }
+
+    /// The final response that ended a placed call with [`EndReason::Rejected`]: a 401 or
+    /// 407 carries the challenge to answer in a new call (its credentials go in with
+    /// [`Invite::header`]), a 3xx its Contacts.
+    pub fn rejection(&self) -> Option<&OwnedMessage> {
+        self.rejection.get()
     }
 
     /// Has the call ended (its [`CallEvent::Ended`] read, or about to be)?
@@ -340,6 +348,8 @@ impl IncomingCall {
 struct CallSink {
     events: mpsc::Sender<CallEvent>,
     ended: Arc<OnceLock<EndReason>>,
+    /// The final response that rejected a placed call.
+    rejection: Arc<OnceLock<OwnedMessage>>,
     /// The call's Call-ID, once known (UAS: the INVITE's; UAC: its first dialog's).
     call_id: Option<String>,
 }
@@ -355,6 +365,9 @@ pub(crate) struct CallTable {
     call_ids: HashMap<String, (usize, Option<Instant>)>,
     incoming: Option<mpsc::Sender<IncomingCall>>,
     cmds: mpsc::WeakUnboundedSender<Command>,
+    /// The final non-2xx response being handed to the session layer: the one that ends a
+    /// placed call with [`EndReason::Rejected`] in the same turn.
+    last_final: Option<OwnedMessage>,
 }
 
 impl CallTable {
@@ -370,6 +383,7 @@ impl CallTable {
             call_ids: HashMap::new(),
             incoming,
             cmds,
+            last_final: None,
         }
     }
 
@@ -401,8 +415,14 @@ impl CallTable {
         event: Event,
         ep: &mut Endpoint,
     ) -> Option<Event> {
+        if let Event::Response { response, .. } = &event {
+            if response.view().status().is_some_and(|c| c >= 300) {
+                self.last_final = Some(response.clone());
+            }
+        }
         let back = self.sessions.handle_event(now, event, ep);
         self.dispatch(now, ep);
+        self.last_final = None;
         back
     }
 
@@ -469,6 +489,7 @@ impl CallTable {
     ) -> Call {
         let (tx, rx) = mpsc::channel(CALL_EVENTS);
         let ended = Arc::new(OnceLock::new());
+        let rejection = Arc::new(OnceLock::new());
         if let Some(id) = &call_id {
             self.note_call_id(id.clone());
         }
@@ -477,6 +498,7 @@ impl CallTable {
             CallSink {
                 events: tx,
                 ended: Arc::clone(&ended),
+                rejection: Arc::clone(&rejection),
                 call_id,
             },
         );
@@ -484,6 +506,7 @@ impl CallTable {
             handle,
             events: rx,
             ended,
+            rejection,
             done: false,
             cmds,
             remote_sdp: offer,
@@ -609,6 +632,11 @@ impl CallTable {
 
     fn end(&mut self, now: Instant, call: CallHandle, reason: EndReason) {
         if let Some(sink) = self.sinks.get(&call) {
+            if let (EndReason::Rejected(code), Some(r)) = (reason, &self.last_final) {
+                if r.view().status() == Some(code) {
+                    let _ = sink.rejection.set(r.clone());
+                }
+            }
             let _ = sink.ended.set(reason);
             // Delivered in order when there is room; else the closed queue says Ended.
             let _ = sink.events.try_send(CallEvent::Ended(reason));
