@@ -28,13 +28,18 @@ use crate::endpoint::{Endpoint, Event, ServerTxId, TransactionUser};
 use crate::location::{Binding, LocationStore, MemoryStore, StoreLimits};
 use crate::registrar::{RegisterRequest, Registrar, RegistrarConfig, Reject};
 use crate::rng::push_random_token;
+use crate::sdp::LocalMedia;
+use crate::session::SessionConfig;
 use crate::validate::{self, Policy, Verdict};
 use crate::{Method, OwnedMessage, ResponseBuilder, SeededRng, Source, Timers};
 
 /// How the UAS core answers.
 #[derive(Debug, Clone)]
 pub struct UaConfig {
-    /// The Contact written in dialog-creating responses, e.g. `<sip:sipd@127.0.0.1:5060>`.
+    /// The Contact written in dialog-creating responses, e.g. `<sip:sipd@127.0.0.1:5060>`,
+    /// unless [`SessionConfig::contact`] is set. Empty: built per dialog from the listener
+    /// the call arrived on (with `;transport=tcp` over TCP), the user part
+    /// [`SessionConfig::contact_user`] (section 12.1.1: the peer reaches us there).
     pub contact: String,
     /// Time between 180 Ringing and 200 OK.
     pub ring: Duration,
@@ -54,6 +59,14 @@ pub struct UaConfig {
     pub auth: Option<Authenticator>,
     /// With `auth`: challenge INVITE, MESSAGE and OPTIONS as well.
     pub auth_calls: bool,
+    /// The session layer: call cap, dialog lifetime, 100rel, session timers (RFC 4028; its
+    /// default asks for 1800 s with Min-SE 90). `contact`, `server` and `timers` above fill
+    /// in its Contact, User-Agent and timers.
+    pub session: SessionConfig,
+    /// Our media (RFC 3264): each call answers offers with [`LocalMedia::answer`] on its
+    /// own copy (PCMU, PCMA and telephone-event by default; 488 when nothing is common),
+    /// and offers it when the INVITE had none. `None`: the fixed `answer_sdp`.
+    pub media: Option<LocalMedia>,
 }
 
 /// Where the registrar's bindings live.
@@ -143,8 +156,24 @@ t=0 0\r\nm=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
             location: LocationMode::default(),
             auth: None,
             auth_calls: false,
+            session: SessionConfig::new(contact_user(contact)),
+            media: None,
         }
     }
+}
+
+/// The user part of a Contact such as `<sip:sipd@127.0.0.1:5060>`, else `sipd`.
+fn contact_user(contact: &str) -> &str {
+    contact
+        .split_once(':')
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(user, _)| user)
+        .filter(|u| {
+            !u.is_empty()
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b))
+        })
+        .unwrap_or("sipd")
 }
 
 /// Counters for the summary of a run.
