@@ -342,11 +342,7 @@ async fn second_fork_2xx_is_acked_then_ended_with_bye() {
             "fork-b"
         };
         match m.view().method() {
-            Some(sip_core::Method::Ack) => {
-                if !acked.contains(&tag) {
-                    acked.push(tag);
-                }
-            }
+            Some(sip_core::Method::Ack) if !acked.contains(&tag) => acked.push(tag),
             Some(sip_core::Method::Bye) => {
                 let ok = ResponseBuilder::new(&Message::parse(m.as_bytes()).unwrap(), 200)
                     .build(&mut rng)
