@@ -88,10 +88,12 @@ trap cleanup EXIT
 
 ok() {
   echo "interop: $1: ok${2:+ ($2)}"
+  echo "$(($(date +%s) - START)) s: ok: $1" >>"$out/timeline.txt"
   PASSED=$((PASSED + 1))
 }
 failed() {
   echo "interop: $1: FAILED (${2:-}; logs in $out)"
+  echo "$(($(date +%s) - START)) s: FAILED: $1" >>"$out/timeline.txt"
   FAILED=$((FAILED + 1))
 }
 
