@@ -26,10 +26,11 @@
 #       session expiry      dialog_timer_expiry.xml, started first and run in the background:
 #                           the caller never refreshes, sipd must send BYE (RFC 4028 10; about
 #                           60 s after the 200, at most 95 s)
-#     baresip (Debian baresip-core 1.0) calls sipd and hangs up, over UDP and over TCP: the
-#       call is established, baresip's ACK and BYE reach sipd on the transport of the call
-#       (a Contact without ;transport=tcp sends them to UDP: the reported bug), the BYE gets
-#       200 (from baresip's own SIP trace, -s)
+#     baresip (Debian baresip-core 1.0) calls sipd and hangs up, over UDP and over TCP, and
+#       over TCP to a second sipd with a TCP listener only (port 15062, 15063): the call is
+#       established, baresip's ACK and BYE reach sipd on the transport of the call (a Contact
+#       without ;transport=tcp sends them to UDP: the reported bug; with no UDP listener the
+#       call hangs), the BYE gets 200 (from baresip's own SIP trace, -s)
 #     Kamailio record-route: 20 SIPp calls (tests/interop/sipp/uac_rr.xml) through Kamailio
 #       5.6 (tests/interop/kamailio-rr.cfg: record_route, loose_route for in-dialog requests)
 #       to sipd; every call must complete (sipd must copy Record-Route into its 1xx and 2xx,
@@ -50,7 +51,7 @@
 #
 # Environment: SIP_DIALOG_DRIVERS ("mio tokio"), SIPD_MIO, SIPD_TOKIO, SIPC (prebuilt
 # binaries; default: cargo build --release), KAMAILIO_CALLS (20).
-# Ports (127.0.0.1): sipd mio 15060, tokio 15061 (UDP and TCP); SIPp 5070 and 5071 (the
+# Ports (127.0.0.1): sipd mio 15060, tokio 15061 (UDP and TCP), 15062, 15063 (TCP); SIPp 5070 and 5071 (the
 # fork's UASs), 15100/15101 (session expiry callers), 15110 (Kamailio caller); baresip 5080
 # (called by sipc) and 5082 (calls sipd), RTP 20000-21999; Kamailio 15200; fork relay 15300.
 # Every process runs under `timeout` and is stopped by its PID.
@@ -66,6 +67,7 @@ SCEN=$ROOT/tests/interop/sipp
 out=$(mktemp -d /tmp/sip-interop-dialog.XXXXXX)
 mkdir -p "$out/bin"
 declare -A PORT=([mio]=15060 [tokio]=15061)
+declare -A TCP_ONLY_PORT=([mio]=15062 [tokio]=15063)
 declare -A EXPIRY_PORT=([mio]=15100 [tokio]=15101)
 SIPP_PORT=5070
 FORK_A=5070
@@ -191,6 +193,23 @@ start_sipd() { # DRIVER
   listening udp "$port" && listening tcp "$port"
 }
 
+check_baresip_tcp_only() { # DRIVER: a sipd with a TCP listener only (the reported hang:
+  # a Contact without ;transport=tcp sends baresip's ACK and BYE to a UDP port where nothing
+  # listens)
+  local d=$1 port=${TCP_ONLY_PORT[$1]}
+  free tcp "$port"
+  timeout 60 "${SIPD[$d]}" --listen "tcp:127.0.0.1:$port" --log info >"$out/sipd-$d-tcp-only.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  if listening tcp "$port"; then
+    check_baresip_calls "$d" tcp "$port" "(TCP listener only)"
+  else
+    failed "baresip calls sipd($d) (TCP listener only)" "sipd did not start"
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+}
+
 # ---- the SIPp checks against one sipd -----------------------------------------------------
 check_scenario() { # DRIVER SCENARIO TRANSPORT LABEL [SIPp flags]
   local d=$1 scen=$2 tr=$3 label=$4
@@ -288,14 +307,14 @@ for i in range(1, len(blocks) - 3, 4):
 PY
 }
 
-check_baresip_calls() { # DRIVER udp|tcp
-  local d=$1 tr=$2 port=${PORT[$1]} n
+check_baresip_calls() { # DRIVER udp|tcp [PORT LABEL]: to the main sipd, or to another on PORT
+  local d=$1 tr=$2 port=${3:-${PORT[$1]}} n
   local TR=${tr^^}
-  n="baresip calls sipd($d) over $TR and hangs up"
+  n="baresip calls sipd($d)${4:+ $4} over $TR and hangs up"
   local uri="sip:service@127.0.0.1:$port"
   [ "$tr" = tcp ] && uri="$uri;transport=tcp"
   local dir
-  dir=$(baresip_dir "uac-$d-$tr" "$BARESIP_UAC" 21000-21999 "<sip:uac@127.0.0.1>;regint=0")
+  dir=$(baresip_dir "uac-$d-$tr-$port" "$BARESIP_UAC" 21000-21999 "<sip:uac@127.0.0.1>;regint=0")
   free udp "$BARESIP_UAC" && free tcp "$BARESIP_UAC"
   # dials at once, quits (BYE) at -t 3
   timeout -k 2 10 baresip -f "$dir" -s -t 3 -e "/dial $uri" </dev/null >"$dir/baresip.log" 2>&1
@@ -455,6 +474,7 @@ for d in "${STARTED[@]}"; do
   check_scenario "$d" dialog_488.xml u1 "offer with no common codec (GSM, G729) gets 488"
   check_baresip_calls "$d" udp
   check_baresip_calls "$d" tcp
+  check_baresip_tcp_only "$d"
 done
 
 if [ ${#STARTED[@]} -gt 0 ]; then
