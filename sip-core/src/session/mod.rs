@@ -528,7 +528,6 @@ struct InviteCtx {
 enum Pending {
     ReInvite(DialogKey),
     Bye(DialogKey),
-    Cancel,
 }
 
 /// A deadline of the session layer. (Extensions add theirs.)
@@ -544,6 +543,8 @@ enum Due {
     ForgetAck(DialogKey),
     /// No more responses to this INVITE.
     ForkWindow(ClientTxId),
+    /// Timer C cancelled this INVITE 64*T1 ago: its transaction has ended silently.
+    Abandoned(ClientTxId),
 }
 
 /// The session layer: the calls and dialogs of one user agent.
@@ -726,6 +727,7 @@ impl Sessions {
                     }
                 }
                 Due::ForkWindow(tx) => self.fork_window_over(tx),
+                Due::Abandoned(tx) => self.invite_timeout(now, tx, Some(Timer::B)),
             }
         }
     }
@@ -1058,7 +1060,7 @@ impl Sessions {
         match tx {
             TxId::Client(tx) => {
                 if self.invites.contains_key(&tx) {
-                    self.invite_timeout(tx, timer);
+                    self.invite_timeout(now, tx, timer);
                     return true;
                 }
                 match self.clients.get(&tx).copied() {
