@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{Attribute, Connection, Direction, Media, Origin, Sdp, SdpError, Time};
+use super::{Attribute, Connection, Direction, Media, Origin, Rtpmap, Sdp, SdpError, Time};
 
 /// An audio codec: an RTP payload format with its payload type number (RFC 3551, RFC 8866
 /// section 6.6).
@@ -99,6 +99,19 @@ const STATIC_AUDIO: [(u8, &str, u32, u8); 17] = [
     (18, "G729", 8000, 1),
 ];
 
+/// What payload type `pt` of a stream is: its `a=rtpmap` (`maps`), else the static
+/// payload type (RFC 8866 section 6.6: static types may go without an rtpmap), as
+/// (encoding name, clock rate, channels).
+fn describe<'a>(maps: &[Rtpmap<'a>], pt: u8) -> Option<(&'a str, u32, Option<u8>)> {
+    match maps.iter().find(|r| r.payload_type == pt) {
+        Some(r) => Some((r.encoding_name, r.clock_rate, r.channels)),
+        None => STATIC_AUDIO
+            .iter()
+            .find(|s| s.0 == pt)
+            .map(|&(_, name, rate, channels)| (name, rate, Some(channels))),
+    }
+}
+
 /// Why an offer could not be answered, or an answer to our offer is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -187,6 +200,21 @@ impl LocalMedia {
         self
     }
 
+    /// The address written in our o= and c= lines.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The port of our audio stream.
+    pub fn audio_port(&self) -> u16 {
+        self.audio_port
+    }
+
+    /// The o= session id.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
     /// The codecs, in order of preference.
     pub fn codecs(&self) -> &[Codec] {
         &self.codecs
@@ -259,8 +287,11 @@ impl LocalMedia {
 
     /// Checks the answer to our last offer (RFC 3264 section 6): one m= line per offered
     /// m= line, and each accepted stream (port not 0) with at least one audio codec we
-    /// offered, under our payload type number (6.1). A stream with port 0 was rejected;
-    /// when all are, [`AnswerError::NotAcceptable`]. On success the offer is settled.
+    /// offered (6.1). The codec is recognised by its `a=rtpmap` (or the static payload type
+    /// table) whatever its number: the answerer SHOULD keep our numbers, and a peer that
+    /// renumbers is still understood; without either, by our number. A stream with port 0
+    /// was rejected; when all are, [`AnswerError::NotAcceptable`]. On success the offer is
+    /// settled.
     pub fn accept_answer(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
         let offered = self.offered.as_deref().ok_or(AnswerError::NoOffer)?;
         let offer = Sdp::parse(offered)?;
@@ -273,16 +304,18 @@ impl LocalMedia {
         }
         let mut any = false;
         for m in answer.media().iter().filter(|m| m.port() != 0) {
+            // each a=rtpmap parsed once, whatever the number of formats
+            let maps: Vec<Rtpmap<'_>> = m.rtpmaps().collect();
             let ours = m
                 .formats()
                 .filter_map(super::parse::number::<u8>)
                 .any(|pt| {
                     self.codecs.iter().any(|c| {
-                        c.payload_type == pt
-                            && !c.is_telephone_event()
-                            && m.rtpmap(pt).is_none_or(|r| {
-                                c.matches(r.encoding_name, r.clock_rate, r.channels)
-                            })
+                        !c.is_telephone_event()
+                            && match describe(&maps, pt) {
+                                Some((name, rate, channels)) => c.matches(name, rate, channels),
+                                None => c.payload_type == pt,
+                            }
                     })
                 });
             if !ours {
@@ -300,18 +333,17 @@ impl LocalMedia {
     /// Our codecs that the offered stream has, with the offerer's payload type numbers,
     /// in the offer's order (RFC 3264 section 6.1).
     fn intersect(&self, m: &Media<'_>) -> Vec<Codec> {
+        // each a=rtpmap parsed once and each payload type looked at once, so the work is
+        // bounded by the formats and attributes of the line, not their product of parses
+        let maps: Vec<Rtpmap<'_>> = m.rtpmaps().collect();
+        let mut seen = [false; 256];
         let mut common: Vec<Codec> = Vec::new();
         for pt in m.formats().filter_map(super::parse::number::<u8>) {
-            if common.iter().any(|c| c.payload_type == pt) {
+            if std::mem::replace(&mut seen[usize::from(pt)], true) {
                 continue;
             }
-            // a=rtpmap first; static payload types may go without one (RFC 8866 6.6)
-            let (name, rate, channels) = match m.rtpmap(pt) {
-                Some(r) => (r.encoding_name, r.clock_rate, r.channels),
-                None => match STATIC_AUDIO.iter().find(|s| s.0 == pt) {
-                    Some(&(_, name, rate, channels)) => (name, rate, Some(channels)),
-                    None => continue,
-                },
+            let Some((name, rate, channels)) = describe(&maps, pt) else {
+                continue;
             };
             if let Some(ours) = self.codecs.iter().find(|c| c.matches(name, rate, channels)) {
                 common.push(Codec {

@@ -495,7 +495,7 @@ fn malformed_values_are_refused() {
 
 // Limits: lines, media descriptions and attributes are bounded with a clear error.
 #[test]
-fn limits_on_lines_media_and_attributes() {
+fn limits_on_lines_media_attributes_and_formats() {
     let head = "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\n";
     let many_media = format!("{head}{}", "m=audio 1 RTP/AVP 0\n".repeat(MAX_MEDIA + 1));
     assert_eq!(parse_err(many_media.as_bytes()), SdpError::TooManyMedia);
@@ -516,6 +516,16 @@ fn limits_on_lines_media_and_attributes() {
     assert_eq!(
         parse_err(media_attributes.as_bytes()),
         SdpError::TooManyAttributes
+    );
+    let formats: Vec<String> = (0..=MAX_FORMATS).map(|f| f.to_string()).collect();
+    let many_formats = format!("{head}m=audio 1 RTP/AVP {}\n", formats.join(" "));
+    assert_eq!(parse_err(many_formats.as_bytes()), SdpError::TooManyFormats);
+    let ok_formats = format!("{head}m=audio 1 RTP/AVP {}\n", formats[1..].join(" "));
+    assert_eq!(
+        Sdp::parse(ok_formats.as_bytes()).unwrap().media()[0]
+            .formats()
+            .count(),
+        MAX_FORMATS
     );
     let media = "m=audio 1 RTP/AVP 0\n".to_owned() + &"a=x\n".repeat(MAX_ATTRIBUTES - 1);
     let many_lines = format!("{head}{}", media.repeat(3));
@@ -939,7 +949,8 @@ fn accept_answer_from_a_peer() {
 }
 
 // RFC 3264 6: an answer has one m= line per offered one; port 0 rejects; the codecs must be
-// ones we offered, under our numbers (6.1).
+// ones we offered (6.1: under our numbers, SHOULD; a renumbered one is recognised by its
+// rtpmap).
 #[test]
 fn accept_answer_checks_streams_and_codecs() {
     let answer = |m: &str| {
@@ -953,6 +964,11 @@ fn accept_answer_checks_streams_and_codecs() {
         ("m=audio 0 RTP/AVP 0", Err(AnswerError::NotAcceptable)),
         ("m=audio 5004 RTP/AVP 18", Err(AnswerError::UnofferedCodec)),
         ("m=audio 5004 RTP/AVP 101", Err(AnswerError::UnofferedCodec)),
+        // a codec we offered under another number: the answerer SHOULD keep ours (6.1),
+        // but a renumbered PCMA is still PCMA
+        ("m=audio 5004 RTP/AVP 96\na=rtpmap:96 PCMA/8000", Ok(())),
+        // an unknown dynamic number without rtpmap is nothing we offered
+        ("m=audio 5004 RTP/AVP 96", Err(AnswerError::UnofferedCodec)),
         // our 0 is PCMU: a different codec under it is not what we offered
         (
             "m=audio 5004 RTP/AVP 0\na=rtpmap:0 G729/8000",
