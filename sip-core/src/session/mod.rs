@@ -1,11 +1,29 @@
 //! INVITE sessions (RFC 3261 sections 13 to 15) on top of the [`Endpoint`], both roles,
 //! with the dialogs of [`crate::dialog`] and the offer/answer state of RFC 3264.
 
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::dialog::Dialog;
+use hashbrown::HashTable;
+use smallvec::SmallVec;
+
+use crate::dialog::{Dialog, DialogState};
 use crate::endpoint::TransactionUser;
-use crate::{BuildError, Endpoint, Event, OwnedMessage, SendError, Target, Timers};
+use crate::id::{Key, Slab};
+use crate::message::{HeaderName, Message};
+use crate::rng::push_random_token;
+use crate::transaction::key::KeyedHasher;
+use crate::validate::{self, Policy};
+use crate::{
+    BuildError, ClientTxId, Endpoint, Event, Method, OwnedMessage, RequestBuilder, ResponseBuilder,
+    Rng, SeededRng, SendError, ServerTxId, Source, Target, Timer, Timers, Transport, TxId,
+};
+
+mod indialog;
+mod uac;
+mod uas;
 
 /// A call as the application sees it: one INVITE session (UAC: the INVITE it sent and the
 /// dialogs its forks create, until one is kept; UAS: one INVITE received). Generational: a
@@ -90,7 +108,6 @@ pub struct SessionTimer {
 
 /// A call to place (UAC).
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // (skeleton: read once `invite` is built)
 pub struct Invite {
     request_uri: String,
     from: String,
@@ -287,31 +304,323 @@ pub struct SessionStats {
     pub calls_placed: u64,
     /// INVITEs received that became calls.
     pub calls_received: u64,
-    /// Calls established (2xx kept / ACK received).
+    /// Calls established (UAC: the 2xx kept; UAS: the ACK received).
     pub calls_answered: u64,
-    /// Calls ended.
+    /// Calls ended ([`SessionEvent::Ended`]).
     pub calls_ended: u64,
     /// ACKs re-sent for retransmitted 2xx responses (section 13.2.2.4).
     pub acks_resent: u64,
-    /// BYEs sent to forks the call did not keep (section 13.2.2.4).
+    /// Forks answered 2xx that the call did not keep: ACKed, then ended with BYE (section
+    /// 13.2.2.4).
     pub forks_ended: u64,
     /// INVITEs refused with 503 because [`SessionConfig::max_calls`] calls were live.
     pub calls_refused: u64,
+    /// 2xx responses retransmitted while waiting for the ACK (section 13.3.1.4).
+    pub ok_retransmissions: u64,
+    /// Calls whose ACK never came (section 13.3.1.4).
+    pub ack_timeouts: u64,
+    /// Re-INVITEs sent again after a 491 (section 14.1).
+    pub glare_retries: u64,
+}
+
+/// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.
+pub const MAX_SESSION_EVENTS: usize = 4096;
+
+/// Early dialogs (forks) one call keeps at most; further provisional responses with new
+/// tags make no dialog (their 2xx still does, to be ACKed and ended).
+const MAX_FORKS: usize = 16;
+
+/// Re-INVITEs sent again after a 491 at most before the application hears of it.
+const MAX_GLARE_RETRIES: u8 = 3;
+
+/// Methods answered inside a dialog (Allow).
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+/// What the session layer accepts of a new INVITE (RFC 3261 section 8.2).
+const POLICY: Policy<'static> = Policy {
+    extensions: &["100rel", "timer"],
+    ..Policy::UAS
+};
+
+/// A dialog of the table: [`crate::id`] key.
+type DialogKey = Key;
+/// A call of the table.
+type CallKey = Key;
+
+/// Where one dialog's INVITE session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// UAS: not answered yet; UAC: a provisional response made it.
+    Early,
+    /// UAS: our 2xx to the initial INVITE is out, its ACK is not in (section 13.3.1.4).
+    WaitAck,
+    /// Established.
+    Up,
+    /// Our BYE is out (section 15.1.1); the dialog goes when it completes.
+    Bye,
+}
+
+/// The offer/answer state of a dialog (RFC 3264 section 4, RFC 6337 section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OfferState {
+    /// No offer outstanding.
+    Stable,
+    /// We made an offer and wait for the answer.
+    LocalOffer,
+    /// The peer made an offer and waits for ours.
+    RemoteOffer,
+}
+
+/// The UAS's 2xx retransmitted until its ACK (section 13.3.1.4).
+#[derive(Debug)]
+struct Unacked {
+    tx: ServerTxId,
+    response: OwnedMessage,
+    seq: u32,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+}
+
+/// The UAC's ACK for a 2xx, sent again for each retransmission of it (section 13.2.2.4).
+#[derive(Debug)]
+struct SentAck {
+    seq: u32,
+    ack: OwnedMessage,
+    branch: String,
+    target: Target,
+    until: Instant,
+}
+
+/// What a dialog holds only for a while (a whole message, an offer to resend): boxed,
+/// so that a confirmed dialog with nothing pending stays small.
+#[derive(Debug, Default)]
+struct Transient {
+    /// UAS: the 2xx being retransmitted until its ACK.
+    unacked: Option<Unacked>,
+    /// UAS: the INVITE (initial or re-INVITE) waiting for the application.
+    request_in: Option<OwnedMessage>,
+    /// UAC: the last ACK sent.
+    ack: Option<SentAck>,
+    /// UAC: a 2xx (its CSeq) carrying an offer: its ACK waits for the application's answer.
+    ack_wait: Option<u32>,
+    /// UAC: the offer of our re-INVITE in progress, sent again after a 491.
+    offer_out: Option<Vec<u8>>,
+    /// How many times it was sent again after a 491.
+    retries: u8,
+}
+
+impl Transient {
+    fn is_empty(&self) -> bool {
+        self.unacked.is_none()
+            && self.request_in.is_none()
+            && self.ack.is_none()
+            && self.ack_wait.is_none()
+            && self.offer_out.is_none()
+    }
+}
+
+/// One dialog and its INVITE session state. (RFC 3262, 3311 and 4028 state goes here too.)
+#[derive(Debug)]
+struct Leg {
+    dialog: Dialog,
+    /// The call it belongs to; `None` for a fork the call did not keep, or a dialog whose
+    /// call already ended, while its BYE completes.
+    call: Option<CallKey>,
+    /// We sent the initial INVITE, so the Call-ID is ours (section 14.1).
+    owner: bool,
+    phase: Phase,
+    offer: OfferState,
+    /// Our re-INVITE in progress.
+    invite_out: Option<ClientTxId>,
+    /// The peer's INVITE not answered with a final response yet, or whose 2xx waits for
+    /// its ACK; and its CSeq.
+    invite_in: Option<(ServerTxId, u32)>,
+    /// Our BYE.
+    bye: Option<ClientTxId>,
+    /// Send BYE once the ACK is in (a hangup after our 2xx, section 15).
+    bye_after_ack: bool,
+    /// [`SessionConfig::max_lifetime`] deadline.
+    lifetime: Option<Instant>,
+    /// The section 14.1 retry of a re-INVITE refused 491.
+    retry_at: Option<Instant>,
+    x: Option<Box<Transient>>,
+}
+
+impl Leg {
+    fn new(dialog: Dialog, call: Option<CallKey>, owner: bool) -> Leg {
+        Leg {
+            dialog,
+            call,
+            owner,
+            phase: Phase::Early,
+            offer: OfferState::Stable,
+            invite_out: None,
+            invite_in: None,
+            bye: None,
+            bye_after_ack: false,
+            lifetime: None,
+            retry_at: None,
+            x: None,
+        }
+    }
+
+    fn x(&mut self) -> &mut Transient {
+        self.x.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the transient part when nothing is left in it.
+    fn shrink(&mut self) {
+        if self.x.as_ref().is_some_and(|x| x.is_empty()) {
+            self.x = None;
+        }
+    }
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// UAC: INVITE out, no final response. UAS: INVITE in, not answered.
+    Pending,
+    /// UAC: CANCEL requested (by the application, or by timer C).
+    Cancelling,
+    /// UAS: 2xx sent, or UAC: 2xx kept.
+    Answered,
+    /// Ending: our BYE is out; [`SessionEvent::Ended`] with this reason once it completes.
+    Ending(EndReason),
+}
+
+/// A call ([`CallHandle`]).
+#[derive(Debug)]
+struct Call {
+    uac: bool,
+    state: CallState,
+    /// The kept (UAC) or only (UAS) dialog.
+    leg: Option<DialogKey>,
+    /// UAC: the INVITE's client transaction until its final response.
+    invite: Option<ClientTxId>,
+    /// UAC: timer C cancelled the INVITE (its 487 is a timeout).
+    timer_c: bool,
+}
+
+/// UAC: an initial INVITE and the dialogs its responses made, until no more responses can
+/// come (its final non-2xx, or 64*T1 after its first 2xx, as timer M of RFC 6026).
+#[derive(Debug)]
+struct InviteCtx {
+    call: Option<CallKey>,
+    request: OwnedMessage,
+    target: Target,
+    offer: bool,
+    forks: SmallVec<[DialogKey; 2]>,
+    window_end: Option<Instant>,
+}
+
+/// A client transaction the session layer started inside a dialog.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    ReInvite(DialogKey),
+    Bye(DialogKey),
+    Cancel,
+}
+
+/// A deadline of the session layer. (Extensions add theirs.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    /// Retransmit the 2xx, or give up on its ACK (section 13.3.1.4).
+    Retransmit(DialogKey),
+    /// Send the re-INVITE refused 491 again (section 14.1).
+    Retry(DialogKey),
+    /// [`SessionConfig::max_lifetime`].
+    Lifetime(DialogKey),
+    /// Forget the ACK kept for 2xx retransmissions.
+    ForgetAck(DialogKey),
+    /// No more responses to this INVITE.
+    ForkWindow(ClientTxId),
 }
 
 /// The session layer: the calls and dialogs of one user agent.
 #[derive(Debug)]
 pub struct Sessions {
     config: SessionConfig,
+    rng: SeededRng,
+    hasher: KeyedHasher,
+    calls: Slab<Call>,
+    legs: Slab<Leg>,
+    /// Dialog id hash to dialog.
+    index: HashTable<(u64, DialogKey)>,
+    invites: BTreeMap<ClientTxId, InviteCtx>,
+    clients: BTreeMap<ClientTxId, Pending>,
+    /// INVITE server transactions (initial and re-INVITE) to their dialog, for CANCEL and
+    /// timeouts.
+    servers: BTreeMap<ServerTxId, DialogKey>,
+    timers: BTreeSet<(Instant, Due)>,
+    events: VecDeque<SessionEvent>,
     stats: SessionStats,
+}
+
+fn call_handle(k: CallKey) -> CallHandle {
+    CallHandle {
+        index: k.index,
+        generation: k.generation,
+    }
+}
+
+fn call_key(h: CallHandle) -> CallKey {
+    Key {
+        index: h.index,
+        generation: h.generation,
+    }
+}
+
+/// The body of a message when it has one.
+fn body_of(msg: &Message<'_>) -> Option<Vec<u8>> {
+    let b = msg.body();
+    (!b.is_empty()).then(|| b.to_vec())
+}
+
+/// A Record-Route or other header value on one line (folds replaced by a space).
+fn one_line(v: &str) -> String {
+    if v.contains(['\r', '\n']) {
+        v.split(['\r', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        v.trim().to_owned()
+    }
+}
+
+/// A response to write.
+#[derive(Default)]
+struct Reply<'a> {
+    /// The To tag (initial INVITE responses).
+    tag: Option<&'a str>,
+    /// Add our Contact (1xx and 2xx to INVITE, section 12.1.1) for this transport.
+    contact: Option<String>,
+    /// Copy the request's Record-Route (dialog-creating responses, section 12.1.1).
+    record_route: bool,
+    body: Option<&'a [u8]>,
+    extra: &'a [(&'a str, &'a str)],
 }
 
 impl Sessions {
     /// A session layer with its own random generator (tags, Call-IDs, section 14.1 timers).
     pub fn new(config: SessionConfig, seed: [u8; 32]) -> Sessions {
-        let _ = seed;
+        let mut rng = SeededRng::new(seed);
+        let hasher = KeyedHasher::new(rng.next_u64(), rng.next_u64());
         Sessions {
             config,
+            rng,
+            hasher,
+            calls: Slab::default(),
+            legs: Slab::default(),
+            index: HashTable::new(),
+            invites: BTreeMap::new(),
+            clients: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            events: VecDeque::new(),
             stats: SessionStats::default(),
         }
     }
@@ -322,158 +631,478 @@ impl Sessions {
     }
 
     /// Feeds one endpoint event. Returns it back when it is not the session layer's
-    /// business (REGISTER, MESSAGE and OPTIONS outside a dialog, responses of transactions
-    /// it did not start, in-dialog requests other than INVITE, ACK, BYE, CANCEL, OPTIONS,
-    /// ... after the CSeq check). Requests with a To tag that match no dialog are answered
-    /// 481 here (section 12.2.2) and not returned.
+    /// business: requests outside a dialog other than INVITE (REGISTER, MESSAGE, OPTIONS,
+    /// ...), requests inside a dialog other than INVITE, ACK, BYE, CANCEL and OPTIONS (INFO,
+    /// MESSAGE, NOTIFY, REFER, ...: after the section 12.2.2 CSeq check, for the caller to
+    /// answer), responses and timeouts of transactions it did not start. Requests with a To
+    /// tag that match no dialog are answered 481 here (section 12.2.2) and not returned.
     pub fn handle_event(
         &mut self,
         now: Instant,
         event: Event,
         endpoint: &mut Endpoint,
     ) -> Option<Event> {
-        let _ = (now, endpoint);
-        Some(event)
+        match event {
+            Event::Request {
+                tx,
+                request,
+                source,
+                cancels,
+            } => self.on_request(now, endpoint, tx, request, source, cancels),
+            Event::Ack { request, source } => {
+                if self.on_ack(now, endpoint, &request) {
+                    None
+                } else {
+                    Some(Event::Ack { request, source })
+                }
+            }
+            Event::Response { tx, response } => {
+                if self.invites.contains_key(&tx) {
+                    self.on_invite_response(now, endpoint, tx, &response);
+                    None
+                } else if let Some(p) = self.clients.get(&tx).copied() {
+                    self.on_dialog_response(now, endpoint, tx, p, Some(&response));
+                    None
+                } else if self.resend_ack(now, endpoint, &response) {
+                    None
+                } else {
+                    Some(Event::Response { tx, response })
+                }
+            }
+            Event::StrayResponse { response, source } => {
+                if self.resend_ack(now, endpoint, &response) {
+                    None
+                } else {
+                    Some(Event::StrayResponse { response, source })
+                }
+            }
+            Event::Timeout { tx, timer } => {
+                if self.on_timeout(now, endpoint, tx, Some(timer)) {
+                    None
+                } else {
+                    Some(event_timeout(tx, timer))
+                }
+            }
+            Event::TransportError { tx } => {
+                if self.on_timeout(now, endpoint, tx, None) {
+                    None
+                } else {
+                    Some(Event::TransportError { tx })
+                }
+            }
+        }
     }
 
     /// The next instant [`Sessions::handle_timeout`] must run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.timers.first().map(|(t, _)| *t)
     }
 
     /// Runs the timers due at `now`.
     pub fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
-        let _ = (now, endpoint);
+        while let Some(&(at, due)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            match due {
+                Due::Retransmit(k) => self.retransmit_2xx(now, endpoint, k),
+                Due::Retry(k) => self.retry_reinvite(now, endpoint, k),
+                Due::Lifetime(k) => self.lifetime_over(now, endpoint, k),
+                Due::ForgetAck(k) => {
+                    if let Some(leg) = self.legs.get_mut(k) {
+                        if let Some(x) = leg.x.as_mut() {
+                            x.ack = None;
+                        }
+                        leg.shrink();
+                    }
+                }
+                Due::ForkWindow(tx) => self.fork_window_over(tx),
+            }
+        }
     }
 
-    /// The next event for the application.
+    /// The next event for the application. At most [`MAX_SESSION_EVENTS`] wait.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        None
-    }
-
-    /// UAC: places a call.
-    pub fn invite(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        invite: Invite,
-    ) -> Result<CallHandle, SessionError> {
-        let _ = (now, endpoint, invite);
-        Err(SessionError::WrongState)
-    }
-
-    /// UAS: rings (180), or sends early media (183 with SDP).
-    pub fn ring(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        early_sdp: Option<Vec<u8>>,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, early_sdp);
-        Err(SessionError::WrongState)
-    }
-
-    /// UAS: answers the call (200 with the SDP answer, or with an offer when the INVITE had
-    /// none).
-    pub fn accept(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        sdp: Option<Vec<u8>>,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, sdp);
-        Err(SessionError::WrongState)
-    }
-
-    /// UAS: refuses the call with a final status (300-699).
-    pub fn reject(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        status: u16,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, status);
-        Err(SessionError::WrongState)
-    }
-
-    /// Answers the peer's offer of [`SessionEvent::Offer`]; `Err(status)` refuses it (488).
-    pub fn answer_offer(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        answer: Result<Vec<u8>, u16>,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, answer);
-        Err(SessionError::WrongState)
-    }
-
-    /// Sends a re-INVITE with a new offer.
-    pub fn reinvite(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        offer: Vec<u8>,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, offer);
-        Err(SessionError::WrongState)
-    }
-
-    /// Sends an UPDATE with a new offer (RFC 3311).
-    pub fn update(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        offer: Vec<u8>,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, offer);
-        Err(SessionError::WrongState)
-    }
-
-    /// Ends the call in any state: CANCEL (UAC before the final response), 480 (UAS before
-    /// answering), BYE once established.
-    pub fn hangup(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call);
-        Err(SessionError::WrongState)
+        self.events.pop_front()
     }
 
     /// Live calls.
     pub fn calls(&self) -> usize {
-        0
+        self.calls.len()
     }
 
-    /// Live dialogs (early and confirmed, forks included).
+    /// Live dialogs (early and confirmed, forks included, and those whose BYE is out).
     pub fn dialogs(&self) -> usize {
-        0
+        self.legs.len()
     }
 
     /// The kept (or only) dialog of a call.
     pub fn dialog(&self, call: CallHandle) -> Option<&Dialog> {
-        let _ = call;
-        None
+        let c = self.calls.get(call_key(call))?;
+        self.legs.get(c.leg?).map(|l| &l.dialog)
     }
 
     /// The counters.
     pub fn stats(&self) -> SessionStats {
         self.stats
     }
+
+    // ---- shared machinery ----
+
+    fn push_event(&mut self, event: SessionEvent) {
+        if self.events.len() >= MAX_SESSION_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    fn new_tag(&mut self) -> String {
+        let mut t = String::with_capacity(10);
+        push_random_token(&mut t, &mut self.rng, 10);
+        t
+    }
+
+    /// Our Contact for a dialog over `transport` with `peer` (the configured one, else the
+    /// endpoint's listener of that transport and address family).
+    fn contact(&self, ep: &Endpoint, transport: Transport, peer: SocketAddr) -> String {
+        if let Some(c) = &self.config.contact {
+            return c.clone();
+        }
+        let listeners = &ep.config().listeners;
+        let l = listeners
+            .iter()
+            .find(|l| l.transport == transport && l.addr.is_ipv4() == peer.is_ipv4())
+            .or_else(|| listeners.iter().find(|l| l.transport == transport))
+            .or_else(|| listeners.first());
+        let host = match l {
+            Some(l) => match &l.sent_by {
+                Some(s) => s.clone(),
+                None => l.addr.to_string(),
+            },
+            None => "invalid".to_owned(),
+        };
+        let mut c = String::with_capacity(host.len() + self.config.contact_user.len() + 24);
+        c.push_str("<sip:");
+        if !self.config.contact_user.is_empty() {
+            c.push_str(&self.config.contact_user);
+            c.push('@');
+        }
+        c.push_str(&host);
+        match transport {
+            Transport::Tcp => c.push_str(";transport=tcp"),
+            Transport::Tls => c.push_str(";transport=tls"),
+            _ => {}
+        }
+        c.push('>');
+        c
+    }
+
+    fn hash_id(&self, call_id: &str, local: &str, remote: &str) -> u64 {
+        self.hasher.hash_one((call_id, local, remote))
+    }
+
+    /// The dialog with this id.
+    fn find(&self, call_id: &str, local: &str, remote: &str) -> Option<DialogKey> {
+        let h = self.hash_id(call_id, local, remote);
+        let legs = &self.legs;
+        self.index
+            .find(h, |&(hh, k)| {
+                hh == h
+                    && legs.get(k).is_some_and(|l| {
+                        let id = l.dialog.id();
+                        id.call_id == call_id && id.local_tag == local && id.remote_tag == remote
+                    })
+            })
+            .map(|&(_, k)| k)
+    }
+
+    fn insert_leg(&mut self, leg: Leg) -> DialogKey {
+        let id = leg.dialog.id();
+        let h = self.hash_id(&id.call_id, &id.local_tag, &id.remote_tag);
+        let k = self.legs.insert(leg);
+        self.index.insert_unique(h, (h, k), |&(hh, _)| hh);
+        k
+    }
+
+    /// Frees a dialog and every trace of it (index, timers, transactions it waits for).
+    fn free_leg(&mut self, k: DialogKey) {
+        let Some(leg) = self.legs.remove(k) else {
+            return;
+        };
+        let id = leg.dialog.id();
+        let h = self.hash_id(&id.call_id, &id.local_tag, &id.remote_tag);
+        if let Ok(e) = self.index.find_entry(h, |&(_, kk)| kk == k) {
+            e.remove();
+        }
+        if let Some(t) = leg.lifetime {
+            self.timers.remove(&(t, Due::Lifetime(k)));
+        }
+        if let Some(t) = leg.retry_at {
+            self.timers.remove(&(t, Due::Retry(k)));
+        }
+        if let Some(x) = &leg.x {
+            if let Some(u) = &x.unacked {
+                self.timers.remove(&(u.next, Due::Retransmit(k)));
+            }
+            if let Some(a) = &x.ack {
+                self.timers.remove(&(a.until, Due::ForgetAck(k)));
+            }
+        }
+        if let Some(tx) = leg.invite_out {
+            self.clients.remove(&tx);
+        }
+        if let Some(tx) = leg.bye {
+            self.clients.remove(&tx);
+        }
+        if let Some((tx, _)) = leg.invite_in {
+            self.servers.remove(&tx);
+        }
+        if let Some(c) = leg.call.and_then(|c| self.calls.get_mut(c)) {
+            if c.leg == Some(k) {
+                c.leg = None;
+            }
+        }
+    }
+
+    /// Ends a call: the application hears [`SessionEvent::Ended`], the handle dies. Its
+    /// dialog is freed unless a BYE of ours is still out (it goes when that completes).
+    fn end_call(&mut self, c: CallKey, reason: EndReason) {
+        let Some(call) = self.calls.remove(c) else {
+            return;
+        };
+        self.stats.calls_ended += 1;
+        self.push_event(SessionEvent::Ended {
+            call: call_handle(c),
+            reason,
+        });
+        for ctx in self.invites.values_mut() {
+            if ctx.call == Some(c) {
+                ctx.call = None;
+            }
+        }
+        if let Some(k) = call.leg {
+            let keep = self.legs.get_mut(k).is_some_and(|l| {
+                l.call = None;
+                l.bye.is_some()
+            });
+            if !keep {
+                self.free_leg(k);
+            }
+        }
+    }
+
+    fn arm(&mut self, at: Instant, due: Due) {
+        self.timers.insert((at, due));
+    }
+
+    /// Starts the [`SessionConfig::max_lifetime`] clock of a confirmed dialog.
+    fn start_lifetime(&mut self, now: Instant, k: DialogKey) {
+        let at = now + self.config.max_lifetime;
+        if let Some(leg) = self.legs.get_mut(k) {
+            if leg.lifetime.is_none() {
+                leg.lifetime = Some(at);
+                self.timers.insert((at, Due::Lifetime(k)));
+            }
+        }
+    }
+
+    /// Writes and sends a response; `None` when it could not be built or sent.
+    fn respond(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ServerTxId,
+        request: &OwnedMessage,
+        code: u16,
+        reply: Reply<'_>,
+    ) -> Option<OwnedMessage> {
+        let view = request.view();
+        let rr: Vec<String> = if reply.record_route {
+            view.header_all(HeaderName::RecordRoute)
+                .map(one_line)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut b = ResponseBuilder::from_view(&view, code);
+        if let Some(t) = reply.tag {
+            b = b.to_tag(t);
+        }
+        for r in &rr {
+            b = b.header("Record-Route", r);
+        }
+        if let Some(c) = &reply.contact {
+            b = b.header("Contact", c);
+        }
+        if let Some(s) = &self.config.user_agent {
+            b = b.header("Server", s);
+        }
+        for &(n, v) in reply.extra {
+            b = b.header(n, v);
+        }
+        if let Some(body) = reply.body {
+            b = b.body("application/sdp", body);
+        }
+        let resp = b.build(&mut self.rng).ok()?;
+        ep.send_response(now, tx, &resp).ok()?;
+        Some(resp)
+    }
+
+    /// Answers a request that is refused before any dialog state (481, 500, 503...).
+    fn refuse(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ServerTxId,
+        request: &OwnedMessage,
+        code: u16,
+        extra: &[(&str, &str)],
+    ) {
+        let reply = Reply {
+            extra,
+            ..Reply::default()
+        };
+        let _ = self.respond(now, ep, tx, request, code, reply);
+    }
+
+    /// Builds a request inside dialog `k` with the next CSeq (ACK: with `seq`), our
+    /// Contact for INVITE, and `body`.
+    fn dialog_request(
+        &mut self,
+        ep: &Endpoint,
+        k: DialogKey,
+        method: Method<'_>,
+        seq: Option<u32>,
+        body: Option<&[u8]>,
+    ) -> Result<(OwnedMessage, Target), SessionError> {
+        let contact = {
+            let leg = self.legs.get(k).ok_or(SessionError::UnknownCall)?;
+            let target = leg.dialog.next_hop().ok_or(SessionError::WrongState)?;
+            (method == Method::Invite)
+                .then(|| self.contact(ep, leg.dialog.transport(), target.addr))
+        };
+        let leg = self.legs.get_mut(k).ok_or(SessionError::UnknownCall)?;
+        let seq = match seq {
+            Some(s) => s,
+            None => leg.dialog.next_seq(),
+        };
+        let target = leg.dialog.next_hop().ok_or(SessionError::WrongState)?;
+        let mut b = leg.dialog.request(method, seq);
+        if let Some(c) = &contact {
+            b = b.contact(c);
+        }
+        if let Some(ua) = &self.config.user_agent {
+            b = b.header("User-Agent", ua);
+        }
+        if method == Method::Invite {
+            b = b.header("Allow", ALLOW);
+        }
+        if let Some(body) = body {
+            b = b.body("application/sdp", body);
+        }
+        Ok((b.build(&mut self.rng)?, target))
+    }
+
+    /// Sends BYE on dialog `k` (section 15.1.1); the call ends with `reason` when it
+    /// completes. A dialog whose BYE cannot be sent is freed at once.
+    fn send_bye(&mut self, now: Instant, ep: &mut Endpoint, k: DialogKey, reason: EndReason) {
+        let Some(leg) = self.legs.get(k) else {
+            return;
+        };
+        if leg.bye.is_some() {
+            return;
+        }
+        let call = leg.call;
+        if let Some(c) = call.and_then(|c| self.calls.get_mut(c)) {
+            c.state = CallState::Ending(reason);
+        }
+        let sent = self
+            .dialog_request(ep, k, Method::Bye, None, None)
+            .ok()
+            .and_then(|(bye, target)| ep.send_request(now, &bye, target).ok());
+        match sent {
+            Some(tx) => {
+                self.clients.insert(tx, Pending::Bye(k));
+                if let Some(leg) = self.legs.get_mut(k) {
+                    leg.bye = Some(tx);
+                    leg.phase = Phase::Bye;
+                }
+            }
+            None => {
+                if let Some(c) = call {
+                    self.end_call(c, reason);
+                }
+                self.free_leg(k);
+            }
+        }
+    }
+
+    /// A transaction of ours timed out or failed (`timer` `None`: a transport error).
+    /// False when it is not ours.
+    fn on_timeout(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: TxId,
+        timer: Option<Timer>,
+    ) -> bool {
+        match tx {
+            TxId::Client(tx) => {
+                if self.invites.contains_key(&tx) {
+                    self.invite_timeout(tx, timer);
+                    return true;
+                }
+                match self.clients.get(&tx).copied() {
+                    Some(p) => {
+                        if timer == Some(Timer::C) {
+                            return true;
+                        }
+                        self.on_dialog_failure(now, ep, tx, p, timer.is_none());
+                        true
+                    }
+                    None => false,
+                }
+            }
+            TxId::Server(tx) => {
+                let Some(&k) = self.servers.get(&tx) else {
+                    return false;
+                };
+                if timer == Some(Timer::H) {
+                    // The ACK of a non-2xx final response never came: nothing is left.
+                    self.servers.remove(&tx);
+                    return true;
+                }
+                self.server_gone(k, tx, timer.is_none());
+                true
+            }
+        }
+    }
+}
+
+fn event_timeout(tx: TxId, timer: Timer) -> Event {
+    // `Event::Timeout` is non-exhaustive: rebuilt from its fields as the endpoint made it.
+    Event::Timeout { tx, timer }
 }
 
 impl TransactionUser for Sessions {
     /// Events the session layer returns are answered as [`crate::validate`] says (405,
-    /// 501, ...) or dropped.
+    /// 501, ...: a request the session layer does not handle) or dropped.
     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
-        let _ = Sessions::handle_event(self, now, event, endpoint);
+        if let Some(Event::Request { tx, request, .. }) =
+            Sessions::handle_event(self, now, event, endpoint)
+        {
+            let code = match request.message() {
+                Ok(m) => match validate::request(&m, &POLICY) {
+                    validate::Verdict::Respond(r) => r.status,
+                    _ => 405,
+                },
+                Err(_) => 400,
+            };
+            let allow = [("Allow", ALLOW)];
+            let extra: &[(&str, &str)] = if code == 405 { &allow } else { &[] };
+            self.refuse(now, endpoint, tx, &request, code, extra);
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -1,0 +1,386 @@
+//! The UAC role (RFC 3261 sections 13.2 and 12.1.2): the INVITE, one early dialog per To
+//! tag, the ACK for every 2xx and again for each retransmission of it, the fork kept and
+//! the others ended with BYE (section 13.2.2.4).
+
+use std::time::Instant;
+
+use super::*;
+
+impl Sessions {
+    /// UAC: places a call. The INVITE gets a fresh Call-ID and From tag, our Contact for
+    /// the target's transport, the preloaded Routes and extra headers of `invite`, and the
+    /// offer as an `application/sdp` body.
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        endpoint: &mut Endpoint,
+        invite: Invite,
+    ) -> Result<CallHandle, SessionError> {
+        if self.calls.len() >= self.config.max_calls {
+            return Err(SessionError::TooManyCalls);
+        }
+        let mut target = invite.target;
+        let mut request = self.build_invite(endpoint, &invite, target.transport)?;
+        // Section 18.1.1: the endpoint sends a large request over TCP; the Contact says so.
+        if target.transport == Transport::Udp
+            && request.as_bytes().len() + 100 > endpoint.config().udp_size_limit
+        {
+            target.transport = Transport::Tcp;
+            request = self.build_invite(endpoint, &invite, Transport::Tcp)?;
+        }
+        let tx = endpoint.send_request(now, &request, target)?;
+        let c = self.calls.insert(Call {
+            uac: true,
+            state: CallState::Pending,
+            leg: None,
+            invite: Some(tx),
+            timer_c: false,
+        });
+        self.invites.insert(
+            tx,
+            InviteCtx {
+                call: Some(c),
+                request,
+                target,
+                offer: invite.offer.is_some(),
+                forks: SmallVec::new(),
+                window_end: None,
+            },
+        );
+        self.stats.calls_placed += 1;
+        Ok(call_handle(c))
+    }
+
+    fn build_invite(
+        &mut self,
+        ep: &Endpoint,
+        invite: &Invite,
+        transport: Transport,
+    ) -> Result<OwnedMessage, SessionError> {
+        let contact = self.contact(ep, transport, invite.target.addr);
+        let mut b = RequestBuilder::new(Method::Invite, &invite.request_uri)
+            .from(&invite.from)
+            .to(&invite.to)
+            .contact(&contact);
+        for r in &invite.routes {
+            b = b.header("Route", r);
+        }
+        if let Some(ua) = &self.config.user_agent {
+            b = b.header("User-Agent", ua);
+        }
+        b = b.header("Allow", ALLOW);
+        for (n, v) in &invite.headers {
+            b = b.header(n, v);
+        }
+        if let Some(sdp) = &invite.offer {
+            b = b.body("application/sdp", sdp);
+        }
+        Ok(b.build(&mut self.rng)?)
+    }
+
+    /// A response to an initial INVITE of ours.
+    pub(super) fn on_invite_response(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ClientTxId,
+        response: &OwnedMessage,
+    ) {
+        let Ok(resp) = response.message() else {
+            return;
+        };
+        let Some(status) = resp.status() else {
+            return;
+        };
+        if status == 100 {
+            return;
+        }
+        let Some(ctx) = self.invites.get(&tx) else {
+            return;
+        };
+        let call = ctx.call;
+        if status >= 300 {
+            // The final response: the early dialogs go, the call ends unless a 2xx came.
+            drop(resp);
+            let Some(ctx) = self.invites.remove(&tx) else {
+                return;
+            };
+            self.free_early(&ctx);
+            if let Some(t) = ctx.window_end {
+                self.timers.remove(&(t, Due::ForkWindow(tx)));
+            }
+            if let Some(c) = call {
+                let cancelled = self.calls.get(c).map(|c| (c.state, c.timer_c));
+                let reason = match (status, cancelled) {
+                    (487, Some((CallState::Cancelling, true))) => EndReason::Timeout,
+                    (487, Some((CallState::Cancelling, false))) => EndReason::Cancelled,
+                    (408, _) => EndReason::Timeout,
+                    _ => EndReason::Rejected(status),
+                };
+                if self.calls.get(c).is_some_and(|c| c.leg.is_none()) {
+                    self.end_call(c, reason);
+                }
+            }
+            return;
+        }
+        // A response with a To tag makes (or is part of) a dialog (section 12.1.2).
+        let remote_tag = resp.to().and_then(|t| t.tag());
+        let found = remote_tag.and_then(|rt| {
+            let id_call = resp.call_id().unwrap_or("");
+            let local = resp.from().and_then(|f| f.tag()).unwrap_or("");
+            self.find(id_call, local, rt)
+        });
+        let k = match (found, remote_tag) {
+            (Some(k), _) => Some(k),
+            (None, Some(_)) => {
+                let may_grow = status >= 200 || ctx.forks.len() < MAX_FORKS;
+                let made = if may_grow {
+                    ctx.request
+                        .message()
+                        .ok()
+                        .and_then(|req| Dialog::uac(&req, &resp, ctx.target))
+                } else {
+                    None
+                };
+                made.map(|d| {
+                    let k = self.insert_leg(Leg::new(d, None, true));
+                    if let Some(ctx) = self.invites.get_mut(&tx) {
+                        ctx.forks.push(k);
+                    }
+                    k
+                })
+            }
+            (None, None) => None,
+        };
+        if status < 200 {
+            let sdp = body_of(&resp);
+            let reason = resp.view().start_line();
+            let reason = match reason {
+                crate::message::StartLine::Response { reason, .. } => reason.to_owned(),
+                _ => String::new(),
+            };
+            drop(resp);
+            if let Some(c) = call.filter(|&c| self.calls.get(c).is_some()) {
+                self.push_event(SessionEvent::Progress {
+                    call: call_handle(c),
+                    status,
+                    reason,
+                    sdp,
+                });
+            }
+            return;
+        }
+        // A 2xx (section 13.2.2.4).
+        let Some(k) = k else {
+            return;
+        };
+        let seq = resp.cseq().map_or(0, |c| c.seq);
+        let Some(leg) = self.legs.get_mut(k) else {
+            return;
+        };
+        if leg.dialog.state() == DialogState::Confirmed {
+            drop(resp);
+            // A retransmission: the same ACK again.
+            self.ack_again(now, ep, k, seq);
+            return;
+        }
+        leg.dialog.confirm_uac(&resp);
+        leg.phase = Phase::Up;
+        let sdp = body_of(&resp);
+        drop(resp);
+        if let Some(ctx) = self.invites.get_mut(&tx) {
+            if ctx.window_end.is_none() {
+                // Timer M (RFC 6026): responses keep coming for 64*T1.
+                let t = now + self.config.timers.t1x64();
+                ctx.window_end = Some(t);
+                self.timers.insert((t, Due::ForkWindow(tx)));
+            }
+        }
+        let offer_sent = self.invites.get(&tx).is_some_and(|c| c.offer);
+        let keep = call.and_then(|c| self.calls.get(c).map(|call| (c, call.state, call.leg)));
+        match keep {
+            Some((c, CallState::Pending, None)) => {
+                // The first 2xx: the call keeps this dialog.
+                if let Some(call) = self.calls.get_mut(c) {
+                    call.state = CallState::Answered;
+                    call.leg = Some(k);
+                    call.invite = None;
+                }
+                if let Some(leg) = self.legs.get_mut(k) {
+                    leg.call = Some(c);
+                }
+                self.stats.calls_answered += 1;
+                self.start_lifetime(now, k);
+                let offer_in_2xx = !offer_sent && sdp.is_some();
+                self.push_event(SessionEvent::Answered {
+                    call: call_handle(c),
+                    sdp: sdp.clone(),
+                });
+                if offer_in_2xx {
+                    // RFC 3264: the 2xx carries the offer; the answer goes in the ACK,
+                    // once the application gives it (`answer_offer`).
+                    if let Some(leg) = self.legs.get_mut(k) {
+                        leg.offer = OfferState::RemoteOffer;
+                        leg.x().ack_wait = Some(seq);
+                    }
+                    self.push_event(SessionEvent::Offer {
+                        call: call_handle(c),
+                        method: "INVITE".to_owned(),
+                        sdp: sdp.unwrap_or_default(),
+                    });
+                } else {
+                    self.send_ack(now, ep, k, seq, None);
+                }
+            }
+            Some((c, CallState::Cancelling, None)) => {
+                // The 2xx crossed our CANCEL (section 9.1): ACK, then BYE.
+                if let Some(call) = self.calls.get_mut(c) {
+                    call.leg = Some(k);
+                    call.invite = None;
+                }
+                if let Some(leg) = self.legs.get_mut(k) {
+                    leg.call = Some(c);
+                }
+                self.send_ack(now, ep, k, seq, None);
+                self.send_bye(now, ep, k, EndReason::Cancelled);
+            }
+            _ => {
+                // Another fork answered (or the call is gone): ACK, then BYE.
+                self.stats.forks_ended += 1;
+                self.send_ack(now, ep, k, seq, None);
+                self.send_bye(now, ep, k, EndReason::LocalBye);
+            }
+        }
+    }
+
+    /// Sends the ACK for the 2xx with CSeq `seq` on dialog `k` and keeps it for 64*T1, to
+    /// send again for each retransmission of the 2xx (section 13.2.2.4).
+    pub(super) fn send_ack(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        k: DialogKey,
+        seq: u32,
+        body: Option<&[u8]>,
+    ) {
+        let Ok((ack, target)) = self.dialog_request(ep, k, Method::Ack, Some(seq), body) else {
+            return;
+        };
+        let branch = crate::new_branch(&mut self.rng);
+        let _ = ep.send_stateless(now, &ack, target, &branch);
+        let until = now + self.config.timers.t1x64();
+        let Some(leg) = self.legs.get_mut(k) else {
+            return;
+        };
+        let old = leg.x().ack.replace(SentAck {
+            seq,
+            ack,
+            branch,
+            target,
+            until,
+        });
+        if let Some(old) = old {
+            self.timers.remove(&(old.until, Due::ForgetAck(k)));
+        }
+        self.timers.insert((until, Due::ForgetAck(k)));
+    }
+
+    /// Sends the kept ACK again for a retransmitted 2xx with CSeq `seq`.
+    fn ack_again(&mut self, now: Instant, ep: &mut Endpoint, k: DialogKey, seq: u32) -> bool {
+        let Some(a) = self
+            .legs
+            .get(k)
+            .and_then(|l| l.x.as_ref())
+            .and_then(|x| x.ack.as_ref())
+            .filter(|a| a.seq == seq)
+        else {
+            return false;
+        };
+        let _ = ep.send_stateless(now, &a.ack, a.target, &a.branch);
+        self.stats.acks_resent += 1;
+        true
+    }
+
+    /// A 2xx to an INVITE of ours that arrived after its transaction (or as one the
+    /// session layer no longer tracks): its ACK again. False when no dialog knows it.
+    pub(super) fn resend_ack(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        response: &OwnedMessage,
+    ) -> bool {
+        let Ok(resp) = response.message() else {
+            return false;
+        };
+        if !resp.status().is_some_and(|s| (200..300).contains(&s))
+            || !resp.cseq().is_some_and(|c| c.method == Method::Invite)
+        {
+            // Responses to a CANCEL of ours (timer C's too) need nothing.
+            return resp.cseq().is_some_and(|c| c.method == Method::Cancel);
+        }
+        let call_id = resp.call_id().unwrap_or("");
+        let local = resp.from().and_then(|f| f.tag()).unwrap_or("");
+        let remote = resp.to().and_then(|t| t.tag()).unwrap_or("");
+        let Some(k) = self.find(call_id, local, remote) else {
+            return false;
+        };
+        let seq = resp.cseq().map_or(0, |c| c.seq);
+        drop(resp);
+        self.ack_again(now, ep, k, seq);
+        true
+    }
+
+    /// Frees the dialogs of an INVITE that no 2xx confirmed.
+    fn free_early(&mut self, ctx: &InviteCtx) {
+        for &k in &ctx.forks {
+            if self
+                .legs
+                .get(k)
+                .is_some_and(|l| l.dialog.state() == DialogState::Early)
+            {
+                self.free_leg(k);
+            }
+        }
+    }
+
+    /// 64*T1 after the first 2xx: no more responses come to the INVITE.
+    pub(super) fn fork_window_over(&mut self, tx: ClientTxId) {
+        if let Some(ctx) = self.invites.remove(&tx) {
+            self.free_early(&ctx);
+        }
+    }
+
+    /// The INVITE's transaction timed out (timer B), was cancelled by timer C, or failed.
+    pub(super) fn invite_timeout(&mut self, tx: ClientTxId, timer: Option<Timer>) {
+        if timer == Some(Timer::C) {
+            // The endpoint sent CANCEL; the final response (487) is still to come.
+            if let Some(c) = self.invites.get(&tx).and_then(|ctx| ctx.call) {
+                if let Some(call) = self.calls.get_mut(c) {
+                    if call.state == CallState::Pending {
+                        call.state = CallState::Cancelling;
+                        call.timer_c = true;
+                    }
+                }
+            }
+            return;
+        }
+        let Some(ctx) = self.invites.remove(&tx) else {
+            return;
+        };
+        self.free_early(&ctx);
+        if let Some(t) = ctx.window_end {
+            self.timers.remove(&(t, Due::ForkWindow(tx)));
+        }
+        if let Some(c) = ctx.call {
+            let state = self.calls.get(c).map(|c| (c.state, c.leg));
+            let reason = match (state, timer) {
+                (_, None) => EndReason::TransportError,
+                (Some((CallState::Cancelling, _)), _) => EndReason::Cancelled,
+                _ => EndReason::Timeout,
+            };
+            if state.is_some_and(|(_, leg)| leg.is_none()) {
+                self.end_call(c, reason);
+            }
+        }
+    }
+}
