@@ -1,21 +1,32 @@
-//! `sipc`: a SIP user agent client on the tokio driver's async `Client` API.
+//! `sipc`: a SIP user agent client on the tokio driver's async API: `Client` for OPTIONS
+//! and MESSAGE, `Client::register` for registrations, and the call API (`Client::call`,
+//! the session layer of `sip_core::session`) for calls.
 //!
 //! ```text
-//! sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
-//! sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+//! sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] options URI
+//! sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
+//!                     [--100rel] [--session-expires SECS]
 //! sipc [...] message URI TEXT                MESSAGE with a text/plain body
 //! sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
 //! ```
 //!
 //! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
-//! `sip:bob@[::1]:5060;transport=tcp`. Prints each response's status line (`-v`: the whole
-//! message); exits 0 when the final responses are 2xx, 1 otherwise. With `--user` and
-//! `--password`, 401 and 407 challenges are answered (RFC 3261 section 22.2). `register`
-//! keeps a registration (the driver's `Client::register`) for DURATION, refreshing it, then
-//! removes it; it exits 0 only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level
-//! `warn` unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in
-//! colour only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on
-//! stdout and exits 0; a usage error prints the usage on stderr and exits 2.
+//! `sip:bob@[::1]:5060;transport=tcp`. Prints one line per message on the wire (stdout):
+//! `-> METHOD` for each request sent, `<- CODE Reason` for each response received (and
+//! `<- METHOD`, `-> CODE Reason` for the requests it answers); `-v` adds whole responses.
+//! `call` places the call on the session layer, which sends ACK, PRACK, CANCEL and BYE
+//! and answers requests inside the dialog; the peer's offers (re-INVITE, UPDATE) are
+//! answered from `sdp::LocalMedia`. Ctrl-C hangs up (CANCEL while ringing, BYE after) and
+//! exits 130. `call` exits 0 only when the call was established and then ended by a BYE:
+//! sipc's own that got a 2xx, or the callee's (answered 200 by the session layer: a callee
+//! hanging up is how many calls end). Other commands exit 0 when the final responses are
+//! 2xx. With `--user` and `--password`, 401 and 407 challenges are answered (RFC 3261
+//! section 22.2; for a call, in a new INVITE). `register` keeps a registration (the
+//! driver's `Client::register`) for DURATION, refreshing it, then removes it; it exits 0
+//! only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level `warn`
+//! unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in colour
+//! only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on stdout
+//! and exits 0; a usage error prints the usage on stderr and exits 2.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -38,16 +49,19 @@ use tracing_subscriber::Layer;
 
 const USAGE: &str =
     "usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] \
-    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] | \
-    message URI TEXT | register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
+    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] [--sdp FILE] \
+    [--reinvite-after DURATION] [--100rel] [--session-expires SECS] | message URI TEXT | \
+    register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
 
 const HELP: &str =
-    "sipc (tokio driver): sends one request, or a whole call, or keeps a registration, and
-prints the responses.
+    "sipc (tokio driver): sends one request, or makes a call, or keeps a registration, and
+prints one line per message on the wire (-> METHOD, <- CODE Reason).
 
 usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
             [--user NAME --password SECRET] options URI
-       sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+       sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
+                           [--100rel] [--session-expires SECS]
+                                                  INVITE, ACK, wait, BYE
        sipc [...] message URI TEXT                MESSAGE with a text/plain body
        sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
                                                   REGISTER, refreshed for DURATION, then
@@ -56,10 +70,20 @@ usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
   --transport T     udp or tcp (default: the URI's transport parameter, else udp)
   --bind ADDR       the local address, IP or IP:PORT (default: the address the system
                     sends from toward the target, any free port); the Via and the
-                    Contact name it
+                    Contact name it (with ;transport=tcp over TCP)
   --proxy URI       outbound proxy (IP address): every request goes to it, with a
                     preloaded Route <URI;lr>
-  --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
+  --hold DURATION   call: time between the answer (or the last re-INVITE) and BYE: 2s,
+                    500ms (default 2s)
+  --sdp FILE        call: the offer (default: PCMU and PCMA); later offers and answers
+                    use its address, port and o= session id with PCMU and PCMA
+  --reinvite-after DURATION
+                    call: after the answer, a re-INVITE with a sendonly offer (hold),
+                    then after as long one with sendrecv (resume), then --hold and BYE
+  --100rel          call: Require: 100rel (RFC 3262); PRACK for reliable 1xx responses
+  --session-expires SECS
+                    call: session timers (RFC 4028) with this interval (0: none, the
+                    default); the session layer refreshes or ends the call
   --user NAME       username for digest challenges (401, 407), with --password
   --password SECRET password for digest challenges (other local users can read a
                     command line: for tests and demos)
@@ -71,8 +95,11 @@ usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
                     filter (default warn, or RUST_LOG)
   -v, --verbose     print whole responses
   -h, --help        this help
-Exits 0 when the final responses are 2xx (register: every REGISTER got a 2xx after any
-challenge), 1 otherwise, 2 on a usage error.";
+Requests inside the call (BYE, re-INVITE, UPDATE, OPTIONS) are answered. Ctrl-C hangs up
+(CANCEL while ringing, BYE after) and exits 130.
+Exits 0 when the final responses are 2xx; call: when the call was established and ended
+by a BYE (sipc's, answered 2xx, or the callee's); register: when every REGISTER got a 2xx
+after any challenge. 1 otherwise, 2 on a usage error, 130 when interrupted.";
 
 struct Args {
     command: String,
