@@ -272,6 +272,9 @@ async fn dropping_the_incoming_calls_gives_invites_back_to_incoming() {
     assert_eq!(request.view().method(), Some(sip_core::Method::Invite));
     responder.respond_status(486).await.unwrap();
     assert_eq!(ended(&mut out, "caller").await, EndReason::Rejected(486));
+    // The final response that ended it, for the application (a challenge to answer, a
+    // redirection's Contacts).
+    assert_eq!(out.rejection().and_then(|r| r.view().status()), Some(486));
     caller.shutdown().await;
     server.shutdown().await;
 }
