@@ -227,7 +227,7 @@ impl Sessions {
         }
     }
 
-    /// A response to a request of ours inside a dialog (re-INVITE, BYE, CANCEL).
+    /// A response to a request of ours inside a dialog (re-INVITE, BYE).
     pub(super) fn on_dialog_response(
         &mut self,
         now: Instant,
@@ -247,7 +247,6 @@ impl Sessions {
         }
         self.clients.remove(&tx);
         match pending {
-            Pending::Cancel => {}
             Pending::Bye(k) => {
                 drop(resp);
                 self.bye_done(k);
@@ -358,7 +357,6 @@ impl Sessions {
     ) {
         self.clients.remove(&tx);
         match pending {
-            Pending::Cancel => {}
             Pending::Bye(k) => self.bye_done(k),
             Pending::ReInvite(k) => {
                 if let Some(l) = self.legs.get_mut(k) {
@@ -436,8 +434,9 @@ impl Sessions {
             (_, CallState::Ending(_), _) | (true, CallState::Cancelling, _) => Ok(()),
             (true, CallState::Pending, _) => {
                 let invite = state.invite.ok_or(SessionError::WrongState)?;
-                let cancel = endpoint.cancel(now, invite)?;
-                self.clients.insert(cancel, Pending::Cancel);
+                // (Its responses need nothing; a CANCEL the INVITE's final response
+                // overtakes is never sent and dies silently in the endpoint.)
+                endpoint.cancel(now, invite)?;
                 if let Some(call) = self.calls.get_mut(c) {
                     call.state = CallState::Cancelling;
                 }

@@ -520,7 +520,6 @@ struct InviteCtx {
 enum Pending {
     ReInvite(DialogKey),
     Bye(DialogKey),
-    Cancel,
 }
 
 /// A deadline of the session layer. (Extensions add theirs.)
@@ -536,6 +535,8 @@ enum Due {
     ForgetAck(DialogKey),
     /// No more responses to this INVITE.
     ForkWindow(ClientTxId),
+    /// Timer C cancelled this INVITE 64*T1 ago: its transaction has ended silently.
+    Abandoned(ClientTxId),
 }
 
 /// The session layer: the calls and dialogs of one user agent.
@@ -718,6 +719,7 @@ impl Sessions {
                     }
                 }
                 Due::ForkWindow(tx) => self.fork_window_over(tx),
+                Due::Abandoned(tx) => self.invite_timeout(now, tx, Some(Timer::B)),
             }
         }
     }
@@ -1050,7 +1052,7 @@ impl Sessions {
         match tx {
             TxId::Client(tx) => {
                 if self.invites.contains_key(&tx) {
-                    self.invite_timeout(tx, timer);
+                    self.invite_timeout(now, tx, timer);
                     return true;
                 }
                 match self.clients.get(&tx).copied() {

@@ -108,6 +108,7 @@ impl Sessions {
             self.free_early(&ctx);
             if let Some(t) = ctx.window_end {
                 self.timers.remove(&(t, Due::ForkWindow(tx)));
+                self.timers.remove(&(t, Due::Abandoned(tx)));
             }
             if let Some(c) = call {
                 let cancelled = self.calls.get(c).map(|c| (c.state, c.timer_c));
@@ -189,10 +190,13 @@ impl Sessions {
         let sdp = body_of(&resp);
         drop(resp);
         if let Some(ctx) = self.invites.get_mut(&tx) {
-            if ctx.window_end.is_none() {
-                // Timer M (RFC 6026): responses keep coming for 64*T1.
-                let t = now + self.config.timers.t1x64();
-                ctx.window_end = Some(t);
+            // Timer M (RFC 6026): responses keep coming for 64*T1 after the first 2xx.
+            let t = now + self.config.timers.t1x64();
+            if let Some(old) = ctx.window_end.replace(t) {
+                self.timers.remove(&(old, Due::Abandoned(tx)));
+                self.timers.remove(&(old, Due::ForkWindow(tx)));
+            }
+            if ctx.window_end == Some(t) && !self.timers.contains(&(t, Due::ForkWindow(tx))) {
                 self.timers.insert((t, Due::ForkWindow(tx)));
             }
         }
@@ -268,7 +272,9 @@ impl Sessions {
         };
         let branch = crate::new_branch(&mut self.rng);
         let _ = ep.send_stateless(now, &ack, target, &branch);
-        let until = now + self.config.timers.t1x64();
+        // The UAS retransmits its 2xx for 64*T1 after sending it; kept twice as long, the
+        // ACK still answers the last retransmission after any delay up to 64*T1.
+        let until = now + self.config.timers.t1x64() * 2;
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };
@@ -351,9 +357,17 @@ impl Sessions {
     }
 
     /// The INVITE's transaction timed out (timer B), was cancelled by timer C, or failed.
-    pub(super) fn invite_timeout(&mut self, tx: ClientTxId, timer: Option<Timer>) {
+    pub(super) fn invite_timeout(&mut self, now: Instant, tx: ClientTxId, timer: Option<Timer>) {
         if timer == Some(Timer::C) {
-            // The endpoint sent CANCEL; the final response (487) is still to come.
+            // The endpoint sent CANCEL; the final response (487) may still come, for 64*T1,
+            // after which the transaction ends without an event.
+            let at = now + self.config.timers.t1x64();
+            if let Some(ctx) = self.invites.get_mut(&tx) {
+                if ctx.window_end.is_none() {
+                    ctx.window_end = Some(at);
+                    self.timers.insert((at, Due::Abandoned(tx)));
+                }
+            }
             if let Some(c) = self.invites.get(&tx).and_then(|ctx| ctx.call) {
                 if let Some(call) = self.calls.get_mut(c) {
                     if call.state == CallState::Pending {
@@ -370,6 +384,7 @@ impl Sessions {
         self.free_early(&ctx);
         if let Some(t) = ctx.window_end {
             self.timers.remove(&(t, Due::ForkWindow(tx)));
+            self.timers.remove(&(t, Due::Abandoned(tx)));
         }
         if let Some(c) = ctx.call {
             let state = self.calls.get(c).map(|c| (c.state, c.leg));
