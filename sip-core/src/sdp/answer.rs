@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::{Attribute, Connection, Direction, Media, Origin, Sdp, SdpError, Time};
+use super::{Attribute, Connection, Direction, Media, Origin, Rtpmap, Sdp, SdpError, Time};
 
 /// An audio codec: an RTP payload format with its payload type number (RFC 3551, RFC 8866
 /// section 6.6).
@@ -187,6 +187,21 @@ impl LocalMedia {
         self
     }
 
+    /// The address written in our o= and c= lines.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The port of our audio stream.
+    pub fn audio_port(&self) -> u16 {
+        self.audio_port
+    }
+
+    /// The o= session id.
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
     /// The codecs, in order of preference.
     pub fn codecs(&self) -> &[Codec] {
         &self.codecs
@@ -273,6 +288,8 @@ impl LocalMedia {
         }
         let mut any = false;
         for m in answer.media().iter().filter(|m| m.port() != 0) {
+            // each a=rtpmap parsed once, whatever the number of formats
+            let maps: Vec<Rtpmap<'_>> = m.rtpmaps().collect();
             let ours = m
                 .formats()
                 .filter_map(super::parse::number::<u8>)
@@ -280,7 +297,7 @@ impl LocalMedia {
                     self.codecs.iter().any(|c| {
                         c.payload_type == pt
                             && !c.is_telephone_event()
-                            && m.rtpmap(pt).is_none_or(|r| {
+                            && maps.iter().find(|r| r.payload_type == pt).is_none_or(|r| {
                                 c.matches(r.encoding_name, r.clock_rate, r.channels)
                             })
                     })
@@ -300,13 +317,17 @@ impl LocalMedia {
     /// Our codecs that the offered stream has, with the offerer's payload type numbers,
     /// in the offer's order (RFC 3264 section 6.1).
     fn intersect(&self, m: &Media<'_>) -> Vec<Codec> {
+        // each a=rtpmap parsed once and each payload type looked at once, so the work is
+        // bounded by the formats and attributes of the line, not their product of parses
+        let maps: Vec<Rtpmap<'_>> = m.rtpmaps().collect();
+        let mut seen = [false; 256];
         let mut common: Vec<Codec> = Vec::new();
         for pt in m.formats().filter_map(super::parse::number::<u8>) {
-            if common.iter().any(|c| c.payload_type == pt) {
+            if std::mem::replace(&mut seen[usize::from(pt)], true) {
                 continue;
             }
             // a=rtpmap first; static payload types may go without one (RFC 8866 6.6)
-            let (name, rate, channels) = match m.rtpmap(pt) {
+            let (name, rate, channels) = match maps.iter().find(|r| r.payload_type == pt) {
                 Some(r) => (r.encoding_name, r.clock_rate, r.channels),
                 None => match STATIC_AUDIO.iter().find(|s| s.0 == pt) {
                     Some(&(_, name, rate, channels)) => (name, rate, Some(channels)),

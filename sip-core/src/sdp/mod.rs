@@ -3,7 +3,7 @@
 //! - [`Sdp`]: a session description parsed without copying: every field borrows the body.
 //!   The parser follows the grammar of RFC 8866 sections 5 and 9 (line order included),
 //!   accepts what real peers send (LF-only line ends, trailing whitespace, a missing final
-//!   line end), is bounded ([`MAX_LINES`], [`MAX_MEDIA`], [`MAX_ATTRIBUTES`]) and never
+//!   line end), is bounded ([`MAX_LINES`], [`MAX_MEDIA`], [`MAX_ATTRIBUTES`], [`MAX_FORMATS`]) and never
 //!   panics. [`Sdp::write_to`] writes it back in canonical form (CRLF line ends).
 //! - [`LocalMedia`]: our side of the media. It makes offers ([`LocalMedia::offer`]), answers
 //!   offers (RFC 3264 section 6: codec intersection, direction mirrored, port 0 for a
@@ -61,6 +61,10 @@ pub const MAX_MEDIA: usize = 32;
 /// [`SdpError::TooManyAttributes`].
 pub const MAX_ATTRIBUTES: usize = 256;
 
+/// The most formats on one m= line (RTP has 128 payload types); more is
+/// [`SdpError::TooManyFormats`]. It bounds the work of the answer helper.
+pub const MAX_FORMATS: usize = 128;
+
 /// Why a session description was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -112,6 +116,9 @@ pub enum SdpError {
     /// More than [`MAX_ATTRIBUTES`] a= lines in one section.
     #[error("more than {MAX_ATTRIBUTES} attributes in one section")]
     TooManyAttributes,
+    /// More than [`MAX_FORMATS`] formats on one m= line.
+    #[error("more than {MAX_FORMATS} formats on one m= line")]
+    TooManyFormats,
 }
 
 /// The direction of a media stream (RFC 8866 sections 6.7.1 to 6.7.4, RFC 3264 section
@@ -325,7 +332,7 @@ pub struct Sdp<'a> {
 
 impl<'a> Sdp<'a> {
     /// Parses a session description (RFC 8866 sections 5 and 9), bounded by [`MAX_LINES`],
-    /// [`MAX_MEDIA`] and [`MAX_ATTRIBUTES`].
+    /// [`MAX_MEDIA`], [`MAX_ATTRIBUTES`] and [`MAX_FORMATS`].
     pub fn parse(body: &'a [u8]) -> Result<Sdp<'a>, SdpError> {
         parse::parse(body)
     }

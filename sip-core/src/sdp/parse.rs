@@ -7,7 +7,7 @@
 
 use super::{
     Attribute, Bandwidth, Connection, Direction, Media, Origin, Sdp, SdpError, Time,
-    MAX_ATTRIBUTES, MAX_LINES, MAX_MEDIA,
+    MAX_ATTRIBUTES, MAX_FORMATS, MAX_LINES, MAX_MEDIA,
 };
 
 /// Session-level ranks (RFC 8866 section 5): `v o s i u e* p* c b* (t r* z)+ k a*`.
@@ -252,7 +252,7 @@ fn media(value: &str, session_direction: Direction) -> Option<Media<'_>> {
     })
 }
 
-/// Text fields (`i=`, `u=`, `e=`, `p=`, `k=`, `s=`): anything but NUL, CR and LF, not empty.
+/// Text fields (`i=`, `u=`, `e=`, `p=`, `k=`): anything but NUL, CR and LF, not empty.
 fn text(value: &str) -> Option<&str> {
     (!value.is_empty()).then_some(value)
 }
@@ -288,8 +288,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Sdp<'_>, SdpError> {
     let mut attributes = Vec::new();
     let mut media: Vec<Media<'_>> = Vec::new();
 
-    // The rank of the previous line (None before the first), and whether it was in a media
-    // description.
+    // The rank of the previous line (None before the first) and its type letter.
     let mut last: Option<u8> = None;
     let mut last_field = 0u8;
     let mut count = 0usize;
@@ -384,7 +383,8 @@ pub(super) fn parse(body: &[u8]) -> Result<Sdp<'_>, SdpError> {
                 }
             }
             b'o' => origin = Some(self::origin(value).ok_or(malformed)?),
-            b's' => session_name = Some(text(value).ok_or(malformed)?),
+            // text = 1*byte, but an empty s= is common (RFC 3264's own examples have one)
+            b's' => session_name = Some(value),
             b'i' => information = Some(text(value).ok_or(malformed)?),
             b'u' => uri = Some(text(value).ok_or(malformed)?),
             b'e' => emails.push(text(value).ok_or(malformed)?),
@@ -420,7 +420,11 @@ pub(super) fn parse(body: &[u8]) -> Result<Sdp<'_>, SdpError> {
                 if media.len() == MAX_MEDIA {
                     return Err(SdpError::TooManyMedia);
                 }
-                media.push(self::media(value, session_direction).ok_or(malformed)?);
+                let m = self::media(value, session_direction).ok_or(malformed)?;
+                if m.formats().count() > MAX_FORMATS {
+                    return Err(SdpError::TooManyFormats);
+                }
+                media.push(m);
             }
             _ => return Err(malformed),
         }
