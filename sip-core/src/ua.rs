@@ -1,13 +1,21 @@
-//! A minimal UAS core (RFC 3261 sections 8.2, 12.1.1, 13.3, 9.2, 15.1.2): enough to answer
-//! calls, and the seed of the later dialog layer.
+//! The UAS core of `sipd` (RFC 3261 sections 8.2, 10.3, 11, 12 to 15): it answers calls
+//! through the session layer ([`crate::session::Sessions`]) and is the application of the
+//! calls it receives.
 //!
-//! It answers OPTIONS (200 with Allow, Accept, Supported), MESSAGE (200), INVITE (100,
-//! 180, then 200 with an SDP answer after the configured ring time, creating a dialog with
-//! a To tag and Contact, section 12.1.1), retransmits the 2xx until the ACK arrives
-//! (section 13.3.1.4), absorbs the ACK, answers BYE in a dialog with 200 and a BYE or
-//! re-INVITE outside any dialog with 481 (section 12.2.2), answers CANCEL with 200 and the
-//! INVITE with 487 (section 9.2), and everything else as [`validate`] says
-//! (405 with Allow, 501, 420, ...).
+//! It answers OPTIONS (200 with Allow, Accept, Supported) and MESSAGE (200) itself, and
+//! hands INVITE, ACK, CANCEL, BYE, PRACK, UPDATE and every request inside a dialog to the
+//! session layer, which keeps the dialogs (route set from Record-Route, Contact per
+//! transport, section 12.1.1), retransmits the 2xx until the ACK and sends BYE when none
+//! comes (section 13.3.1.4), answers CANCEL (section 9.2), BYE (section 15.1.2), requests
+//! outside any dialog (481, section 12.2.2), reliable provisional responses (RFC 3262),
+//! UPDATE (RFC 3311) and session timers (RFC 4028), and ends every dialog whose peer
+//! vanished ([`SessionConfig::max_lifetime`]). For each incoming call this core rings
+//! (180), then after [`UaConfig::ring`] accepts with an SDP answer: computed from the offer
+//! by [`LocalMedia::answer`] when [`UaConfig::media`] is set (RFC 3264; the INVITE is
+//! refused with 488 when no codec is common; an INVITE without offer gets our offer in the
+//! 2xx), else the fixed [`UaConfig::answer_sdp`]. Offers in re-INVITEs and UPDATEs are
+//! answered the same way. Everything else is answered as [`validate`] says (405 with Allow,
+//! 501, 420, ...).
 //!
 //! With a registrar configuration ([`UaConfig::registrar`]) it is also a registrar (RFC
 //! 3261 section 10.3, see [`crate::registrar`]): the bindings live in the in-memory
@@ -28,10 +36,10 @@ use crate::endpoint::{Endpoint, Event, ServerTxId, TransactionUser};
 use crate::location::{Binding, LocationStore, MemoryStore, StoreLimits};
 use crate::registrar::{RegisterRequest, Registrar, RegistrarConfig, Reject};
 use crate::rng::push_random_token;
-use crate::sdp::LocalMedia;
-use crate::session::SessionConfig;
+use crate::sdp::{Direction, LocalMedia};
+use crate::session::{CallHandle, EndReason, SessionConfig, SessionEvent, Sessions};
 use crate::validate::{self, Policy, Verdict};
-use crate::{Method, OwnedMessage, ResponseBuilder, SeededRng, Source, Timers};
+use crate::{HeaderName, Method, OwnedMessage, ResponseBuilder, SeededRng, Source, Timers};
 
 /// How the UAS core answers.
 #[derive(Debug, Clone)]
@@ -43,11 +51,14 @@ pub struct UaConfig {
     pub contact: String,
     /// Time between 180 Ringing and 200 OK.
     pub ring: Duration,
-    /// The SDP body of the 200 to an INVITE.
+    /// Without [`UaConfig::media`]: the SDP body of every 200 to an INVITE and of every
+    /// answer, whatever the offer (with it: unused).
     pub answer_sdp: Vec<u8>,
-    /// The Server header, if any.
+    /// The Server header, if any (also the session layer's, unless
+    /// [`SessionConfig::user_agent`] is set).
     pub server: Option<String>,
-    /// Timer values for the 2xx retransmission (T1, T2; section 13.3.1.4).
+    /// T1 and T2 of the session layer (2xx retransmission, the 64*T1 wait for the ACK,
+    /// section 13.3.1.4); they replace [`SessionConfig::timers`].
     pub timers: Timers,
     /// Be a registrar (section 10.3) with this configuration; `None` answers REGISTER 405.
     pub registrar: Option<RegistrarConfig>,
@@ -142,7 +153,9 @@ pub struct LocationRequest {
 }
 
 impl UaConfig {
-    /// A configuration with `contact`, no ring time and a fixed audio answer.
+    /// A configuration with `contact` (see [`UaConfig::contact`]), no ring time, the fixed
+    /// audio answer, and the session layer's defaults ([`SessionConfig::new`], with the user
+    /// part of `contact`, else `sipd`).
     pub fn new(contact: &str) -> UaConfig {
         UaConfig {
             contact: contact.to_owned(),
@@ -182,14 +195,15 @@ fn contact_user(contact: &str) -> &str {
 pub struct UaStats {
     /// INVITEs answered 200.
     pub calls_answered: u64,
-    /// Calls ended by BYE.
+    /// Answered calls that ended: by BYE (either side), or ended by the session layer
+    /// (session expiry, lifetime, a failed refresh: counted in `calls_expired` too).
     pub calls_ended: u64,
     /// INVITEs cancelled (answered 487).
     pub calls_cancelled: u64,
     /// 2xx responses retransmitted while waiting for the ACK (handed to the endpoint, which
     /// withholds those a silent untrusted source has not earned: `Stats::withheld`).
     pub ok_retransmissions: u64,
-    /// Dialogs whose ACK never came (section 13.3.1.4: 64*T1).
+    /// Dialogs whose ACK never came (section 13.3.1.4: 64*T1; a BYE was sent).
     pub ack_timeouts: u64,
     /// MESSAGE requests answered.
     pub messages: u64,
@@ -201,6 +215,10 @@ pub struct UaStats {
     pub registrations: u64,
     /// Requests answered with a digest challenge (401), stale nonces included.
     pub challenges: u64,
+    /// Calls the session layer ended without a BYE from the peer: the session timer
+    /// expired (RFC 4028), [`SessionConfig::max_lifetime`] passed, or an in-dialog request
+    /// got 408 or 481 (section 12.2.1.2).
+    pub calls_expired: u64,
 }
 
 /// Something the UAS core did, for logs.
@@ -234,39 +252,29 @@ pub enum UaEvent {
 /// Events kept for [`UserAgent::poll_event`] at most.
 pub const MAX_UA_EVENTS: usize = 1024;
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, PRACK, UPDATE";
 
 const POLICY: Policy<'static> = Policy {
-    methods: &["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE"],
+    methods: &[
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "MESSAGE", "PRACK", "UPDATE",
+    ],
     body_types: &["application/sdp", "text/plain"],
     ..Policy::UAS
 };
 
-/// An INVITE not answered with a final response yet.
+/// A call this UAS core received, until it ends.
 #[derive(Debug)]
-struct PendingCall {
-    request: OwnedMessage,
-    to_tag: String,
-    answer_at: Instant,
-    /// Read when the INVITE was typed, so that answering need not type it again.
+struct Call {
+    /// Its Call-ID, for the events.
     call_id: String,
-    remote_tag: String,
-}
-
-/// A dialog this UAS created (section 12.1.1), keyed by Call-ID and tags.
-#[derive(Debug)]
-struct Dialog {
-    /// The 2xx being retransmitted until the ACK (section 13.3.1.4).
-    unacked: Option<Unacked>,
-}
-
-#[derive(Debug)]
-struct Unacked {
-    tx: ServerTxId,
-    response: OwnedMessage,
-    interval: Duration,
-    next: Instant,
-    give_up: Instant,
+    /// Our media for this call: its own o= version (RFC 3264 section 8).
+    media: Option<LocalMedia>,
+    /// The body of the 2xx once the ring time is over; `None` once accepted.
+    body: Option<Vec<u8>>,
+    /// When the 2xx goes out.
+    answer_at: Instant,
+    /// The 2xx carried our offer (an INVITE without one): the ACK brings the answer.
+    offered: bool,
 }
 
 /// The validation policy for REGISTER when the UAS core is a registrar.
@@ -320,8 +328,7 @@ fn reply<'a>(
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Due {
-    Answer(ServerTxId),
-    Retransmit(String),
+    Answer(CallHandle),
     Location(StoreTicket),
 }
 
@@ -330,8 +337,9 @@ enum Due {
 pub struct UserAgent {
     config: UaConfig,
     rng: SeededRng,
-    calls: HashMap<ServerTxId, PendingCall>,
-    dialogs: HashMap<String, Dialog>,
+    /// The calls and dialogs (RFC 3261 sections 12 to 15).
+    sessions: Sessions,
+    calls: HashMap<CallHandle, Call>,
     timers: BTreeSet<(Instant, Due)>,
     events: VecDeque<UaEvent>,
     stats: UaStats,
@@ -345,19 +353,10 @@ pub struct UserAgent {
     next_ticket: u64,
 }
 
-fn dialog_key(call_id: &str, local_tag: &str, remote_tag: &str) -> String {
-    let mut k = String::with_capacity(call_id.len() + local_tag.len() + remote_tag.len() + 2);
-    k.push_str(call_id);
-    k.push('\n');
-    k.push_str(local_tag);
-    k.push('\n');
-    k.push_str(remote_tag);
-    k
-}
-
 impl UserAgent {
-    /// A UAS core; `seed` keys the [`SeededRng`] of its To tags: 32 bytes from the operating
-    /// system (the drivers' `os_seed`), not the endpoint's seed, a fixed one only in tests.
+    /// A UAS core; `seed` keys the [`SeededRng`] of its To tags (and, derived from it, the
+    /// session layer's): 32 bytes from the operating system (the drivers' `os_seed`), not
+    /// the endpoint's seed, a fixed one only in tests.
     pub fn new(mut config: UaConfig, seed: [u8; 32]) -> UserAgent {
         let auth = config.auth.take();
         let registrar = config.registrar.clone().map(Registrar::new);
@@ -365,7 +364,21 @@ impl UserAgent {
             (Some(_), LocationMode::Memory(limits)) => Some(MemoryStore::new(limits)),
             _ => None,
         };
+        let mut rng = SeededRng::new(seed);
+        let mut session = config.session.clone();
+        if session.contact.is_none() && !config.contact.is_empty() {
+            session.contact = Some(config.contact.clone());
+        }
+        if session.user_agent.is_none() {
+            session.user_agent = config.server.clone();
+        }
+        session.timers = config.timers;
+        let mut session_seed = [0u8; 32];
+        for chunk in session_seed.chunks_mut(8) {
+            chunk.copy_from_slice(&crate::Rng::next_u64(&mut rng).to_le_bytes());
+        }
         UserAgent {
+            sessions: Sessions::new(session, session_seed),
             registrar,
             auth,
             store,
@@ -373,23 +386,32 @@ impl UserAgent {
             pending_location: HashMap::new(),
             next_ticket: 0,
             config,
-            rng: SeededRng::new(seed),
+            rng,
             calls: HashMap::new(),
-            dialogs: HashMap::new(),
             timers: BTreeSet::new(),
             events: VecDeque::new(),
             stats: UaStats::default(),
         }
     }
 
-    /// The counters.
+    /// The counters (the 2xx retransmissions and ACK timeouts are the session layer's).
     pub fn stats(&self) -> UaStats {
-        self.stats
+        let sessions = self.sessions.stats();
+        UaStats {
+            ok_retransmissions: sessions.ok_retransmissions,
+            ack_timeouts: sessions.ack_timeouts,
+            ..self.stats
+        }
     }
 
-    /// Dialogs alive (answered calls not yet ended).
+    /// Dialogs alive in the session layer (early and confirmed).
     pub fn dialogs(&self) -> usize {
-        self.dialogs.len()
+        self.sessions.dialogs()
+    }
+
+    /// The session layer: its calls, dialogs and counters.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The next thing that happened, for logs. At most [`MAX_UA_EVENTS`] wait; beyond, the
@@ -498,6 +520,8 @@ impl UserAgent {
         t
     }
 
+    /// A request the session layer is not handed (REGISTER, OPTIONS and MESSAGE outside a
+    /// dialog), or one it returned: validated, authenticated, then answered here.
     fn on_request(
         &mut self,
         now: Instant,
@@ -505,7 +529,6 @@ impl UserAgent {
         tx: ServerTxId,
         request: OwnedMessage,
         source: Source,
-        cancels: Option<ServerTxId>,
     ) {
         let Ok(msg) = request.message() else {
             return;
@@ -513,39 +536,12 @@ impl UserAgent {
         let Some(method) = msg.method() else {
             return;
         };
-        let registering = method == Method::Register && self.registrar.is_some();
-        let policy = if registering {
-            &REGISTRAR_POLICY
-        } else {
-            &POLICY
-        };
-        match validate::request(&msg, policy) {
-            Verdict::Accept => {}
-            Verdict::Respond(r) => {
-                let unsupported = r.unsupported.join(", ");
-                let mut extra: Vec<(&str, &str)> = Vec::new();
-                if r.status == 405 {
-                    extra.push(("Allow", ALLOW));
-                }
-                if r.status == 420 {
-                    extra.push(("Unsupported", &unsupported));
-                }
-                let tag = self.new_tag();
-                self.respond(
-                    now,
-                    ep,
-                    tx,
-                    &request,
-                    reply(r.status, Some(&tag), &extra, None),
-                );
-                return;
-            }
-            _ => return,
-        }
-        let call_id = msg.call_id().unwrap_or("").to_owned();
-        let remote_tag = msg.from().and_then(|f| f.tag()).unwrap_or("").to_owned();
-        let local_tag = msg.to().and_then(|t| t.tag()).map(str::to_owned);
+        let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
         drop(msg);
+        let registering = method == Method::Register && self.registrar.is_some();
+        if !self.validate(now, ep, tx, &request, registering) {
+            return;
+        }
         if registering {
             // Section 10.3: steps 1 and 2 come before authentication (step 3).
             if let Some(Err(reject)) = self
@@ -568,7 +564,7 @@ impl UserAgent {
         match method {
             Method::Options => {
                 self.stats.options += 1;
-                let tag = self.new_tag();
+                let tag = (!in_dialog).then(|| self.new_tag());
                 let extra = [
                     ("Allow", ALLOW),
                     ("Accept", "application/sdp, text/plain"),
@@ -579,209 +575,282 @@ impl UserAgent {
                     ep,
                     tx,
                     &request,
-                    reply(200, Some(&tag), &extra[..2], None),
+                    reply(200, tag.as_deref(), &extra[..2], None),
                 );
             }
             Method::Message => {
                 self.stats.messages += 1;
                 let text = String::from_utf8_lossy(request.view().body()).into_owned();
                 self.push_event(UaEvent::Message { text });
-                let tag = self.new_tag();
-                self.respond(now, ep, tx, &request, reply(200, Some(&tag), &[], None));
+                let tag = (!in_dialog).then(|| self.new_tag());
+                self.respond(now, ep, tx, &request, reply(200, tag.as_deref(), &[], None));
             }
-            Method::Invite => match local_tag {
-                // Section 12.2.2: a request inside a dialog we do not know is answered 481.
-                Some(tag) => {
-                    let key = dialog_key(&call_id, &tag, &remote_tag);
-                    if self.dialogs.contains_key(&key) {
-                        // A re-INVITE: accept with the same answer (section 14.2).
-                        let contact = self.config.contact.clone();
-                        let sdp = self.config.answer_sdp.clone();
-                        if let Some(resp) = self.respond(
-                            now,
-                            ep,
-                            tx,
-                            &request,
-                            reply(200, None, &[("Contact", &contact)], Some(&sdp)),
-                        ) {
-                            self.start_retransmit(now, key, tx, resp);
-                        }
-                    } else {
-                        self.respond(now, ep, tx, &request, reply(481, None, &[], None));
-                    }
-                }
-                None => {
-                    let to_tag = self.new_tag();
-                    self.respond(now, ep, tx, &request, reply(100, None, &[], None));
-                    let contact = self.config.contact.clone();
-                    self.respond(
-                        now,
-                        ep,
-                        tx,
-                        &request,
-                        reply(180, Some(&to_tag), &[("Contact", &contact)], None),
-                    );
-                    let answer_at = now + self.config.ring;
-                    self.calls.insert(
-                        tx,
-                        PendingCall {
-                            request,
-                            to_tag,
-                            answer_at,
-                            call_id: call_id.clone(),
-                            remote_tag: remote_tag.clone(),
-                        },
-                    );
-                    if self.config.ring.is_zero() {
-                        self.answer(now, ep, tx);
-                    } else {
-                        self.timers.insert((answer_at, Due::Answer(tx)));
-                    }
-                }
-            },
-            Method::Bye => {
-                let key = dialog_key(&call_id, local_tag.as_deref().unwrap_or(""), &remote_tag);
-                if self.dialogs.remove(&key).is_some() {
-                    self.stats.calls_ended += 1;
-                    self.push_event(UaEvent::CallEnded { call_id });
-                    self.respond(now, ep, tx, &request, reply(200, None, &[], None));
-                } else {
-                    self.respond(now, ep, tx, &request, reply(481, None, &[], None));
-                }
-            }
-            Method::Cancel => {
-                // Section 9.2: 200 to a CANCEL that matches a transaction, 481 otherwise;
-                // a pending INVITE is answered 487.
-                let tag = self.new_tag();
-                match cancels {
-                    Some(invite) => {
-                        self.respond(now, ep, tx, &request, reply(200, Some(&tag), &[], None));
-                        if let Some(call) = self.calls.remove(&invite) {
-                            self.timers.remove(&(call.answer_at, Due::Answer(invite)));
-                            self.stats.calls_cancelled += 1;
-                            let to_tag = call.to_tag;
-                            self.respond(
-                                now,
-                                ep,
-                                invite,
-                                &call.request,
-                                reply(487, Some(&to_tag), &[], None),
-                            );
-                        }
-                    }
-                    None => {
-                        self.respond(now, ep, tx, &request, reply(481, Some(&tag), &[], None));
-                    }
-                }
+            // What the session layer owns and gave back: no call or dialog it knows
+            // (section 12.2.2; section 9.2 for CANCEL).
+            Method::Invite | Method::Bye | Method::Cancel | Method::Prack | Method::Update => {
+                let tag = (!in_dialog).then(|| self.new_tag());
+                self.respond(now, ep, tx, &request, reply(481, tag.as_deref(), &[], None));
             }
             _ => {
-                let tag = self.new_tag();
+                let tag = (!in_dialog).then(|| self.new_tag());
                 self.respond(
                     now,
                     ep,
                     tx,
                     &request,
-                    reply(405, Some(&tag), &[("Allow", ALLOW)], None),
+                    reply(405, tag.as_deref(), &[("Allow", ALLOW)], None),
                 );
             }
         }
     }
 
-    /// Sends the 200 for a ringing call and starts its 2xx retransmissions.
-    fn answer(&mut self, now: Instant, ep: &mut Endpoint, tx: ServerTxId) {
-        let Some(call) = self.calls.remove(&tx) else {
-            return;
-        };
-        let contact = self.config.contact.clone();
-        let sdp = self.config.answer_sdp.clone();
-        let Some(resp) = self.respond(
-            now,
-            ep,
-            tx,
-            &call.request,
-            reply(
-                200,
-                Some(&call.to_tag),
-                &[("Contact", &contact)],
-                Some(&sdp),
-            ),
-        ) else {
-            return;
-        };
-        self.stats.calls_answered += 1;
-        let PendingCall {
-            call_id,
-            remote_tag,
-            to_tag,
-            ..
-        } = call;
-        let key = dialog_key(&call_id, &to_tag, &remote_tag);
-        self.push_event(UaEvent::CallAnswered { call_id });
-        self.dialogs.insert(key.clone(), Dialog { unacked: None });
-        self.start_retransmit(now, key, tx, resp);
-    }
-
-    fn start_retransmit(
+    /// Section 8.2: answers a request the policy refuses (405 with Allow, 420 with
+    /// Unsupported, 415, ...); true when it may go on.
+    fn validate(
         &mut self,
         now: Instant,
-        key: String,
+        ep: &mut Endpoint,
         tx: ServerTxId,
-        response: OwnedMessage,
-    ) {
-        let t1 = self.config.timers.t1;
-        let next = now + t1;
-        if let Some(d) = self.dialogs.get_mut(&key) {
-            if let Some(old) = d.unacked.take() {
-                self.timers
-                    .remove(&(old.next, Due::Retransmit(key.clone())));
-            }
-            d.unacked = Some(Unacked {
-                tx,
-                response,
-                interval: t1,
-                next,
-                give_up: now + self.config.timers.t1x64(),
-            });
-            self.timers.insert((next, Due::Retransmit(key)));
-        }
-    }
-
-    fn on_ack(&mut self, request: &OwnedMessage) {
+        request: &OwnedMessage,
+        registering: bool,
+    ) -> bool {
         let Ok(msg) = request.message() else {
-            return;
+            return false;
         };
-        let call_id = msg.call_id().unwrap_or("");
-        let local = msg.to().and_then(|t| t.tag()).unwrap_or("");
-        let remote = msg.from().and_then(|f| f.tag()).unwrap_or("");
-        let key = dialog_key(call_id, local, remote);
-        if let Some(d) = self.dialogs.get_mut(&key) {
-            if let Some(u) = d.unacked.take() {
-                self.timers.remove(&(u.next, Due::Retransmit(key)));
+        let policy = if registering {
+            &REGISTRAR_POLICY
+        } else {
+            &POLICY
+        };
+        match validate::request(&msg, policy) {
+            Verdict::Accept => true,
+            Verdict::Respond(r) => {
+                let unsupported = r.unsupported.join(", ");
+                let mut extra: Vec<(&str, &str)> = Vec::new();
+                if r.status == 405 {
+                    extra.push(("Allow", ALLOW));
+                }
+                if r.status == 420 {
+                    extra.push(("Unsupported", &unsupported));
+                }
+                let status = r.status;
+                let tag = self.new_tag();
+                drop(msg);
+                self.respond(
+                    now,
+                    ep,
+                    tx,
+                    request,
+                    reply(status, Some(&tag), &extra, None),
+                );
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// An endpoint event: requests outside the session layer's business are answered here;
+    /// INVITE, ACK, CANCEL, BYE, PRACK, UPDATE, everything inside a dialog and every
+    /// response go to the session layer (after validation, and authentication of an INVITE
+    /// when [`UaConfig::auth_calls`]).
+    fn on_event(&mut self, now: Instant, event: Event, ep: &mut Endpoint) {
+        let event = match event {
+            Event::Request {
+                tx,
+                request,
+                source,
+                cancels,
+            } => {
+                let (ours, initial_invite) = match request.message() {
+                    Ok(msg) => match msg.method() {
+                        Some(m) => {
+                            let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
+                            (
+                                !in_dialog
+                                    && matches!(
+                                        m,
+                                        Method::Register | Method::Options | Method::Message
+                                    ),
+                                !in_dialog && m == Method::Invite,
+                            )
+                        }
+                        None => return,
+                    },
+                    Err(_) => return,
+                };
+                if ours {
+                    self.on_request(now, ep, tx, request, source);
+                    return;
+                }
+                if !self.validate(now, ep, tx, &request, false) {
+                    return;
+                }
+                if initial_invite {
+                    if let Authn::Answered =
+                        self.authenticate(now, ep, tx, &request, Method::Invite)
+                    {
+                        return;
+                    }
+                    // Section 8.2.6.1 / 17.2.1: 100 Trying at once, hop by hop (it stops
+                    // the INVITE's retransmissions; the session layer rings next).
+                    self.respond(now, ep, tx, &request, reply(100, None, &[], None));
+                }
+                Event::Request {
+                    tx,
+                    request,
+                    source,
+                    cancels,
+                }
+            }
+            other => other,
+        };
+        if let Some(Event::Request {
+            tx,
+            request,
+            source,
+            ..
+        }) = self.sessions.handle_event(now, event, ep)
+        {
+            self.on_request(now, ep, tx, request, source);
+        }
+    }
+
+    /// Acts on what the session layer reports: this core is the application of the calls
+    /// it receives.
+    fn drain_sessions(&mut self, now: Instant, ep: &mut Endpoint) {
+        while let Some(event) = self.sessions.poll_event() {
+            match event {
+                SessionEvent::Incoming {
+                    call,
+                    request,
+                    offer,
+                } => self.on_incoming(now, ep, call, &request, offer),
+                SessionEvent::Answered { call, sdp } => {
+                    // The ACK's answer to the offer of our 2xx (RFC 3264 section 5). An
+                    // answer we cannot use ends the session (as RFC 3261 13.2.2.4 asks of a
+                    // UAC); an ACK without one (a peer's error) leaves the call up, without
+                    // media, as sipd always did.
+                    let Some(c) = self.calls.get_mut(&call) else {
+                        continue;
+                    };
+                    let refused = match (c.offered, c.media.as_mut(), sdp) {
+                        (true, Some(media), Some(answer)) => media.accept_answer(&answer).is_err(),
+                        _ => false,
+                    };
+                    if refused {
+                        let _ = self.sessions.hangup(now, ep, call);
+                    }
+                }
+                SessionEvent::Offer { call, sdp, .. } => {
+                    // A re-INVITE or UPDATE (RFC 3264 section 8, RFC 3311): answered from
+                    // the offer (sendonly gets recvonly), 488 when nothing is common.
+                    let answer = match self.calls.get_mut(&call) {
+                        Some(Call {
+                            media: Some(media), ..
+                        }) => media.answer(&sdp).map_err(|e| e.status()),
+                        _ => Ok(self.config.answer_sdp.clone()),
+                    };
+                    let _ = self.sessions.answer_offer(now, ep, call, answer);
+                }
+                SessionEvent::Ended { call, reason } => self.on_ended(call, reason),
+                // This core makes no offer of its own after the 2xx, and places no call.
+                _ => {}
             }
         }
     }
 
-    fn retransmit(&mut self, now: Instant, ep: &mut Endpoint, key: String) {
-        let t2 = self.config.timers.t2;
-        let Some(d) = self.dialogs.get_mut(&key) else {
-            return;
+    /// A new INVITE: refused at once when its offer has nothing in common with our media
+    /// (RFC 3264 section 6: 488), else rung (180, reliable when the caller requires
+    /// 100rel) and accepted after the ring time.
+    fn on_incoming(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        call: CallHandle,
+        request: &OwnedMessage,
+        offer: Option<Vec<u8>>,
+    ) {
+        let call_id = request
+            .view()
+            .header(HeaderName::CallId)
+            .unwrap_or("")
+            .to_owned();
+        let mut media = self.config.media.clone();
+        let offered = offer.is_none();
+        let body = match (media.as_mut(), offer) {
+            (Some(m), Some(offer)) => match m.answer(&offer) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    if self.sessions.reject(now, ep, call, e.status()).is_ok() {
+                        self.stats.rejected += 1;
+                    }
+                    return;
+                }
+            },
+            (Some(m), None) => m.offer(Direction::SendRecv),
+            (None, _) => self.config.answer_sdp.clone(),
         };
-        let Some(u) = d.unacked.as_mut() else {
-            return;
-        };
-        if now >= u.give_up {
-            // Section 13.3.1.4: no ACK after 64*T1; the session is over. (Sending the BYE
-            // the RFC asks for needs the UAC half of the dialog layer.)
-            self.dialogs.remove(&key);
-            self.stats.ack_timeouts += 1;
+        if self.sessions.ring(now, ep, call, None).is_err() {
             return;
         }
-        let _ = ep.send_response(now, u.tx, &u.response);
-        self.stats.ok_retransmissions += 1;
-        u.interval = (u.interval * 2).min(t2);
-        u.next = (now + u.interval).min(u.give_up);
-        let next = u.next;
-        self.timers.insert((next, Due::Retransmit(key)));
+        let answer_at = now + self.config.ring;
+        self.calls.insert(
+            call,
+            Call {
+                call_id,
+                media,
+                body: Some(body),
+                answer_at,
+                offered,
+            },
+        );
+        if self.config.ring.is_zero() {
+            self.accept(now, ep, call);
+        } else {
+            self.timers.insert((answer_at, Due::Answer(call)));
+        }
+    }
+
+    /// Sends the 200 of a ringing call (the session layer retransmits it until the ACK).
+    fn accept(&mut self, now: Instant, ep: &mut Endpoint, call: CallHandle) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(body) = c.body.take() else {
+            return;
+        };
+        if self.sessions.accept(now, ep, call, Some(body)).is_ok() {
+            self.stats.calls_answered += 1;
+            let call_id = c.call_id.clone();
+            self.push_event(UaEvent::CallAnswered { call_id });
+        }
+    }
+
+    fn on_ended(&mut self, call: CallHandle, reason: EndReason) {
+        let Some(c) = self.calls.remove(&call) else {
+            return;
+        };
+        self.timers.remove(&(c.answer_at, Due::Answer(call)));
+        let answered = c.body.is_none();
+        match reason {
+            EndReason::Cancelled => self.stats.calls_cancelled += 1,
+            EndReason::RemoteBye | EndReason::LocalBye if answered => {
+                self.stats.calls_ended += 1;
+                self.push_event(UaEvent::CallEnded { call_id: c.call_id });
+            }
+            EndReason::SessionExpired
+            | EndReason::Lifetime
+            | EndReason::Timeout
+            | EndReason::DialogGone
+            | EndReason::TransportError
+                if answered =>
+            {
+                self.stats.calls_ended += 1;
+                self.stats.calls_expired += 1;
+                self.push_event(UaEvent::CallEnded { call_id: c.call_id });
+            }
+            _ => {}
+        }
     }
 }
 
@@ -961,41 +1030,28 @@ impl UserAgent {
 
 impl TransactionUser for UserAgent {
     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
-        match event {
-            Event::Request {
-                tx,
-                request,
-                source,
-                cancels,
-            } => self.on_request(now, endpoint, tx, request, source, cancels),
-            Event::Ack { request, .. } => self.on_ack(&request),
-            Event::Timeout {
-                tx: crate::TxId::Server(tx),
-                ..
-            }
-            | Event::TransportError {
-                tx: crate::TxId::Server(tx),
-            } => {
-                if let Some(call) = self.calls.remove(&tx) {
-                    self.timers.remove(&(call.answer_at, Due::Answer(tx)));
-                }
-            }
-            _ => {}
-        }
+        self.on_event(now, event, endpoint);
+        self.drain_sessions(now, endpoint);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        let ours = self.timers.first().map(|(t, _)| *t);
-        let store = self.store.as_ref().and_then(|s| s.poll_timeout());
-        match (ours, store) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timers.first().map(|(t, _)| *t),
+            self.store.as_ref().and_then(|s| s.poll_timeout()),
+            self.sessions.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_timeout(&mut self, now: Instant, endpoint: &mut Endpoint) {
         if let Some(store) = self.store.as_mut() {
             store.expire(now);
+        }
+        if self.sessions.poll_timeout().is_some_and(|t| t <= now) {
+            self.sessions.handle_timeout(now, endpoint);
+            self.drain_sessions(now, endpoint);
         }
         while let Some((at, _)) = self.timers.first() {
             if *at > now {
@@ -1005,10 +1061,10 @@ impl TransactionUser for UserAgent {
                 break;
             };
             match due {
-                Due::Answer(tx) => self.answer(now, endpoint, tx),
-                Due::Retransmit(key) => self.retransmit(now, endpoint, key),
+                Due::Answer(call) => self.accept(now, endpoint, call),
                 Due::Location(ticket) => self.location_timeout(now, endpoint, ticket),
             }
         }
+        self.drain_sessions(now, endpoint);
     }
 }

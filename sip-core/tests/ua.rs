@@ -8,6 +8,7 @@ mod sim;
 use std::time::Duration;
 
 use sim::{NetConfig, Sim};
+use sip_core::sdp::LocalMedia;
 use sip_core::ua::{UaConfig, UserAgent};
 use sip_core::{
     ClientTxId, Event, HeaderName, Method, OwnedMessage, RequestBuilder, SeededRng, Target,
@@ -149,6 +150,14 @@ fn rfc3261_13_3_1_4_without_ack_retransmissions_double_to_t2_and_stop_at_64_t1()
     assert!(gaps[4..].iter().all(|g| *g <= 4000));
     assert!(*times.last().unwrap() <= Duration::from_millis(32_010));
     assert_eq!(ua(&sim).stats().ack_timeouts, 1);
+    // ... and the session is ended with a BYE (section 13.3.1.4), whose transaction ends
+    // (timer F) by itself: the peer never answers it.
+    let byes = sim.sent_times(UAS, "BYE ");
+    assert!(
+        !byes.is_empty() && byes[0] >= Duration::from_millis(32_000),
+        "{byes:?}"
+    );
+    sim.run_for(Duration::from_secs(60));
     assert_eq!(ua(&sim).dialogs(), 0);
     assert_eq!(sim.nodes[UAS].ep.transactions(), 0);
 }
@@ -335,4 +344,200 @@ fn events_kept_for_a_caller_that_never_polls_are_bounded() {
         texts.last().map(String::as_str),
         Some(&*format!("m{}", total - 1))
     );
+}
+
+// ---- The UAS core on the session layer (issue 10) ----
+
+/// PCMU and telephone-event, as most softphones offer.
+const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 4000 RTP/AVP 0 18 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:18 G729/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
+
+/// Only G.729: nothing in common with PCMU, PCMA and telephone-event.
+const G729_ONLY: &str = "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+
+fn setup_with(config: UaConfig) -> Sim {
+    let mut sim = Sim::new(1, NetConfig::perfect());
+    sim.add_node("127.0.0.1:5060");
+    sim.add_node("127.0.0.2:5060");
+    sim.nodes[UAS].ua = Some(UserAgent::new(config, [4; 32]));
+    sim
+}
+
+/// A UAS core answering from the offer (RFC 3264) with PCMU, PCMA and telephone-event.
+fn media_config() -> UaConfig {
+    let mut config = UaConfig::new("<sip:sipd@127.0.0.2:5060>");
+    config.media = Some(LocalMedia::new("127.0.0.2".parse().unwrap(), 49170, 7));
+    config
+}
+
+/// An INVITE from alice with `headers` and an optional SDP offer; `seed` makes its
+/// Call-ID, tag and branch.
+fn invite_with(seed: u8, headers: &[(&str, &str)], offer: Option<&str>) -> OwnedMessage {
+    let mut b = RequestBuilder::new(Method::Invite, "sip:bob@127.0.0.2:5060")
+        .from("<sip:alice@127.0.0.1>")
+        .to("<sip:bob@127.0.0.2>")
+        .contact("<sip:alice@127.0.0.1:5060>");
+    for (n, v) in headers {
+        b = b.header(n, v);
+    }
+    if let Some(sdp) = offer {
+        b = b.body("application/sdp", sdp.as_bytes());
+    }
+    b.build(&mut SeededRng::new([seed; 32])).unwrap()
+}
+
+/// Sends `invite` and runs until its final response; returns the responses.
+fn call(sim: &mut Sim, invite: &OwnedMessage) -> Vec<(u16, OwnedMessage)> {
+    let now = sim.now;
+    let tx = sim.ep(UAC).send_request(now, invite, target()).unwrap();
+    sim.run_for(Duration::from_millis(200));
+    statuses(sim, tx)
+}
+
+fn body(m: &OwnedMessage) -> String {
+    String::from_utf8_lossy(m.view().body()).into_owned()
+}
+
+#[test]
+fn rfc3261_12_1_1_the_uas_copies_record_route_into_the_1xx_and_2xx() {
+    // RFC 3261 12.1.1
+    let mut sim = setup(Duration::ZERO);
+    let invite = invite_with(
+        1,
+        &[
+            ("Record-Route", "<sip:p2.example.com;lr>"),
+            ("Record-Route", "<sip:p1.example.com;lr;ftag=x>"),
+        ],
+        None,
+    );
+    let responses = call(&mut sim, &invite);
+    let codes: Vec<u16> = responses.iter().map(|(c, _)| *c).collect();
+    assert!(codes.contains(&180) && codes.contains(&200), "{codes:?}");
+    for (code, response) in responses.iter().filter(|(c, _)| *c > 100) {
+        let rr: Vec<&str> = response
+            .view()
+            .header_all(HeaderName::RecordRoute)
+            .collect();
+        assert_eq!(
+            rr.join(", "),
+            "<sip:p2.example.com;lr>, <sip:p1.example.com;lr;ftag=x>",
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn rfc3264_6_1_the_2xx_answers_the_offer_with_the_common_codecs() {
+    // RFC 3264 6.1: the answer lists the offered formats we take, in the offer's m= line.
+    let mut sim = setup_with(media_config());
+    let responses = call(&mut sim, &invite_with(1, &[], Some(OFFER)));
+    let ok = &responses.iter().find(|(c, _)| *c == 200).unwrap().1;
+    let answer = body(ok);
+    let m = answer.lines().find(|l| l.starts_with("m=audio")).unwrap();
+    assert!(m.starts_with("m=audio 49170 RTP/AVP 0 "), "{answer}");
+    assert!(m.contains(" 101"), "telephone-event kept: {answer}");
+    assert!(!m.contains(" 18"), "G.729 is not ours: {answer}");
+}
+
+#[test]
+fn rfc3264_6_an_offer_without_a_common_codec_gets_488() {
+    // RFC 3264 6 / RFC 3261 13.3.1.3: 488 Not Acceptable Here.
+    let mut sim = setup_with(media_config());
+    let responses = call(&mut sim, &invite_with(1, &[], Some(G729_ONLY)));
+    let codes: Vec<u16> = responses.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes.last(), Some(&488), "{codes:?}");
+    assert!(!codes.contains(&200));
+    assert_eq!(ua(&sim).dialogs(), 0);
+    assert_eq!(ua(&sim).stats().calls_answered, 0);
+}
+
+#[test]
+fn rfc3264_5_an_offerless_invite_gets_our_offer_in_the_2xx() {
+    // RFC 3264 5 / RFC 3261 13.2.1: an INVITE without offer gets the offer in the 2xx.
+    let mut sim = setup_with(media_config());
+    let responses = call(&mut sim, &invite_with(1, &[], None));
+    let ok = &responses.iter().find(|(c, _)| *c == 200).unwrap().1;
+    let offer = body(ok);
+    assert!(offer.contains("a=rtpmap:0 PCMU/8000"), "{offer}");
+    assert!(offer.contains("a=rtpmap:8 PCMA/8000"), "{offer}");
+    assert!(offer.contains("telephone-event/8000"), "{offer}");
+}
+
+#[test]
+fn rfc3264_8_4_a_sendonly_reinvite_is_answered_recvonly() {
+    // RFC 3264 6.1 and 8.4: hold (sendonly) is answered recvonly, resume sendrecv.
+    let mut sim = setup_with(media_config());
+    let invite = invite_with(1, &[], Some(OFFER));
+    let responses = call(&mut sim, &invite);
+    let ok = responses.into_iter().find(|(c, _)| *c == 200).unwrap().1;
+    let now = sim.now;
+    sim.ep(UAC)
+        .send_ack(now, &in_dialog(Method::Ack, &invite, &ok, 1), target())
+        .unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let hold = OFFER.replace("o=alice 1 1", "o=alice 1 2") + "a=sendonly\r\n";
+    let reinvite = RequestBuilder::new(Method::Invite, "sip:sipd@127.0.0.2:5060")
+        .from(invite.view().header(HeaderName::From).unwrap())
+        .to(ok.view().header(HeaderName::To).unwrap())
+        .call_id(invite.view().header(HeaderName::CallId).unwrap())
+        .cseq(2)
+        .contact("<sip:alice@127.0.0.1:5060>")
+        .body("application/sdp", hold.as_bytes())
+        .build(&mut SeededRng::new([8; 32]))
+        .unwrap();
+    let responses = call(&mut sim, &reinvite);
+    let ok2 = &responses.iter().find(|(c, _)| *c == 200).unwrap().1;
+    let answer = body(ok2);
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert_eq!(ua(&sim).dialogs(), 1);
+}
+
+/// The calls (Call-IDs) the UAS sent a BYE in (retransmissions counted once).
+fn byes_sent(sim: &Sim) -> usize {
+    let addr = sim.nodes[UAS].addr;
+    let mut calls: Vec<String> = sim
+        .log
+        .iter()
+        .filter(|(_, p)| p.from == addr && p.first_line().starts_with("BYE "))
+        .filter_map(|(_, p)| {
+            let m = OwnedMessage::parse(&p.data).ok()?;
+            Some(m.view().header(HeaderName::CallId)?.to_owned())
+        })
+        .collect();
+    calls.sort();
+    calls.dedup();
+    calls.len()
+}
+
+/// Places `n` calls that are answered and ACKed and never ended by the caller.
+fn calls_never_ended(sim: &mut Sim, n: u8, headers: &[(&str, &str)]) {
+    for i in 0..n {
+        let invite = invite_with(10 + i, headers, Some(OFFER));
+        let responses = call(sim, &invite);
+        let ok = responses.into_iter().find(|(c, _)| *c == 200).unwrap().1;
+        let now = sim.now;
+        sim.ep(UAC)
+            .send_ack(now, &in_dialog(Method::Ack, &invite, &ok, 1), target())
+            .unwrap();
+    }
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(ua(sim).dialogs(), usize::from(n), "all confirmed");
+}
+
+#[test]
+fn rfc3261_15_dialogs_of_calls_never_ended_are_freed_after_the_maximum_lifetime() {
+    // RFC 3261 15 / issue 10 point 5: without session timers, a dialog whose peer never
+    // sends BYE is ended (BYE sent) after SessionConfig::max_lifetime.
+    let mut config = media_config();
+    config.session.session_timer = None;
+    config.session.max_lifetime = Duration::from_secs(60);
+    let mut sim = setup_with(config);
+    calls_never_ended(&mut sim, 20, &[]);
+    sim.run_for(Duration::from_secs(130));
+    assert_eq!(ua(&sim).dialogs(), 0);
+    assert_eq!(ua(&sim).sessions().calls(), 0);
+    assert_eq!(byes_sent(&sim), 20, "a BYE for each");
+    assert_eq!(ua(&sim).stats().calls_expired, 20);
 }

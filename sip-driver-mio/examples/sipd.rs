@@ -1,11 +1,14 @@
 //! `sipd`: the UAS core ([`sip_core::ua::UserAgent`]) on the mio driver. It answers OPTIONS
-//! and MESSAGE, and answers INVITEs (100, 180, then 200 after the ring time), and with
+//! and MESSAGE, and answers INVITEs (100, 180, then 200 after the ring time, with an SDP
+//! answer computed from the offer: PCMU, PCMA, telephone-event; 488 when no codec is
+//! common), re-INVITEs and UPDATEs, runs session timers (RFC 4028), and with
 //! `--registrar` is a registrar (RFC 3261 section 10.3), until Ctrl-C or SIGTERM, then
-//! prints a summary.
+//! prints a summary (with `dialogs open N`).
 //!
 //! ```text
 //! cargo run -p sip-driver-mio --example sipd -- [--listen SPEC]... [--ring DURATION] [--log LEVEL]
 //!     [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
+//!     [--session-expires SECS]
 //! ```
 //!
 //! - `--listen SPEC`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, ... (repeatable; default
@@ -20,6 +23,8 @@
 //!   realm REALM) and a user may only register its own AOR; without, REGISTER needs no
 //!   credentials.
 //! - `--auth-calls`: challenge INVITE, MESSAGE and OPTIONS as well (needs `--user`).
+//! - `--session-expires SECS`: the session interval of the calls sipd answers (RFC 4028;
+//!   default 1800, Min-SE 90; 0 turns session timers off).
 //! - `--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]`: be a
 //!   stateful proxy (RFC 3261 section 16) and the registrar of DOMAIN, the
 //!   proxy-registrar of [`sip_core::proxy_registrar`]: a registered user of DOMAIN is
@@ -40,6 +45,8 @@ use sip_core::auth::{Algorithm, AuthConfig, Authenticator};
 use sip_core::proxy::{Proxy, ProxyConfig};
 use sip_core::proxy_registrar::{ProxyRegistrar, RouteTo, Routing};
 use sip_core::registrar::RegistrarConfig;
+use sip_core::sdp::LocalMedia;
+use sip_core::session::SessionTimer;
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
 use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
@@ -48,7 +55,7 @@ const USAGE: &str =
     "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
-            [--memory MIB]";
+            [--memory MIB] [--session-expires SECS]";
 
 const HELP: &str =
     "sipd (mio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -57,7 +64,7 @@ then prints a summary.
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
-            [--memory MIB]
+            [--memory MIB] [--session-expires SECS]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -91,6 +98,11 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --memory MIB      bytes the endpoint holds for peers at most (stored requests and
                     responses, stream buffers), in MiB: beyond, new requests get 503 with
                     Retry-After (default 128; a proxy holds each call's messages 32 s)
+  --session-expires SECS
+                    session timers (RFC 4028) on the calls sipd answers: the session
+                    interval it asks for, refreshed by re-INVITE or UPDATE, and a BYE
+                    when no refresh comes (default 1800; Min-SE 90; 0 turns them off).
+                    Calls without session timers end after 2 hours at most
   -h, --help        this help";
 
 /// How much to print.
@@ -150,6 +162,8 @@ struct Args {
     max_contexts: Option<usize>,
     /// `--memory`: the endpoint's byte budget (`Config::max_held_bytes`).
     memory: Option<usize>,
+    /// `--session-expires`: the session interval asked for (RFC 4028), 0 for none.
+    session_expires: u32,
 }
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -178,6 +192,12 @@ fn parse_user(v: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), password.to_owned()))
 }
 
+/// The default of `--session-expires` (RFC 4028 section 4 recommends 1800 s).
+const DEFAULT_SESSION_EXPIRES: u32 = 1800;
+
+/// The Min-SE sipd asks for and accepts (RFC 4028 section 4: at least 90 s).
+const MIN_SE: u32 = 90;
+
 /// Reads the flags (without the program name); `None` for `--help`.
 fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
     let mut args = Args {
@@ -195,6 +215,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         route_to: None,
         max_contexts: None,
         memory: None,
+        session_expires: DEFAULT_SESSION_EXPIRES,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -266,6 +287,17 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                         "--memory takes a number of MiB (1 to 1048576), not {v:?}"
                     ))?;
                 args.memory = Some(mib << 20);
+            }
+            "--session-expires" => {
+                let v = value()?;
+                args.session_expires = v
+                    .parse()
+                    .ok()
+                    .filter(|&n: &u32| n == 0 || n >= MIN_SE)
+                    .ok_or(format!(
+                        "--session-expires takes 0 (no session timer) or a number of seconds \
+                         of at least {MIN_SE}, not {v:?}"
+                    ))?;
             }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
@@ -477,19 +509,25 @@ impl TransactionUser for Logged {
     }
 }
 
-/// The Contact of dialog-creating responses: the first listener, UDP preferred.
-fn contact(bound: &[ListenSpec]) -> String {
-    let udp = bound.iter().find(|s| s.transport == Transport::Udp);
-    match udp.or(bound.first()) {
-        Some(s) if s.transport == Transport::Udp => format!("<sip:sipd@{}>", s.addr),
-        Some(s) => format!(
-            "<sip:sipd@{};transport={}>",
-            s.addr,
-            transport_name(s.transport)
-        ),
-        None => "<sip:sipd@127.0.0.1>".to_owned(),
-    }
+/// The media sipd answers with (RFC 3264): PCMU, PCMA and telephone-event on the address
+/// of the first listener (the loopback address for a wildcard one), a random o= session id.
+/// sipd sends and receives no RTP: the answer only names what it would take.
+fn local_media(bound: &[ListenSpec]) -> Result<LocalMedia, String> {
+    let ip = bound
+        .first()
+        .map(|s| s.addr.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let seed = os_seed().map_err(|e| format!("no random seed: {e}"))?;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&seed[..8]);
+    // RFC 8866 section 5.2: a numeric session id; kept below 2^62 as most stacks expect.
+    let session_id = u64::from_le_bytes(id) >> 2;
+    Ok(LocalMedia::new(ip, MEDIA_PORT, session_id))
 }
+
+/// The audio port named in sipd's SDP.
+const MEDIA_PORT: u16 = 49170;
 
 /// The endpoint's configuration: the defaults, with `--memory`.
 fn endpoint_config(args: &Args) -> Config {
@@ -511,9 +549,16 @@ fn setup(args: &Args) -> Result<(Driver, Logged), String> {
             log_message(level, "send", t.transport, line, bytes);
         }
     });
-    let mut config = UaConfig::new(&contact(driver.local_addrs()));
+    // No fixed Contact: the session layer writes the listener of the transport each call
+    // uses (`;transport=tcp` over TCP, RFC 3261 section 12.1.1).
+    let mut config = UaConfig::new("");
     config.ring = args.ring;
     config.server = Some("sipd (sip-driver-mio)".to_owned());
+    config.session.session_timer = (args.session_expires > 0).then_some(SessionTimer {
+        expires: args.session_expires,
+        min_se: MIN_SE,
+    });
+    config.media = Some(local_media(driver.local_addrs())?);
     if args.registrar || args.proxy {
         config.registrar = Some(registrar_config(args, driver.local_addrs()));
     }
@@ -736,6 +781,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     // What a peer sends reaches the terminal as text: an escape sequence in a body is
     // written out, the message's own lines stay lines.
@@ -886,16 +932,154 @@ mod tests {
     }
 
     #[test]
-    fn contact_prefers_udp() {
-        let specs: Vec<ListenSpec> = ["tcp:127.0.0.1:5070", "udp:127.0.0.1:5060"]
+    fn session_expires_flag() {
+        let a = args(&[]).unwrap().unwrap();
+        assert_eq!(a.session_expires, DEFAULT_SESSION_EXPIRES);
+        let a = args(&["--session-expires", "0"]).unwrap().unwrap();
+        assert_eq!(a.session_expires, 0, "0 turns session timers off");
+        let a = args(&["--session-expires=90"]).unwrap().unwrap();
+        assert_eq!(a.session_expires, MIN_SE);
+        // RFC 4028 section 4: never below Min-SE (90 s).
+        for bad in ["89", "-1", "x", ""] {
+            assert!(args(&["--session-expires", bad]).is_err(), "{bad}");
+        }
+        assert!(args(&["--session-expires"]).is_err());
+    }
+
+    /// sipd on loopback with `flags`, run on a thread for at most 20 s: its listeners, the
+    /// handle that stops it and the thread that returns the report.
+    fn run_sipd(
+        flags: &[&str],
+    ) -> (
+        Vec<ListenSpec>,
+        sip_driver_mio::Shutdown,
+        std::thread::JoinHandle<String>,
+    ) {
+        let a = args(flags).unwrap().unwrap();
+        let (mut driver, mut tu) = setup(&a).unwrap();
+        let bound = driver.local_addrs().to_vec();
+        let shutdown = driver.shutdown_handle();
+        let thread = std::thread::spawn(move || {
+            let summary = driver.run_for(&mut tu, Duration::from_secs(20)).unwrap();
+            report(Duration::ZERO, &summary, &tu.core)
+        });
+        (bound, shutdown, thread)
+    }
+
+    /// An INVITE with a PCMU offer from `me` to `server` over `transport`, with `extra`
+    /// header lines.
+    fn invite(transport: &str, server: SocketAddr, me: SocketAddr, extra: &str) -> String {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        format!(
+            "INVITE sip:sipd@{server} SIP/2.0\r\nVia: SIP/2.0/{transport} {me};branch=z9hG4bKinv1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a\r\nTo: <sip:sipd@{server}>\r\n\
+             Call-ID: sipd-defect-{transport}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@{me}>\r\n\
+             {extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    }
+
+    /// Reads messages from a stream until the response `status`; returns them all.
+    fn read_stream_until(stream: &mut std::net::TcpStream, status: u16) -> Vec<String> {
+        use sip_core::{Limits, MessageView, StreamFrame};
+        use std::io::Read;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let (mut buf, mut out, mut chunk) = (Vec::new(), Vec::new(), [0u8; 65536]);
+        loop {
+            while let Ok(StreamFrame::Message(v, used)) =
+                MessageView::parse_stream(&buf, &Limits::DEFAULT)
+            {
+                let done = v.status() == Some(status);
+                out.push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+                buf.drain(..used);
+                if done {
+                    return out;
+                }
+            }
+            let n = stream.read(&mut chunk).expect("a response in time");
+            assert!(n > 0, "closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn contact_of(response: &str) -> String {
+        let view = sip_core::MessageView::parse(response.as_bytes()).unwrap();
+        view.header(sip_core::HeaderName::Contact)
+            .unwrap_or("")
+            .to_owned()
+    }
+
+    // RFC 3261 12.1.1 (and 18.1.1): a call that arrived over TCP gets a Contact for TCP
+    // (`;transport=tcp`, the TCP listener's port), so the ACK and BYE come back over TCP,
+    // also when sipd listens on UDP too (on another port here).
+    #[test]
+    fn rfc3261_12_1_1_a_call_over_tcp_gets_a_tcp_contact() {
+        use std::io::Write;
+        let (bound, shutdown, thread) =
+            run_sipd(&["--listen", "udp:127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"]);
+        let tcp = bound
             .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        assert_eq!(contact(&specs), "<sip:sipd@127.0.0.1:5060>");
-        assert_eq!(
-            contact(&specs[..1]),
-            "<sip:sipd@127.0.0.1:5070;transport=tcp>"
-        );
+            .find(|s| s.transport == Transport::Tcp)
+            .unwrap()
+            .addr;
+        let mut c = std::net::TcpStream::connect(tcp).unwrap();
+        let me = c.local_addr().unwrap();
+        c.write_all(invite("TCP", tcp, me, "").as_bytes()).unwrap();
+        let got = read_stream_until(&mut c, 200);
+        let ringing = got.iter().find(|m| m.starts_with("SIP/2.0 180")).unwrap();
+        let ok = got.last().unwrap();
+        for response in [ringing, ok] {
+            let contact = contact_of(response);
+            assert!(
+                contact.contains(&format!("@{tcp};transport=tcp")),
+                "Contact {contact:?} in {response}"
+            );
+        }
+        shutdown.shutdown();
+        thread.join().unwrap();
+    }
+
+    // RFC 3261 12.1.1: the UAS copies every Record-Route of the request, in order, into
+    // each response that creates a dialog (the 180 and the 200); without them the peer's
+    // ACK and BYE skip the record-routing proxy.
+    #[test]
+    fn rfc3261_12_1_1_record_route_is_copied_into_the_180_and_the_200() {
+        use std::net::UdpSocket;
+        let (bound, shutdown, thread) = run_sipd(&["--listen", "udp:127.0.0.1:0"]);
+        let server = bound[0].addr;
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = c.local_addr().unwrap();
+        let rr = "Record-Route: <sip:p2.example.com;lr>\r\n\
+                  Record-Route: <sip:p1.example.com;lr;ftag=x>\r\n";
+        c.send_to(invite("UDP", server, me, rr).as_bytes(), server)
+            .unwrap();
+        let mut buf = [0u8; 65536];
+        let mut seen = Vec::new();
+        loop {
+            let n = c.recv(&mut buf).unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = text.starts_with("SIP/2.0 200");
+            seen.push(text);
+            if done {
+                break;
+            }
+        }
+        for code in ["SIP/2.0 180", "SIP/2.0 200"] {
+            let response = seen.iter().find(|m| m.starts_with(code)).unwrap();
+            let view = sip_core::MessageView::parse(response.as_bytes()).unwrap();
+            let routes: Vec<&str> = view.header_all(sip_core::HeaderName::RecordRoute).collect();
+            assert_eq!(
+                routes.join(", "),
+                "<sip:p2.example.com;lr>, <sip:p1.example.com;lr;ftag=x>",
+                "{response}"
+            );
+        }
+        shutdown.shutdown();
+        thread.join().unwrap();
     }
 
     #[test]

@@ -78,6 +78,97 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Calls
+//!
+//! [`calls::Calls`] runs the session layer ([`sip_core::session`]: dialogs, INVITE
+//! sessions, offer/answer, 100rel, UPDATE, session timers) for an application's
+//! [`calls::CallHandler`], whose callbacks (`on_incoming`, `on_progress`, `on_answered`,
+//! `on_offer`, `on_answer`, `on_ended`, ...) act through a [`calls::CallContext`]: ring,
+//! accept, reject, answer an offer, re-INVITE, UPDATE, hang up, place a call. Here two
+//! drivers in one thread, run in turn in short slices: alice calls bob, bob rings and
+//! answers from alice's SDP offer, alice hangs up.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use sip_core::sdp::{Direction, LocalMedia};
+//! use sip_core::session::{CallHandle, EndReason, Invite, SessionConfig};
+//! use sip_core::{Config, OwnedMessage, Target, Transport};
+//! use sip_driver_mio::calls::{CallContext, CallHandler, Calls};
+//! use sip_driver_mio::{os_seed, Driver, ListenSpec};
+//!
+//! /// A phone that answers every call with its media, and notes what happens.
+//! struct Phone {
+//!     media: LocalMedia,
+//!     log: Vec<String>,
+//! }
+//!
+//! impl CallHandler for Phone {
+//!     fn on_incoming(&mut self, ctx: &mut CallContext<'_>, call: CallHandle,
+//!                    _invite: &OwnedMessage, offer: Option<&[u8]>) {
+//!         self.log.push("incoming".into());
+//!         let _ = ctx.ring(call, None);
+//!         match offer.map(|o| self.media.answer(o)) {
+//!             Some(Ok(answer)) => { let _ = ctx.accept(call, Some(answer)); }
+//!             Some(Err(e)) => { let _ = ctx.reject(call, e.status()); } // 488
+//!             None => { let _ = ctx.accept(call, Some(self.media.offer(Direction::SendRecv))); }
+//!         }
+//!     }
+//!     fn on_progress(&mut self, _: &mut CallContext<'_>, _: CallHandle, status: u16,
+//!                    _: &str, _: Option<&[u8]>) {
+//!         self.log.push(format!("progress {status}"));
+//!     }
+//!     fn on_answered(&mut self, _: &mut CallContext<'_>, _: CallHandle, sdp: Option<&[u8]>) {
+//!         self.log.push(format!("answered, SDP: {}", sdp.is_some()));
+//!     }
+//!     fn on_ended(&mut self, _: &mut CallContext<'_>, _: CallHandle, reason: EndReason) {
+//!         self.log.push(format!("ended {reason:?}"));
+//!     }
+//! }
+//!
+//! let phone = |port| Phone {
+//!     media: LocalMedia::new("127.0.0.1".parse().unwrap(), port, u64::from(port)),
+//!     log: Vec::new(),
+//! };
+//! let spec: ListenSpec = "udp:127.0.0.1:0".parse()?;
+//! let mut alice = Driver::bind(&[spec], Config::default())?;
+//! let mut bob = Driver::bind(&[spec], Config::default())?;
+//! let (a, b) = (alice.local_addr(Transport::Udp).unwrap(), bob.local_addr(Transport::Udp).unwrap());
+//! let mut alice_calls = Calls::new(SessionConfig::new("alice"), os_seed()?, phone(4000));
+//! let mut bob_calls = Calls::new(SessionConfig::new("bob"), os_seed()?, phone(5000));
+//!
+//! // Both loops in turn, in 5 ms slices, until `done` (bounded: 10 s for the example).
+//! let deadline = Instant::now() + Duration::from_secs(10);
+//! let mut run = |alice_calls: &mut Calls<Phone>, bob_calls: &mut Calls<Phone>,
+//!                alice: &mut Driver, bob: &mut Driver,
+//!                done: &dyn Fn(&Phone, &Phone) -> bool| -> std::io::Result<()> {
+//!     while !done(alice_calls.handler(), bob_calls.handler()) {
+//!         assert!(Instant::now() < deadline, "too slow");
+//!         alice.run_for(alice_calls, Duration::from_millis(5))?;
+//!         bob.run_for(bob_calls, Duration::from_millis(5))?;
+//!     }
+//!     Ok(())
+//! };
+//!
+//! // Alice calls bob with her offer.
+//! let offer = alice_calls.handler_mut().media.offer(Direction::SendRecv);
+//! let invite = Invite::new(&format!("sip:bob@{b}"), &format!("<sip:alice@{a}>"),
+//!                          &format!("<sip:bob@{b}>"), Target::udp(b)).offer(offer);
+//! let call = alice_calls.call(alice.endpoint_mut(), invite)?;
+//! run(&mut alice_calls, &mut bob_calls, &mut alice, &mut bob,
+//!     &|a, b| a.log.len() == 2 && b.log.len() == 2)?;
+//! assert_eq!(alice_calls.handler().log, ["progress 180", "answered, SDP: true"]);
+//! assert_eq!(bob_calls.handler().log, ["incoming", "answered, SDP: false"]);
+//!
+//! // Alice hangs up (BYE).
+//! alice_calls.hangup(alice.endpoint_mut(), call)?;
+//! run(&mut alice_calls, &mut bob_calls, &mut alice, &mut bob,
+//!     &|a, b| a.log.len() == 3 && b.log.len() == 3)?;
+//! assert_eq!(alice_calls.handler().log[2], "ended LocalBye");
+//! assert_eq!(bob_calls.handler().log[2], "ended RemoteBye");
+//! assert_eq!(bob_calls.sessions().dialogs(), 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Registration
 //!
 //! [`sip_core::registration::RegistrationUser`] is a transaction user that keeps one binding
@@ -139,6 +230,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod calls;
 mod driver;
 
 pub use driver::{Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};

@@ -719,11 +719,22 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let contact_addr = driver
+    let media_addr = driver
         .local_addr(Transport::Udp)
         .or_else(|| driver.listeners().first().map(|l| l.addr))
         .expect("at least one listener");
-    let mut ua_config = UaConfig::new(&format!("<sip:sipd@{contact_addr}>"));
+    // No fixed Contact: the session layer writes the listener of the transport each call
+    // uses (`;transport=tcp` over TCP, RFC 3261 section 12.1.1).
+    let mut ua_config = UaConfig::new("");
+    // The SDP answer is computed from the offer (RFC 3264): PCMU, PCMA, telephone-event.
+    let media_ip = Some(media_addr.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    ua_config.media = Some(sip_core::sdp::LocalMedia::new(
+        media_ip,
+        49170,
+        u64::from(std::process::id()),
+    ));
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
