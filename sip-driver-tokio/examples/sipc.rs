@@ -1,21 +1,32 @@
-//! `sipc`: a SIP user agent client on the tokio driver's async `Client` API.
+//! `sipc`: a SIP user agent client on the tokio driver's async API: `Client` for OPTIONS
+//! and MESSAGE, `Client::register` for registrations, and the call API (`Client::call`,
+//! the session layer of `sip_core::session`) for calls.
 //!
 //! ```text
-//! sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
-//! sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+//! sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] options URI
+//! sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
+//!                     [--100rel] [--session-expires SECS]
 //! sipc [...] message URI TEXT                MESSAGE with a text/plain body
 //! sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
 //! ```
 //!
 //! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
-//! `sip:bob@[::1]:5060;transport=tcp`. Prints each response's status line (`-v`: the whole
-//! message); exits 0 when the final responses are 2xx, 1 otherwise. With `--user` and
-//! `--password`, 401 and 407 challenges are answered (RFC 3261 section 22.2). `register`
-//! keeps a registration (the driver's `Client::register`) for DURATION, refreshing it, then
-//! removes it; it exits 0 only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level
-//! `warn` unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in
-//! colour only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on
-//! stdout and exits 0; a usage error prints the usage on stderr and exits 2.
+//! `sip:bob@[::1]:5060;transport=tcp`. Prints one line per message on the wire (stdout):
+//! `-> METHOD` for each request sent, `<- CODE Reason` for each response received (and
+//! `<- METHOD`, `-> CODE Reason` for the requests it answers); `-v` adds whole responses.
+//! `call` places the call on the session layer, which sends ACK, PRACK, CANCEL and BYE
+//! and answers requests inside the dialog; the peer's offers (re-INVITE, UPDATE) are
+//! answered from `sdp::LocalMedia`. Ctrl-C hangs up (CANCEL while ringing, BYE after) and
+//! exits 130. `call` exits 0 only when the call was established and then ended by a BYE:
+//! sipc's own that got a 2xx, or the callee's (answered 200 by the session layer: a callee
+//! hanging up is how many calls end). Other commands exit 0 when the final responses are
+//! 2xx. With `--user` and `--password`, 401 and 407 challenges are answered (RFC 3261
+//! section 22.2; for a call, in a new INVITE). `register` keeps a registration (the
+//! driver's `Client::register`) for DURATION, refreshing it, then removes it; it exits 0
+//! only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level `warn`
+//! unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in colour
+//! only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on stdout
+//! and exits 0; a usage error prints the usage on stderr and exits 2.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,12 +35,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sip_core::auth::DigestClient;
-use sip_core::message::SipUri;
+use sip_core::message::{Contact, SipUri};
 use sip_core::registration::{RegistrationConfig, RegistrationEvent, RegistrationState};
 use sip_core::sdp::{Codec, Direction, LocalMedia, Sdp};
 use sip_core::session::{EndReason, Invite, Rel100, SessionConfig, SessionTimer};
 use sip_core::{
-    HeaderName, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport,
+    HeaderName, HeaderValue, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target,
+    Transport,
 };
 use sip_driver_tokio::{Call, CallEvent, Client, Driver, Incoming, ListenSpec, Responses};
 use tracing_subscriber::layer::SubscriberExt;
@@ -38,16 +50,19 @@ use tracing_subscriber::Layer;
 
 const USAGE: &str =
     "usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] \
-    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] | \
-    message URI TEXT | register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
+    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] [--sdp FILE] \
+    [--reinvite-after DURATION] [--100rel] [--session-expires SECS] | message URI TEXT | \
+    register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
 
 const HELP: &str =
-    "sipc (tokio driver): sends one request, or a whole call, or keeps a registration, and
-prints the responses.
+    "sipc (tokio driver): sends one request, or makes a call, or keeps a registration, and
+prints one line per message on the wire (-> METHOD, <- CODE Reason).
 
 usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
             [--user NAME --password SECRET] options URI
-       sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+       sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
+                           [--100rel] [--session-expires SECS]
+                                                  INVITE, ACK, wait, BYE
        sipc [...] message URI TEXT                MESSAGE with a text/plain body
        sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
                                                   REGISTER, refreshed for DURATION, then
@@ -56,11 +71,24 @@ usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
   --transport T     udp or tcp (default: the URI's transport parameter, else udp)
   --bind ADDR       the local address, IP or IP:PORT (default: the address the system
                     sends from toward the target, any free port); the Via and the
-                    Contact name it
+                    Contact name it (with ;transport=tcp over TCP)
   --proxy URI       outbound proxy (IP address): every request goes to it, with a
                     preloaded Route <URI;lr>
-  --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
-  --user NAME       username for digest challenges (401, 407), with --password
+  --hold DURATION   call: time between the answer (or the last re-INVITE) and BYE: 2s,
+                    500ms (default 2s)
+  --sdp FILE        call: the offer (default: PCMU and PCMA); later offers and answers
+                    use its address, port and o= session id with PCMU and PCMA
+  --reinvite-after DURATION
+                    call: after the answer, a re-INVITE with a sendonly offer (hold),
+                    then after as long one with sendrecv (resume), then --hold and BYE
+  --100rel          call: Require: 100rel (RFC 3262); PRACK for reliable 1xx responses
+  --session-expires SECS
+                    call: session timers (RFC 4028) with this interval (0: none, the
+                    default); the session layer refreshes or ends the call
+  --user NAME       username for digest challenges (401, 407), with --password; a call
+                    with credentials is made without the session layer (no
+                    --reinvite-after, --100rel, --session-expires; the callee's
+                    requests get 481)
   --password SECRET password for digest challenges (other local users can read a
                     command line: for tests and demos)
   --aor URI         register: the address-of-record (To and From), e.g. sip:alice@example.com
@@ -71,8 +99,11 @@ usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
                     filter (default warn, or RUST_LOG)
   -v, --verbose     print whole responses
   -h, --help        this help
-Exits 0 when the final responses are 2xx (register: every REGISTER got a 2xx after any
-challenge), 1 otherwise, 2 on a usage error.";
+Requests inside the call (BYE, re-INVITE, UPDATE, OPTIONS) are answered. Ctrl-C hangs up
+(CANCEL while ringing, BYE after) and exits 130.
+Exits 0 when the final responses are 2xx; call: when the call was established and ended
+by a BYE (sipc's, answered 2xx, or the callee's); register: when every REGISTER got a 2xx
+after any challenge. 1 otherwise, 2 on a usage error, 130 when interrupted.";
 
 struct Args {
     command: String,
@@ -227,6 +258,13 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         || args.session_expires.is_some();
     if call_flags && args.command != "call" {
         return Err("--sdp, --reinvite-after, --100rel and --session-expires go with call".into());
+    }
+    if args.user.is_some()
+        && (args.reinvite_after.is_some() || args.rel100 || args.session_expires.is_some())
+    {
+        // (a call with credentials runs on the request/response API: see
+        // `call_with_credentials`)
+        return Err("--reinvite-after, --100rel and --session-expires go without --user".into());
     }
     if args.user.is_some() != args.password.is_some() {
         return Err("--user and --password go together".into());
@@ -598,7 +636,10 @@ async fn run(
         _ => None,
     };
     if args.command == "call" {
-        return call(args, client, target, local, &mut digest, &mut rng).await;
+        return match digest.as_mut() {
+            Some(d) => call_with_credentials(args, client, target, local, d, &mut rng).await,
+            None => call(args, client, target, local, &mut rng).await,
+        };
     }
     let from = format!("<sip:sipc@{local}>");
     let to = format!("<{}>", args.uri);
@@ -659,14 +700,11 @@ enum Step {
 /// `call`: the INVITE session on the driver's call API. The session layer sends the ACK,
 /// PRACK (100rel), CANCEL and BYE, answers requests inside the dialog (BYE, OPTIONS; the
 /// peer's offers are answered here from [`LocalMedia`]) and refreshes the session timer.
-/// A 401 or 407 is answered with credentials in a new INVITE (RFC 3261 section 22.2) when
-/// `digest` has them.
 async fn call(
     args: &Args,
     client: &Client,
     target: Target,
     local: SocketAddr,
-    digest: &mut Option<DigestClient>,
     rng: &mut SeededRng,
 ) -> Result<(), Fail> {
     let from = format!("<sip:sipc@{local}>");
@@ -688,10 +726,8 @@ async fn call(
     }
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
-    let mut invite = base.clone();
-    let mut challenges = 0;
-    loop {
-        let mut call = client.call(invite).await.map_err(|e| e.to_string())?;
+    let mut call = client.call(base).await.map_err(|e| e.to_string())?;
+    {
         let mut run = CallRun::default();
         let reason = loop {
             let deadline = run.deadline;
@@ -724,25 +760,7 @@ async fn call(
         if run.interrupted {
             return Err(Fail::Interrupted);
         }
-        // A challenge: the same call again with credentials, once per new challenge.
-        if let (EndReason::Rejected(401 | 407), Some(d), Some(challenge)) =
-            (reason, digest.as_mut(), call.rejection())
-        {
-            if challenges < 2 {
-                challenges += 1;
-                match credentials(d, &args.uri, &from, &to, challenge, rng) {
-                    Ok(headers) => {
-                        println!("   answering the challenge");
-                        invite = headers
-                            .iter()
-                            .fold(base.clone(), |i, (n, v)| i.header(n, v));
-                        continue;
-                    }
-                    Err(e) => eprintln!("sipc: cannot answer the challenge: {e}"),
-                }
-            }
-        }
-        return match reason {
+        match reason {
             _ if !run.established => Err(Fail::Error("the call was not established".into())),
             _ if run.offer_refused => Err(Fail::Error("a re-INVITE was refused".into())),
             // The callee hung up: its BYE was answered 200 by the session layer.
@@ -750,7 +768,7 @@ async fn call(
             EndReason::LocalBye if BYE_2XX.load(Ordering::Relaxed) => Ok(()),
             EndReason::LocalBye => Err(Fail::Error("the BYE got no 2xx".into())),
             _ => Err(Fail::Error("the call did not end with BYE".into())),
-        };
+        }
     }
 }
 
@@ -915,36 +933,171 @@ fn local_media(file: Option<&[u8]>, ip: IpAddr, rng: &mut SeededRng) -> LocalMed
     LocalMedia::new(address, port, id).with_codecs(vec![Codec::pcmu(), Codec::pcma()])
 }
 
-/// The Authorization (or Proxy-Authorization) headers answering `challenge` for an INVITE
-/// to `uri` (RFC 3261 section 22.2): what the next INVITE carries.
-fn credentials(
+/// `call --user NAME --password SECRET`: the call on the request/response API, because a
+/// challenge must be answered inside the same call (RFC 3261 section 8.1.3.5: the same
+/// Call-ID, CSeq + 1), and the ACK for the 2xx must carry the INVITE's credentials (section
+/// 13.2.2.4), neither of which the session layer does yet. The INVITE (challenges answered
+/// once per new challenge), ACK along the route set (the reversed Record-Route, section
+/// 12.1.2), hold, BYE with the kept nonce; Ctrl-C cancels while ringing (a 2xx that crosses
+/// the CANCEL is ACKed and ended with BYE) or sends the BYE at once, and exits 130.
+async fn call_with_credentials(
+    args: &Args,
+    client: &Client,
+    target: Target,
+    local: SocketAddr,
     digest: &mut DigestClient,
-    uri: &str,
-    from: &str,
-    to: &str,
-    challenge: &OwnedMessage,
     rng: &mut SeededRng,
-) -> Result<Vec<(String, String)>, String> {
-    let stand_in = RequestBuilder::new(Method::Invite, uri)
-        .from(from)
-        .to(to)
-        .cseq(1)
-        .build(rng)
-        .map_err(|e| e.to_string())?;
-    let answered = digest
-        .retry(&stand_in, challenge, rng)
-        .map_err(|e| e.to_string())?;
-    let view = answered.view();
-    let mut headers = Vec::new();
+) -> Result<(), Fail> {
+    let from = format!("<sip:sipc@{local}>");
+    let contact = match target.transport {
+        Transport::Tcp => format!("<sip:sipc@{local};transport=tcp>"),
+        _ => format!("<sip:sipc@{local}>"),
+    };
+    let to = format!("<{}>", args.uri);
+    let offer = match &args.sdp {
+        Some(file) => file.clone(),
+        None => local_media(None, local.ip(), rng).offer(Direction::SendRecv),
+    };
+    let cseq = (rng.next_u64() % 10_000) as u32 + 1;
+    let mut b = RequestBuilder::new(Method::Invite, &args.uri)
+        .from(&from)
+        .to(&to)
+        .cseq(cseq)
+        .contact(&contact)
+        .body("application/sdp", &offer);
+    if let Some(proxy) = &args.proxy {
+        b = b.header("Route", &proxy_route(proxy));
+    }
+    let mut request = b.build(rng).map_err(|e| e.to_string())?;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut cancelled = false;
+    let last = loop {
+        let mut responses = client
+            .request(request.clone(), target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let last = loop {
+            tokio::select! {
+                r = responses.next() => match r {
+                    Some(Ok(resp)) => {
+                        show(&resp, args.verbose);
+                        if resp.view().status().is_some_and(|c| c >= 200) {
+                            break resp;
+                        }
+                    }
+                    Some(Err(e)) => return Err(Fail::Error(e.to_string())),
+                    None => return Err(Fail::Error("no final response".into())),
+                },
+                _ = &mut interrupted => {
+                    if cancelled {
+                        return Err(Fail::Interrupted);
+                    }
+                    cancelled = true;
+                    println!("   interrupted: cancelling");
+                    // (sent once a provisional response has come, RFC 3261 section 9.1)
+                    if let Err(e) = client.cancel(responses.id()).await {
+                        eprintln!("sipc: cannot cancel: {e}");
+                    }
+                    interrupted.set(tokio::signal::ctrl_c());
+                }
+            }
+        };
+        if !cancelled && matches!(last.view().status(), Some(401 | 407)) {
+            match digest.retry(&request, &last, rng) {
+                Ok(next) => {
+                    println!("   answering the challenge");
+                    request = next;
+                    continue;
+                }
+                Err(e) => eprintln!("sipc: cannot answer the challenge: {e}"),
+            }
+        }
+        break last;
+    };
+    if !is_2xx(&last) {
+        return Err(if cancelled {
+            Fail::Interrupted
+        } else {
+            Fail::Error("the call was not established".into())
+        });
+    }
+    // The dialog (section 12.1.2): remote target the 2xx's Contact, route set the reversed
+    // Record-Route; the first hop is the first Route, else the remote target.
+    let okm = last.message().map_err(|e| e.to_string())?;
+    let remote_target = match okm.contacts().next() {
+        Some(Contact::Addr(a)) => a.uri.to_string(),
+        _ => args.uri.clone(),
+    };
+    let mut routes: Vec<String> = okm
+        .values(HeaderName::RecordRoute)
+        .filter_map(|v| match v {
+            HeaderValue::Addr(a) if a.params.is_empty() => Some(format!("<{}>", a.uri)),
+            HeaderValue::Addr(a) => Some(format!("<{}>;{}", a.uri, a.params.as_str())),
+            _ => None,
+        })
+        .collect();
+    routes.reverse();
+    let next_hop = routes
+        .first()
+        .map(|r| r.trim_start_matches('<').split('>').next().unwrap_or(""))
+        .unwrap_or(&remote_target);
+    let hop = target_of(next_hop, None).unwrap_or(target);
+    let view = request.view();
+    let (from, to, call_id) = (
+        view.header(HeaderName::From).unwrap_or("").to_owned(),
+        last.view().header(HeaderName::To).unwrap_or("").to_owned(),
+        view.header(HeaderName::CallId).unwrap_or("").to_owned(),
+    );
+    // The INVITE that got the 2xx: after a challenge its CSeq is not the first one.
+    let cseq = request
+        .message()
+        .ok()
+        .and_then(|m| m.cseq().map(|c| c.seq))
+        .unwrap_or(cseq);
+    let in_dialog = |method| {
+        routes.iter().fold(
+            RequestBuilder::new(method, &remote_target)
+                .from(&from)
+                .to(&to)
+                .call_id(&call_id),
+            |b, r| b.header("Route", r),
+        )
+    };
+    let mut ack = in_dialog(Method::Ack).cseq(cseq);
+    // Section 13.2.2.4: the ACK carries the same credentials as the INVITE.
     for (name, h) in [
         ("Authorization", HeaderName::Authorization),
         ("Proxy-Authorization", HeaderName::ProxyAuthorization),
     ] {
         for value in view.header_all(h) {
-            headers.push((name.to_owned(), value.to_owned()));
+            ack = ack.header(name, value);
         }
     }
-    Ok(headers)
+    let ack = ack.build(rng).map_err(|e| e.to_string())?;
+    client.ack(ack, hop).await.map_err(|e| e.to_string())?;
+    if !cancelled {
+        println!("   call established");
+        println!("   holding for {:?}", args.hold);
+        tokio::select! {
+            _ = tokio::time::sleep(args.hold) => {}
+            _ = &mut interrupted => {
+                println!("   interrupted: hanging up");
+                cancelled = true;
+            }
+        }
+    }
+    let bye = in_dialog(Method::Bye)
+        .cseq(cseq + 1)
+        .build(rng)
+        .map_err(|e| e.to_string())?;
+    let mut digest = Some(digest.clone());
+    let (_, last) = send(client, bye, hop, &mut digest, rng, args.verbose).await?;
+    match (cancelled, is_2xx(&last)) {
+        (true, _) => Err(Fail::Interrupted),
+        (false, true) => Ok(()),
+        (false, false) => Err(Fail::Error("the BYE got no 2xx".into())),
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -272,6 +272,9 @@ async fn dropping_the_incoming_calls_gives_invites_back_to_incoming() {
     assert_eq!(request.view().method(), Some(sip_core::Method::Invite));
     responder.respond_status(486).await.unwrap();
     assert_eq!(ended(&mut out, "caller").await, EndReason::Rejected(486));
+    // The final response that ended it, for the application (a challenge to answer, a
+    // redirection's Contacts).
+    assert_eq!(out.rejection().and_then(|r| r.view().status()), Some(486));
     caller.shutdown().await;
     server.shutdown().await;
 }
@@ -373,4 +376,32 @@ async fn second_fork_2xx_is_acked_then_ended_with_bye() {
     uas.send_to(ok.as_bytes(), from).await.unwrap();
     assert_eq!(ended(&mut out, "caller").await, EndReason::LocalBye);
     caller.shutdown().await;
+}
+
+#[tokio::test]
+async fn incoming_call_dropped_unanswered_is_refused_480() {
+    // RFC 3261 13.3.1.3: a call the application lets go is refused (480 Temporarily
+    // Unavailable), not left to time out at the caller
+    common::init_tracing();
+    let (callee, mut calls, bob_addr) = phone("bob").await;
+    let (caller, _calls, alice_addr) = phone("alice").await;
+    let offer = media(40060).offer(Direction::SendRecv);
+    let mut out = caller
+        .call(invite_to(bob_addr, alice_addr, offer))
+        .await
+        .unwrap();
+    drop(bounded("incoming call", calls.next()).await.unwrap());
+    assert_eq!(ended(&mut out, "caller").await, EndReason::Rejected(480));
+    caller.shutdown().await;
+    callee.shutdown().await;
+}
+
+#[tokio::test]
+async fn dropping_an_established_call_hangs_up() {
+    // RFC 3261 15.1.1: a Call dropped before its end sends BYE
+    let mut e = establish().await;
+    drop(e.out);
+    assert_eq!(ended(&mut e.inc, "callee").await, EndReason::RemoteBye);
+    e.caller.shutdown().await;
+    e.callee.shutdown().await;
 }
