@@ -177,6 +177,8 @@ pub struct LocalMedia {
     last_sent: Option<Vec<u8>>,
     /// Our offer waiting for its answer.
     offered: Option<Vec<u8>>,
+    /// The direction of our last offer: what we want (a hold is sendonly or inactive).
+    direction: Direction,
 }
 
 impl LocalMedia {
@@ -191,6 +193,7 @@ impl LocalMedia {
             session_version: 1,
             last_sent: None,
             offered: None,
+            direction: Direction::SendRecv,
         }
     }
 
@@ -225,6 +228,13 @@ impl LocalMedia {
         self.session_version
     }
 
+    /// The direction of our last offer ([`Direction::SendRecv`] before any): answers
+    /// never send or receive more than it allows, so a call we hold stays held when the
+    /// peer makes an offer (RFC 3264 sections 6.1 and 8.4).
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// The last offer or answer produced.
     pub fn last_sent(&self) -> Option<&[u8]> {
         self.last_sent.as_deref()
@@ -245,6 +255,7 @@ impl LocalMedia {
         }];
         let sdp = self.render(&[Stream::Accepted(codecs, direction)], &times);
         self.offered = Some(sdp.clone());
+        self.direction = direction;
         sdp
     }
 
@@ -252,7 +263,9 @@ impl LocalMedia {
     /// same order. The first audio stream over `RTP/AVP` with a codec in common is accepted
     /// on our port, with the codecs both sides do (matched by encoding name, clock rate and
     /// channels), the offerer's payload type numbers and order (6.1), telephone-event only
-    /// when offered, and the offered direction mirrored (6.1). Every other stream (video,
+    /// when offered, and the offered direction mirrored (6.1), within what our last offer's
+    /// direction allows ([`LocalMedia::direction`]: a sendrecv offer to a call we hold with
+    /// sendonly is answered sendonly, 6.1 and 8.4). Every other stream (video,
     /// nothing in common, port 0 in the offer, multicast, a second audio stream) gets port
     /// 0. The t= lines are the offer's (6). The o= version goes up only when the answer
     /// differs from the last description sent (section 8).
@@ -274,7 +287,8 @@ impl LocalMedia {
             // telephone-event alone carries no audio
             if common.iter().any(|c| !c.is_telephone_event()) {
                 accepted = true;
-                streams.push(Stream::Accepted(common, m.direction().mirror()));
+                let direction = m.direction().mirror().restrict(self.direction);
+                streams.push(Stream::Accepted(common, direction));
             } else {
                 streams.push(Stream::Rejected(m));
             }

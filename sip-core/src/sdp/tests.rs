@@ -1013,3 +1013,40 @@ fn direction_mirror_is_an_involution() {
         assert_eq!(Direction::from_attribute(d.as_str()), Some(d));
     }
 }
+
+// RFC 3264 6.1 and 8.4: while we hold the call (our last offer sendonly or inactive), the
+// peer's offers are answered within that direction; resuming (a sendrecv offer) lifts it.
+#[test]
+fn answer_while_holding_keeps_the_call_held() {
+    let mut ours = local();
+    let direction = |ours: &mut LocalMedia, offered: &str| {
+        let answer = ours.answer(&audio_offer("0", offered)).unwrap();
+        Sdp::parse(&answer).unwrap().media()[0].direction()
+    };
+    ours.offer(Direction::SendOnly);
+    assert_eq!(direction(&mut ours, "a=sendrecv"), Direction::SendOnly);
+    assert_eq!(direction(&mut ours, "a=sendonly"), Direction::Inactive);
+    assert_eq!(direction(&mut ours, "a=recvonly"), Direction::SendOnly);
+    ours.offer(Direction::Inactive);
+    assert_eq!(direction(&mut ours, "a=sendrecv"), Direction::Inactive);
+    ours.offer(Direction::SendRecv);
+    assert_eq!(direction(&mut ours, "a=sendrecv"), Direction::SendRecv);
+    assert_eq!(direction(&mut ours, "a=sendonly"), Direction::RecvOnly);
+}
+
+// RFC 3264 6.1: restrict keeps only what both directions allow.
+#[test]
+fn direction_restrict_is_the_intersection() {
+    use Direction::*;
+    let all = [SendRecv, SendOnly, RecvOnly, Inactive];
+    for a in all {
+        assert_eq!(a.restrict(SendRecv), a);
+        assert_eq!(a.restrict(Inactive), Inactive);
+        assert_eq!(a.restrict(a), a);
+        for b in all {
+            assert_eq!(a.restrict(b), b.restrict(a));
+            assert_eq!(a.restrict(b).sends(), a.sends() && b.sends());
+            assert_eq!(a.restrict(b).receives(), a.receives() && b.receives());
+        }
+    }
+}
