@@ -279,9 +279,9 @@ impl UasReliable {
         !self.unacked.as_ref().is_some_and(|u| u.has_sdp) && !self.queue.iter().any(|q| q.has_sdp)
     }
 
-    /// Is a reliable 1xx sent and unacknowledged?
-    pub(crate) fn awaiting_prack(&self) -> bool {
-        self.unacked.is_some()
+    /// The reliable 1xx sent and unacknowledged, if any.
+    pub(crate) fn current(&self) -> Option<&OwnedMessage> {
+        self.unacked.as_ref().map(|u| &u.response)
     }
 
     /// The final response went: stop retransmitting (section 3, SHOULD NOT continue) and drop

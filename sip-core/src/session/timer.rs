@@ -229,6 +229,7 @@ impl UacTimer {
     }
 
     /// The interval asked for.
+    #[cfg(test)]
     pub(crate) fn interval(&self) -> u32 {
         self.interval
     }
@@ -312,7 +313,14 @@ impl RunningTimer {
         self.interval
     }
 
+    /// A 422 to our refresh named this Min-SE: the next refresh asks for it (RFC 4028
+    /// section 7.3).
+    pub(crate) fn raise_interval(&mut self, min_se: u32) {
+        self.interval = self.interval.max(min_se.min(MAX_INTERVAL));
+    }
+
     /// Do we refresh?
+    #[cfg(test)]
     pub(crate) fn we_refresh(&self) -> bool {
         self.we_refresh
     }

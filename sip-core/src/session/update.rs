@@ -6,10 +6,6 @@
 use super::reliable::TAG_100REL;
 use crate::Rng;
 
-/// The methods this stack adds to Allow for RFC 3262 and RFC 3311: a peer learns from Allow
-/// that it may send UPDATE (RFC 3311 section 5.1) and PRACK.
-pub(crate) const ALLOW_EXT: &str = "PRACK, UPDATE";
-
 /// The option tags a UA using these extensions lists in Supported.
 pub(crate) fn supported_tags(rel100: bool, timer: bool) -> Option<String> {
     let tags: Vec<&str> = [(rel100, TAG_100REL), (timer, super::timer::TAG_TIMER)]
@@ -150,6 +146,7 @@ mod tests {
         assert_eq!(supported_tags(true, true).as_deref(), Some("100rel, timer"));
         assert_eq!(supported_tags(false, true).as_deref(), Some("timer"));
         assert_eq!(supported_tags(false, false), None);
-        assert!(ALLOW_EXT.contains("UPDATE") && ALLOW_EXT.contains("PRACK"));
+        // RFC 3311 5.1: Allow tells the peer it may send UPDATE (and PRACK)
+        assert!(super::super::ALLOW.contains("UPDATE") && super::super::ALLOW.contains("PRACK"));
     }
 }
