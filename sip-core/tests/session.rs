@@ -1104,3 +1104,110 @@ fn a_handle_of_an_ended_call_never_names_a_later_one() {
     assert_eq!(s.accept(now, ep, cb, None), Err(SessionError::UnknownCall));
     assert_eq!(s.hangup(now, ep, cb), Err(SessionError::UnknownCall));
 }
+
+#[test]
+fn timer_c_cancels_a_ringing_call_and_it_ends_even_if_nothing_answers() {
+    // RFC 3261 16.6 step 11 / 9.1 (the endpoint's timer C), 17.1.1.2
+    let (mut net, a, c) = alice_and_raw();
+    let (ca, tx, req) = alice_calls_raw(&mut net, a, c, true);
+    answer_other_tag(&mut net, c, tx, &req, 180, "r");
+    net.nodes[c].down = true; // rings for ever, then answers nothing
+    net.run_for(Duration::from_secs(182));
+    assert!(!net.sent(a, "CANCEL").is_empty());
+    assert_eq!(
+        ended(&net.events(a), ca),
+        None,
+        "the final response may still come"
+    );
+    net.run_for(Duration::from_secs(33));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::Timeout));
+    assert_all_freed(&mut net);
+}
+
+#[test]
+fn hanging_up_before_answering_the_offer_in_the_2xx_still_acks_it() {
+    // RFC 3261 13.2.2.4 (every 2xx is ACKed), 15.1.1
+    let (mut net, a, c) = alice_and_raw();
+    let (ca, tx, req) = alice_calls_raw(&mut net, a, c, false);
+    answer(
+        &mut net,
+        c,
+        tx,
+        &req,
+        200,
+        "t",
+        &[("Contact", "<sip:carol@127.0.0.4:5060>")],
+        Some(OFFER),
+    );
+    net.run_for(Duration::from_millis(20));
+    assert!(offer_of(&net.events(a), ca).is_some());
+    assert!(net.sent(a, "ACK").is_empty());
+    let (s, ep, now) = net.ua(a);
+    s.hangup(now, ep, ca).unwrap();
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.sent(a, "ACK").len(), 1);
+    let bye = net.sent(a, "BYE");
+    assert!(!bye.is_empty());
+    assert!(bye[0].at >= net.sent(a, "ACK")[0].at);
+}
+
+#[test]
+fn a_bye_whose_connection_has_closed_goes_to_the_remote_target() {
+    // RFC 3261 12.2.1.1 (next hop), 18 (a TCP flow closes when idle)
+    let (mut net, a, b) = pair();
+    let (s, ep, now) = net.ua(a);
+    let ca = s
+        .invite(
+            now,
+            ep,
+            invite_to(BOB, Target::tcp(addr(BOB))).offer(OFFER.to_vec()),
+        )
+        .unwrap();
+    net.run_for(Duration::from_millis(20));
+    let cb = net
+        .events(b)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Incoming { call, .. } => Some(call),
+            _ => None,
+        })
+        .unwrap();
+    let (s, ep, now) = net.ua(b);
+    s.accept(now, ep, cb, Some(ANSWER.to_vec())).unwrap();
+    // the connection idles out
+    net.run_for(Duration::from_secs(200));
+    assert_eq!(net.nodes[b].ep.flows(), 0);
+    let (s, ep, now) = net.ua(b);
+    s.hangup(now, ep, cb).unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::RemoteBye));
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::LocalBye));
+    let bye = net.sent(b, "BYE").pop().unwrap();
+    assert_eq!(bye.to, addr(ALICE), "to the Contact, over a new connection");
+    assert_all_freed(&mut net);
+}
+
+#[test]
+fn the_configured_contact_is_used_and_extra_headers_refuse_line_breaks() {
+    // RFC 3261 8.1.1.8, 7.3.1 (no header injection)
+    let mut net = Net::new(6, NetConfig::perfect());
+    let mut fixed = config("alice");
+    fixed.contact = Some("<sip:alice@198.51.100.7:5070>".to_owned());
+    fixed.user_agent = Some("test-ua/1".to_owned());
+    let a = net.add_ua(ALICE, fixed);
+    let b = net.add_ua(BOB, config("bob"));
+    place(&mut net, a, b);
+    let inv = net.sent(a, "INVITE").pop().unwrap().text();
+    assert_eq!(
+        header_lines(&inv, "Contact"),
+        ["<sip:alice@198.51.100.7:5070>"]
+    );
+    assert_eq!(header_lines(&inv, "User-Agent"), ["test-ua/1"]);
+    let (s, ep, now) = net.ua(a);
+    let bad = invite_to(BOB, Target::udp(addr(BOB))).header("Subject", "hi\r\nX-Evil: 1");
+    assert!(matches!(
+        s.invite(now, ep, bad),
+        Err(SessionError::Build(_))
+    ));
+    assert_eq!(s.calls(), 1);
+}

@@ -100,6 +100,7 @@ impl Sessions {
                 self.refuse(now, ep, tx, &request, 200, &allow);
                 None
             }
+            // (Extensions handle PRACK and UPDATE here, one function per method.)
             _ => {
                 drop(msg);
                 Some(Event::Request {
@@ -445,8 +446,8 @@ impl Sessions {
                 sdp,
             });
         }
-        if bye {
-            self.send_bye(now, ep, k, EndReason::LocalBye);
+        if let Some(reason) = bye {
+            self.send_bye(now, ep, k, reason);
         }
         true
     }
