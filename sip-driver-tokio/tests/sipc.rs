@@ -596,3 +596,26 @@ fn sipc_refuses_bad_call_flags_with_exit_2() {
         );
     }
 }
+
+#[test]
+fn sipd_session_expires_flag_is_checked_and_listed_in_the_help() {
+    // RFC 4028 section 4: Min-SE is 90 s at least, so a shorter interval is a usage error
+    for args in [
+        &["--session-expires", "soon"][..],
+        &["--session-expires", "30"],
+        &["--session-expires"],
+    ] {
+        let out = Command::new(sipd())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("sipd runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("usage: sipd"),
+            "{args:?}"
+        );
+    }
+    let help = Command::new(sipd()).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--session-expires SECS"));
+}
