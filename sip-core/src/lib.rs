@@ -36,9 +36,13 @@
 //! - [`sdp`]: session descriptions (RFC 8866), parsed without copying and written back, and
 //!   the offer/answer helper [`sdp::LocalMedia`] (RFC 3264).
 //!
-//! What is not built yet: dialogs on the client side (the UAS core in [`ua`] keeps the server
-//! side of its dialogs; a client writes its ACK and BYE itself), the RFC 3263 resolution of a
-//! SIP URI to transports, addresses and ports (the caller gives a [`Target`]) and TLS. The
+//! - [`dialog`] and [`session`]: dialogs (RFC 3261 section 12) and INVITE sessions both ways
+//!   (sections 13 to 15: forks, ACK, CANCEL, BYE, re-INVITE with the RFC 3264 offer/answer
+//!   state, 491 and its retry timers), a transaction user on the [`Endpoint`] with bounded
+//!   tables in which every dialog ends.
+//!
+//! What is not built yet: the RFC 3263 resolution of a SIP URI to transports, addresses and
+//! ports (the caller gives a [`Target`]) and TLS. The
 //! registrar is [`registrar`] (RFC 3261 section 10.3) with its location service in
 //! [`location`], run by the UAS core in [`ua`]; the registration client is
 //! [`registration`]; the stateful proxy core (section 16) is [`proxy`], and

@@ -1102,3 +1102,49 @@ fn a_handle_of_an_ended_call_never_names_a_later_one() {
     assert_eq!(s.accept(now, ep, cb, None), Err(SessionError::UnknownCall));
     assert_eq!(s.hangup(now, ep, cb), Err(SessionError::UnknownCall));
 }
+
+#[test]
+fn timer_c_cancels_a_ringing_call_and_it_ends_even_if_nothing_answers() {
+    // RFC 3261 16.6 step 11 / 9.1 (the endpoint's timer C), 17.1.1.2
+    let (mut net, a, c) = alice_and_raw();
+    let (ca, tx, req) = alice_calls_raw(&mut net, a, c, true);
+    answer_other_tag(&mut net, c, tx, &req, 180, "r");
+    net.nodes[c].down = true; // rings for ever, then answers nothing
+    net.run_for(Duration::from_secs(182));
+    assert!(!net.sent(a, "CANCEL").is_empty());
+    assert_eq!(
+        ended(&net.events(a), ca),
+        None,
+        "the final response may still come"
+    );
+    net.run_for(Duration::from_secs(33));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::Timeout));
+    assert_all_freed(&mut net);
+}
+
+#[test]
+fn hanging_up_before_answering_the_offer_in_the_2xx_still_acks_it() {
+    // RFC 3261 13.2.2.4 (every 2xx is ACKed), 15.1.1
+    let (mut net, a, c) = alice_and_raw();
+    let (ca, tx, req) = alice_calls_raw(&mut net, a, c, false);
+    answer(
+        &mut net,
+        c,
+        tx,
+        &req,
+        200,
+        "t",
+        &[("Contact", "<sip:carol@127.0.0.4:5060>")],
+        Some(OFFER),
+    );
+    net.run_for(Duration::from_millis(20));
+    assert!(offer_of(&net.events(a), ca).is_some());
+    assert!(net.sent(a, "ACK").is_empty());
+    let (s, ep, now) = net.ua(a);
+    s.hangup(now, ep, ca).unwrap();
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.sent(a, "ACK").len(), 1);
+    let bye = net.sent(a, "BYE");
+    assert!(!bye.is_empty());
+    assert!(bye[0].at >= net.sent(a, "ACK")[0].at);
+}

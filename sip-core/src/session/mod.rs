@@ -1,5 +1,133 @@
-//! INVITE sessions (RFC 3261 sections 13 to 15) on top of the [`Endpoint`], both roles,
-//! with the dialogs of [`crate::dialog`] and the offer/answer state of RFC 3264.
+//! INVITE sessions (RFC 3261 sections 13 to 15) on top of the [`Endpoint`], both roles, with
+//! the dialogs of [`crate::dialog`] (section 12) and the offer/answer state of RFC 3264.
+//!
+//! [`Sessions`] is a transaction user: hand it every [`Event`] of the endpoint
+//! ([`Sessions::handle_event`], which gives back what is not its business), run its timers
+//! beside the endpoint's ([`Sessions::poll_timeout`], [`Sessions::handle_timeout`]), and
+//! read what happened to the calls with [`Sessions::poll_event`]. The application acts
+//! through the [`CallHandle`] of each call:
+//!
+//! - caller (UAC): [`Sessions::invite`]; [`SessionEvent::Progress`] for each provisional
+//!   response (one early dialog per To tag when a proxy forks), [`SessionEvent::Answered`]
+//!   for the 2xx kept. Every 2xx is ACKed by the session layer, again for each
+//!   retransmission of it; a 2xx from another fork is ACKed and ended with BYE (section
+//!   13.2.2.4). [`Sessions::hangup`] before the final response sends CANCEL (a 2xx that
+//!   crosses it is ACKed and ended with BYE);
+//! - callee (UAS): [`SessionEvent::Incoming`], then [`Sessions::ring`], [`Sessions::accept`]
+//!   or [`Sessions::reject`]. The 2xx is retransmitted until the ACK, and without an ACK in
+//!   64*T1 the call ends with BYE (section 13.3.1.4). A CANCEL is answered 200, the INVITE
+//!   487 (section 9.2);
+//! - both: re-INVITE with [`Sessions::reinvite`] and [`SessionEvent::Offer`] /
+//!   [`Sessions::answer_offer`] (491 and 500 as section 14.2 says, the 491 retried after
+//!   the section 14.1 timer), BYE either way ([`Sessions::hangup`]), in-dialog OPTIONS
+//!   answered 200. Other requests inside a dialog (INFO, MESSAGE, NOTIFY, REFER...) are
+//!   returned by [`Sessions::handle_event`] after the CSeq check, for the application to
+//!   answer through the endpoint.
+//!
+//! Offer/answer (RFC 3264): one offer at a time per dialog. An offer in the INVITE is
+//! answered in the 2xx ([`Sessions::accept`]); an INVITE without offer gets ours in the 2xx
+//! and the answer in the ACK. On the caller's side an offer in a 2xx comes as
+//! [`SessionEvent::Offer`] with `method` "INVITE", and the ACK waits for
+//! [`Sessions::answer_offer`]. A re-INVITE without offer comes as an `Offer` with an empty
+//! `sdp`: answer it with our offer, whose answer comes with the ACK as
+//! [`SessionEvent::Answer`]. Bodies are carried as bytes (SDP is parsed elsewhere: `sip_core::sdp`).
+//!
+//! Every call ends, and its dialogs are freed: BYE either way, CANCEL, a non-2xx final
+//! response, 408 or 481 to a request inside the dialog (section 12.2.1.2), a missing ACK, a
+//! transport error, [`SessionConfig::max_lifetime`]. The tables are bounded
+//! ([`SessionConfig::max_calls`]: a new INVITE beyond gets 503 with Retry-After). A confirmed
+//! dialog keeps only the strings its requests need (no whole message).
+//!
+//! Two endpoints in memory: Alice calls Bob, Bob answers, Alice hangs up.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::time::Instant;
+//! use sip_core::session::{EndReason, Invite, SessionConfig, SessionEvent, Sessions};
+//! use sip_core::{Config, Endpoint, Listener, Target, Transport};
+//!
+//! fn seed() -> [u8; 32] {
+//!     let mut s = [0u8; 32];
+//!     getrandom::fill(&mut s).expect("the OS generator");
+//!     s
+//! }
+//!
+//! /// An endpoint listening on UDP at `addr`, with a session layer on top.
+//! fn user_agent(addr: SocketAddr, user: &str) -> (Endpoint, Sessions) {
+//!     let config = Config { listeners: vec![Listener::new(Transport::Udp, addr)], ..Config::default() };
+//!     (Endpoint::new(config, seed()), Sessions::new(SessionConfig::new(user), seed()))
+//! }
+//!
+//! /// Moves events and datagrams between the two until nothing moves (a driver does this
+//! /// with sockets and a clock); returns the session events (user agent, event).
+//! fn pump(uas: &mut [(Endpoint, Sessions); 2], now: Instant) -> Vec<(usize, SessionEvent)> {
+//!     let (mut events, mut buf) = (Vec::new(), Vec::new());
+//!     loop {
+//!         let mut moved = false;
+//!         for i in 0..2 {
+//!             let (ep, sessions) = &mut uas[i];
+//!             while let Some(ev) = ep.poll_event() {
+//!                 moved = true;
+//!                 // what the session layer returns (REGISTER, MESSAGE...) is ours to answer
+//!                 let _ = sessions.handle_event(now, ev, ep);
+//!             }
+//!             while let Some(ev) = sessions.poll_event() {
+//!                 events.push((i, ev));
+//!             }
+//!             let mut out = Vec::new();
+//!             while let Some(t) = ep.poll_transmit(&mut buf) {
+//!                 out.push((t, buf.clone()));
+//!             }
+//!             for (t, bytes) in out {
+//!                 moved = true;
+//!                 uas[1 - i].0.handle_datagram(now, t.remote, t.local, &bytes);
+//!             }
+//!         }
+//!         if !moved {
+//!             return events;
+//!         }
+//!     }
+//! }
+//!
+//! let (alice, bob): (SocketAddr, SocketAddr) = ("127.0.0.1:5060".parse()?, "127.0.0.2:5060".parse()?);
+//! let mut uas = [user_agent(alice, "alice"), user_agent(bob, "bob")];
+//! let now = Instant::now();
+//! let offer = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+//!
+//! // Alice calls.
+//! let (ep, sessions) = &mut uas[0];
+//! let invite = Invite::new("sip:bob@127.0.0.2", "Alice <sip:alice@example.com>", "<sip:bob@example.com>", Target::udp(bob))
+//!     .offer(offer.to_vec());
+//! let call = sessions.invite(now, ep, invite)?;
+//!
+//! // Bob's phone rings; he answers.
+//! let incoming = pump(&mut uas, now)
+//!     .into_iter()
+//!     .find_map(|(i, e)| match e {
+//!         SessionEvent::Incoming { call, .. } if i == 1 => Some(call),
+//!         _ => None,
+//!     })
+//!     .expect("Bob hears the INVITE");
+//! let (ep, sessions) = &mut uas[1];
+//! sessions.ring(now, ep, incoming, None)?;
+//! sessions.accept(now, ep, incoming, Some(offer.to_vec()))?; // (his answer)
+//! let events = pump(&mut uas, now);
+//! assert!(events.iter().any(|(i, e)| *i == 0 && matches!(e, SessionEvent::Answered { .. })));
+//! assert!(events.iter().any(|(i, e)| *i == 1 && matches!(e, SessionEvent::Answered { .. })));
+//!
+//! // Alice hangs up: BYE, 200, both calls end.
+//! let (ep, sessions) = &mut uas[0];
+//! sessions.hangup(now, ep, call)?;
+//! let events = pump(&mut uas, now);
+//! assert!(events.iter().any(|(i, e)| *i == 1 && matches!(e, SessionEvent::Ended { reason: EndReason::RemoteBye, .. })));
+//! assert!(events.iter().any(|(i, e)| *i == 0 && matches!(e, SessionEvent::Ended { reason: EndReason::LocalBye, .. })));
+//! assert_eq!((uas[0].1.calls(), uas[1].1.dialogs()), (0, 0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Extensions live in submodules of this one and keep their state per dialog in the
+//! dialog's entry, their deadlines as variants of its timer enum, and handle the methods
+//! they add (PRACK, UPDATE) in the in-dialog dispatch.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::hash::BuildHasher;
@@ -445,6 +573,9 @@ struct Leg {
     /// The section 14.1 retry of a re-INVITE refused 491.
     retry_at: Option<Instant>,
     x: Option<Box<Transient>>,
+    // Extensions add their per-dialog state below (RFC 3262 reliable provisional
+    // responses, RFC 4028 session timer), boxed when it is large or rare, and free it in
+    // `Sessions::free_leg` with their deadlines.
 }
 
 impl Leg {
@@ -515,7 +646,9 @@ struct InviteCtx {
     window_end: Option<Instant>,
 }
 
-/// A client transaction the session layer started inside a dialog.
+/// A client transaction the session layer started inside a dialog; its responses and
+/// timeouts come to `on_dialog_response` / `on_dialog_failure`. (Extensions add their
+/// requests here: PRACK, UPDATE.)
 #[derive(Debug, Clone, Copy)]
 enum Pending {
     ReInvite(DialogKey),
@@ -1016,6 +1149,14 @@ impl Sessions {
             return;
         }
         let call = leg.call;
+        // A 2xx whose ACK waited for the application's answer is ACKed first (13.2.2.4).
+        let unacked = leg.x.as_ref().and_then(|x| x.ack_wait);
+        if let Some(seq) = unacked {
+            if let Some(x) = self.legs.get_mut(k).and_then(|l| l.x.as_mut()) {
+                x.ack_wait = None;
+            }
+            self.send_ack(now, ep, k, seq, None);
+        }
         if let Some(c) = call.and_then(|c| self.calls.get_mut(c)) {
             c.state = CallState::Ending(reason);
         }

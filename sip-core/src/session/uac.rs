@@ -134,7 +134,13 @@ impl Sessions {
         let k = match (found, remote_tag) {
             (Some(k), _) => Some(k),
             (None, Some(_)) => {
-                let may_grow = status >= 200 || ctx.forks.len() < MAX_FORKS;
+                // Bounded: a peer answering with ever new tags gets no more dialogs.
+                let may_grow = ctx.forks.len()
+                    < if status >= 200 {
+                        2 * MAX_FORKS
+                    } else {
+                        MAX_FORKS
+                    };
                 let made = if may_grow {
                     ctx.request
                         .message()
@@ -161,7 +167,12 @@ impl Sessions {
                 _ => String::new(),
             };
             drop(resp);
-            if let Some(c) = call.filter(|&c| self.calls.get(c).is_some()) {
+            let ringing = call.filter(|&c| {
+                self.calls
+                    .get(c)
+                    .is_some_and(|c| matches!(c.state, CallState::Pending | CallState::Cancelling))
+            });
+            if let Some(c) = ringing {
                 self.push_event(SessionEvent::Progress {
                     call: call_handle(c),
                     status,
@@ -387,13 +398,13 @@ impl Sessions {
             self.timers.remove(&(t, Due::Abandoned(tx)));
         }
         if let Some(c) = ctx.call {
-            let state = self.calls.get(c).map(|c| (c.state, c.leg));
+            let state = self.calls.get(c).map(|c| (c.state, c.leg, c.timer_c));
             let reason = match (state, timer) {
                 (_, None) => EndReason::TransportError,
-                (Some((CallState::Cancelling, _)), _) => EndReason::Cancelled,
+                (Some((CallState::Cancelling, _, false)), _) => EndReason::Cancelled,
                 _ => EndReason::Timeout,
             };
-            if state.is_some_and(|(_, leg)| leg.is_none()) {
+            if state.is_some_and(|(_, leg, _)| leg.is_none()) {
                 self.end_call(c, reason);
             }
         }

@@ -83,6 +83,7 @@ impl Sessions {
                 self.refuse(now, ep, tx, &request, 200, &allow);
                 None
             }
+            // (Extensions handle PRACK and UPDATE here, one function per method.)
             _ => {
                 drop(msg);
                 Some(Event::Request {
