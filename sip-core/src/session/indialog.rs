@@ -79,6 +79,9 @@ impl Sessions {
         call: CallHandle,
         answer: Result<Vec<u8>, u16>,
     ) -> Result<(), SessionError> {
+        if let Some(done) = self.ext_answer_offer(now, endpoint, call, &answer) {
+            return done;
+        }
         let c = call_key(call);
         let k = self
             .calls
@@ -175,7 +178,7 @@ impl Sessions {
         self.send_reinvite(now, endpoint, k, offer)
     }
 
-    fn send_reinvite(
+    pub(super) fn send_reinvite(
         &mut self,
         now: Instant,
         ep: &mut Endpoint,
@@ -218,7 +221,7 @@ impl Sessions {
         }
     }
 
-    fn refused(&mut self, call: Option<CallKey>, status: u16) {
+    pub(super) fn refused(&mut self, call: Option<CallKey>, status: u16) {
         if let Some(c) = call.filter(|&c| self.calls.get(c).is_some()) {
             self.push_event(SessionEvent::OfferRefused {
                 call: call_handle(c),
@@ -251,6 +254,9 @@ impl Sessions {
                 drop(resp);
                 self.bye_done(k);
             }
+            Pending::Update(_) | Pending::Prack(_) => {
+                self.ext_on_response(now, ep, pending, Some(&resp), false);
+            }
             Pending::ReInvite(k) => {
                 let seq = resp.cseq().map_or(0, |c| c.seq);
                 let Some(leg) = self.legs.get_mut(k) else {
@@ -261,6 +267,10 @@ impl Sessions {
                 if (200..300).contains(&status) {
                     // Sections 12.2.1.2 and 14.1: a target refresh; the answer.
                     leg.dialog.refresh_target(&resp);
+                    self.ext_reinvite_answered(now, k, &resp);
+                    let Some(leg) = self.legs.get_mut(k) else {
+                        return;
+                    };
                     let answer = body_of(&resp);
                     drop(resp);
                     leg.offer = OfferState::Stable;
@@ -325,7 +335,7 @@ impl Sessions {
 
     /// Section 12.2.1.2: a 408 (or a timeout) or 481 to a request inside the dialog ends
     /// it, without BYE: the peer no longer knows it or cannot be reached.
-    fn dialog_failed(&mut self, k: DialogKey, gone: bool) {
+    pub(super) fn dialog_failed(&mut self, k: DialogKey, gone: bool) {
         let reason = if gone {
             EndReason::DialogGone
         } else {
@@ -358,6 +368,9 @@ impl Sessions {
         self.clients.remove(&tx);
         match pending {
             Pending::Bye(k) => self.bye_done(k),
+            Pending::Update(_) | Pending::Prack(_) => {
+                self.ext_on_response(_now, _ep, pending, None, transport);
+            }
             Pending::ReInvite(k) => {
                 if let Some(l) = self.legs.get_mut(k) {
                     l.invite_out = None;
@@ -403,19 +416,6 @@ impl Sessions {
             Phase::WaitAck => leg.bye_after_ack = true,
             _ => {}
         }
-    }
-
-    /// Sends an UPDATE with a new offer (RFC 3311). Not built yet: always
-    /// [`SessionError::WrongState`].
-    pub fn update(
-        &mut self,
-        now: Instant,
-        endpoint: &mut Endpoint,
-        call: CallHandle,
-        offer: Vec<u8>,
-    ) -> Result<(), SessionError> {
-        let _ = (now, endpoint, call, offer);
-        Err(SessionError::WrongState)
     }
 
     /// Ends the call in any state: CANCEL (UAC before the final response; a 2xx that

@@ -153,6 +153,12 @@ mod indialog;
 mod uac;
 mod uas;
 
+// RFC 3262, RFC 4028 and RFC 3311 (h-ext): sans-IO pieces, and their wiring in `ext`.
+mod ext;
+mod reliable;
+mod timer;
+mod update;
+
 /// A call as the application sees it: one INVITE session (UAC: the INVITE it sent and the
 /// dialogs its forks create, until one is kept; UAS: one INVITE received). Generational: a
 /// handle of an ended call never names a later one.
@@ -462,7 +468,7 @@ const MAX_FORKS: usize = 16;
 const MAX_GLARE_RETRIES: u8 = 3;
 
 /// Methods answered inside a dialog (Allow).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE";
 
 /// What the session layer accepts of a new INVITE (RFC 3261 section 8.2).
 const POLICY: Policy<'static> = Policy {
@@ -573,9 +579,8 @@ struct Leg {
     /// The section 14.1 retry of a re-INVITE refused 491.
     retry_at: Option<Instant>,
     x: Option<Box<Transient>>,
-    // Extensions add their per-dialog state below (RFC 3262 reliable provisional
-    // responses, RFC 4028 session timer), boxed when it is large or rare, and free it in
-    // `Sessions::free_leg` with their deadlines.
+    /// RFC 3262 / 3311 / 4028 state (h-ext), when the dialog uses them.
+    ext: Option<Box<ext::Ext>>,
 }
 
 impl Leg {
@@ -593,6 +598,7 @@ impl Leg {
             lifetime: None,
             retry_at: None,
             x: None,
+            ext: None,
         }
     }
 
@@ -644,6 +650,8 @@ struct InviteCtx {
     offer: bool,
     forks: SmallVec<[DialogKey; 2]>,
     window_end: Option<Instant>,
+    /// The session timer the INVITE asked for (RFC 4028 section 7).
+    timer: Option<timer::UacTimer>,
 }
 
 /// A client transaction the session layer started inside a dialog; its responses and
@@ -653,6 +661,10 @@ struct InviteCtx {
 enum Pending {
     ReInvite(DialogKey),
     Bye(DialogKey),
+    /// Our UPDATE (RFC 3311).
+    Update(DialogKey),
+    /// Our PRACK (RFC 3262).
+    Prack(DialogKey),
 }
 
 /// A deadline of the session layer. (Extensions add theirs.)
@@ -670,6 +682,12 @@ enum Due {
     ForkWindow(ClientTxId),
     /// Timer C cancelled this INVITE 64*T1 ago: its transaction has ended silently.
     Abandoned(ClientTxId),
+    /// Retransmit the reliable 1xx, or give up (RFC 3262 section 3).
+    Rel100(DialogKey),
+    /// Refresh the session, or end it (RFC 4028 section 10).
+    SessionTimer(DialogKey),
+    /// Send the UPDATE refused 491 again (RFC 3311 5.1, RFC 3261 14.1).
+    UpdateRetry(DialogKey),
 }
 
 /// The session layer: the calls and dialogs of one user agent.
@@ -853,6 +871,9 @@ impl Sessions {
                 }
                 Due::ForkWindow(tx) => self.fork_window_over(tx),
                 Due::Abandoned(tx) => self.invite_timeout(now, tx, Some(Timer::B)),
+                Due::Rel100(k) => self.ext_rel_due(now, endpoint, k),
+                Due::SessionTimer(k) => self.ext_timer_due(now, endpoint, k),
+                Due::UpdateRetry(k) => self.ext_retry_update(now, endpoint, k),
             }
         }
     }
@@ -984,6 +1005,9 @@ impl Sessions {
                 self.timers.remove(&(a.until, Due::ForgetAck(k)));
             }
         }
+        if let Some(e) = &leg.ext {
+            self.ext_forget(k, e);
+        }
         if let Some(tx) = leg.invite_out {
             self.clients.remove(&tx);
         }
@@ -1033,6 +1057,10 @@ impl Sessions {
 
     /// Starts the [`SessionConfig::max_lifetime`] clock of a confirmed dialog.
     fn start_lifetime(&mut self, now: Instant, k: DialogKey) {
+        if self.ext_has_timer(k) {
+            // RFC 4028: the session timer frees a dialog whose peer vanished.
+            return;
+        }
         let at = now + self.config.max_lifetime;
         if let Some(leg) = self.legs.get_mut(k) {
             if leg.lifetime.is_none() {
@@ -1117,6 +1145,7 @@ impl Sessions {
             (method == Method::Invite)
                 .then(|| self.contact(ep, leg.dialog.transport(), target.addr))
         };
+        let ext_headers = self.ext_request_headers(ep, k, method);
         let leg = self.legs.get_mut(k).ok_or(SessionError::UnknownCall)?;
         let seq = match seq {
             Some(s) => s,
@@ -1132,6 +1161,9 @@ impl Sessions {
         }
         if method == Method::Invite {
             b = b.header("Allow", ALLOW);
+        }
+        for (n, v) in &ext_headers {
+            b = b.header(n, v);
         }
         if let Some(body) = body {
             b = b.body("application/sdp", body);

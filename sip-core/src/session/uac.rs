@@ -45,6 +45,7 @@ impl Sessions {
                 offer: invite.offer.is_some(),
                 forks: SmallVec::new(),
                 window_end: None,
+                timer: self.ext_invite_headers(&invite).1,
             },
         );
         self.stats.calls_placed += 1;
@@ -69,6 +70,10 @@ impl Sessions {
             b = b.header("User-Agent", ua);
         }
         b = b.header("Allow", ALLOW);
+        // RFC 3262 section 4, RFC 4028 section 7.1.
+        for (n, v) in &self.ext_invite_headers(invite).0 {
+            b = b.header(n, v);
+        }
         for (n, v) in &invite.headers {
             b = b.header(n, v);
         }
@@ -93,6 +98,10 @@ impl Sessions {
             return;
         };
         if status == 100 {
+            return;
+        }
+        if status == 422 && self.ext_retry_422(now, ep, tx, &resp) {
+            // RFC 4028 section 7.3: asked again with the 422's Min-SE.
             return;
         }
         let Some(ctx) = self.invites.get(&tx) else {
@@ -160,6 +169,11 @@ impl Sessions {
             (None, None) => None,
         };
         if status < 200 {
+            // RFC 3262 section 4: reliable 1xx in order, PRACKed; the others dropped.
+            let offer_sent = self.invites.get(&tx).is_some_and(|c| c.offer);
+            if !self.ext_on_provisional(now, ep, k, call, offer_sent, &resp) {
+                return;
+            }
             let sdp = body_of(&resp);
             let reason = resp.view().start_line();
             let reason = match reason {
@@ -199,6 +213,7 @@ impl Sessions {
         leg.dialog.confirm_uac(&resp);
         leg.phase = Phase::Up;
         let sdp = body_of(&resp);
+        let ext = self.ext_read_2xx(tx, &resp);
         drop(resp);
         if let Some(ctx) = self.invites.get_mut(&tx) {
             // Timer M (RFC 6026): responses keep coming for 64*T1 after the first 2xx.
@@ -225,6 +240,7 @@ impl Sessions {
                     leg.call = Some(c);
                 }
                 self.stats.calls_answered += 1;
+                self.ext_uac_answered(now, k, tx, ext);
                 self.start_lifetime(now, k);
                 let offer_in_2xx = !offer_sent && sdp.is_some();
                 self.push_event(SessionEvent::Answered {
@@ -348,7 +364,7 @@ impl Sessions {
     }
 
     /// Frees the dialogs of an INVITE that no 2xx confirmed.
-    fn free_early(&mut self, ctx: &InviteCtx) {
+    pub(super) fn free_early(&mut self, ctx: &InviteCtx) {
         for &k in &ctx.forks {
             if self
                 .legs

@@ -68,6 +68,13 @@ impl Sessions {
                 if let Some(l) = self.legs.get_mut(k) {
                     l.dialog.refresh_target(&msg);
                 }
+                // RFC 4028 section 9: a session refresh request.
+                if let Err(min_se) = self.ext_on_reinvite(k, &msg) {
+                    drop(msg);
+                    let min = min_se.to_string();
+                    self.refuse(now, ep, tx, &request, 422, &[("Min-SE", &min)]);
+                    return None;
+                }
                 drop(msg);
                 self.on_reinvite(now, ep, tx, request, k, seq, offer);
                 None
@@ -75,6 +82,16 @@ impl Sessions {
             Method::Bye => {
                 drop(msg);
                 self.on_bye(now, ep, tx, &request, k);
+                None
+            }
+            Method::Prack => {
+                drop(msg);
+                self.on_prack(now, ep, tx, &request, k);
+                None
+            }
+            Method::Update => {
+                drop(msg);
+                self.on_update(now, ep, tx, request, k);
                 None
             }
             Method::Options => {
@@ -126,6 +143,17 @@ impl Sessions {
             self.refuse(now, ep, tx, &request, 503, &[("Retry-After", "5")]);
             return;
         }
+        // RFC 3262 section 3 (420, 421) and RFC 4028 section 9 (422).
+        let ext_init = match self.ext_check_invite(&msg) {
+            Ok(init) => init,
+            Err((status, headers)) => {
+                drop(msg);
+                let extra: Vec<(&str, &str)> =
+                    headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+                self.refuse(now, ep, tx, &request, status, &extra);
+                return;
+            }
+        };
         let tag = self.new_tag();
         let Some(dialog) = Dialog::uas(&msg, &tag, &source) else {
             drop(msg);
@@ -150,6 +178,7 @@ impl Sessions {
         }
         leg.x().request_in = Some(request.clone());
         let k = self.insert_leg(leg);
+        self.ext_init_uas(k, ext_init);
         if let Some(call) = self.calls.get_mut(c) {
             call.leg = Some(k);
         }
@@ -199,15 +228,21 @@ impl Sessions {
             let peer = hop.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
             self.contact(ep, leg.dialog.transport(), peer)
         });
+        // RFC 3262 / 3311 / 4028: Allow, Supported, Session-Expires.
+        let ext = self.ext_invite_response_headers(k, code);
+        let extra: Vec<(&str, &str)> = ext.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let reply = Reply {
             tag: Some(&tag),
             contact,
             record_route: dialog_making,
             body,
-            extra: &[],
+            extra: &extra,
         };
-        self.respond(now, ep, tx, &request, code, reply)
-            .ok_or(SessionError::Send(SendError::WrongState))
+        let sent = self
+            .respond(now, ep, tx, &request, code, reply)
+            .ok_or(SessionError::Send(SendError::WrongState))?;
+        self.ext_invite_responded(now, k, code, body);
+        Ok(sent)
     }
 
     /// UAS: rings (180), or sends early media (183 with SDP).
@@ -220,6 +255,10 @@ impl Sessions {
     ) -> Result<(), SessionError> {
         let (_, k) = self.unanswered(call)?;
         let code = if early_sdp.is_some() { 183 } else { 180 };
+        // RFC 3262: reliably when 100rel applies.
+        if let Some(done) = self.ext_ring(now, endpoint, k, code, early_sdp.as_deref()) {
+            return done;
+        }
         self.respond_invite(now, endpoint, k, code, early_sdp.as_deref())?;
         Ok(())
     }
@@ -236,6 +275,11 @@ impl Sessions {
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SessionError> {
         let (c, k) = self.unanswered(call)?;
+        // RFC 3262 section 3: not before the PRACK of a reliable 1xx with SDP.
+        if self.ext_hold_2xx(k, &sdp) {
+            return Ok(());
+        }
+        let early_done = self.ext_early_done(k);
         let resp = self.respond_invite(now, endpoint, k, 200, sdp.as_deref())?;
         if let Some(call) = self.calls.get_mut(c) {
             call.state = CallState::Answered;
@@ -246,6 +290,8 @@ impl Sessions {
         leg.dialog.confirm();
         leg.phase = Phase::WaitAck;
         leg.offer = match (leg.offer, sdp.is_some()) {
+            // RFC 3262 5: the exchange completed in the early dialog; the 2xx repeats it
+            _ if early_done => OfferState::Stable,
             (OfferState::RemoteOffer, _) => OfferState::Stable,
             (_, true) => OfferState::LocalOffer,
             (s, false) => s,
