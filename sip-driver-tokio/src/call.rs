@@ -368,6 +368,9 @@ pub(crate) struct CallTable {
     /// The final non-2xx response being handed to the session layer: the one that ends a
     /// placed call with [`EndReason::Rejected`] in the same turn.
     last_final: Option<OwnedMessage>,
+    /// The Call-ID of the response being handed to the session layer: a placed call that
+    /// reports progress or its answer in the same turn has it.
+    last_call_id: Option<String>,
 }
 
 impl CallTable {
@@ -384,6 +387,7 @@ impl CallTable {
             incoming,
             cmds,
             last_final: None,
+            last_call_id: None,
         }
     }
 
@@ -415,14 +419,17 @@ impl CallTable {
         event: Event,
         ep: &mut Endpoint,
     ) -> Option<Event> {
-        if let Event::Response { response, .. } = &event {
+        if let Event::Response { response, .. } | Event::StrayResponse { response, .. } = &event {
             if response.view().status().is_some_and(|c| c >= 300) {
                 self.last_final = Some(response.clone());
             }
+            let call_id = response.view().header(HeaderName::CallId).unwrap_or("");
+            self.last_call_id = Some(call_id.trim().to_owned());
         }
         let back = self.sessions.handle_event(now, event, ep);
         self.dispatch(now, ep);
         self.last_final = None;
+        self.last_call_id = None;
         back
     }
 
@@ -522,8 +529,12 @@ impl CallTable {
         if sink.call_id.is_some() {
             return;
         }
-        if let Some(d) = self.sessions.dialog(handle) {
-            let id = d.id().call_id.clone();
+        let id = match self.sessions.dialog(handle) {
+            Some(d) => Some(d.id().call_id.clone()),
+            // (an early dialog not kept yet: the response that reported it)
+            None => self.last_call_id.clone(),
+        };
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
             sink.call_id = Some(id.clone());
             self.note_call_id(id);
         }

@@ -405,3 +405,57 @@ async fn dropping_an_established_call_hangs_up() {
     e.caller.shutdown().await;
     e.callee.shutdown().await;
 }
+
+#[tokio::test]
+async fn call_over_tcp_is_ended_by_the_callee_over_tcp() {
+    // RFC 3261 12.1.1, 12.1.2, 18: Contacts with ;transport=tcp, so the callee's BYE
+    // reaches the caller, which listens on TCP only
+    common::init_tracing();
+    let tcp_phone = |user: &'static str| async move {
+        let driver = Driver::bind(["tcp:127.0.0.1:0".parse().unwrap()])
+            .await
+            .unwrap();
+        let mut config = SessionConfig::new(user);
+        config.timers = driver.config().timers;
+        let (client, _incoming, calls) = driver.start_with_calls(config);
+        let addr = client.local_addr(Transport::Tcp).unwrap();
+        (client, calls, addr)
+    };
+    let (callee, mut calls, bob_addr) = tcp_phone("bob").await;
+    let (caller, _calls, alice_addr) = tcp_phone("alice").await;
+    let offer = media(40070).offer(Direction::SendRecv);
+    let invite = Invite::new(
+        &format!("sip:bob@{bob_addr};transport=tcp"),
+        &format!("<sip:alice@{alice_addr}>"),
+        &format!("<sip:bob@{bob_addr}>"),
+        Target::tcp(bob_addr),
+    )
+    .offer(offer);
+    let mut out = caller.call(invite).await.unwrap();
+    let incoming = bounded("incoming call", calls.next()).await.unwrap();
+    let contact = incoming
+        .request()
+        .view()
+        .header(sip_core::HeaderName::Contact)
+        .unwrap()
+        .to_owned();
+    assert!(
+        contact.contains(&format!("{alice_addr};transport=tcp")),
+        "{contact}"
+    );
+    let answer = media(40072).answer(incoming.offer().unwrap()).unwrap();
+    let mut inc = incoming.accept(Some(answer)).await.unwrap();
+    assert!(matches!(
+        next_settled(&mut out, "answered").await,
+        CallEvent::Answered { .. }
+    ));
+    assert!(matches!(
+        next_settled(&mut inc, "ACK").await,
+        CallEvent::Answered { .. }
+    ));
+    inc.hangup().await.unwrap();
+    assert_eq!(ended(&mut out, "caller").await, EndReason::RemoteBye);
+    assert_eq!(ended(&mut inc, "callee").await, EndReason::LocalBye);
+    caller.shutdown().await;
+    callee.shutdown().await;
+}

@@ -475,7 +475,7 @@ fn sipc_options_answers_a_401_with_credentials() {
     let seen = peer.join().unwrap();
     assert!(ok, "{out}");
     assert!(
-        out.contains("<- SIP/2.0 401 Unauthorized") && out.contains("<- SIP/2.0 200 OK"),
+        out.contains("<- 401 Unauthorized") && out.contains("<- 200 OK"),
         "{out}"
     );
     assert_eq!(seen.len(), 2, "{out}");

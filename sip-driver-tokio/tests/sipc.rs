@@ -596,3 +596,42 @@ fn sipc_refuses_bad_call_flags_with_exit_2() {
         );
     }
 }
+
+#[test]
+fn sipd_session_expires_flag_is_checked_and_listed_in_the_help() {
+    // RFC 4028 section 4: Min-SE is 90 s at least, so a shorter interval is a usage error
+    for args in [
+        &["--session-expires", "soon"][..],
+        &["--session-expires", "30"],
+        &["--session-expires"],
+    ] {
+        let out = Command::new(sipd())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("sipd runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("usage: sipd"),
+            "{args:?}"
+        );
+    }
+    let help = Command::new(sipd()).arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--session-expires SECS"));
+}
+
+#[tokio::test]
+async fn sipc_hangs_up_an_established_call_on_ctrl_c_and_exits_non_zero() {
+    // RFC 3261 15.1.1: interrupted during the call, sipc sends BYE at once (the hold is cut
+    // short, so the exit code is not 0)
+    let (sipd, server) = start_sipd(&[]);
+    let uri = format!("sip:bob@{server}");
+    let mut run = spawn(&sipc(), &["call", &uri, "--hold", "30s"]);
+    run.wait_line(|l| l == "   call established");
+    run.signal("-INT");
+    let (code, lines, stderr) = run.exit().await;
+    assert_eq!(code, Some(130), "{lines:?} {stderr}");
+    assert!(position(&lines, "-> BYE") < position(&lines, "   call ended: BYE sent"));
+    let summary = stop_sipd(sipd).await;
+    assert!(summary.contains("dialogs open 0"), "{summary}");
+}
