@@ -1,8 +1,9 @@
 //! The offer/answer helper (RFC 3264 sections 5, 6 and 8; RFC 4733 for telephone-event).
 
+use std::io::Write;
 use std::net::IpAddr;
 
-use super::{Attribute, Connection, Direction, Media, Origin, Rtpmap, Sdp, SdpError, Time};
+use super::{Direction, Media, Rtpmap, Sdp, SdpError, Time};
 
 /// An audio codec: an RTP payload format with its payload type number (RFC 3551, RFC 8866
 /// section 6.6).
@@ -63,17 +64,6 @@ impl Codec {
         self.name.eq_ignore_ascii_case(name)
             && self.clock_rate == clock_rate
             && self.channels.unwrap_or(1) == channels.unwrap_or(1)
-    }
-
-    /// The `a=rtpmap` value: `<pt> <name>/<rate>[/<channels>]`.
-    fn rtpmap(&self) -> String {
-        match self.channels {
-            Some(c) => format!(
-                "{} {}/{}/{}",
-                self.payload_type, self.name, self.clock_rate, c
-            ),
-            None => format!("{} {}/{}", self.payload_type, self.name, self.clock_rate),
-        }
     }
 }
 
@@ -170,6 +160,8 @@ enum Stream<'o> {
 #[derive(Debug, Clone)]
 pub struct LocalMedia {
     address: IpAddr,
+    /// `address` as written in o= and c= (formatted once).
+    address_text: String,
     audio_port: u16,
     codecs: Vec<Codec>,
     session_id: u64,
@@ -187,6 +179,7 @@ impl LocalMedia {
     pub fn new(address: IpAddr, audio_port: u16, session_id: u64) -> LocalMedia {
         LocalMedia {
             address,
+            address_text: address.to_string(),
             audio_port,
             codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
             session_id,
@@ -197,9 +190,21 @@ impl LocalMedia {
         }
     }
 
-    /// Replaces the codecs, in order of preference.
+    /// Replaces the codecs, in order of preference. A codec that cannot be written is left
+    /// out: a name that is not a token (RFC 8866 section 9), an fmtp that is empty or holds
+    /// CR, LF or NUL (they would end the line: no injection into the description), or a
+    /// second codec on the same payload type number.
     pub fn with_codecs(mut self, codecs: Vec<Codec>) -> LocalMedia {
-        self.codecs = codecs;
+        self.codecs = Vec::with_capacity(codecs.len());
+        for c in codecs {
+            let writable = super::parse::is_token(&c.name)
+                && c.fmtp.as_deref().is_none_or(|f| {
+                    !f.is_empty() && !f.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n'))
+                });
+            if writable && self.codecs.iter().all(|o| o.payload_type != c.payload_type) {
+                self.codecs.push(c);
+            }
+        }
         self
     }
 
@@ -383,112 +388,55 @@ impl LocalMedia {
         sdp
     }
 
+    /// The description itself, written line by line in the order of RFC 8866 section 5.
     fn write(&self, streams: &[Stream<'_>], times: &[Time<'_>], version: u64) -> Vec<u8> {
-        let session_id = self.session_id.to_string();
-        let version = version.to_string();
-        let address = self.address.to_string();
+        let mut out = Vec::with_capacity(512);
+        let address = &self.address_text;
         let addrtype = if self.address.is_ipv4() { "IP4" } else { "IP6" };
-        // the strings the accepted streams' lines borrow
-        let owned: Vec<(String, Vec<String>, Vec<String>)> = streams
-            .iter()
-            .map(|s| match s {
-                Stream::Accepted(codecs, _) => (
-                    codecs
-                        .iter()
-                        .map(|c| c.payload_type.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    codecs.iter().map(Codec::rtpmap).collect(),
-                    codecs
-                        .iter()
-                        .map(|c| match &c.fmtp {
-                            Some(f) => format!("{} {f}", c.payload_type),
-                            None => String::new(),
-                        })
-                        .collect(),
-                ),
-                Stream::Rejected(_) => Default::default(),
-            })
-            .collect();
-        let media = streams
-            .iter()
-            .zip(&owned)
-            .map(|(s, (formats, rtpmaps, fmtps))| match s {
-                Stream::Accepted(_, direction) => {
-                    let mut attributes = Vec::with_capacity(2 * rtpmaps.len() + 1);
-                    for (rtpmap, fmtp) in rtpmaps.iter().zip(fmtps) {
-                        attributes.push(Attribute {
-                            name: "rtpmap",
-                            value: Some(rtpmap),
-                        });
-                        if !fmtp.is_empty() {
-                            attributes.push(Attribute {
-                                name: "fmtp",
-                                value: Some(fmtp),
-                            });
+        // writing into a Vec cannot fail
+        let _ = write!(
+            out,
+            "v=0\r\no=- {} {version} IN {addrtype} {address}\r\ns=-\r\nc=IN {addrtype} {address}\r\n",
+            self.session_id
+        );
+        for t in times {
+            super::write::time(&mut out, t);
+        }
+        for stream in streams {
+            match stream {
+                Stream::Accepted(codecs, direction) => {
+                    let _ = write!(out, "m=audio {} RTP/AVP", self.audio_port);
+                    for c in codecs {
+                        let _ = write!(out, " {}", c.payload_type);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    // an a=rtpmap for every codec, static ones included, then its a=fmtp
+                    for c in codecs {
+                        let _ = write!(
+                            out,
+                            "a=rtpmap:{} {}/{}",
+                            c.payload_type, c.name, c.clock_rate
+                        );
+                        if let Some(channels) = c.channels {
+                            let _ = write!(out, "/{channels}");
+                        }
+                        out.extend_from_slice(b"\r\n");
+                        if let Some(fmtp) = &c.fmtp {
+                            let _ = write!(out, "a=fmtp:{} {fmtp}\r\n", c.payload_type);
                         }
                     }
-                    attributes.push(Attribute {
-                        name: direction.as_str(),
-                        value: None,
-                    });
-                    Media {
-                        media: "audio",
-                        port: self.audio_port,
-                        port_count: None,
-                        proto: "RTP/AVP",
-                        formats,
-                        information: None,
-                        connections: Vec::new(),
-                        bandwidths: Vec::new(),
-                        key: None,
-                        attributes,
-                        session_direction: Direction::SendRecv,
-                    }
+                    let _ = write!(out, "a={}\r\n", direction.as_str());
                 }
-                // RFC 3264 section 6: port 0, the formats are ignored but one must be there
-                Stream::Rejected(offered) => Media {
-                    media: offered.media,
-                    port: 0,
-                    port_count: None,
-                    proto: offered.proto,
-                    formats: offered.formats,
-                    information: None,
-                    connections: Vec::new(),
-                    bandwidths: Vec::new(),
-                    key: None,
-                    attributes: Vec::new(),
-                    session_direction: Direction::SendRecv,
-                },
-            })
-            .collect();
-        Sdp {
-            origin: Origin {
-                username: "-",
-                session_id: &session_id,
-                session_version: &version,
-                nettype: "IN",
-                addrtype,
-                address: &address,
-            },
-            session_name: "-",
-            information: None,
-            uri: None,
-            emails: Vec::new(),
-            phones: Vec::new(),
-            connection: Some(Connection {
-                nettype: "IN",
-                addrtype,
-                address: &address,
-                ttl: None,
-                count: None,
-            }),
-            bandwidths: Vec::new(),
-            times: times.to_vec(),
-            key: None,
-            attributes: Vec::new(),
-            media,
+                // RFC 3264 section 6: port 0; the formats are ignored but one must be there
+                Stream::Rejected(offered) => {
+                    let _ = write!(
+                        out,
+                        "m={} 0 {} {}\r\n",
+                        offered.media, offered.proto, offered.formats
+                    );
+                }
+            }
         }
-        .to_bytes()
+        out
     }
 }

@@ -1050,3 +1050,24 @@ fn direction_restrict_is_the_intersection() {
         }
     }
 }
+
+// RFC 8866 9 and no injection: a codec that cannot be written (a name that is not a token,
+// an fmtp with a line break) is left out, and so is a second codec on one payload type.
+#[test]
+fn with_codecs_leaves_out_what_cannot_be_written() {
+    let mut injected = Codec::new("PCMU", 8000, 0);
+    injected.fmtp = Some("x\r\na=sendonly".to_owned());
+    let mut ours = local().with_codecs(vec![
+        Codec::new("bad name", 8000, 96),
+        injected,
+        Codec::pcma(),
+        Codec::new("G722", 8000, 8),
+        Codec::telephone_event(),
+    ]);
+    let names: Vec<_> = ours.codecs().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["PCMA", "telephone-event"]);
+    let offer = ours.offer(Direction::SendRecv);
+    let sdp = Sdp::parse(&offer).unwrap();
+    assert_eq!(formats(&sdp, 0), ["8", "101"]);
+    assert_eq!(sdp.media()[0].direction(), Direction::SendRecv);
+}
