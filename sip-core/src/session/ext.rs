@@ -19,7 +19,7 @@ const MAX_UPDATE_RETRIES: u8 = 3;
 #[derive(Debug, Default)]
 pub(super) struct Ext {
     /// UAS: the reliable 1xx of the INVITE (RFC 3262 section 3); `None`: unreliable.
-    rel_uas: Option<UasReliable>,
+    rel_uas: Option<Box<UasReliable>>,
     /// When the reliable 1xx timer is armed.
     rel_at: Option<Instant>,
     /// UAS: the 2xx the application gave while a reliable 1xx with SDP was unacknowledged
@@ -39,7 +39,7 @@ pub(super) struct Ext {
     update_out: Option<ClientTxId>,
     update_offer: Option<Vec<u8>>,
     /// RFC 3311: the peer's UPDATE with an offer, waiting for `answer_offer`.
-    update_in: Option<(ServerTxId, OwnedMessage)>,
+    update_in: Option<Box<(ServerTxId, OwnedMessage)>>,
     update_retries: u8,
     update_retry_at: Option<Instant>,
     /// The peer's Allow lists UPDATE (RFC 4028 section 9: refresh with it then).
@@ -156,7 +156,8 @@ impl Sessions {
                 if let Some(s) = supported {
                     h.push(("Supported", s));
                 }
-                if let Some(t) = self.config.session_timer {
+                let early = leg.phase == Phase::Early;
+                if let Some(t) = self.config.session_timer.filter(|_| !early) {
                     let interval = leg
                         .ext
                         .as_ref()
@@ -254,7 +255,7 @@ impl Sessions {
         }
         if let Some(leg) = self.legs.get_mut(k) {
             let e = leg.e();
-            e.rel_uas = rel;
+            e.rel_uas = rel.map(Box::new);
             e.uas_timer = init.timer;
             e.peer_update = init.peer_update;
         }
@@ -458,6 +459,10 @@ impl Sessions {
         };
         if let Some(rel) = e.rel_uas.as_mut() {
             rel.final_sent();
+            if rel.current().is_none() {
+                // nothing left to match a PRACK against
+                e.rel_uas = None;
+            }
         }
         if (200..300).contains(&code) {
             if !e.peer_update {
@@ -1024,8 +1029,8 @@ impl Sessions {
         e.update_out = None;
         let refresh = e.update_offer.is_none();
         let status = resp.and_then(|r| r.status()).unwrap_or(408);
-        if (200..300).contains(&status) {
-            let resp = resp.expect("a 2xx is a response");
+        let early = leg.phase == Phase::Early;
+        if let Some(resp) = resp.filter(|_| (200..300).contains(&status)) {
             leg.dialog.refresh_target(resp);
             if !refresh {
                 leg.offer = OfferState::Stable;
@@ -1035,7 +1040,8 @@ impl Sessions {
             e.peer_update = true;
             let n = e.uac_timer.take().and_then(|t| t.on_2xx(resp));
             let answer = body_of(resp);
-            if self.config.session_timer.is_some() && self.ext_has_timer(k) || n.is_some() {
+            // (session timers time sessions: not an early dialog's UPDATE)
+            if !early && (self.ext_has_timer(k) || n.is_some()) {
                 self.ext_set_timer(now, k, n, false);
             }
             if let (false, Some(c), Some(sdp)) = (refresh, call, answer) {
@@ -1076,8 +1082,7 @@ impl Sessions {
             _ if refresh => {
                 // A refused refresh (422 included: the next one asks for its Min-SE): try
                 // again before the session expires (RFC 4028 section 10).
-                if let (Some(r), Some(min)) = (resp, resp.and_then(timer::min_se_of)) {
-                    let _ = r;
+                if let Some(min) = resp.and_then(timer::min_se_of) {
                     if let Some(e) = self.legs.get_mut(k).and_then(|l| l.ext.as_mut()) {
                         if let Some(run) = e.running.as_mut() {
                             run.raise_interval(min);
@@ -1112,7 +1117,15 @@ impl Sessions {
             return;
         };
         let offer = body_of(&msg);
-        let decision = timer::uas_negotiate(self.config.session_timer, &msg);
+        let Some(leg) = self.legs.get_mut(k) else {
+            return;
+        };
+        // session timers time sessions: not an early dialog's UPDATE
+        let timers = self
+            .config
+            .session_timer
+            .filter(|_| leg.phase != Phase::Early);
+        let decision = timer::uas_negotiate(timers, &msg);
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };
@@ -1163,7 +1176,7 @@ impl Sessions {
         match offer {
             Some(sdp) => {
                 leg.offer = OfferState::RemoteOffer;
-                leg.e().update_in = Some((tx, request));
+                leg.e().update_in = Some(Box::new((tx, request)));
                 if let Some(c) = call {
                     self.push_event(SessionEvent::Offer {
                         call: call_handle(c),
@@ -1249,7 +1262,8 @@ impl Sessions {
             let Some(leg) = self.legs.get_mut(k) else {
                 continue;
             };
-            if let Some((tx, request)) = leg.ext.as_mut().and_then(|e| e.update_in.take()) {
+            if let Some(pending) = leg.ext.as_mut().and_then(|e| e.update_in.take()) {
+                let (tx, request) = *pending;
                 leg.offer = OfferState::Stable;
                 let ans = match answer {
                     Ok(sdp) => Ok(Some(sdp.as_slice())),

@@ -579,6 +579,9 @@ struct Leg {
     /// The section 14.1 retry of a re-INVITE refused 491.
     retry_at: Option<Instant>,
     x: Option<Box<Transient>>,
+    // Extensions add their per-dialog state below (RFC 3262 reliable provisional
+    // responses, RFC 4028 session timer), boxed when it is large or rare, and free it in
+    // `Sessions::free_leg` with their deadlines.
     /// RFC 3262 / 3311 / 4028 state (h-ext), when the dialog uses them.
     ext: Option<Box<ext::Ext>>,
 }
