@@ -681,3 +681,45 @@ async fn sipd_session_expires_sets_the_interval_of_its_calls_and_0_turns_timers_
         stop_sipd(sipd).await;
     }
 }
+
+#[tokio::test]
+async fn sipc_answers_the_callees_hold_reinvite_with_recvonly() {
+    // RFC 3264 8.4, 6.1: the callee's re-INVITE with a sendonly offer is answered recvonly
+    // by sipc (LocalMedia::answer), and the call goes on to its BYE
+    let (bob, mut calls, addr) = callee().await;
+    let uri = format!("sip:bob@{addr}");
+    let run = spawn(&sipc(), &["call", &uri, "--hold", "10s"]);
+    let incoming = common::bounded("INVITE", calls.next()).await.unwrap();
+    let mut media = loopback_media();
+    let answer = media.answer(incoming.offer().unwrap()).unwrap();
+    let mut call = incoming.accept(Some(answer)).await.unwrap();
+    loop {
+        match common::bounded("ACK", call.next_event()).await {
+            Some(CallEvent::Answered { .. }) => break,
+            other => assert!(!matches!(other, Some(CallEvent::Ended(_)) | None)),
+        }
+    }
+    call.hold(&mut media).await.unwrap();
+    loop {
+        match common::bounded("the answer", call.next_event()).await {
+            Some(CallEvent::Answer { sdp }) => {
+                let direction = Sdp::parse(&sdp).unwrap().media()[0].direction();
+                assert_eq!(direction, Direction::RecvOnly);
+                media.accept_answer(&sdp).unwrap();
+                break;
+            }
+            other => assert!(
+                !matches!(other, Some(CallEvent::Ended(_)) | None),
+                "{other:?}"
+            ),
+        }
+    }
+    call.hangup().await.unwrap();
+    let (code, lines, stderr) = run.exit().await;
+    assert_eq!(code, Some(0), "{lines:?} {stderr}");
+    assert!(
+        position(&lines, "<- INVITE") < position(&lines, "<- BYE"),
+        "{lines:?}"
+    );
+    bob.shutdown().await;
+}
