@@ -264,6 +264,12 @@ impl Dialog {
         b
     }
 
+    /// The connection the dialog came in on failed (closed since, idle): requests go by
+    /// the route set and remote target from now on. False when it was not reusing one.
+    pub(crate) fn stop_reusing_connection(&mut self) -> bool {
+        std::mem::replace(&mut self.reuse_connection, false)
+    }
+
     /// The transport the dialog was made over.
     pub(crate) fn transport(&self) -> Transport {
         self.transport

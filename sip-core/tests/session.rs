@@ -1150,3 +1150,149 @@ fn hanging_up_before_answering_the_offer_in_the_2xx_still_acks_it() {
     assert!(!bye.is_empty());
     assert!(bye[0].at >= net.sent(a, "ACK")[0].at);
 }
+
+#[test]
+fn a_bye_whose_connection_has_closed_goes_to_the_remote_target() {
+    // RFC 3261 12.2.1.1 (next hop), 18 (a TCP flow closes when idle)
+    let (mut net, a, b) = pair();
+    let (s, ep, now) = net.ua(a);
+    let ca = s
+        .invite(
+            now,
+            ep,
+            invite_to(BOB, Target::tcp(addr(BOB))).offer(OFFER.to_vec()),
+        )
+        .unwrap();
+    net.run_for(Duration::from_millis(20));
+    let cb = net
+        .events(b)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Incoming { call, .. } => Some(call),
+            _ => None,
+        })
+        .unwrap();
+    let (s, ep, now) = net.ua(b);
+    s.accept(now, ep, cb, Some(ANSWER.to_vec())).unwrap();
+    // the connection idles out
+    net.run_for(Duration::from_secs(200));
+    assert_eq!(net.nodes[b].ep.flows(), 0);
+    let (s, ep, now) = net.ua(b);
+    s.hangup(now, ep, cb).unwrap();
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::RemoteBye));
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::LocalBye));
+    let bye = net.sent(b, "BYE").pop().unwrap();
+    assert_eq!(bye.to, addr(ALICE), "to the Contact, over a new connection");
+    assert_all_freed(&mut net);
+}
+
+#[test]
+fn the_configured_contact_is_used_and_extra_headers_refuse_line_breaks() {
+    // RFC 3261 8.1.1.8, 7.3.1 (no header injection)
+    let mut net = Net::new(6, NetConfig::perfect());
+    let mut fixed = config("alice");
+    fixed.contact = Some("<sip:alice@198.51.100.7:5070>".to_owned());
+    fixed.user_agent = Some("test-ua/1".to_owned());
+    let a = net.add_ua(ALICE, fixed);
+    let b = net.add_ua(BOB, config("bob"));
+    place(&mut net, a, b);
+    let inv = net.sent(a, "INVITE").pop().unwrap().text();
+    assert_eq!(
+        header_lines(&inv, "Contact"),
+        ["<sip:alice@198.51.100.7:5070>"]
+    );
+    assert_eq!(header_lines(&inv, "User-Agent"), ["test-ua/1"]);
+    let (s, ep, now) = net.ua(a);
+    let bad = invite_to(BOB, Target::udp(addr(BOB))).header("Subject", "hi\r\nX-Evil: 1");
+    assert!(matches!(
+        s.invite(now, ep, bad),
+        Err(SessionError::Build(_))
+    ));
+    assert_eq!(s.calls(), 1);
+}
+
+#[test]
+fn an_invite_never_answered_by_the_application_ends_both_calls() {
+    // RFC 3261 13.3.1 (the endpoint answers 408 for a silent transaction user), 8.1.3.1
+    let (mut net, a, b) = pair();
+    let (ca, cb) = place(&mut net, a, b);
+    net.run_for(Duration::from_secs(200));
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::Timeout));
+    assert_eq!(ended(&net.events(a), ca), Some(EndReason::Timeout));
+    assert_all_freed(&mut net);
+}
+
+#[test]
+fn a_cancelled_reinvite_gets_487_and_the_session_goes_on() {
+    // RFC 3261 9.2, 14.2
+    let (mut net, b, c) = bob_and_raw();
+    raw_invite(&mut net, c, &[], 1);
+    let (cb, tag) = bob_answers_raw(&mut net, b, c);
+    let req = RequestBuilder::new(Method::Invite, "sip:bob@127.0.0.3:5060")
+        .from("<sip:carol@example.com>;tag=ct")
+        .to(&format!("<sip:bob@example.com>;tag={tag}"))
+        .call_id("raw-call")
+        .cseq(2)
+        .contact("<sip:carol@127.0.0.4:5060>")
+        .body("application/sdp", OFFER2)
+        .build(&mut rng())
+        .unwrap();
+    let now = net.now;
+    let itx = net.nodes[c]
+        .ep
+        .send_request(now, &req, Target::udp(addr(BOB)))
+        .unwrap();
+    net.run_for(Duration::from_millis(300)); // (100 Trying lets the CANCEL go)
+    assert!(offer_of(&net.events(b), cb).is_some());
+    let now = net.now;
+    net.nodes[c].ep.cancel(now, itx).unwrap();
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(net.sent(b, "SIP/2.0 487").len(), 1);
+    let (s, ep, now) = net.ua(b);
+    assert_eq!(
+        s.answer_offer(now, ep, cb, Ok(ANSWER2.to_vec())),
+        Err(SessionError::WrongState),
+        "the cancelled offer is gone"
+    );
+    assert_eq!(s.calls(), 1);
+    assert_eq!(ended(&net.events(b), cb), None);
+}
+
+#[test]
+fn a_bye_on_an_early_dialog_ends_the_ringing_call() {
+    // RFC 3261 15 (the caller may send BYE on an early dialog), 15.1.2
+    let (mut net, b, c) = bob_and_raw();
+    raw_invite(&mut net, c, &[], 1);
+    let cb = net
+        .events(b)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::Incoming { call, .. } => Some(call),
+            _ => None,
+        })
+        .unwrap();
+    let (s, ep, now) = net.ua(b);
+    s.ring(now, ep, cb, None).unwrap();
+    net.run_for(Duration::from_millis(20));
+    let ringing = responses(&mut net, c)
+        .into_iter()
+        .find(|r| r.status() == Some(180))
+        .unwrap();
+    let tag = ringing
+        .message()
+        .unwrap()
+        .to()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_owned();
+    raw_in_dialog(&mut net, c, Method::Bye, 2, &tag, None);
+    assert!(net
+        .sent(b, "SIP/2.0 200")
+        .iter()
+        .any(|w| w.text().contains("2 BYE")));
+    assert_eq!(net.sent(b, "SIP/2.0 487").len(), 1);
+    assert_eq!(ended(&net.events(b), cb), Some(EndReason::RemoteBye));
+    assert_eq!((net.s(b).calls(), net.s(b).dialogs()), (0, 0));
+}

@@ -359,17 +359,36 @@ impl Sessions {
     /// A request of ours inside a dialog timed out or met a transport error.
     pub(super) fn on_dialog_failure(
         &mut self,
-        _now: Instant,
-        _ep: &mut Endpoint,
+        now: Instant,
+        ep: &mut Endpoint,
         tx: ClientTxId,
         pending: Pending,
         transport: bool,
     ) {
         self.clients.remove(&tx);
         match pending {
-            Pending::Bye(k) => self.bye_done(k),
+            Pending::Bye(k) => {
+                // The connection the dialog came in on is gone (a TCP flow closes when idle):
+                // the BYE goes again by the remote target.
+                let retry = transport
+                    && self.legs.get_mut(k).is_some_and(|l| {
+                        l.bye = None;
+                        l.dialog.stop_reusing_connection()
+                    });
+                let reason = self.legs.get(k).and_then(|l| l.call).and_then(|c| {
+                    match self.calls.get(c).map(|c| c.state) {
+                        Some(CallState::Ending(r)) => Some(r),
+                        _ => None,
+                    }
+                });
+                if retry {
+                    self.send_bye(now, ep, k, reason.unwrap_or(EndReason::LocalBye));
+                } else {
+                    self.bye_done(k);
+                }
+            }
             Pending::Update(_) | Pending::Prack(_) => {
-                self.ext_on_response(_now, _ep, pending, None, transport);
+                self.ext_on_response(now, ep, pending, None, transport);
             }
             Pending::ReInvite(k) => {
                 if let Some(l) = self.legs.get_mut(k) {
@@ -413,7 +432,7 @@ impl Sessions {
         leg.lifetime = None;
         match leg.phase {
             Phase::Up => self.send_bye(now, ep, k, EndReason::Lifetime),
-            Phase::WaitAck => leg.bye_after_ack = true,
+            Phase::WaitAck => leg.bye_after_ack = Some(EndReason::Lifetime),
             _ => {}
         }
     }
@@ -449,7 +468,7 @@ impl Sessions {
                 };
                 if leg.phase == Phase::WaitAck {
                     // Section 15: the callee waits for the ACK (or its timeout) first.
-                    leg.bye_after_ack = true;
+                    leg.bye_after_ack = Some(EndReason::LocalBye);
                     if let Some(call) = self.calls.get_mut(c) {
                         call.state = CallState::Ending(EndReason::LocalBye);
                     }

@@ -573,7 +573,7 @@ struct Leg {
     /// Our BYE.
     bye: Option<ClientTxId>,
     /// Send BYE once the ACK is in (a hangup after our 2xx, section 15).
-    bye_after_ack: bool,
+    bye_after_ack: Option<EndReason>,
     /// [`SessionConfig::max_lifetime`] deadline.
     lifetime: Option<Instant>,
     /// The section 14.1 retry of a re-INVITE refused 491.
@@ -594,7 +594,7 @@ impl Leg {
             invite_out: None,
             invite_in: None,
             bye: None,
-            bye_after_ack: false,
+            bye_after_ack: None,
             lifetime: None,
             retry_at: None,
             x: None,
@@ -638,6 +638,8 @@ struct Call {
     invite: Option<ClientTxId>,
     /// UAC: timer C cancelled the INVITE (its 487 is a timeout).
     timer_c: bool,
+    /// UAC: the INVITE's entry in `Sessions::invites` (it may be gone).
+    ctx: Option<ClientTxId>,
 }
 
 /// UAC: an initial INVITE and the dialogs its responses made, until no more responses can
@@ -893,7 +895,8 @@ impl Sessions {
         self.legs.len()
     }
 
-    /// The kept (or only) dialog of a call.
+    /// The kept (or only) dialog of a call: the callee's from the INVITE on, the caller's
+    /// once a 2xx is kept (its early dialogs, one per fork, are not the call's yet).
     pub fn dialog(&self, call: CallHandle) -> Option<&Dialog> {
         let c = self.calls.get(call_key(call))?;
         self.legs.get(c.leg?).map(|l| &l.dialog)
@@ -1035,10 +1038,8 @@ impl Sessions {
             call: call_handle(c),
             reason,
         });
-        for ctx in self.invites.values_mut() {
-            if ctx.call == Some(c) {
-                ctx.call = None;
-            }
+        if let Some(ctx) = call.ctx.and_then(|tx| self.invites.get_mut(&tx)) {
+            ctx.call = None;
         }
         if let Some(k) = call.leg {
             let keep = self.legs.get_mut(k).is_some_and(|l| {

@@ -35,6 +35,7 @@ impl Sessions {
             leg: None,
             invite: Some(tx),
             timer_c: false,
+            ctx: Some(tx),
         });
         self.invites.insert(
             tx,
@@ -272,8 +273,12 @@ impl Sessions {
                 if let Some(leg) = self.legs.get_mut(k) {
                     leg.call = Some(c);
                 }
+                let reason = match self.calls.get(c) {
+                    Some(call) if call.timer_c => EndReason::Timeout,
+                    _ => EndReason::Cancelled,
+                };
                 self.send_ack(now, ep, k, seq, None);
-                self.send_bye(now, ep, k, EndReason::Cancelled);
+                self.send_bye(now, ep, k, reason);
             }
             _ => {
                 // Another fork answered (or the call is gone): ACK, then BYE.

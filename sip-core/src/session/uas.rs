@@ -31,8 +31,7 @@ impl Sessions {
         let to_tag = msg.to().and_then(|t| t.tag());
         let Some(to_tag) = to_tag else {
             if method == Method::Invite {
-                drop(msg);
-                self.on_new_invite(now, ep, tx, request, source);
+                self.on_new_invite(now, ep, tx, &request, &msg, source);
                 return None;
             }
             drop(msg);
@@ -119,28 +118,24 @@ impl Sessions {
         now: Instant,
         ep: &mut Endpoint,
         tx: ServerTxId,
-        request: OwnedMessage,
+        request: &OwnedMessage,
+        msg: &Message<'_>,
         source: Source,
     ) {
-        let Ok(msg) = request.message() else {
-            return;
-        };
-        if let validate::Verdict::Respond(r) = validate::request(&msg, &POLICY) {
+        if let validate::Verdict::Respond(r) = validate::request(msg, &POLICY) {
             let unsupported = r.unsupported.join(", ");
-            drop(msg);
             let extra: &[(&str, &str)] = match r.status {
                 420 => &[("Unsupported", &unsupported)],
                 405 => &[("Allow", ALLOW)],
                 _ => &[],
             };
-            self.refuse(now, ep, tx, &request, r.status, extra);
+            self.refuse(now, ep, tx, request, r.status, extra);
             return;
         }
         if self.calls.len() >= self.config.max_calls {
-            drop(msg);
             self.stats.calls_refused += 1;
             // Section 21.5.4: busy for now; the caller may retry.
-            self.refuse(now, ep, tx, &request, 503, &[("Retry-After", "5")]);
+            self.refuse(now, ep, tx, request, 503, &[("Retry-After", "5")]);
             return;
         }
         // RFC 3262 section 3 (420, 421) and RFC 4028 section 9 (422).
@@ -155,21 +150,20 @@ impl Sessions {
             }
         };
         let tag = self.new_tag();
-        let Some(dialog) = Dialog::uas(&msg, &tag, &source) else {
-            drop(msg);
+        let Some(dialog) = Dialog::uas(msg, &tag, &source) else {
             // Section 8.1.1.8: an INVITE must carry a Contact (and a From tag).
-            self.refuse(now, ep, tx, &request, 400, &[]);
+            self.refuse(now, ep, tx, request, 400, &[]);
             return;
         };
-        let offer = body_of(&msg);
+        let offer = body_of(msg);
         let seq = msg.cseq().map_or(0, |c| c.seq);
-        drop(msg);
         let c = self.calls.insert(Call {
             uac: false,
             state: CallState::Pending,
             leg: None,
             invite: None,
             timer_c: false,
+            ctx: None,
         });
         let mut leg = Leg::new(dialog, Some(c), false);
         leg.invite_in = Some((tx, seq));
@@ -186,7 +180,7 @@ impl Sessions {
         self.stats.calls_received += 1;
         self.push_event(SessionEvent::Incoming {
             call: call_handle(c),
-            request,
+            request: request.clone(),
             offer,
         });
     }
@@ -446,8 +440,8 @@ impl Sessions {
                 sdp,
             });
         }
-        if bye {
-            self.send_bye(now, ep, k, EndReason::LocalBye);
+        if let Some(reason) = bye {
+            self.send_bye(now, ep, k, reason);
         }
         true
     }

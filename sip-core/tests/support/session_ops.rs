@@ -192,6 +192,19 @@ pub fn run(data: &[u8]) {
                     let _ = node.s.as_mut().unwrap().hangup(now, &mut node.ep, c);
                 }
             }
+            4 if arg & 0x80 == 0x80 => {
+                // every call re-INVITEs at once: glare on calls between A and B
+                for side in 0..2 {
+                    for c in s.calls[side].clone() {
+                        let node = &mut s.net.nodes[side];
+                        let _ =
+                            node.s
+                                .as_mut()
+                                .unwrap()
+                                .reinvite(now, &mut node.ep, c, SDP.to_vec());
+                    }
+                }
+            }
             4 => {
                 if let Some(c) = s.pick(side, arg >> 1) {
                     let node = &mut s.net.nodes[side];
