@@ -1,8 +1,9 @@
 //! The offer/answer helper (RFC 3264 sections 5, 6 and 8; RFC 4733 for telephone-event).
 
+use std::io::Write;
 use std::net::IpAddr;
 
-use super::{Attribute, Connection, Direction, Media, Origin, Rtpmap, Sdp, SdpError, Time};
+use super::{Direction, Media, Rtpmap, Sdp, SdpError, Time};
 
 /// An audio codec: an RTP payload format with its payload type number (RFC 3551, RFC 8866
 /// section 6.6).
@@ -64,17 +65,6 @@ impl Codec {
             && self.clock_rate == clock_rate
             && self.channels.unwrap_or(1) == channels.unwrap_or(1)
     }
-
-    /// The `a=rtpmap` value: `<pt> <name>/<rate>[/<channels>]`.
-    fn rtpmap(&self) -> String {
-        match self.channels {
-            Some(c) => format!(
-                "{} {}/{}/{}",
-                self.payload_type, self.name, self.clock_rate, c
-            ),
-            None => format!("{} {}/{}", self.payload_type, self.name, self.clock_rate),
-        }
-    }
 }
 
 /// The static audio payload types of RFC 3551 section 6 that an offer may use without an
@@ -98,6 +88,19 @@ const STATIC_AUDIO: [(u8, &str, u32, u8); 17] = [
     (17, "DVI4", 22050, 1),
     (18, "G729", 8000, 1),
 ];
+
+/// What payload type `pt` of a stream is: its `a=rtpmap` (`maps`), else the static
+/// payload type (RFC 8866 section 6.6: static types may go without an rtpmap), as
+/// (encoding name, clock rate, channels).
+fn describe<'a>(maps: &[Rtpmap<'a>], pt: u8) -> Option<(&'a str, u32, Option<u8>)> {
+    match maps.iter().find(|r| r.payload_type == pt) {
+        Some(r) => Some((r.encoding_name, r.clock_rate, r.channels)),
+        None => STATIC_AUDIO
+            .iter()
+            .find(|s| s.0 == pt)
+            .map(|&(_, name, rate, channels)| (name, rate, Some(channels))),
+    }
+}
 
 /// Why an offer could not be answered, or an answer to our offer is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +160,8 @@ enum Stream<'o> {
 #[derive(Debug, Clone)]
 pub struct LocalMedia {
     address: IpAddr,
+    /// `address` as written in o= and c= (formatted once).
+    address_text: String,
     audio_port: u16,
     codecs: Vec<Codec>,
     session_id: u64,
@@ -164,6 +169,8 @@ pub struct LocalMedia {
     last_sent: Option<Vec<u8>>,
     /// Our offer waiting for its answer.
     offered: Option<Vec<u8>>,
+    /// The direction of our last offer: what we want (a hold is sendonly or inactive).
+    direction: Direction,
 }
 
 impl LocalMedia {
@@ -172,18 +179,32 @@ impl LocalMedia {
     pub fn new(address: IpAddr, audio_port: u16, session_id: u64) -> LocalMedia {
         LocalMedia {
             address,
+            address_text: address.to_string(),
             audio_port,
             codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
             session_id,
             session_version: 1,
             last_sent: None,
             offered: None,
+            direction: Direction::SendRecv,
         }
     }
 
-    /// Replaces the codecs, in order of preference.
+    /// Replaces the codecs, in order of preference. A codec that cannot be written is left
+    /// out: a name that is not a token (RFC 8866 section 9), an fmtp that is empty or holds
+    /// CR, LF or NUL (they would end the line: no injection into the description), or a
+    /// second codec on the same payload type number.
     pub fn with_codecs(mut self, codecs: Vec<Codec>) -> LocalMedia {
-        self.codecs = codecs;
+        self.codecs = Vec::with_capacity(codecs.len());
+        for c in codecs {
+            let writable = super::parse::is_token(&c.name)
+                && c.fmtp.as_deref().is_none_or(|f| {
+                    !f.is_empty() && !f.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n'))
+                });
+            if writable && self.codecs.iter().all(|o| o.payload_type != c.payload_type) {
+                self.codecs.push(c);
+            }
+        }
         self
     }
 
@@ -212,6 +233,13 @@ impl LocalMedia {
         self.session_version
     }
 
+    /// The direction of our last offer ([`Direction::SendRecv`] before any): answers
+    /// never send or receive more than it allows, so a call we hold stays held when the
+    /// peer makes an offer (RFC 3264 sections 6.1 and 8.4).
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// The last offer or answer produced.
     pub fn last_sent(&self) -> Option<&[u8]> {
         self.last_sent.as_deref()
@@ -232,6 +260,7 @@ impl LocalMedia {
         }];
         let sdp = self.render(&[Stream::Accepted(codecs, direction)], &times);
         self.offered = Some(sdp.clone());
+        self.direction = direction;
         sdp
     }
 
@@ -239,7 +268,9 @@ impl LocalMedia {
     /// same order. The first audio stream over `RTP/AVP` with a codec in common is accepted
     /// on our port, with the codecs both sides do (matched by encoding name, clock rate and
     /// channels), the offerer's payload type numbers and order (6.1), telephone-event only
-    /// when offered, and the offered direction mirrored (6.1). Every other stream (video,
+    /// when offered, and the offered direction mirrored (6.1), within what our last offer's
+    /// direction allows ([`LocalMedia::direction`]: a sendrecv offer to a call we hold with
+    /// sendonly is answered sendonly, 6.1 and 8.4). Every other stream (video,
     /// nothing in common, port 0 in the offer, multicast, a second audio stream) gets port
     /// 0. The t= lines are the offer's (6). The o= version goes up only when the answer
     /// differs from the last description sent (section 8).
@@ -261,7 +292,8 @@ impl LocalMedia {
             // telephone-event alone carries no audio
             if common.iter().any(|c| !c.is_telephone_event()) {
                 accepted = true;
-                streams.push(Stream::Accepted(common, m.direction().mirror()));
+                let direction = m.direction().mirror().restrict(self.direction);
+                streams.push(Stream::Accepted(common, direction));
             } else {
                 streams.push(Stream::Rejected(m));
             }
@@ -274,8 +306,11 @@ impl LocalMedia {
 
     /// Checks the answer to our last offer (RFC 3264 section 6): one m= line per offered
     /// m= line, and each accepted stream (port not 0) with at least one audio codec we
-    /// offered, under our payload type number (6.1). A stream with port 0 was rejected;
-    /// when all are, [`AnswerError::NotAcceptable`]. On success the offer is settled.
+    /// offered (6.1). The codec is recognised by its `a=rtpmap` (or the static payload type
+    /// table) whatever its number: the answerer SHOULD keep our numbers, and a peer that
+    /// renumbers is still understood; without either, by our number. A stream with port 0
+    /// was rejected; when all are, [`AnswerError::NotAcceptable`]. On success the offer is
+    /// settled.
     pub fn accept_answer(&mut self, answer: &[u8]) -> Result<(), AnswerError> {
         let offered = self.offered.as_deref().ok_or(AnswerError::NoOffer)?;
         let offer = Sdp::parse(offered)?;
@@ -295,11 +330,11 @@ impl LocalMedia {
                 .filter_map(super::parse::number::<u8>)
                 .any(|pt| {
                     self.codecs.iter().any(|c| {
-                        c.payload_type == pt
-                            && !c.is_telephone_event()
-                            && maps.iter().find(|r| r.payload_type == pt).is_none_or(|r| {
-                                c.matches(r.encoding_name, r.clock_rate, r.channels)
-                            })
+                        !c.is_telephone_event()
+                            && match describe(&maps, pt) {
+                                Some((name, rate, channels)) => c.matches(name, rate, channels),
+                                None => c.payload_type == pt,
+                            }
                     })
                 });
             if !ours {
@@ -326,13 +361,8 @@ impl LocalMedia {
             if std::mem::replace(&mut seen[usize::from(pt)], true) {
                 continue;
             }
-            // a=rtpmap first; static payload types may go without one (RFC 8866 6.6)
-            let (name, rate, channels) = match maps.iter().find(|r| r.payload_type == pt) {
-                Some(r) => (r.encoding_name, r.clock_rate, r.channels),
-                None => match STATIC_AUDIO.iter().find(|s| s.0 == pt) {
-                    Some(&(_, name, rate, channels)) => (name, rate, Some(channels)),
-                    None => continue,
-                },
+            let Some((name, rate, channels)) = describe(&maps, pt) else {
+                continue;
             };
             if let Some(ours) = self.codecs.iter().find(|c| c.matches(name, rate, channels)) {
                 common.push(Codec {
@@ -358,112 +388,55 @@ impl LocalMedia {
         sdp
     }
 
+    /// The description itself, written line by line in the order of RFC 8866 section 5.
     fn write(&self, streams: &[Stream<'_>], times: &[Time<'_>], version: u64) -> Vec<u8> {
-        let session_id = self.session_id.to_string();
-        let version = version.to_string();
-        let address = self.address.to_string();
+        let mut out = Vec::with_capacity(512);
+        let address = &self.address_text;
         let addrtype = if self.address.is_ipv4() { "IP4" } else { "IP6" };
-        // the strings the accepted streams' lines borrow
-        let owned: Vec<(String, Vec<String>, Vec<String>)> = streams
-            .iter()
-            .map(|s| match s {
-                Stream::Accepted(codecs, _) => (
-                    codecs
-                        .iter()
-                        .map(|c| c.payload_type.to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    codecs.iter().map(Codec::rtpmap).collect(),
-                    codecs
-                        .iter()
-                        .map(|c| match &c.fmtp {
-                            Some(f) => format!("{} {f}", c.payload_type),
-                            None => String::new(),
-                        })
-                        .collect(),
-                ),
-                Stream::Rejected(_) => Default::default(),
-            })
-            .collect();
-        let media = streams
-            .iter()
-            .zip(&owned)
-            .map(|(s, (formats, rtpmaps, fmtps))| match s {
-                Stream::Accepted(_, direction) => {
-                    let mut attributes = Vec::with_capacity(2 * rtpmaps.len() + 1);
-                    for (rtpmap, fmtp) in rtpmaps.iter().zip(fmtps) {
-                        attributes.push(Attribute {
-                            name: "rtpmap",
-                            value: Some(rtpmap),
-                        });
-                        if !fmtp.is_empty() {
-                            attributes.push(Attribute {
-                                name: "fmtp",
-                                value: Some(fmtp),
-                            });
+        // writing into a Vec cannot fail
+        let _ = write!(
+            out,
+            "v=0\r\no=- {} {version} IN {addrtype} {address}\r\ns=-\r\nc=IN {addrtype} {address}\r\n",
+            self.session_id
+        );
+        for t in times {
+            super::write::time(&mut out, t);
+        }
+        for stream in streams {
+            match stream {
+                Stream::Accepted(codecs, direction) => {
+                    let _ = write!(out, "m=audio {} RTP/AVP", self.audio_port);
+                    for c in codecs {
+                        let _ = write!(out, " {}", c.payload_type);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    // an a=rtpmap for every codec, static ones included, then its a=fmtp
+                    for c in codecs {
+                        let _ = write!(
+                            out,
+                            "a=rtpmap:{} {}/{}",
+                            c.payload_type, c.name, c.clock_rate
+                        );
+                        if let Some(channels) = c.channels {
+                            let _ = write!(out, "/{channels}");
+                        }
+                        out.extend_from_slice(b"\r\n");
+                        if let Some(fmtp) = &c.fmtp {
+                            let _ = write!(out, "a=fmtp:{} {fmtp}\r\n", c.payload_type);
                         }
                     }
-                    attributes.push(Attribute {
-                        name: direction.as_str(),
-                        value: None,
-                    });
-                    Media {
-                        media: "audio",
-                        port: self.audio_port,
-                        port_count: None,
-                        proto: "RTP/AVP",
-                        formats,
-                        information: None,
-                        connections: Vec::new(),
-                        bandwidths: Vec::new(),
-                        key: None,
-                        attributes,
-                        session_direction: Direction::SendRecv,
-                    }
+                    let _ = write!(out, "a={}\r\n", direction.as_str());
                 }
-                // RFC 3264 section 6: port 0, the formats are ignored but one must be there
-                Stream::Rejected(offered) => Media {
-                    media: offered.media,
-                    port: 0,
-                    port_count: None,
-                    proto: offered.proto,
-                    formats: offered.formats,
-                    information: None,
-                    connections: Vec::new(),
-                    bandwidths: Vec::new(),
-                    key: None,
-                    attributes: Vec::new(),
-                    session_direction: Direction::SendRecv,
-                },
-            })
-            .collect();
-        Sdp {
-            origin: Origin {
-                username: "-",
-                session_id: &session_id,
-                session_version: &version,
-                nettype: "IN",
-                addrtype,
-                address: &address,
-            },
-            session_name: "-",
-            information: None,
-            uri: None,
-            emails: Vec::new(),
-            phones: Vec::new(),
-            connection: Some(Connection {
-                nettype: "IN",
-                addrtype,
-                address: &address,
-                ttl: None,
-                count: None,
-            }),
-            bandwidths: Vec::new(),
-            times: times.to_vec(),
-            key: None,
-            attributes: Vec::new(),
-            media,
+                // RFC 3264 section 6: port 0; the formats are ignored but one must be there
+                Stream::Rejected(offered) => {
+                    let _ = write!(
+                        out,
+                        "m={} 0 {} {}\r\n",
+                        offered.media, offered.proto, offered.formats
+                    );
+                }
+            }
         }
-        .to_bytes()
+        out
     }
 }

@@ -151,6 +151,29 @@ impl Direction {
         }
     }
 
+    /// What both `self` and `allowed` permit: sending only if both send, receiving only
+    /// if both receive (RFC 3264 section 6.1: an answer may narrow a stream's direction).
+    pub fn restrict(self, allowed: Direction) -> Direction {
+        let send = self.sends() && allowed.sends();
+        let recv = self.receives() && allowed.receives();
+        match (send, recv) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+
+    /// Whether media is sent: sendrecv or sendonly.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether media is received: sendrecv or recvonly.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
     /// The attribute name: `sendrecv`, `sendonly`, `recvonly` or `inactive`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -261,17 +261,35 @@ fn text(value: &str) -> Option<&str> {
 /// value would become empty: `s= ` is the recommended empty session name), blank lines
 /// skipped. Yields (line number, line).
 fn lines(body: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    body.split(|&b| b == b'\n')
-        .enumerate()
-        .map(|(i, line)| (i + 1, line.strip_suffix(b"\r").unwrap_or(line)))
-        .filter(|(_, line)| !line.iter().all(|b| *b == b' ' || *b == b'\t'))
-        .map(|(n, line)| {
-            let mut end = line.len();
-            while end > 3 && matches!(line[end - 1], b' ' | b'\t') {
-                end -= 1;
+    let mut rest = body;
+    let mut n = 0;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        n += 1;
+        let line = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let line = &rest[..i];
+                rest = &rest[i + 1..];
+                line
             }
-            (n, &line[..end])
-        })
+            None => std::mem::take(&mut rest),
+        };
+        // (a one-byte compare: strip_suffix calls memcmp)
+        let line = match line.split_last() {
+            Some((b'\r', rest)) => rest,
+            _ => line,
+        };
+        if line.iter().all(|b| *b == b' ' || *b == b'\t') {
+            continue;
+        }
+        let mut end = line.len();
+        while end > 3 && matches!(line[end - 1], b' ' | b'\t') {
+            end -= 1;
+        }
+        return Some((n, &line[..end]));
+    })
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Sdp<'_>, SdpError> {
@@ -317,7 +335,7 @@ pub(super) fn parse(body: &[u8]) -> Result<Sdp<'_>, SdpError> {
         let value = std::str::from_utf8(&raw[2..]).map_err(|_| SdpError::NotUtf8 { line: n })?;
         // NUL and a CR inside a line are not allowed in any value (section 9: `byte-string`
         // and `text` exclude them).
-        if value.bytes().any(|b| b == 0 || b == b'\r') {
+        if memchr::memchr2(0, b'\r', value.as_bytes()).is_some() {
             return Err(malformed);
         }
         let out_of_order = SdpError::OutOfOrder {

@@ -949,7 +949,8 @@ fn accept_answer_from_a_peer() {
 }
 
 // RFC 3264 6: an answer has one m= line per offered one; port 0 rejects; the codecs must be
-// ones we offered, under our numbers (6.1).
+// ones we offered (6.1: under our numbers, SHOULD; a renumbered one is recognised by its
+// rtpmap).
 #[test]
 fn accept_answer_checks_streams_and_codecs() {
     let answer = |m: &str| {
@@ -963,6 +964,11 @@ fn accept_answer_checks_streams_and_codecs() {
         ("m=audio 0 RTP/AVP 0", Err(AnswerError::NotAcceptable)),
         ("m=audio 5004 RTP/AVP 18", Err(AnswerError::UnofferedCodec)),
         ("m=audio 5004 RTP/AVP 101", Err(AnswerError::UnofferedCodec)),
+        // a codec we offered under another number: the answerer SHOULD keep ours (6.1),
+        // but a renumbered PCMA is still PCMA
+        ("m=audio 5004 RTP/AVP 96\na=rtpmap:96 PCMA/8000", Ok(())),
+        // an unknown dynamic number without rtpmap is nothing we offered
+        ("m=audio 5004 RTP/AVP 96", Err(AnswerError::UnofferedCodec)),
         // our 0 is PCMU: a different codec under it is not what we offered
         (
             "m=audio 5004 RTP/AVP 0\na=rtpmap:0 G729/8000",
@@ -1006,4 +1012,62 @@ fn direction_mirror_is_an_involution() {
         assert_eq!(d.mirror().mirror(), d);
         assert_eq!(Direction::from_attribute(d.as_str()), Some(d));
     }
+}
+
+// RFC 3264 6.1 and 8.4: while we hold the call (our last offer sendonly or inactive), the
+// peer's offers are answered within that direction; resuming (a sendrecv offer) lifts it.
+#[test]
+fn answer_while_holding_keeps_the_call_held() {
+    let mut ours = local();
+    let direction = |ours: &mut LocalMedia, offered: &str| {
+        let answer = ours.answer(&audio_offer("0", offered)).unwrap();
+        Sdp::parse(&answer).unwrap().media()[0].direction()
+    };
+    ours.offer(Direction::SendOnly);
+    assert_eq!(direction(&mut ours, "a=sendrecv"), Direction::SendOnly);
+    assert_eq!(direction(&mut ours, "a=sendonly"), Direction::Inactive);
+    assert_eq!(direction(&mut ours, "a=recvonly"), Direction::SendOnly);
+    ours.offer(Direction::Inactive);
+    assert_eq!(direction(&mut ours, "a=sendrecv"), Direction::Inactive);
+    ours.offer(Direction::SendRecv);
+    assert_eq!(direction(&mut ours, "a=sendrecv"), Direction::SendRecv);
+    assert_eq!(direction(&mut ours, "a=sendonly"), Direction::RecvOnly);
+}
+
+// RFC 3264 6.1: restrict keeps only what both directions allow.
+#[test]
+fn direction_restrict_is_the_intersection() {
+    use Direction::*;
+    let all = [SendRecv, SendOnly, RecvOnly, Inactive];
+    for a in all {
+        assert_eq!(a.restrict(SendRecv), a);
+        assert_eq!(a.restrict(Inactive), Inactive);
+        assert_eq!(a.restrict(a), a);
+        for b in all {
+            assert_eq!(a.restrict(b), b.restrict(a));
+            assert_eq!(a.restrict(b).sends(), a.sends() && b.sends());
+            assert_eq!(a.restrict(b).receives(), a.receives() && b.receives());
+        }
+    }
+}
+
+// RFC 8866 9 and no injection: a codec that cannot be written (a name that is not a token,
+// an fmtp with a line break) is left out, and so is a second codec on one payload type.
+#[test]
+fn with_codecs_leaves_out_what_cannot_be_written() {
+    let mut injected = Codec::new("PCMU", 8000, 0);
+    injected.fmtp = Some("x\r\na=sendonly".to_owned());
+    let mut ours = local().with_codecs(vec![
+        Codec::new("bad name", 8000, 96),
+        injected,
+        Codec::pcma(),
+        Codec::new("G722", 8000, 8),
+        Codec::telephone_event(),
+    ]);
+    let names: Vec<_> = ours.codecs().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["PCMA", "telephone-event"]);
+    let offer = ours.offer(Direction::SendRecv);
+    let sdp = Sdp::parse(&offer).unwrap();
+    assert_eq!(formats(&sdp, 0), ["8", "101"]);
+    assert_eq!(sdp.media()[0].direction(), Direction::SendRecv);
 }

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{Attribute, Bandwidth, Connection, Media, Sdp};
+use super::{Attribute, Bandwidth, Connection, Media, Sdp, Time};
 
 fn line(out: &mut Vec<u8>, field: u8, value: &str) {
     out.extend_from_slice(&[field, b'=']);
@@ -35,6 +35,17 @@ fn attribute(out: &mut Vec<u8>, a: &Attribute<'_>) {
         out.extend_from_slice(v.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// A time description: its t=, r= and z= lines.
+pub(super) fn time(out: &mut Vec<u8>, t: &Time<'_>) {
+    let _ = write!(out, "t={} {}\r\n", t.start, t.stop);
+    for r in &t.repeats {
+        line(out, b'r', r);
+    }
+    if let Some(z) = t.zone {
+        line(out, b'z', z);
+    }
 }
 
 fn media(out: &mut Vec<u8>, m: &Media<'_>) {
@@ -88,13 +99,7 @@ pub(super) fn write(sdp: &Sdp<'_>, out: &mut Vec<u8>) {
         bandwidth(out, b);
     }
     for t in &sdp.times {
-        let _ = write!(out, "t={} {}\r\n", t.start, t.stop);
-        for r in &t.repeats {
-            line(out, b'r', r);
-        }
-        if let Some(z) = t.zone {
-            line(out, b'z', z);
-        }
+        time(out, t);
     }
     if let Some(k) = sdp.key {
         line(out, b'k', k);
