@@ -859,13 +859,15 @@ fn rfc3261_10_3_step4_an_authenticated_user_not_allowed_for_the_aor_gets_403() {
 #[test]
 fn rfc3261_22_1_auth_calls_challenges_options_and_message_too() {
     // RFC 3261 22.1: a UAS may challenge any request; with auth_calls OPTIONS, MESSAGE
-    // and INVITE are, without it they are not
+    // and INVITE are, without it they are not. (The INVITE has the Contact that section
+    // 8.1.1.8 requires: the session layer answers one without it 400.)
     for (auth_calls, want) in [(true, 401), (false, 200)] {
         let mut sim = setup_auth(auth_calls);
         for method in [Method::Options, Method::Message, Method::Invite] {
             let req = RequestBuilder::new(method, "sip:sipd@127.0.0.2:5060")
                 .from("<sip:alice@example.com>")
                 .to("<sip:sipd@127.0.0.2>")
+                .contact("<sip:alice@127.0.0.1:5060>")
                 .build(&mut SeededRng::new([2; 32]))
                 .unwrap();
             let r = send(&mut sim, &req);
