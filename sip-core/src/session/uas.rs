@@ -142,7 +142,6 @@ impl Sessions {
         let ext_init = match self.ext_check_invite(&msg) {
             Ok(init) => init,
             Err((status, headers)) => {
-                drop(msg);
                 let extra: Vec<(&str, &str)> =
                     headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
                 self.refuse(now, ep, tx, &request, status, &extra);
