@@ -139,12 +139,12 @@ impl Sessions {
             return;
         }
         // RFC 3262 section 3 (420, 421) and RFC 4028 section 9 (422).
-        let ext_init = match self.ext_check_invite(&msg) {
+        let ext_init = match self.ext_check_invite(msg) {
             Ok(init) => init,
             Err((status, headers)) => {
                 let extra: Vec<(&str, &str)> =
                     headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-                self.refuse(now, ep, tx, &request, status, &extra);
+                self.refuse(now, ep, tx, request, status, &extra);
                 return;
             }
         };
