@@ -345,7 +345,10 @@ fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
 /// `tracing` events (target `sip_driver_tokio::wire`): `-> METHOD` for each request sent,
 /// `<- CODE Reason` for each response received, and likewise `<- METHOD` and `-> CODE
 /// Reason` for requests received and responses sent. Retransmissions show as they happen.
-struct WirePrinter;
+struct WirePrinter {
+    /// `-v`: also the whole of each message received.
+    verbose: bool,
+}
 
 /// A 2xx to a BYE has been received: what `call` needs for exit 0 after hanging up.
 static BYE_2XX: AtomicBool = AtomicBool::new(false);
@@ -357,6 +360,8 @@ struct WireFields {
     message: String,
     reason: Option<String>,
     cseq: String,
+    /// The whole message (the TRACE event).
+    text: Option<String>,
 }
 
 impl tracing::field::Visit for WireFields {
@@ -371,6 +376,7 @@ impl tracing::field::Visit for WireFields {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         match field.name() {
             "message" => self.message = format!("{value:?}"),
+            "text" => self.text = Some(format!("{value:?}")),
             "reason" => self.reason = Some(format!("{value:?}").trim_matches('"').to_owned()),
             _ => {}
         }
@@ -381,6 +387,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WirePrinter {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
         let mut f = WireFields::default();
         event.record(&mut f);
+        if let Some(text) = f.text {
+            // `-v`: what arrived, whole, after its one-line summary.
+            if self.verbose && f.message.starts_with("recv ") {
+                println!("{}", printable(text.as_bytes()));
+            }
+            return;
+        }
         let Some((dir, what)) = f.message.split_once(' ') else {
             return;
         };
@@ -1126,10 +1139,18 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_filter(filter);
     // One line per message on stdout (register prints its own, one per REGISTER).
+    let wire_level = if args.verbose && args.command == "call" {
+        tracing::Level::TRACE
+    } else {
+        tracing::Level::INFO
+    };
     let wire = (args.command != "register").then(|| {
-        WirePrinter.with_filter(
+        WirePrinter {
+            verbose: args.verbose,
+        }
+        .with_filter(
             tracing_subscriber::filter::Targets::new()
-                .with_target("sip_driver_tokio::wire", tracing::Level::INFO),
+                .with_target("sip_driver_tokio::wire", wire_level),
         )
     });
     tracing_subscriber::registry().with(log).with(wire).init();

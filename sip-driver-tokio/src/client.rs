@@ -95,7 +95,9 @@ pub struct Responses {
 
 /// The requests that arrive, each with its [`Responder`]. CANCEL is handled by the driver
 /// (200 to the CANCEL, 487 to the INVITE) and ACKs end 2xx retransmissions; neither is
-/// delivered here.
+/// delivered here. Requests inside (or cancelling) the calls of [`Client::call`] and
+/// [`crate::IncomingCalls`] are the session layer's and not delivered here either, nor,
+/// while an [`crate::IncomingCalls`] lives, a new INVITE.
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<(OwnedMessage, Responder)>,

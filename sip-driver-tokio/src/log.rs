@@ -99,6 +99,11 @@ fn view_event(
         "{} {what}",
         dir.as_str()
     );
+    // The whole message, at TRACE (`sipc -v` prints the ones it receives).
+    if tracing::enabled!(target: TARGET, Level::TRACE) {
+        let text = String::from_utf8_lossy(view.as_bytes());
+        tracing::trace!(target: TARGET, text = %text, "{} message", dir.as_str());
+    }
 }
 
 /// Frames what arrives on a stream a second time, only to log each message (the endpoint

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use common::bounded;
 use sip_core::sdp::{Codec, Direction, LocalMedia, Sdp};
-use sip_core::session::{EndReason, Invite, SessionConfig};
+use sip_core::session::{EndReason, Invite, Rel100, SessionConfig};
 use sip_core::{Message, ResponseBuilder, SeededRng, Target, Transport};
 use sip_driver_tokio::{Call, CallEvent, Client, Driver, IncomingCall, IncomingCalls};
 
@@ -456,6 +456,78 @@ async fn call_over_tcp_is_ended_by_the_callee_over_tcp() {
     inc.hangup().await.unwrap();
     assert_eq!(ended(&mut out, "caller").await, EndReason::RemoteBye);
     assert_eq!(ended(&mut inc, "callee").await, EndReason::LocalBye);
+    caller.shutdown().await;
+    callee.shutdown().await;
+}
+
+#[tokio::test]
+async fn update_offer_is_answered_inside_the_dialog() {
+    // RFC 3311 5.1, 5.2: an UPDATE with an offer in a confirmed dialog, answered in its 200
+    let mut e = establish().await;
+    let offer = e.alice.offer(Direction::SendOnly);
+    e.out.update(offer).await.unwrap();
+    let sdp = match next_settled(&mut e.inc, "callee: UPDATE").await {
+        CallEvent::Offer { method, sdp } => {
+            assert_eq!(method, "UPDATE");
+            sdp
+        }
+        other => panic!("{other:?}"),
+    };
+    e.inc
+        .answer_offer(Ok(e.bob.answer(&sdp).unwrap()))
+        .await
+        .unwrap();
+    match next_settled(&mut e.out, "caller: answer").await {
+        CallEvent::Answer { sdp } => {
+            assert_eq!(
+                Sdp::parse(&sdp).unwrap().media()[0].direction(),
+                Direction::RecvOnly
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    e.out.hangup().await.unwrap();
+    assert_eq!(ended(&mut e.inc, "callee").await, EndReason::RemoteBye);
+    e.caller.shutdown().await;
+    e.callee.shutdown().await;
+}
+
+#[tokio::test]
+async fn reliable_183_with_early_media_reaches_the_caller_and_the_call_goes_on() {
+    // RFC 3262 3, 4: the caller requires 100rel; the callee's 183 with SDP is sent
+    // reliably, the session layer PRACKs it, the caller sees early media, then the answer
+    common::init_tracing();
+    let (callee, mut calls, bob_addr) = phone("bob").await;
+    let (caller, _calls, alice_addr) = phone("alice").await;
+    let offer = media(40080).offer(Direction::SendRecv);
+    let invite = invite_to(bob_addr, alice_addr, offer).rel100(Rel100::Required);
+    let mut out = caller.call(invite).await.unwrap();
+    let incoming = bounded("incoming call", calls.next()).await.unwrap();
+    let require = incoming
+        .request()
+        .view()
+        .header(sip_core::HeaderName::Require)
+        .unwrap_or("")
+        .to_owned();
+    assert!(require.contains("100rel"), "{require}");
+    let mut bob = media(40082);
+    let early = bob.answer(incoming.offer().unwrap()).unwrap();
+    incoming.ring(Some(early.clone())).await.unwrap();
+    match bounded("early media", out.next_event()).await {
+        Some(CallEvent::EarlyMedia {
+            status: 183, sdp, ..
+        }) => assert_eq!(sdp, early),
+        other => panic!("{other:?}"),
+    }
+    // The answer was given in the reliable 183: the 200 repeats it, or has none.
+    let mut inc = incoming.accept(Some(early.clone())).await.unwrap();
+    assert!(matches!(
+        next_settled(&mut out, "answered").await,
+        CallEvent::Answered { .. }
+    ));
+    assert_eq!(out.remote_sdp(), Some(&early[..]));
+    out.hangup().await.unwrap();
+    assert_eq!(ended(&mut inc, "callee").await, EndReason::RemoteBye);
     caller.shutdown().await;
     callee.shutdown().await;
 }

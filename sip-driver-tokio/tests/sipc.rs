@@ -498,7 +498,6 @@ async fn sipc_binds_the_address_given_and_sends_the_sdp_file() {
 }
 
 #[tokio::test]
-#[ignore = "needs h-ext's 100rel and session timers in the session layer"]
 async fn sipc_100rel_and_session_expires_go_in_the_invite() {
     // --100rel: Require: 100rel (RFC 3262 section 4); --session-expires: Session-Expires
     // (RFC 4028 section 7.1); the default offer is PCMU and PCMA
@@ -634,4 +633,93 @@ async fn sipc_hangs_up_an_established_call_on_ctrl_c_and_exits_non_zero() {
     assert!(position(&lines, "-> BYE") < position(&lines, "   call ended: BYE sent"));
     let summary = stop_sipd(sipd).await;
     assert!(summary.contains("dialogs open 0"), "{summary}");
+}
+
+/// Sends an INVITE that supports session timers to `server` and returns its 2xx (after
+/// ACKing it; the call is left to sipd's lifetime, not this test's business).
+fn invite_with_timer_support(server: SocketAddr, call_id: &str) -> String {
+    let ua = UdpSocket::bind("127.0.0.1:0").unwrap();
+    ua.set_read_timeout(Some(DEADLINE)).unwrap();
+    let me = ua.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:bob@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a1\r\nTo: <sip:bob@{server}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:a@{me}>\r\n\
+         Supported: timer\r\nContent-Length: 0\r\n\r\n"
+    );
+    ua.send_to(invite.as_bytes(), server).unwrap();
+    let (ok, _) = recv_starting(&ua, "SIP/2.0 200");
+    let to = header_value(&ok, "To");
+    let ack = format!(
+        "ACK sip:bob@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}a\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a1\r\nTo: {to}\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    ua.send_to(ack.as_bytes(), server).unwrap();
+    ok
+}
+
+#[tokio::test]
+async fn sipd_session_expires_sets_the_interval_of_its_calls_and_0_turns_timers_off() {
+    // RFC 4028 section 9: the UAS's 2xx carries the session interval (sipd's
+    // --session-expires, default 1800) when the caller supports timers; 0: no timer
+    for (args, expected) in [
+        (&[][..], Some("1800")),
+        (&["--session-expires", "300"][..], Some("300")),
+        (&["--session-expires", "0"][..], None),
+    ] {
+        let (sipd, server) = start_sipd(args);
+        let ok = invite_with_timer_support(server, &format!("se-{}", args.len()));
+        let se = header_value(&ok, "Session-Expires");
+        match expected {
+            Some(secs) => assert!(
+                se.split(';').next().map(str::trim) == Some(secs),
+                "{args:?}: {ok}"
+            ),
+            None => assert!(se.is_empty(), "{args:?}: {ok}"),
+        }
+        stop_sipd(sipd).await;
+    }
+}
+
+#[tokio::test]
+async fn sipc_answers_the_callees_hold_reinvite_with_recvonly() {
+    // RFC 3264 8.4, 6.1: the callee's re-INVITE with a sendonly offer is answered recvonly
+    // by sipc (LocalMedia::answer), and the call goes on to its BYE
+    let (bob, mut calls, addr) = callee().await;
+    let uri = format!("sip:bob@{addr}");
+    let run = spawn(&sipc(), &["call", &uri, "--hold", "10s"]);
+    let incoming = common::bounded("INVITE", calls.next()).await.unwrap();
+    let mut media = loopback_media();
+    let answer = media.answer(incoming.offer().unwrap()).unwrap();
+    let mut call = incoming.accept(Some(answer)).await.unwrap();
+    loop {
+        match common::bounded("ACK", call.next_event()).await {
+            Some(CallEvent::Answered { .. }) => break,
+            other => assert!(!matches!(other, Some(CallEvent::Ended(_)) | None)),
+        }
+    }
+    call.hold(&mut media).await.unwrap();
+    loop {
+        match common::bounded("the answer", call.next_event()).await {
+            Some(CallEvent::Answer { sdp }) => {
+                let direction = Sdp::parse(&sdp).unwrap().media()[0].direction();
+                assert_eq!(direction, Direction::RecvOnly);
+                media.accept_answer(&sdp).unwrap();
+                break;
+            }
+            other => assert!(
+                !matches!(other, Some(CallEvent::Ended(_)) | None),
+                "{other:?}"
+            ),
+        }
+    }
+    call.hangup().await.unwrap();
+    let (code, lines, stderr) = run.exit().await;
+    assert_eq!(code, Some(0), "{lines:?} {stderr}");
+    assert!(
+        position(&lines, "<- INVITE") < position(&lines, "<- BYE"),
+        "{lines:?}"
+    );
+    bob.shutdown().await;
 }
