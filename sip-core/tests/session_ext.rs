@@ -287,6 +287,7 @@ fn reliable_180_retransmitted_until_prack() {
     );
     net.run_for(Duration::from_millis(3600)); // T1 + 2T1 + 4T1 = 3.5 s
     assert_eq!(count(&net.bob.sent, "SIP/2.0 180"), 4);
+    assert_eq!(net.bob.sessions.stats().rel1xx_retransmissions, 3);
     // retransmissions are not processed again: one PRACK per reliable 1xx (RFC 3262 4;
     // its own transaction retransmits it, with the same CSeq)
     assert_eq!(distinct_cseqs(&net.alice.sent, "PRACK "), 1);
@@ -658,6 +659,10 @@ fn session_refresh_keeps_the_call() {
     assert!(ended(&net.bob).is_none(), "{:?}", net.bob.events);
     let refreshes = count(&net.alice.sent, "UPDATE ") + count(&net.bob.sent, "UPDATE ");
     assert!(refreshes >= 600 / 45 - 1, "{refreshes} refreshes");
+    assert_eq!(
+        net.alice.sessions.stats().session_refreshes as usize,
+        distinct_cseqs(&net.alice.sent, "UPDATE ")
+    );
 }
 
 #[test]
@@ -683,6 +688,7 @@ fn silent_peer_gets_bye_at_session_expiry_and_the_dialog_is_freed() {
     // the BYE goes unanswered: the call ends when its transaction gives up (64*T1)
     net.run_for(Duration::from_secs(64));
     assert_eq!(ended(&net.bob), Some(EndReason::SessionExpired));
+    assert_eq!(net.bob.sessions.stats().sessions_expired, 1);
     assert_eq!(net.bob.sessions.dialogs(), 0);
     assert_eq!(net.bob.sessions.calls(), 0);
 }
@@ -727,4 +733,47 @@ fn session_refresh_by_reinvite_when_the_peer_does_not_allow_update() {
         .find(|m| m.starts_with(b"INVITE "))
         .unwrap();
     assert!(refresh.ends_with(OFFER), "the refresh repeats our SDP");
+}
+
+#[test]
+fn offer_in_prack_is_answered_in_its_2xx() {
+    // RFC 3262 5: after an answer in a reliable 1xx the PRACK may carry a new offer; the
+    // UAS puts the answer in the 2xx to the PRACK
+    let mut net = Net::new(
+        config(Rel100::Supported, None),
+        config(Rel100::Supported, None),
+    );
+    // Alice's PRACK gets an offer on the way
+    net.rewrite = Box::new(|from_alice, b| {
+        if !from_alice || !b.starts_with(b"PRACK ") {
+            return b;
+        }
+        let text = String::from_utf8_lossy(&b).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                OFFER.len(),
+                String::from_utf8_lossy(OFFER)
+            ),
+        );
+        text.into_bytes()
+    });
+    reliable_ringing(&mut net, Some(ANSWER.to_vec()), true);
+    assert_eq!(offers_to(&net.bob, "PRACK"), 1, "{:?}", net.bob.events);
+    assert!(
+        !start_lines(&net.bob.sent)
+            .iter()
+            .any(|l| l == "SIP/2.0 200 OK"),
+        "the 200 to the PRACK waits for the answer"
+    );
+    answer_all(&mut net, true);
+    let ok = net
+        .bob
+        .sent
+        .iter()
+        .find(|m| {
+            m.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(m).contains(" PRACK\r\n")
+        })
+        .expect("the 200 to the PRACK");
+    assert!(ok.ends_with(ANSWER));
 }

@@ -38,7 +38,8 @@ pub(super) struct Ext {
     /// RFC 3311: our UPDATE in progress, the offer it carries (`None`: a refresh).
     update_out: Option<ClientTxId>,
     update_offer: Option<Vec<u8>>,
-    /// RFC 3311: the peer's UPDATE with an offer, waiting for `answer_offer`.
+    /// The peer's UPDATE (RFC 3311) or PRACK (RFC 3262 5) with an offer, waiting for
+    /// `answer_offer`.
     update_in: Option<Box<(ServerTxId, OwnedMessage)>>,
     update_retries: u8,
     update_retry_at: Option<Instant>,
@@ -405,6 +406,7 @@ impl Sessions {
                 if let Some(tx) = tx {
                     let _ = ep.send_response(now, tx, resp);
                 }
+                self.stats.rel1xx_retransmissions += 1;
                 self.ext_arm_rel(k);
             }
             UasTimeout::GiveUp => {
@@ -515,9 +517,9 @@ impl Sessions {
             self.refuse(now, ep, tx, request, 481, &[]);
             return;
         };
-        self.refuse(now, ep, tx, request, 200, &[]);
         if had_sdp && offer == OfferState::LocalOffer {
             // RFC 3262 5: our offer in the 1xx, its answer in the PRACK.
+            self.refuse(now, ep, tx, request, 200, &[]);
             if let Some(leg) = self.legs.get_mut(k) {
                 leg.offer = OfferState::Stable;
                 leg.e().early_done = true;
@@ -528,6 +530,22 @@ impl Sessions {
                     sdp,
                 });
             }
+        } else if let (Some(sdp), OfferState::Stable, true, Some(c)) =
+            (body, offer, self.ext_early_done(k), call)
+        {
+            // RFC 3262 5: a new offer in the PRACK; the answer goes in its 2xx, once the
+            // application gives it (`answer_offer`).
+            if let Some(leg) = self.legs.get_mut(k) {
+                leg.offer = OfferState::RemoteOffer;
+                leg.e().update_in = Some(Box::new((tx, request.clone())));
+            }
+            self.push_event(SessionEvent::Offer {
+                call: call_handle(c),
+                method: "PRACK".to_owned(),
+                sdp,
+            });
+        } else {
+            self.refuse(now, ep, tx, request, 200, &[]);
         }
         if let (Some(next), Some(itx)) = (next, invite_tx) {
             let _ = ep.send_response(now, itx, &next);
@@ -794,6 +812,8 @@ impl Sessions {
         };
         let phase = leg.phase;
         let busy = leg.invite_out.is_some() || leg.invite_in.is_some() || leg.bye.is_some();
+        // a refresh re-INVITE is an offer: not while another is outstanding
+        let offer_pending = leg.offer != OfferState::Stable;
         let Some(e) = leg.ext.as_mut() else {
             return;
         };
@@ -807,13 +827,14 @@ impl Sessions {
         match action {
             TimerAction::Expire => {
                 e.running = None;
+                self.stats.sessions_expired += 1;
                 self.send_bye(now, ep, k, EndReason::SessionExpired);
                 return;
             }
             TimerAction::Refresh if phase == Phase::Up && !busy && !update_busy => {
                 let sent = if peer_update {
                     self.ext_send_update(now, ep, k, None).is_ok()
-                } else if let Some(sdp) = sdp {
+                } else if let Some(sdp) = sdp.filter(|_| !offer_pending) {
                     // A re-INVITE repeating our SDP: section 14.1's machinery answers it.
                     self.send_reinvite(now, ep, k, sdp).is_ok()
                 } else {
@@ -823,6 +844,7 @@ impl Sessions {
                     self.ext_refresh_failed(now, k);
                     return;
                 }
+                self.stats.session_refreshes += 1;
             }
             TimerAction::Refresh => {
                 // Something is in progress: try again later.
@@ -1200,7 +1222,9 @@ impl Sessions {
         request: &OwnedMessage,
         answer: Result<Option<&[u8]>, u16>,
     ) {
-        let contact = self.legs.get(k).and_then(|leg| {
+        // (UPDATE is a target refresh request; a PRACK's offer is answered here too)
+        let update = request.method() == Some(Method::Update);
+        let contact = self.legs.get(k).filter(|_| update).and_then(|leg| {
             let hop = leg.dialog.next_hop()?;
             Some(self.contact(ep, leg.dialog.transport(), hop.addr))
         });
@@ -1214,7 +1238,7 @@ impl Sessions {
             Err(_) => 488,
         };
         let mut extra: Vec<(&str, String)> = Vec::new();
-        if status == 200 {
+        if status == 200 && update {
             extra.push(("Allow", ALLOW.to_owned()));
             if let Some(s) = self.ext_supported(self.config.rel100) {
                 extra.push(("Supported", s));
