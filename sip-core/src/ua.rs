@@ -651,8 +651,8 @@ impl UserAgent {
 
     /// An endpoint event: requests outside the session layer's business are answered here;
     /// INVITE, ACK, CANCEL, BYE, PRACK, UPDATE, everything inside a dialog and every
-    /// response go to the session layer (after validation, and authentication of an INVITE
-    /// when [`UaConfig::auth_calls`]).
+    /// response go to the session layer (which validates them; an INVITE is authenticated
+    /// first when [`UaConfig::auth_calls`]); what it gives back is answered here.
     fn on_event(&mut self, now: Instant, event: Event, ep: &mut Endpoint) {
         let event = match event {
             Event::Request {
@@ -661,39 +661,36 @@ impl UserAgent {
                 source,
                 cancels,
             } => {
-                let (ours, initial_invite) = match request.message() {
-                    Ok(msg) => match msg.method() {
-                        Some(m) => {
-                            let in_dialog = msg.to().and_then(|t| t.tag()).is_some();
-                            (
-                                !in_dialog
-                                    && matches!(
-                                        m,
-                                        Method::Register | Method::Options | Method::Message
-                                    ),
-                                !in_dialog && m == Method::Invite,
-                            )
-                        }
-                        None => return,
-                    },
-                    Err(_) => return,
+                // The method from the framed view: typing the whole request is left to
+                // whoever needs it (the session layer types an INVITE once).
+                let Some(method) = request.view().method() else {
+                    return;
                 };
-                if ours {
-                    self.on_request(now, ep, tx, request, source);
-                    return;
-                }
-                if !self.validate(now, ep, tx, &request, false) {
-                    return;
-                }
-                if initial_invite {
-                    if let Authn::Answered =
-                        self.authenticate(now, ep, tx, &request, Method::Invite)
+                let maybe_ours =
+                    matches!(method, Method::Register | Method::Options | Method::Message);
+                let challenge =
+                    method == Method::Invite && self.auth.is_some() && self.config.auth_calls;
+                if maybe_ours || challenge {
+                    let in_dialog = match request.message() {
+                        Ok(msg) => msg.to().and_then(|t| t.tag()).is_some(),
+                        Err(_) => return,
+                    };
+                    if maybe_ours && !in_dialog {
+                        self.on_request(now, ep, tx, request, source);
+                        return;
+                    }
+                    // Section 22: challenged before the session layer sees it (validated
+                    // first, as section 8.2 orders).
+                    if challenge
+                        && !in_dialog
+                        && (!self.validate(now, ep, tx, &request, false)
+                            || matches!(
+                                self.authenticate(now, ep, tx, &request, Method::Invite),
+                                Authn::Answered
+                            ))
                     {
                         return;
                     }
-                    // Section 8.2.6.1 / 17.2.1: 100 Trying at once, hop by hop (it stops
-                    // the INVITE's retransmissions; the session layer rings next).
-                    self.respond(now, ep, tx, &request, reply(100, None, &[], None));
                 }
                 Event::Request {
                     tx,

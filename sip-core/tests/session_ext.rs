@@ -78,6 +78,8 @@ struct Net {
     alice: Ua,
     bob: Ua,
     filter: Filter,
+    /// Rewrites what passes: `(from_alice, bytes) -> bytes`.
+    rewrite: Box<dyn FnMut(bool, Vec<u8>) -> Vec<u8>>,
 }
 
 impl Net {
@@ -87,6 +89,7 @@ impl Net {
             alice: Ua::new(ALICE, alice, 1),
             bob: Ua::new(BOB, bob, 2),
             filter: Box::new(|_, _| false),
+            rewrite: Box::new(|_, b| b),
         }
     }
 
@@ -109,8 +112,9 @@ impl Net {
                     src.sent.push(buf.clone());
                     let drop = Message::parse(&buf).is_ok_and(|m| (self.filter)(from_alice, &m));
                     if !drop && t.remote == dst.local {
+                        let bytes = (self.rewrite)(from_alice, buf.clone());
                         dst.endpoint
-                            .handle_datagram(self.now, dst.local, src.local, &buf);
+                            .handle_datagram(self.now, dst.local, src.local, &bytes);
                     }
                 }
                 while src.endpoint.poll_io().is_some() {}
@@ -283,6 +287,7 @@ fn reliable_180_retransmitted_until_prack() {
     );
     net.run_for(Duration::from_millis(3600)); // T1 + 2T1 + 4T1 = 3.5 s
     assert_eq!(count(&net.bob.sent, "SIP/2.0 180"), 4);
+    assert_eq!(net.bob.sessions.stats().rel1xx_retransmissions, 3);
     // retransmissions are not processed again: one PRACK per reliable 1xx (RFC 3262 4;
     // its own transaction retransmits it, with the same CSeq)
     assert_eq!(distinct_cseqs(&net.alice.sent, "PRACK "), 1);
@@ -402,10 +407,24 @@ fn offer_in_reliable_183_answered_in_prack() {
     )));
     net.bob
         .sessions
-        .accept(net.now, &mut net.bob.endpoint, bob_call, None)
+        .accept(
+            net.now,
+            &mut net.bob.endpoint,
+            bob_call,
+            Some(OFFER.to_vec()),
+        )
         .unwrap();
     net.settle();
     assert!(answered(&net.alice));
+    // the 2xx repeats the offer already answered: the ACK goes at once, without a new offer
+    assert!(answered(&net.bob), "{:?}", net.bob.events);
+    let offers = net
+        .alice
+        .events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Offer { .. }))
+        .count();
+    assert_eq!(offers, 1);
 }
 
 #[test]
@@ -495,6 +514,20 @@ fn update_in_confirmed_dialog_offer_in_request_answer_in_2xx() {
         .events
         .iter()
         .any(|e| matches!(e, SessionEvent::Answer { sdp, .. } if sdp == ANSWER)));
+    // RFC 3311 5.1, 5.2: a target refresh request: Contact in the UPDATE and in its 2xx
+    assert!(header_of(&net.alice.sent, "UPDATE ", "Contact").is_some());
+    let ok = net
+        .bob
+        .sent
+        .iter()
+        .rev()
+        .find(|m| {
+            m.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(m).contains(" UPDATE\r\n")
+        })
+        .expect("the 200 to the UPDATE");
+    let ok = sip_core::MessageView::parse(ok).unwrap();
+    assert!(ok.header(sip_core::HeaderName::Contact).is_some());
+    assert!(ok.body().ends_with(ANSWER));
     // RFC 3311 5.1: Allow lists UPDATE (and PRACK) so that the peer knows it may use them
     let allow = header_of(&net.bob.sent, "SIP/2.0 200", "Allow").unwrap_or_default();
     assert!(
@@ -588,6 +621,25 @@ fn session_timer_422_then_retry_with_min_se() {
     );
     let se = header_of(&net.bob.sent, "SIP/2.0 200", "Session-Expires").unwrap();
     assert!(se.starts_with("600"), "{se}");
+    // the retry: a new CSeq, the same Call-ID and From tag (RFC 4028 7.3, RFC 3261 8.1.3.5)
+    assert_eq!(distinct_cseqs(&net.alice.sent, "INVITE "), 2);
+    let ids: Vec<(String, String)> = net
+        .alice
+        .sent
+        .iter()
+        .filter(|m| m.starts_with(b"INVITE "))
+        .map(|m| {
+            let v = sip_core::MessageView::parse(m).unwrap();
+            let id = v.header(sip_core::HeaderName::CallId).unwrap().to_owned();
+            let from = v.header(sip_core::HeaderName::From).unwrap().to_owned();
+            (id, from)
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    assert_eq!(
+        header_of(&net.alice.sent, "INVITE ", "Min-SE").as_deref(),
+        Some("600")
+    );
 }
 
 #[test]
@@ -607,6 +659,10 @@ fn session_refresh_keeps_the_call() {
     assert!(ended(&net.bob).is_none(), "{:?}", net.bob.events);
     let refreshes = count(&net.alice.sent, "UPDATE ") + count(&net.bob.sent, "UPDATE ");
     assert!(refreshes >= 600 / 45 - 1, "{refreshes} refreshes");
+    assert_eq!(
+        net.alice.sessions.stats().session_refreshes as usize,
+        distinct_cseqs(&net.alice.sent, "UPDATE ")
+    );
 }
 
 #[test]
@@ -632,6 +688,92 @@ fn silent_peer_gets_bye_at_session_expiry_and_the_dialog_is_freed() {
     // the BYE goes unanswered: the call ends when its transaction gives up (64*T1)
     net.run_for(Duration::from_secs(64));
     assert_eq!(ended(&net.bob), Some(EndReason::SessionExpired));
+    assert_eq!(net.bob.sessions.stats().sessions_expired, 1);
     assert_eq!(net.bob.sessions.dialogs(), 0);
     assert_eq!(net.bob.sessions.calls(), 0);
+}
+
+#[test]
+fn session_refresh_by_reinvite_when_the_peer_does_not_allow_update() {
+    // RFC 4028 7.4 / 10: without UPDATE in the peer's Allow the refresher re-INVITEs, with
+    // the SDP it sent before; each 2xx restarts the timer and the call goes on
+    let timer = Some(SessionTimer {
+        expires: 90,
+        min_se: 90,
+    });
+    let mut net = Net::new(
+        config(Rel100::Supported, timer),
+        config(Rel100::Supported, timer),
+    );
+    // Bob's Allow loses UPDATE on the way
+    net.rewrite = Box::new(|from_alice, b| {
+        if from_alice {
+            return b;
+        }
+        let text = String::from_utf8_lossy(&b).replace(", PRACK, UPDATE\r\n", "\r\n");
+        text.into_bytes()
+    });
+    established(&mut net, invite_to_bob());
+    for _ in 0..120 {
+        net.run_for(Duration::from_secs(5));
+        answer_all(&mut net, true);
+        answer_all(&mut net, false);
+    }
+    assert!(ended(&net.alice).is_none(), "{:?}", net.alice.events);
+    assert!(ended(&net.bob).is_none(), "{:?}", net.bob.events);
+    assert_eq!(count(&net.alice.sent, "UPDATE "), 0);
+    // the initial INVITE and a refresh about every 45 s of the 600
+    let invites = distinct_cseqs(&net.alice.sent, "INVITE ");
+    assert!(invites >= 1 + 600 / 45 - 1, "{invites} INVITEs");
+    let refresh = net
+        .alice
+        .sent
+        .iter()
+        .rev()
+        .find(|m| m.starts_with(b"INVITE "))
+        .unwrap();
+    assert!(refresh.ends_with(OFFER), "the refresh repeats our SDP");
+}
+
+#[test]
+fn offer_in_prack_is_answered_in_its_2xx() {
+    // RFC 3262 5: after an answer in a reliable 1xx the PRACK may carry a new offer; the
+    // UAS puts the answer in the 2xx to the PRACK
+    let mut net = Net::new(
+        config(Rel100::Supported, None),
+        config(Rel100::Supported, None),
+    );
+    // Alice's PRACK gets an offer on the way
+    net.rewrite = Box::new(|from_alice, b| {
+        if !from_alice || !b.starts_with(b"PRACK ") {
+            return b;
+        }
+        let text = String::from_utf8_lossy(&b).replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+                OFFER.len(),
+                String::from_utf8_lossy(OFFER)
+            ),
+        );
+        text.into_bytes()
+    });
+    reliable_ringing(&mut net, Some(ANSWER.to_vec()), true);
+    assert_eq!(offers_to(&net.bob, "PRACK"), 1, "{:?}", net.bob.events);
+    assert!(
+        !start_lines(&net.bob.sent)
+            .iter()
+            .any(|l| l == "SIP/2.0 200 OK"),
+        "the 200 to the PRACK waits for the answer"
+    );
+    answer_all(&mut net, true);
+    let ok = net
+        .bob
+        .sent
+        .iter()
+        .find(|m| {
+            m.starts_with(b"SIP/2.0 200") && String::from_utf8_lossy(m).contains(" PRACK\r\n")
+        })
+        .expect("the 200 to the PRACK");
+    assert!(ok.ends_with(ANSWER));
 }

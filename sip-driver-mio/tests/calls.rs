@@ -382,3 +382,39 @@ t=0 0\r\nm=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
         Some(&Seen::Ended(EndReason::Rejected(488)))
     );
 }
+
+#[test]
+fn rfc3311_5_1_an_update_offer_is_answered() {
+    // RFC 3311 5.1 and 5.2: an UPDATE carries an offer inside the confirmed dialog; the
+    // answer comes in its 2xx (hold: recvonly).
+    let (mut alice, mut bob, call) = place("udp", Pickup::Answer, None);
+    run_until(&mut alice, &mut bob, "answered", |a, b| {
+        answered(a) && answered(b)
+    });
+    let hold = alice.calls.handler_mut().media.offer(Direction::SendOnly);
+    alice
+        .calls
+        .act(alice.driver.endpoint_mut(), |ctx, _| ctx.update(call, hold))
+        .unwrap();
+    run_until(&mut alice, &mut bob, "updated", |a, _| {
+        a.seen.iter().any(|s| matches!(s, Seen::Answer(_)))
+    });
+    let Some(Seen::Answer(answer)) = alice.calls.handler().seen.last().cloned() else {
+        panic!("{:?}", alice.calls.handler().seen);
+    };
+    assert!(answer.contains("a=recvonly"), "{answer}");
+    assert!(
+        bob.calls
+            .handler()
+            .seen
+            .iter()
+            .any(|s| matches!(s, Seen::Offer(m, _) if m == "UPDATE")),
+        "{:?}",
+        bob.calls.handler().seen
+    );
+    alice
+        .calls
+        .hangup(alice.driver.endpoint_mut(), call)
+        .unwrap();
+    run_until(&mut alice, &mut bob, "ended", |a, b| ended(a) && ended(b));
+}

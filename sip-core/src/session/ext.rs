@@ -19,7 +19,7 @@ const MAX_UPDATE_RETRIES: u8 = 3;
 #[derive(Debug, Default)]
 pub(super) struct Ext {
     /// UAS: the reliable 1xx of the INVITE (RFC 3262 section 3); `None`: unreliable.
-    rel_uas: Option<UasReliable>,
+    rel_uas: Option<Box<UasReliable>>,
     /// When the reliable 1xx timer is armed.
     rel_at: Option<Instant>,
     /// UAS: the 2xx the application gave while a reliable 1xx with SDP was unacknowledged
@@ -38,8 +38,9 @@ pub(super) struct Ext {
     /// RFC 3311: our UPDATE in progress, the offer it carries (`None`: a refresh).
     update_out: Option<ClientTxId>,
     update_offer: Option<Vec<u8>>,
-    /// RFC 3311: the peer's UPDATE with an offer, waiting for `answer_offer`.
-    update_in: Option<(ServerTxId, OwnedMessage)>,
+    /// The peer's UPDATE (RFC 3311) or PRACK (RFC 3262 5) with an offer, waiting for
+    /// `answer_offer`.
+    update_in: Option<Box<(ServerTxId, OwnedMessage)>>,
     update_retries: u8,
     update_retry_at: Option<Instant>,
     /// The peer's Allow lists UPDATE (RFC 4028 section 9: refresh with it then).
@@ -156,7 +157,8 @@ impl Sessions {
                 if let Some(s) = supported {
                     h.push(("Supported", s));
                 }
-                if let Some(t) = self.config.session_timer {
+                let early = leg.phase == Phase::Early;
+                if let Some(t) = self.config.session_timer.filter(|_| !early) {
                     let interval = leg
                         .ext
                         .as_ref()
@@ -254,7 +256,7 @@ impl Sessions {
         }
         if let Some(leg) = self.legs.get_mut(k) {
             let e = leg.e();
-            e.rel_uas = rel;
+            e.rel_uas = rel.map(Box::new);
             e.uas_timer = init.timer;
             e.peer_update = init.peer_update;
         }
@@ -404,6 +406,7 @@ impl Sessions {
                 if let Some(tx) = tx {
                     let _ = ep.send_response(now, tx, resp);
                 }
+                self.stats.rel1xx_retransmissions += 1;
                 self.ext_arm_rel(k);
             }
             UasTimeout::GiveUp => {
@@ -458,6 +461,10 @@ impl Sessions {
         };
         if let Some(rel) = e.rel_uas.as_mut() {
             rel.final_sent();
+            if rel.current().is_none() {
+                // nothing left to match a PRACK against
+                e.rel_uas = None;
+            }
         }
         if (200..300).contains(&code) {
             if !e.peer_update {
@@ -510,9 +517,9 @@ impl Sessions {
             self.refuse(now, ep, tx, request, 481, &[]);
             return;
         };
-        self.refuse(now, ep, tx, request, 200, &[]);
         if had_sdp && offer == OfferState::LocalOffer {
             // RFC 3262 5: our offer in the 1xx, its answer in the PRACK.
+            self.refuse(now, ep, tx, request, 200, &[]);
             if let Some(leg) = self.legs.get_mut(k) {
                 leg.offer = OfferState::Stable;
                 leg.e().early_done = true;
@@ -523,6 +530,22 @@ impl Sessions {
                     sdp,
                 });
             }
+        } else if let (Some(sdp), OfferState::Stable, true, Some(c)) =
+            (body, offer, self.ext_early_done(k), call)
+        {
+            // RFC 3262 5: a new offer in the PRACK; the answer goes in its 2xx, once the
+            // application gives it (`answer_offer`).
+            if let Some(leg) = self.legs.get_mut(k) {
+                leg.offer = OfferState::RemoteOffer;
+                leg.e().update_in = Some(Box::new((tx, request.clone())));
+            }
+            self.push_event(SessionEvent::Offer {
+                call: call_handle(c),
+                method: "PRACK".to_owned(),
+                sdp,
+            });
+        } else {
+            self.refuse(now, ep, tx, request, 200, &[]);
         }
         if let (Some(next), Some(itx)) = (next, invite_tx) {
             let _ = ep.send_response(now, itx, &next);
@@ -789,6 +812,8 @@ impl Sessions {
         };
         let phase = leg.phase;
         let busy = leg.invite_out.is_some() || leg.invite_in.is_some() || leg.bye.is_some();
+        // a refresh re-INVITE is an offer: not while another is outstanding
+        let offer_pending = leg.offer != OfferState::Stable;
         let Some(e) = leg.ext.as_mut() else {
             return;
         };
@@ -802,13 +827,14 @@ impl Sessions {
         match action {
             TimerAction::Expire => {
                 e.running = None;
+                self.stats.sessions_expired += 1;
                 self.send_bye(now, ep, k, EndReason::SessionExpired);
                 return;
             }
             TimerAction::Refresh if phase == Phase::Up && !busy && !update_busy => {
                 let sent = if peer_update {
                     self.ext_send_update(now, ep, k, None).is_ok()
-                } else if let Some(sdp) = sdp {
+                } else if let Some(sdp) = sdp.filter(|_| !offer_pending) {
                     // A re-INVITE repeating our SDP: section 14.1's machinery answers it.
                     self.send_reinvite(now, ep, k, sdp).is_ok()
                 } else {
@@ -818,6 +844,7 @@ impl Sessions {
                     self.ext_refresh_failed(now, k);
                     return;
                 }
+                self.stats.session_refreshes += 1;
             }
             TimerAction::Refresh => {
                 // Something is in progress: try again later.
@@ -1024,8 +1051,8 @@ impl Sessions {
         e.update_out = None;
         let refresh = e.update_offer.is_none();
         let status = resp.and_then(|r| r.status()).unwrap_or(408);
-        if (200..300).contains(&status) {
-            let resp = resp.expect("a 2xx is a response");
+        let early = leg.phase == Phase::Early;
+        if let Some(resp) = resp.filter(|_| (200..300).contains(&status)) {
             leg.dialog.refresh_target(resp);
             if !refresh {
                 leg.offer = OfferState::Stable;
@@ -1035,7 +1062,8 @@ impl Sessions {
             e.peer_update = true;
             let n = e.uac_timer.take().and_then(|t| t.on_2xx(resp));
             let answer = body_of(resp);
-            if self.config.session_timer.is_some() && self.ext_has_timer(k) || n.is_some() {
+            // (session timers time sessions: not an early dialog's UPDATE)
+            if !early && (self.ext_has_timer(k) || n.is_some()) {
                 self.ext_set_timer(now, k, n, false);
             }
             if let (false, Some(c), Some(sdp)) = (refresh, call, answer) {
@@ -1076,8 +1104,7 @@ impl Sessions {
             _ if refresh => {
                 // A refused refresh (422 included: the next one asks for its Min-SE): try
                 // again before the session expires (RFC 4028 section 10).
-                if let (Some(r), Some(min)) = (resp, resp.and_then(timer::min_se_of)) {
-                    let _ = r;
+                if let Some(min) = resp.and_then(timer::min_se_of) {
                     if let Some(e) = self.legs.get_mut(k).and_then(|l| l.ext.as_mut()) {
                         if let Some(run) = e.running.as_mut() {
                             run.raise_interval(min);
@@ -1112,7 +1139,15 @@ impl Sessions {
             return;
         };
         let offer = body_of(&msg);
-        let decision = timer::uas_negotiate(self.config.session_timer, &msg);
+        let Some(leg) = self.legs.get_mut(k) else {
+            return;
+        };
+        // session timers time sessions: not an early dialog's UPDATE
+        let timers = self
+            .config
+            .session_timer
+            .filter(|_| leg.phase != Phase::Early);
+        let decision = timer::uas_negotiate(timers, &msg);
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };
@@ -1163,7 +1198,7 @@ impl Sessions {
         match offer {
             Some(sdp) => {
                 leg.offer = OfferState::RemoteOffer;
-                leg.e().update_in = Some((tx, request));
+                leg.e().update_in = Some(Box::new((tx, request)));
                 if let Some(c) = call {
                     self.push_event(SessionEvent::Offer {
                         call: call_handle(c),
@@ -1187,7 +1222,9 @@ impl Sessions {
         request: &OwnedMessage,
         answer: Result<Option<&[u8]>, u16>,
     ) {
-        let contact = self.legs.get(k).and_then(|leg| {
+        // (UPDATE is a target refresh request; a PRACK's offer is answered here too)
+        let update = request.method() == Some(Method::Update);
+        let contact = self.legs.get(k).filter(|_| update).and_then(|leg| {
             let hop = leg.dialog.next_hop()?;
             Some(self.contact(ep, leg.dialog.transport(), hop.addr))
         });
@@ -1201,7 +1238,7 @@ impl Sessions {
             Err(_) => 488,
         };
         let mut extra: Vec<(&str, String)> = Vec::new();
-        if status == 200 {
+        if status == 200 && update {
             extra.push(("Allow", ALLOW.to_owned()));
             if let Some(s) = self.ext_supported(self.config.rel100) {
                 extra.push(("Supported", s));
@@ -1249,7 +1286,8 @@ impl Sessions {
             let Some(leg) = self.legs.get_mut(k) else {
                 continue;
             };
-            if let Some((tx, request)) = leg.ext.as_mut().and_then(|e| e.update_in.take()) {
+            if let Some(pending) = leg.ext.as_mut().and_then(|e| e.update_in.take()) {
+                let (tx, request) = *pending;
                 leg.offer = OfferState::Stable;
                 let ans = match answer {
                     Ok(sdp) => Ok(Some(sdp.as_slice())),

@@ -38,6 +38,23 @@
 //! ([`SessionConfig::max_calls`]: a new INVITE beyond gets 503 with Retry-After). A confirmed
 //! dialog keeps only the strings its requests need (no whole message).
 //!
+//! Extensions ([`SessionConfig::rel100`], [`SessionConfig::session_timer`], [`Invite::rel100`],
+//! [`Invite::session_expires`]):
+//! - RFC 3262: [`Sessions::ring`] sends its 1xx reliably when 100rel applies (the INVITE
+//!   requires it, or supports it and we require it; 420 or 421 otherwise), retransmitted until
+//!   the PRACK, one at a time, a 5xx after 64*T1; [`Sessions::accept`] waits for the PRACK of
+//!   a 1xx with SDP. The caller PRACKs each reliable 1xx once, in RSeq order. SDP in a
+//!   reliable 1xx and in the PRACK is offer/answer ([`SessionEvent::Offer`] with method
+//!   "INVITE" for an offer in a 1xx, "PRACK" for one in a PRACK);
+//! - RFC 3311: [`Sessions::update`] in early (after the first exchange) and confirmed dialogs,
+//!   [`SessionEvent::Offer`] with method "UPDATE" for the peer's (491 / 500 with Retry-After
+//!   when offers would overlap);
+//! - RFC 4028: Session-Expires and Min-SE in INVITE, re-INVITE and UPDATE (422 below our
+//!   Min-SE, retried once when we get it); the refresher sends UPDATE (re-INVITE with our
+//!   last SDP when the peer does not allow UPDATE) at half the interval; without a refresh the
+//!   call ends with BYE ([`EndReason::SessionExpired`]). A dialog with a session timer has no
+//!   [`SessionConfig::max_lifetime`].
+//!
 //! Two endpoints in memory: Alice calls Bob, Bob answers, Alice hangs up.
 //!
 //! ```
@@ -455,6 +472,12 @@ pub struct SessionStats {
     pub ack_timeouts: u64,
     /// Re-INVITEs sent again after a 491 (section 14.1).
     pub glare_retries: u64,
+    /// Reliable provisional responses sent again for want of a PRACK (RFC 3262).
+    pub rel1xx_retransmissions: u64,
+    /// Session refreshes sent (RFC 4028 section 10: UPDATE or re-INVITE).
+    pub session_refreshes: u64,
+    /// Sessions ended because no refresh came in time (RFC 4028 section 10).
+    pub sessions_expired: u64,
 }
 
 /// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.
@@ -579,6 +602,9 @@ struct Leg {
     /// The section 14.1 retry of a re-INVITE refused 491.
     retry_at: Option<Instant>,
     x: Option<Box<Transient>>,
+    // Extensions add their per-dialog state below (RFC 3262 reliable provisional
+    // responses, RFC 4028 session timer), boxed when it is large or rare, and free it in
+    // `Sessions::free_leg` with their deadlines.
     /// RFC 3262 / 3311 / 4028 state (h-ext), when the dialog uses them.
     ext: Option<Box<ext::Ext>>,
 }

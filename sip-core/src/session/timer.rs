@@ -353,7 +353,8 @@ impl RunningTimer {
     pub(crate) fn refresh_failed(&mut self, now: Instant) {
         if self.we_refresh {
             let left = self.bye_at.saturating_duration_since(now);
-            self.refresh_at = Some(now + left / 2);
+            // halving what is left ends: under a second, only the expiry remains
+            self.refresh_at = (left / 2 >= Duration::from_secs(1)).then(|| now + left / 2);
         }
     }
 }
@@ -670,10 +671,23 @@ mod tests {
         let next = t.poll_timeout();
         assert!(next > half && next < t0 + Duration::from_secs(1768));
         assert_eq!(t.handle_timeout(next), TimerAction::Refresh);
-        assert_eq!(
-            t.handle_timeout(t0 + Duration::from_secs(1768)),
-            TimerAction::Expire
-        );
+        // failing again and again: the retries halve what is left, then stop (no loop at
+        // one instant), and the session expires
+        let mut now = next;
+        let mut retries = 0;
+        loop {
+            t.refresh_failed(now);
+            let due = t.poll_timeout();
+            assert!(due > now || due == t0 + Duration::from_secs(1768));
+            now = due;
+            match t.handle_timeout(now) {
+                TimerAction::Refresh => retries += 1,
+                TimerAction::Expire => break,
+                TimerAction::Nothing => panic!("a timer that does nothing"),
+            }
+            assert!(retries < 64);
+        }
+        assert_eq!(now, t0 + Duration::from_secs(1768));
     }
 
     proptest::proptest! {

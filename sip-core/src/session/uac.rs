@@ -243,7 +243,8 @@ impl Sessions {
                 self.stats.calls_answered += 1;
                 self.ext_uac_answered(now, k, tx, ext);
                 self.start_lifetime(now, k);
-                let offer_in_2xx = !offer_sent && sdp.is_some();
+                // (RFC 3262 5: not when the exchange completed with reliable 1xx and PRACK)
+                let offer_in_2xx = !offer_sent && sdp.is_some() && !self.ext_early_done(k);
                 self.push_event(SessionEvent::Answered {
                     call: call_handle(c),
                     sdp: sdp.clone(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 mod session_sim;
 
 use session_sim::{addr, Net, NetConfig};
-use sip_core::session::{CallHandle, Invite, SessionConfig, SessionEvent};
+use sip_core::session::{CallHandle, Invite, Rel100, SessionConfig, SessionEvent, SessionTimer};
 use sip_core::{Event, Method, ResponseBuilder, SeededRng, Target};
 
 const A: &str = "127.0.0.2:5060";
@@ -129,9 +129,30 @@ pub fn run(data: &[u8]) {
     };
     let mut net = Net::new(u64::from(first), cfg);
     net.wire_cap = 4;
-    for (a, user) in [(A, "a"), (B, "b")] {
+    for (n, (a, user)) in [(A, "a"), (B, "b")].into_iter().enumerate() {
         let mut c = SessionConfig::new(user);
         c.max_calls = MAX_CALLS;
+        // RFC 3262 and RFC 4028 (h-ext), chosen by the first byte: 100rel disabled,
+        // supported or required on each side; short session timers (refreshes and expiry
+        // within the script), a larger Min-SE on B (422 and retry), or timers off.
+        let bits = first >> 2;
+        c.rel100 = match (bits >> (2 * n)) % 3 {
+            0 => Rel100::Supported,
+            1 => Rel100::Required,
+            _ => Rel100::Disabled,
+        };
+        c.session_timer = match (bits >> 4) % 4 {
+            0 => c.session_timer,
+            1 => Some(SessionTimer {
+                expires: 90,
+                min_se: if n == 1 { 120 } else { 90 },
+            }),
+            2 => Some(SessionTimer {
+                expires: 90,
+                min_se: 90,
+            }),
+            _ => None,
+        };
         net.add_ua(a, c);
     }
     net.add_raw(FORK);
@@ -208,11 +229,13 @@ pub fn run(data: &[u8]) {
             4 => {
                 if let Some(c) = s.pick(side, arg >> 1) {
                     let node = &mut s.net.nodes[side];
-                    let _ = node
-                        .s
-                        .as_mut()
-                        .unwrap()
-                        .reinvite(now, &mut node.ep, c, SDP.to_vec());
+                    let ses = node.s.as_mut().unwrap();
+                    let _ = if arg & 0x40 == 0 {
+                        ses.reinvite(now, &mut node.ep, c, SDP.to_vec())
+                    } else {
+                        // RFC 3311 (h-ext), early or confirmed
+                        ses.update(now, &mut node.ep, c, SDP.to_vec())
+                    };
                 }
             }
             5 => {
@@ -246,6 +269,18 @@ pub fn run(data: &[u8]) {
         }
         s.settle();
     }
+    // Session timers run (refreshes, a vanished peer's session expiring: RFC 4028), then
+    // what is still up is hung up: two live peers refreshing a session keep it for ever.
+    s.net.run_for(Duration::from_secs(600));
+    s.settle();
+    for side in 0..2 {
+        for c in s.calls[side].clone() {
+            let now = s.net.now;
+            let node = &mut s.net.nodes[side];
+            let _ = node.s.as_mut().unwrap().hangup(now, &mut node.ep, c);
+        }
+    }
+    s.settle();
     // Everything ends: the peers come back or not, the clock runs past every timer
     // (max_lifetime included).
     for _ in 0..8 {
