@@ -44,6 +44,12 @@ if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   # sipd as a proxy-registrar: SIPp through it over UDP, TCP and UDP-to-TCP, forking to two
   # contacts with CANCEL, baresip calling baresip, and a tshark check (installs its peers).
   ./scripts/interop-proxy.sh 2>&1 | tee -a "$log" || true
+  # Dialogs and sessions: SIPp scenarios against sipd (100rel, hold, UPDATE, session timer
+  # refresh and expiry, 488, TCP Contact), baresip calling sipd over UDP and TCP, sipc
+  # putting baresip on hold, a fork to two SIPp UASs, 20 calls through a record-routing
+  # Kamailio, and a tshark check (installs baresip-core, kamailio, tshark when missing).
+  # The slow runs are in scripts/interop-dialog-long.sh (not run here).
+  ./scripts/interop-dialog.sh 2>&1 | tee -a "$log" || true
 fi
 
 # One closing line for the whole run (cargo prints one summary per test binary; each interop

@@ -1,53 +1,94 @@
-//! `sipc`: a SIP user agent client on the tokio driver's async `Client` API.
+//! `sipc`: a SIP user agent client on the tokio driver's async API: `Client` for OPTIONS
+//! and MESSAGE, `Client::register` for registrations, and the call API (`Client::call`,
+//! the session layer of `sip_core::session`) for calls.
 //!
 //! ```text
-//! sipc [--transport udp|tcp] [--log LEVEL] [-v] options URI
-//! sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+//! sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] options URI
+//! sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
+//!                     [--100rel] [--session-expires SECS]
 //! sipc [...] message URI TEXT                MESSAGE with a text/plain body
 //! sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
 //! ```
 //!
 //! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
-//! `sip:bob@[::1]:5060;transport=tcp`. Prints each response's status line (`-v`: the whole
-//! message); exits 0 when the final responses are 2xx, 1 otherwise. With `--user` and
-//! `--password`, 401 and 407 challenges are answered (RFC 3261 section 22.2). `register`
-//! keeps a registration (the driver's `Client::register`) for DURATION, refreshing it, then
-//! removes it; it exits 0 only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level
-//! `warn` unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in
-//! colour only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on
-//! stdout and exits 0; a usage error prints the usage on stderr and exits 2.
+//! `sip:bob@[::1]:5060;transport=tcp`. Prints one line per message on the wire (stdout):
+//! `-> METHOD` for each request sent, `<- CODE Reason` for each response received (and
+//! `<- METHOD`, `-> CODE Reason` for the requests it answers); `-v` adds whole responses.
+//! `call` places the call on the session layer, which sends ACK, PRACK, CANCEL and BYE
+//! and answers requests inside the dialog; the peer's offers (re-INVITE, UPDATE) are
+//! answered from `sdp::LocalMedia`. Ctrl-C hangs up (CANCEL while ringing, BYE after) and
+//! exits 130. `call` exits 0 only when the call was established and then ended by a BYE:
+//! sipc's own that got a 2xx, or the callee's (answered 200 by the session layer: a callee
+//! hanging up is how many calls end). Other commands exit 0 when the final responses are
+//! 2xx. With `--user` and `--password`, 401 and 407 challenges are answered (RFC 3261
+//! section 22.2; for a call, in a new INVITE). `register` keeps a registration (the
+//! driver's `Client::register`) for DURATION, refreshing it, then removes it; it exits 0
+//! only when every REGISTER got a 2xx (after challenges). Logs go to stderr (level `warn`
+//! unless `--log` or RUST_LOG says otherwise; `info` adds a line per message), in colour
+//! only when stderr is a terminal. Like both `sipd`s: `--help` prints the help on stdout
+//! and exits 0; a usage error prints the usage on stderr and exits 2.
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sip_core::auth::DigestClient;
 use sip_core::message::{Contact, SipUri};
 use sip_core::registration::{RegistrationConfig, RegistrationEvent, RegistrationState};
+use sip_core::sdp::{Codec, Direction, LocalMedia, Sdp};
+use sip_core::session::{EndReason, Invite, Rel100, SessionConfig, SessionTimer};
 use sip_core::{
-    HeaderName, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport,
+    HeaderName, HeaderValue, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target,
+    Transport,
 };
-use sip_driver_tokio::{Client, Driver, ListenSpec, Responses};
+use sip_driver_tokio::{Call, CallEvent, Client, Driver, Incoming, ListenSpec, Responses};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
-const USAGE: &str = "usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] \
-    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] | \
-    message URI TEXT | register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
+const USAGE: &str =
+    "usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] \
+    [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] [--sdp FILE] \
+    [--reinvite-after DURATION] [--100rel] [--session-expires SECS] | message URI TEXT | \
+    register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
 
 const HELP: &str =
-    "sipc (tokio driver): sends one request, or a whole call, or keeps a registration, and
-prints the responses.
+    "sipc (tokio driver): sends one request, or makes a call, or keeps a registration, and
+prints one line per message on the wire (-> METHOD, <- CODE Reason).
 
-usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] [--user NAME --password SECRET] options URI
-       sipc [...] call URI [--hold DURATION]      INVITE, ACK, wait, BYE
+usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
+            [--user NAME --password SECRET] options URI
+       sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
+                           [--100rel] [--session-expires SECS]
+                                                  INVITE, ACK, wait, BYE
        sipc [...] message URI TEXT                MESSAGE with a text/plain body
        sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
                                                   REGISTER, refreshed for DURATION, then
                                                   removed (Contact expires=0)
   URI               sip:127.0.0.1:5060, sip:bob@[::1]:5060;transport=tcp (IP addresses only)
   --transport T     udp or tcp (default: the URI's transport parameter, else udp)
-  --hold DURATION   time between ACK and BYE: 2s, 500ms (default 2s)
-  --user NAME       username for digest challenges (401, 407), with --password
+  --bind ADDR       the local address, IP or IP:PORT (default: the address the system
+                    sends from toward the target, any free port); the Via and the
+                    Contact name it (with ;transport=tcp over TCP)
+  --proxy URI       outbound proxy (IP address): every request goes to it, with a
+                    preloaded Route <URI;lr>
+  --hold DURATION   call: time between the answer (or the last re-INVITE) and BYE: 2s,
+                    500ms (default 2s)
+  --sdp FILE        call: the offer (default: PCMU and PCMA); later offers and answers
+                    use its address, port and o= session id with PCMU and PCMA
+  --reinvite-after DURATION
+                    call: after the answer, a re-INVITE with a sendonly offer (hold),
+                    then after as long one with sendrecv (resume), then --hold and BYE
+  --100rel          call: Require: 100rel (RFC 3262); PRACK for reliable 1xx responses
+  --session-expires SECS
+                    call: session timers (RFC 4028) with this interval (0: none, the
+                    default); the session layer refreshes or ends the call
+  --user NAME       username for digest challenges (401, 407), with --password; a call
+                    with credentials is made without the session layer (no
+                    --reinvite-after, --100rel, --session-expires; the callee's
+                    requests get 481)
   --password SECRET password for digest challenges (other local users can read a
                     command line: for tests and demos)
   --aor URI         register: the address-of-record (To and From), e.g. sip:alice@example.com
@@ -58,11 +99,11 @@ usage: sipc [--transport udp|tcp] [--log LEVEL] [-v] [--user NAME --password SEC
                     filter (default warn, or RUST_LOG)
   -v, --verbose     print whole responses
   -h, --help        this help
-Exits 0 when the final responses are 2xx (register: every REGISTER got a 2xx after any
-challenge), 1 otherwise, 2 on a usage error.";
-
-const OFFER: &[u8] = b"v=0\r\no=sipc 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
-t=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+Requests inside the call (BYE, re-INVITE, UPDATE, OPTIONS) are answered. Ctrl-C hangs up
+(CANCEL while ringing, BYE after) and exits 130.
+Exits 0 when the final responses are 2xx; call: when the call was established and ended
+by a BYE (sipc's, answered 2xx, or the callee's); register: when every REGISTER got a 2xx
+after any challenge. 1 otherwise, 2 on a usage error, 130 when interrupted.";
 
 struct Args {
     command: String,
@@ -77,6 +118,18 @@ struct Args {
     aor: Option<String>,
     expires: u32,
     stay: Duration,
+    /// `--bind`: the local address (port 0: any free port).
+    bind: Option<SocketAddr>,
+    /// `--proxy`: the outbound proxy's URI.
+    proxy: Option<String>,
+    /// `call --sdp FILE`: the offer, as read.
+    sdp: Option<Vec<u8>>,
+    /// `call --reinvite-after DURATION`.
+    reinvite_after: Option<Duration>,
+    /// `call --100rel`.
+    rel100: bool,
+    /// `call --session-expires SECS` (0: off).
+    session_expires: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -109,6 +162,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         aor: None,
         expires: 3600,
         stay: Duration::ZERO,
+        bind: None,
+        proxy: None,
+        sdp: None,
+        reinvite_after: None,
+        rel100: false,
+        session_expires: None,
     };
     let mut positional = Vec::new();
     let mut it = argv.into_iter();
@@ -140,6 +199,37 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 let v = value("--for")?;
                 args.stay = parse_duration(&v).ok_or(format!("--for {v}: not a duration"))?;
             }
+            "--bind" => {
+                let v = value("--bind")?;
+                args.bind = Some(parse_bind(&v).ok_or(format!(
+                    "--bind {v}: not an IP address or IP:PORT ([v6]:PORT)"
+                ))?);
+            }
+            "--proxy" => {
+                let v = value("--proxy")?;
+                target_of(&v, None).map_err(|e| format!("--proxy {e}"))?;
+                args.proxy = Some(v);
+            }
+            "--sdp" => {
+                let v = value("--sdp")?;
+                let body = std::fs::read(&v).map_err(|e| format!("--sdp {v}: {e}"))?;
+                Sdp::parse(&body).map_err(|e| format!("--sdp {v}: not SDP: {e}"))?;
+                args.sdp = Some(body);
+            }
+            "--reinvite-after" => {
+                let v = value("--reinvite-after")?;
+                args.reinvite_after = Some(
+                    parse_duration(&v).ok_or(format!("--reinvite-after {v}: not a duration"))?,
+                );
+            }
+            "--100rel" => args.rel100 = true,
+            "--session-expires" => {
+                let v = value("--session-expires")?;
+                let secs: u32 = v
+                    .parse()
+                    .map_err(|_| format!("--session-expires {v}: not a number of seconds"))?;
+                args.session_expires = (secs > 0).then_some(secs);
+            }
             "-v" | "--verbose" => args.verbose = true,
             "-h" | "--help" => return Ok(None),
             _ if a.starts_with("--") => return Err(format!("unknown option {a}")),
@@ -162,10 +252,72 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if let Some(extra) = p.next() {
         return Err(format!("unexpected argument {extra}"));
     }
+    let call_flags = args.sdp.is_some()
+        || args.reinvite_after.is_some()
+        || args.rel100
+        || args.session_expires.is_some();
+    if call_flags && args.command != "call" {
+        return Err("--sdp, --reinvite-after, --100rel and --session-expires go with call".into());
+    }
+    if args.user.is_some()
+        && (args.reinvite_after.is_some() || args.rel100 || args.session_expires.is_some())
+    {
+        // (a call with credentials runs on the request/response API: see
+        // `call_with_credentials`)
+        return Err("--reinvite-after, --100rel and --session-expires go without --user".into());
+    }
     if args.user.is_some() != args.password.is_some() {
         return Err("--user and --password go together".into());
     }
     Ok(Some(args))
+}
+
+/// `--bind`: `IP`, `IP:PORT` or `[IPv6]:PORT`; a specific address (the Via and the
+/// Contact name it), not the wildcard.
+fn parse_bind(v: &str) -> Option<SocketAddr> {
+    let addr = match v.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, 0),
+        Err(_) => v.parse::<SocketAddr>().ok()?,
+    };
+    (!addr.ip().is_unspecified() && !addr.ip().is_multicast()).then_some(addr)
+}
+
+/// The local address the system would send from to reach `remote` (no packet is sent: a
+/// UDP socket is only connected); the loopback address of its family if it cannot tell.
+fn local_ip_toward(remote: SocketAddr) -> IpAddr {
+    let (any, loopback) = match remote {
+        SocketAddr::V4(_) => (
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ),
+        SocketAddr::V6(_) => (
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ),
+    };
+    std::net::UdpSocket::bind(SocketAddr::new(any, 0))
+        .and_then(|s| {
+            s.connect(remote)?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(loopback)
+}
+
+/// `--proxy URI`: the preloaded Route that sends requests through it (RFC 3261 section
+/// 8.1.2, loose routing: `lr` added when the URI lacks it).
+fn proxy_route(uri: &str) -> String {
+    let lr = uri
+        .split(';')
+        .skip(1)
+        .any(|p| p.eq_ignore_ascii_case("lr") || p.to_ascii_lowercase().starts_with("lr="));
+    if lr {
+        format!("<{uri}>")
+    } else {
+        format!("<{uri};lr>")
+    }
 }
 
 /// Where the URI says to send: its IP address and port, and its transport parameter.
@@ -189,13 +341,86 @@ fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
     })
 }
 
+/// Prints one line per message on the wire (stdout), from the driver's per-message
+/// `tracing` events (target `sip_driver_tokio::wire`): `-> METHOD` for each request sent,
+/// `<- CODE Reason` for each response received, and likewise `<- METHOD` and `-> CODE
+/// Reason` for requests received and responses sent. Retransmissions show as they happen.
+struct WirePrinter {
+    /// `-v`: also the whole of each message received.
+    verbose: bool,
+}
+
+/// A 2xx to a BYE has been received: what `call` needs for exit 0 after hanging up.
+static BYE_2XX: AtomicBool = AtomicBool::new(false);
+
+/// The fields of one wire event that the printer reads.
+#[derive(Default)]
+struct WireFields {
+    /// "sent INVITE", "recv 200", ...
+    message: String,
+    reason: Option<String>,
+    cseq: String,
+    /// The whole message (the TRACE event).
+    text: Option<String>,
+}
+
+impl tracing::field::Visit for WireFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "reason" => self.reason = Some(value.to_owned()),
+            "cseq" => self.cseq = value.to_owned(),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            "text" => self.text = Some(format!("{value:?}")),
+            "reason" => self.reason = Some(format!("{value:?}").trim_matches('"').to_owned()),
+            _ => {}
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WirePrinter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut f = WireFields::default();
+        event.record(&mut f);
+        if let Some(text) = f.text {
+            // `-v`: what arrived, whole, after its one-line summary.
+            if self.verbose && f.message.starts_with("recv ") {
+                println!("{}", printable(text.as_bytes()));
+            }
+            return;
+        }
+        let Some((dir, what)) = f.message.split_once(' ') else {
+            return;
+        };
+        let arrow = match dir {
+            "sent" => "->",
+            "recv" => "<-",
+            _ => return,
+        };
+        // Keep-alives and unparsable messages are not SIP messages to show.
+        if what.contains(' ') {
+            return;
+        }
+        if arrow == "<-" && what.starts_with('2') && f.cseq.split_whitespace().nth(1) == Some("BYE")
+        {
+            BYE_2XX.store(true, Ordering::Relaxed);
+        }
+        match f.reason {
+            Some(reason) => println!("{arrow} {what} {}", printable(reason.as_bytes())),
+            None => println!("{arrow} {}", printable(what.as_bytes())),
+        }
+    }
+}
+
+/// `-v`: the whole response (its `<- CODE Reason` line is the wire printer's).
 fn show(r: &OwnedMessage, verbose: bool) {
     if verbose {
-        println!("<- {}", printable(r.as_bytes()));
-    } else {
-        let bytes = r.as_bytes();
-        let line = bytes.split(|&b| b == b'\r').next().unwrap_or(bytes);
-        println!("<- {}", printable(line));
+        println!("{}", printable(r.as_bytes()));
     }
 }
 
@@ -259,14 +484,7 @@ async fn send(
             if let Some(d) = digest.as_mut() {
                 match d.retry(&request, &last, rng) {
                     Ok(next) => {
-                        let v = next.view();
-                        println!(
-                            "-> {} {} (with credentials)",
-                            v.method()
-                                .map(|m| m.as_str().to_owned())
-                                .unwrap_or_default(),
-                            next.request_uri().unwrap_or("")
-                        );
+                        println!("   answering the challenge");
                         request = next;
                         continue;
                     }
@@ -282,25 +500,14 @@ fn is_2xx(r: &OwnedMessage) -> bool {
     r.view().status().is_some_and(|c| (200..300).contains(&c))
 }
 
-fn header(m: &OwnedMessage, name: HeaderName) -> String {
-    m.view().header(name).unwrap_or("").to_owned()
-}
-
-/// The remote target of the dialog: the 2xx's Contact URI (RFC 3261 section 12.1.2).
-fn remote_target(ok: &OwnedMessage, fallback: &str) -> String {
-    ok.message()
-        .ok()
-        .and_then(|m| match m.contacts().next() {
-            Some(Contact::Addr(a)) => Some(a.uri.to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| fallback.to_owned())
-}
-
 /// `register`: keeps a registration for `--for`, then removes it. Fails unless every
 /// REGISTER got a 2xx (after answering challenges).
-async fn register(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
-    let target = target_of(&args.uri, args.transport)?;
+async fn register(
+    args: &Args,
+    client: &Client,
+    target: Target,
+    local: SocketAddr,
+) -> Result<(), String> {
     let aor = args.aor.as_deref().ok_or("register needs --aor URI")?;
     let user = args.user.as_deref().unwrap_or("sipc");
     let contact = match target.transport {
@@ -310,6 +517,9 @@ async fn register(args: &Args, client: &Client, local: SocketAddr) -> Result<(),
     let mut config = RegistrationConfig::new(&args.uri, aor, &contact).with_expires(args.expires);
     if let (Some(u), Some(p)) = (&args.user, &args.password) {
         config = config.with_credentials(u, p);
+    }
+    if let Some(proxy) = &args.proxy {
+        config = config.with_header("Route", &proxy_route(proxy));
     }
     let mut reg = client.register(config, target).map_err(|e| e.to_string())?;
     let until = tokio::time::Instant::now() + args.stay;
@@ -406,66 +616,469 @@ fn print_event(uri: &str, e: &RegistrationEvent, ok: &mut bool, registered: &mut
     }
 }
 
-async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), String> {
-    if args.command == "register" {
-        return register(args, client, local).await;
+/// Why sipc fails: exit 1, or 130 when interrupted.
+enum Fail {
+    Error(String),
+    Interrupted,
+}
+
+impl From<String> for Fail {
+    fn from(e: String) -> Fail {
+        Fail::Error(e)
     }
-    let target = target_of(&args.uri, args.transport)?;
+}
+
+async fn run(
+    args: &Args,
+    client: &Client,
+    incoming: Incoming,
+    target: Target,
+    local: SocketAddr,
+) -> Result<(), Fail> {
+    // Requests that are not the session layer's (outside sipc's dialogs) get a plain
+    // answer, so that a peer is never left waiting.
+    tokio::spawn(answer_strays(incoming));
+    if args.command == "register" {
+        return Ok(register(args, client, target, local).await?);
+    }
     let mut rng = SeededRng::new(
         sip_driver_tokio::os_seed().map_err(|e| format!("cannot read a seed: {e}"))?,
     );
+    let mut digest = match (&args.user, &args.password) {
+        (Some(u), Some(p)) => Some(DigestClient::new(u, p)),
+        _ => None,
+    };
+    if args.command == "call" {
+        return match digest.as_mut() {
+            Some(d) => call_with_credentials(args, client, target, local, d, &mut rng).await,
+            None => call(args, client, target, local, &mut rng).await,
+        };
+    }
     let from = format!("<sip:sipc@{local}>");
-    let contact = format!("<sip:sipc@{local}>");
     let to = format!("<{}>", args.uri);
     let method = match args.command.as_str() {
         "options" => Method::Options,
-        "message" => Method::Message,
-        _ => Method::Invite,
+        _ => Method::Message,
     };
     let cseq = (rng.next_u64() % 10_000) as u32 + 1;
     let mut b = RequestBuilder::new(method, &args.uri)
         .from(&from)
         .to(&to)
         .cseq(cseq);
+    if let Some(proxy) = &args.proxy {
+        b = b.header("Route", &proxy_route(proxy));
+    }
     b = match method {
         Method::Message => b.body("text/plain", args.text.as_bytes()),
-        Method::Invite => b.contact(&contact).body("application/sdp", OFFER),
         _ => b.header("Accept", "application/sdp"),
     };
     let request = b.build(&mut rng).map_err(|e| e.to_string())?;
-    let mut digest = match (&args.user, &args.password) {
-        (Some(u), Some(p)) => Some(DigestClient::new(u, p)),
-        _ => None,
-    };
-    println!("-> {} {}", method.as_str(), args.uri);
-    let (request, last) =
-        send(client, request, target, &mut digest, &mut rng, args.verbose).await?;
+    let (_, last) = send(client, request, target, &mut digest, &mut rng, args.verbose).await?;
     if !is_2xx(&last) {
-        return Err(format!("{} failed", method.as_str()));
+        return Err(Fail::Error(format!("{} failed", method.as_str())));
     }
-    if method != Method::Invite {
-        return Ok(());
+    Ok(())
+}
+
+/// Answers what arrives outside sipc's calls: OPTIONS 200, a new INVITE 486 Busy Here (sipc
+/// takes no calls), a request inside a dialog sipc does not know 481 (RFC 3261 section
+/// 12.2.2), anything else 405.
+async fn answer_strays(mut incoming: Incoming) {
+    while let Some((request, mut responder)) = incoming.next().await {
+        let in_dialog = request
+            .message()
+            .ok()
+            .is_some_and(|m| m.to().and_then(|t| t.tag()).is_some());
+        let status = match request.view().method() {
+            _ if in_dialog => 481,
+            Some(Method::Options) => 200,
+            Some(Method::Invite) => 486,
+            _ => 405,
+        };
+        let _ = responder.respond_status(status).await;
     }
-    // The dialog: ACK the 2xx, hold, then BYE.
-    let uri = remote_target(&last, &args.uri);
+}
+
+/// What the call does next when its timer fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `--reinvite-after`: a re-INVITE with a sendonly offer.
+    Hold,
+    /// Then one with sendrecv.
+    Resume,
+    /// The end of `--hold`: BYE.
+    Bye,
+}
+
+/// `call`: the INVITE session on the driver's call API. The session layer sends the ACK,
+/// PRACK (100rel), CANCEL and BYE, answers requests inside the dialog (BYE, OPTIONS; the
+/// peer's offers are answered here from [`LocalMedia`]) and refreshes the session timer.
+async fn call(
+    args: &Args,
+    client: &Client,
+    target: Target,
+    local: SocketAddr,
+    rng: &mut SeededRng,
+) -> Result<(), Fail> {
+    let from = format!("<sip:sipc@{local}>");
+    let to = format!("<{}>", args.uri);
+    let mut media = local_media(args.sdp.as_deref(), local.ip(), rng);
+    let offer = match &args.sdp {
+        Some(file) => file.clone(),
+        None => media.offer(Direction::SendRecv),
+    };
+    let mut base = Invite::new(&args.uri, &from, &to, target).offer(offer);
+    if let Some(proxy) = &args.proxy {
+        base = base.route(&proxy_route(proxy));
+    }
+    if args.rel100 {
+        base = base.rel100(Rel100::Required);
+    }
+    if let Some(secs) = args.session_expires {
+        base = base.session_expires(secs);
+    }
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut call = client.call(base).await.map_err(|e| e.to_string())?;
+    {
+        let mut run = CallRun::default();
+        let reason = loop {
+            let deadline = run.deadline;
+            tokio::select! {
+                event = call.next_event() => {
+                    let Some(event) = event else {
+                        return Err(Fail::Error("the call vanished".into()));
+                    };
+                    if let Some(reason) = run.event(args, &call, &mut media, event).await {
+                        break reason;
+                    }
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => run.step(args, &call, &mut media).await,
+                _ = &mut interrupted => {
+                    // A second Ctrl-C leaves at once.
+                    if run.interrupted {
+                        return Err(Fail::Interrupted);
+                    }
+                    run.interrupted = true;
+                    run.deadline = None;
+                    println!("   interrupted: hanging up");
+                    if let Err(e) = call.hangup().await {
+                        eprintln!("sipc: cannot hang up: {e}");
+                    }
+                    interrupted.set(tokio::signal::ctrl_c());
+                }
+            }
+        };
+        println!("   call ended: {}", describe(reason));
+        if run.interrupted {
+            return Err(Fail::Interrupted);
+        }
+        match reason {
+            _ if !run.established => Err(Fail::Error("the call was not established".into())),
+            _ if run.offer_refused => Err(Fail::Error("a re-INVITE was refused".into())),
+            // The callee hung up: its BYE was answered 200 by the session layer.
+            EndReason::RemoteBye => Ok(()),
+            EndReason::LocalBye if BYE_2XX.load(Ordering::Relaxed) => Ok(()),
+            EndReason::LocalBye => Err(Fail::Error("the BYE got no 2xx".into())),
+            _ => Err(Fail::Error("the call did not end with BYE".into())),
+        }
+    }
+}
+
+/// The state of one call attempt.
+#[derive(Default)]
+struct CallRun {
+    established: bool,
+    interrupted: bool,
+    /// A re-INVITE of `--reinvite-after` was refused.
+    offer_refused: bool,
+    /// The next step and when.
+    deadline: Option<(tokio::time::Instant, Step)>,
+    /// The re-INVITE waiting for its answer.
+    reinviting: Option<Step>,
+}
+
+impl CallRun {
+    /// Handles one event of the call; the end reason when it is over.
+    async fn event(
+        &mut self,
+        args: &Args,
+        call: &Call,
+        media: &mut LocalMedia,
+        event: CallEvent,
+    ) -> Option<EndReason> {
+        let now = tokio::time::Instant::now();
+        match event {
+            CallEvent::Answered { sdp } => {
+                self.established = true;
+                // (an answer to the offer of --sdp FILE is not the helper's to check)
+                if let (Some(sdp), None) = (sdp, &args.sdp) {
+                    if let Err(e) = media.accept_answer(&sdp) {
+                        println!("   the answer does not fit the offer: {e}");
+                    }
+                }
+                println!("   call established");
+                if self.interrupted {
+                    return None;
+                }
+                self.deadline = Some(match args.reinvite_after {
+                    Some(d) => (now + d, Step::Hold),
+                    None => {
+                        println!("   holding for {:?}", args.hold);
+                        (now + args.hold, Step::Bye)
+                    }
+                });
+            }
+            CallEvent::Offer { method, sdp } => {
+                // The peer's re-INVITE or UPDATE (hold, resume, new media): RFC 3264 6.
+                let answer = media.answer(&sdp).map_err(|e| {
+                    println!("   refusing the {method} offer: {e}");
+                    e.status()
+                });
+                if let Err(e) = call.answer_offer(answer).await {
+                    eprintln!("sipc: cannot answer the offer: {e}");
+                }
+            }
+            CallEvent::Answer { sdp } => {
+                if let Err(e) = media.accept_answer(&sdp) {
+                    println!("   the answer does not fit the offer: {e}");
+                }
+                self.next_after_reinvite(args, now);
+            }
+            CallEvent::OfferRefused { status } => {
+                println!("   re-INVITE refused ({status})");
+                self.offer_refused = true;
+                self.next_after_reinvite(args, now);
+            }
+            CallEvent::Ended(reason) => return Some(reason),
+            _ => {}
+        }
+        None
+    }
+
+    /// Once a re-INVITE of `--reinvite-after` is answered: the next one after the same
+    /// time, or after the last one the hold time, then BYE.
+    fn next_after_reinvite(&mut self, args: &Args, now: tokio::time::Instant) {
+        if self.interrupted {
+            return;
+        }
+        self.deadline = match (self.reinviting.take(), args.reinvite_after) {
+            (Some(Step::Hold), Some(d)) => Some((now + d, Step::Resume)),
+            (Some(_), _) => {
+                println!("   holding for {:?}", args.hold);
+                Some((now + args.hold, Step::Bye))
+            }
+            (None, _) => self.deadline,
+        };
+    }
+
+    /// The timer fired: hold, resume or hang up.
+    async fn step(&mut self, args: &Args, call: &Call, media: &mut LocalMedia) {
+        let Some((_, step)) = self.deadline.take() else {
+            return;
+        };
+        let sent = match step {
+            Step::Hold => {
+                println!("   on hold (sendonly)");
+                call.hold(media).await
+            }
+            Step::Resume => {
+                println!("   off hold (sendrecv)");
+                call.resume(media).await
+            }
+            Step::Bye => call.hangup().await,
+        };
+        match sent {
+            Ok(()) if step != Step::Bye => self.reinviting = Some(step),
+            Ok(()) => {}
+            Err(e) => {
+                eprintln!("sipc: {e}");
+                if step == Step::Bye {
+                    return;
+                }
+                // The re-INVITE could not be sent: go on as if it were refused.
+                self.offer_refused = true;
+                self.reinviting = Some(step);
+                self.next_after_reinvite(args, tokio::time::Instant::now());
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<(tokio::time::Instant, Step)>) {
+    match deadline {
+        Some((at, _)) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe(reason: EndReason) -> String {
+    match reason {
+        EndReason::LocalBye => "BYE sent".into(),
+        EndReason::RemoteBye => "BYE received".into(),
+        EndReason::Cancelled => "cancelled".into(),
+        EndReason::Rejected(code) => format!("rejected ({code})"),
+        EndReason::Timeout => "timed out".into(),
+        EndReason::DialogGone => "the dialog is gone (481)".into(),
+        EndReason::NoAck => "no ACK".into(),
+        EndReason::SessionExpired => "the session expired".into(),
+        EndReason::Lifetime => "too long".into(),
+        EndReason::TransportError => "transport error".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The media helper: PCMU and PCMA on `ip` (no RTP is sent), or the address, port and o=
+/// session id of `--sdp FILE` (whose later offers and answers it writes).
+fn local_media(file: Option<&[u8]>, ip: IpAddr, rng: &mut SeededRng) -> LocalMedia {
+    let (mut address, mut port, mut id) = (ip, 49170, rng.next_u64() >> 2);
+    if let Some(sdp) = file.and_then(|f| Sdp::parse(f).ok()) {
+        if let Some(m) = sdp.media().iter().find(|m| m.media_type() == "audio") {
+            port = m.port();
+            if let Some(a) = sdp.connection_for(m).and_then(|c| c.ip()) {
+                address = a;
+            }
+        }
+        if let Some(n) = sdp.origin().session_id_number() {
+            id = n;
+        }
+    }
+    LocalMedia::new(address, port, id).with_codecs(vec![Codec::pcmu(), Codec::pcma()])
+}
+
+/// `call --user NAME --password SECRET`: the call on the request/response API, because a
+/// challenge must be answered inside the same call (RFC 3261 section 8.1.3.5: the same
+/// Call-ID, CSeq + 1), and the ACK for the 2xx must carry the INVITE's credentials (section
+/// 13.2.2.4), neither of which the session layer does yet. The INVITE (challenges answered
+/// once per new challenge), ACK along the route set (the reversed Record-Route, section
+/// 12.1.2), hold, BYE with the kept nonce; Ctrl-C cancels while ringing (a 2xx that crosses
+/// the CANCEL is ACKed and ended with BYE) or sends the BYE at once, and exits 130.
+async fn call_with_credentials(
+    args: &Args,
+    client: &Client,
+    target: Target,
+    local: SocketAddr,
+    digest: &mut DigestClient,
+    rng: &mut SeededRng,
+) -> Result<(), Fail> {
+    let from = format!("<sip:sipc@{local}>");
+    let contact = match target.transport {
+        Transport::Tcp => format!("<sip:sipc@{local};transport=tcp>"),
+        _ => format!("<sip:sipc@{local}>"),
+    };
+    let to = format!("<{}>", args.uri);
+    let offer = match &args.sdp {
+        Some(file) => file.clone(),
+        None => local_media(None, local.ip(), rng).offer(Direction::SendRecv),
+    };
+    let cseq = (rng.next_u64() % 10_000) as u32 + 1;
+    let mut b = RequestBuilder::new(Method::Invite, &args.uri)
+        .from(&from)
+        .to(&to)
+        .cseq(cseq)
+        .contact(&contact)
+        .body("application/sdp", &offer);
+    if let Some(proxy) = &args.proxy {
+        b = b.header("Route", &proxy_route(proxy));
+    }
+    let mut request = b.build(rng).map_err(|e| e.to_string())?;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut cancelled = false;
+    let last = loop {
+        let mut responses = client
+            .request(request.clone(), target)
+            .await
+            .map_err(|e| e.to_string())?;
+        let last = loop {
+            tokio::select! {
+                r = responses.next() => match r {
+                    Some(Ok(resp)) => {
+                        show(&resp, args.verbose);
+                        if resp.view().status().is_some_and(|c| c >= 200) {
+                            break resp;
+                        }
+                    }
+                    Some(Err(e)) => return Err(Fail::Error(e.to_string())),
+                    None => return Err(Fail::Error("no final response".into())),
+                },
+                _ = &mut interrupted => {
+                    if cancelled {
+                        return Err(Fail::Interrupted);
+                    }
+                    cancelled = true;
+                    println!("   interrupted: cancelling");
+                    // (sent once a provisional response has come, RFC 3261 section 9.1)
+                    if let Err(e) = client.cancel(responses.id()).await {
+                        eprintln!("sipc: cannot cancel: {e}");
+                    }
+                    interrupted.set(tokio::signal::ctrl_c());
+                }
+            }
+        };
+        if !cancelled && matches!(last.view().status(), Some(401 | 407)) {
+            match digest.retry(&request, &last, rng) {
+                Ok(next) => {
+                    println!("   answering the challenge");
+                    request = next;
+                    continue;
+                }
+                Err(e) => eprintln!("sipc: cannot answer the challenge: {e}"),
+            }
+        }
+        break last;
+    };
+    if !is_2xx(&last) {
+        return Err(if cancelled {
+            Fail::Interrupted
+        } else {
+            Fail::Error("the call was not established".into())
+        });
+    }
+    // The dialog (section 12.1.2): remote target the 2xx's Contact, route set the reversed
+    // Record-Route; the first hop is the first Route, else the remote target.
+    let okm = last.message().map_err(|e| e.to_string())?;
+    let remote_target = match okm.contacts().next() {
+        Some(Contact::Addr(a)) => a.uri.to_string(),
+        _ => args.uri.clone(),
+    };
+    let mut routes: Vec<String> = okm
+        .values(HeaderName::RecordRoute)
+        .filter_map(|v| match v {
+            HeaderValue::Addr(a) if a.params.is_empty() => Some(format!("<{}>", a.uri)),
+            HeaderValue::Addr(a) => Some(format!("<{}>;{}", a.uri, a.params.as_str())),
+            _ => None,
+        })
+        .collect();
+    routes.reverse();
+    let next_hop = routes
+        .first()
+        .map(|r| r.trim_start_matches('<').split('>').next().unwrap_or(""))
+        .unwrap_or(&remote_target);
+    let hop = target_of(next_hop, None).unwrap_or(target);
+    let view = request.view();
+    let (from, to, call_id) = (
+        view.header(HeaderName::From).unwrap_or("").to_owned(),
+        last.view().header(HeaderName::To).unwrap_or("").to_owned(),
+        view.header(HeaderName::CallId).unwrap_or("").to_owned(),
+    );
     // The INVITE that got the 2xx: after a challenge its CSeq is not the first one.
     let cseq = request
         .message()
         .ok()
         .and_then(|m| m.cseq().map(|c| c.seq))
         .unwrap_or(cseq);
-    let (from, to, call_id) = (
-        header(&request, HeaderName::From),
-        header(&last, HeaderName::To),
-        header(&request, HeaderName::CallId),
-    );
-    let mut ack = RequestBuilder::new(Method::Ack, &uri)
-        .from(&from)
-        .to(&to)
-        .call_id(&call_id)
-        .cseq(cseq);
+    let in_dialog = |method| {
+        routes.iter().fold(
+            RequestBuilder::new(method, &remote_target)
+                .from(&from)
+                .to(&to)
+                .call_id(&call_id),
+            |b, r| b.header("Route", r),
+        )
+    };
+    let mut ack = in_dialog(Method::Ack).cseq(cseq);
     // Section 13.2.2.4: the ACK carries the same credentials as the INVITE.
-    let view = request.view();
     for (name, h) in [
         ("Authorization", HeaderName::Authorization),
         ("Proxy-Authorization", HeaderName::ProxyAuthorization),
@@ -474,27 +1087,29 @@ async fn run(args: &Args, client: &Client, local: SocketAddr) -> Result<(), Stri
             ack = ack.header(name, value);
         }
     }
-    let ack = ack.build(&mut rng).map_err(|e| e.to_string())?;
-    println!("-> ACK {uri}");
-    client.ack(ack, target).await.map_err(|e| e.to_string())?;
-    println!("   holding for {:?}", args.hold);
-    tokio::select! {
-        _ = tokio::time::sleep(args.hold) => {}
-        _ = tokio::signal::ctrl_c() => println!("   interrupted"),
+    let ack = ack.build(rng).map_err(|e| e.to_string())?;
+    client.ack(ack, hop).await.map_err(|e| e.to_string())?;
+    if !cancelled {
+        println!("   call established");
+        println!("   holding for {:?}", args.hold);
+        tokio::select! {
+            _ = tokio::time::sleep(args.hold) => {}
+            _ = &mut interrupted => {
+                println!("   interrupted: hanging up");
+                cancelled = true;
+            }
+        }
     }
-    let bye = RequestBuilder::new(Method::Bye, &uri)
-        .from(&from)
-        .to(&to)
-        .call_id(&call_id)
+    let bye = in_dialog(Method::Bye)
         .cseq(cseq + 1)
-        .build(&mut rng)
+        .build(rng)
         .map_err(|e| e.to_string())?;
-    println!("-> BYE {uri}");
-    let (_, last) = send(client, bye, target, &mut digest, &mut rng, args.verbose).await?;
-    if is_2xx(&last) {
-        Ok(())
-    } else {
-        Err("BYE failed".into())
+    let mut digest = Some(digest.clone());
+    let (_, last) = send(client, bye, hop, &mut digest, rng, args.verbose).await?;
+    match (cancelled, is_2xx(&last)) {
+        (true, _) => Err(Fail::Interrupted),
+        (false, true) => Ok(()),
+        (false, false) => Err(Fail::Error("the BYE got no 2xx".into())),
     }
 }
 
@@ -519,43 +1134,78 @@ async fn main() -> ExitCode {
         }
     };
     // A log written to a file or a pipe gets no colour codes.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .init();
-    let target = match target_of(&args.uri, args.transport) {
+        .with_filter(filter);
+    // One line per message on stdout (register prints its own, one per REGISTER).
+    let wire_level = if args.verbose && args.command == "call" {
+        tracing::Level::TRACE
+    } else {
+        tracing::Level::INFO
+    };
+    let wire = (args.command != "register").then(|| {
+        WirePrinter {
+            verbose: args.verbose,
+        }
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("sip_driver_tokio::wire", wire_level),
+        )
+    });
+    tracing_subscriber::registry().with(log).with(wire).init();
+    // Requests go to the outbound proxy when there is one, else to the URI's address.
+    let target = match target_of(args.proxy.as_deref().unwrap_or(&args.uri), args.transport) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("sipc: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    // Listen on the loopback of the target's family: the Via and Contact name it.
-    let ip = match target.addr.ip() {
-        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-    };
-    let specs = [
-        ListenSpec::udp(SocketAddr::new(ip, 0)),
-        ListenSpec::tcp(SocketAddr::new(ip, 0)),
-    ];
-    let (client, _incoming) = match Driver::bind(specs).await {
-        Ok(d) => d.start(),
+    // Listen on `--bind`, else on the address the system sends from toward the target, with
+    // the transport used only: the Via and the Contact name the address and port that
+    // receive (with `;transport=tcp` over TCP).
+    let bind = args
+        .bind
+        .unwrap_or_else(|| SocketAddr::new(local_ip_toward(target.addr), 0));
+    if bind.is_ipv4() != target.addr.is_ipv4() {
+        eprintln!(
+            "sipc: --bind {bind} and {} are not of one address family\n{USAGE}",
+            target.addr
+        );
+        return ExitCode::from(2);
+    }
+    let driver = match Driver::bind([ListenSpec::new(target.transport, bind)]).await {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("sipc: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let local = client
-        .local_addr(target.transport)
-        .or_else(|| client.local_addr(Transport::Udp))
-        .expect("bound");
-    let result = run(&args, &client, local).await;
+    // The session layer: Contact sip:sipc@ADDR:PORT of the listener (;transport=tcp over
+    // TCP), 100rel and session timers as asked. sipc takes no calls: a new INVITE goes to
+    // `answer_strays`.
+    let mut sessions = SessionConfig::new("sipc");
+    sessions.timers = driver.config().timers;
+    sessions.user_agent = Some("sipc".into());
+    sessions.rel100 = if args.rel100 {
+        Rel100::Required
+    } else {
+        Rel100::Supported
+    };
+    sessions.session_timer = args.session_expires.map(|expires| SessionTimer {
+        expires,
+        min_se: expires.min(90),
+    });
+    let (client, incoming, calls) = driver.start_with_calls(sessions);
+    drop(calls);
+    let local = client.local_addr(target.transport).expect("bound");
+    let result = run(&args, &client, incoming, target, local).await;
     client.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Fail::Interrupted) => ExitCode::from(130),
+        Err(Fail::Error(e)) => {
             eprintln!("sipc: {e}");
             ExitCode::FAILURE
         }

@@ -39,7 +39,13 @@
 //!   --record-route    stay on the path of the dialogs
 //!   --route-to URI    the next hop of every request not for a registered user
 //!   --max-contexts N  requests being forwarded at most (503 with Retry-After beyond)
+//! sipd [...] [--memory MIB] [--session-expires SECS]
+//!   --session-expires SECS
+//!                     session timers (RFC 4028): the interval asked of callers, Min-SE 90;
+//!                     default 1800, 0 for none
 //! ```
+//!
+//! At exit the summary names the dialogs still open (`dialogs open N`), as the mio sipd's.
 //!
 //! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
 //! `sipc`: `--help` prints the help on stdout and exits 0; a usage error prints the usage on
@@ -54,6 +60,7 @@ use sip_core::location::Binding;
 use sip_core::proxy::{Proxy, ProxyConfig};
 use sip_core::proxy_registrar::{ProxyRegistrar, RouteTo, Routing};
 use sip_core::registrar::{RegistrarConfig, Reject};
+use sip_core::session::SessionTimer;
 use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
 use sip_driver_tokio::location::{RedisConfig, RedisLocation};
@@ -79,6 +86,8 @@ struct Args {
     max_contexts: Option<usize>,
     /// `--memory`: the endpoint's byte budget (`Config::max_held_bytes`).
     memory: Option<usize>,
+    /// `--session-expires`: the session interval asked for (RFC 4028), 0 for none.
+    session_expires: u32,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
@@ -86,7 +95,7 @@ const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEV
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
-            [--memory MIB]";
+            [--memory MIB] [--session-expires SECS]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -97,7 +106,7 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
-            [--memory MIB]
+            [--memory MIB] [--session-expires SECS]
   --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
                     default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
@@ -143,6 +152,10 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
   --memory MIB      bytes the endpoint holds for peers at most (stored requests and
                     responses, stream buffers), in MiB: beyond, new requests get 503 with
                     Retry-After (default 128; a proxy holds each call's messages 32 s)
+  --session-expires SECS
+                    the session interval asked of callers (RFC 4028, Min-SE 90; the
+                    refresher re-INVITEs or UPDATEs, a session not refreshed ends with
+                    BYE): default 1800, 0 for no session timers
   -h, --help        this help";
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -220,6 +233,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         route_to: None,
         max_contexts: None,
         memory: None,
+        session_expires: 1800,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -310,6 +324,16 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                         "--memory takes a number of MiB (1 to 1048576), not {v:?}"
                     ))?;
                 args.memory = Some(mib << 20);
+            }
+            "--session-expires" => {
+                let v = value("--session-expires")?;
+                args.session_expires =
+                    v.parse()
+                        .ok()
+                        .filter(|&n| n == 0 || n >= MIN_SE)
+                        .ok_or(format!(
+                            "--session-expires {v}: 0 (off) or a number of seconds from {MIN_SE}"
+                        ))?;
             }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
@@ -541,6 +565,10 @@ impl TransactionUser for ProxyLogged {
     }
 }
 
+/// Min-SE of the session timers (RFC 4028 section 4: 90 s at least), and so the shortest
+/// `--session-expires`.
+const MIN_SE: u32 = 90;
+
 /// The default of `--max-contexts`: the context of an INVITE answered 2xx stays 64*T1
 /// (32 s) for the retransmissions of the 2xx, so each call per second keeps about 32 of
 /// them (the proxy core's default, 65536, would refuse calls after 30 s at 2000 calls/s);
@@ -600,7 +628,8 @@ fn proxy_summary(ran: Duration, s: &sip_core::Stats, tu: &ProxyRegistrar) -> Str
     let r = tu.stats();
     format!(
         "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
-         transactions {}; OPTIONS {}, rejected {}; registrations {}, bindings {}; \
+         transactions {}; OPTIONS {}, rejected {}; dialogs open {}; registrations {}, \
+         bindings {}; \
          proxy: contexts open {}, to registered users {}, passed on {}, refused by the \
          routing {}, overloaded (503) {}, requests forwarded {}, responses forwarded {}, \
          ACKs forwarded {}, CANCELs sent {}, loops {}, answered by the proxy {}",
@@ -611,6 +640,7 @@ fn proxy_summary(ran: Duration, s: &sip_core::Stats, tu: &ProxyRegistrar) -> Str
         s.transactions,
         u.options,
         u.rejected,
+        tu.ua().dialogs(),
         u.registrations,
         tu.ua().bindings(),
         tu.proxy().contexts(),
@@ -708,6 +738,13 @@ async fn main() -> ExitCode {
     ua_config.ring = args.ring;
     ua_config.timers = driver.config().timers;
     ua_config.server = Some("sipd".into());
+    // RFC 4028: the session interval sipd asks for, refreshed by the refresher; a session
+    // nobody refreshes ends with BYE. 0: no session timers (dialogs still end at the
+    // session layer's maximum lifetime).
+    ua_config.session.session_timer = (args.session_expires > 0).then_some(SessionTimer {
+        expires: args.session_expires,
+        min_se: MIN_SE,
+    });
     if args.registrar || args.proxy {
         let mut domains: Vec<String> = args.realm.iter().cloned().collect();
         // The proxy's domain is the registrar's too (in memory, and without credentials
@@ -835,7 +872,8 @@ async fn main() -> ExitCode {
             println!(
                 "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
                  transactions {}; calls answered {}, ended {}, cancelled {}, ACK timeouts {}; \
-                 OPTIONS {}, MESSAGE {}, rejected {}; registrations {}, bindings {}",
+                 OPTIONS {}, MESSAGE {}, rejected {}; dialogs open {}; registrations {}, \
+                 bindings {}",
                 started.elapsed().as_secs_f64(),
                 s.received,
                 s.malformed,
@@ -848,6 +886,7 @@ async fn main() -> ExitCode {
                 u.options,
                 u.messages,
                 u.rejected,
+                done.tu.0.dialogs(),
                 u.registrations,
                 // With --location they are in Redis, shared: not this process's to count.
                 match done.tu.1 {

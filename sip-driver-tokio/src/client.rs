@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sip_core::message::Contact;
+use sip_core::session::SessionConfig;
 use sip_core::{
     ClientTxId, Endpoint, Event, HeaderName, HeaderValue, Listener, Method, OwnedMessage,
     RequestBuilder, ResponseBuilder, Rng, SeededRng, SendError, ServerTxId, Source, Target, Timer,
@@ -13,6 +14,7 @@ use sip_core::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::call::{CallCommand, CallTable, IncomingCall};
 use crate::driver::first_addr;
 use crate::registration::{unregister_all, RegCommand, Registered};
 use crate::{Driver, Error, RequestError};
@@ -51,6 +53,8 @@ pub(crate) enum Command {
     },
     /// A responder was dropped before a final response.
     Abandon { tx: ServerTxId },
+    /// A call's command ([`crate::Call`], [`Client::call`]).
+    Call(CallCommand),
 }
 
 #[derive(Debug)]
@@ -91,7 +95,9 @@ pub struct Responses {
 
 /// The requests that arrive, each with its [`Responder`]. CANCEL is handled by the driver
 /// (200 to the CANCEL, 487 to the INVITE) and ACKs end 2xx retransmissions; neither is
-/// delivered here.
+/// delivered here. Requests inside (or cancelling) the calls of [`Client::call`] and
+/// [`crate::IncomingCalls`] are the session layer's and not delivered here either, nor,
+/// while an [`crate::IncomingCalls`] lives, a new INVITE.
 #[derive(Debug)]
 pub struct Incoming {
     rx: mpsc::Receiver<(OwnedMessage, Responder)>,
@@ -125,11 +131,29 @@ impl Driver {
     /// # Ok(()) }
     /// ```
     pub fn start(self) -> (Client, Incoming) {
+        let mut config = SessionConfig::new("user");
+        config.timers = self.config().timers;
+        self.start_inner(config, None)
+    }
+
+    /// [`Driver::start`] with the session layer's configuration, and the queue of incoming
+    /// calls when the application takes them ([`Driver::start_with_calls`]).
+    pub(crate) fn start_inner(
+        self,
+        sessions: SessionConfig,
+        incoming_calls: Option<mpsc::Sender<IncomingCall>>,
+    ) -> (Client, Incoming) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(INCOMING_QUEUE);
         let (done_tx, done_rx) = watch::channel(false);
         let listeners = self.listeners().to_vec();
         let shutdown = self.shutdown_handle_arc();
+        let mut rng = SeededRng::new(self.tu_seed());
+        // The session layer's own seed (tags, Call-IDs, the retry timers of RFC 3261 14.1).
+        let mut session_seed = [0u8; 32];
+        for chunk in session_seed.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+        }
         let tu = AppTu {
             incoming: in_tx,
             cmds: cmd_tx.downgrade(),
@@ -140,7 +164,8 @@ impl Driver {
             invites: HashMap::new(),
             abandoned: HashMap::new(),
             deadlines: BTreeSet::new(),
-            rng: SeededRng::new(self.tu_seed()),
+            rng,
+            calls: CallTable::new(sessions, session_seed, incoming_calls, cmd_tx.downgrade()),
         };
         let (owner, tu) = self.into_owner(tu);
         tokio::spawn(async move {
@@ -265,8 +290,13 @@ impl Client {
         Arc::clone(&self.shared.registered)
     }
 
-    fn send(&self, cmd: Command) -> Result<(), Error> {
+    pub(crate) fn send(&self, cmd: Command) -> Result<(), Error> {
         self.cmds.send(cmd).map_err(|_| Error::Stopped)
+    }
+
+    /// A sender of commands, which keeps the driver running while it lives.
+    pub(crate) fn commands(&self) -> mpsc::UnboundedSender<Command> {
+        self.cmds.clone()
     }
 }
 
@@ -417,6 +447,8 @@ pub(crate) struct AppTu {
     /// The deadlines of [`Client::request_with_timeout`]; an entry whose transaction has
     /// its final response already is skipped when it comes up.
     deadlines: BTreeSet<(Instant, ClientTxId)>,
+    /// The session layer and the calls ([`Client::call`], [`crate::IncomingCalls`]).
+    calls: CallTable,
 }
 
 /// An INVITE given up at timer C. See [`AppTu::abandoned`].
@@ -498,6 +530,38 @@ impl AppTu {
                 }
                 self.servers.remove(&tx);
             }
+            Command::Call(cmd) => self.calls.command(now, cmd, ep),
+        }
+    }
+
+    /// Is `event` the session layer's to see first? Requests inside (or cancelling) its
+    /// calls, and new INVITEs while the application takes incoming calls; responses,
+    /// timeouts and transport errors of transactions the request/response API did not start
+    /// (the session layer gives back what is not its own).
+    fn for_sessions(&self, event: &Event) -> bool {
+        match event {
+            Event::Request { request, .. } => self.calls.wants_request(request),
+            Event::Ack { .. } | Event::StrayResponse { .. } => self.calls.active(),
+            Event::Response { tx, .. }
+            | Event::Timeout {
+                tx: TxId::Client(tx),
+                ..
+            }
+            | Event::TransportError {
+                tx: TxId::Client(tx),
+            } => {
+                self.calls.active()
+                    && !self.pending.contains_key(tx)
+                    && !self.abandoned.contains_key(tx)
+            }
+            Event::Timeout {
+                tx: TxId::Server(tx),
+                ..
+            }
+            | Event::TransportError {
+                tx: TxId::Server(tx),
+            } => self.calls.active() && !self.servers.contains_key(tx),
+            _ => self.calls.active(),
         }
     }
 
@@ -713,6 +777,14 @@ fn dialog_requests(
 
 impl TransactionUser for AppTu {
     fn handle_event(&mut self, now: Instant, event: Event, ep: &mut Endpoint) {
+        let event = if self.for_sessions(&event) {
+            match self.calls.handle_event(now, event, ep) {
+                Some(back) => back,
+                None => return,
+            }
+        } else {
+            event
+        };
         match event {
             Event::Request {
                 tx,
@@ -822,10 +894,14 @@ impl TransactionUser for AppTu {
             .iter()
             .map(|r| r.next.min(r.until))
             .chain(deadline)
+            .chain(self.calls.poll_timeout())
             .min()
     }
 
     fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
+        if self.calls.poll_timeout().is_some_and(|t| t <= now) {
+            self.calls.handle_timeout(now, ep);
+        }
         while let Some(&(at, tx)) = self.deadlines.first() {
             if at > now {
                 break;

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use sip_core::session::SessionError;
 use sip_core::{BuildError, SendError};
 
 use crate::ListenSpec;
@@ -33,6 +34,9 @@ pub enum Error {
     /// The driver has stopped.
     #[error("the driver has stopped")]
     Stopped,
+    /// The session layer refused a call's command ([`crate::Call`]).
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 /// Why a request got no final response.

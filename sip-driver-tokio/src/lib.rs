@@ -16,10 +16,12 @@
 //!   user in the loop;
 //! - [`Driver::start`], which runs a built-in transaction user behind an async API: a
 //!   [`Client`] sends requests and gets their [`Responses`], and [`Incoming`] yields received
-//!   requests, each with a [`Responder`].
+//!   requests, each with a [`Responder`]; [`Client::call`] places calls and
+//!   [`Driver::start_with_calls`] also takes them (see [Calls](#calls)).
 //!
 //! The examples show both: `sipd` runs the UAS core of `sip_core::ua` with [`Driver::run`],
-//! and `sipc` sends OPTIONS, MESSAGE or a whole call (INVITE, ACK, BYE) with the [`Client`]:
+//! and `sipc` sends OPTIONS or MESSAGE with the [`Client`], or places a call with
+//! [`Client::call`]:
 //!
 //! ```text
 //! cargo run -p sip-driver-tokio --example sipd -- --listen udp:127.0.0.1:5060 --ring 2s
@@ -59,6 +61,80 @@
 //!
 //! client.shutdown().await;
 //! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Calls
+//!
+//! [`Client::call`] places a call (an INVITE session of [`sip_core::session`]) and returns a
+//! [`Call`]: its [`CallEvent`]s say ringing, early media, answered (with the callee's SDP),
+//! an offer from the peer to answer (re-INVITE, UPDATE), the answer to ours, and the end
+//! with its reason; [`Call::hangup`] cancels a ringing call or sends BYE, and
+//! [`Call::reinvite`], [`Call::update`], [`Call::hold`] and [`Call::resume`] change the
+//! media. [`Driver::start_with_calls`] also yields the calls that arrive, as
+//! [`IncomingCall`]s to ring, accept with an answer, or reject. The session layer does the
+//! rest: ACK for every 2xx, PRACK, the retransmissions, 481 and 491, session timers, and the
+//! BYE of a fork the call does not keep. Two phones in one process:
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use sip_core::sdp::{Direction, LocalMedia};
+//! use sip_core::session::{EndReason, Invite, SessionConfig};
+//! use sip_core::{Target, Transport};
+//! use sip_driver_tokio::{CallEvent, Driver};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+//! // Bob takes calls and answers with his media.
+//! let driver = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?;
+//! let (bob, _requests, mut calls) = driver.start_with_calls(SessionConfig::new("bob"));
+//! let bob_addr = bob.local_addr(Transport::Udp).unwrap();
+//! let callee = tokio::spawn(async move {
+//!     let incoming = calls.next().await.unwrap();
+//!     let mut media = LocalMedia::new(loopback, 40002, 2);
+//!     let answer = media.answer(incoming.offer().unwrap()).unwrap();
+//!     incoming.ring(None).await.unwrap();
+//!     let mut call = incoming.accept(Some(answer)).await.unwrap();
+//!     while let Some(event) = call.next_event().await {
+//!         if let CallEvent::Ended(reason) = event {
+//!             return reason;
+//!         }
+//!     }
+//!     unreachable!("Ended is the last event");
+//! });
+//!
+//! // Alice calls him with an offer of PCMU, PCMA and telephone-event.
+//! let (alice, _requests) = Driver::bind(["udp:127.0.0.1:0".parse()?]).await?.start();
+//! let alice_addr = alice.local_addr(Transport::Udp).unwrap();
+//! let mut media = LocalMedia::new(loopback, 40000, 1);
+//! let invite = Invite::new(
+//!     &format!("sip:bob@{bob_addr}"),
+//!     &format!("<sip:alice@{alice_addr}>"),
+//!     &format!("<sip:bob@{bob_addr}>"),
+//!     Target::udp(bob_addr),
+//! )
+//! .offer(media.offer(Direction::SendRecv));
+//! let mut call = alice.call(invite).await?;
+//! loop {
+//!     match call.next_event().await {
+//!         Some(CallEvent::Ringing { .. }) => println!("ringing"),
+//!         Some(CallEvent::Answered { sdp: Some(answer) }) => {
+//!             media.accept_answer(&answer)?;
+//!             break;
+//!         }
+//!         other => panic!("unexpected {other:?}"),
+//!     }
+//! }
+//! call.hangup().await?;
+//! while let Some(event) = call.next_event().await {
+//!     if let CallEvent::Ended(reason) = event {
+//!         assert_eq!(reason, EndReason::LocalBye);
+//!     }
+//! }
+//! assert_eq!(callee.await?, EndReason::RemoteBye);
+//! alice.shutdown().await;
+//! bob.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
@@ -113,6 +189,7 @@
 //! # Ok(()) }
 //! ```
 
+mod call;
 mod client;
 mod driver;
 mod error;
@@ -121,6 +198,7 @@ pub mod location;
 mod log;
 mod registration;
 
+pub use call::{Call, CallEvent, IncomingCall, IncomingCalls};
 pub use client::{Client, Incoming, Responder, Responses};
 pub use driver::{Driver, Finished, Shutdown};
 pub use error::{Error, RequestError};

@@ -1,8 +1,9 @@
-//! One tracing event per SIP message sent or received (method or status, Call-ID, peer,
-//! transport), emitted by the socket tasks.
+//! One tracing event per SIP message sent or received (method or status and reason,
+//! Call-ID, peer, transport), emitted by the socket tasks.
 
 use std::net::SocketAddr;
 
+use sip_core::message::StartLine;
 use sip_core::{HeaderName, Limits, MessageView, StreamFrame, Transport};
 use tracing::Level;
 
@@ -80,6 +81,12 @@ fn view_event(
     };
     let call_id = view.header(HeaderName::CallId).unwrap_or("");
     let cseq = view.header(HeaderName::CSeq).unwrap_or("");
+    // A response's reason phrase (recorded as a string: formatters escape what a peer put
+    // in it); none for a request.
+    let reason = match view.start_line() {
+        StartLine::Response { reason, .. } => Some(reason),
+        StartLine::Request { .. } => None,
+    };
     tracing::info!(
         target: TARGET,
         transport = transport.via_token(),
@@ -87,10 +94,16 @@ fn view_event(
         %local,
         call_id,
         cseq,
+        reason,
         bytes = view.as_bytes().len(),
         "{} {what}",
         dir.as_str()
     );
+    // The whole message, at TRACE (`sipc -v` prints the ones it receives).
+    if tracing::enabled!(target: TARGET, Level::TRACE) {
+        let text = String::from_utf8_lossy(view.as_bytes());
+        tracing::trace!(target: TARGET, text = %text, "{} message", dir.as_str());
+    }
 }
 
 /// Frames what arrives on a stream a second time, only to log each message (the endpoint
