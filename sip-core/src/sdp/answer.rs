@@ -1,7 +1,9 @@
 //! The offer/answer helper (RFC 3264 sections 5, 6 and 8; RFC 4733 for telephone-event).
 
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::{Direction, Media, Rtpmap, Sdp, SdpError, Time};
 
@@ -163,10 +165,13 @@ pub struct LocalMedia {
     /// `address` as written in o= and c= (formatted once).
     address_text: String,
     audio_port: u16,
-    codecs: Vec<Codec>,
+    /// Shared: every call's copy of the media of a server answers with the same codecs.
+    codecs: Arc<[Codec]>,
     session_id: u64,
     session_version: u64,
-    last_sent: Option<Vec<u8>>,
+    /// A digest of the last description produced (RFC 3264 section 8 compares the next one
+    /// with it); a digest, not the bytes, keeps a held call's copy small.
+    last_sent: Option<u64>,
     /// Our offer waiting for its answer.
     offered: Option<Vec<u8>>,
     /// The direction of our last offer: what we want (a hold is sendonly or inactive).
@@ -181,7 +186,7 @@ impl LocalMedia {
             address,
             address_text: address.to_string(),
             audio_port,
-            codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event()],
+            codecs: Arc::from([Codec::pcmu(), Codec::pcma(), Codec::telephone_event()]),
             session_id,
             session_version: 1,
             last_sent: None,
@@ -195,16 +200,17 @@ impl LocalMedia {
     /// CR, LF or NUL (they would end the line: no injection into the description), or a
     /// second codec on the same payload type number.
     pub fn with_codecs(mut self, codecs: Vec<Codec>) -> LocalMedia {
-        self.codecs = Vec::with_capacity(codecs.len());
+        let mut kept: Vec<Codec> = Vec::with_capacity(codecs.len());
         for c in codecs {
             let writable = super::parse::is_token(&c.name)
                 && c.fmtp.as_deref().is_none_or(|f| {
                     !f.is_empty() && !f.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n'))
                 });
-            if writable && self.codecs.iter().all(|o| o.payload_type != c.payload_type) {
-                self.codecs.push(c);
+            if writable && kept.iter().all(|o| o.payload_type != c.payload_type) {
+                kept.push(c);
             }
         }
+        self.codecs = kept.into();
         self
     }
 
@@ -240,18 +246,13 @@ impl LocalMedia {
         self.direction
     }
 
-    /// The last offer or answer produced.
-    pub fn last_sent(&self) -> Option<&[u8]> {
-        self.last_sent.as_deref()
-    }
-
     /// An offer (RFC 3264 section 5): one audio m= line with our codecs (an `a=rtpmap` for
     /// each, static ones included, and their `a=fmtp`) and `direction` (`a=sendonly` puts
     /// the peer on hold, RFC 3264 section 8.4). The o= version goes up only when the offer
     /// differs from the last description sent (section 8). The offer waits for
     /// [`LocalMedia::accept_answer`].
     pub fn offer(&mut self, direction: Direction) -> Vec<u8> {
-        let codecs = self.codecs.clone();
+        let codecs = self.codecs.to_vec();
         let times = [Time {
             start: 0,
             stop: 0,
@@ -378,13 +379,12 @@ impl LocalMedia {
     /// last one sent.
     fn render(&mut self, streams: &[Stream<'_>], times: &[Time<'_>]) -> Vec<u8> {
         let mut sdp = self.write(streams, times, self.session_version);
-        if let Some(last) = &self.last_sent {
-            if *last != sdp {
-                self.session_version = self.session_version.wrapping_add(1);
-                sdp = self.write(streams, times, self.session_version);
-            }
+        if self.last_sent.is_some_and(|last| last != digest(&sdp)) {
+            self.session_version = self.session_version.wrapping_add(1);
+            sdp = self.write(streams, times, self.session_version);
         }
-        self.last_sent = Some(sdp.clone());
+        // What was sent, at the version the next description is first written with.
+        self.last_sent = Some(digest(&sdp));
         sdp
     }
 
@@ -439,4 +439,13 @@ impl LocalMedia {
         }
         out
     }
+}
+
+/// A digest of a description, to tell whether the next one differs (RFC 3264 section 8).
+/// Not keyed: a collision, which a peer could at most aim for through the offers it
+/// makes, only leaves the o= version unchanged.
+fn digest(sdp: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sdp.hash(&mut h);
+    h.finish()
 }
