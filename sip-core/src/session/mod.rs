@@ -272,7 +272,7 @@ pub struct Invite {
     headers: Vec<(String, String)>,
     rel100: Option<Rel100>,
     session_expires: Option<u32>,
-    credentials: Option<crate::auth::DigestClient>,
+    credentials: Option<Box<crate::auth::DigestClient>>,
 }
 
 impl Invite {
@@ -330,7 +330,7 @@ impl Invite {
     /// reuse the nonce kept and answer a challenge to a BYE or re-INVITE once. Nonces the
     /// client kept already (from a registration) are used from the first INVITE on.
     pub fn credentials(mut self, client: crate::auth::DigestClient) -> Invite {
-        self.credentials = Some(client);
+        self.credentials = Some(Box::new(client));
         self
     }
 }

@@ -29,7 +29,7 @@ impl Sessions {
             request = self.build_invite(endpoint, &invite, Transport::Tcp)?;
         }
         // RFC 3261 section 22.2: nonces kept already are used from the first INVITE on.
-        let mut auth = invite.credentials.clone().map(Box::new);
+        let mut auth = invite.credentials.clone();
         if let Some(client) = auth.as_mut() {
             request = client.authorize(&request, &mut self.rng).unwrap_or(request);
         }
