@@ -8,7 +8,7 @@ mod session_sim;
 use std::time::Duration;
 
 use session_sim::{addr, Net, NetConfig};
-use sip_core::auth::DigestClient;
+use sip_core::auth::{AuthConfig, AuthKind, AuthVerdict, Authenticator, DigestClient};
 use sip_core::session::{CallHandle, EndReason, Invite, SessionConfig, SessionEvent};
 use sip_core::{Event, OwnedMessage, ResponseBuilder, SeededRng, ServerTxId, Target};
 
@@ -336,4 +336,87 @@ fn reinvite_challenged_407_is_sent_again_and_its_ack_carries_the_new_credentials
         vec![format!("{} ACK", m2.cseq().unwrap().seq)]
     );
     assert_eq!(header_lines(&ack, "Proxy-Authorization"), pa);
+}
+
+#[test]
+fn credentials_of_the_invite_sent_again_and_of_the_bye_verify_on_the_server() {
+    // RFC 3261 22.2, RFC 7616 3.4: the digest covers each request's method and URI; the
+    // BYE's kept nonce with the next nonce-count is accepted, not taken for a replay
+    let (mut net, a, c) = alice_and_raw();
+    let now = net.now;
+    let mut server =
+        Authenticator::new(AuthConfig::new("example.com", [9; 32]), now, 1_700_000_000);
+    server.add_user("alice", "secret");
+    let (ca, tx, req) = alice_calls(&mut net, a, c, Some("secret"));
+    assert_eq!(
+        server.verify(&req, AuthKind::Proxy, net.now),
+        AuthVerdict::Challenge { stale: false }
+    );
+    let challenge = server
+        .challenge(
+            &req,
+            AuthKind::Proxy,
+            false,
+            net.now,
+            &mut SeededRng::new([4; 32]),
+        )
+        .unwrap();
+    let now = net.now;
+    net.nodes[c].ep.send_response(now, tx, &challenge).unwrap();
+    net.run_for(Duration::from_millis(20));
+    let (tx2, again) = requests(&mut net, c).pop().expect("INVITE again");
+    let alice = AuthVerdict::Authorized {
+        user: "alice".into(),
+    };
+    assert_eq!(server.verify(&again, AuthKind::Proxy, net.now), alice);
+    answer(&mut net, c, tx2, &again, 200, &[CONTACT], Some(ANSWER));
+    let (s, ep, now) = net.ua(a);
+    s.hangup(now, ep, ca).unwrap();
+    net.run_for(Duration::from_millis(20));
+    let (_, bye) = requests(&mut net, c).pop().expect("BYE");
+    assert_eq!(server.verify(&bye, AuthKind::Proxy, net.now), alice);
+}
+
+#[test]
+fn first_invite_carries_credentials_from_a_nonce_the_client_kept() {
+    // RFC 7616 3.4 (RFC 3261 22.2): a client that answered the registrar's challenge
+    // reuses its nonce for the INVITE, with the next nonce-count
+    let register = OwnedMessage::parse(
+        b"REGISTER sip:example.com SIP/2.0\r\n\
+          From: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>\r\n\
+          Call-ID: r1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let unauthorized = OwnedMessage::parse(
+        format!(
+            "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK1\r\n\
+             From: <sip:alice@example.com>;tag=1\r\nTo: <sip:alice@example.com>;tag=2\r\n\
+             Call-ID: r1\r\nCSeq: 1 REGISTER\r\nWWW-Authenticate: {}\r\n\
+             Content-Length: 0\r\n\r\n",
+            proxy_challenge("k1")
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut client = DigestClient::new("alice", "secret");
+    client
+        .retry(&register, &unauthorized, &mut SeededRng::new([6; 32]))
+        .unwrap();
+    let (mut net, a, c) = alice_and_raw();
+    let (s, ep, now) = net.ua(a);
+    let inv = Invite::new(
+        "sip:carol@127.0.0.4:5060",
+        "Alice <sip:alice@example.com>",
+        "Carol <sip:carol@example.com>",
+        Target::udp(addr(CAROL)),
+    )
+    .credentials(client);
+    s.invite(now, ep, inv).unwrap();
+    net.run_for(Duration::from_millis(20));
+    let (_, req) = requests(&mut net, c).pop().expect("INVITE");
+    let au = header(&req, "Authorization");
+    assert!(
+        au.len() == 1 && au[0].contains("nonce=\"k1\"") && au[0].contains("nc=00000002"),
+        "{au:?}"
+    );
 }
