@@ -35,14 +35,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sip_core::auth::DigestClient;
-use sip_core::message::{Contact, SipUri};
+use sip_core::message::SipUri;
 use sip_core::registration::{RegistrationConfig, RegistrationEvent, RegistrationState};
 use sip_core::sdp::{Codec, Direction, LocalMedia, Sdp};
 use sip_core::session::{EndReason, Invite, Rel100, SessionConfig, SessionTimer};
-use sip_core::{
-    HeaderName, HeaderValue, Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target,
-    Transport,
-};
+use sip_core::{Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport};
 use sip_driver_tokio::{Call, CallEvent, Client, Driver, Incoming, ListenSpec, Responses};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -85,10 +82,9 @@ usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
   --session-expires SECS
                     call: session timers (RFC 4028) with this interval (0: none, the
                     default); the session layer refreshes or ends the call
-  --user NAME       username for digest challenges (401, 407), with --password; a call
-                    with credentials is made without the session layer (no
-                    --reinvite-after, --100rel, --session-expires; the callee's
-                    requests get 481)
+  --user NAME       username for digest challenges (401, 407), with --password; a
+                    call answers them in a new INVITE (and once for a BYE or
+                    re-INVITE), its ACK carries the INVITE's credentials
   --password SECRET password for digest challenges (other local users can read a
                     command line: for tests and demos)
   --aor URI         register: the address-of-record (To and From), e.g. sip:alice@example.com
@@ -258,13 +254,6 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         || args.session_expires.is_some();
     if call_flags && args.command != "call" {
         return Err("--sdp, --reinvite-after, --100rel and --session-expires go with call".into());
-    }
-    if args.user.is_some()
-        && (args.reinvite_after.is_some() || args.rel100 || args.session_expires.is_some())
-    {
-        // (a call with credentials runs on the request/response API: see
-        // `call_with_credentials`)
-        return Err("--reinvite-after, --100rel and --session-expires go without --user".into());
     }
     if args.user.is_some() != args.password.is_some() {
         return Err("--user and --password go together".into());
@@ -649,10 +638,7 @@ async fn run(
         _ => None,
     };
     if args.command == "call" {
-        return match digest.as_mut() {
-            Some(d) => call_with_credentials(args, client, target, local, d, &mut rng).await,
-            None => call(args, client, target, local, &mut rng).await,
-        };
+        return call(args, client, target, local, digest, &mut rng).await;
     }
     let from = format!("<sip:sipc@{local}>");
     let to = format!("<{}>", args.uri);
@@ -713,11 +699,15 @@ enum Step {
 /// `call`: the INVITE session on the driver's call API. The session layer sends the ACK,
 /// PRACK (100rel), CANCEL and BYE, answers requests inside the dialog (BYE, OPTIONS; the
 /// peer's offers are answered here from [`LocalMedia`]) and refreshes the session timer.
+/// With `--user` and `--password` it also answers a 401 or 407 to the INVITE in a new
+/// INVITE of the same call, and to a BYE or re-INVITE once (RFC 3261 section 22.2), and
+/// the ACK of the 2xx carries the INVITE's credentials (section 13.2.2.4).
 async fn call(
     args: &Args,
     client: &Client,
     target: Target,
     local: SocketAddr,
+    digest: Option<DigestClient>,
     rng: &mut SeededRng,
 ) -> Result<(), Fail> {
     let from = format!("<sip:sipc@{local}>");
@@ -736,6 +726,9 @@ async fn call(
     }
     if let Some(secs) = args.session_expires {
         base = base.session_expires(secs);
+    }
+    if let Some(d) = digest {
+        base = base.credentials(d);
     }
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
@@ -944,173 +937,6 @@ fn local_media(file: Option<&[u8]>, ip: IpAddr, rng: &mut SeededRng) -> LocalMed
         }
     }
     LocalMedia::new(address, port, id).with_codecs(vec![Codec::pcmu(), Codec::pcma()])
-}
-
-/// `call --user NAME --password SECRET`: the call on the request/response API, because a
-/// challenge must be answered inside the same call (RFC 3261 section 8.1.3.5: the same
-/// Call-ID, CSeq + 1), and the ACK for the 2xx must carry the INVITE's credentials (section
-/// 13.2.2.4), neither of which the session layer does yet. The INVITE (challenges answered
-/// once per new challenge), ACK along the route set (the reversed Record-Route, section
-/// 12.1.2), hold, BYE with the kept nonce; Ctrl-C cancels while ringing (a 2xx that crosses
-/// the CANCEL is ACKed and ended with BYE) or sends the BYE at once, and exits 130.
-async fn call_with_credentials(
-    args: &Args,
-    client: &Client,
-    target: Target,
-    local: SocketAddr,
-    digest: &mut DigestClient,
-    rng: &mut SeededRng,
-) -> Result<(), Fail> {
-    let from = format!("<sip:sipc@{local}>");
-    let contact = match target.transport {
-        Transport::Tcp => format!("<sip:sipc@{local};transport=tcp>"),
-        _ => format!("<sip:sipc@{local}>"),
-    };
-    let to = format!("<{}>", args.uri);
-    let offer = match &args.sdp {
-        Some(file) => file.clone(),
-        None => local_media(None, local.ip(), rng).offer(Direction::SendRecv),
-    };
-    let cseq = (rng.next_u64() % 10_000) as u32 + 1;
-    let mut b = RequestBuilder::new(Method::Invite, &args.uri)
-        .from(&from)
-        .to(&to)
-        .cseq(cseq)
-        .contact(&contact)
-        .body("application/sdp", &offer);
-    if let Some(proxy) = &args.proxy {
-        b = b.header("Route", &proxy_route(proxy));
-    }
-    let mut request = b.build(rng).map_err(|e| e.to_string())?;
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    let mut cancelled = false;
-    let last = loop {
-        let mut responses = client
-            .request(request.clone(), target)
-            .await
-            .map_err(|e| e.to_string())?;
-        let last = loop {
-            tokio::select! {
-                r = responses.next() => match r {
-                    Some(Ok(resp)) => {
-                        show(&resp, args.verbose);
-                        if resp.view().status().is_some_and(|c| c >= 200) {
-                            break resp;
-                        }
-                    }
-                    Some(Err(e)) => return Err(Fail::Error(e.to_string())),
-                    None => return Err(Fail::Error("no final response".into())),
-                },
-                _ = &mut interrupted => {
-                    if cancelled {
-                        return Err(Fail::Interrupted);
-                    }
-                    cancelled = true;
-                    println!("   interrupted: cancelling");
-                    // (sent once a provisional response has come, RFC 3261 section 9.1)
-                    if let Err(e) = client.cancel(responses.id()).await {
-                        eprintln!("sipc: cannot cancel: {e}");
-                    }
-                    interrupted.set(tokio::signal::ctrl_c());
-                }
-            }
-        };
-        if !cancelled && matches!(last.view().status(), Some(401 | 407)) {
-            match digest.retry(&request, &last, rng) {
-                Ok(next) => {
-                    println!("   answering the challenge");
-                    request = next;
-                    continue;
-                }
-                Err(e) => eprintln!("sipc: cannot answer the challenge: {e}"),
-            }
-        }
-        break last;
-    };
-    if !is_2xx(&last) {
-        return Err(if cancelled {
-            Fail::Interrupted
-        } else {
-            Fail::Error("the call was not established".into())
-        });
-    }
-    // The dialog (section 12.1.2): remote target the 2xx's Contact, route set the reversed
-    // Record-Route; the first hop is the first Route, else the remote target.
-    let okm = last.message().map_err(|e| e.to_string())?;
-    let remote_target = match okm.contacts().next() {
-        Some(Contact::Addr(a)) => a.uri.to_string(),
-        _ => args.uri.clone(),
-    };
-    let mut routes: Vec<String> = okm
-        .values(HeaderName::RecordRoute)
-        .filter_map(|v| match v {
-            HeaderValue::Addr(a) if a.params.is_empty() => Some(format!("<{}>", a.uri)),
-            HeaderValue::Addr(a) => Some(format!("<{}>;{}", a.uri, a.params.as_str())),
-            _ => None,
-        })
-        .collect();
-    routes.reverse();
-    let next_hop = routes
-        .first()
-        .map(|r| r.trim_start_matches('<').split('>').next().unwrap_or(""))
-        .unwrap_or(&remote_target);
-    let hop = target_of(next_hop, None).unwrap_or(target);
-    let view = request.view();
-    let (from, to, call_id) = (
-        view.header(HeaderName::From).unwrap_or("").to_owned(),
-        last.view().header(HeaderName::To).unwrap_or("").to_owned(),
-        view.header(HeaderName::CallId).unwrap_or("").to_owned(),
-    );
-    // The INVITE that got the 2xx: after a challenge its CSeq is not the first one.
-    let cseq = request
-        .message()
-        .ok()
-        .and_then(|m| m.cseq().map(|c| c.seq))
-        .unwrap_or(cseq);
-    let in_dialog = |method| {
-        routes.iter().fold(
-            RequestBuilder::new(method, &remote_target)
-                .from(&from)
-                .to(&to)
-                .call_id(&call_id),
-            |b, r| b.header("Route", r),
-        )
-    };
-    let mut ack = in_dialog(Method::Ack).cseq(cseq);
-    // Section 13.2.2.4: the ACK carries the same credentials as the INVITE.
-    for (name, h) in [
-        ("Authorization", HeaderName::Authorization),
-        ("Proxy-Authorization", HeaderName::ProxyAuthorization),
-    ] {
-        for value in view.header_all(h) {
-            ack = ack.header(name, value);
-        }
-    }
-    let ack = ack.build(rng).map_err(|e| e.to_string())?;
-    client.ack(ack, hop).await.map_err(|e| e.to_string())?;
-    if !cancelled {
-        println!("   call established");
-        println!("   holding for {:?}", args.hold);
-        tokio::select! {
-            _ = tokio::time::sleep(args.hold) => {}
-            _ = &mut interrupted => {
-                println!("   interrupted: hanging up");
-                cancelled = true;
-            }
-        }
-    }
-    let bye = in_dialog(Method::Bye)
-        .cseq(cseq + 1)
-        .build(rng)
-        .map_err(|e| e.to_string())?;
-    let mut digest = Some(digest.clone());
-    let (_, last) = send(client, bye, hop, &mut digest, rng, args.verbose).await?;
-    match (cancelled, is_2xx(&last)) {
-        (true, _) => Err(Fail::Interrupted),
-        (false, true) => Ok(()),
-        (false, false) => Err(Fail::Error("the BYE got no 2xx".into())),
-    }
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -555,6 +555,50 @@ fn sipc_call_answers_a_407_and_acks_the_answered_invite() {
     assert!(credentials(&seen[4]).is_some_and(|c| c.contains("nc=00000002")));
 }
 
+#[test]
+// RFC 3261 22.2 with RFC 3262 / RFC 4028: a call with credentials is a session-layer call,
+// so --100rel and --session-expires go with --user (once a usage error)
+fn sipc_call_with_credentials_keeps_100rel_and_session_timers() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uri = format!("sip:bob@{}", socket.local_addr().unwrap());
+    let sipc = sipc();
+    let peer = challenging_peer(socket, 401);
+    let child = Command::new(sipc)
+        .args([
+            "call",
+            &uri,
+            "--hold",
+            "0s",
+            "--100rel",
+            "--session-expires",
+            "1800",
+            "--user",
+            "alice",
+            "--password",
+            "secret",
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, out) = wait_bounded(child, Duration::from_secs(20));
+    let seen = peer.join().unwrap();
+    assert!(ok, "{out}");
+    let invites: Vec<&OwnedMessage> = seen
+        .iter()
+        .filter(|m| cseq_line(m).ends_with(" INVITE"))
+        .collect();
+    assert_eq!(invites.len(), 2, "{out}");
+    let again = invites[1].view();
+    assert!(again.header(HeaderName::Authorization).is_some(), "{out}");
+    assert!(again
+        .header(HeaderName::Require)
+        .is_some_and(|r| r.contains("100rel")));
+    assert!(again.header(HeaderName::SessionExpires).is_some(), "{out}");
+}
+
 #[tokio::test]
 // RFC 5626 4.5: base-time 90 s while another registration (flow) of the AOR is up, else 30 s
 async fn a_failure_while_another_flow_of_the_aor_is_up_backs_off_from_90s() {

@@ -248,6 +248,12 @@ impl Sessions {
         if status < 200 {
             return;
         }
+        // RFC 3261 section 22.2: a challenge is answered once with credentials.
+        if matches!(status, 401 | 407)
+            && response.is_some_and(|r| self.auth_retry_in_dialog(now, ep, tx, pending, r))
+        {
+            return;
+        }
         self.clients.remove(&tx);
         match pending {
             Pending::Bye(k) => {

@@ -170,6 +170,9 @@ mod indialog;
 mod uac;
 mod uas;
 
+// RFC 3261 section 22.2: digest credentials of the calls we place (h-auth).
+mod auth;
+
 // RFC 3262, RFC 4028 and RFC 3311 (h-ext): sans-IO pieces, and their wiring in `ext`.
 mod ext;
 mod reliable;
@@ -269,6 +272,7 @@ pub struct Invite {
     headers: Vec<(String, String)>,
     rel100: Option<Rel100>,
     session_expires: Option<u32>,
+    credentials: Option<Box<crate::auth::DigestClient>>,
 }
 
 impl Invite {
@@ -284,6 +288,7 @@ impl Invite {
             headers: Vec::new(),
             rel100: None,
             session_expires: None,
+            credentials: None,
         }
     }
 
@@ -315,6 +320,17 @@ impl Invite {
     /// Session-Expires for this call (RFC 4028), instead of the config's.
     pub fn session_expires(mut self, secs: u32) -> Invite {
         self.session_expires = Some(secs);
+        self
+    }
+
+    /// Digest credentials for this call (RFC 3261 section 22.2): an INVITE challenged with
+    /// 401 or 407 is sent again with them (CSeq plus one, once per new challenge; a
+    /// refusal still ends the call [`EndReason::Rejected`]), the ACK of the 2xx carries the
+    /// same credentials as the INVITE (section 13.2.2.4), and requests inside the dialog
+    /// reuse the nonce kept and answer a challenge to a BYE or re-INVITE once. Nonces the
+    /// client kept already (from a registration) are used from the first INVITE on.
+    pub fn credentials(mut self, client: crate::auth::DigestClient) -> Invite {
+        self.credentials = Some(Box::new(client));
         self
     }
 }
@@ -481,6 +497,8 @@ pub struct SessionStats {
     /// Calls whose 2xx was never ACKed over UDP and whose BYE would have gone to an
     /// address other than the INVITE's source: ended without BYE (section 26.1.5).
     pub byes_withheld: u64,
+    /// Requests sent again with credentials after a 401 or 407 (RFC 3261 section 22.2).
+    pub auth_retries: u64,
 }
 
 /// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.
@@ -610,6 +628,8 @@ struct Leg {
     // `Sessions::free_leg` with their deadlines.
     /// RFC 3262 / 3311 / 4028 state (h-ext), when the dialog uses them.
     ext: Option<Box<ext::Ext>>,
+    /// Digest credentials (RFC 3261 section 22.2), for a call placed with them.
+    auth: Option<Box<auth::LegAuth>>,
 }
 
 impl Leg {
@@ -628,6 +648,7 @@ impl Leg {
             retry_at: None,
             x: None,
             ext: None,
+            auth: None,
         }
     }
 
@@ -683,6 +704,8 @@ struct InviteCtx {
     window_end: Option<Instant>,
     /// The session timer the INVITE asked for (RFC 4028 section 7).
     timer: Option<timer::UacTimer>,
+    /// Digest credentials (RFC 3261 section 22.2).
+    auth: Option<Box<crate::auth::DigestClient>>,
 }
 
 /// A client transaction the session layer started inside a dialog; its responses and
@@ -1198,7 +1221,8 @@ impl Sessions {
         if let Some(body) = body {
             b = b.body("application/sdp", body);
         }
-        Ok((b.build(&mut self.rng)?, target))
+        let req = b.build(&mut self.rng)?;
+        Ok((self.auth_outgoing(k, method, req), target))
     }
 
     /// Sends BYE on dialog `k` (section 15.1.1); the call ends with `reason` when it

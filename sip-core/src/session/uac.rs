@@ -28,6 +28,11 @@ impl Sessions {
             target.transport = Transport::Tcp;
             request = self.build_invite(endpoint, &invite, Transport::Tcp)?;
         }
+        // RFC 3261 section 22.2: nonces kept already are used from the first INVITE on.
+        let mut auth = invite.credentials.clone();
+        if let Some(client) = auth.as_mut() {
+            request = client.authorize(&request, &mut self.rng).unwrap_or(request);
+        }
         let tx = endpoint.send_request(now, &request, target)?;
         let c = self.calls.insert(Call {
             uac: true,
@@ -47,6 +52,7 @@ impl Sessions {
                 forks: SmallVec::new(),
                 window_end: None,
                 timer: self.ext_invite_headers(&invite).1,
+                auth,
             },
         );
         self.stats.calls_placed += 1;
@@ -99,6 +105,10 @@ impl Sessions {
             return;
         };
         if status == 100 {
+            return;
+        }
+        if matches!(status, 401 | 407) && self.auth_retry_invite(now, ep, tx, response) {
+            // RFC 3261 section 22.2: asked again with credentials.
             return;
         }
         if status == 422 && self.ext_retry_422(now, ep, tx, &resp) {
@@ -159,8 +169,14 @@ impl Sessions {
                 } else {
                     None
                 };
+                let auth = self.invites.get(&tx).and_then(|c| {
+                    let client = c.auth.as_deref()?;
+                    Some(Box::new(auth::LegAuth::new(client, &c.request)))
+                });
                 made.map(|d| {
-                    let k = self.insert_leg(Leg::new(d, None, true));
+                    let mut leg = Leg::new(d, None, true);
+                    leg.auth = auth;
+                    let k = self.insert_leg(leg);
                     if let Some(ctx) = self.invites.get_mut(&tx) {
                         ctx.forks.push(k);
                     }
