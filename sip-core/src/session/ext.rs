@@ -694,6 +694,7 @@ impl Sessions {
         ctx.timer = Some(t);
         if let Some(call) = ctx.call.and_then(|c| self.calls.get_mut(c)) {
             call.invite = Some(new_tx);
+            call.ctx = Some(new_tx);
         }
         self.invites.insert(new_tx, ctx);
         true
