@@ -101,21 +101,9 @@ impl Sessions {
         let Ok(request) = client.retry(&ctx.request, response, &mut self.rng) else {
             return false;
         };
-        let target = ctx.target;
-        let Ok(new_tx) = ep.send_request(now, &request, target) else {
+        if self.resend_invite(now, ep, tx, request).is_none() {
             return false;
-        };
-        let Some(mut ctx) = self.invites.remove(&tx) else {
-            return false;
-        };
-        self.free_early(&ctx);
-        ctx.forks.clear();
-        ctx.request = request;
-        if let Some(call) = ctx.call.and_then(|c| self.calls.get_mut(c)) {
-            call.invite = Some(new_tx);
-            call.ctx = Some(new_tx);
         }
-        self.invites.insert(new_tx, ctx);
         self.stats.auth_retries += 1;
         true
     }

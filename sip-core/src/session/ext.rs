@@ -681,23 +681,13 @@ impl Sessions {
         let Ok(request) = b.build(&mut self.rng) else {
             return false;
         };
-        let target = ctx.target;
-        let Ok(new_tx) = ep.send_request(now, &request, target) else {
-            return false;
-        };
-        let Some(mut ctx) = self.invites.remove(&tx) else {
-            return false;
-        };
-        self.free_early(&ctx);
-        ctx.forks.clear();
-        ctx.request = request;
-        ctx.timer = Some(t);
-        if let Some(call) = ctx.call.and_then(|c| self.calls.get_mut(c)) {
-            call.invite = Some(new_tx);
-            call.ctx = Some(new_tx);
+        match self.resend_invite(now, ep, tx, request) {
+            Some(ctx) => {
+                ctx.timer = Some(t);
+                true
+            }
+            None => false,
         }
-        self.invites.insert(new_tx, ctx);
-        true
     }
 
     /// What the 2xx to our INVITE `tx` says for later (RFC 4028 section 7.2, RFC 3311 5.1):

@@ -7,6 +7,30 @@ use std::time::Instant;
 use super::*;
 
 impl Sessions {
+    /// Sends `request` (our INVITE again with a new CSeq: a challenge answered, RFC 3261
+    /// section 22.2, or a 422 retried, RFC 4028 section 7.4) in place of the INVITE
+    /// transaction `tx`: the call keeps its handle, and the early dialogs of the old
+    /// transaction are dropped. The moved context; `None` when nothing was sent.
+    pub(super) fn resend_invite(
+        &mut self,
+        now: Instant,
+        ep: &mut Endpoint,
+        tx: ClientTxId,
+        request: OwnedMessage,
+    ) -> Option<&mut InviteCtx> {
+        let target = self.invites.get(&tx)?.target;
+        let new_tx = ep.send_request(now, &request, target).ok()?;
+        let mut ctx = self.invites.remove(&tx)?;
+        self.free_early(&ctx);
+        ctx.forks.clear();
+        ctx.request = request;
+        if let Some(call) = ctx.call.and_then(|c| self.calls.get_mut(c)) {
+            call.invite = Some(new_tx);
+            call.ctx = Some(new_tx);
+        }
+        Some(self.invites.entry(new_tx).or_insert(ctx))
+    }
+
     /// UAC: places a call. The INVITE gets a fresh Call-ID and From tag, our Contact for
     /// the target's transport, the preloaded Routes and extra headers of `invite`, and the
     /// offer as an `application/sdp` body.
