@@ -632,7 +632,13 @@ impl Resolver {
             // RFC 3263 4.1/4.2: the transport is known: its SRV, else A/AAAA.
             let fallback = Some((domain.clone(), t, default_port(t)));
             let name = format!("{}{}", srv_prefix(t), domain);
-            lookup.srv_stage(vec![(name, t)], fallback);
+            // A domain near the length limit has no room for the SRV labels: A/AAAA only.
+            let srv = if valid_name(&name) {
+                vec![(name, t)]
+            } else {
+                Vec::new()
+            };
+            lookup.srv_stage(srv, fallback);
         } else if naptr {
             lookup.stage = Stage::Naptr;
             lookup.slots = vec![Slot::new((domain, RecordType::Naptr))];
@@ -643,8 +649,9 @@ impl Resolver {
     }
 
     /// The next DNS question to ask, if any. Each is asked once however many lookups wait
-    /// for it; answer it with [`Resolver::handle_answer`] (a [`Answer::Timeout`] when the
-    /// servers do not reply: a lookup waits until its questions are answered).
+    /// for it; answer it with [`Resolver::handle_answer`]. Every question must be answered,
+    /// with [`Answer::Timeout`] when the servers do not reply: the resolver reads no clock,
+    /// so a lookup (and the question's entry) waits until then.
     pub fn poll_query(&mut self) -> Option<Query> {
         self.queries.pop_front()
     }

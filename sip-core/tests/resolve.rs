@@ -737,6 +737,25 @@ fn bounds_invalid_names_are_refused_and_skipped() {
         targets(&mut r, id),
         [(Transport::Udp, sa("192.0.2.8:5060"))]
     );
+
+    // A 251-character domain is valid, its SRV name (_sip._udp. + 251) is not: not asked.
+    let domain = format!(
+        "{}.{}.{}.{}.test",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(60),
+        "d".repeat(63)
+    );
+    assert_eq!(domain.len(), 251);
+    let uri = format!("sip:{domain};transport=udp");
+    let id = r.resolve_uri(now, &SipUri::parse(&uri).unwrap()).unwrap();
+    let asked = drive(&mut r, now, &Zone::default().a(&domain, &["192.0.2.9"]));
+    assert!(asked.iter().all(|(n, _)| sip_core::resolve::valid_name(n)));
+    assert_eq!(asked.len(), 2, "A and AAAA only: {asked:?}");
+    assert_eq!(
+        targets(&mut r, id),
+        [(Transport::Udp, sa("192.0.2.9:5060"))]
+    );
 }
 
 #[derive(Debug, Clone)]
