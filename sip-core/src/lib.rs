@@ -41,8 +41,12 @@
 //!   state, 491 and its retry timers), a transaction user on the [`Endpoint`] with bounded
 //!   tables in which every dialog ends.
 //!
-//! What is not built yet: the RFC 3263 resolution of a SIP URI to transports, addresses and
-//! ports (the caller gives a [`Target`]) and TLS. The
+//! - [`resolve`]: locating SIP servers (RFC 3263): a sans-IO resolver from a SIP URI to an
+//!   ordered list of [`Target`]s through NAPTR, SRV and A/AAAA questions the caller answers,
+//!   with a bounded cache and failover; the [`Endpoint`] and drivers do not use it yet.
+//!
+//! What is not built yet: sending to a URI through [`resolve`] in the [`Endpoint`] (the
+//! caller gives a [`Target`]) and TLS. The
 //! registrar is [`registrar`] (RFC 3261 section 10.3) with its location service in
 //! [`location`], run by the UAS core in [`ua`]; the registration client is
 //! [`registration`]; the stateful proxy core (section 16) is [`proxy`], and
@@ -188,6 +192,7 @@ pub mod proxy;
 pub mod proxy_registrar;
 pub mod registrar;
 pub mod registration;
+pub mod resolve;
 mod rng;
 pub mod sdp;
 pub mod session;
