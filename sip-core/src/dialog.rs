@@ -9,7 +9,8 @@
 
 use std::net::SocketAddr;
 
-use crate::message::{Message, SipUri, Uri};
+use crate::hop::{numeric_target, route_uri};
+use crate::message::{Message, Uri};
 use crate::{Method, RequestBuilder, Source, Target, Transport};
 
 /// The dialog id (section 12): Call-ID, local tag and remote tag.
@@ -66,53 +67,12 @@ fn uri_text(uri: &Uri<'_>) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The `<uri>` of a Route value, without the header parameters.
-pub(crate) fn route_uri(value: &str) -> &str {
-    let v = value.trim();
-    match (v.find('<'), v.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &v[a + 1..b],
-        _ => v.split(';').next().unwrap_or(v),
-    }
-}
-
 /// The first Contact URI of a message, if any.
 pub(crate) fn contact_uri(msg: &Message<'_>) -> Option<String> {
     msg.contacts().find_map(|c| match c {
         crate::message::Contact::Addr(a) => Some(uri_text(&a.uri)),
         crate::message::Contact::Star => None,
     })
-}
-
-/// Where a URI leads without a resolver (RFC 3263 section 4.2 for a numeric host): the
-/// `maddr` or host must be an IP address; the transport is the `transport` parameter, TLS
-/// for `sips`, else `default`.
-pub(crate) fn uri_target(uri: &str, default: Transport) -> Option<Target> {
-    let Some(Uri::Sip(u)) = Uri::parse(uri) else {
-        return None;
-    };
-    let transport = uri_transport(&u, default);
-    let ip = match u.maddr() {
-        Some(m) => m
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()?,
-        None => u.host.ip()?,
-    };
-    Some(Target {
-        transport,
-        addr: SocketAddr::new(ip, u.port.unwrap_or(transport.default_port())),
-    })
-}
-
-fn uri_transport(u: &SipUri<'_>, default: Transport) -> Transport {
-    match u.transport() {
-        Some(t) if t.eq_ignore_ascii_case("udp") => Transport::Udp,
-        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-        Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
-        _ if u.secure => Transport::Tls,
-        _ => default,
-    }
 }
 
 fn is_sips(msg: &Message<'_>) -> bool {
@@ -335,7 +295,7 @@ impl Dialog {
             Some(r) => route_uri(r),
             None => &self.remote_target,
         };
-        uri_target(uri, self.transport).or(Some(Target {
+        numeric_target(uri, self.transport).or(Some(Target {
             transport: self.transport,
             addr: self.peer,
         }))

@@ -183,6 +183,7 @@ pub mod dialog;
 mod edit;
 mod endpoint;
 mod error;
+mod hop;
 mod id;
 mod limits;
 pub mod location;

@@ -26,20 +26,10 @@ pub(crate) fn split_host_port(s: &str) -> (String, Option<u16>) {
     (host.to_ascii_lowercase(), port)
 }
 
-/// The transport a SIP URI asks for (section 19.1.1: `transport` parameter, `sips` means
-/// TLS), UDP by default.
-pub(crate) fn uri_transport(u: &SipUri<'_>) -> Transport {
-    match u.transport() {
-        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-        Some(t) if t.eq_ignore_ascii_case("tls") => Transport::Tls,
-        _ if u.secure => Transport::Tls,
-        _ => Transport::Udp,
-    }
-}
-
-/// The port a SIP URI names, explicit or by default (section 19.1.2).
+/// The port a SIP URI names, explicit or by default (section 19.1.2; UDP when the URI says
+/// no transport).
 pub(crate) fn uri_port(u: &SipUri<'_>) -> u16 {
-    u.port.unwrap_or(uri_transport(u).default_port())
+    crate::hop::uri_port(u, Transport::Udp)
 }
 
 /// One `host:port` that names this proxy.
@@ -117,36 +107,14 @@ impl OwnSet {
 }
 
 /// Where a URI leads without a resolver (section 16.6 step 7 with RFC 3263 section 4 for a
-/// numeric host): its `maddr` or host must be an IP address. A host name needs the
-/// resolver of RFC 3263, which the application runs and passes as
+/// numeric host), UDP when it says no transport. A host name needs the resolver of RFC
+/// 3263, which the application runs and passes as
 /// [`ProxyTarget::next_hop`](super::ProxyTarget::next_hop).
 pub(crate) fn numeric_target(uri: &str) -> Option<Target> {
-    let Some(Uri::Sip(u)) = Uri::parse(uri) else {
-        return None;
-    };
-    let transport = uri_transport(&u);
-    let ip: IpAddr = match u.maddr() {
-        Some(m) => m
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()?,
-        None => u.host.ip()?,
-    };
-    Some(Target {
-        transport,
-        addr: SocketAddr::new(ip, uri_port(&u)),
-    })
+    crate::hop::numeric_target(uri, Transport::Udp)
 }
 
-/// The URI inside a Route or Record-Route value (`<uri>;params` or a bare URI).
-pub(crate) fn route_uri(value: &str) -> &str {
-    let v = value.trim();
-    match (v.find('<'), v.find('>')) {
-        (Some(a), Some(b)) if a < b => &v[a + 1..b],
-        _ => v.split(';').next().unwrap_or(v),
-    }
-}
+pub(crate) use crate::hop::route_uri;
 
 /// The keyed hash of what section 16.3 step 4 compares to detect a loop: what affects the
 /// processing of the request as it arrives (section 16.6 step 8): the Request-URI, the To
