@@ -292,8 +292,7 @@ impl Endpoint {
         };
         let invite = method == Method::Invite;
         // (a machine whose timers run only once the request goes out, see `attempt`)
-        let mut m = ClientMachine::start(invite, false, now, &self.config.timers);
-        m.timers = [None, None];
+        let m = ClientMachine::waiting(invite, &self.config.timers);
         let charged = request.as_bytes().len();
         self.budget.charge(charged);
         let located = Located {
