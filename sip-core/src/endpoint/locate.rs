@@ -634,8 +634,10 @@ impl Endpoint {
         let Some(l) = self.located_mut(tx) else {
             return;
         };
+        // (a CANCEL before the request went out: its first attempt is its only one; the
+        // lookup's deadline stays)
+        l.failover = false;
         if l.sent() {
-            l.failover = false;
             self.set_locate_timer(tx, None);
         }
     }
