@@ -1,7 +1,8 @@
 //! `DnsClient` against a real DNS server: dnsmasq on 127.0.0.1:26253 serving the zone of
 //! `shared/interop/cfg/dnsmasq/run-cli.sh` (NAPTR, SRV, A, AAAA under `.test`), queried over
-//! a std UdpSocket. Skipped, with a message, when dnsmasq is not installed or when
-//! `SIP_SKIP_INTEROP=1`. dnsmasq is killed at the end, also when a test panics.
+//! a std UdpSocket. Skipped, with a message, when dnsmasq is not installed (a failure under
+//! `SIP_REQUIRE_INTEROP`) or when `SIP_SKIP_INTEROP=1`. dnsmasq is killed at the end, also
+//! when a test panics.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
@@ -53,6 +54,9 @@ fn start() -> Option<Dnsmasq> {
         return None;
     }
     let Some(bin) = dnsmasq_binary() else {
+        if std::env::var_os("SIP_REQUIRE_INTEROP").is_some() {
+            panic!("dnsmasq is not installed and SIP_REQUIRE_INTEROP is set");
+        }
         eprintln!("skipped: dnsmasq is not installed (apt-get install -y dnsmasq-base)");
         return None;
     };
