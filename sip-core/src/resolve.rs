@@ -1004,7 +1004,8 @@ impl Resolver {
 
     /// Is `target` down at `now`?
     pub fn is_down(&self, now: Instant, target: &Target) -> bool {
-        self.down.get(target).is_some_and(|until| *until > now)
+        // (no hashing at all in the usual case: nothing is down)
+        !self.down.is_empty() && self.down.get(target).is_some_and(|until| *until > now)
     }
 
     /// Forgets a lookup (resolved or not): its table entry is freed. Answers to its

@@ -314,7 +314,7 @@ struct ClientEntry {
     /// Bytes charged to the budget for it.
     charged: usize,
     /// Sent to a URI: its failover state (RFC 3263 section 4.3).
-    located: Option<Box<locate::Located>>,
+    located: Option<crate::id::Key>,
 }
 
 #[derive(Debug)]
