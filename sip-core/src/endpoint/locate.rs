@@ -1076,6 +1076,11 @@ impl Endpoint {
     /// resolved (not the SRV target). None for a connection to a [`Target`](crate::Target)
     /// given as an address (the driver then checks the IP address) and for accepted
     /// connections.
+    ///
+    /// A request to a URI reuses a TLS flow only if it was opened for the same domain: a
+    /// connection that proved `a.example` is not used for `b.example` at the same address
+    /// (a new one is opened). A request to a [`Target`](crate::Target) reuses any flow to
+    /// its address, as before.
     pub fn tls_server_name(&self, flow: FlowId) -> Option<&str> {
         self.flows.server_name(flow)
     }
