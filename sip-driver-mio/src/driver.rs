@@ -471,7 +471,8 @@ impl Driver {
 
     /// How many bytes a stream connection may hold for a peer that does not read (beyond
     /// the kernel's socket buffer) before the driver drops the connection and reports it
-    /// closed. Default [`DEFAULT_WRITE_BUFFER_LIMIT`].
+    /// closed. Default [`DEFAULT_WRITE_BUFFER_LIMIT`]. For TLS it bounds rustls' buffer of
+    /// records not yet written, for connections made after the call.
     pub fn set_write_buffer_limit(&mut self, bytes: usize) {
         self.write_buffer_limit = bytes;
     }
