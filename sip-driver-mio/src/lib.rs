@@ -29,7 +29,8 @@
 //!   or else the address. A failed handshake fails the connection, its reason given to
 //!   [`Driver::on_warning`]; one not done within
 //!   [`DriverOptions::tls_handshake_timeout`] is closed, and at most
-//!   [`MAX_TLS_HANDSHAKES`] accepted handshakes run at once.
+//!   [`MAX_TLS_HANDSHAKES`] accepted handshakes run at once
+//!   ([`MAX_TLS_HANDSHAKES_PER_SOURCE`] from one address).
 //! - DNS (RFC 3263): the endpoint's questions go to a
 //!   [`DnsClient`](sip_driver_sys::dns::DnsClient) on non-blocking UDP sockets the loop owns
 //!   (one per address family, opened at the first question), asking the nameservers of
@@ -339,4 +340,4 @@ pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
 pub use sip_core::TransactionUser;
 pub use sip_driver_sys::os_seed;
 pub use sip_driver_sys::tls::TlsConfig;
-pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES};
+pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE};

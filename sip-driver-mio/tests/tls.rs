@@ -162,3 +162,45 @@ fn a_tls_listener_needs_a_server_configuration() {
     let err = Driver::bind_with(&[spec], Config::default(), options).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }
+
+// A slow-loris bound: one address gets at most MAX_TLS_HANDSHAKES_PER_SOURCE handshakes
+// under way; a connection beyond is closed at once while the others wait for their
+// handshake (here, for the 10 s default timeout).
+#[test]
+fn tls_handshakes_under_way_from_one_source_are_capped() {
+    let certs = Certs::new();
+    let (cert, key) = certs.leaf("server", &["example.test"], &[LOCALHOST]);
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let cap = sip_driver_mio::MAX_TLS_HANDSHAKES_PER_SOURCE;
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..cap {
+        held.push(TcpStream::connect(server.addr).expect("connect"));
+    }
+    // Connections are accepted in order: once one beyond the cap is closed, the first
+    // `cap` are counted.
+    let mut extra = TcpStream::connect(server.addr).expect("connect");
+    extra.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 16];
+    match extra.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "the connection beyond the cap got data"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "the connection beyond the cap was not closed: {e}"
+        ),
+    }
+    // The first ones are still open.
+    let first = &mut held[0];
+    first
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let still_open = first.read(&mut buf);
+    assert!(
+        matches!(&still_open, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+        "{still_open:?}"
+    );
+    let served = server.stop();
+    assert_eq!(served.accepted, cap as u64, "{served}");
+}
