@@ -204,3 +204,25 @@ fn tls_handshakes_under_way_from_one_source_are_capped() {
     let served = server.stop();
     assert_eq!(served.accepted, cap as u64, "{served}");
 }
+
+// RFC 3261 18.3 over TLS: a message larger than a TLS record (16 KiB) is split over several
+// records and reads, and framed whole by its Content-Length on the other side.
+#[test]
+fn rfc3261_18_3_a_message_larger_than_a_tls_record_arrives_whole() {
+    let certs = Certs::new();
+    let (cert, key) = certs.leaf("server", &["example.test"], &[LOCALHOST]);
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let (mut driver, _warnings) = client_driver(&certs.ca(), Vec::new());
+    let mut client = Client::new();
+    let uri = format!("sip:{};transport=tls", server.addr);
+    let body: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    client.message(driver.endpoint_mut(), &uri, tls(server.addr), &body);
+    run_until_seen(&mut driver, &mut client, 1);
+    assert_eq!(client.seen, [Seen::Response(200)]);
+    let served = server.stop();
+    assert_eq!(
+        (served.endpoint.received, served.endpoint.malformed),
+        (1, 0),
+        "{served}"
+    );
+}

@@ -78,6 +78,25 @@ impl Client {
             .send_request(Instant::now(), &request, hop)
             .expect("OPTIONS sends");
     }
+
+    /// A MESSAGE with `body` (text/plain) for `uri` sent to `hop`.
+    pub(crate) fn message(
+        &mut self,
+        endpoint: &mut Endpoint,
+        uri: &str,
+        hop: impl Into<NextHop>,
+        body: &[u8],
+    ) {
+        let request = RequestBuilder::new(Method::Message, uri)
+            .from("<sip:client@127.0.0.1>")
+            .to(&format!("<{uri}>"))
+            .body("text/plain", body)
+            .build(&mut self.rng)
+            .expect("MESSAGE builds");
+        endpoint
+            .send_request(Instant::now(), &request, hop)
+            .expect("MESSAGE sends");
+    }
 }
 
 impl TransactionUser for Client {
