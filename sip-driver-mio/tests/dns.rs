@@ -1,8 +1,9 @@
 //! DNS on the mio driver (RFC 3263): the endpoint's questions asked of a real dnsmasq on
 //! 127.0.0.1:26453 (the zone of `shared/interop/cfg/dnsmasq/run-cli.sh`, and a NAPTR/SRV
 //! name of this file's ports), by the driver's `DnsClient` on its own non-blocking socket.
-//! Skipped, with a message, when dnsmasq is missing or `SIP_SKIP_INTEROP=1`. Every run has
-//! a deadline; dnsmasq is killed when a test ends.
+//! Skipped, with a message, when dnsmasq is missing (a failure under `SIP_REQUIRE_INTEROP`;
+//! `scripts/test.sh` installs it) or with `SIP_SKIP_INTEROP=1`. Every run has a deadline;
+//! dnsmasq is killed when a test ends.
 
 #[path = "support/certs.rs"]
 mod certs;
@@ -95,6 +96,9 @@ fn dnsmasq() -> Option<Dnsmasq> {
     let mut child = match child {
         Ok(child) => Dnsmasq(child),
         Err(e) => {
+            if std::env::var_os("SIP_REQUIRE_INTEROP").is_some() {
+                panic!("cannot start dnsmasq ({e}) and SIP_REQUIRE_INTEROP is set");
+            }
             eprintln!("skipped: cannot start dnsmasq ({e}); install dnsmasq-base");
             return None;
         }
