@@ -21,8 +21,9 @@
 //!   `Answer::NoData`, each with the negative TTL of RFC 2308 section 5 (the smaller of the
 //!   SOA record's TTL and its MINIMUM field, from the authority section; 0 without a SOA),
 //!   capped at [`MAX_NEGATIVE_TTL`].
-//! - SERVFAIL and REFUSED try the next server if a try is left, else `Answer::ServerFailure`;
-//!   other error codes give `Answer::ServerFailure` at once.
+//! - SERVFAIL and REFUSED send the question to the next server at once when there is more
+//!   than one server and a try is left, else give `Answer::ServerFailure`; other error codes
+//!   give `Answer::ServerFailure` at once.
 //! - A truncated answer (TC bit) gives `Answer::ServerFailure`: this client does not fall back
 //!   to TCP. Queries carry an EDNS(0) OPT record offering [`EDNS_PAYLOAD`] bytes, which fits
 //!   the NAPTR and SRV sets SIP domains publish.
@@ -265,7 +266,13 @@ impl DnsClient {
         let outcome = interpret(&message, &pending);
         match outcome {
             Outcome::Answer(answer) => self.answers.push_back((pending.query.id, answer)),
-            Outcome::TryNext => self.retry(now, pending, Answer::ServerFailure),
+            // With one server there is nobody else to ask: no point in asking again now.
+            Outcome::TryNext if self.servers.len() > 1 => {
+                self.retry_with_id(now, id, pending, Answer::ServerFailure)
+            }
+            Outcome::TryNext => self
+                .answers
+                .push_back((pending.query.id, Answer::ServerFailure)),
         }
     }
 
@@ -295,12 +302,8 @@ impl DnsClient {
         }
     }
 
-    /// Sends `pending` to the next server if a try is left, else answers `last`.
-    fn retry(&mut self, now: Instant, pending: Pending, last: Answer) {
-        let id = u16::from_be_bytes([pending.wire[0], pending.wire[1]]);
-        self.retry_with_id(now, id, pending, last);
-    }
-
+    /// Sends `pending` (DNS id `id`) to the next server if a try is left, else answers
+    /// `last`.
     fn retry_with_id(&mut self, now: Instant, id: u16, mut pending: Pending, last: Answer) {
         if pending.tries >= MAX_TRIES {
             self.answers.push_back((pending.query.id, last));
