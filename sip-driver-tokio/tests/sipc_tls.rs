@@ -574,3 +574,20 @@ fn requests_to_a_sips_name_share_one_tls_handshake() {
     let summary = sipd.stop().stdout.join("\n");
     assert!(summary.contains("tls handshakes 1,"), "{summary}");
 }
+
+#[test]
+fn sipc_to_a_name_that_does_not_exist_fails_with_exit_1_and_sends_nothing() {
+    // RFC 3263 section 4.3 (no target at all) and RFC 2308: NXDOMAIN ends the request with a
+    // transport error; nothing is sent.
+    let _ports = fixed_ports();
+    let Some(_dns) = dnsmasq() else { return };
+    let out = sipc_dns(&["options", "sip:nobody.test"]);
+    assert_eq!(out.code, Some(1), "{:?} {}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("transport error"), "{}", out.stderr);
+    // Nothing was sent anywhere.
+    assert!(
+        !out.stdout.iter().any(|l| l == "-> OPTIONS"),
+        "{:?}",
+        out.stdout
+    );
+}
