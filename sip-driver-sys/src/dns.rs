@@ -34,17 +34,33 @@
 //! tries in all, then `Answer::Timeout`. At most [`MAX_IN_FLIGHT`] queries wait for an answer;
 //! a query beyond that is answered `Answer::ServerFailure` at once.
 //!
+//! A query the server never answers, on a virtual clock:
+//!
 //! ```
 //! use std::time::Instant;
-//! use sip_driver_sys::dns::DnsClient;
+//! use sip_core::message::SipUri;
+//! use sip_core::resolve::{Answer, Resolver, ResolverConfig};
+//! use sip_driver_sys::dns::{DnsClient, MAX_TRIES, RETRY_INTERVAL};
+//!
+//! let mut now = Instant::now();
+//! // The questions come from sip_core (here a Resolver; in a driver, Endpoint::poll_dns).
+//! let mut resolver = Resolver::new(ResolverConfig::default(), [1; 32]);
+//! resolver.resolve_uri(now, &SipUri::parse("sip:example.test").unwrap())?;
+//! let query = resolver.poll_query().unwrap();
 //!
 //! let server = "127.0.0.1:53".parse().unwrap();
 //! let mut client = DnsClient::new(vec![server], [7; 32]);
-//! // The driver's loop: client.query(now, endpoint_query) for each Endpoint::poll_dns(),
-//! // then send every poll_transmit() on its UDP socket.
-//! assert!(client.poll_transmit().is_none());
-//! assert!(client.poll_timeout().is_none());
-//! # let _ = Instant::now();
+//! client.query(now, query.clone());
+//! let (to, datagram) = client.poll_transmit().unwrap(); // the driver sends it
+//! assert_eq!(to, server);
+//! # let _ = datagram;
+//! for _ in 0..MAX_TRIES {
+//!     assert_eq!(client.poll_timeout(), Some(now + RETRY_INTERVAL));
+//!     now += RETRY_INTERVAL;
+//!     client.handle_timeout(now); // a retry, then the last try gives up
+//! }
+//! assert_eq!(client.poll_answer(), Some((query.id, Answer::Timeout)));
+//! # Ok::<(), sip_core::resolve::ResolveError>(())
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -156,9 +172,6 @@ pub struct DnsClient {
     pending: HashMap<u16, Pending>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     answers: VecDeque<(QueryId, Answer)>,
-    /// The server the next query starts with (queries spread over the servers only through
-    /// retries: the first server is asked first, as resolv.conf says).
-    first_server: usize,
 }
 
 impl std::fmt::Debug for DnsClient {
@@ -182,7 +195,6 @@ impl DnsClient {
             pending: HashMap::new(),
             transmits: VecDeque::new(),
             answers: VecDeque::new(),
-            first_server: 0,
         }
     }
 
@@ -215,7 +227,8 @@ impl DnsClient {
             self.answers.push_back((query.id, Answer::ServerFailure));
             return;
         };
-        let server = self.first_server % self.servers.len();
+        // The first server first, as resolv.conf says; the others on retries.
+        let server = 0;
         let addr = self.servers[server];
         self.transmits.push_back((addr, wire.clone()));
         self.pending.insert(
@@ -238,8 +251,11 @@ impl DnsClient {
         self.transmits.pop_front()
     }
 
-    /// A datagram received on the DNS socket from `from`. Never panics; anything that is
-    /// not the answer to a query in flight is dropped.
+    /// A datagram received on the DNS socket from `from` (the address as the socket reports
+    /// it: it must equal a server's address exactly, so a dual-stack socket must not report
+    /// an IPv4 server as `::ffff:a.b.c.d`). Use a receive buffer of at least
+    /// [`EDNS_PAYLOAD`] bytes: a cut datagram does not decode. Never panics; anything that
+    /// is not the answer to a query in flight is dropped.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         // The id is the first two bytes: look it up before decoding anything.
         let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {

@@ -1,13 +1,16 @@
 //! `DnsClient` against a real DNS server: dnsmasq on 127.0.0.1:26253 serving the zone of
 //! `shared/interop/cfg/dnsmasq/run-cli.sh` (NAPTR, SRV, A, AAAA under `.test`), queried over
-//! a std UdpSocket. Skipped, with a message, when dnsmasq is not installed or when
-//! `SIP_SKIP_INTEROP=1`. dnsmasq is killed at the end, also when a test panics.
+//! a std UdpSocket. Skipped, with a message, when dnsmasq is not installed (a failure under
+//! `SIP_REQUIRE_INTEROP`) or when `SIP_SKIP_INTEROP=1`. dnsmasq is killed at the end, also
+//! when a test panics.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::{Message, MessageType, OpCode};
+use hickory_proto::rr::Name;
 use sip_core::message::SipUri;
 use sip_core::resolve::{
     Answer, Naptr, Query, QueryId, Record, RecordType, ResolveEvent, Resolver, ResolverConfig, Srv,
@@ -51,6 +54,9 @@ fn start() -> Option<Dnsmasq> {
         return None;
     }
     let Some(bin) = dnsmasq_binary() else {
+        if std::env::var_os("SIP_REQUIRE_INTEROP").is_some() {
+            panic!("dnsmasq is not installed and SIP_REQUIRE_INTEROP is set");
+        }
         eprintln!("skipped: dnsmasq is not installed (apt-get install -y dnsmasq-base)");
         return None;
     };
@@ -87,7 +93,37 @@ fn start() -> Option<Dnsmasq> {
         .stderr(Stdio::null())
         .spawn()
         .expect("dnsmasq starts");
-    Some(Dnsmasq(child))
+    let mut dnsmasq = Dnsmasq(child);
+    wait_ready(&mut dnsmasq);
+    Some(dnsmasq)
+}
+
+/// Waits (at most 5 s) until dnsmasq answers on its port: a connected UDP socket learns of
+/// a closed port from the ICMP error (ConnectionRefused), so no query is lost to the start.
+fn wait_ready(dnsmasq: &mut Dnsmasq) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(server()).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut probe = Message::new(1, MessageType::Query, OpCode::Query);
+    probe.add_query(hickory_proto::op::Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        hickory_proto::rr::RecordType::A,
+    ));
+    let probe = probe.to_vec().unwrap();
+    let give_up = Instant::now() + Duration::from_secs(5);
+    let mut buf = [0u8; 512];
+    while Instant::now() < give_up {
+        if let Ok(Some(status)) = dnsmasq.0.try_wait() {
+            panic!("dnsmasq exited: {status} (port {PORT} busy?)");
+        }
+        let _ = socket.send(&probe);
+        if socket.recv(&mut buf).is_ok() {
+            return;
+        }
+    }
+    panic!("dnsmasq does not answer on port {PORT} after 5 s");
 }
 
 fn server() -> SocketAddr {
