@@ -23,6 +23,8 @@ install() { # install PACKAGE unless COMMAND exists: install COMMAND PACKAGE
 if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   install redis-server redis-server
   install sipp sip-tester
+  # dnsmasq: the name tests (RFC 3263) of sip-driver-sys and sip-driver-tokio.
+  install dnsmasq dnsmasq
 fi
 
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"

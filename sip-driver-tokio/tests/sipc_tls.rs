@@ -365,13 +365,18 @@ const SIPS_PORT: u16 = 26381;
 /// `sip2.example.test` (127.0.0.2, where nothing listens: a TCP reset, an ICMP port
 /// unreachable) and then `sip1.example.test` (127.0.0.1, sipd). `wrong.test` points its
 /// `_sips._tcp` at sipd too, whose certificate does not name it. None (and a line saying
-/// why) when dnsmasq is not installed or SIP_SKIP_INTEROP=1.
+/// why) when dnsmasq is not installed (a failure under SIP_REQUIRE_INTEROP) or
+/// SIP_SKIP_INTEROP=1.
 fn dnsmasq() -> Option<Run> {
     if std::env::var("SIP_SKIP_INTEROP").as_deref() == Ok("1") {
         println!("skipped: SIP_SKIP_INTEROP=1");
         return None;
     }
     if Command::new("dnsmasq").arg("--version").output().is_err() {
+        // CI installs it (scripts/test.sh) and says so: then its absence is a failure.
+        if std::env::var_os("SIP_REQUIRE_INTEROP").is_some() {
+            panic!("dnsmasq is not installed and SIP_REQUIRE_INTEROP is set");
+        }
         println!("skipped: dnsmasq is not installed");
         return None;
     }
