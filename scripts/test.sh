@@ -23,7 +23,7 @@ install() { # install PACKAGE unless COMMAND exists: install COMMAND PACKAGE
 if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   install redis-server redis-server
   install sipp sip-tester
-  # The mio driver's DNS tests ask a dnsmasq they start (sip-driver-mio/tests/dns.rs).
+  # dnsmasq: the name tests (RFC 3263) of sip-driver-sys, sip-driver-mio and sip-driver-tokio.
   install dnsmasq dnsmasq-base
 fi
 
