@@ -208,7 +208,8 @@ pub use builder::{
 };
 pub use edit::{HopCount, MessageEditor};
 pub use endpoint::{
-    ClientTxId, Config, Endpoint, Event, SendError, ServerTxId, Stats, TransactionUser, TxId,
+    ClientTxId, Config, Endpoint, Event, NextHop, SendError, ServerTxId, Stats, TransactionUser,
+    TxId,
 };
 pub use error::{ErrorKind, ParseError};
 pub use limits::Limits;

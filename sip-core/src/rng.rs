@@ -20,6 +20,9 @@ const APPLICATION_STREAM: u64 = 0;
 pub(crate) const ENDPOINT_TOKEN_STREAM: u64 = 1;
 /// The ChaCha20 stream of the endpoint's hash keys.
 const HASH_KEY_STREAM: u64 = 2;
+/// The ChaCha20 stream the endpoint draws its resolver's seed (RFC 2782 weights) and the
+/// keep-alive jitter from: nothing drawn there says anything about the tokens or keys.
+const RESOLVER_STREAM: u64 = 3;
 
 /// A cryptographically secure generator: ChaCha20 (RFC 8439, 20 rounds) keyed with the
 /// caller's 32-byte seed. Its output cannot be predicted from earlier output, as RFC 3261
@@ -40,8 +43,9 @@ const HASH_KEY_STREAM: u64 = 2;
 /// The same seed gives the same sequence, which only tests want. Give each generator a seed
 /// of its own. One seed keys independent ChaCha20 streams (the 64-bit nonce):
 /// `SeededRng::new` draws from stream 0; the [`Endpoint`](crate::Endpoint) draws its own
-/// tokens from stream 1 and the keys of its transaction tables' hashes from stream 2, so no
-/// token a peer sees says anything about those keys.
+/// tokens from stream 1, the keys of its transaction tables' hashes from stream 2, and its
+/// resolver's seed and keep-alive jitter from stream 3, so no token a peer sees says
+/// anything about those keys.
 pub struct SeededRng {
     chacha: ChaCha20Rng,
 }
@@ -78,6 +82,17 @@ impl Rng for SeededRng {
 pub(crate) fn hash_keys(seed: [u8; 32]) -> (u64, u64) {
     let mut rng = SeededRng::with_stream(seed, HASH_KEY_STREAM);
     (rng.next_u64(), rng.next_u64())
+}
+
+/// The seed of the endpoint's resolver and the generator of its keep-alive jitter, from a
+/// stream of `seed` that no token or hash key is drawn from.
+pub(crate) fn resolver_seed(seed: [u8; 32]) -> ([u8; 32], SeededRng) {
+    let mut rng = SeededRng::with_stream(seed, RESOLVER_STREAM);
+    let mut out = [0u8; 32];
+    for chunk in out.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    (out, rng)
 }
 
 /// The characters of random tokens: lower case and digits (a tag such as `CSeq5WwVeC` made

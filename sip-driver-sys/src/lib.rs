@@ -1,10 +1,18 @@
 //! # sip-driver-sys
 //!
-//! What the drivers of `sip-core` (`sip-driver-mio`, `sip-driver-tokio`) need from the
-//! operating system beyond sockets and clocks, written once for both: the random seed of an
-//! endpoint ([`os_seed`]) and the ICMP errors a UDP socket can report ([`icmp`]). `sip-core`
-//! itself does no I/O; a driver calls these and feeds the results in
-//! (`Endpoint::new(config, seed)`, `Endpoint::handle_unreachable`).
+//! What the drivers of `sip-core` (`sip-driver-mio`, `sip-driver-tokio`) need beyond
+//! sockets and clocks, written once for both:
+//!
+//! - [`os_seed`]: the random seed of an endpoint;
+//! - [`icmp`]: the ICMP errors a UDP socket can report;
+//! - [`tls`]: rustls configurations (ring provider) from PEM files, and the client-side
+//!   check of a server's SIP domain identity (RFC 5922);
+//! - [`dns`]: the nameservers of the system and [`dns::DnsClient`], a sans-IO DNS client
+//!   over UDP that answers the questions of `sip_core::resolve` (RFC 3263).
+//!
+//! `sip-core` itself does no I/O; a driver calls these and feeds the results in
+//! (`Endpoint::new(config, seed)`, `Endpoint::handle_unreachable`,
+//! `Endpoint::handle_dns_answer`).
 //!
 //! ```
 //! let seed = sip_driver_sys::os_seed()?;
@@ -15,7 +23,9 @@
 
 use std::io;
 
+pub mod dns;
 pub mod icmp;
+pub mod tls;
 
 /// 32 bytes from the operating system's cryptographic random source (`getrandom`), for
 /// `Endpoint::new` and `SeededRng::new`: tags, branches, Call-IDs and the transaction

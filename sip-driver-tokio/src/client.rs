@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 use sip_core::message::Contact;
 use sip_core::session::SessionConfig;
 use sip_core::{
-    ClientTxId, Endpoint, Event, HeaderName, HeaderValue, Listener, Method, OwnedMessage,
-    RequestBuilder, ResponseBuilder, Rng, SeededRng, SendError, ServerTxId, Source, Target, Timer,
+    ClientTxId, Endpoint, Event, HeaderName, HeaderValue, Listener, Method, NextHop, OwnedMessage,
+    RequestBuilder, ResponseBuilder, Rng, SeededRng, SendError, ServerTxId, Source, Timer,
     TransactionUser, Transport, TxId,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::call::{CallCommand, CallTable, IncomingCall};
-use crate::driver::first_addr;
+use crate::driver::{first_addr, Counters};
 use crate::registration::{unregister_all, RegCommand, Registered};
-use crate::{Driver, Error, RequestError};
+use crate::{Driver, DriverStats, Error, RequestError};
 
 /// Requests queued for the application before new ones are answered 503.
 const INCOMING_QUEUE: usize = 256;
@@ -31,7 +31,7 @@ const MAX_ABANDONED_FORKS: usize = 16;
 pub(crate) enum Command {
     Request {
         request: OwnedMessage,
-        target: Target,
+        target: NextHop,
         /// Give up waiting for the final response after this long.
         timeout: Option<Duration>,
         responses: mpsc::UnboundedSender<Result<OwnedMessage, RequestError>>,
@@ -43,7 +43,7 @@ pub(crate) enum Command {
     },
     Ack {
         ack: OwnedMessage,
-        target: Target,
+        target: NextHop,
         reply: oneshot::Sender<Result<(), SendError>>,
     },
     Respond {
@@ -81,6 +81,8 @@ struct Shared {
     registrations: std::sync::Mutex<Vec<mpsc::WeakUnboundedSender<RegCommand>>>,
     /// How many of them are up, per AOR (RFC 5626 section 4.5's base time).
     registered: Arc<Registered>,
+    /// The driver's own counters.
+    counters: Arc<Counters>,
 }
 
 /// The responses to one request: provisional ones, then the final one. Ends after the final
@@ -148,6 +150,7 @@ impl Driver {
         let (done_tx, done_rx) = watch::channel(false);
         let listeners = self.listeners().to_vec();
         let shutdown = self.shutdown_handle_arc();
+        let counters = self.counters();
         let mut rng = SeededRng::new(self.tu_seed());
         // The session layer's own seed (tags, Call-IDs, the retry timers of RFC 3261 14.1).
         let mut session_seed = [0u8; 32];
@@ -180,6 +183,7 @@ impl Driver {
                 done: done_rx,
                 registrations: std::sync::Mutex::new(Vec::new()),
                 registered: Arc::default(),
+                counters,
             }),
         };
         let incoming = Incoming {
@@ -192,9 +196,29 @@ impl Driver {
 
 impl Client {
     /// Sends `request` (anything but ACK, without a Via: the endpoint writes its own) to
-    /// `target`, and returns its responses.
-    pub async fn request(&self, request: OwnedMessage, target: Target) -> Result<Responses, Error> {
-        self.request_inner(request, target, None).await
+    /// `hop`, and returns its responses.
+    ///
+    /// `hop` is a [`Target`](sip_core::Target) (transport and address), or a
+    /// [`NextHop::Uri`] that the endpoint locates itself (RFC 3263: NAPTR, SRV, A and AAAA
+    /// through the driver's DNS, and failover to the next server on a transport error, a
+    /// timeout or a 503). `NextHop::of_request(&request)` is the request's own next hop:
+    /// its first Route, else its Request-URI:
+    ///
+    /// ```no_run
+    /// # async fn f(client: sip_driver_tokio::Client, request: sip_core::OwnedMessage) -> Result<(), Box<dyn std::error::Error>> {
+    /// use sip_core::NextHop;
+    ///
+    /// // sip:bob@example.test: NAPTR and SRV of example.test, then A/AAAA of the target.
+    /// let responses = client.request(request, NextHop::uri("sip:bob@example.test")).await?;
+    /// let ok = responses.final_response().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn request(
+        &self,
+        request: OwnedMessage,
+        hop: impl Into<NextHop>,
+    ) -> Result<Responses, Error> {
+        self.request_inner(request, hop.into(), None).await
     }
 
     /// Like [`Client::request`], but the responses end with [`RequestError::Timeout`] if no
@@ -207,16 +231,16 @@ impl Client {
     pub async fn request_with_timeout(
         &self,
         request: OwnedMessage,
-        target: Target,
+        hop: impl Into<NextHop>,
         timeout: Duration,
     ) -> Result<Responses, Error> {
-        self.request_inner(request, target, Some(timeout)).await
+        self.request_inner(request, hop.into(), Some(timeout)).await
     }
 
     async fn request_inner(
         &self,
         request: OwnedMessage,
-        target: Target,
+        target: NextHop,
         timeout: Option<Duration>,
     ) -> Result<Responses, Error> {
         let (responses, rx) = mpsc::unbounded_channel();
@@ -245,10 +269,17 @@ impl Client {
 
     /// Sends the ACK for a 2xx to an INVITE (RFC 3261 section 13.2.2.4), without a Via.
     /// The driver sends it again whenever the 2xx is retransmitted, for 64*T1.
-    pub async fn ack(&self, ack: OwnedMessage, target: Target) -> Result<(), Error> {
+    pub async fn ack(&self, ack: OwnedMessage, hop: impl Into<NextHop>) -> Result<(), Error> {
         let (reply, result) = oneshot::channel();
+        let target = hop.into();
         self.send(Command::Ack { ack, target, reply })?;
         Ok(result.await.map_err(|_| Error::Stopped)??)
+    }
+
+    /// The driver's own counters: TLS handshakes (one per connection, however many
+    /// requests it carries), DNS questions asked, and why the last TLS connection failed.
+    pub fn driver_stats(&self) -> DriverStats {
+        self.shared.counters.snapshot()
     }
 
     /// The bound addresses.
@@ -439,7 +470,7 @@ pub(crate) struct AppTu {
     rng: SeededRng,
     /// The INVITEs waiting for their final response, as the application wrote them: what
     /// the ACK and BYE for a 2xx are made from if timer C makes the application give up.
-    invites: HashMap<ClientTxId, (OwnedMessage, Target)>,
+    invites: HashMap<ClientTxId, (OwnedMessage, NextHop)>,
     /// INVITEs the application was told timed out at timer C: the endpoint sent CANCEL, but
     /// a 2xx may still arrive (RFC 3261 section 9.1); the driver then ACKs it and ends the
     /// call with BYE (sections 13.2.2.4 and 15), since nobody holds the call.
@@ -455,7 +486,7 @@ pub(crate) struct AppTu {
 #[derive(Debug)]
 struct Abandoned {
     invite: OwnedMessage,
-    target: Target,
+    target: NextHop,
     /// The To tags of the 2xx responses already ACKed and ended (one per fork).
     ended: Vec<String>,
     /// After this no 2xx can match the transaction any more (64*T1 after timer C for the
@@ -466,7 +497,7 @@ struct Abandoned {
 #[derive(Debug)]
 struct SentAck {
     ack: OwnedMessage,
-    target: Target,
+    target: NextHop,
     until: Instant,
 }
 
@@ -491,7 +522,7 @@ impl AppTu {
                 responses,
                 reply,
             } => {
-                let r = ep.send_request(now, &request, target);
+                let r = ep.send_request(now, &request, target.clone());
                 if let Ok(tx) = r {
                     self.pending.insert(tx, responses);
                     // A deadline beyond what the clock can name is no deadline.
@@ -508,7 +539,7 @@ impl AppTu {
                 let _ = reply.send(ep.cancel(now, tx).map(|_| ()));
             }
             Command::Ack { ack, target, reply } => {
-                let r = ep.send_ack(now, &ack, target);
+                let r = ep.send_ack(now, &ack, target.clone());
                 if r.is_ok() {
                     self.acks.retain(|_, a| a.until > now);
                     let until = now + ep.config().timers.t1x64();
@@ -627,7 +658,7 @@ impl AppTu {
         }
         if let Some(a) = self.acks.get(&call_id_cseq(response)) {
             if a.until > now {
-                let _ = ep.send_ack(now, &a.ack, a.target);
+                let _ = ep.send_ack(now, &a.ack, a.target.clone());
             }
         }
     }
@@ -693,14 +724,20 @@ impl AppTu {
             return;
         }
         a.ended.push(to_tag);
-        let (invite, target) = (a.invite.clone(), a.target);
+        let (invite, target) = (a.invite.clone(), a.target.clone());
         match dialog_requests(&invite, response, &mut self.rng) {
             Ok((ack, bye)) => {
-                if ep.send_ack(now, &ack, target).is_ok() {
+                if ep.send_ack(now, &ack, target.clone()).is_ok() {
                     self.acks.retain(|_, a| a.until > now);
                     let until = now + ep.config().timers.t1x64();
-                    self.acks
-                        .insert(call_id_cseq(&ack), SentAck { ack, target, until });
+                    self.acks.insert(
+                        call_id_cseq(&ack),
+                        SentAck {
+                            ack,
+                            target: target.clone(),
+                            until,
+                        },
+                    );
                 }
                 // Nobody waits for the BYE's responses: they are dropped as unknown.
                 if let Err(e) = ep.send_request(now, &bye, target) {

@@ -4,23 +4,28 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sip_core::resolve::{Answer, QueryId};
 use sip_core::{
     Config, Endpoint, FlowEvent, FlowId, IoRequest, Listener, Stats, TransactionUser, Transmit,
     Transport,
 };
-use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
+use sip_driver_sys::tls::TlsConfig;
 use sip_driver_sys::{icmp, os_seed};
 use tokio::task::{AbortHandle, JoinSet};
+use tokio_rustls::rustls;
+use tokio_rustls::{TlsAcceptor, TlsConnector, TlsStream};
 use tracing::Instrument;
 
+use crate::dns::{self, Ask, Dns};
 use crate::log::{self, Dir, StreamLog};
 use crate::{Error, ListenSpec};
 
@@ -41,6 +46,120 @@ const STREAM_QUEUE_BYTES: usize = 1 << 20;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(32);
 /// How long an outbound connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(32);
+/// How long a TLS handshake may take, either side: a peer that connects and says nothing
+/// holds its socket and a handshake slot only this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes one listener runs at once; connections beyond are closed at once.
+const MAX_HANDSHAKES: usize = 256;
+
+/// What the driver itself counted (beside the endpoint's [`Stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// TLS handshakes completed, accepted and initiated: one per connection (RFC 3261
+    /// section 26.3.1: connections are reused, so one per peer while the connection lives).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (certificate refused, timeout, protocol error).
+    pub tls_failures: u64,
+    /// DNS questions the driver answered from the network (the endpoint's resolver asks
+    /// only what its cache does not hold).
+    pub dns_queries: u64,
+    /// DNS questions that got no answer: a timeout or a server failure.
+    pub dns_failures: u64,
+    /// Why the last TLS connection the driver opened failed: "TLS to 127.0.0.1:5061:
+    /// certificate not valid for example.test".
+    pub last_tls_failure: Option<String>,
+}
+
+/// The counters behind [`DriverStats`], shared by the owner task, the socket tasks and the
+/// [`Client`](crate::Client).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    tls_handshakes: AtomicU64,
+    tls_failures: AtomicU64,
+    dns_queries: AtomicU64,
+    dns_failures: AtomicU64,
+    last_tls_failure: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> DriverStats {
+        DriverStats {
+            tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
+            tls_failures: self.tls_failures.load(Ordering::Relaxed),
+            dns_queries: self.dns_queries.load(Ordering::Relaxed),
+            dns_failures: self.dns_failures.load(Ordering::Relaxed),
+            last_tls_failure: self.last_tls_failure.lock().ok().and_then(|l| l.clone()),
+        }
+    }
+
+    fn tls_failed(&self, why: Option<String>) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+        if let (Some(why), Ok(mut last)) = (why, self.last_tls_failure.lock()) {
+            *last = Some(why);
+        }
+    }
+}
+
+/// What the driver needs beside the endpoint's [`Config`]: TLS configurations and the
+/// nameservers. The default has no TLS server side (a `tls:` listener is then an error),
+/// verifies TLS servers against the system's roots, and resolves names with the system's
+/// DNS configuration (`/etc/resolv.conf`).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::path::Path;
+/// use sip_driver_sys::tls::{client_config, server_config, TlsConfig};
+/// use sip_driver_tokio::{Driver, DriverOptions};
+///
+/// let tls = TlsConfig {
+///     server: Some(server_config(Path::new("cert.pem"), Path::new("key.pem"))?),
+///     client: client_config(Some(Path::new("ca.pem")))?,
+/// };
+/// let options = DriverOptions::default()
+///     .with_tls(tls)
+///     .with_nameservers(vec!["127.0.0.1:5353".parse()?]);
+/// let driver = Driver::bind_with_options(
+///     ["tls:127.0.0.1:5061".parse()?],
+///     sip_core::Config::default(),
+///     options,
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct DriverOptions {
+    /// The TLS server configuration (for `tls:` listeners) and client configuration (for
+    /// the connections the endpoint opens). None: no TLS server side, and servers are
+    /// verified against the system's roots.
+    pub tls: Option<TlsConfig>,
+    /// The nameservers to ask (`--dns HOST:PORT`); None: the system's configuration.
+    pub nameservers: Option<Vec<SocketAddr>>,
+}
+
+impl std::fmt::Debug for DriverOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverOptions")
+            .field("tls", &self.tls.as_ref().map(|t| t.server.is_some()))
+            .field("nameservers", &self.nameservers)
+            .finish()
+    }
+}
+
+impl DriverOptions {
+    /// With TLS configurations.
+    pub fn with_tls(mut self, tls: TlsConfig) -> DriverOptions {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// With these nameservers instead of the system's.
+    pub fn with_nameservers(mut self, nameservers: Vec<SocketAddr>) -> DriverOptions {
+        self.nameservers = Some(nameservers);
+        self
+    }
+}
 
 /// A driver with its listeners bound, ready to run a transaction user ([`Driver::run`]) or
 /// the built-in one behind the async [`Client`](crate::Client) API ([`Driver::start`]).
@@ -58,6 +177,9 @@ pub struct Driver {
     config: Config,
     udp: Vec<(SocketAddr, UdpSocket)>,
     tcp: Vec<(SocketAddr, TcpListener)>,
+    tls: Vec<(SocketAddr, TcpListener)>,
+    options: DriverOptions,
+    counters: Arc<Counters>,
     seed: [u8; 32],
     tu_seed: [u8; 32],
     shutdown: Arc<watch::Sender<bool>>,
@@ -84,6 +206,8 @@ pub struct Finished<T> {
     pub tu: T,
     /// The endpoint's counters.
     pub stats: Stats,
+    /// The driver's own counters (TLS handshakes, DNS questions).
+    pub driver: DriverStats,
 }
 
 impl Driver {
@@ -99,10 +223,21 @@ impl Driver {
     /// none to give.
     pub async fn bind_with_config(
         specs: impl IntoIterator<Item = ListenSpec>,
+        config: Config,
+    ) -> Result<Driver, Error> {
+        Self::bind_with_options(specs, config, DriverOptions::default()).await
+    }
+
+    /// [`Driver::bind_with_config`] with TLS configurations and nameservers. A `tls:`
+    /// listener needs `options.tls` with a server configuration ([`Error::Bind`] otherwise).
+    pub async fn bind_with_options(
+        specs: impl IntoIterator<Item = ListenSpec>,
         mut config: Config,
+        options: DriverOptions,
     ) -> Result<Driver, Error> {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
+        let mut tls = Vec::new();
         let mut listeners = Vec::new();
         for spec in specs {
             let bind_err = |source| Error::Bind { spec, source };
@@ -123,6 +258,22 @@ impl Driver {
                 let addr = l.local_addr().map_err(bind_err)?;
                 tcp.push((addr, l));
                 addr
+            } else if spec.transport == Transport::Tls {
+                if options
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.server.as_ref())
+                    .is_none()
+                {
+                    return Err(bind_err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "a TLS listener needs a certificate and a key",
+                    )));
+                }
+                let l = TcpListener::bind(spec.addr).await.map_err(bind_err)?;
+                let addr = l.local_addr().map_err(bind_err)?;
+                tls.push((addr, l));
+                addr
             } else {
                 return Err(bind_err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -142,6 +293,9 @@ impl Driver {
             config,
             udp,
             tcp,
+            tls,
+            options,
+            counters: Arc::default(),
             seed,
             tu_seed,
             shutdown: Arc::new(tx),
@@ -223,6 +377,11 @@ impl Driver {
             .await
     }
 
+    /// The driver's own counters, shared with the running driver.
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
     pub(crate) fn shutdown_handle_arc(&self) -> Arc<watch::Sender<bool>> {
         Arc::clone(&self.shutdown)
     }
@@ -251,8 +410,26 @@ impl Driver {
             let span = tracing::info_span!("tcp-listener", local = %addr);
             tasks.spawn(tcp_acceptor(listener, addr, input_tx.clone()).instrument(span));
         }
+        let server = self.options.tls.as_ref().and_then(|t| t.server.clone());
+        for (addr, listener) in self.tls {
+            let Some(server) = server.clone() else {
+                continue;
+            };
+            let span = tracing::info_span!("tls-listener", local = %addr);
+            tasks.spawn(
+                tls_acceptor(
+                    listener,
+                    addr,
+                    TlsAcceptor::from(server),
+                    input_tx.clone(),
+                    Arc::clone(&self.counters),
+                )
+                .instrument(span),
+            );
+        }
         let shutdown = self.shutdown.subscribe();
         let endpoint = Endpoint::new(self.config, self.seed);
+        let tls_client = self.options.tls.as_ref().map(|t| Arc::clone(&t.client));
         (
             Owner {
                 ep: endpoint,
@@ -261,6 +438,9 @@ impl Driver {
                 udp,
                 conns: HashMap::new(),
                 connecting: HashSet::new(),
+                dns: Dns::new(self.options.nameservers.clone()),
+                tls_client,
+                counters: self.counters,
                 tasks,
                 shutdown,
                 _shutdown_tx: self.shutdown,
@@ -299,15 +479,22 @@ pub(crate) enum Input {
     Accepted {
         local: SocketAddr,
         remote: SocketAddr,
-        stream: TcpStream,
+        stream: Stream,
     },
     Connected {
         flow: FlowId,
-        stream: TcpStream,
+        stream: Stream,
     },
     ConnectFailed {
         flow: FlowId,
         error: io::Error,
+        /// Why a TLS connection failed, for the log and [`DriverStats::last_tls_failure`].
+        tls: Option<String>,
+    },
+    /// The answer to a DNS question of the endpoint.
+    Dns {
+        id: QueryId,
+        answer: Answer,
     },
     Stream {
         flow: FlowId,
@@ -320,6 +507,29 @@ pub(crate) enum Input {
     Unreachable {
         remote: SocketAddr,
     },
+}
+
+/// A connection: plain TCP, or TLS after its handshake.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn transport(&self) -> Transport {
+        match self {
+            Stream::Tcp(_) => Transport::Tcp,
+            Stream::Tls(_) => Transport::Tls,
+        }
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
 }
 
 /// The queue of a UDP socket's writer task: destination and datagram.
@@ -345,6 +555,12 @@ pub(crate) struct Owner {
     udp: Vec<(SocketAddr, DatagramTx)>,
     conns: HashMap<FlowId, Conn>,
     connecting: HashSet<FlowId>,
+    /// The DNS questions being asked for the endpoint.
+    dns: Dns,
+    /// The TLS client configuration; made from the system's roots at the first TLS
+    /// connection when none was given.
+    tls_client: Option<Arc<rustls::ClientConfig>>,
+    counters: Arc<Counters>,
     tasks: JoinSet<()>,
     shutdown: watch::Receiver<bool>,
     /// Keeps the shutdown channel open so that `changed` only reports real requests.
@@ -440,7 +656,11 @@ impl Owner {
             let stats = self.ep.stats();
             tracing::debug!(?stats, "driver stopped");
             self.tasks.shutdown().await;
-            Ok(Finished { tu, stats })
+            Ok(Finished {
+                tu,
+                stats,
+                driver: self.counters.snapshot(),
+            })
         }
         .instrument(span)
         .await
@@ -459,32 +679,56 @@ impl Owner {
                 local,
                 remote,
                 stream,
-            } => match self.ep.accept_flow(now, Transport::Tcp, local, remote) {
-                Ok(flow) => {
-                    tracing::debug!(?flow, %remote, %local, "accepted TCP connection");
-                    self.open_conn(flow, Transport::Tcp, local, remote, stream);
+            } => {
+                let transport = stream.transport();
+                if transport == Transport::Tls {
+                    self.counters.tls_handshakes.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => tracing::warn!(%remote, "refused TCP connection: {e}"),
-            },
+                match self.ep.accept_flow(now, transport, local, remote) {
+                    Ok(flow) => {
+                        tracing::debug!(?flow, %remote, %local, ?transport, "accepted connection");
+                        self.open_conn(flow, local, remote, stream);
+                    }
+                    Err(e) => tracing::warn!(%remote, ?transport, "refused connection: {e}"),
+                }
+            }
             Input::Connected { flow, stream } => {
+                if stream.transport() == Transport::Tls {
+                    self.counters.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                }
                 if !self.connecting.remove(&flow) {
                     // The endpoint gave up on this flow meanwhile.
                     return;
                 }
-                match (stream.local_addr(), stream.peer_addr()) {
+                match (stream.tcp().local_addr(), stream.tcp().peer_addr()) {
                     (Ok(local), Ok(remote)) => {
-                        tracing::debug!(?flow, %remote, %local, "TCP connection up");
-                        self.open_conn(flow, Transport::Tcp, local, remote, stream);
+                        tracing::debug!(?flow, %remote, %local, transport = ?stream.transport(), "connection up");
+                        self.open_conn(flow, local, remote, stream);
                         self.ep
                             .handle_flow_event(now, flow, FlowEvent::Connected { local });
                     }
                     _ => self.ep.handle_flow_event(now, flow, FlowEvent::Failed),
                 }
             }
-            Input::ConnectFailed { flow, error } => {
+            Input::ConnectFailed { flow, error, tls } => {
+                match tls {
+                    Some(why) => {
+                        tracing::warn!(?flow, "{why}");
+                        self.counters.tls_failed(Some(why));
+                    }
+                    None => tracing::info!(?flow, "TCP connect failed: {error}"),
+                }
                 if self.connecting.remove(&flow) {
-                    tracing::info!(?flow, "TCP connect failed: {error}");
                     self.ep.handle_flow_event(now, flow, FlowEvent::Failed);
+                }
+            }
+            Input::Dns { id, answer } => {
+                if matches!(answer, Answer::Timeout | Answer::ServerFailure) {
+                    self.counters.dns_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                self.ep.handle_dns_answer(now, id, answer);
+                if let Some((resolver, query)) = self.dns.done() {
+                    self.start_dns(resolver, query);
                 }
             }
             Input::Closed { flow } => {
@@ -501,35 +745,56 @@ impl Owner {
         }
     }
 
-    fn open_conn(
-        &mut self,
-        flow: FlowId,
-        transport: Transport,
-        local: SocketAddr,
-        remote: SocketAddr,
-        stream: TcpStream,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+    fn open_conn(&mut self, flow: FlowId, local: SocketAddr, remote: SocketAddr, stream: Stream) {
+        let _ = stream.tcp().set_nodelay(true);
+        let transport = stream.transport();
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         let span = tracing::info_span!("conn", ?flow);
-        let reader = self.tasks.spawn(
-            stream_reader(read, flow, transport, local, remote, self.input_tx.clone())
-                .instrument(span.clone()),
-        );
-        let writer = self.tasks.spawn(
-            stream_writer(
-                write,
-                flow,
-                transport,
-                local,
-                remote,
-                (rx, queued.clone()),
-                self.input_tx.clone(),
-            )
-            .instrument(span),
-        );
+        let inputs = self.input_tx.clone();
+        let (reader, writer) = match stream {
+            Stream::Tcp(stream) => {
+                let (read, write) = stream.into_split();
+                let reader = self.tasks.spawn(
+                    stream_reader(read, flow, transport, local, remote, inputs.clone())
+                        .instrument(span.clone()),
+                );
+                let writer = self.tasks.spawn(
+                    stream_writer(
+                        write,
+                        flow,
+                        transport,
+                        local,
+                        remote,
+                        (rx, queued.clone()),
+                        inputs,
+                    )
+                    .instrument(span),
+                );
+                (reader, writer)
+            }
+            Stream::Tls(stream) => {
+                // The framing is the endpoint's: TLS is just another byte stream.
+                let (read, write) = tokio::io::split(*stream);
+                let reader = self.tasks.spawn(
+                    buffered_reader(read, flow, transport, local, remote, inputs.clone())
+                        .instrument(span.clone()),
+                );
+                let writer = self.tasks.spawn(
+                    stream_writer(
+                        write,
+                        flow,
+                        transport,
+                        local,
+                        remote,
+                        (rx, queued.clone()),
+                        inputs,
+                    )
+                    .instrument(span),
+                );
+                (reader, writer)
+            }
+        };
         self.conns.insert(
             flow,
             Conn {
@@ -560,10 +825,50 @@ impl Owner {
                 busy = true;
                 self.io(io);
             }
+            while let Some(query) = self.ep.poll_dns() {
+                busy = true;
+                match self.dns.ask(query) {
+                    Ask::Start(resolver, query) => self.start_dns(resolver, query),
+                    Ask::Answer(id, answer) => {
+                        self.counters.dns_failures.fetch_add(1, Ordering::Relaxed);
+                        self.ep.handle_dns_answer(Instant::now(), id, answer);
+                    }
+                    Ask::Wait => {}
+                }
+            }
             if !busy {
                 break;
             }
         }
+    }
+
+    /// Asks one DNS question in a task; its answer comes back as [`Input::Dns`].
+    fn start_dns(
+        &mut self,
+        resolver: Arc<hickory_resolver::TokioResolver>,
+        query: sip_core::resolve::Query,
+    ) {
+        self.counters.dns_queries.fetch_add(1, Ordering::Relaxed);
+        let inputs = self.input_tx.clone();
+        let span = tracing::debug_span!("dns", name = %query.name, rtype = ?query.rtype);
+        self.tasks.spawn(
+            async move {
+                let (id, answer) = dns::lookup(resolver, query).await;
+                let _ = inputs.send(Input::Dns { id, answer }).await;
+            }
+            .instrument(span),
+        );
+    }
+
+    /// The TLS client configuration: the one given, else one verifying against the
+    /// system's roots (made once).
+    fn tls_client(&mut self) -> Result<Arc<rustls::ClientConfig>, String> {
+        if let Some(c) = &self.tls_client {
+            return Ok(Arc::clone(c));
+        }
+        let c = sip_driver_sys::tls::client_config(None).map_err(|e| e.to_string())?;
+        self.tls_client = Some(Arc::clone(&c));
+        Ok(c)
     }
 
     fn io(&mut self, io: IoRequest) {
@@ -573,27 +878,35 @@ impl Owner {
                 transport,
                 remote,
             } => {
-                if transport != Transport::Tcp {
+                if transport == Transport::Udp {
                     tracing::warn!(?flow, %remote, ?transport, "transport not supported");
                     self.ep
                         .handle_flow_event(Instant::now(), flow, FlowEvent::Failed);
                     return;
                 }
-                tracing::debug!(?flow, %remote, "connecting");
+                // RFC 5922 section 4: the domain the server must prove, or its address.
+                let tls = if transport == Transport::Tls {
+                    let domain = self.ep.tls_server_name(flow).map(str::to_owned);
+                    let config = match self.tls_client() {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let why = format!("TLS to {remote}: no client configuration: {e}");
+                            tracing::warn!(?flow, "{why}");
+                            self.counters.tls_failed(Some(why));
+                            self.ep
+                                .handle_flow_event(Instant::now(), flow, FlowEvent::Failed);
+                            return;
+                        }
+                    };
+                    Some((config, domain))
+                } else {
+                    None
+                };
+                tracing::debug!(?flow, %remote, ?transport, "connecting");
                 self.connecting.insert(flow);
                 let inputs = self.input_tx.clone();
                 self.tasks.spawn(async move {
-                    let input =
-                        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote))
-                            .await
-                        {
-                            Ok(Ok(stream)) => Input::Connected { flow, stream },
-                            Ok(Err(error)) => Input::ConnectFailed { flow, error },
-                            Err(_) => Input::ConnectFailed {
-                                flow,
-                                error: io::ErrorKind::TimedOut.into(),
-                            },
-                        };
+                    let input = connect(flow, remote, tls).await;
                     let _ = inputs.send(input).await;
                 });
             }
@@ -745,6 +1058,80 @@ async fn udp_writer(
     }
 }
 
+/// Connects to `remote`, then, for TLS, runs the handshake verifying the server as
+/// `domain` (or its address when there is no domain).
+async fn connect(
+    flow: FlowId,
+    remote: SocketAddr,
+    tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
+) -> Input {
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            let tls = tls.map(|_| format!("TLS to {remote}: {error}"));
+            return Input::ConnectFailed { flow, error, tls };
+        }
+        Err(_) => {
+            let tls = tls.map(|_| format!("TLS to {remote}: connect timed out"));
+            return Input::ConnectFailed {
+                flow,
+                error: io::ErrorKind::TimedOut.into(),
+                tls,
+            };
+        }
+    };
+    let Some((config, domain)) = tls else {
+        return Input::Connected {
+            flow,
+            stream: Stream::Tcp(tcp),
+        };
+    };
+    let _ = tcp.set_nodelay(true);
+    let name = sip_driver_sys::tls::server_name(domain.as_deref(), remote);
+    let expected = domain.unwrap_or_else(|| remote.ip().to_string());
+    let handshake = TlsConnector::from(config).connect(name, tcp);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => Input::Connected {
+            flow,
+            stream: Stream::Tls(Box::new(TlsStream::Client(stream))),
+        },
+        Ok(Err(error)) => {
+            let why = format!("TLS to {remote}: {}", tls_reason(&error, &expected));
+            Input::ConnectFailed {
+                flow,
+                error,
+                tls: Some(why),
+            }
+        }
+        Err(_) => Input::ConnectFailed {
+            flow,
+            error: io::ErrorKind::TimedOut.into(),
+            tls: Some(format!("TLS to {remote}: handshake timed out")),
+        },
+    }
+}
+
+/// Why a TLS handshake failed, in words: "certificate not valid for example.test" when the
+/// certificate does not name `expected`, else rustls' own text.
+pub(crate) fn tls_reason(error: &io::Error, expected: &str) -> String {
+    use rustls::CertificateError;
+    let Some(e) = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    else {
+        return error.to_string();
+    };
+    match e {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!("certificate not valid for {expected}"),
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!("certificate not trusted ({e})"),
+        other => other.to_string(),
+    }
+}
+
 async fn tcp_acceptor(listener: TcpListener, local: SocketAddr, inputs: mpsc::Sender<Input>) {
     loop {
         match listener.accept().await {
@@ -754,7 +1141,7 @@ async fn tcp_acceptor(listener: TcpListener, local: SocketAddr, inputs: mpsc::Se
                     .send(Input::Accepted {
                         local,
                         remote,
-                        stream,
+                        stream: Stream::Tcp(stream),
                     })
                     .await
                     .is_err()
@@ -769,6 +1156,101 @@ async fn tcp_acceptor(listener: TcpListener, local: SocketAddr, inputs: mpsc::Se
             }
         }
     }
+}
+
+/// Accepts TLS connections: each handshake runs in a task of its own (bounded in number
+/// and time), so that a slow peer holds up nobody; a connection is handed to the owner
+/// only once its handshake is done. The handshake tasks end with this one.
+async fn tls_acceptor(
+    listener: TcpListener,
+    local: SocketAddr,
+    acceptor: TlsAcceptor,
+    inputs: mpsc::Sender<Input>,
+    counters: Arc<Counters>,
+) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = handshakes.join_next() => continue,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if handshakes.len() >= MAX_HANDSHAKES {
+            tracing::warn!(%remote, "too many TLS handshakes at once, connection closed");
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(local);
+        let _ = stream.set_nodelay(true);
+        let (acceptor, inputs, counters) = (acceptor.clone(), inputs.clone(), counters.clone());
+        handshakes.spawn(async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => {
+                    let stream = Stream::Tls(Box::new(TlsStream::Server(tls)));
+                    let _ = inputs
+                        .send(Input::Accepted {
+                            local,
+                            remote,
+                            stream,
+                        })
+                        .await;
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, "TLS handshake failed: {e}");
+                    counters.tls_failed(None);
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "TLS handshake timed out");
+                    counters.tls_failed(None);
+                }
+            }
+        });
+    }
+}
+
+/// Reads a stream that has its own buffering (TLS): into a buffer of the size the reads
+/// have needed lately.
+async fn buffered_reader<R: AsyncRead + Unpin>(
+    mut read: R,
+    flow: FlowId,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    inputs: mpsc::Sender<Input>,
+) {
+    let mut size = READ_MIN;
+    let mut log = StreamLog::default();
+    loop {
+        let mut data = Vec::with_capacity(size);
+        match read.read_buf(&mut data).await {
+            Ok(0) => break,
+            Ok(n) => {
+                if n == size {
+                    size = (size * 2).min(READ_MAX);
+                } else if n <= READ_MIN {
+                    size = READ_MIN;
+                }
+                if n <= data.capacity() / 2 {
+                    data.shrink_to_fit();
+                }
+                log.feed(transport, local, remote, &data);
+                if inputs.send(Input::Stream { flow, data }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("read failed: {e}");
+                break;
+            }
+        }
+    }
+    let _ = inputs.send(Input::Closed { flow }).await;
 }
 
 async fn stream_reader(
@@ -823,8 +1305,8 @@ const READ_MIN: usize = 4 * 1024;
 /// The largest read: a whole message at the default size limit.
 const READ_MAX: usize = 64 * 1024;
 
-async fn stream_writer(
-    mut write: OwnedWriteHalf,
+async fn stream_writer<W: AsyncWrite + Unpin>(
+    mut write: W,
     flow: FlowId,
     transport: Transport,
     local: SocketAddr,

@@ -191,6 +191,7 @@
 
 mod call;
 mod client;
+mod dns;
 mod driver;
 mod error;
 #[cfg(feature = "redis")]
@@ -200,7 +201,7 @@ mod registration;
 
 pub use call::{Call, CallEvent, IncomingCall, IncomingCalls};
 pub use client::{Client, Incoming, Responder, Responses};
-pub use driver::{Driver, Finished, Shutdown};
+pub use driver::{Driver, DriverOptions, DriverStats, Finished, Shutdown};
 pub use error::{Error, RequestError};
 pub use registration::RegistrationHandle;
 pub use sip_core;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sip_core::registration::{
     Failure, Registration, RegistrationConfig, RegistrationEvent, RegistrationState,
 };
-use sip_core::{SeededRng, Target};
+use sip_core::{NextHop, SeededRng};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{os_seed, Client, Error, RequestError, Responses};
@@ -75,7 +75,7 @@ pub struct RegistrationHandle {
 
 impl Client {
     /// Registers `config.contact` for `config.aor` with the registrar at `target` (RFC 3261
-    /// section 10.2; the caller resolves the registrar's address), and keeps the binding
+    /// section 10.2; an address, or a [`NextHop::Uri`] the endpoint locates), and keeps the binding
     /// alive in a task until the handle is dropped or unregistered. Fails when the
     /// configuration does not make a valid REGISTER, or the operating system has no seed.
     ///
@@ -86,8 +86,9 @@ impl Client {
     pub fn register(
         &self,
         config: RegistrationConfig,
-        target: Target,
+        target: impl Into<NextHop>,
     ) -> Result<RegistrationHandle, Error> {
+        let target = target.into();
         let rng = SeededRng::new(os_seed().map_err(Error::Seed)?);
         let reg = Registration::new(Instant::now(), config, rng)?;
         let (state_tx, state) = watch::channel(reg.state().clone());
@@ -168,7 +169,7 @@ struct Task {
     /// Is this one counted there?
     up: bool,
     reg: Registration,
-    target: Target,
+    target: NextHop,
     state: watch::Sender<RegistrationState>,
     events: mpsc::Sender<RegistrationEvent>,
     waiters: Vec<oneshot::Sender<RegistrationState>>,
@@ -193,7 +194,7 @@ impl Task {
             self.reg.handle_timeout(now);
             if in_flight.is_none() {
                 if let Some(request) = self.reg.poll_request(now) {
-                    match self.client.request(request, self.target).await {
+                    match self.client.request(request, self.target.clone()).await {
                         Ok(r) => in_flight = Some(r),
                         Err(Error::Stopped) => return self.driver_stopped(),
                         Err(e) => {

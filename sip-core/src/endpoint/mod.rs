@@ -25,10 +25,13 @@ use crate::transport::{FlowId, IoRequest, Listener, Source, Target, Transmit, Tr
 use crate::{Limits, Method, OwnedMessage, ParseError, SeededRng};
 
 mod build;
+mod locate;
+mod next_hop;
 mod receive;
 mod timers;
 mod tu;
 
+pub use next_hop::NextHop;
 pub use tu::TransactionUser;
 
 use timers::{TimerRef, TimerTable};
@@ -95,6 +98,16 @@ pub struct Config {
     /// messages may hold at most half of it, so slow senders cannot starve the requests.
     /// See [`Stats::held_bytes`].
     pub max_held_bytes: usize,
+    /// The RFC 3263 resolver of requests sent to a [`NextHop::Uri`] (and, under
+    /// [`ResponsePolicy::Rfc3261`], of responses to a Via sent-by that is a name).
+    pub resolver: crate::resolve::ResolverConfig,
+    /// RFC 3263 4.3: an attempt that got no response at all (not even 100) within this long
+    /// fails over to the next target. None: only the transaction timeout (B/F) counts.
+    pub failover_timeout: Option<Duration>,
+    /// RFC 5626 3.5.1: CRLFCRLF ping on stream flows the endpoint opened, after this long
+    /// idle (jittered 80-100% from the seeded RNG); no pong within 10 s closes the flow.
+    /// None: off.
+    pub keepalive_interval: Option<Duration>,
 }
 
 impl Default for Config {
@@ -111,6 +124,9 @@ impl Default for Config {
             max_flows_per_source: 64,
             stream_message_timeout: Duration::from_secs(32),
             max_held_bytes: 128 << 20,
+            resolver: crate::resolve::ResolverConfig::default(),
+            failover_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(120)),
         }
     }
 }
@@ -230,6 +246,12 @@ pub enum SendError {
     /// token, or one a live client transaction already has.
     #[error("invalid or duplicate branch")]
     InvalidBranch,
+    /// A [`NextHop::Uri`] that cannot be resolved: not a sip: or sips: URI, an invalid
+    /// host, a transport this endpoint has not, a `sips:` URI with a transport other than
+    /// TLS (RFC 3261 section 26.2), or too many lookups open
+    /// ([`ResolverConfig::max_lookups`](crate::resolve::ResolverConfig::max_lookups)).
+    #[error("cannot resolve the next hop: {0}")]
+    Unresolvable(crate::resolve::ResolveError),
 }
 
 /// Counters for logs and summaries.
@@ -264,6 +286,14 @@ pub struct Stats {
     /// Flows closed because a message was not complete in time
     /// ([`Config::stream_message_timeout`]).
     pub flows_overdue: u64,
+    /// DNS questions handed to the driver ([`Endpoint::poll_dns`]).
+    pub dns_queries: u64,
+    /// Lookups that found no target (the name does not resolve, or every answer failed).
+    pub dns_failures: u64,
+    /// Requests sent again to the next target (RFC 3263 section 4.3).
+    pub failovers: u64,
+    /// CRLFCRLF keep-alive pings sent (RFC 5626 section 3.5.1).
+    pub keepalives_sent: u64,
 }
 
 #[derive(Debug)]
@@ -374,6 +404,8 @@ pub struct Endpoint {
     unreachable_scan_at: Option<Instant>,
     /// What transactions and flows hold, against [`Config::max_held_bytes`].
     budget: Budget,
+    /// RFC 3263: requests to URIs, their lookups and failover (see `locate`).
+    locator: locate::Locator,
 }
 
 /// The least time between two passes over the transactions for destinations reported
@@ -452,6 +484,7 @@ impl Endpoint {
             message_timeout: config.stream_message_timeout.min(FOREVER),
         });
         let budget = Budget::new(config.max_held_bytes);
+        let locator = locate::Locator::new(&config, seed);
         Endpoint {
             config,
             rng,
@@ -473,6 +506,7 @@ impl Endpoint {
             unreachable: Vec::new(),
             unreachable_scan_at: None,
             budget,
+            locator,
         }
     }
 
@@ -596,13 +630,22 @@ impl Endpoint {
     /// The endpoint writes its own top Via (section 8.1.1.7: transport, sent-by of the
     /// listener, a fresh `z9hG4bK` branch, and `rport`, RFC 3581) and sends the request over
     /// UDP, or over TCP when it is too large for UDP (section 18.1.1).
+    ///
+    /// `hop` is a [`Target`] (this transport and address) or a [`NextHop::Uri`], which the
+    /// endpoint locates itself (RFC 3263, see [`Endpoint::poll_dns`]) and fails over on
+    /// (section 4.3: a transport error, a timeout or a 503 sends the request to the next
+    /// target with a new branch; the transaction user sees only the final outcome under
+    /// the same [`ClientTxId`]).
     pub fn send_request(
         &mut self,
         now: Instant,
         request: &OwnedMessage,
-        target: Target,
+        hop: impl Into<NextHop>,
     ) -> Result<ClientTxId, SendError> {
-        self.start_client(now, request, target, None)
+        match hop.into() {
+            NextHop::Target(target) => self.start_client(now, request, target, None),
+            NextHop::Uri(uri) => self.start_located(now, request, &uri, None),
+        }
     }
 
     /// The body of [`Endpoint::send_request`] and [`Endpoint::send_request_with_branch`].
@@ -811,17 +854,21 @@ impl Endpoint {
 
     /// Sends the ACK for a 2xx (section 13.2.2.4): not a transaction, but the endpoint still
     /// writes the top Via with a fresh branch.
+    ///
+    /// To a [`NextHop::Uri`]: at once when the resolver has its targets cached, else once
+    /// the lookup ends (the ACK waits in a bounded queue); to the first target, with no
+    /// failover.
     pub fn send_ack(
         &mut self,
         now: Instant,
         ack: &OwnedMessage,
-        target: Target,
+        hop: impl Into<NextHop>,
     ) -> Result<(), SendError> {
         if ack.method() != Some(Method::Ack) {
             return Err(SendError::NotARequest);
         }
         let branch = crate::new_branch(&mut self.rng);
-        self.send_stateless(now, ack, target, &branch)
+        self.send_stateless(now, ack, hop, &branch)
     }
 
     /// Sends a request without a transaction, with the endpoint's Via carrying `branch` on
@@ -829,12 +876,13 @@ impl Endpoint {
     /// same for a request and its retransmission and so is computed by the caller. Nothing
     /// is kept: no retransmission, no timer, no response matched (a response comes back as
     /// [`Event::StrayResponse`]). The branch must start with the magic cookie and be a token,
-    /// else [`SendError::InvalidBranch`].
+    /// else [`SendError::InvalidBranch`]. A [`NextHop::Uri`] is handled as for
+    /// [`Endpoint::send_ack`].
     pub fn send_stateless(
         &mut self,
         now: Instant,
         request: &OwnedMessage,
-        target: Target,
+        hop: impl Into<NextHop>,
         branch: &str,
     ) -> Result<(), SendError> {
         if request.method().is_none() {
@@ -843,6 +891,20 @@ impl Endpoint {
         if !valid_branch(branch) {
             return Err(SendError::InvalidBranch);
         }
+        match hop.into() {
+            NextHop::Target(target) => self.stateless_to(now, request, target, branch),
+            NextHop::Uri(uri) => self.stateless_located(now, request, &uri, branch),
+        }
+    }
+
+    /// [`Endpoint::send_stateless`] to an address.
+    fn stateless_to(
+        &mut self,
+        now: Instant,
+        request: &OwnedMessage,
+        target: Target,
+        branch: &str,
+    ) -> Result<(), SendError> {
         let transport = target.transport;
         let (sent_by, local) = self.local_for(transport, target.addr)?;
         let bytes = build::insert_via(request.as_bytes(), transport, &sent_by, branch);
@@ -863,11 +925,14 @@ impl Endpoint {
     /// The branch must start with the magic cookie `z9hG4bK` (section 8.1.1.7), be a token
     /// (section 25.1) and be unique for the transaction: otherwise
     /// [`SendError::InvalidBranch`].
+    ///
+    /// To a [`NextHop::Uri`], attempt `n` from the second on (RFC 3263 section 4.3
+    /// failover) carries the branch `{branch}.{n}`, which keeps the caller's prefix.
     pub fn send_request_with_branch(
         &mut self,
         now: Instant,
         request: &OwnedMessage,
-        target: Target,
+        hop: impl Into<NextHop>,
         branch: &str,
     ) -> Result<ClientTxId, SendError> {
         if !valid_branch(branch) {
@@ -882,7 +947,10 @@ impl Endpoint {
         {
             return Err(SendError::InvalidBranch);
         }
-        self.start_client(now, request, target, Some(branch))
+        match hop.into() {
+            NextHop::Target(target) => self.start_client(now, request, target, Some(branch)),
+            NextHop::Uri(uri) => self.start_located(now, request, &uri, Some(branch)),
+        }
     }
 
     /// Sends a response without a server transaction, where its top Via says (RFC 3261

@@ -105,3 +105,5 @@ pub fn example(package: &str, name: &str, link: &str) -> PathBuf {
     built.push((link.to_owned(), path.clone()));
     path
 }
+
+pub mod certs;
