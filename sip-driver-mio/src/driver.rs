@@ -1,7 +1,7 @@
 //! The event loop: sockets and one timer around a [`sip_core::Endpoint`] and a
 //! [`TransactionUser`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -16,7 +16,10 @@ use sip_core::{
     Transport,
 };
 
+use crate::dns::{Dns, DNS_V4, DNS_V6};
+use crate::tls::{reason, Tls, DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES};
 use crate::ListenSpec;
+use sip_driver_sys::tls::TlsConfig;
 use sip_driver_sys::{icmp, os_seed};
 
 /// The longest the loop sleeps without looking at the shutdown flag, so a flag set where no
@@ -38,6 +41,58 @@ const READ_BUDGET: usize = 64;
 
 /// A transmit observer: see [`Driver::trace_transmits`].
 type Tracer = Box<dyn FnMut(&Transmit, &[u8]) + Send>;
+
+/// A warning observer: see [`Driver::on_warning`].
+type Warner = Box<dyn FnMut(&str) + Send>;
+
+/// What [`Driver::bind_with`] takes besides the listeners and the endpoint's configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use sip_driver_mio::DriverOptions;
+///
+/// let options = DriverOptions {
+///     nameservers: Some(vec!["127.0.0.1:5353".parse().unwrap()]),
+///     tls_handshake_timeout: Duration::from_secs(5),
+///     ..DriverOptions::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
+pub struct DriverOptions {
+    /// TLS: the server side for `tls:` listeners (required by them), the client side for
+    /// the connections the endpoint opens with [`Transport::Tls`]. None: no `tls:`
+    /// listener, and TLS connections verify servers against the system's roots
+    /// ([`sip_driver_sys::tls::client_config`]`(None)`, built at the first TLS connect).
+    pub tls: Option<TlsConfig>,
+    /// The nameservers asked for the endpoint's DNS questions. None: those of the system
+    /// ([`sip_driver_sys::dns::system_nameservers`], `/etc/resolv.conf`). An empty list (or
+    /// a system without any) makes every question fail at once.
+    pub nameservers: Option<Vec<SocketAddr>>,
+    /// How long a TLS handshake may take (for an outbound connection, from the connect on)
+    /// before the socket is closed. Default [`DEFAULT_TLS_HANDSHAKE_TIMEOUT`].
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for DriverOptions {
+    fn default() -> DriverOptions {
+        DriverOptions {
+            tls: None,
+            nameservers: None,
+            tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for DriverOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverOptions")
+            .field("tls_server", &self.tls.as_ref().map(|t| t.server.is_some()))
+            .field("nameservers", &self.nameservers)
+            .field("tls_handshake_timeout", &self.tls_handshake_timeout)
+            .finish()
+    }
+}
 
 /// Makes [`Driver::run`] return. Cheap to clone and usable from any thread.
 #[derive(Debug, Clone)]
@@ -93,6 +148,10 @@ pub struct Summary {
     /// Messages that could not be sent (no socket for the family, a send error, a full
     /// socket buffer for a datagram, a flow without a connection).
     pub send_errors: u64,
+    /// TLS handshakes completed (accepted and outbound connections).
+    pub tls_handshakes: u64,
+    /// DNS questions asked for the endpoint (RFC 3263 lookups).
+    pub dns_queries: u64,
 }
 
 impl fmt::Display for Summary {
@@ -103,7 +162,7 @@ impl fmt::Display for Summary {
             "received {} (malformed {}, dropped {}, absorbed {}), transactions {}, \
              retransmissions {}, stateless responses {}, pongs {}; datagrams in {} out {}; \
              connections accepted {} connected {} failed {} closed {}; write stalls {} \
-             overflows {}; send errors {}",
+             overflows {}; send errors {}; tls handshakes {}; dns queries {}",
             e.received,
             e.malformed,
             e.dropped,
@@ -121,6 +180,8 @@ impl fmt::Display for Summary {
             self.write_blocked,
             self.write_overflows,
             self.send_errors,
+            self.tls_handshakes,
+            self.dns_queries,
         )
     }
 }
@@ -132,7 +193,9 @@ struct Udp {
 
 struct Conn {
     stream: TcpStream,
-    flow: FlowId,
+    /// The endpoint's name of the connection; None for an accepted TLS connection until
+    /// its handshake is done.
+    flow: Option<FlowId>,
     /// A non-blocking connect in progress.
     connecting: bool,
     /// Bytes waiting for the socket: `out[out_at..]`.
@@ -143,6 +206,8 @@ struct Conn {
     /// A write failed or overflowed: nothing more is written to it, and it is closed once
     /// the transmits are drained.
     broken: bool,
+    /// TLS connections: rustls' state (which buffers the records; `out` is unused).
+    tls: Option<Box<Tls>>,
 }
 
 impl Conn {
@@ -156,7 +221,15 @@ enum Slot {
     Waker,
     Udp(usize),
     TcpListener(usize),
+    Dns,
     Conn,
+}
+
+/// A TCP or TLS listener.
+struct StreamListener {
+    listener: TcpListener,
+    local: SocketAddr,
+    transport: Transport,
 }
 
 /// A SIP endpoint on mio sockets: a single-threaded event loop. See the crate docs.
@@ -166,7 +239,7 @@ pub struct Driver {
     endpoint: Endpoint,
     bound: Vec<ListenSpec>,
     udp: Vec<Udp>,
-    tcp: Vec<(TcpListener, SocketAddr)>,
+    tcp: Vec<StreamListener>,
     conns: HashMap<Token, Conn>,
     by_flow: HashMap<FlowId, Token>,
     next_token: usize,
@@ -180,6 +253,16 @@ pub struct Driver {
     write_buffer_limit: usize,
     summary: Summary,
     tracer: Option<Tracer>,
+    warner: Option<Warner>,
+    /// TLS configurations: the options' (or, for clients, the system roots' once asked).
+    tls: Option<TlsConfig>,
+    tls_handshake_timeout: Duration,
+    /// Accepted TLS connections in their handshake (bounded by [`MAX_TLS_HANDSHAKES`]).
+    tls_pending: usize,
+    /// When each TLS handshake must be done by, in the order they began (one timeout for
+    /// all, so the front is the earliest).
+    handshake_deadlines: VecDeque<(Instant, Token)>,
+    dns: Dns,
 }
 
 impl fmt::Debug for Driver {
@@ -198,9 +281,38 @@ impl Driver {
     /// in the order given. A listener already in `config` with the same transport and
     /// requested address lends its `sent_by`. The seed comes from [`os_seed`].
     ///
-    /// Fails on the first address that cannot be bound, and for TLS (not supported yet:
-    /// [`io::ErrorKind::Unsupported`]).
-    pub fn bind(listeners: &[ListenSpec], mut config: Config) -> io::Result<Driver> {
+    /// Fails on the first address that cannot be bound, and for a `tls:` listener (which
+    /// needs a certificate: [`Driver::bind_with`]). DNS uses the system's nameservers and
+    /// TLS connections the system's roots, as with [`DriverOptions::default`].
+    pub fn bind(listeners: &[ListenSpec], config: Config) -> io::Result<Driver> {
+        Driver::bind_with(listeners, config, DriverOptions::default())
+    }
+
+    /// Like [`Driver::bind`], with TLS configurations and nameservers: `tls:` listeners
+    /// take `options.tls`'s server configuration (an [`io::ErrorKind::InvalidInput`] error
+    /// without one).
+    pub fn bind_with(
+        listeners: &[ListenSpec],
+        mut config: Config,
+        options: DriverOptions,
+    ) -> io::Result<Driver> {
+        let server_tls = options.tls.as_ref().and_then(|t| t.server.clone());
+        if server_tls.is_none() && listeners.iter().any(|s| s.transport == Transport::Tls) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a tls: listener needs a certificate and key (a TLS server configuration)",
+            ));
+        }
+        let (nameservers, no_dns) = match options.nameservers {
+            Some(list) => (list, "no nameserver given: DNS lookups fail".to_owned()),
+            None => match sip_driver_sys::dns::system_nameservers() {
+                Ok(list) => (
+                    list,
+                    "no nameserver in the system's configuration".to_owned(),
+                ),
+                Err(e) => (Vec::new(), format!("no nameserver: {e}: DNS lookups fail")),
+            },
+        };
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         // Tokens: the waker, then the UDP sockets, then the TCP listeners (see `slot`),
@@ -226,7 +338,7 @@ impl Driver {
                     udp.push(Udp { socket, local });
                     local
                 }
-                Transport::Tcp => {
+                Transport::Tcp | Transport::Tls => {
                     let mut listener = TcpListener::bind(spec.addr)?;
                     let local = listener.local_addr()?;
                     poll.registry().register(
@@ -235,7 +347,11 @@ impl Driver {
                         Interest::READABLE,
                     )?;
                     tcp_token += 1;
-                    tcp.push((listener, local));
+                    tcp.push(StreamListener {
+                        listener,
+                        local,
+                        transport: spec.transport,
+                    });
                     local
                 }
                 other => {
@@ -279,6 +395,12 @@ impl Driver {
             write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
             summary: Summary::default(),
             tracer: None,
+            warner: None,
+            tls: options.tls,
+            tls_handshake_timeout: options.tls_handshake_timeout,
+            tls_pending: 0,
+            handshake_deadlines: VecDeque::new(),
+            dns: Dns::new(nameservers, os_seed()?, no_dns),
         })
     }
 
@@ -316,6 +438,20 @@ impl Driver {
     /// written: for logs and traces.
     pub fn trace_transmits(&mut self, f: impl FnMut(&Transmit, &[u8]) + Send + 'static) {
         self.tracer = Some(Box::new(f));
+    }
+
+    /// Calls `f` with what the driver cannot tell the endpoint in full, one line each: why
+    /// a TLS handshake failed ("TLS to 127.0.0.1:5061 (example.test): certificate not
+    /// valid for example.test ...", rustls' error text otherwise), that it timed out, that
+    /// there is no nameserver. Without it, these go nowhere.
+    pub fn on_warning(&mut self, f: impl FnMut(&str) + Send + 'static) {
+        self.warner = Some(Box::new(f));
+    }
+
+    fn warn(&mut self, line: &str) {
+        if let Some(warn) = self.warner.as_mut() {
+            warn(line);
+        }
     }
 
     /// How many bytes a stream connection may hold for a peer that does not read (beyond
@@ -390,10 +526,16 @@ impl Driver {
             if deadline.is_some_and(|d| d <= now) {
                 return Ok(());
             }
-            let wake = [self.endpoint.poll_timeout(), tu.poll_timeout(), deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                self.endpoint.poll_timeout(),
+                tu.poll_timeout(),
+                self.dns.poll_timeout(),
+                self.handshake_deadlines.front().map(|&(at, _)| at),
+                deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let mut timeout = wake
                 .map_or(MAX_WAIT, |w| w.saturating_duration_since(now))
                 .min(MAX_WAIT);
@@ -436,6 +578,12 @@ impl Driver {
             Slot::Waker => {}
             Slot::Udp(i) => self.on_udp(i, tu),
             Slot::TcpListener(i) => self.on_accept(i),
+            Slot::Dns => {
+                if self.dns.on_readable(token, &mut self.rx, READ_BUDGET) {
+                    self.ready.push(token);
+                }
+                self.pump(tu);
+            }
             Slot::Conn => self.on_conn(token, readable, writable, tu),
         }
     }
@@ -444,6 +592,8 @@ impl Driver {
         let i = token.0;
         if token == WAKER {
             Slot::Waker
+        } else if token == DNS_V4 || token == DNS_V6 {
+            Slot::Dns
         } else if i <= self.udp.len() {
             Slot::Udp(i - 1)
         } else if i <= self.udp.len() + self.tcp.len() {
@@ -465,6 +615,8 @@ impl Driver {
             if tu.poll_timeout().is_some_and(|t| t <= now) {
                 tu.handle_timeout(now, &mut self.endpoint);
             }
+            self.dns.handle_timeout(now);
+            self.expire_handshakes(now);
             let mut busy = false;
             while let Some(event) = self.endpoint.poll_event() {
                 busy = true;
@@ -483,6 +635,18 @@ impl Driver {
             while let Some(io) = self.endpoint.poll_io() {
                 busy = true;
                 self.io_request(now, io);
+            }
+            while let Some(query) = self.endpoint.poll_dns() {
+                busy = true;
+                self.summary.dns_queries += 1;
+                if let Some(warning) = self.dns.query(now, query) {
+                    self.warn(&warning);
+                }
+            }
+            self.dns.send(self.poll.registry());
+            while let Some((id, answer)) = self.dns.poll_answer() {
+                busy = true;
+                self.endpoint.handle_dns_answer(now, id, answer);
             }
             if !busy {
                 return;
@@ -537,6 +701,26 @@ impl Driver {
             self.summary.send_errors += 1;
             return;
         };
+        if let Some(tls) = conn.tls.as_mut() {
+            // rustls encrypts into its own buffer, bounded by the write buffer limit (set
+            // when the connection was made): what the socket does not take waits there.
+            let taken = tls.conn.writer().write(bytes).unwrap_or(0);
+            if taken < bytes.len() {
+                self.summary.write_overflows += 1;
+                conn.broken = true;
+                self.broken.push(token);
+                return;
+            }
+            if !self.flush(token) {
+                if let Some(conn) = self.conns.get_mut(&token) {
+                    conn.broken = true;
+                }
+                self.broken.push(token);
+            } else if self.conns.get(&token).is_some_and(|c| c.want_write) {
+                self.summary.write_blocked += 1;
+            }
+            return;
+        }
         let mut at = 0;
         if conn.pending().is_empty() && !conn.connecting {
             while at < bytes.len() {
@@ -587,11 +771,43 @@ impl Driver {
         }
     }
 
-    /// Writes what a connection has buffered; false when the connection broke.
+    /// Writes what a connection has buffered (for TLS, the records rustls holds: handshake
+    /// messages, alerts, data); false when the connection broke. Watches for writability
+    /// exactly while something is left.
     fn flush(&mut self, token: Token) -> bool {
         let Some(conn) = self.conns.get_mut(&token) else {
             return true;
         };
+        if let Some(tls) = conn.tls.as_mut() {
+            if conn.connecting {
+                // The ClientHello waits for the TCP connection.
+                return true;
+            }
+            while tls.conn.wants_write() {
+                match tls.conn.write_tls(&mut conn.stream) {
+                    Ok(0) => return false,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return false,
+                }
+            }
+            let want = tls.conn.wants_write();
+            if want == conn.want_write {
+                return true;
+            }
+            conn.want_write = want;
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            return self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, token, interest)
+                .is_ok();
+        }
         while !conn.pending().is_empty() {
             match conn.stream.write(&conn.out[conn.out_at..]) {
                 Ok(0) => return false,
@@ -625,12 +841,27 @@ impl Driver {
                 transport,
                 remote,
             } => {
-                let token = Token(self.next_token);
-                let stream = match transport {
-                    Transport::Tcp => TcpStream::connect(remote),
-                    _ => Err(io::ErrorKind::Unsupported.into()),
+                let tls = match transport {
+                    Transport::Tcp => None,
+                    Transport::Tls => match self.client_tls(flow, remote) {
+                        Ok(tls) => Some(tls),
+                        Err(why) => {
+                            self.warn(&why);
+                            self.summary.connect_failures += 1;
+                            self.endpoint
+                                .handle_flow_event(now, flow, FlowEvent::Failed);
+                            return;
+                        }
+                    },
+                    _ => {
+                        self.summary.connect_failures += 1;
+                        self.endpoint
+                            .handle_flow_event(now, flow, FlowEvent::Failed);
+                        return;
+                    }
                 };
-                let registered = stream.and_then(|mut stream| {
+                let token = Token(self.next_token);
+                let registered = TcpStream::connect(remote).and_then(|mut stream| {
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     self.poll
                         .registry()
@@ -640,21 +871,30 @@ impl Driver {
                 match registered {
                     Ok(stream) => {
                         self.next_token += 1;
+                        if tls.is_some() {
+                            // The connect counts in the handshake's time.
+                            self.handshake_deadlines
+                                .push_back((now + self.tls_handshake_timeout, token));
+                        }
                         self.conns.insert(
                             token,
                             Conn {
                                 stream,
-                                flow,
+                                flow: Some(flow),
                                 connecting: true,
                                 out: Vec::new(),
                                 out_at: 0,
                                 want_write: true,
                                 broken: false,
+                                tls,
                             },
                         );
                         self.by_flow.insert(flow, token);
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        if let Some(tls) = tls {
+                            self.warn(&format!("{}: cannot connect: {e}", tls.describe()));
+                        }
                         self.summary.connect_failures += 1;
                         self.endpoint
                             .handle_flow_event(now, flow, FlowEvent::Failed);
@@ -671,21 +911,136 @@ impl Driver {
         }
     }
 
+    /// rustls' client side for a connection the endpoint asked for: the server must prove
+    /// the domain the endpoint resolved (RFC 5922 section 4), else the address it connects
+    /// to.
+    fn client_tls(&mut self, flow: FlowId, remote: SocketAddr) -> Result<Box<Tls>, String> {
+        let name = sip_driver_sys::tls::server_name(self.endpoint.tls_server_name(flow), remote);
+        let config = match &self.tls {
+            Some(tls) => Arc::clone(&tls.client),
+            None => {
+                // No configuration given: the system's roots, read once.
+                let client = sip_driver_sys::tls::client_config(None).map_err(|e| {
+                    format!("TLS to {remote}: no client configuration (system roots): {e}")
+                })?;
+                self.tls = Some(TlsConfig {
+                    server: None,
+                    client: Arc::clone(&client),
+                });
+                client
+            }
+        };
+        let mut conn = rustls::ClientConnection::new(config, name.clone())
+            .map_err(|e| format!("TLS to {remote}: {e}"))?;
+        conn.set_buffer_limit(Some(self.write_buffer_limit));
+        let unspecified = match remote {
+            SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+        };
+        Ok(Box::new(Tls {
+            conn: conn.into(),
+            handshaking: true,
+            // Known once the TCP connection is up.
+            local: unspecified,
+            remote,
+            name: Some(name),
+        }))
+    }
+
+    /// rustls' server side for an accepted connection; None when too many handshakes are
+    /// under way already.
+    fn server_tls(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<Tls>> {
+        if self.tls_pending >= MAX_TLS_HANDSHAKES {
+            return None;
+        }
+        let config = self.tls.as_ref()?.server.clone()?;
+        let mut conn = rustls::ServerConnection::new(config).ok()?;
+        conn.set_buffer_limit(Some(self.write_buffer_limit));
+        Some(Box::new(Tls {
+            conn: conn.into(),
+            handshaking: true,
+            local,
+            remote,
+            name: None,
+        }))
+    }
+
+    /// Forgets a connection: out of the poll and the flow table.
+    fn remove_conn(&mut self, token: Token) -> Option<Conn> {
+        let mut conn = self.conns.remove(&token)?;
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        match conn.flow {
+            Some(flow) => {
+                if self.by_flow.get(&flow) == Some(&token) {
+                    self.by_flow.remove(&flow);
+                }
+            }
+            None => {
+                if conn.tls.as_ref().is_some_and(|t| t.handshaking) {
+                    self.tls_pending = self.tls_pending.saturating_sub(1);
+                }
+            }
+        }
+        Some(conn)
+    }
+
     /// Forgets a connection (after one last try at what it has buffered); tells the
-    /// endpoint when `report`.
+    /// endpoint when `report`: `Closed`, or `Failed` for an outbound TLS connection whose
+    /// handshake was not done.
     fn close_conn(&mut self, now: Instant, token: Token, report: bool) {
+        if let Some(tls) = self.conns.get_mut(&token).and_then(|c| c.tls.as_mut()) {
+            // RFC 8446 section 6.1: say that the connection ends (best effort).
+            tls.conn.send_close_notify();
+        }
         self.flush(token);
-        let Some(mut conn) = self.conns.remove(&token) else {
+        let Some(conn) = self.remove_conn(token) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-        if self.by_flow.get(&conn.flow) == Some(&token) {
-            self.by_flow.remove(&conn.flow);
-        }
-        if report {
+        let Some(flow) = conn.flow.filter(|_| report) else {
+            return;
+        };
+        if conn.tls.as_ref().is_some_and(|t| t.handshaking) {
+            self.summary.connect_failures += 1;
+            self.endpoint
+                .handle_flow_event(now, flow, FlowEvent::Failed);
+        } else {
             self.summary.closed += 1;
             self.endpoint
-                .handle_flow_event(now, conn.flow, FlowEvent::Closed);
+                .handle_flow_event(now, flow, FlowEvent::Closed);
+        }
+    }
+
+    /// A TLS connection failed (its handshake, the certificate, a record): says why and
+    /// closes it (the endpoint hears `Failed` before the handshake, `Closed` after).
+    fn fail_tls(&mut self, now: Instant, token: Token, why: &str) {
+        let Some(tls) = self.conns.get(&token).and_then(|c| c.tls.as_ref()) else {
+            return;
+        };
+        let line = format!("{}: {why}", tls.describe());
+        self.warn(&line);
+        self.close_conn(now, token, true);
+    }
+
+    /// Closes the TLS connections whose handshake is late (a peer that connects and sends
+    /// nothing, or too little).
+    fn expire_handshakes(&mut self, now: Instant) {
+        while let Some(&(at, token)) = self.handshake_deadlines.front() {
+            if at > now {
+                return;
+            }
+            self.handshake_deadlines.pop_front();
+            let late = self
+                .conns
+                .get(&token)
+                .and_then(|c| c.tls.as_ref())
+                .is_some_and(|t| t.handshaking);
+            if late {
+                let why = format!(
+                    "handshake not done within {} ms",
+                    self.tls_handshake_timeout.as_millis()
+                );
+                self.fail_tls(now, token, &why);
+            }
         }
     }
 
@@ -728,8 +1083,8 @@ impl Driver {
 
     fn on_accept(&mut self, i: usize) {
         for _ in 0..READ_BUDGET {
-            let (listener, listen_addr) = &self.tcp[i];
-            let (mut stream, remote) = match listener.accept() {
+            let listener = &self.tcp[i];
+            let (mut stream, remote) = match listener.listener.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -737,14 +1092,25 @@ impl Driver {
                 // in the backlog until the next connection wakes us.
                 Err(_) => return,
             };
-            let local = stream.local_addr().unwrap_or(*listen_addr);
+            let local = stream.local_addr().unwrap_or(listener.local);
+            let transport = listener.transport;
             let now = Instant::now();
-            let Ok(flow) = self
-                .endpoint
-                .accept_flow(now, Transport::Tcp, local, remote)
-            else {
-                // Too many flows: refuse the connection by dropping it.
-                continue;
+            // TCP: a flow now. TLS: a flow once the handshake is done (`handshake_done`).
+            let (flow, tls) = if transport == Transport::Tls {
+                let Some(tls) = self.server_tls(local, remote) else {
+                    // Too many handshakes under way: refuse by dropping.
+                    continue;
+                };
+                (None, Some(tls))
+            } else {
+                let Ok(flow) = self
+                    .endpoint
+                    .accept_flow(now, Transport::Tcp, local, remote)
+                else {
+                    // Too many flows: refuse the connection by dropping it.
+                    continue;
+                };
+                (Some(flow), None)
             };
             let _ = stream.set_nodelay(true);
             let token = Token(self.next_token);
@@ -754,12 +1120,19 @@ impl Driver {
                 .register(&mut stream, token, Interest::READABLE)
                 .is_err()
             {
-                self.endpoint
-                    .handle_flow_event(now, flow, FlowEvent::Closed);
+                if let Some(flow) = flow {
+                    self.endpoint
+                        .handle_flow_event(now, flow, FlowEvent::Closed);
+                }
                 continue;
             }
             self.next_token += 1;
             self.summary.accepted += 1;
+            if tls.is_some() {
+                self.tls_pending += 1;
+                self.handshake_deadlines
+                    .push_back((now + self.tls_handshake_timeout, token));
+            }
             self.conns.insert(
                 token,
                 Conn {
@@ -770,9 +1143,12 @@ impl Driver {
                     out_at: 0,
                     want_write: false,
                     broken: false,
+                    tls,
                 },
             );
-            self.by_flow.insert(flow, token);
+            if let Some(flow) = flow {
+                self.by_flow.insert(flow, token);
+            }
         }
         self.ready.push(Token(1 + self.udp.len() + i));
     }
@@ -787,8 +1163,10 @@ impl Driver {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let flow = conn.flow;
         if conn.connecting {
+            let Some(flow) = conn.flow else {
+                return;
+            };
             if !(readable || writable) {
                 return;
             }
@@ -807,21 +1185,27 @@ impl Driver {
                 Ok(Some(local)) => {
                     conn.connecting = false;
                     let _ = conn.stream.set_nodelay(true);
-                    self.summary.connected += 1;
-                    self.endpoint
-                        .handle_flow_event(now, flow, FlowEvent::Connected { local });
-                    self.pump(tu);
+                    if let Some(tls) = conn.tls.as_mut() {
+                        // TCP is up: the handshake begins (the ClientHello rustls has
+                        // ready goes out below); the endpoint hears `Connected` when it
+                        // is done.
+                        tls.local = local;
+                    } else {
+                        self.summary.connected += 1;
+                        self.endpoint
+                            .handle_flow_event(now, flow, FlowEvent::Connected { local });
+                        self.pump(tu);
+                    }
                     // The pending messages went out, or wait for writability.
                     if !self.flush(token) {
                         self.close_conn(now, token, true);
                         return;
                     }
                 }
-                Err(_) => {
-                    if let Some(mut conn) = self.conns.remove(&token) {
-                        let _ = self.poll.registry().deregister(&mut conn.stream);
+                Err(e) => {
+                    if let Some(tls) = self.remove_conn(token).and_then(|c| c.tls) {
+                        self.warn(&format!("{}: cannot connect: {e}", tls.describe()));
                     }
-                    self.by_flow.remove(&flow);
                     self.summary.connect_failures += 1;
                     self.endpoint
                         .handle_flow_event(now, flow, FlowEvent::Failed);
@@ -841,12 +1225,18 @@ impl Driver {
     /// Reads until the socket would block (or the budget is spent), feeding the endpoint
     /// chunk by chunk.
     fn read<T: TransactionUser + ?Sized>(&mut self, token: Token, tu: &mut T) {
+        if self.conns.get(&token).is_some_and(|c| c.tls.is_some()) {
+            self.read_tls(token, tu);
+            return;
+        }
         for _ in 0..READ_BUDGET {
             // The flow may have been closed by what the last chunk caused.
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
-            let flow = conn.flow;
+            let Some(flow) = conn.flow else {
+                return;
+            };
             match conn.stream.read(&mut self.rx[..READ_SIZE]) {
                 Ok(0) => {
                     // The peer closed (or half-closed) its side: what it sent is answered
@@ -868,6 +1258,131 @@ impl Driver {
             }
         }
         self.ready.push(token);
+    }
+
+    /// A TLS connection's reads: the records from the socket into rustls, the handshake
+    /// moved on (and its end told), the plaintext to the endpoint as TCP's bytes are, what
+    /// rustls has to say written back.
+    fn read_tls<T: TransactionUser + ?Sized>(&mut self, token: Token, tu: &mut T) {
+        for _ in 0..READ_BUDGET {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            let Some(tls) = conn.tls.as_mut() else {
+                return;
+            };
+            let now = Instant::now();
+            let (eof, drained) = match tls.conn.read_tls(&mut conn.stream) {
+                Ok(0) => (true, false),
+                Ok(_) => (false, false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
+                Err(e) => {
+                    let why = e.to_string();
+                    self.fail_tls(now, token, &why);
+                    return;
+                }
+            };
+            if let Err(e) = tls.conn.process_new_packets() {
+                // The alert rustls queued goes out as the connection is closed.
+                let why = reason(&e, tls.name.as_ref());
+                self.fail_tls(now, token, &why);
+                return;
+            }
+            if tls.handshaking && !tls.conn.is_handshaking() {
+                if !self.handshake_done(now, token) {
+                    return;
+                }
+                // An outbound connection is up: the messages waiting for it go out.
+                self.pump(tu);
+            }
+            if !self.read_plaintext(token, tu) {
+                return;
+            }
+            if !self.flush(token) {
+                self.close_conn(Instant::now(), token, true);
+                return;
+            }
+            if eof {
+                // The peer closed its side; what it sent is answered already.
+                self.close_conn(Instant::now(), token, true);
+                return;
+            }
+            if drained {
+                return;
+            }
+        }
+        self.ready.push(token);
+    }
+
+    /// The handshake of a TLS connection is done: an accepted connection is handed to the
+    /// endpoint (closed when it refuses it: too many flows), an outbound one is reported
+    /// `Connected`. False when the connection is gone.
+    fn handshake_done(&mut self, now: Instant, token: Token) -> bool {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return false;
+        };
+        let Some(tls) = conn.tls.as_mut() else {
+            return false;
+        };
+        tls.handshaking = false;
+        self.summary.tls_handshakes += 1;
+        if let Some(flow) = conn.flow {
+            self.summary.connected += 1;
+            let local = tls.local;
+            self.endpoint
+                .handle_flow_event(now, flow, FlowEvent::Connected { local });
+            return true;
+        }
+        self.tls_pending = self.tls_pending.saturating_sub(1);
+        match self
+            .endpoint
+            .accept_flow(now, Transport::Tls, tls.local, tls.remote)
+        {
+            Ok(flow) => {
+                conn.flow = Some(flow);
+                self.by_flow.insert(flow, token);
+                true
+            }
+            Err(_) => {
+                self.close_conn(now, token, false);
+                false
+            }
+        }
+    }
+
+    /// Hands what rustls decrypted to the endpoint; false when the connection is gone
+    /// (closed by the peer's close_notify, or by what the endpoint did).
+    fn read_plaintext<T: TransactionUser + ?Sized>(&mut self, token: Token, tu: &mut T) -> bool {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return false;
+            };
+            let (Some(tls), Some(flow)) = (conn.tls.as_mut(), conn.flow) else {
+                // An accepted connection still in its handshake: no data yet.
+                return true;
+            };
+            match tls.conn.reader().read(&mut self.rx[..READ_SIZE]) {
+                Ok(0) => {
+                    // close_notify: the peer is done.
+                    self.close_conn(Instant::now(), token, true);
+                    return false;
+                }
+                Ok(n) => {
+                    self.endpoint
+                        .handle_stream(Instant::now(), flow, &self.rx[..n]);
+                    self.pump(tu);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The peer closed without close_notify (a truncation attack or a crash):
+                // what came before it was whole records, already handed over.
+                Err(_) => {
+                    self.close_conn(Instant::now(), token, true);
+                    return false;
+                }
+            }
+        }
     }
 }
 

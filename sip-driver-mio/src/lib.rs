@@ -231,11 +231,15 @@
 //! ```
 
 pub mod calls;
+mod dns;
 mod driver;
+mod tls;
 
-pub use driver::{Driver, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
+pub use driver::{Driver, DriverOptions, Shutdown, Summary, DEFAULT_WRITE_BUFFER_LIMIT, MAX_WAIT};
 pub use sip_core;
 pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
 #[doc(no_inline)]
 pub use sip_core::TransactionUser;
 pub use sip_driver_sys::os_seed;
+pub use sip_driver_sys::tls::TlsConfig;
+pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES};

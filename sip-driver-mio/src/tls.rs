@@ -1,0 +1,79 @@
+//! TLS on the loop's connections: rustls' own state machines
+//! ([`rustls::ServerConnection`], [`rustls::ClientConnection`]) driven by readiness events,
+//! with no thread of their own.
+//!
+//! A connection carries a [`Tls`] beside its socket. While the handshake runs, the loop
+//! feeds the socket's bytes to `read_tls` and `process_new_packets` and writes what rustls
+//! wants sent with `write_tls`, watching for writability only while rustls has bytes it
+//! could not write. The endpoint hears of the connection only when the handshake is done:
+//! an accepted one is handed over with `accept_flow(Transport::Tls, ..)`, an outbound one is
+//! reported `Connected`. After that, the core's bytes go through `writer()` and what
+//! `reader()` gives goes to the core as TCP's bytes do.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{CertificateError, Connection};
+
+/// The default of [`DriverOptions::tls_handshake_timeout`](crate::DriverOptions): a
+/// handshake (with the TCP connect before it, for an outbound connection) not done within
+/// this is abandoned and the socket closed, so that a peer that connects and sends nothing
+/// (or too slowly) holds nothing for long.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepted TLS connections whose handshake is not done yet, at most; beyond, new
+/// connections are closed at once. The endpoint's flow limits only count connections it was
+/// handed (after the handshake): this bounds the ones before.
+pub const MAX_TLS_HANDSHAKES: usize = 1024;
+
+/// A connection's TLS state.
+pub(crate) struct Tls {
+    /// rustls' connection: the handshake, then the records.
+    pub(crate) conn: Connection,
+    /// The handshake is not done yet (the endpoint has not been told of the connection).
+    pub(crate) handshaking: bool,
+    /// The connection's local address (for `accept_flow`).
+    pub(crate) local: SocketAddr,
+    /// The peer's address.
+    pub(crate) remote: SocketAddr,
+    /// The name the server must prove (outbound connections), for the logs.
+    pub(crate) name: Option<ServerName<'static>>,
+}
+
+impl Tls {
+    /// What a failed handshake or a broken connection is about, for the logs.
+    pub(crate) fn describe(&self) -> String {
+        match (&self.conn, &self.name) {
+            (Connection::Client(_), Some(name)) => {
+                format!("TLS to {} ({})", self.remote, name.to_str())
+            }
+            (Connection::Client(_), None) => format!("TLS to {}", self.remote),
+            (Connection::Server(_), _) => format!("TLS from {}", self.remote),
+        }
+    }
+}
+
+/// rustls' error, in words: "certificate not valid for example.test" when the server's
+/// certificate does not name the domain (RFC 5922 section 7.2), else rustls' own text.
+pub(crate) fn reason(error: &rustls::Error, name: Option<&ServerName<'static>>) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        }) => format!(
+            "certificate not valid for {} (it names {})",
+            expected.to_str(),
+            if presented.is_empty() {
+                "nothing".to_owned()
+            } else {
+                presented.join(", ")
+            }
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => match name {
+            Some(name) => format!("certificate not valid for {}", name.to_str()),
+            None => "certificate not valid for the name asked".to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
