@@ -9,9 +9,9 @@
 
 use std::net::SocketAddr;
 
-use crate::hop::{numeric_target, route_uri};
+use crate::hop::{is_sips, next_hop, route_uri, secure_hop};
 use crate::message::{Message, Uri};
-use crate::{Method, RequestBuilder, Source, Target, Transport};
+use crate::{Method, NextHop, RequestBuilder, Source, Target, Transport};
 
 /// The dialog id (section 12): Call-ID, local tag and remote tag.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -52,12 +52,25 @@ pub struct Dialog {
     remote_seq: Option<u32>,
     /// The transport the dialog was made over.
     transport: Transport,
-    /// The address the dialog was made with: where the INVITE went (UAC), where it came
-    /// from (UAS). The next hop when the route set and remote target name no address.
-    peer: SocketAddr,
-    /// UAS over a stream transport: in-dialog requests reuse the connection the INVITE
-    /// came on (its remote address), as a peer behind NAT can only be reached that way.
+    /// The address the dialog was made with: where the INVITE went (UAC; `None` when the
+    /// endpoint could not say), where it came from (UAS).
+    peer: Option<SocketAddr>,
+    /// In-dialog requests go to `peer` over `transport`, reusing the connection the
+    /// dialog was made over on a stream transport (RFC 3261 section 12.2.1.1 with RFC
+    /// 5923's spirit: one connection per peer, and a TLS peer that only accepts the
+    /// connection it already has). UAS over a stream transport: always (a peer behind NAT
+    /// can only be reached that way). UAC: while the next hop names the server the INVITE
+    /// was sent by (`invite_hop`), whose address is known.
     reuse_connection: bool,
+    /// UAC: the host and port (as written) of the URI the INVITE was sent by (its first
+    /// Route, else its Request-URI), when it named a host: an in-dialog next hop naming
+    /// the same server goes over the INVITE's connection rather than being located anew
+    /// (RFC 3263 section 4.2 may order the targets of a name differently each time).
+    invite_hop: Option<Box<str>>,
+    /// Our Contact must be a `sips:` URI (sections 8.1.1.8 and 12.1.1, RFC 5630 section
+    /// 5.1): the INVITE's Request-URI or top Route (UAC), or its Request-URI or top
+    /// Record-Route, else its Contact (UAS), was `sips:`.
+    sips_contact: bool,
 }
 
 /// The URI of a name-addr or addr-spec as text.
@@ -75,8 +88,21 @@ pub(crate) fn contact_uri(msg: &Message<'_>) -> Option<String> {
     })
 }
 
-fn is_sips(msg: &Message<'_>) -> bool {
+fn is_sips_request(msg: &Message<'_>) -> bool {
     matches!(msg.request_uri(), Some(Uri::Sip(u)) if u.secure)
+}
+
+/// `host[:port]` of a SIP URI, lower case: what names the server a request is located by.
+fn server_key(uri: &str) -> Option<Box<str>> {
+    let Some(Uri::Sip(u)) = Uri::parse(route_uri(uri)) else {
+        return None;
+    };
+    let mut k = u.host.as_str().to_ascii_lowercase();
+    if let Some(p) = u.port {
+        k.push(':');
+        k.push_str(&p.to_string());
+    }
+    Some(k.into())
 }
 
 impl Dialog {
@@ -89,7 +115,13 @@ impl Dialog {
         let to = request.to()?;
         let remote_tag = from.tag()?;
         let remote_target = contact_uri(request)?;
-        let route_set = request.record_routes().map(|r| r.to_string()).collect();
+        let route_set: Vec<String> = request.record_routes().map(|r| r.to_string()).collect();
+        // Section 12.1.1: the Request-URI, else the top Record-Route, else the Contact.
+        let sips_contact = is_sips_request(request)
+            || match route_set.first() {
+                Some(r) => is_sips(r),
+                None => is_sips(&remote_target),
+            };
         let mut local_uri = to.to_string();
         if to.tag().is_none() {
             local_uri.push_str(";tag=");
@@ -106,23 +138,29 @@ impl Dialog {
             remote_uri: from.to_string().into(),
             remote_target,
             route_set,
-            secure: is_sips(request) && source.transport == Transport::Tls,
+            secure: is_sips_request(request) && source.transport == Transport::Tls,
             local_seq: 0,
             remote_seq: Some(request.cseq()?.seq),
             transport: source.transport,
-            peer: source.remote,
+            peer: Some(source.remote),
             reuse_connection: source.transport.is_stream(),
+            invite_hop: None,
+            sips_contact,
         })
     }
 
     /// The UAC side (section 12.1.2): the dialog a response with a To tag to our `request`
-    /// (sent to `target`) creates. The route set is the response's Record-Route in reverse,
-    /// the remote target its Contact (the Request-URI when a provisional response has
-    /// none), the local sequence number the request's CSeq, the remote one empty.
+    /// (sent over `transport`, to `sent` when the endpoint said where) creates. The route
+    /// set is the response's Record-Route in reverse, the remote target its Contact (the
+    /// Request-URI when a provisional response has none), the local sequence number the
+    /// request's CSeq, the remote one empty. The secure flag is set for a `sips:`
+    /// Request-URI or top Route sent over TLS (section 12.1.2 and 8.1.1.8: such a request
+    /// carries a `sips:` Contact and goes over TLS on every hop, section 26.2).
     pub(crate) fn uac(
         request: &Message<'_>,
         response: &Message<'_>,
-        target: Target,
+        transport: Transport,
+        sent: Option<SocketAddr>,
     ) -> Option<Dialog> {
         let to = response.to()?;
         let remote_tag = to.tag()?;
@@ -134,6 +172,12 @@ impl Dialog {
         };
         let mut route_set: Vec<String> = response.record_routes().map(|r| r.to_string()).collect();
         route_set.reverse();
+        let first_route = request.routes().next().map(|r| r.uri.to_string());
+        let hop_uri = match &first_route {
+            Some(r) => r.clone(),
+            None => uri_text(request.request_uri()?),
+        };
+        let sips_contact = is_sips_request(request) || first_route.is_some_and(|r| is_sips(&r));
         Some(Dialog {
             id: DialogId {
                 call_id: request.call_id()?.to_owned(),
@@ -145,12 +189,14 @@ impl Dialog {
             remote_uri: to.to_string().into(),
             remote_target,
             route_set,
-            secure: is_sips(request) && target.transport == Transport::Tls,
+            secure: sips_contact && transport == Transport::Tls,
             local_seq: request.cseq()?.seq,
             remote_seq: None,
-            transport: target.transport,
-            peer: target.addr,
-            reuse_connection: false,
+            transport,
+            peer: sent,
+            reuse_connection: sent.is_some(),
+            invite_hop: server_key(&hop_uri),
+            sips_contact,
         })
     }
 
@@ -235,10 +281,15 @@ impl Dialog {
         self.transport
     }
 
-    /// The address the dialog was made with (the source of the request or response that
-    /// created it).
-    pub(crate) fn peer(&self) -> SocketAddr {
+    /// The address the dialog was made with (where the INVITE came from, or went to when
+    /// the endpoint said).
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// Our Contact must be a `sips:` URI (sections 8.1.1.8 and 12.1.1).
+    pub(crate) fn sips_contact(&self) -> bool {
+        self.sips_contact
     }
 
     /// The dialog id.
@@ -278,27 +329,50 @@ impl Dialog {
         self.remote_seq
     }
 
-    /// Where the next in-dialog request goes: the URI of the first Route (strict or loose
-    /// alike) or else the remote target, when its host (or `maddr`) is an IP address; its
-    /// `transport` parameter, else TLS for `sips`, else the transport the dialog was made
-    /// over. A dialog that came in over a stream transport reuses that connection's
-    /// remote address; a URI with a host name (no resolver here, RFC 3263) falls back to
-    /// the address the dialog was made with.
-    pub fn next_hop(&self) -> Option<Target> {
-        if self.reuse_connection {
-            return Some(Target {
-                transport: self.transport,
-                addr: self.peer,
-            });
+    /// Where the next in-dialog request goes (section 12.2.1.1: by the route set and the
+    /// remote target, as section 8.1.2 says): the URI of the first Route (strict or loose
+    /// alike), else the remote target. A numeric host (or `maddr`) is a [`Target`] at once
+    /// (its `transport` parameter, else TLS for `sips:`, else the dialog's transport); a
+    /// host name is a [`NextHop::Uri`] the endpoint locates (RFC 3263). A dialog made over
+    /// a stream connection reuses it: the UAS always (the connection the INVITE came on),
+    /// the UAC while the next hop names the server its INVITE went to. A secure dialog
+    /// (and one whose Contact is `sips:`) goes over TLS only (section 26.2): `None` when
+    /// its next hop names another transport, or is not a SIP URI.
+    pub fn next_hop(&self) -> Option<NextHop> {
+        let hop = self.next_hop_any()?;
+        if self.secure || self.sips_contact {
+            return secure_hop(hop);
         }
+        Some(hop)
+    }
+
+    fn next_hop_any(&self) -> Option<NextHop> {
+        let reuse = match (self.reuse_connection, self.peer) {
+            (true, Some(addr)) => Some(NextHop::Target(Target {
+                transport: self.transport,
+                addr,
+            })),
+            _ => None,
+        };
         let uri = match self.route_set.first() {
             Some(r) => route_uri(r),
             None => &self.remote_target,
         };
-        numeric_target(uri, self.transport).or(Some(Target {
-            transport: self.transport,
-            addr: self.peer,
-        }))
+        if self.invite_hop.is_none() && reuse.is_some() {
+            // UAS: the connection the request came on.
+            return reuse;
+        }
+        match next_hop(uri, self.transport)? {
+            NextHop::Uri(u) => {
+                // UAC: the server the INVITE was located by keeps its connection.
+                let same = self.invite_hop.is_some() && server_key(&u) == self.invite_hop;
+                match reuse {
+                    Some(r) if same => Some(r),
+                    _ => Some(NextHop::Uri(u)),
+                }
+            }
+            target => Some(target),
+        }
     }
 }
 

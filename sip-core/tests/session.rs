@@ -430,7 +430,7 @@ fn uac_route_set_is_the_reversed_record_route_and_in_dialog_requests_follow_it()
         ["<sip:127.0.0.4:5060;lr>", "<sip:10.0.0.9;lr>"]
     );
     assert_eq!(d.remote_target(), "sip:carol@10.1.1.1:5099");
-    assert_eq!(d.next_hop(), Some(Target::udp(addr(CAROL))));
+    assert_eq!(d.next_hop(), Some(Target::udp(addr(CAROL)).into()));
     let ack = net.sent(a, "ACK").pop().unwrap();
     assert_eq!(ack.to, addr(CAROL), "the ACK goes to the first route");
     assert!(ack.first_line().starts_with("ACK sip:carol@10.1.1.1:5099 "));

@@ -43,15 +43,25 @@
 //!   --session-expires SECS
 //!                     session timers (RFC 4028): the interval asked of callers, Min-SE 90;
 //!                     default 1800, 0 for none
+//! sipd [...] [--listen tls:IP:PORT --cert FILE --key FILE] [--ca FILE] [--dns HOST:PORT]
+//!   --cert FILE       the TLS certificate chain (PEM) of the tls: listeners
+//!   --key FILE        its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+//!   --ca FILE         the CAs that TLS servers sipd connects to must chain to (PEM;
+//!                     default: the system's roots)
+//!   --dns HOST:PORT   the nameserver for names in URIs (RFC 3263); default: the system's
+//!                     (/etc/resolv.conf)
 //! ```
 //!
-//! At exit the summary names the dialogs still open (`dialogs open N`), as the mio sipd's.
+//! At exit the summary names the dialogs still open (`dialogs open N`), as the mio sipd's,
+//! then the TLS handshakes (`tls handshakes N`) and the DNS questions (`dns queries N`).
 //!
 //! Logs go to stderr, in colour only when stderr is a terminal. Like the mio `sipd` and
 //! `sipc`: `--help` prints the help on stdout and exits 0; a usage error prints the usage on
 //! stderr and exits 2; a listener that cannot be bound exits 1.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -64,7 +74,8 @@ use sip_core::session::SessionTimer;
 use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
 use sip_driver_tokio::location::{RedisConfig, RedisLocation};
-use sip_driver_tokio::{Driver, ListenSpec};
+use sip_driver_sys::tls::{client_config, server_config, TlsConfig};
+use sip_driver_tokio::{Driver, DriverOptions, DriverStats, ListenSpec};
 use tokio::sync::mpsc;
 
 struct Args {
@@ -88,6 +99,13 @@ struct Args {
     memory: Option<usize>,
     /// `--session-expires`: the session interval asked for (RFC 4028), 0 for none.
     session_expires: u32,
+    /// `--cert`, `--key`: the TLS server certificate and key.
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    /// `--ca`: the CAs TLS servers must chain to (default: the system's roots).
+    ca: Option<PathBuf>,
+    /// `--dns`: the nameserver (default: the system's).
+    dns: Option<SocketAddr>,
 }
 
 const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
@@ -95,7 +113,8 @@ const USAGE: &str = "usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEV
              [--algorithms LIST] [--auth-secret-file FILE] [--location redis://HOST:PORT]
              [--min-expires SECS]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
-            [--memory MIB] [--session-expires SECS]";
+            [--memory MIB] [--session-expires SECS]
+            [--cert FILE --key FILE] [--ca FILE] [--dns HOST:PORT]";
 
 const HELP: &str =
     "sipd (tokio driver): answers OPTIONS, MESSAGE and calls until Ctrl-C or SIGTERM, \
@@ -107,8 +126,10 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
              [--min-expires SECS]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
             [--memory MIB] [--session-expires SECS]
-  --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
-                    default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
+            [--cert FILE --key FILE] [--ca FILE] [--dns HOST:PORT]
+  --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, tls:127.0.0.1:5061 (repeatable;
+                    default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060; tls: needs
+                    --cert and --key)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
   --log LEVEL       error, warn, info (a line per message), debug, trace or a tracing
                     filter (default warn, or RUST_LOG)
@@ -156,6 +177,14 @@ usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
                     the session interval asked of callers (RFC 4028, Min-SE 90; the
                     refresher re-INVITEs or UPDATEs, a session not refreshed ends with
                     BYE): default 1800, 0 for no session timers
+  --cert FILE       the certificate chain (PEM) of the tls: listeners (RFC 3261 26.2,
+                    RFC 5922: a subjectAltName naming the SIP domain)
+  --key FILE        its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+  --ca FILE         the CAs (PEM) that TLS servers sipd connects to must chain to
+                    (default: the system's roots)
+  --dns HOST:PORT   the nameserver asked for names in URIs (RFC 3263: NAPTR, SRV,
+                    A/AAAA), e.g. 127.0.0.1:5353 (default: /etc/resolv.conf)
+At exit the summary also counts TLS handshakes (one per connection) and DNS queries.
   -h, --help        this help";
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -234,6 +263,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         max_contexts: None,
         memory: None,
         session_expires: 1800,
+        cert: None,
+        key: None,
+        ca: None,
+        dns: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -335,6 +368,16 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                             "--session-expires {v}: 0 (off) or a number of seconds from {MIN_SE}"
                         ))?;
             }
+            "--cert" => args.cert = Some(existing_file("--cert", value("--cert")?)?),
+            "--key" => args.key = Some(existing_file("--key", value("--key")?)?),
+            "--ca" => args.ca = Some(existing_file("--ca", value("--ca")?)?),
+            "--dns" => {
+                let v = value("--dns")?;
+                args.dns = Some(
+                    sip_driver_sys::dns::parse_nameserver(&v)
+                        .map_err(|e| format!("--dns {v}: {e}"))?,
+                );
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -385,6 +428,16 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 .into(),
         );
     }
+    if args.cert.is_some() != args.key.is_some() {
+        return Err("--cert and --key go together".into());
+    }
+    let tls_listener = args.listen.iter().any(|l| l.transport == Transport::Tls);
+    if tls_listener && args.cert.is_none() {
+        return Err("--listen tls:... needs --cert FILE and --key FILE".into());
+    }
+    if args.cert.is_some() && !tls_listener {
+        return Err("--cert and --key go with a --listen tls:IP:PORT".into());
+    }
     if args.listen.is_empty() {
         args.listen = vec![
             "udp:127.0.0.1:5060".parse().expect("valid spec"),
@@ -392,6 +445,42 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         ];
     }
     Ok(Some(args))
+}
+
+/// A file given to a flag, which must exist (its contents are read later).
+fn existing_file(flag: &str, v: String) -> Result<PathBuf, String> {
+    let path = PathBuf::from(&v);
+    if !path.is_file() {
+        return Err(format!("{flag} {v}: no such file"));
+    }
+    Ok(path)
+}
+
+/// The TLS configurations of `--cert`, `--key` and `--ca`, and the nameserver of `--dns`.
+fn driver_options(args: &Args) -> Result<DriverOptions, String> {
+    let mut options = DriverOptions::default();
+    if let Some(dns) = args.dns {
+        options = options.with_nameservers(vec![dns]);
+    }
+    let server = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(server_config(cert, key).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    // Without --ca and without a TLS listener, the client side is made (from the system's
+    // roots) only when sipd first connects over TLS.
+    if server.is_some() || args.ca.is_some() {
+        let client = client_config(args.ca.as_deref()).map_err(|e| e.to_string())?;
+        options = options.with_tls(TlsConfig { server, client });
+    }
+    Ok(options)
+}
+
+/// The end of the summary: what the driver counted, and the endpoint's DNS questions.
+fn driver_summary(s: &sip_core::Stats, d: &DriverStats) -> String {
+    format!(
+        "; tls handshakes {}, tls failures {}; dns queries {}, dns failures {}",
+        d.tls_handshakes, d.tls_failures, s.dns_queries, d.dns_failures
+    )
 }
 
 /// The nonce secret of `--auth-secret-file`: 64 hex digits, surrounding whitespace
@@ -712,7 +801,14 @@ async fn main() -> ExitCode {
     if let Some(bytes) = args.memory {
         config.max_held_bytes = bytes;
     }
-    let driver = match Driver::bind_with_config(args.listen.clone(), config).await {
+    let options = match driver_options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("sipd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let driver = match Driver::bind_with_options(args.listen.clone(), config, options).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("sipd: {e}");
@@ -837,8 +933,9 @@ async fn main() -> ExitCode {
         return match driver.run(ProxyLogged(tu)).await {
             Ok(done) => {
                 println!(
-                    "{}",
-                    proxy_summary(started.elapsed(), &done.stats, &done.tu.0)
+                    "{}{}",
+                    proxy_summary(started.elapsed(), &done.stats, &done.tu.0),
+                    driver_summary(&done.stats, &done.driver)
                 );
                 ExitCode::SUCCESS
             }
@@ -873,7 +970,7 @@ async fn main() -> ExitCode {
                 "sipd: ran {:.1}s; messages received {}, malformed {}, retransmissions sent {}, \
                  transactions {}; calls answered {}, ended {}, cancelled {}, ACK timeouts {}; \
                  OPTIONS {}, MESSAGE {}, rejected {}; dialogs open {}; registrations {}, \
-                 bindings {}",
+                 bindings {}{}",
                 started.elapsed().as_secs_f64(),
                 s.received,
                 s.malformed,
@@ -893,6 +990,7 @@ async fn main() -> ExitCode {
                     Some(_) => "in Redis".to_owned(),
                     None => done.tu.0.bindings().to_string(),
                 },
+                driver_summary(&s, &done.driver),
             );
             ExitCode::SUCCESS
         }

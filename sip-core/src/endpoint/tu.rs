@@ -22,3 +22,22 @@ pub trait TransactionUser {
         let _ = (now, endpoint);
     }
 }
+
+// (h-tu: what a transaction user asks of its client transactions; kept here, apart from
+// the endpoint's internals, so that it merges cleanly.)
+impl Endpoint {
+    /// Where a client transaction's request went: the transport and address of its attempt
+    /// in progress (after RFC 3263 resolution and failover for a [`NextHop::Uri`]), `None`
+    /// once the transaction has ended or while its next hop is still being located. A
+    /// session reads it when a response creates a dialog, so that the dialog's requests
+    /// reuse the connection the INVITE went over (RFC 3261 section 12.2.1.1, RFC 5923's
+    /// spirit: one connection per peer).
+    ///
+    /// [`NextHop::Uri`]: super::NextHop::Uri
+    pub fn client_target(&self, tx: super::ClientTxId) -> Option<crate::Target> {
+        self.clients.get(tx.0).map(|e| crate::Target {
+            transport: e.transport,
+            addr: e.remote,
+        })
+    }
+}

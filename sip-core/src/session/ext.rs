@@ -146,11 +146,8 @@ impl Sessions {
             }
             Method::Invite | Method::Update => {
                 if method == Method::Update {
-                    if let Some(target) = leg.dialog.next_hop() {
-                        h.push((
-                            "Contact",
-                            self.contact(ep, leg.dialog.transport(), target.addr),
-                        ));
+                    if let Ok(c) = self.dialog_contact(ep, &leg.dialog) {
+                        h.push(("Contact", c));
                     }
                     h.push(("Allow", ALLOW.to_owned()));
                 }
@@ -280,9 +277,7 @@ impl Sessions {
             .and_then(|x| x.request_in.clone())
             .ok_or(SessionError::WrongState)?;
         let tag = leg.dialog.id().local_tag.clone();
-        let hop = leg.dialog.next_hop().map(|t| t.addr);
-        let peer = hop.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let contact = self.contact(ep, leg.dialog.transport(), peer);
+        let contact = self.dialog_contact(ep, &leg.dialog)?;
         let view = request.view();
         let rr: Vec<String> = view
             .header_all(HeaderName::RecordRoute)
@@ -1215,10 +1210,11 @@ impl Sessions {
     ) {
         // (UPDATE is a target refresh request; a PRACK's offer is answered here too)
         let update = request.method() == Some(Method::Update);
-        let contact = self.legs.get(k).filter(|_| update).and_then(|leg| {
-            let hop = leg.dialog.next_hop()?;
-            Some(self.contact(ep, leg.dialog.transport(), hop.addr))
-        });
+        let contact = self
+            .legs
+            .get(k)
+            .filter(|_| update)
+            .and_then(|leg| self.dialog_contact(ep, &leg.dialog).ok());
         let Some(leg) = self.legs.get_mut(k) else {
             return;
         };

@@ -162,8 +162,8 @@ use crate::rng::push_random_token;
 use crate::transaction::key::KeyedHasher;
 use crate::validate::{self, Policy};
 use crate::{
-    BuildError, ClientTxId, Endpoint, Event, Method, OwnedMessage, RequestBuilder, ResponseBuilder,
-    Rng, SeededRng, SendError, ServerTxId, Source, Target, Timer, Timers, Transport, TxId,
+    BuildError, ClientTxId, Endpoint, Event, Method, NextHop, OwnedMessage, RequestBuilder,
+    ResponseBuilder, Rng, SeededRng, SendError, ServerTxId, Source, Timer, Timers, Transport, TxId,
 };
 
 mod indialog;
@@ -266,7 +266,8 @@ pub struct Invite {
     request_uri: String,
     from: String,
     to: String,
-    target: Target,
+    /// Where the INVITE goes; `None`: by its first Route, else its Request-URI.
+    hop: Option<NextHop>,
     offer: Option<Vec<u8>>,
     routes: Vec<String>,
     headers: Vec<(String, String)>,
@@ -276,13 +277,27 @@ pub struct Invite {
 }
 
 impl Invite {
-    /// A call to `request_uri`, sent to `target`; `from` and `to` are name-addr or URI.
-    pub fn new(request_uri: &str, from: &str, to: &str, target: Target) -> Invite {
+    /// A call to `request_uri`, sent to `hop`: a [`Target`](crate::Target) (this transport
+    /// and address) or a [`NextHop::Uri`] the endpoint locates (RFC 3263, with failover);
+    /// `from` and `to` are name-addr or URI.
+    pub fn new(request_uri: &str, from: &str, to: &str, hop: impl Into<NextHop>) -> Invite {
+        Invite {
+            hop: Some(hop.into()),
+            ..Invite::to_uri(request_uri, from, to)
+        }
+    }
+
+    /// A call to `request_uri`, sent where the request itself leads (RFC 3261 section
+    /// 8.1.2): its first preloaded [`Invite::route`], else the Request-URI. A numeric host
+    /// is sent to at once; a name (`sip:bob@example.test`) is located by the endpoint (RFC
+    /// 3263: NAPTR, SRV, A/AAAA, failover). A `sips:` Request-URI or first Route makes the
+    /// call secure: TLS on every hop and a `sips:` Contact (section 26.2).
+    pub fn to_uri(request_uri: &str, from: &str, to: &str) -> Invite {
         Invite {
             request_uri: request_uri.to_owned(),
             from: from.to_owned(),
             to: to.to_owned(),
-            target,
+            hop: None,
             offer: None,
             routes: Vec::new(),
             headers: Vec::new(),
@@ -449,6 +464,19 @@ pub enum SessionError {
     /// A message could not be built.
     #[error("build: {0}")]
     Build(BuildError),
+    /// A `sips:` call (or a dialog whose Contact must be `sips:`, RFC 3261 sections
+    /// 8.1.1.8 and 12.1.1) needs a TLS listener for its `sips:` Contact, and the endpoint
+    /// has none.
+    #[error("sips: needs a TLS listener for the sips: Contact, and there is none")]
+    NoTlsListener,
+    /// A `sips:` call or secure dialog was to go over a hop that is not TLS (a target over
+    /// UDP or TCP, a URI with `transport=udp`): refused, never downgraded (RFC 3261 section
+    /// 26.2, RFC 5630 section 4).
+    #[error("sips: requires TLS on every hop, and this next hop is not TLS")]
+    InsecureHop,
+    /// The call has no next hop: its first Route or Request-URI is not a SIP URI.
+    #[error("no next hop: the Request-URI (or first Route) is not a sip: or sips: URI")]
+    NoNextHop,
 }
 
 impl From<SendError> for SessionError {
@@ -499,6 +527,10 @@ pub struct SessionStats {
     pub byes_withheld: u64,
     /// Requests sent again with credentials after a 401 or 407 (RFC 3261 section 22.2).
     pub auth_retries: u64,
+    /// INVITEs with a `sips:` Request-URI that came over a transport other than TLS, or
+    /// whose `sips:` Contact we could not write (no TLS listener): refused 480 with
+    /// warn-code 380 (RFC 3261 section 26.2, RFC 5630 section 5.1.2).
+    pub sips_refused: u64,
 }
 
 /// Events kept for [`Sessions::poll_event`] at most; beyond, the oldest are dropped.
@@ -566,7 +598,7 @@ struct SentAck {
     seq: u32,
     ack: OwnedMessage,
     branch: String,
-    target: Target,
+    hop: NextHop,
     until: Instant,
 }
 
@@ -698,7 +730,8 @@ struct Call {
 struct InviteCtx {
     call: Option<CallKey>,
     request: OwnedMessage,
-    target: Target,
+    /// Where the INVITE was sent (the endpoint's attempt in progress says the address).
+    hop: NextHop,
     offer: bool,
     forks: SmallVec<[DialogKey; 2]>,
     window_end: Option<Instant>,
@@ -974,18 +1007,42 @@ impl Sessions {
         t
     }
 
-    /// Our Contact for a dialog over `transport` with `peer` (the configured one, else the
-    /// endpoint's listener of that transport and address family).
-    fn contact(&self, ep: &Endpoint, transport: Transport, peer: SocketAddr) -> String {
+    /// Our Contact (the configured one, else built from a listener): for a `sips:` dialog
+    /// a `sips:` URI of a TLS listener (RFC 3261 sections 8.1.1.8, 12.1.1 and 19.1;
+    /// [`SessionError::NoTlsListener`] without one); otherwise the listener of `transport`
+    /// (of `peer`'s address family when known; any listener when none has the transport),
+    /// with `;transport=tcp` for TCP and `;transport=tls` for TLS. (RFC 5630 sections 3.1.4
+    /// and 5.1.1.2 deprecate `transport=tls` but require a `sip:` Contact for a `sip:`
+    /// dialog, even over TLS; `transport=tls` is the only `sip:` URI that leads back to a
+    /// TLS listener, and what peers understand, so it is kept for that case.)
+    fn contact(
+        &self,
+        ep: &Endpoint,
+        transport: Transport,
+        peer: Option<SocketAddr>,
+        sips: bool,
+    ) -> Result<String, SessionError> {
         if let Some(c) = &self.config.contact {
-            return c.clone();
+            return Ok(c.clone());
         }
         let listeners = &ep.config().listeners;
-        let l = listeners
-            .iter()
-            .find(|l| l.transport == transport && l.addr.is_ipv4() == peer.is_ipv4())
-            .or_else(|| listeners.iter().find(|l| l.transport == transport))
-            .or_else(|| listeners.first());
+        let family = |l: &&crate::Listener| peer.is_none_or(|p| l.addr.is_ipv4() == p.is_ipv4());
+        let l = if sips {
+            let tls = |l: &&crate::Listener| l.transport == Transport::Tls;
+            let l = listeners
+                .iter()
+                .filter(tls)
+                .find(family)
+                .or_else(|| listeners.iter().find(tls));
+            Some(l.ok_or(SessionError::NoTlsListener)?)
+        } else {
+            listeners
+                .iter()
+                .filter(|l| l.transport == transport)
+                .find(family)
+                .or_else(|| listeners.iter().find(|l| l.transport == transport))
+                .or_else(|| listeners.first())
+        };
         let host = match l {
             Some(l) => match &l.sent_by {
                 Some(s) => s.clone(),
@@ -994,19 +1051,25 @@ impl Sessions {
             None => "invalid".to_owned(),
         };
         let mut c = String::with_capacity(host.len() + self.config.contact_user.len() + 24);
-        c.push_str("<sip:");
+        c.push_str(if sips { "<sips:" } else { "<sip:" });
         if !self.config.contact_user.is_empty() {
             c.push_str(&self.config.contact_user);
             c.push('@');
         }
         c.push_str(&host);
-        match transport {
-            Transport::Tcp => c.push_str(";transport=tcp"),
-            Transport::Tls => c.push_str(";transport=tls"),
+        match l.map(|l| l.transport) {
+            Some(Transport::Tcp) => c.push_str(";transport=tcp"),
+            Some(Transport::Tls) if !sips => c.push_str(";transport=tls"),
             _ => {}
         }
         c.push('>');
-        c
+        Ok(c)
+    }
+
+    /// Our Contact in dialog `d` (the transport and address family it was made over;
+    /// `sips:` when its Contact must be).
+    fn dialog_contact(&self, ep: &Endpoint, d: &Dialog) -> Result<String, SessionError> {
+        self.contact(ep, d.transport(), d.peer(), d.sips_contact())
     }
 
     fn hash_id(&self, call_id: &str, local: &str, remote: &str) -> u64 {
@@ -1191,12 +1254,14 @@ impl Sessions {
         method: Method<'_>,
         seq: Option<u32>,
         body: Option<&[u8]>,
-    ) -> Result<(OwnedMessage, Target), SessionError> {
+    ) -> Result<(OwnedMessage, NextHop), SessionError> {
         let contact = {
             let leg = self.legs.get(k).ok_or(SessionError::UnknownCall)?;
-            let target = leg.dialog.next_hop().ok_or(SessionError::WrongState)?;
-            (method == Method::Invite)
-                .then(|| self.contact(ep, leg.dialog.transport(), target.addr))
+            if method == Method::Invite {
+                Some(self.dialog_contact(ep, &leg.dialog)?)
+            } else {
+                None
+            }
         };
         let ext_headers = self.ext_request_headers(ep, k, method);
         let leg = self.legs.get_mut(k).ok_or(SessionError::UnknownCall)?;
@@ -1204,7 +1269,14 @@ impl Sessions {
             Some(s) => s,
             None => leg.dialog.next_seq(),
         };
-        let target = leg.dialog.next_hop().ok_or(SessionError::WrongState)?;
+        // Section 26.2: a secure dialog's requests go over TLS only (`None` otherwise).
+        let hop = leg.dialog.next_hop().ok_or_else(|| {
+            if leg.dialog.secure() || leg.dialog.sips_contact() {
+                SessionError::InsecureHop
+            } else {
+                SessionError::NoNextHop
+            }
+        })?;
         let mut b = leg.dialog.request(method, seq);
         if let Some(c) = &contact {
             b = b.contact(c);
@@ -1222,7 +1294,7 @@ impl Sessions {
             b = b.body("application/sdp", body);
         }
         let req = b.build(&mut self.rng)?;
-        Ok((self.auth_outgoing(k, method, req), target))
+        Ok((self.auth_outgoing(k, method, req), hop))
     }
 
     /// Sends BYE on dialog `k` (section 15.1.1); the call ends with `reason` when it
@@ -1249,7 +1321,7 @@ impl Sessions {
         let sent = self
             .dialog_request(ep, k, Method::Bye, None, None)
             .ok()
-            .and_then(|(bye, target)| ep.send_request(now, &bye, target).ok());
+            .and_then(|(bye, hop)| ep.send_request(now, &bye, hop).ok());
         match sent {
             Some(tx) => {
                 self.clients.insert(tx, Pending::Bye(k));

@@ -18,8 +18,8 @@ impl Sessions {
         tx: ClientTxId,
         request: OwnedMessage,
     ) -> Option<&mut InviteCtx> {
-        let target = self.invites.get(&tx)?.target;
-        let new_tx = ep.send_request(now, &request, target).ok()?;
+        let hop = self.invites.get(&tx)?.hop.clone();
+        let new_tx = ep.send_request(now, &request, hop).ok()?;
         let mut ctx = self.invites.remove(&tx)?;
         self.free_early(&ctx);
         ctx.forks.clear();
@@ -32,8 +32,14 @@ impl Sessions {
     }
 
     /// UAC: places a call. The INVITE gets a fresh Call-ID and From tag, our Contact for
-    /// the target's transport, the preloaded Routes and extra headers of `invite`, and the
-    /// offer as an `application/sdp` body.
+    /// the next hop's transport, the preloaded Routes and extra headers of `invite`, and
+    /// the offer as an `application/sdp` body.
+    ///
+    /// A `sips:` Request-URI or first Route (RFC 3261 section 26.2, 8.1.1.8): the Contact
+    /// is a `sips:` URI of a TLS listener ([`SessionError::NoTlsListener`] without one),
+    /// `sip:` Routes are written as `sips:` (RFC 5630 section 5.1.1), the next hop must be
+    /// TLS ([`SessionError::InsecureHop`] for a target over UDP or TCP), and the dialog is
+    /// secure: every request in it goes over TLS.
     pub fn invite(
         &mut self,
         now: Instant,
@@ -43,21 +49,46 @@ impl Sessions {
         if self.calls.len() >= self.config.max_calls {
             return Err(SessionError::TooManyCalls);
         }
-        let mut target = invite.target;
-        let mut request = self.build_invite(endpoint, &invite, target.transport)?;
+        let secure = crate::hop::is_sips(&invite.request_uri)
+            || invite
+                .routes
+                .first()
+                .is_some_and(|r| crate::hop::is_sips(r));
+        let hop = match &invite.hop {
+            Some(h) => h.clone(),
+            // Section 8.1.2: the first Route, else the Request-URI.
+            None => {
+                let uri = match invite.routes.first() {
+                    Some(r) => crate::hop::route_uri(r),
+                    None => &invite.request_uri,
+                };
+                crate::hop::next_hop(uri, Transport::Udp).ok_or(SessionError::NoNextHop)?
+            }
+        };
+        let mut hop = if secure {
+            crate::hop::secure_hop(hop).ok_or(SessionError::InsecureHop)?
+        } else {
+            hop
+        };
+        // A name's transport is known once it is located; the Contact names our UDP
+        // listener then (RFC 3263 section 4.1's default), which reaches us all the same.
+        let transport = crate::hop::known_transport(&hop).unwrap_or(Transport::Udp);
+        let mut request = self.build_invite(endpoint, &invite, transport, secure)?;
         // Section 18.1.1: the endpoint sends a large request over TCP; the Contact says so.
-        if target.transport == Transport::Udp
-            && request.as_bytes().len() + 100 > endpoint.config().udp_size_limit
-        {
-            target.transport = Transport::Tcp;
-            request = self.build_invite(endpoint, &invite, Transport::Tcp)?;
+        if let NextHop::Target(t) = &mut hop {
+            if t.transport == Transport::Udp
+                && request.as_bytes().len() + 100 > endpoint.config().udp_size_limit
+            {
+                t.transport = Transport::Tcp;
+                request = self.build_invite(endpoint, &invite, Transport::Tcp, secure)?;
+            }
         }
         // RFC 3261 section 22.2: nonces kept already are used from the first INVITE on.
         let mut auth = invite.credentials.clone();
         if let Some(client) = auth.as_mut() {
             request = client.authorize(&request, &mut self.rng).unwrap_or(request);
         }
-        let tx = endpoint.send_request(now, &request, target)?;
+        let tx = endpoint.send_request(now, &request, hop.clone())?;
         let c = self.calls.insert(Call {
             uac: true,
             state: CallState::Pending,
@@ -71,7 +102,7 @@ impl Sessions {
             InviteCtx {
                 call: Some(c),
                 request,
-                target,
+                hop,
                 offer: invite.offer.is_some(),
                 forks: SmallVec::new(),
                 window_end: None,
@@ -88,14 +119,24 @@ impl Sessions {
         ep: &Endpoint,
         invite: &Invite,
         transport: Transport,
+        secure: bool,
     ) -> Result<OwnedMessage, SessionError> {
-        let contact = self.contact(ep, transport, invite.target.addr);
+        let peer = match &invite.hop {
+            Some(NextHop::Target(t)) => Some(t.addr),
+            _ => None,
+        };
+        let contact = self.contact(ep, transport, peer, secure)?;
         let mut b = RequestBuilder::new(Method::Invite, &invite.request_uri)
             .from(&invite.from)
             .to(&invite.to)
             .contact(&contact);
         for r in &invite.routes {
-            b = b.header("Route", r);
+            if secure {
+                // RFC 5630 section 5.1.1: a sips: Request-URI makes every Route sips:.
+                b = b.header("Route", &sips_route(r));
+            } else {
+                b = b.header("Route", r);
+            }
         }
         if let Some(ua) = &self.config.user_agent {
             b = b.header("User-Agent", ua);
@@ -186,10 +227,19 @@ impl Sessions {
                         MAX_FORKS
                     };
                 let made = if may_grow {
+                    // Where the attempt that got this response went (RFC 3263 failover may
+                    // have moved it): the dialog reuses it while its next hop names the
+                    // same server.
+                    let sent = ep.client_target(tx);
+                    let transport = sent
+                        .map(|t| t.transport)
+                        .or_else(|| crate::hop::known_transport(&ctx.hop))
+                        .unwrap_or(Transport::Udp);
+                    let sent = sent.map(|t| t.addr);
                     ctx.request
                         .message()
                         .ok()
-                        .and_then(|req| Dialog::uac(&req, &resp, ctx.target))
+                        .and_then(|req| Dialog::uac(&req, &resp, transport, sent))
                 } else {
                     None
                 };
@@ -340,11 +390,12 @@ impl Sessions {
         seq: u32,
         body: Option<&[u8]>,
     ) {
-        let Ok((ack, target)) = self.dialog_request(ep, k, Method::Ack, Some(seq), body) else {
+        let Ok((ack, hop)) = self.dialog_request(ep, k, Method::Ack, Some(seq), body) else {
             return;
         };
         let branch = crate::new_branch(&mut self.rng);
-        let _ = ep.send_stateless(now, &ack, target, &branch);
+        // (to a name: the endpoint locates it, RFC 3263; an ACK has no failover)
+        let _ = ep.send_stateless(now, &ack, hop.clone(), &branch);
         // The UAS retransmits its 2xx for 64*T1 after sending it; kept twice as long, the
         // ACK still answers the last retransmission after any delay up to 64*T1.
         let until = now + self.config.timers.t1x64() * 2;
@@ -355,7 +406,7 @@ impl Sessions {
             seq,
             ack,
             branch,
-            target,
+            hop,
             until,
         });
         if let Some(old) = old {
@@ -375,7 +426,7 @@ impl Sessions {
         else {
             return false;
         };
-        let _ = ep.send_stateless(now, &a.ack, a.target, &a.branch);
+        let _ = ep.send_stateless(now, &a.ack, a.hop.clone(), &a.branch);
         self.stats.acks_resent += 1;
         true
     }
@@ -468,6 +519,22 @@ impl Sessions {
             };
             if state.is_some_and(|(_, leg, _)| leg.is_none()) {
                 self.end_call(c, reason);
+            }
+        }
+    }
+}
+
+/// A Route value with a `sip:` URI written as `sips:` (RFC 5630 section 5.1.1); others as
+/// they are.
+fn sips_route(route: &str) -> String {
+    let v = route.trim();
+    match v.strip_prefix('<') {
+        Some(rest) => format!("<{}", crate::hop::to_sips(rest)),
+        None => {
+            // a name-addr with a display name: the URI inside the brackets
+            match v.find('<') {
+                Some(i) => format!("{}<{}", &v[..i], crate::hop::to_sips(&v[i + 1..])),
+                None => crate::hop::to_sips(v),
             }
         }
     }

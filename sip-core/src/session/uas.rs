@@ -154,6 +154,19 @@ impl Sessions {
             self.refuse(now, ep, tx, request, 400, &[]);
             return;
         };
+        // RFC 3261 section 26.2 with RFC 5630 section 4 (no last-hop exception): a sips:
+        // Request-URI must have come over TLS on every hop, this one included; and a dialog
+        // whose Contact must be sips: (section 12.1.1) needs a TLS listener. Otherwise the
+        // call is refused as RFC 5630 section 5.1.2 says for a UAS that will not take it
+        // as sips: (480 with warn-code 380), never answered as a downgraded sip: dialog.
+        let sips_uri = matches!(msg.request_uri(), Some(crate::message::Uri::Sip(u)) if u.secure);
+        let insecure = sips_uri && source.transport != Transport::Tls;
+        if insecure || (dialog.sips_contact() && self.dialog_contact(ep, &dialog).is_err()) {
+            let warning = format!("380 {} \"SIPS Not Allowed\"", source.local);
+            self.stats.sips_refused += 1;
+            self.refuse(now, ep, tx, request, 480, &[("Warning", &warning)]);
+            return;
+        }
         let offer = body_of(msg);
         let seq = msg.cseq().map_or(0, |c| c.seq);
         let c = self.calls.insert(Call {
@@ -216,11 +229,10 @@ impl Sessions {
         // Section 12.1.1: the responses that make the dialog (to the initial INVITE).
         let dialog_making = (101..300).contains(&code) && leg.phase == Phase::Early;
         let contact_needed = (101..300).contains(&code);
-        let contact = contact_needed.then(|| {
-            let hop = leg.dialog.next_hop().map(|t| t.addr);
-            let peer = hop.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-            self.contact(ep, leg.dialog.transport(), peer)
-        });
+        let contact = match contact_needed {
+            true => Some(self.dialog_contact(ep, &leg.dialog)?),
+            false => None,
+        };
         // RFC 3262 / 3311 / 4028: Allow, Supported, Session-Expires.
         let ext = self.ext_invite_response_headers(k, code);
         let extra: Vec<(&str, &str)> = ext.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -372,7 +384,8 @@ impl Sessions {
             // or over the connection it came on.
             let d = &leg.dialog;
             let unproven = !d.transport().is_stream()
-                && d.next_hop().is_none_or(|t| t.addr.ip() != d.peer().ip());
+                && !matches!(d.next_hop(), Some(NextHop::Target(t))
+                    if d.peer().is_some_and(|p| p.ip() == t.addr.ip()));
             if unproven {
                 self.stats.byes_withheld += 1;
                 if let Some(c) = leg.call {
