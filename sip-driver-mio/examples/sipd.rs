@@ -7,12 +7,18 @@
 //!
 //! ```text
 //! cargo run -p sip-driver-mio --example sipd -- [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+//!     [--cert FILE --key FILE] [--ca FILE] [--dns HOST:PORT]
 //!     [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
 //!     [--session-expires SECS]
 //! ```
 //!
-//! - `--listen SPEC`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, ... (repeatable; default
-//!   `udp:127.0.0.1:5060` and `tcp:127.0.0.1:5060`).
+//! - `--listen SPEC`: `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:127.0.0.1:5061`, ...
+//!   (repeatable; default `udp:127.0.0.1:5060` and `tcp:127.0.0.1:5060`). A `tls:` listener
+//!   needs `--cert FILE --key FILE` (PEM: the certificate chain, the private key).
+//! - `--ca FILE`: the CA certificates (PEM) the servers sipd connects to over TLS must be
+//!   signed by (default: the system's roots); their names are checked as RFC 5922 says.
+//! - `--dns HOST:PORT`: the nameserver for the names sipd resolves (RFC 3263; default:
+//!   those of `/etc/resolv.conf`).
 //! - `--ring DURATION`: time between 180 Ringing and 200 OK, like `2s` or `500ms`
 //!   (default 0).
 //! - `--log LEVEL`: `error`, `warn`, `info` (one line per message sent or received, to
@@ -32,10 +38,13 @@
 //!   host.
 //!
 //! Like the tokio `sipd` and `sipc`: `--help` prints the help on stdout and exits 0; a usage
-//! error prints the usage on stderr and exits 2; a listener that cannot be bound exits 1.
-//! Exits 0 after a signal.
+//! error prints the usage on stderr and exits 2; a listener that cannot be bound (or a
+//! certificate that cannot be loaded) exits 1. Exits 0 after a signal. The summary counts
+//! the TLS handshakes (`tls handshakes N`) and the DNS questions asked (`dns queries N`).
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -49,10 +58,11 @@ use sip_core::sdp::LocalMedia;
 use sip_core::session::SessionTimer;
 use sip_core::ua::{UaConfig, UaEvent, UserAgent};
 use sip_core::{Config, Endpoint, Event, Source, TransactionUser, Transport};
-use sip_driver_mio::{os_seed, Driver, ListenSpec, Summary};
+use sip_driver_mio::{os_seed, Driver, DriverOptions, ListenSpec, Summary, TlsConfig};
 
 const USAGE: &str =
-    "usage: sipd [--listen udp|tcp:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
+    "usage: sipd [--listen udp|tcp|tls:ADDRESS[:PORT]]... [--ring DURATION] [--log error|warn|info|debug]
+            [--cert FILE --key FILE] [--ca FILE] [--dns HOST:PORT]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
             [--memory MIB] [--session-expires SECS]";
@@ -62,11 +72,19 @@ const HELP: &str =
 then prints a summary.
 
 usage: sipd [--listen SPEC]... [--ring DURATION] [--log LEVEL]
+            [--cert FILE --key FILE] [--ca FILE] [--dns HOST:PORT]
             [--registrar --realm REALM [--user NAME:PASSWORD]... [--auth-calls] [--algorithms LIST]]
             [--proxy --domain DOMAIN [--record-route] [--route-to URI] [--max-contexts N]]
             [--memory MIB] [--session-expires SECS]
-  --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, ... (repeatable;
-                    default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
+  --listen SPEC     udp:127.0.0.1:5060, tcp:[::1]:5060, tls:127.0.0.1:5061, ...
+                    (repeatable; default udp:127.0.0.1:5060 and tcp:127.0.0.1:5060)
+  --cert FILE       the certificate chain of the tls: listeners (PEM; needs --key)
+  --key FILE        its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+  --ca FILE         the CA certificates (PEM) that must sign the servers sipd connects
+                    to over TLS, whose names are checked as RFC 5922 says (default:
+                    the system's roots)
+  --dns HOST:PORT   the nameserver for names (RFC 3263: NAPTR, SRV, A, AAAA); HOST
+                    alone means port 53 (default: the nameservers of /etc/resolv.conf)
   --ring DURATION   time between 180 Ringing and 200 OK: 2s, 500ms (default 0)
   --log LEVEL       error, warn, info (a line per message) or debug (whole messages);
                     default warn
@@ -164,6 +182,13 @@ struct Args {
     memory: Option<usize>,
     /// `--session-expires`: the session interval asked for (RFC 4028), 0 for none.
     session_expires: u32,
+    /// `--cert`, `--key`: the TLS listeners' certificate chain and key.
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    /// `--ca`: the CAs of the servers sipd connects to over TLS (else the system's roots).
+    ca: Option<PathBuf>,
+    /// `--dns`: the nameserver (else the system's).
+    dns: Option<SocketAddr>,
 }
 
 /// `SHA-256,MD5`: digest algorithms in order of preference, each offered in a challenge.
@@ -216,6 +241,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         max_contexts: None,
         memory: None,
         session_expires: DEFAULT_SESSION_EXPIRES,
+        cert: None,
+        key: None,
+        ca: None,
+        dns: None,
     };
     let mut it = argv.into_iter();
     while let Some(a) = it.next() {
@@ -299,6 +328,15 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                          of at least {MIN_SE}, not {v:?}"
                     ))?;
             }
+            "--cert" => args.cert = Some(PathBuf::from(value()?)),
+            "--key" => args.key = Some(PathBuf::from(value()?)),
+            "--ca" => args.ca = Some(PathBuf::from(value()?)),
+            "--dns" => {
+                let v = value()?;
+                args.dns = Some(
+                    sip_driver_sys::dns::parse_nameserver(&v).map_err(|e| format!("--dns: {e}"))?,
+                );
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -333,6 +371,16 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         if set && !args.proxy {
             return Err(format!("{flag} needs --proxy"));
         }
+    }
+    if args.cert.is_some() != args.key.is_some() {
+        return Err("--cert and --key go together".to_owned());
+    }
+    let tls_listener = args.listen.iter().any(|s| s.transport == Transport::Tls);
+    if tls_listener && args.cert.is_none() {
+        return Err("a tls: listener needs --cert FILE --key FILE".to_owned());
+    }
+    if args.cert.is_some() && !tls_listener {
+        return Err("--cert and --key need a tls: listener".to_owned());
     }
     if args.listen.is_empty() {
         args.listen = vec![
@@ -538,11 +586,37 @@ fn endpoint_config(args: &Args) -> Config {
     config
 }
 
+/// The driver's TLS configurations and nameservers: `--cert`/`--key`, `--ca`, `--dns`.
+fn driver_options(args: &Args) -> Result<DriverOptions, String> {
+    use sip_driver_sys::tls::{client_config, server_config};
+    let server = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(server_config(cert, key).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    // Without --cert and --ca, the driver reads the system's roots at the first TLS connect.
+    let tls = if server.is_some() || args.ca.is_some() {
+        let client = client_config(args.ca.as_deref()).map_err(|e| e.to_string())?;
+        Some(TlsConfig { server, client })
+    } else {
+        None
+    };
+    Ok(DriverOptions {
+        tls,
+        nameservers: args.dns.map(|d| vec![d]),
+        ..DriverOptions::default()
+    })
+}
+
 /// Binds the listeners and builds the logged UAS core: everything but the signals.
 fn setup(args: &Args) -> Result<(Driver, Logged), String> {
     let level = args.level;
-    let mut driver = Driver::bind(&args.listen, endpoint_config(args))
+    let mut driver = Driver::bind_with(&args.listen, endpoint_config(args), driver_options(args)?)
         .map_err(|e| format!("cannot listen: {e}"))?;
+    driver.on_warning(move |w| {
+        if level >= Level::Warn {
+            eprintln!("warn: {w}");
+        }
+    });
     driver.trace_transmits(move |t, bytes| {
         if level >= Level::Info {
             let line = format!("{} -> {}: {}", t.local, t.remote, FirstLine(bytes));
@@ -778,6 +852,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Test certificates (the integration tests' helper).
+#[cfg(test)]
+#[path = "../tests/support/certs.rs"]
+mod certs;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,6 +1011,93 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_dns_flags() {
+        let a = args(&[
+            "--listen",
+            "tls:127.0.0.1:5061",
+            "--cert",
+            "c.pem",
+            "--key=k.pem",
+            "--ca",
+            "ca.pem",
+            "--dns",
+            "127.0.0.1:26453",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.listen[0].to_string(), "tls:127.0.0.1:5061");
+        assert_eq!(a.cert.as_deref(), Some(std::path::Path::new("c.pem")));
+        assert_eq!(a.key.as_deref(), Some(std::path::Path::new("k.pem")));
+        assert_eq!(a.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(a.dns, Some("127.0.0.1:26453".parse().unwrap()));
+        // HOST alone: port 53.
+        let a = args(&["--dns", "::1"]).unwrap().unwrap();
+        assert_eq!(a.dns, Some("[::1]:53".parse().unwrap()));
+        assert!(args(&["--dns", "resolver.example"]).is_err());
+        assert!(args(&["--dns"]).is_err());
+        // A tls: listener needs a certificate and key, which go together, and need it.
+        assert!(args(&["--listen", "tls:127.0.0.1:5061"]).is_err());
+        assert!(args(&["--listen", "tls:127.0.0.1:5061", "--cert", "c.pem"]).is_err());
+        assert!(args(&["--cert", "c.pem", "--key", "k.pem"]).is_err());
+        // A missing certificate file is an error at setup, naming the file.
+        let a = args(&[
+            "--listen",
+            "tls:127.0.0.1:0",
+            "--cert",
+            "/nonexistent/c.pem",
+            "--key",
+            "/nonexistent/k.pem",
+        ])
+        .unwrap()
+        .unwrap();
+        let err = setup(&a).err().expect("no certificate");
+        assert!(err.contains("/nonexistent/c.pem"), "{err}");
+    }
+
+    // RFC 3261 26.2 / 18.3: sipd with a tls: listener answers an OPTIONS sent over TLS, and
+    // its summary counts the handshake.
+    #[test]
+    fn answers_options_over_tls_and_counts_the_handshake() {
+        use std::io::Write;
+        use std::sync::Arc;
+
+        let certs = certs::Certs::new();
+        let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+        let (cert, key) = certs.leaf("sipd", &["example.test"], &[localhost]);
+        let (cert, key) = (certs::text(&cert), certs::text(&key));
+        let (bound, shutdown, thread) = run_sipd(&[
+            "--listen",
+            "tls:127.0.0.1:0",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--dns",
+            "127.0.0.1:9",
+        ]);
+        let server = bound[0].addr;
+        let config = sip_driver_sys::tls::client_config(Some(&certs.ca())).unwrap();
+        let name = sip_driver_sys::tls::server_name(None, server);
+        let conn = rustls::ClientConnection::new(Arc::clone(&config), name).unwrap();
+        let tcp = std::net::TcpStream::connect(server).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let me = tls.sock.local_addr().unwrap();
+        let options = format!(
+            "OPTIONS sip:{server};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bKtls1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=a\r\nTo: <sip:{server}>\r\n\
+             Call-ID: sipd-tls\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        tls.write_all(options.as_bytes()).unwrap();
+        let got = read_messages_until(&mut tls, 200);
+        assert!(got.last().unwrap().contains("CSeq: 1 OPTIONS"), "{got:?}");
+        shutdown.shutdown();
+        let report = thread.join().unwrap();
+        assert!(report.contains("tls handshakes 1"), "{report}");
+        assert!(report.contains("dns queries 0"), "{report}");
+    }
+
+    #[test]
     fn session_expires_flag() {
         let a = args(&[]).unwrap().unwrap();
         assert_eq!(a.session_expires, DEFAULT_SESSION_EXPIRES);
@@ -982,11 +1148,15 @@ mod tests {
 
     /// Reads messages from a stream until the response `status`; returns them all.
     fn read_stream_until(stream: &mut std::net::TcpStream, status: u16) -> Vec<String> {
-        use sip_core::{Limits, MessageView, StreamFrame};
-        use std::io::Read;
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
+        read_messages_until(stream, status)
+    }
+
+    /// Reads messages until the response `status` (the reader has a read timeout).
+    fn read_messages_until(stream: &mut impl std::io::Read, status: u16) -> Vec<String> {
+        use sip_core::{Limits, MessageView, StreamFrame};
         let (mut buf, mut out, mut chunk) = (Vec::new(), Vec::new(), [0u8; 65536]);
         loop {
             while let Ok(StreamFrame::Message(v, used)) =

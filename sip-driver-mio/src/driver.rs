@@ -440,17 +440,32 @@ impl Driver {
         self.tracer = Some(Box::new(f));
     }
 
-    /// Calls `f` with what the driver cannot tell the endpoint in full, one line each: why
-    /// a TLS handshake failed ("TLS to 127.0.0.1:5061 (example.test): certificate not
-    /// valid for example.test ...", rustls' error text otherwise), that it timed out, that
-    /// there is no nameserver. Without it, these go nowhere.
+    /// Calls `f` with what the driver cannot tell the endpoint in full, one line each (no
+    /// control characters): why a TLS handshake failed ("TLS to 127.0.0.1:5061
+    /// (example.test): certificate not valid for example.test ...", rustls' error text
+    /// otherwise), that it timed out, that there is no nameserver. Without it, these go
+    /// nowhere.
     pub fn on_warning(&mut self, f: impl FnMut(&str) + Send + 'static) {
         self.warner = Some(Box::new(f));
     }
 
     fn warn(&mut self, line: &str) {
         if let Some(warn) = self.warner.as_mut() {
-            warn(line);
+            // Names in a peer's certificate are the peer's text: no control characters
+            // reach a terminal or a log.
+            if line.chars().any(char::is_control) {
+                let mut clean = String::with_capacity(line.len() + 8);
+                for c in line.chars() {
+                    if c.is_control() {
+                        clean.extend(c.escape_default());
+                    } else {
+                        clean.push(c);
+                    }
+                }
+                warn(&clean);
+            } else {
+                warn(line);
+            }
         }
     }
 
