@@ -32,8 +32,10 @@
 #     wrong name          sipc options sips:wrong.test (SRV to the same sipd, whose certificate
 #                         names example.test only): refused, non-zero exit, a message naming
 #                         the certificate (RFC 5922 7.2)
-#     baresip             baresip 1.0 (libre's TLS, sip_cafile CA) dials sips:service@example.test
-#                         through dnsmasq: call established over TLS, BYE answered 200
+#     baresip             baresip 1.0 (libre 1.0 TLS: it does not check the server certificate,
+#                         with or without sip_cafile) dials sip:service@example.test
+#                         through dnsmasq (NAPTR SIPS+D2T first): call established, INVITE,
+#                         ACK and BYE over TLS, BYE answered 200
 #     Kamailio            SIPp (UDP, tests/interop/sipp/uac_rr.xml) -> Kamailio 5.6 with its tls
 #                         module (tests/interop/kamailio-tls.cfg) -> sipd over TLS: CALLS (20)
 #                         calls, all 200 and BYE 200
@@ -437,7 +439,10 @@ PY
 }
 
 check_baresip_tls() { # DRIVER
-  local d=$1 n="TLS baresip dials sips:service@example.test (DNS, sip_cafile) -> sipd($1), hangs up"
+  # baresip 1.0's /dial puts "sip:" before anything not starting with it (a sips: URI would
+  # become sip:sips:...): it dials sip:service@example.test, whose NAPTR record of order 10 is
+  # SIPS+D2T, which takes it to TLS (RFC 3263 4.1)
+  local d=$1 n="TLS baresip dials sip:service@example.test (NAPTR SIPS+D2T, sip_cafile) -> sipd($1), hangs up"
   local dir
   dir=$(mktemp -d "$out/baresip-$d.XXXX")
   # headless baresip 1.0 (../shared/interop/PLAYBOOK.md); TLS listens on sip_listen's port + 1
@@ -463,7 +468,7 @@ module_app		menu.so
 EOF
   echo "<sip:uac@127.0.0.1>;regint=0" >"$dir/accounts"
   free udp "$BARESIP_PORT" && free tcp "$BARESIP_PORT"
-  timeout -k 2 12 baresip -f "$dir" -s -t 4 -e "/dial sips:service@example.test" </dev/null >"$dir/baresip.log" 2>&1
+  timeout -k 2 12 baresip -f "$dir" -s -t 4 -e "/dial sip:service@example.test" </dev/null >"$dir/baresip.log" 2>&1
   local rc=$?
   trace_summary "$dir/baresip.log" >"$dir/trace.txt"
   local why=()
