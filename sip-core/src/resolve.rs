@@ -458,6 +458,8 @@ struct Lookup {
     targets: Vec<Target>,
     tried: Vec<bool>,
     current: Option<usize>,
+    /// The earliest expiry of the records the lookup used (see [`Resolver::expires`]).
+    expires: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -692,11 +694,14 @@ impl Resolver {
                 self.cache_insert(now, key.clone(), expires, records.clone());
             }
         }
+        // (an answer not cached is good for this instant only)
+        let expires = now.checked_add(ttl).unwrap_or(now);
         for lookup_id in in_flight.waiters {
             if let Some(lookup) = self.lookups.get_mut(&lookup_id) {
                 for slot in &mut lookup.slots {
                     if slot.records.is_none() && slot.key == key {
                         slot.records = Some(records.clone());
+                        lookup.expires = Some(lookup.expires.map_or(expires, |e| e.min(expires)));
                     }
                 }
                 self.fill_and_advance(now, lookup_id);
@@ -742,7 +747,11 @@ impl Resolver {
                     continue;
                 }
                 match self.cache.get(&slot.key) {
-                    Some(e) if e.expires > now => slot.records = Some(e.records.clone()),
+                    Some(e) if e.expires > now => {
+                        slot.records = Some(e.records.clone());
+                        let at = e.expires;
+                        lookup.expires = Some(lookup.expires.map_or(at, |x| x.min(at)));
+                    }
                     _ => {
                         waiting = true;
                         self.ask(id, slot.key.clone());
@@ -999,9 +1008,44 @@ impl Resolver {
     }
 
     /// Forgets a lookup (resolved or not): its table entry is freed. Answers to its
-    /// questions still fill the cache.
+    /// questions still fill the cache, unless more than
+    /// [`ResolverConfig::max_lookups`] questions are in flight: then the questions no
+    /// lookup waits for any more are forgotten (their answers are ignored), so a caller
+    /// whose answers never come cannot grow the table without bound.
     pub fn finish(&mut self, lookup: LookupId) {
-        self.lookups.remove(&lookup);
+        let Some(l) = self.lookups.remove(&lookup) else {
+            return;
+        };
+        for slot in l.slots.iter().filter(|s| s.records.is_none()) {
+            if let Some(f) = self.in_flight.get_mut(&slot.key) {
+                f.waiters.retain(|w| *w != lookup);
+            }
+        }
+        if self.in_flight.len() > self.config.max_lookups {
+            self.in_flight.retain(|_, f| !f.waiters.is_empty());
+            let in_flight = &self.in_flight;
+            self.query_keys.retain(|_, k| in_flight.contains_key(k));
+        }
+    }
+
+    /// When the answers a resolved lookup was made from start expiring (the earliest TTL
+    /// of the records it used, `now` for an answer not cached): its targets may be reused
+    /// until then without asking again. `None` for an unknown lookup or one with no DNS.
+    pub fn expires(&self, lookup: LookupId) -> Option<Instant> {
+        self.lookups.get(&lookup).and_then(|l| l.expires)
+    }
+
+    /// Marks a target down until `now + max(down_time, for)` (RFC 3263 section 4.3 with a
+    /// 503's Retry-After, RFC 3261 section 21.5.4).
+    pub fn mark_down_for(&mut self, now: Instant, target: Target, duration: Duration) {
+        self.mark_down(now, target);
+        if duration > self.config.down_time {
+            if let (Some(until), Some(entry)) =
+                (now.checked_add(duration), self.down.get_mut(&target))
+            {
+                *entry = until;
+            }
+        }
     }
 
     /// Lookups open (not yet given to [`Resolver::finish`]).
@@ -1030,6 +1074,7 @@ impl Lookup {
             targets: Vec::new(),
             tried: Vec::new(),
             current: None,
+            expires: None,
         }
     }
 

@@ -1,20 +1,147 @@
 //! Requests sent to URIs (RFC 3263): the endpoint's resolver, the DNS questions it hands
-//! the driver, and failover between the targets of a lookup (section 4.3).
+//! the driver, failover between the targets of a lookup (section 4.3), and responses to a
+//! Via sent-by that is a name (section 5, RFC 3261 section 18.2.2).
+//!
+//! A client transaction sent to a [`NextHop::Uri`](super::NextHop::Uri) carries a
+//! [`Located`]: the request as the transaction user gave it, the targets once resolved and
+//! which were tried. Each attempt writes the request again with a new top Via (a new
+//! branch, RFC 3261 section 8.1.3.4) and restarts the transaction machine under the same
+//! [`ClientTxId`]; an attempt that got a final response still owes retransmitted responses
+//! their ACK (section 17.1.1.3), so its machine lives on, unnamed, until timer D or K.
+//!
+//! Resolved target lists are kept a short while ([`MEMO_TIME`], never past the TTLs of the
+//! records they came from), so a request to a name in the cache costs one hash lookup, not
+//! a walk through the resolver's NAPTR, SRV and address records; the RFC 2782 weighted
+//! order is drawn again once the memo expires.
 
-use std::time::Instant;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::{ClientTxId, Config, Endpoint, SendError};
-use crate::resolve::{Answer, Query, QueryId, Resolver};
+use super::{build, ClientEntry, ClientTxId, Config, Endpoint, Event, Payload, SendError};
+use super::{Sending, ServerTxId, TxId};
+use crate::message::{Host, SipUri, Uri};
+use crate::resolve::{
+    Answer, Failure, LookupId, Query, QueryId, ResolveError, ResolveEvent, Resolver,
+};
+use crate::transaction::client::ClientMachine;
+use crate::transaction::key;
+use crate::transaction::ClientState;
+use crate::transport::via::ResponseRoute;
 use crate::transport::FlowId;
-use crate::{OwnedMessage, SeededRng};
+use crate::{Method, OwnedMessage, SeededRng, Target, Transport};
+
+use super::timers::TimerRef;
+
+/// How long a resolved target list is reused without asking the resolver again (and
+/// never past the TTLs it came from). Short, so that RFC 2782 weights still spread the
+/// requests: a new weighted order is drawn once a second per name at most.
+pub(crate) const MEMO_TIME: Duration = Duration::from_secs(1);
+
+/// Resolved target lists kept at most.
+const MAX_MEMO: usize = 256;
+
+/// Targets a transaction tries at most (RFC 3263 section 4.3 sets no limit; the first 16
+/// of the RFC order are plenty, and each may take a transaction timeout).
+pub(crate) const MAX_ATTEMPTS: usize = 16;
+
+/// Messages without a transaction (ACKs, stateless requests and responses) waiting for a
+/// lookup at most; beyond it they are refused.
+const MAX_WAITING_STATELESS: usize = 64;
+
+/// The timer slot of a client transaction beside the machine's two: the lookup deadline
+/// while it waits for DNS, then [`Config::failover_timeout`].
+pub(crate) const LOCATE_SLOT: u8 = 2;
+
+/// The failover state of a client transaction sent to a URI.
+#[derive(Debug)]
+pub(crate) struct Located {
+    /// The request as the transaction user gave it (no Via of ours).
+    original: OwnedMessage,
+    /// The caller's branch (`send_request_with_branch`): attempt n >= 2 is `{branch}.{n}`.
+    branch: Option<Box<str>>,
+    /// The host of the URI when it is a name: what a TLS server must prove (RFC 5922).
+    domain: Option<Box<str>>,
+    /// The lookup, while the targets are not known yet.
+    lookup: Option<LookupId>,
+    /// The targets in RFC 3263 order (at most [`MAX_ATTEMPTS`]).
+    targets: Arc<[Target]>,
+    /// Which were tried (bit i for `targets[i]`).
+    tried: u32,
+    /// The target of the attempt in progress.
+    current: Option<Target>,
+    /// Attempts made.
+    attempts: u16,
+    /// Failover may still happen: no provisional response, no CANCEL yet.
+    pub(crate) failover: bool,
+    /// The deadline armed in [`LOCATE_SLOT`].
+    timer: Option<Instant>,
+}
+
+impl Located {
+    /// Has the request gone out yet?
+    pub(crate) fn sent(&self) -> bool {
+        self.attempts > 0
+    }
+}
+
+/// A message without a transaction waiting for a lookup.
+#[derive(Debug)]
+enum Waiter {
+    /// A client transaction.
+    Client(ClientTxId),
+    /// `send_ack` / `send_stateless`: the request without our Via and its branch.
+    Stateless {
+        request: OwnedMessage,
+        branch: Box<str>,
+        domain: Option<Box<str>>,
+    },
+    /// A server transaction's response whose destination failed (section 5).
+    Response(ServerTxId),
+    /// `send_stateless_response` to a sent-by name.
+    StatelessResponse {
+        response: OwnedMessage,
+        domain: Option<Box<str>>,
+    },
+}
+
+#[derive(Debug)]
+struct Waiting {
+    waiter: Waiter,
+    /// The memo key the result is kept under.
+    memo_key: Option<Box<str>>,
+    /// For waiters without a transaction: when to give up.
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Memo {
+    targets: Arc<[Target]>,
+    expires: Instant,
+}
+
+/// A server transaction whose responses go to the targets of its Via's sent-by.
+#[derive(Debug)]
+struct ResponseTargets {
+    targets: Arc<[Target]>,
+    next: usize,
+    domain: Option<Box<str>>,
+}
 
 /// The endpoint's RFC 3263 state.
 #[derive(Debug)]
 pub(super) struct Locator {
-    pub(super) resolver: Resolver,
+    resolver: Resolver,
     /// Keep-alive jitter (RFC 5626 section 3.5.1).
-    #[allow(dead_code)]
     pub(super) rng: SeededRng,
+    waiting: HashMap<LookupId, Waiting>,
+    /// Deadlines of waiters without a transaction.
+    deadlines: BTreeSet<(Instant, LookupId)>,
+    stateless_waiting: usize,
+    memo: HashMap<Box<str>, Memo>,
+    key_buf: String,
+    responses: HashMap<ServerTxId, ResponseTargets>,
 }
 
 impl Locator {
@@ -23,8 +150,99 @@ impl Locator {
         Locator {
             resolver: Resolver::new(config.resolver.clone(), resolver_seed),
             rng,
+            waiting: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            stateless_waiting: 0,
+            memo: HashMap::new(),
+            key_buf: String::new(),
+            responses: HashMap::new(),
         }
     }
+
+    /// The earliest deadline of a waiter without a transaction.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Lookups the endpoint waits for (for tests of the bounds).
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The memo key of a URI: what its resolution depends on (RFC 3263 section 4: the
+    /// scheme, the host or maddr, the port and the transport parameter), in `key_buf`.
+    fn memo_key(&mut self, uri: &SipUri<'_>) {
+        use std::fmt::Write;
+        let k = &mut self.key_buf;
+        k.clear();
+        k.push(if uri.secure { 's' } else { 'p' });
+        if let Some(t) = uri.transport() {
+            k.push_str(t);
+        }
+        k.push('|');
+        if let Some(p) = uri.port {
+            let _ = write!(k, "{p}");
+        }
+        k.push('|');
+        k.push_str(uri.maddr().unwrap_or(uri.host.as_str()));
+        k.make_ascii_lowercase();
+    }
+
+    /// The memoized targets of the URI whose key is in `key_buf`, if still fresh.
+    fn memo_hit(&self, now: Instant) -> Option<Arc<[Target]>> {
+        self.memo
+            .get(self.key_buf.as_str())
+            .filter(|m| m.expires > now)
+            .map(|m| m.targets.clone())
+    }
+
+    fn memo_insert(&mut self, now: Instant, key: Box<str>, targets: Arc<[Target]>, until: Instant) {
+        let expires = until.min(now + MEMO_TIME);
+        if expires <= now {
+            return;
+        }
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&key) {
+            self.memo.retain(|_, m| m.expires > now);
+            if self.memo.len() >= MAX_MEMO {
+                self.memo.clear();
+            }
+        }
+        self.memo.insert(key, Memo { targets, expires });
+    }
+
+    /// The first target not tried that is not down, else the first not tried (RFC 3263
+    /// section 4.3), marked tried.
+    fn pick(&self, now: Instant, targets: &[Target], tried: &mut u32) -> Option<Target> {
+        let untried = |i: &usize| *tried & (1 << i) == 0;
+        let n = targets.len().min(MAX_ATTEMPTS);
+        let i = (0..n)
+            .filter(untried)
+            .find(|i| !self.resolver.is_down(now, &targets[*i]))
+            .or_else(|| (0..n).find(untried))?;
+        *tried |= 1 << i;
+        Some(targets[i])
+    }
+}
+
+/// The host to verify a TLS server against (RFC 5922 section 4): the URI's maddr or host
+/// when it is a name, lower case.
+fn domain_of(uri: &SipUri<'_>) -> Option<Box<str>> {
+    let host = uri.maddr().unwrap_or(uri.host.as_str());
+    match Host::classify(host) {
+        Some(Host::Domain(d)) => Some(d.trim_end_matches('.').to_ascii_lowercase().into()),
+        _ => None,
+    }
+}
+
+/// A placeholder address for a transaction not sent yet.
+const NOWHERE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+/// The Retry-After of a 503, in seconds (RFC 3261 section 20.33), capped at an hour.
+fn retry_after(msg: &crate::Message<'_>) -> Option<Duration> {
+    let v = msg.view().header(crate::HeaderName::RetryAfter)?;
+    let digits: &str = &v[..v.bytes().take_while(u8::is_ascii_digit).count()];
+    let secs: u64 = digits.parse().ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
 }
 
 impl Endpoint {
@@ -38,10 +256,589 @@ impl Endpoint {
         uri: &str,
         branch: Option<&str>,
     ) -> Result<ClientTxId, SendError> {
-        let _ = (now, request, uri, branch);
-        Err(SendError::Unresolvable(
-            crate::resolve::ResolveError::InvalidName,
-        ))
+        let method = request.method().ok_or(SendError::NotARequest)?;
+        if method == Method::Ack {
+            return Err(SendError::NotARequest);
+        }
+        if self.transactions() >= self.config.max_transactions {
+            return Err(SendError::TooManyTransactions);
+        }
+        let Some(Uri::Sip(parsed)) = Uri::parse(uri) else {
+            return Err(SendError::Unresolvable(ResolveError::InvalidName));
+        };
+        self.locator.memo_key(&parsed);
+        let memo = self.locator.memo_hit(now);
+        let (lookup, targets) = match memo {
+            Some(targets) => (None, targets),
+            None => {
+                let lookup = self
+                    .locator
+                    .resolver
+                    .resolve_uri(now, &parsed)
+                    .map_err(SendError::Unresolvable)?;
+                (Some(lookup), Arc::from(Vec::new()))
+            }
+        };
+        let invite = method == Method::Invite;
+        // (a machine whose timers run only once the request goes out, see `attempt`)
+        let mut m = ClientMachine::start(invite, false, now, &self.config.timers);
+        m.timers = [None, None];
+        let charged = request.as_bytes().len();
+        self.budget.charge(charged);
+        let located = Located {
+            original: request.clone(),
+            branch: branch.map(Into::into),
+            domain: domain_of(&parsed),
+            lookup,
+            targets,
+            tried: 0,
+            current: None,
+            attempts: 0,
+            failover: true,
+            timer: None,
+        };
+        let id = ClientTxId(self.clients.insert(ClientEntry {
+            m,
+            request: request.clone(),
+            key: Box::new([]),
+            key_hash: 0,
+            transport: Transport::Udp,
+            remote: NOWHERE,
+            local: NOWHERE,
+            flow: None,
+            ack: None,
+            cancel: None,
+            held: false,
+            charged,
+            located: Some(Box::new(located)),
+        }));
+        self.stats.transactions += 1;
+        match lookup {
+            None => {
+                // A warm memo: the first attempt now; a failure to send is the caller's.
+                if let Err(e) = self.next_attempt(now, id) {
+                    self.drop_client(id);
+                    return Err(e);
+                }
+            }
+            Some(lookup) => {
+                // Until the lookup ends: a deadline as long as the transaction's timeout.
+                let deadline = now + self.config.timers.t1x64();
+                self.set_locate_timer(id, Some(deadline));
+                let memo_key = Some(self.locator.key_buf.as_str().into());
+                self.locator.waiting.insert(
+                    lookup,
+                    Waiting {
+                        waiter: Waiter::Client(id),
+                        memo_key,
+                        deadline: None,
+                    },
+                );
+                self.drain_resolver(now);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Frees a client transaction that never went out (its first send failed at once).
+    fn drop_client(&mut self, tx: ClientTxId) {
+        if let Some(e) = self.clients.get_mut(tx.0) {
+            let before = e.m.timers;
+            e.m.terminate();
+            self.sync_client_timers(tx, before, [None, None]);
+        }
+        self.finish_client(tx);
+    }
+
+    /// Arms (or moves, or clears) the locate timer of a client transaction.
+    fn set_locate_timer(&mut self, tx: ClientTxId, at: Option<Instant>) {
+        let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) else {
+            return;
+        };
+        let owner = TimerRef::Client(tx.0, LOCATE_SLOT);
+        if let Some(old) = std::mem::replace(&mut l.timer, at) {
+            self.timers.cancel(old, owner);
+        }
+        if let Some(at) = at {
+            self.timers.arm(at, owner);
+        }
+    }
+
+    /// Tries the targets not tried yet until one takes the request (RFC 3263 section
+    /// 4.3). `Err` with the last error when none is left.
+    fn next_attempt(&mut self, now: Instant, tx: ClientTxId) -> Result<(), SendError> {
+        let mut last = SendError::Unresolvable(ResolveError::InvalidName);
+        loop {
+            let Some(e) = self.clients.get_mut(tx.0) else {
+                return Err(SendError::UnknownTransaction);
+            };
+            let Some(l) = e.located.as_mut() else {
+                return Err(SendError::UnknownTransaction);
+            };
+            let targets = l.targets.clone();
+            let mut tried = l.tried;
+            let Some(target) = self.locator.pick(now, &targets, &mut tried) else {
+                return Err(last);
+            };
+            if let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) {
+                l.tried = tried;
+            }
+            match self.attempt(now, tx, target) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // (this target cannot be reached from here: the next one)
+                    self.locator.resolver.mark_down(now, target);
+                    last = e;
+                }
+            }
+        }
+    }
+
+    /// Sends the transaction's request to `target`: a new top Via and branch, a fresh
+    /// machine, the key in the table. The attempt before it, if its machine still runs
+    /// (Completed, absorbing retransmitted final responses), lives on unnamed.
+    fn attempt(&mut self, now: Instant, tx: ClientTxId, target: Target) -> Result<(), SendError> {
+        let timers = self.config.timers;
+        let e = self
+            .clients
+            .get(tx.0)
+            .ok_or(SendError::UnknownTransaction)?;
+        let l = e.located.as_ref().ok_or(SendError::UnknownTransaction)?;
+        let original = l.original.clone();
+        let n = l.attempts + 1;
+        let base = l.branch.clone();
+        let domain = l.domain.clone();
+        let method = original.method().ok_or(SendError::NotARequest)?;
+        let invite = method == Method::Invite;
+        let mut transport = target.transport;
+        if transport == Transport::Udp
+            && original.as_bytes().len() + 100 > self.config.udp_size_limit
+        {
+            transport = Transport::Tcp;
+        }
+        let (sent_by, local) = self.local_for(transport, target.addr)?;
+        let branch = match base {
+            Some(b) if n == 1 => b.into_string(),
+            Some(b) => format!("{b}.{n}"),
+            None => crate::new_branch(&mut self.rng),
+        };
+        let bytes = build::insert_via(original.as_bytes(), transport, &sent_by, &branch);
+        let owned = OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
+        let name = if transport == Transport::Tls {
+            domain.as_deref()
+        } else {
+            None
+        };
+        let data = Payload::Message(owned.clone());
+        let flow = self.send_to_named(now, transport, local, target.addr, data, None, name)?;
+        key::client_key(&mut self.scratch, &branch, method.as_str());
+        let key: Box<[u8]> = self.scratch.as_slice().into();
+        let key_hash = self.client_keys.hash(&key);
+        self.retire_attempt(tx);
+        let m = ClientMachine::start(invite, transport.is_reliable(), now, &timers);
+        let charged = owned.as_bytes().len() + key.len() + original.as_bytes().len();
+        let Some(e) = self.clients.get_mut(tx.0) else {
+            return Err(SendError::UnknownTransaction);
+        };
+        let before = e.m.timers;
+        let after = m.timers;
+        e.m = m;
+        e.request = owned;
+        e.key = key.clone();
+        e.key_hash = key_hash;
+        e.transport = transport;
+        e.remote = target.addr;
+        e.local = local;
+        e.flow = flow;
+        e.ack = None;
+        self.budget.release(e.charged);
+        e.charged = charged;
+        self.budget.charge(charged);
+        let failover = e.located.as_mut().is_some_and(|l| {
+            l.attempts = n;
+            l.current = Some(target);
+            l.lookup = None;
+            l.failover
+        });
+        self.client_keys.insert(key_hash, key, tx);
+        self.bind_flow(flow);
+        self.sync_client_timers(tx, before, after);
+        if n > 1 {
+            self.stats.failovers += 1;
+        }
+        let at = self
+            .config
+            .failover_timeout
+            .filter(|_| failover)
+            .and_then(|d| now.checked_add(d));
+        self.set_locate_timer(tx, at);
+        self.refresh_held_cancel(tx);
+        Ok(())
+    }
+
+    /// Takes the current attempt out of `tx`: its key leaves the table, its flow is let
+    /// go; a machine still absorbing retransmissions (Completed) goes on as an unnamed
+    /// transaction that only ACKs them and ends by timer D or K.
+    fn retire_attempt(&mut self, tx: ClientTxId) {
+        let Some(e) = self.clients.get_mut(tx.0) else {
+            return;
+        };
+        if e.key.is_empty() {
+            // not sent yet: nothing to retire
+            return;
+        }
+        let key = std::mem::take(&mut e.key);
+        let key_hash = e.key_hash;
+        let flow = e.flow.take();
+        let timers = e.m.timers;
+        if e.m.state == ClientState::Completed {
+            let ghost = ClientEntry {
+                m: e.m.clone(),
+                request: e.request.clone(),
+                key: key.clone(),
+                key_hash,
+                transport: e.transport,
+                remote: e.remote,
+                local: e.local,
+                flow,
+                ack: e.ack.take(),
+                cancel: None,
+                held: false,
+                charged: 0,
+                located: None,
+            };
+            e.m.terminate();
+            let ghost = ClientTxId(self.clients.insert(ghost));
+            self.timers
+                .sync(|s| TimerRef::Client(tx.0, s), timers, [None, None]);
+            self.timers
+                .sync(|s| TimerRef::Client(ghost.0, s), [None, None], timers);
+            self.client_keys.insert(key_hash, key, ghost);
+            // (the flow binding moves with it)
+        } else {
+            e.m.terminate();
+            self.timers
+                .sync(|s| TimerRef::Client(tx.0, s), timers, [None, None]);
+            self.client_keys.remove(key_hash, &key, tx);
+            self.unbind_flow(flow);
+        }
+    }
+
+    /// A CANCEL asked for before the INVITE went out (it waited for the lookup) is written
+    /// for the attempt now in progress.
+    fn refresh_held_cancel(&mut self, invite: ClientTxId) {
+        let Some(e) = self.clients.get(invite.0) else {
+            return;
+        };
+        let Some(c) = e.cancel else {
+            return;
+        };
+        if !self
+            .clients
+            .get(c.0)
+            .is_some_and(|ce| ce.held && ce.key.is_empty())
+        {
+            return;
+        }
+        let Ok(owned) = OwnedMessage::parse(&build::cancel_for(&e.request.view())) else {
+            return;
+        };
+        let branch = {
+            let view = e.request.view();
+            let via = view.header(crate::HeaderName::Via).unwrap_or("");
+            crate::message::raw::first_via(via)
+                .and_then(|v| v.branch())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (transport, remote, local, flow) = (e.transport, e.remote, e.local, e.flow);
+        key::client_key(&mut self.scratch, &branch, "CANCEL");
+        let key: Box<[u8]> = self.scratch.as_slice().into();
+        let key_hash = self.client_keys.hash(&key);
+        let Some(ce) = self.clients.get_mut(c.0) else {
+            return;
+        };
+        self.budget.release(ce.charged);
+        ce.charged = owned.as_bytes().len() + key.len();
+        self.budget.charge(ce.charged);
+        ce.request = owned;
+        ce.key = key.clone();
+        ce.key_hash = key_hash;
+        ce.transport = transport;
+        ce.remote = remote;
+        ce.local = local;
+        ce.flow = flow;
+        self.client_keys.insert(key_hash, key, c);
+        self.bind_flow(flow);
+    }
+
+    /// Is `tx` a located transaction that has not gone out yet?
+    pub(super) fn is_unsent(&self, tx: ClientTxId) -> bool {
+        self.clients
+            .get(tx.0)
+            .and_then(|e| e.located.as_ref())
+            .is_some_and(|l| !l.sent())
+    }
+
+    /// RFC 3263 section 4.3: the current attempt of `tx` failed; the target is marked down
+    /// and the request goes to the next one. True when an attempt is under way again (the
+    /// transaction user hears nothing), false when the caller reports the failure.
+    pub(super) fn fail_over(
+        &mut self,
+        now: Instant,
+        tx: ClientTxId,
+        failure: Failure,
+        down_for: Option<Duration>,
+    ) -> bool {
+        let Some(l) = self.clients.get(tx.0).and_then(|e| e.located.as_ref()) else {
+            return false;
+        };
+        if !l.failover {
+            return false;
+        }
+        let Some(target) = l.current else {
+            return false;
+        };
+        let _ = failure; // every failure of section 4.3 is treated alike
+        match down_for {
+            Some(d) => self.locator.resolver.mark_down_for(now, target, d),
+            None => self.locator.resolver.mark_down(now, target),
+        }
+        self.next_attempt(now, tx).is_ok()
+    }
+
+    /// A provisional response or a CANCEL: no more failover for `tx`.
+    pub(super) fn stop_failover(&mut self, tx: ClientTxId) {
+        let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) else {
+            return;
+        };
+        if l.sent() {
+            l.failover = false;
+            self.set_locate_timer(tx, None);
+        }
+    }
+
+    /// A client transaction's response: what RFC 3263 section 4.3 makes of it. True when
+    /// the response is consumed by failover (a 503 with a next target: the transaction
+    /// user does not see it).
+    pub(super) fn located_response(
+        &mut self,
+        now: Instant,
+        tx: ClientTxId,
+        msg: &crate::Message<'_>,
+        code: u16,
+    ) -> bool {
+        let Some(l) = self.clients.get(tx.0).and_then(|e| e.located.as_ref()) else {
+            return false;
+        };
+        if !l.failover {
+            return false;
+        }
+        if code != 503 {
+            self.stop_failover(tx);
+            return false;
+        }
+        let down_for = retry_after(msg);
+        self.fail_over(now, tx, Failure::ServiceUnavailable, down_for)
+    }
+
+    /// The locate timer of `tx` fired: the lookup took too long (the transaction times out)
+    /// or the attempt got no response within [`Config::failover_timeout`].
+    pub(super) fn locate_timer(&mut self, now: Instant, tx: ClientTxId) {
+        let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) else {
+            return;
+        };
+        l.timer = None;
+        if !l.sent() {
+            let invite = self.clients.get(tx.0).is_some_and(|e| e.m.invite);
+            let timer = if invite {
+                crate::Timer::B
+            } else {
+                crate::Timer::F
+            };
+            self.events.push_back(Event::Timeout {
+                tx: TxId::Client(tx),
+                timer,
+            });
+            self.drop_client(tx);
+            return;
+        }
+        let silent = self
+            .clients
+            .get(tx.0)
+            .is_some_and(|e| matches!(e.m.state, ClientState::Calling | ClientState::Trying));
+        if silent {
+            // No response at all: the next target; the last one runs to its own timeout.
+            let more = self
+                .clients
+                .get(tx.0)
+                .and_then(|e| e.located.as_ref())
+                .is_some_and(|l| {
+                    let n = l.targets.len().min(MAX_ATTEMPTS);
+                    (0..n).any(|i| l.tried & (1 << i) == 0)
+                });
+            if more {
+                self.fail_over(now, tx, Failure::Timeout, None);
+            }
+        }
+    }
+
+    /// A client transaction ends: its lookup is let go.
+    pub(super) fn forget_located(&mut self, tx: ClientTxId, located: Option<Box<Located>>) {
+        let Some(l) = located else {
+            return;
+        };
+        if let Some(at) = l.timer {
+            self.timers.cancel(at, TimerRef::Client(tx.0, LOCATE_SLOT));
+        }
+        if let Some(lookup) = l.lookup {
+            self.locator.waiting.remove(&lookup);
+            self.locator.resolver.finish(lookup);
+        }
+    }
+
+    /// Hands the resolver's finished lookups to what waits for them.
+    pub(super) fn drain_resolver(&mut self, now: Instant) {
+        while let Some(event) = self.locator.resolver.poll_event() {
+            let (lookup, targets) = match event {
+                ResolveEvent::Resolved { lookup, targets } => (lookup, Some(targets)),
+                ResolveEvent::NotFound { lookup } => (lookup, None),
+            };
+            let expires = self.locator.resolver.expires(lookup);
+            self.locator.resolver.finish(lookup);
+            let Some(w) = self.locator.waiting.remove(&lookup) else {
+                continue;
+            };
+            if let Some(d) = w.deadline {
+                self.locator.deadlines.remove(&(d, lookup));
+                self.locator.stateless_waiting = self.locator.stateless_waiting.saturating_sub(1);
+            }
+            let targets: Option<Arc<[Target]>> = targets.map(|mut t| {
+                t.truncate(MAX_ATTEMPTS);
+                t.into()
+            });
+            match &targets {
+                Some(t) => {
+                    if let (Some(key), Some(until)) = (w.memo_key, expires) {
+                        self.locator.memo_insert(now, key, t.clone(), until);
+                    }
+                }
+                None => self.stats.dns_failures += 1,
+            }
+            self.resolved(now, w.waiter, targets);
+        }
+    }
+
+    /// A lookup ended for `waiter`: `None` when nothing was found.
+    fn resolved(&mut self, now: Instant, waiter: Waiter, targets: Option<Arc<[Target]>>) {
+        match waiter {
+            Waiter::Client(tx) => {
+                let ok = match targets {
+                    Some(t) => {
+                        if let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut())
+                        {
+                            l.lookup = None;
+                            l.targets = t;
+                        }
+                        self.set_locate_timer(tx, None);
+                        self.next_attempt(now, tx).is_ok()
+                    }
+                    None => {
+                        if let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut())
+                        {
+                            l.lookup = None;
+                        }
+                        false
+                    }
+                };
+                if !ok && self.clients.get(tx.0).is_some() {
+                    // RFC 3263 4.3: no target: the request fails.
+                    self.events.push_back(Event::TransportError {
+                        tx: TxId::Client(tx),
+                    });
+                    self.drop_client(tx);
+                }
+            }
+            Waiter::Stateless {
+                request,
+                branch,
+                domain,
+            } => {
+                let mut tried = 0;
+                if let Some(t) = targets.and_then(|t| self.locator.pick(now, &t, &mut tried)) {
+                    let _ = self.stateless_to(now, &request, t, &branch, domain.as_deref());
+                }
+            }
+            Waiter::Response(tx) => match targets {
+                Some(t) => {
+                    if let Some(r) = self.locator.responses.get_mut(&tx) {
+                        r.targets = t;
+                        r.next = 0;
+                    }
+                    self.next_response_target(now, tx);
+                }
+                None => {
+                    self.locator.responses.remove(&tx);
+                    self.server_gave_up(tx);
+                }
+            },
+            Waiter::StatelessResponse { response, domain } => {
+                if let Some(t) = targets.as_ref().and_then(|t| t.first().copied()) {
+                    if let Ok((_, local)) = self.local_for(t.transport, t.addr) {
+                        let name = domain.as_deref().filter(|_| t.transport == Transport::Tls);
+                        self.stats.stateless_responses += 1;
+                        let data = Payload::Message(response);
+                        let _ =
+                            self.send_to_named(now, t.transport, local, t.addr, data, None, name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waiters without a transaction whose lookup took too long are dropped.
+    pub(super) fn expire_waiters(&mut self, now: Instant) {
+        while let Some(&(at, lookup)) = self.locator.deadlines.first() {
+            if at > now {
+                return;
+            }
+            self.locator.deadlines.pop_first();
+            self.locator.stateless_waiting = self.locator.stateless_waiting.saturating_sub(1);
+            self.locator.resolver.finish(lookup);
+            if let Some(w) = self.locator.waiting.remove(&lookup) {
+                if let Waiter::Response(tx) = w.waiter {
+                    self.locator.responses.remove(&tx);
+                    self.server_gave_up(tx);
+                }
+            }
+        }
+    }
+
+    /// Registers a waiter without a transaction, bounded.
+    fn wait_stateless(
+        &mut self,
+        now: Instant,
+        lookup: LookupId,
+        waiter: Waiter,
+        memo_key: Option<Box<str>>,
+    ) -> Result<(), SendError> {
+        if self.locator.stateless_waiting >= MAX_WAITING_STATELESS {
+            self.locator.resolver.finish(lookup);
+            return Err(SendError::Unresolvable(ResolveError::TooManyLookups));
+        }
+        let deadline = now + self.config.timers.t1x64();
+        self.locator.stateless_waiting += 1;
+        self.locator.deadlines.insert((deadline, lookup));
+        self.locator.waiting.insert(
+            lookup,
+            Waiting {
+                waiter,
+                memo_key,
+                deadline: Some(deadline),
+            },
+        );
+        self.drain_resolver(now);
+        Ok(())
     }
 
     /// The body of `send_stateless` for a [`NextHop::Uri`].
@@ -54,11 +851,186 @@ impl Endpoint {
         uri: &str,
         branch: &str,
     ) -> Result<(), SendError> {
-        let _ = (now, request, uri, branch);
-        Err(SendError::Unresolvable(
-            crate::resolve::ResolveError::InvalidName,
-        ))
+        let Some(Uri::Sip(parsed)) = Uri::parse(uri) else {
+            return Err(SendError::Unresolvable(ResolveError::InvalidName));
+        };
+        self.locator.memo_key(&parsed);
+        let domain = domain_of(&parsed);
+        if let Some(targets) = self.locator.memo_hit(now) {
+            let mut tried = 0;
+            let t = self
+                .locator
+                .pick(now, &targets, &mut tried)
+                .ok_or(SendError::Unresolvable(ResolveError::InvalidName))?;
+            return self.stateless_to(now, request, t, branch, domain.as_deref());
+        }
+        let lookup = self
+            .locator
+            .resolver
+            .resolve_uri(now, &parsed)
+            .map_err(SendError::Unresolvable)?;
+        let memo_key = Some(self.locator.key_buf.as_str().into());
+        let waiter = Waiter::Stateless {
+            request: request.clone(),
+            branch: branch.into(),
+            domain,
+        };
+        self.wait_stateless(now, lookup, waiter, memo_key)
     }
+
+    // ---- responses: RFC 3263 section 5, RFC 3261 section 18.2.2 ----
+
+    /// A server transaction's response could not be delivered (ICMP, a failed
+    /// connection). Under [`ResponsePolicy::Rfc3261`](crate::ResponsePolicy::Rfc3261),
+    /// when its Via sent-by is a name, the response goes to the sent-by's targets in turn
+    /// (section 5). True when that is under way; false when the transaction fails.
+    pub(super) fn response_failover(&mut self, now: Instant, tx: ServerTxId) -> bool {
+        if !self.config.response_policy.trusts_via() {
+            // RFC 3261 26.1.5: a spoofed Via must not aim responses at a DNS answer.
+            return false;
+        }
+        if self.locator.responses.contains_key(&tx) {
+            return self.next_response_target(now, tx);
+        }
+        let Some(data) = self.servers.get(tx.0).and_then(|e| e.last_response.clone()) else {
+            return false;
+        };
+        let Ok(msg) = crate::Message::parse_with(data.as_slice(), &self.config.limits) else {
+            return false;
+        };
+        let Some(via) = msg.top_via() else {
+            return false;
+        };
+        let Host::Domain(host) = via.host else {
+            return false;
+        };
+        let Some(transport) = Transport::from_via_token(via.transport) else {
+            return false;
+        };
+        let Ok(lookup) = self
+            .locator
+            .resolver
+            .resolve_sent_by(now, host, via.port, transport)
+        else {
+            return false;
+        };
+        let domain: Option<Box<str>> = Some(host.trim_end_matches('.').to_ascii_lowercase().into());
+        self.locator.responses.insert(
+            tx,
+            ResponseTargets {
+                targets: Arc::from(Vec::new()),
+                next: 0,
+                domain,
+            },
+        );
+        if self
+            .wait_stateless(now, lookup, Waiter::Response(tx), None)
+            .is_err()
+        {
+            self.locator.responses.remove(&tx);
+            return false;
+        }
+        true
+    }
+
+    /// Sends the server transaction's last response to its next sent-by target. False
+    /// (and the state dropped) when none is left.
+    fn next_response_target(&mut self, now: Instant, tx: ServerTxId) -> bool {
+        loop {
+            let Some(r) = self.locator.responses.get_mut(&tx) else {
+                return false;
+            };
+            let Some(t) = r.targets.get(r.next).copied() else {
+                self.locator.responses.remove(&tx);
+                self.server_gave_up(tx);
+                return true;
+            };
+            r.next += 1;
+            let name = r.domain.clone().filter(|_| t.transport == Transport::Tls);
+            let Ok((_, local)) = self.local_for(t.transport, t.addr) else {
+                continue;
+            };
+            let old = self.servers.get(tx.0).map(|e| e.route);
+            let Some(old) = old else {
+                self.locator.responses.remove(&tx);
+                return true;
+            };
+            let failed = match old {
+                ResponseRoute::Datagram { remote, .. } => remote,
+                ResponseRoute::Flow { fallback, .. } => fallback,
+            };
+            if t.addr == failed {
+                // (the address that just failed: the next one)
+                continue;
+            }
+            let route = if t.transport.is_stream() {
+                let Ok(flow) = self.flow_for(now, t.transport, t.addr, None, name.as_deref())
+                else {
+                    continue;
+                };
+                ResponseRoute::Flow {
+                    flow,
+                    transport: t.transport,
+                    fallback: t.addr,
+                }
+            } else {
+                ResponseRoute::Datagram {
+                    local,
+                    remote: t.addr,
+                }
+            };
+            if let ResponseRoute::Flow { flow, .. } = old {
+                self.unbind_flow(Some(flow));
+            }
+            if let ResponseRoute::Flow { flow, .. } = route {
+                self.bind_flow(Some(flow));
+            }
+            if let Some(e) = self.servers.get_mut(tx.0) {
+                e.route = route;
+            }
+            if let Some(data) = self.servers.get(tx.0).and_then(|e| e.last_response.clone()) {
+                self.send_on_route(now, tx, data, Sending::Answer);
+            }
+            return true;
+        }
+    }
+
+    /// A response that no target took: the server transaction fails (section 17.2.4).
+    fn server_gave_up(&mut self, tx: ServerTxId) {
+        self.fail_server(tx);
+    }
+
+    /// `send_stateless_response` to a sent-by name without `received` (RFC 3263 section
+    /// 5), under [`ResponsePolicy::Rfc3261`](crate::ResponsePolicy::Rfc3261) only.
+    pub(super) fn stateless_response_located(
+        &mut self,
+        now: Instant,
+        response: &OwnedMessage,
+        host: &str,
+        port: Option<u16>,
+        transport: Transport,
+    ) -> Result<(), SendError> {
+        let lookup = self
+            .locator
+            .resolver
+            .resolve_sent_by(now, host, port, transport)
+            .map_err(SendError::Unresolvable)?;
+        let domain: Option<Box<str>> = Some(host.trim_end_matches('.').to_ascii_lowercase().into());
+        let waiter = Waiter::StatelessResponse {
+            response: response.clone(),
+            domain,
+        };
+        self.wait_stateless(now, lookup, waiter, None)
+    }
+
+    /// A server transaction ends: its response targets are let go.
+    pub(super) fn forget_server(&mut self, tx: ServerTxId) {
+        if !self.locator.responses.is_empty() {
+            self.locator.responses.remove(&tx);
+        }
+    }
+
+    // ---- the driver's DNS surface ----
 
     /// The next DNS question for the driver to ask (drain it after [`Endpoint::poll_io`]),
     /// answered with [`Endpoint::handle_dns_answer`]. Every question must be answered, with
@@ -69,9 +1041,12 @@ impl Endpoint {
         Some(q)
     }
 
-    /// The answer to the DNS question `id` (from [`Endpoint::poll_dns`]).
+    /// The answer to the DNS question `id` (from [`Endpoint::poll_dns`]). Requests waiting
+    /// for the lookup go out (queued for [`Endpoint::poll_transmit`]), or fail.
     pub fn handle_dns_answer(&mut self, now: Instant, id: QueryId, answer: Answer) {
+        self.arm_new_transactions();
         self.locator.resolver.handle_answer(now, id, answer);
+        self.drain_resolver(now);
     }
 
     /// The resolver (cache size, open lookups) for summaries.
@@ -86,7 +1061,15 @@ impl Endpoint {
     /// given as an address (the driver then checks the IP address) and for accepted
     /// connections.
     pub fn tls_server_name(&self, flow: FlowId) -> Option<&str> {
-        let _ = flow;
-        None
+        self.flows.server_name(flow)
+    }
+
+    /// Lookups the endpoint waits for: requests, ACKs and responses held until DNS
+    /// answers (bounded by [`ResolverConfig::max_lookups`], the transaction table and a
+    /// small queue for messages without a transaction).
+    ///
+    /// [`ResolverConfig::max_lookups`]: crate::resolve::ResolverConfig::max_lookups
+    pub fn waiting_for_dns(&self) -> usize {
+        self.locator.waiting()
     }
 }

@@ -16,7 +16,7 @@ use crate::transaction::client::ClientMachine;
 use crate::transaction::key::{self, KeyTable, KeyedHasher};
 use crate::transaction::server::ServerMachine;
 use crate::transaction::{ClientState, ServerState, Slots, Timer, Timers};
-use crate::transport::flow::{Admitted, FlowRules, Flows, Refused};
+use crate::transport::flow::{Admitted, Due, FlowRules, Flows, Refused};
 pub(crate) use crate::transport::payload::Payload;
 use crate::transport::reflection::Credit;
 use crate::transport::via::ResponseRoute;
@@ -313,6 +313,8 @@ struct ClientEntry {
     held: bool,
     /// Bytes charged to the budget for it.
     charged: usize,
+    /// Sent to a URI: its failover state (RFC 3263 section 4.3).
+    located: Option<Box<locate::Located>>,
 }
 
 #[derive(Debug)]
@@ -585,6 +587,7 @@ impl Endpoint {
             .chain(unarmed)
             .chain(scan)
             .chain(self.flows.next_deadline())
+            .chain(self.locator.next_deadline())
             .min()
     }
 
@@ -615,12 +618,25 @@ impl Endpoint {
                 TimerRef::Server(k, slot) => self.server_timer(now, ServerTxId(k), slot as usize),
             }
         }
-        while let Some((flow, overdue)) = self.flows.expire(now) {
-            if overdue {
-                self.stats.flows_overdue += 1;
+        while let Some(due) = self.flows.expire(now) {
+            match due {
+                Due::Close { id, overdue } => {
+                    if overdue {
+                        self.stats.flows_overdue += 1;
+                    }
+                    self.close_flow(now, id);
+                }
+                Due::Ping(transmit) => {
+                    // RFC 5626 3.5.1: CRLFCRLF; the pong must come within 10 s.
+                    self.stats.keepalives_sent += 1;
+                    self.transmits.push_back(Queued {
+                        bytes: Payload::Bytes(Arc::from(&b"\r\n\r\n"[..])),
+                        transmit,
+                    });
+                }
             }
-            self.close_flow(flow);
         }
+        self.expire_waiters(now);
     }
 
     // ---- the transaction user's commands ----
@@ -701,6 +717,7 @@ impl Endpoint {
             cancel: None,
             held: false,
             charged,
+            located: None,
         }));
         self.client_keys.insert(key_hash, key, id);
         self.bind_flow(flow);
@@ -736,6 +753,13 @@ impl Endpoint {
         if self.transactions() >= self.config.max_transactions {
             return Err(SendError::TooManyTransactions);
         }
+        // A request sent to a URI that is still waiting for DNS: the CANCEL is written for
+        // its first attempt, when that goes out (see `refresh_held_cancel`).
+        let unsent = self.is_unsent(invite);
+        let entry = self
+            .clients
+            .get(invite.0)
+            .ok_or(SendError::UnknownTransaction)?;
         let bytes = build::cancel_for(&entry.request.view());
         let owned = OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
         let branch = {
@@ -755,7 +779,11 @@ impl Endpoint {
             entry.flow,
             entry.m.state == ClientState::Proceeding,
         );
-        let key: Box<[u8]> = self.scratch.as_slice().into();
+        let key: Box<[u8]> = if unsent {
+            Box::new([])
+        } else {
+            self.scratch.as_slice().into()
+        };
         let key_hash = self.client_keys.hash(&key);
         let m = ClientMachine::start(false, transport.is_reliable(), now, &self.config.timers);
         let charged = owned.as_bytes().len() + key.len();
@@ -773,13 +801,18 @@ impl Endpoint {
             cancel: None,
             held: true,
             charged,
+            located: None,
         }));
-        self.client_keys.insert(key_hash, key, id);
+        if !unsent {
+            self.client_keys.insert(key_hash, key, id);
+        }
         self.bind_flow(flow);
         self.stats.transactions += 1;
         if let Some(e) = self.clients.get_mut(invite.0) {
             e.cancel = Some(id);
         }
+        // RFC 3263 4.3 ends here: the CANCEL goes to the attempt in progress.
+        self.stop_failover(invite);
         if proceeding {
             self.release_cancel(now, id);
         }
@@ -892,30 +925,34 @@ impl Endpoint {
             return Err(SendError::InvalidBranch);
         }
         match hop.into() {
-            NextHop::Target(target) => self.stateless_to(now, request, target, branch),
+            NextHop::Target(target) => self.stateless_to(now, request, target, branch, None),
             NextHop::Uri(uri) => self.stateless_located(now, request, &uri, branch),
         }
     }
 
-    /// [`Endpoint::send_stateless`] to an address.
+    /// [`Endpoint::send_stateless`] to an address (`name`: the URI host it was resolved
+    /// from, for a TLS connection).
     fn stateless_to(
         &mut self,
         now: Instant,
         request: &OwnedMessage,
         target: Target,
         branch: &str,
+        name: Option<&str>,
     ) -> Result<(), SendError> {
         let transport = target.transport;
         let (sent_by, local) = self.local_for(transport, target.addr)?;
         let bytes = build::insert_via(request.as_bytes(), transport, &sent_by, branch);
         OwnedMessage::parse(&bytes).map_err(SendError::Invalid)?;
-        self.send_to(
+        let name = name.filter(|_| transport == Transport::Tls);
+        self.send_to_named(
             now,
             transport,
             local,
             target.addr,
             Payload::Bytes(Arc::from(bytes)),
             None,
+            name,
         )?;
         Ok(())
     }
@@ -955,12 +992,17 @@ impl Endpoint {
 
     /// Sends a response without a server transaction, where its top Via says (RFC 3261
     /// section 18.2.2 with RFC 3581): to `received` (else the sent-by host) and `rport`
-    /// (else the sent-by port, else the transport's default). Only a numeric address is
-    /// used ([`SendError::NotAResponse`] otherwise). Over TCP or TLS it goes on a flow to
-    /// that address (an open one, else a new connection). This is what a stateless proxy
-    /// does with a response (section 16.11) after removing its own Via: the caller must have
-    /// checked that the response is one to relay, since the Via chooses the destination
-    /// (section 26.1.5).
+    /// (else the sent-by port, else the transport's default). Over TCP or TLS it goes on a
+    /// flow to that address (an open one, else a new connection). This is what a stateless
+    /// proxy does with a response (section 16.11) after removing its own Via: the caller
+    /// must have checked that the response is one to relay, since the Via chooses the
+    /// destination (section 26.1.5).
+    ///
+    /// A sent-by that is a name, with no `received`, is resolved as RFC 3263 section 5 says
+    /// (the response waits for the lookup, then goes to the first target) under
+    /// [`ResponsePolicy::Rfc3261`]; under [`ResponsePolicy::SourceOnly`] only a numeric
+    /// address is used ([`SendError::NotAResponse`] otherwise), so that a Via never aims a
+    /// response at a DNS answer.
     pub fn send_stateless_response(
         &mut self,
         now: Instant,
@@ -974,6 +1016,12 @@ impl Endpoint {
             let via = m.top_via().ok_or(SendError::NotAResponse)?;
             let transport = Transport::from_via_token(via.transport)
                 .ok_or(SendError::NoListener(Transport::Udp))?;
+            if let (None, crate::message::Host::Domain(host)) = (via.received(), via.host) {
+                if self.config.response_policy.trusts_via() {
+                    return self
+                        .stateless_response_located(now, response, host, via.port, transport);
+                }
+            }
             let ip = match via.received() {
                 Some(r) => r.trim_start_matches('[').trim_end_matches(']').parse().ok(),
                 None => crate::transport::via::host_ip(&via.host),
@@ -1052,7 +1100,7 @@ impl Endpoint {
                     self.transmits.push_back(Queued { bytes, transmit });
                 }
             }
-            _ => self.flow_gone(flow),
+            _ => self.flow_gone(now, flow),
         }
     }
 
@@ -1109,6 +1157,10 @@ impl Endpoint {
             .map(|(k, _)| ClientTxId(k))
             .collect();
         for tx in clients {
+            // RFC 3263 4.3: a request sent to a URI goes to the next target.
+            if self.fail_over(now, tx, crate::resolve::Failure::TransportError, None) {
+                continue;
+            }
             if let Some(e) = self.clients.get_mut(tx.0) {
                 let before = e.m.timers;
                 e.m.on_transport_error();
@@ -1129,7 +1181,7 @@ impl Endpoint {
             .map(|(k, _)| ServerTxId(k))
             .collect();
         for tx in servers {
-            self.server_transport_error(tx);
+            self.server_transport_error(now, tx);
         }
     }
 
@@ -1170,26 +1222,28 @@ impl Endpoint {
         data: Payload,
         flow: Option<FlowId>,
     ) -> Result<Option<FlowId>, SendError> {
+        self.send_to_named(now, transport, local, remote, data, flow, None)
+    }
+
+    /// [`Endpoint::send_to`] for a URI whose host is `name`: a TLS flow is reused only if
+    /// it was opened for that name, and a new one remembers it (RFC 5922 section 4, see
+    /// [`Endpoint::tls_server_name`]).
+    #[allow(clippy::too_many_arguments)]
+    fn send_to_named(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: Payload,
+        flow: Option<FlowId>,
+        name: Option<&str>,
+    ) -> Result<Option<FlowId>, SendError> {
         if !transport.is_stream() {
             self.queue_datagram(local, remote, data);
             return Ok(None);
         }
-        let id = match flow
-            .filter(|f| self.flows.contains(*f))
-            .or_else(|| self.flows.find(transport, remote))
-        {
-            Some(id) => id,
-            None => {
-                let admitted = self.flows.connect(now, transport, remote, &mut self.budget);
-                let id = self.admitted(admitted)?;
-                self.io.push_back(IoRequest::Connect {
-                    flow: id,
-                    transport,
-                    remote,
-                });
-                id
-            }
-        };
+        let id = self.flow_for(now, transport, remote, flow, name)?;
         if let Some((transmit, bytes)) = self.flows.send(id, now, data) {
             self.transmits.push_back(Queued { bytes, transmit });
         }
@@ -1199,6 +1253,45 @@ impl Endpoint {
     /// Queues a UDP response. Under [`ResponsePolicy::SourceOnly`] its bytes count against
     /// the destination's credit, and a retransmission the destination has not earned is
     /// withheld (section 26.1.5).
+    /// The flow to send on: `flow` while it lives, else one open to `remote` (for a `name`,
+    /// only one opened for that name), else a new connection the driver is asked for.
+    fn flow_for(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        remote: SocketAddr,
+        flow: Option<FlowId>,
+        name: Option<&str>,
+    ) -> Result<FlowId, SendError> {
+        let found = flow.filter(|f| self.flows.contains(*f)).or_else(|| {
+            self.flows
+                .find(transport, remote)
+                .filter(|f| name.is_none() || self.flows.server_name(*f) == name)
+        });
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let keepalive = self.keepalive_for();
+        let admitted =
+            self.flows
+                .connect(now, transport, remote, &mut self.budget, name, keepalive);
+        let id = self.admitted(admitted)?;
+        self.io.push_back(IoRequest::Connect {
+            flow: id,
+            transport,
+            remote,
+        });
+        Ok(id)
+    }
+
+    /// The keep-alive interval of a flow being opened: [`Config::keepalive_interval`]
+    /// jittered to 80-100% (RFC 5626 section 4.4.1).
+    fn keepalive_for(&mut self) -> Option<Duration> {
+        let base = self.config.keepalive_interval?.min(FOREVER);
+        let draw = crate::Rng::next_u64(&mut self.locator.rng) % 1001;
+        Some(base.mul_f64(0.8 + 0.2 * draw as f64 / 1000.0))
+    }
+
     fn queue_response_datagram(
         &mut self,
         local: SocketAddr,
@@ -1248,16 +1341,16 @@ impl Endpoint {
     }
 
     /// Closes a flow the core gave up on (idle, overdue, unframeable) and tells the driver.
-    fn close_flow(&mut self, flow: FlowId) {
+    fn close_flow(&mut self, now: Instant, flow: FlowId) {
         if self.flows.contains(flow) {
-            self.flow_gone(flow);
+            self.flow_gone(now, flow);
             self.io.push_back(IoRequest::Close { flow });
         }
     }
 
     /// A flow failed or closed: its client transactions fail (section 17.1.4); server
     /// transactions keep their fallback address (section 18.2.2).
-    fn flow_gone(&mut self, id: FlowId) {
+    fn flow_gone(&mut self, now: Instant, id: FlowId) {
         let Some(f) = self.flows.remove(id, &mut self.budget) else {
             return;
         };
@@ -1275,7 +1368,7 @@ impl Endpoint {
                 .map(|(k, _)| ServerTxId(k))
                 .collect();
             for tx in stuck {
-                self.server_transport_error(tx);
+                self.server_transport_error(now, tx);
             }
         }
         let failed: Vec<ClientTxId> = self
@@ -1285,6 +1378,10 @@ impl Endpoint {
             .map(|(k, _)| ClientTxId(k))
             .collect();
         for tx in failed {
+            // RFC 3263 4.3: a request sent to a URI goes to the next target.
+            if self.fail_over(now, tx, crate::resolve::Failure::TransportError, None) {
+                continue;
+            }
             if let Some(e) = self.clients.get_mut(tx.0) {
                 let before = e.m.timers;
                 e.m.on_transport_error();
@@ -1312,6 +1409,10 @@ impl Endpoint {
     }
 
     fn client_timer(&mut self, now: Instant, tx: ClientTxId, slot: usize) {
+        if slot == locate::LOCATE_SLOT as usize {
+            self.locate_timer(now, tx);
+            return;
+        }
         let timers = self.config.timers;
         let Some(e) = self.clients.get_mut(tx.0) else {
             return;
@@ -1335,10 +1436,15 @@ impl Endpoint {
             let _ = self.send_to(now, transport, local, remote, data, flow);
         }
         if let Some(timer) = step.timeout {
-            self.events.push_back(Event::Timeout {
-                tx: TxId::Client(tx),
-                timer,
-            });
+            // RFC 3263 4.3: timer B or F of a request sent to a URI: the next target.
+            let failed_over = matches!(timer, Timer::B | Timer::F)
+                && self.fail_over(now, tx, crate::resolve::Failure::Timeout, None);
+            if !failed_over {
+                self.events.push_back(Event::Timeout {
+                    tx: TxId::Client(tx),
+                    timer,
+                });
+            }
         }
         if step.cancel {
             // Section 16.6 step 11: timer C fired, cancel the INVITE.
@@ -1394,7 +1500,7 @@ impl Endpoint {
                     Ok(resp) => {
                         let _ = self.send_response(now, tx, &resp);
                     }
-                    Err(_) => self.server_transport_error(tx),
+                    Err(_) => self.server_transport_error(now, tx),
                 }
             }
         }
@@ -1453,7 +1559,7 @@ impl Endpoint {
                     }
                     Ok(_) => {}
                     Err(_) => {
-                        self.server_transport_error(tx);
+                        self.server_transport_error(now, tx);
                         return false;
                     }
                 }
@@ -1462,7 +1568,17 @@ impl Endpoint {
         }
     }
 
-    fn server_transport_error(&mut self, tx: ServerTxId) {
+    /// A server transaction's response could not be delivered: RFC 3263 section 5 under
+    /// [`ResponsePolicy::Rfc3261`] (see `response_failover`), else it fails.
+    fn server_transport_error(&mut self, now: Instant, tx: ServerTxId) {
+        if self.response_failover(now, tx) {
+            return;
+        }
+        self.fail_server(tx);
+    }
+
+    /// The server transaction fails with [`Event::TransportError`] (section 17.2.4).
+    fn fail_server(&mut self, tx: ServerTxId) {
         if let Some(e) = self.servers.get_mut(tx.0) {
             let before = e.m.timers;
             e.m.terminate();
@@ -1490,6 +1606,7 @@ impl Endpoint {
             self.client_keys.remove(e.key_hash, &e.key, tx);
             self.budget.release(e.charged);
             self.unbind_flow(e.flow);
+            self.forget_located(tx, e.located);
             // A CANCEL still waiting for a provisional response dies with its INVITE.
             if let Some(c) = e.cancel {
                 if self.clients.get(c.0).is_some_and(|c| c.held) {
@@ -1516,6 +1633,7 @@ impl Endpoint {
                 .sync(|s| TimerRef::Server(tx.0, s), e.m.timers, [None, None]);
             self.server_keys.remove(e.key_hash, &e.key, tx);
             self.budget.release(e.charged);
+            self.forget_server(tx);
             if let ResponseRoute::Flow { flow, .. } = e.route {
                 self.unbind_flow(Some(flow));
             }

@@ -139,7 +139,7 @@ impl Endpoint {
                         },
                     });
                 }
-                Ok(Frame::Pong) => units.keepalives += 1,
+                Ok(Frame::Pong) => units.pongs += 1,
                 Ok(Frame::Buffered) => {}
                 Ok(Frame::Done) => break,
                 Err(e) => {
@@ -150,7 +150,7 @@ impl Endpoint {
                         self.stats.malformed += 1;
                     }
                     framer.release(&mut self.budget);
-                    self.close_flow(flow);
+                    self.close_flow(now, flow);
                     return;
                 }
             }
@@ -545,9 +545,15 @@ impl Endpoint {
                 .map(|a| (e.transport, e.local, e.remote, a, e.flow));
         }
         let cancel = e.cancel;
+        let located = e.located.is_some();
         self.sync_client_timers(tx, before, after);
         if let Some((transport, local, remote, data, flow)) = ack {
             let _ = self.send_to(now, transport, local, remote, data, flow);
+        }
+        // RFC 3263 4.3: a 503 to a request sent to a URI goes to the next target (the
+        // transaction user does not see it); any other response ends failover.
+        if located && step.deliver && self.located_response(now, tx, msg, code) {
+            return;
         }
         if step.deliver {
             self.events.push_back(Event::Response {

@@ -84,8 +84,34 @@ pub(crate) struct Removed {
 pub(crate) struct ReadUnits {
     /// Whole messages.
     pub(crate) messages: u32,
-    /// Pings and pongs.
+    /// Pings.
     pub(crate) keepalives: u32,
+    /// Pongs (answers to our pings on flows we opened; activity only on accepted flows).
+    pub(crate) pongs: u32,
+}
+
+/// How long a ping waits for its pong before the flow counts as failed (RFC 5626 section
+/// 4.4.1: 10 seconds).
+pub(crate) const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Is a flow with this idle timeout kept long enough, unused, to be worth pinging every
+/// `interval`: at least two intervals?
+fn kept_long(idle_timeout: Duration, interval: Duration) -> bool {
+    idle_timeout >= interval.saturating_mul(2)
+}
+
+/// A flow due at a deadline: what to do with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Close it: idle, a message overdue (`overdue`), or a ping without pong.
+    Close {
+        /// The flow.
+        id: FlowId,
+        /// A message was not complete in time.
+        overdue: bool,
+    },
+    /// Send a CRLFCRLF ping on it (RFC 5626 section 3.5.1) here.
+    Ping(Transmit),
 }
 
 /// Who a source is, for the per-source limit.
@@ -130,6 +156,14 @@ struct Flow {
     proven: bool,
     /// Carried a message since the eviction clock's hand last passed.
     recent: bool,
+    /// For a TLS flow opened to reach a URI: the domain the server must prove (RFC 5922).
+    server_name: Option<Box<str>>,
+    /// The keep-alive interval (RFC 5626 section 3.5.1) of a flow we opened.
+    keepalive: Option<Duration>,
+    /// The ping waiting for its pong, sent then.
+    ping_sent: Option<Instant>,
+    /// The last pong (or the flow's start): pings are due `keepalive` after it too.
+    last_pong: Instant,
 }
 
 /// All flows, the index used to reuse one for a new request to the same peer, their timers
@@ -181,6 +215,11 @@ impl Flows {
             .filter(|id| self.contains(*id))
     }
 
+    /// The domain a TLS flow we opened must prove (RFC 5922 section 4).
+    pub(crate) fn server_name(&self, id: FlowId) -> Option<&str> {
+        self.slab.get(id.0).and_then(|f| f.server_name.as_deref())
+    }
+
     /// The local address of a connected flow.
     pub(crate) fn local(&self, id: FlowId) -> Option<SocketAddr> {
         self.slab.get(id.0).and_then(|f| f.local)
@@ -208,16 +247,31 @@ impl Flows {
         Ok(Admitted { id, evicted })
     }
 
-    /// A connection we open to `remote` (the driver is asked to connect).
+    /// A connection we open to `remote` (the driver is asked to connect). `server_name`: the
+    /// domain a TLS server must prove; `keepalive`: the ping interval.
     pub(crate) fn connect(
         &mut self,
         now: Instant,
         transport: Transport,
         remote: SocketAddr,
         budget: &mut Budget,
+        server_name: Option<&str>,
+        keepalive: Option<Duration>,
     ) -> Result<Admitted, Refused> {
         let evicted = self.make_room(budget)?;
         let id = self.insert(now, transport, remote, None, false);
+        if let Some(f) = self.slab.get_mut(id.0) {
+            f.server_name = server_name.map(Into::into);
+            f.keepalive = keepalive;
+        }
+        if let Some(k) = keepalive.filter(|k| kept_long(self.rules.idle_timeout, *k)) {
+            // (the first ping may be due before the idle check)
+            let at = now + k;
+            let current = self.slab.get(id.0).and_then(|f| f.deadline);
+            if current.is_none_or(|d| at < d) {
+                self.set_deadline(id, Some(at));
+            }
+        }
         self.ring.push_back(id);
         self.compact_queues();
         Ok(Admitted { id, evicted })
@@ -249,6 +303,10 @@ impl Flows {
             inbound,
             proven: !inbound,
             recent: !inbound,
+            server_name: None,
+            keepalive: None,
+            ping_sent: None,
+            last_pong: now,
         }));
         self.by_remote.insert((transport, remote), id);
         self.set_deadline(id, Some(now + self.rules.idle_timeout));
@@ -419,7 +477,16 @@ impl Flows {
             framer.release(budget);
             return;
         };
-        let completed = units.messages + units.keepalives > 0;
+        // A lone CRLF after our ping is its pong, though the framer cannot tell it yet
+        // from the start of a ping of the peer's.
+        if units.pongs > 0 || (f.ping_sent.is_some() && framer.holds_crlf()) {
+            f.ping_sent = None;
+            f.last_pong = now;
+        }
+        // Our own pings' pongs do not keep a flow we opened from its idle timeout; a
+        // peer's pings (RFC 5626: it wants the flow kept) do.
+        let pongs = if f.inbound { units.pongs } else { 0 };
+        let completed = units.messages + units.keepalives + pongs > 0;
         if completed {
             f.last_activity = now;
         }
@@ -451,11 +518,10 @@ impl Flows {
         self.deadlines.first().map(|(at, _)| *at)
     }
 
-    /// The next flow due at `now` that must be closed, and whether it is for an overdue
-    /// message (rather than for having been idle for the idle timeout with no transaction
-    /// using it). Flows due but not to be closed get their next deadline on the way. `None`
-    /// when no more are due.
-    pub(crate) fn expire(&mut self, now: Instant) -> Option<(FlowId, bool)> {
+    /// The next flow due at `now` that must be closed (idle for the idle timeout with no
+    /// transaction using it, a message overdue, a ping without pong) or pinged. Flows due
+    /// for nothing get their next deadline on the way. `None` when no more are due.
+    pub(crate) fn expire(&mut self, now: Instant) -> Option<Due> {
         while let Some(&(at, id)) = self.deadlines.first() {
             if at > now {
                 return None;
@@ -470,8 +536,37 @@ impl Flows {
                 .message_started
                 .is_some_and(|s| s + rules.message_timeout <= now);
             let idle = f.users == 0 && f.last_activity + rules.idle_timeout <= now;
-            if overdue || idle {
-                return Some((id, overdue));
+            let no_pong = f.ping_sent.is_some_and(|at| at + PONG_TIMEOUT <= now);
+            if overdue || idle || no_pong {
+                return Some(Due::Close { id, overdue });
+            }
+            // RFC 5626 3.5.1: a ping once the flow has been quiet for the interval, on a flow
+            // that is to stay: one a transaction uses, or one kept long when idle (a flow
+            // about to close for idleness is not worth a ping).
+            let keepalive = f
+                .keepalive
+                .filter(|k| f.users > 0 || kept_long(rules.idle_timeout, *k));
+            let ping_at = match (keepalive, f.ping_sent, f.state, f.local) {
+                (Some(k), None, FlowState::Open, Some(_)) => {
+                    Some(f.last_activity.max(f.last_pong) + k)
+                }
+                (_, Some(sent), _, _) => Some(sent + PONG_TIMEOUT),
+                // (connecting: looked at again one interval later)
+                (Some(k), None, _, _) => Some(now + k),
+                _ => None,
+            };
+            if f.ping_sent.is_none() && ping_at.is_some_and(|at| at <= now) {
+                if let (Some(local), Some(k)) = (f.local, keepalive) {
+                    f.ping_sent = Some(now);
+                    let transmit = Transmit {
+                        transport: f.transport,
+                        local,
+                        remote: f.remote,
+                        flow: Some(id),
+                    };
+                    self.set_deadline(id, Some(now + PONG_TIMEOUT.min(k)));
+                    return Some(Due::Ping(transmit));
+                }
             }
             // Idle means idle since the last message; a flow in use is looked at again one
             // idle period from now.
@@ -482,6 +577,7 @@ impl Flows {
             };
             let message_at = f.message_started.map(|s| s + rules.message_timeout);
             let next = message_at.map_or(idle_at, |m| m.min(idle_at));
+            let next = ping_at.map_or(next, |p| p.min(next));
             self.set_deadline(id, Some(next));
         }
         None
@@ -551,6 +647,7 @@ mod tests {
             let units = ReadUnits {
                 messages: 1,
                 keepalives: 0,
+                pongs: 0,
             };
             flows.end_read(*id, framer, now, units, &mut budget);
         }
@@ -563,6 +660,7 @@ mod tests {
             let units = ReadUnits {
                 messages: 1,
                 keepalives: 0,
+                pongs: 0,
             };
             flows.end_read(id, framer, now, units, &mut budget);
         }

@@ -153,6 +153,12 @@ impl Framer {
         !self.delivered && !self.buf.is_empty() && !HEAD_END.starts_with(&self.buf)
     }
 
+    /// Does the stream end, for now, with a lone CRLF: a pong, or the first half of a
+    /// ping (RFC 5626 section 3.5.1), which only the next bytes tell apart?
+    pub(crate) fn holds_crlf(&self) -> bool {
+        !self.delivered && self.buf.as_slice() == b"\r\n"
+    }
+
     /// Bytes of the budget this framer holds.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn held(&self) -> usize {
