@@ -451,4 +451,84 @@ mod tests {
             .unwrap()
             .secure());
     }
+
+    fn uac(invite: &str, response: &str, transport: Transport) -> Dialog {
+        let req = Message::parse(invite.as_bytes()).unwrap();
+        let resp = Message::parse(response.as_bytes()).unwrap();
+        let sent = Some("10.0.0.5:5060".parse().unwrap());
+        Dialog::uac(&req, &resp, transport, sent).unwrap()
+    }
+
+    const OUR_INVITE: &str = "INVITE sip:bob@b.example.com SIP/2.0\r\n\
+        Via: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\n\
+        From: <sip:alice@a.example.com>;tag=at\r\nTo: <sip:bob@b.example.com>\r\n\
+        Call-ID: c2\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.1>\r\n\
+        Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    const OK: &str = "SIP/2.0 200 OK\r\n\
+        Via: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\n\
+        From: <sip:alice@a.example.com>;tag=at\r\nTo: <sip:bob@b.example.com>;tag=bt\r\n\
+        Call-ID: c2\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@b.example.com;transport=tcp>\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn rfc3261_12_2_1_1_name_route_is_located_numeric_target_stays_a_target() {
+        // RFC 3261 12.2.1.1 / 8.1.2 with RFC 3263 section 4
+        let m = Message::parse(INVITE.as_bytes()).unwrap();
+        let d = Dialog::uas(&m, "bt", &source(Transport::Udp)).unwrap();
+        assert_eq!(d.next_hop(), Some(NextHop::uri("sip:p1.example.com;lr")));
+        let text = INVITE.replace("Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\nRecord-Route: <sip:10.0.0.3;lr>\r\n", "");
+        let m = Message::parse(text.as_bytes()).unwrap();
+        let d = Dialog::uas(&m, "bt", &source(Transport::Udp)).unwrap();
+        assert_eq!(
+            d.next_hop(),
+            Some(NextHop::Target(Target::udp(
+                "10.0.0.9:5070".parse().unwrap()
+            )))
+        );
+    }
+
+    #[test]
+    fn rfc3261_12_2_1_1_stream_dialogs_reuse_their_connection() {
+        // RFC 3261 12.2.1.1 (RFC 5923's spirit): the UAS answers over the connection the
+        // INVITE came on; the UAC keeps the INVITE's while the next hop names its server
+        let m = Message::parse(INVITE.as_bytes()).unwrap();
+        let d = Dialog::uas(&m, "bt", &source(Transport::Tcp)).unwrap();
+        let peer: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+        assert_eq!(
+            d.next_hop(),
+            Some(NextHop::Target(Target {
+                transport: Transport::Tcp,
+                addr: peer
+            }))
+        );
+        let d = uac(OUR_INVITE, OK, Transport::Tcp);
+        let sent: SocketAddr = "10.0.0.5:5060".parse().unwrap();
+        assert_eq!(
+            d.next_hop(),
+            Some(NextHop::Target(Target {
+                transport: Transport::Tcp,
+                addr: sent
+            }))
+        );
+        let elsewhere = OK.replace("bob@b.example.com;transport=tcp", "bob@c.example.com");
+        let d = uac(OUR_INVITE, &elsewhere, Transport::Tcp);
+        assert_eq!(d.next_hop(), Some(NextHop::uri("sip:bob@c.example.com")));
+    }
+
+    #[test]
+    fn rfc3261_26_2_secure_dialog_goes_over_tls_only() {
+        // RFC 3261 26.2 / 12.1.2 (RFC 5630 5.1.1): a sips: dialog's Route is located as
+        // sips:, and a hop over another transport is refused
+        let invite = OUR_INVITE.replace("INVITE sip:bob", "INVITE sips:bob");
+        let rr = OK.replace(
+            "Contact:",
+            "Record-Route: <sip:p1.example.com;lr>\r\nContact:",
+        );
+        let d = uac(&invite, &rr, Transport::Tls);
+        assert!(d.secure() && d.sips_contact());
+        assert_eq!(d.next_hop(), Some(NextHop::uri("sips:p1.example.com;lr")));
+        let udp = rr.replace("p1.example.com;lr", "p1.example.com;transport=udp;lr");
+        assert_eq!(uac(&invite, &udp, Transport::Tls).next_hop(), None);
+    }
 }

@@ -69,6 +69,15 @@ pub(crate) fn next_hop(uri: &str, default: Transport) -> Option<NextHop> {
     }
 }
 
+/// [`NextHop::of_request`] (the first Route, else the Request-URI) with a numeric host made
+/// a [`Target`] here, as [`next_hop`] does.
+pub(crate) fn of_request(request: &crate::OwnedMessage) -> Option<NextHop> {
+    match NextHop::of_request(request)? {
+        NextHop::Uri(u) => next_hop(&u, Transport::Udp),
+        other => Some(other),
+    }
+}
+
 /// Is this URI (or Route value) a `sips:` URI?
 pub(crate) fn is_sips(uri: &str) -> bool {
     matches!(Uri::parse(route_uri(uri)), Some(Uri::Sip(u)) if u.secure)

@@ -425,7 +425,7 @@ impl ProxyRegistrar {
                     .map(|d| {
                         let mut t = ProxyTarget::new(&d.uri).path(d.path);
                         t.q = d.q;
-                        t.next_hop = d.next_hop;
+                        t.next_hop = d.next_hop.map(crate::NextHop::from);
                         t
                     })
                     .collect();

@@ -39,8 +39,10 @@
 //! - [`Registration::stop`] removes the binding: our Contact with `expires=0` (section
 //!   10.2.2).
 //!
-//! The request goes where the caller sends it: resolving the registrar's URI to an address
-//! and transport (RFC 3263) is the caller's business.
+//! The request goes where the caller sends it: [`RegistrationUser`] sends it to a
+//! [`NextHop`]: an address, or a URI the endpoint locates (RFC 3261 section 10.2.6 with RFC
+//! 3263: a registrar named `sip:example.test` is found by NAPTR, SRV and A/AAAA records,
+//! with failover); [`RegistrationUser::to_registrar`] sends it by its own Request-URI.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -78,8 +80,8 @@ use crate::endpoint::{ClientTxId, Endpoint, Event, TransactionUser, TxId};
 use crate::message::Contact;
 use crate::rng::push_random_token;
 use crate::{
-    BuildError, HeaderName, HeaderValue, Method, OwnedMessage, RequestBuilder, Rng, SeededRng,
-    Target, Uri,
+    BuildError, HeaderName, HeaderValue, Method, NextHop, OwnedMessage, RequestBuilder, Rng,
+    SeededRng, Uri,
 };
 
 /// The expiry asked for when the configuration names none: an hour, the default of RFC 3261
@@ -814,23 +816,38 @@ impl Rng for NoRandom {
 }
 
 /// A [`Registration`] run as the [`TransactionUser`] of an [`Endpoint`]: it sends its
-/// REGISTERs through the endpoint to a fixed [`Target`] and feeds back their responses,
+/// REGISTERs through the endpoint to a fixed [`NextHop`] (an address, or a URI the endpoint
+/// locates, RFC 3263) and feeds back their responses,
 /// timeouts and transport errors. Events of other transactions are ignored (an application
 /// with more to do forwards to [`RegistrationUser::handle_endpoint_event`] from its own
 /// transaction user).
 #[derive(Debug)]
 pub struct RegistrationUser {
     registration: Registration,
-    target: Target,
+    /// Where the REGISTERs go; `None`: by their Request-URI (the registrar's URI).
+    hop: Option<NextHop>,
     tx: Option<ClientTxId>,
 }
 
 impl RegistrationUser {
-    /// Runs `registration`, sending to `target`.
-    pub fn new(registration: Registration, target: Target) -> RegistrationUser {
+    /// Runs `registration`, sending to `hop`: a [`Target`](crate::Target), or a
+    /// [`NextHop::Uri`] such as an outbound proxy's the endpoint locates.
+    pub fn new(registration: Registration, hop: impl Into<NextHop>) -> RegistrationUser {
         RegistrationUser {
             registration,
-            target,
+            hop: Some(hop.into()),
+            tx: None,
+        }
+    }
+
+    /// Runs `registration`, sending each REGISTER where its Request-URI (the registrar URI
+    /// of the configuration) leads: RFC 3261 section 10.2.6 with RFC 3263, so a registrar
+    /// can be a name (`sip:example.test`) the endpoint locates, with failover between its
+    /// servers.
+    pub fn to_registrar(registration: Registration) -> RegistrationUser {
+        RegistrationUser {
+            registration,
+            hop: None,
             tx: None,
         }
     }
@@ -892,7 +909,15 @@ impl RegistrationUser {
         // A request the endpoint refuses is a transport failure, retried after the backoff:
         // at most one attempt per call.
         if let Some(request) = self.registration.poll_request(now) {
-            match endpoint.send_request(now, &request, self.target) {
+            let hop = match &self.hop {
+                Some(h) => Some(h.clone()),
+                None => crate::hop::of_request(&request),
+            };
+            let sent = match hop {
+                Some(hop) => endpoint.send_request(now, &request, hop).ok(),
+                None => None,
+            };
+            match sent.ok_or(()) {
                 Ok(tx) => self.tx = Some(tx),
                 Err(_) => self.registration.handle_failure(now, Failure::Transport),
             }

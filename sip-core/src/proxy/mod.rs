@@ -73,8 +73,8 @@ use std::time::{Duration, Instant};
 use crate::message::{HeaderName, Message, Uri};
 use crate::transaction::key::KeyedHasher;
 use crate::{
-    ClientTxId, Endpoint, Event, HopCount, Method, OwnedMessage, ResponseBuilder, SeededRng,
-    ServerState, ServerTxId, Source, Target, Timer, Transport, TxId,
+    ClientTxId, Endpoint, Event, HopCount, Method, NextHop, OwnedMessage, ResponseBuilder,
+    SeededRng, ServerState, ServerTxId, Source, Timer, Transport, TxId,
 };
 
 /// How a target set is tried (section 16.6).
@@ -155,9 +155,11 @@ pub struct ProxyTarget {
     pub q: Option<u16>,
     /// Its Path (RFC 3327), written as Route values above any others, first on top.
     pub path: Vec<String>,
-    /// Where to send the copy; `None`: the top Route's or else the URI's numeric host
-    /// (names need the RFC 3263 resolver, which the application runs and sets here).
-    pub next_hop: Option<Target>,
+    /// Where to send the copy: a [`Target`](crate::Target), or a [`NextHop::Uri`] the
+    /// endpoint locates; `None`: where the top Route, else the URI, leads (section 16.6
+    /// step 7: a numeric host at once, a name located by the endpoint, RFC 3263, with
+    /// failover to its next server on a transport error, a timeout or a 503).
+    pub next_hop: Option<NextHop>,
 }
 
 impl ProxyTarget {
@@ -171,9 +173,9 @@ impl ProxyTarget {
         }
     }
 
-    /// With this next hop.
-    pub fn next_hop(mut self, target: Target) -> ProxyTarget {
-        self.next_hop = Some(target);
+    /// With this next hop (a [`Target`](crate::Target) or a [`NextHop`]).
+    pub fn next_hop(mut self, hop: impl Into<NextHop>) -> ProxyTarget {
+        self.next_hop = Some(hop.into());
         self
     }
 
@@ -283,6 +285,11 @@ pub enum ProxyError {
     /// that way, section 16.7 step 6).
     #[error("no next hop for the target")]
     Unroutable,
+    /// Stateless forwarding of a `sips:` request whose next hop is not TLS: answered 480
+    /// with warn-code 380 (RFC 3261 section 26.2, RFC 5630 section 5.3: never forwarded
+    /// over a hop that is not TLS).
+    #[error("a sips: request cannot be forwarded over a hop that is not TLS")]
+    InsecureHop,
 }
 
 /// Counters for logs and summaries.
@@ -303,8 +310,11 @@ pub struct ProxyStats {
     pub cancels: u64,
     /// Requests refused for the context table (503).
     pub overloaded: u64,
-    /// ACKs and branches that could not be sent anywhere (no numeric next hop).
+    /// ACKs and branches that could not be sent anywhere (no next hop).
     pub unroutable: u64,
+    /// Branches of `sips:` requests not sent because their next hop was not TLS (RFC 3261
+    /// section 26.2, RFC 5630 section 5.3: 480 with warn-code 380).
+    pub insecure_hops: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +357,30 @@ struct Context {
     stop: bool,
     /// Removal scheduled.
     lingering: bool,
+    /// A branch was not sent because the request is `sips:` and its next hop not TLS: a
+    /// 480 made up for it carries warn-code 380 (RFC 5630 section 5.3).
+    sips_refused: bool,
+}
+
+/// Why section 16.6 could not make a copy for a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoCopy {
+    /// No next hop, or the copy could not be written: the branch fails as a transport
+    /// error would (section 16.9, 503).
+    Unroutable,
+    /// A `sips:` request and a hop that is not TLS (section 26.2): 480, warn-code 380.
+    Insecure,
+}
+
+/// The Warning of a 480 for a `sips:` request that cannot go on over TLS (RFC 5630 section
+/// 5.3, warn-code 380 of its section 9).
+fn sips_warning(endpoint: &Endpoint) -> String {
+    let agent = endpoint
+        .config()
+        .listeners
+        .first()
+        .map_or_else(|| "-".to_owned(), |l| l.addr.to_string());
+    format!("380 {agent} \"SIPS Not Allowed\"")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -954,7 +988,7 @@ impl Proxy {
         let Ok(fwd) = edit.finish() else {
             return Received::Handled;
         };
-        let Some(target) = next_hop_of(&fwd, None) else {
+        let Some(target) = next_hop_of(&fwd) else {
             self.stats.unroutable += 1;
             return Received::Handled;
         };
@@ -994,24 +1028,24 @@ impl Proxy {
                 best = Some(t);
             }
         }
-        let sent = best.and_then(|target| {
-            let branch = {
-                let m = inbound.request.message().ok()?;
-                route::stateless_branch(&self.mac_key, inbound.loop_hash, &m.top_via()?, None)
-            };
-            let (fwd, next) = self.copy_for(
-                &inbound.request,
-                inbound.source,
-                inbound.first_route.as_deref(),
-                target,
-                endpoint,
-            )?;
-            endpoint.send_stateless(now, &fwd, next, &branch).ok()
-        });
-        if sent.is_none() {
-            self.stats.unroutable += 1;
-            self.answer(now, inbound.tx, &inbound.request, 500, &[], endpoint);
-            return Err(ProxyError::Unroutable);
+        let sent = match best {
+            Some(target) => self.send_stateless_copy(now, &inbound, target, endpoint),
+            None => Err(NoCopy::Unroutable),
+        };
+        match sent {
+            Ok(()) => {}
+            Err(NoCopy::Insecure) => {
+                self.stats.insecure_hops += 1;
+                let warning = sips_warning(endpoint);
+                let extra = [("Warning", warning.as_str())];
+                self.answer(now, inbound.tx, &inbound.request, 480, &extra, endpoint);
+                return Err(ProxyError::InsecureHop);
+            }
+            Err(NoCopy::Unroutable) => {
+                self.stats.unroutable += 1;
+                self.answer(now, inbound.tx, &inbound.request, 500, &[], endpoint);
+                return Err(ProxyError::Unroutable);
+            }
         }
         self.stats.forwarded += 1;
         // The downstream element answers: nothing is kept here, and the server
@@ -1020,6 +1054,33 @@ impl Proxy {
         let id = ContextId(self.next_id);
         self.next_id += 1;
         Ok(id)
+    }
+
+    /// Section 16.11: the copy of `inbound` for `target`, sent without a transaction under
+    /// the branch computed from the request (to a name: the endpoint locates it and sends
+    /// to its first target).
+    fn send_stateless_copy(
+        &mut self,
+        now: Instant,
+        inbound: &Inbound,
+        target: &ProxyTarget,
+        endpoint: &mut Endpoint,
+    ) -> Result<(), NoCopy> {
+        let branch = {
+            let m = inbound.request.message().map_err(|_| NoCopy::Unroutable)?;
+            let top = m.top_via().ok_or(NoCopy::Unroutable)?;
+            route::stateless_branch(&self.mac_key, inbound.loop_hash, &top, None)
+        };
+        let (fwd, next) = self.copy_for(
+            &inbound.request,
+            inbound.source,
+            inbound.first_route.as_deref(),
+            target,
+            endpoint,
+        )?;
+        endpoint
+            .send_stateless(now, &fwd, next, &branch)
+            .map_err(|_| NoCopy::Unroutable)
     }
 
     /// Section 16.11: a response matching no transaction is relayed when its top Via is
@@ -1141,6 +1202,7 @@ impl Proxy {
                 final_sent: false,
                 stop: false,
                 lingering: false,
+                sips_refused: false,
             },
         );
         self.by_server.insert(inbound.tx, id);
@@ -1182,19 +1244,33 @@ impl Proxy {
                 None => return,
             };
             match self.send_branch(now, id, &target, endpoint) {
-                Some(tx) => {
+                Ok(tx) => {
                     self.stats.forwarded += 1;
                     if let Some(b) = self.branch_mut(id, i) {
                         b.tx = Some(tx);
                     }
                     self.by_client.insert(tx, (id, i));
                 }
-                None => failed.push(i),
+                Err(why) => failed.push((i, why)),
             }
         }
-        for i in failed {
-            self.stats.unroutable += 1;
-            self.branch_final(now, id, i, 503, None, endpoint);
+        for (i, why) in failed {
+            let code = match why {
+                NoCopy::Unroutable => {
+                    self.stats.unroutable += 1;
+                    503
+                }
+                NoCopy::Insecure => {
+                    // RFC 5630 section 5.3: a sips: request is not forwarded over a hop
+                    // that is not TLS; the branch ends as 480 (warn-code 380).
+                    self.stats.insecure_hops += 1;
+                    if let Some(c) = self.contexts.get_mut(&id) {
+                        c.sips_refused = true;
+                    }
+                    480
+                }
+            };
+            self.branch_final(now, id, i, code, None, endpoint);
         }
     }
 
@@ -1206,9 +1282,9 @@ impl Proxy {
         id: ContextId,
         target: &ProxyTarget,
         endpoint: &mut Endpoint,
-    ) -> Option<ClientTxId> {
-        let c = self.contexts.get(&id)?;
-        let request = c.request.as_ref()?;
+    ) -> Result<ClientTxId, NoCopy> {
+        let c = self.contexts.get(&id).ok_or(NoCopy::Unroutable)?;
+        let request = c.request.as_ref().ok_or(NoCopy::Unroutable)?;
         let (fwd, next) = self.copy_for(
             request,
             c.source,
@@ -1216,11 +1292,13 @@ impl Proxy {
             target,
             endpoint,
         )?;
-        // Step 8: our Via, with the loop-detecting branch (the endpoint writes it).
+        // Step 8: our Via, with the loop-detecting branch (the endpoint writes it; a
+        // failover attempt n to the next server of a name gets `{branch}.{n}`, whose loop
+        // part is the same).
         let branch = route::branch_for(c.loop_hash, &mut self.rng);
         endpoint
             .send_request_with_branch(now, &fwd, next, &branch)
-            .ok()
+            .map_err(|_| NoCopy::Unroutable)
     }
 
     /// Section 16.6 steps 1 to 7 for one target: the copy and its next hop.
@@ -1231,7 +1309,8 @@ impl Proxy {
         first_route: Option<&str>,
         target: &ProxyTarget,
         endpoint: &Endpoint,
-    ) -> Option<(OwnedMessage, Target)> {
+    ) -> Result<(OwnedMessage, NextHop), NoCopy> {
+        use NoCopy::Unroutable;
         // The top Route of the copy: the target's Path first (RFC 3327), else the request's.
         let top_route: Option<&str> = target
             .path
@@ -1240,64 +1319,104 @@ impl Proxy {
             .or(first_route);
         let strict =
             top_route.is_some_and(|u| matches!(Uri::parse(u), Some(Uri::Sip(s)) if !s.lr()));
+        // Section 26.2 (RFC 5630 section 4): a sips: Request-URI (or top Route) goes over
+        // TLS on every hop, and its Record-Route is sips: (section 16.6 step 4).
+        let sips = crate::hop::is_sips(&target.uri) || top_route.is_some_and(crate::hop::is_sips);
         // Step 1: copy. Step 2: the Request-URI.
         let mut edit = request.edit();
         if request.request_uri() != Some(target.uri.as_str()) {
-            edit.set_request_uri(&target.uri).ok()?;
+            edit.set_request_uri(&target.uri).map_err(|_| Unroutable)?;
         }
         // Step 3: Max-Forwards (0 was answered 483 by section 16.3).
-        if edit.decrement_max_forwards().ok()? == HopCount::Exhausted {
-            return None;
+        if edit.decrement_max_forwards().map_err(|_| Unroutable)? == HopCount::Exhausted {
+            return Err(Unroutable);
         }
         // RFC 3327 section 5.3: the Path becomes the top of the Route set.
         for p in target.path.iter().rev() {
-            edit.prepend("Route", p).ok()?;
+            edit.prepend("Route", p).map_err(|_| Unroutable)?;
         }
-        // Step 7: the next hop: explicit, else the top Route's, else the Request-URI's.
-        let (mut edit, mut next) = if strict {
+        // Step 7: the next hop: explicit, else the top Route's, else the Request-URI's; a
+        // numeric host at once, a name located by the endpoint (RFC 3263).
+        let (mut edit, next) = if strict {
             // Step 6: a strict router as next hop gets the Request-URI at the end of the
             // Route set and its own URI as the Request-URI (rare: the copy is re-read).
-            let fwd = strict_route_fix(edit.finish().ok()?)?;
-            let next = target
-                .next_hop
-                .or_else(|| fwd.request_uri().and_then(route::numeric_target))?;
+            let fwd = strict_route_fix(edit.finish().map_err(|_| Unroutable)?).ok_or(Unroutable)?;
+            let next = match &target.next_hop {
+                Some(h) => h.clone(),
+                None => fwd
+                    .request_uri()
+                    .and_then(route::next_hop)
+                    .ok_or(Unroutable)?,
+            };
             (fwd.edit(), next)
         } else {
-            let next = target
-                .next_hop
-                .or_else(|| top_route.and_then(route::numeric_target))
-                .or_else(|| route::numeric_target(&target.uri))?;
+            let next = match &target.next_hop {
+                Some(h) => h.clone(),
+                None => top_route
+                    .map_or_else(|| route::next_hop(&target.uri), route::next_hop)
+                    .ok_or(Unroutable)?,
+            };
             (edit, next)
         };
+        let mut next = if sips {
+            crate::hop::secure_hop(next).ok_or(NoCopy::Insecure)?
+        } else {
+            next
+        };
         let extra: usize = target.path.iter().map(|p| p.len() + 9).sum();
-        if next.transport == Transport::Udp
-            && request.as_bytes().len() + extra + 400 > endpoint.config().udp_size_limit
-        {
-            next.transport = Transport::Tcp; // as the endpoint will (section 18.1.1)
+        if let NextHop::Target(t) = &mut next {
+            if t.transport == Transport::Udp
+                && request.as_bytes().len() + extra + 400 > endpoint.config().udp_size_limit
+            {
+                t.transport = Transport::Tcp; // as the endpoint will (section 18.1.1)
+            }
         }
         // Step 4: Record-Route, one entry, or two when the request changes transport or
-        // interface (RFC 5658 section 4), the one facing the next hop on top.
+        // interface (RFC 5658 section 4), the one facing the next hop on top. The
+        // outgoing transport of a name is known once it is located: its `transport`
+        // parameter or `sips:` says it, else UDP is assumed (RFC 3263 section 4.1's
+        // default); a wrong guess still names a listener of this proxy. A sips: request
+        // is record-routed with sips: URIs of TLS listeners only (section 16.6 step 4).
         if let Some(rr) = &self.rr_value {
             let listeners = &endpoint.config().listeners;
+            let ipv4 = match &next {
+                NextHop::Target(t) => t.addr.is_ipv4(),
+                NextHop::Uri(_) => source.remote.is_ipv4(),
+            };
+            let out_transport = crate::hop::known_transport(&next).unwrap_or(Transport::Udp);
+            let in_transport = if sips {
+                Transport::Tls
+            } else {
+                source.transport
+            };
             let inbound = listeners
                 .iter()
-                .find(|l| l.transport == source.transport && l.addr == source.local)
-                .or_else(|| listeners.iter().find(|l| l.transport == source.transport));
-            let outbound = route::outgoing_listener(endpoint, next.transport, next.addr);
+                .find(|l| l.transport == in_transport && l.addr == source.local)
+                .or_else(|| {
+                    listeners.iter().find(|l| {
+                        l.transport == in_transport && l.addr.is_ipv4() == source.local.is_ipv4()
+                    })
+                })
+                .or_else(|| listeners.iter().find(|l| l.transport == in_transport));
+            let outbound = route::outgoing_listener(endpoint, out_transport, ipv4);
             match (inbound, outbound) {
                 (Some(i), Some(o)) if i.transport != o.transport || i.addr != o.addr => {
                     edit.prepend_record_route(&format!("<{}>", route::listener_uri(i)))
-                        .ok()?;
+                        .map_err(|_| Unroutable)?;
                     edit.prepend_record_route(&format!("<{}>", route::listener_uri(o)))
-                        .ok()?;
+                        .map_err(|_| Unroutable)?;
+                }
+                (_, Some(o)) if sips => {
+                    edit.prepend_record_route(&format!("<{}>", route::listener_uri(o)))
+                        .map_err(|_| Unroutable)?;
                 }
                 _ => {
-                    edit.prepend_record_route(rr).ok()?;
+                    edit.prepend_record_route(rr).map_err(|_| Unroutable)?;
                 }
             }
         }
-        let fwd = edit.finish().ok()?;
-        Some((fwd, next))
+        let fwd = edit.finish().map_err(|_| Unroutable)?;
+        Ok((fwd, next))
     }
 
     // ---- responses: sections 16.7 to 16.9 ----
@@ -1503,11 +1622,15 @@ impl Proxy {
         let out = match (code, response) {
             (503, _) | (_, None) => {
                 let code = if code == 503 { 500 } else { code };
+                let warning = (code == 480 && c.sips_refused).then(|| sips_warning(endpoint));
                 let request = c.request.as_ref();
                 request.and_then(|r| {
                     let view = r.view();
-                    let built = ResponseBuilder::from_view(&view, code).build(&mut self.rng);
-                    built.ok()
+                    let mut b = ResponseBuilder::from_view(&view, code);
+                    if let Some(w) = &warning {
+                        b = b.header("Warning", w);
+                    }
+                    b.build(&mut self.rng).ok()
                 })
             }
             (401 | 407, Some(r)) => {
@@ -1677,17 +1800,19 @@ fn strict_route_fix(fwd: OwnedMessage) -> Option<OwnedMessage> {
     e.finish().ok()
 }
 
-/// Section 16.6 step 7: the explicit next hop, else the top Route's, else the
-/// Request-URI's (numeric hosts only).
-fn next_hop_of(fwd: &OwnedMessage, explicit: Option<Target>) -> Option<Target> {
-    if explicit.is_some() {
-        return explicit;
-    }
+/// Section 16.6 step 7: the top Route's next hop, else the Request-URI's (a numeric host
+/// at once, a name located by the endpoint); TLS only for a `sips:` one (section 26.2).
+fn next_hop_of(fwd: &OwnedMessage) -> Option<NextHop> {
     let m: Message<'_> = fwd.message().ok()?;
-    if let Some(top) = m.routes().next() {
-        return route::numeric_target(&top.uri.to_string());
+    let uri = match m.routes().next() {
+        Some(top) => top.uri.to_string(),
+        None => fwd.request_uri()?.to_owned(),
+    };
+    let hop = route::next_hop(&uri)?;
+    if crate::hop::is_sips(&uri) || crate::hop::is_sips(fwd.request_uri()?) {
+        return crate::hop::secure_hop(hop);
     }
-    route::numeric_target(fwd.request_uri()?)
+    Some(hop)
 }
 
 #[cfg(test)]

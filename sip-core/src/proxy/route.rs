@@ -1,12 +1,13 @@
 //! The proxy's address book: which URIs are its own (sections 16.4 and 16.3 step 4), where
-//! a URI leads (section 16.6 step 7, numeric hosts only), and the loop-detection part of the
+//! a URI leads (section 16.6 step 7: a numeric host at once, a name through the endpoint's
+//! RFC 3263 resolver), and the loop-detection part of the
 //! branch (sections 16.3 step 4 and 16.6 step 8).
 
 use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::message::{HeaderName, Message, SipUri, Uri, Via};
-use crate::{Endpoint, Listener, Target, Transport};
+use crate::{Endpoint, Listener, Transport};
 
 /// Splits `host[:port]` (IPv6 in brackets) into a lower-case host without brackets and an
 /// optional port.
@@ -106,12 +107,18 @@ impl OwnSet {
     }
 }
 
-/// Where a URI leads without a resolver (section 16.6 step 7 with RFC 3263 section 4 for a
-/// numeric host), UDP when it says no transport. A host name needs the resolver of RFC
-/// 3263, which the application runs and passes as
-/// [`ProxyTarget::next_hop`](super::ProxyTarget::next_hop).
-pub(crate) fn numeric_target(uri: &str) -> Option<Target> {
+/// Where a URI leads without a resolver (RFC 3263 section 4 for a numeric host), UDP when
+/// it says no transport; `None` for a host name.
+#[cfg(test)]
+pub(crate) fn numeric_target(uri: &str) -> Option<crate::Target> {
     crate::hop::numeric_target(uri, Transport::Udp)
+}
+
+/// Where a URI leads (section 16.6 step 7): a numeric host is a [`Target`] at once, a name
+/// a [`NextHop::Uri`](crate::NextHop::Uri) the endpoint locates (RFC 3263, with failover);
+/// UDP when a numeric URI says no transport.
+pub(crate) fn next_hop(uri: &str) -> Option<crate::NextHop> {
+    crate::hop::next_hop(uri, Transport::Udp)
 }
 
 pub(crate) use crate::hop::route_uri;
@@ -182,6 +189,15 @@ pub(crate) fn branch_loop_part(branch: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// `rest` without the `.{n}` the endpoint appends to a branch for failover attempt n >= 2
+/// (RFC 3263 section 4.3, RFC 3261 section 16.7: a new branch per attempt).
+fn without_attempt(rest: &str) -> &str {
+    match rest.rsplit_once('.') {
+        Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => rest,
+    }
+}
+
 /// Section 16.6 step 8: the loop hash, then a random part that makes every branch unique.
 pub(crate) fn branch_for(loop_hash: u64, rng: &mut dyn crate::Rng) -> String {
     let mut b = format!("{}{loop_hash:016x}.", crate::MAGIC_COOKIE);
@@ -249,10 +265,12 @@ pub(crate) fn stateless_branch<S: BuildHasher>(
     format!("{}{loop_part:016x}.s{mac:016x}", crate::MAGIC_COOKIE)
 }
 
-/// The loop part and MAC of a branch [`stateless_branch`] wrote.
+/// The loop part and MAC of a branch [`stateless_branch`] wrote. A `.{n}` suffix (the
+/// endpoint's branch for failover attempt n, RFC 3263 section 4.3) is not part of the MAC.
 pub(crate) fn stateless_branch_parts(branch: &str) -> Option<(u64, u64)> {
     let loop_part = branch_loop_part(branch)?;
     let (_, rest) = branch.split_once('.')?;
+    let rest = without_attempt(rest);
     let hex = rest.strip_prefix('s')?;
     if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -260,15 +278,15 @@ pub(crate) fn stateless_branch_parts(branch: &str) -> Option<(u64, u64)> {
     Some((loop_part, u64::from_str_radix(hex, 16).ok()?))
 }
 
-/// The listener a request to `remote` over `transport` leaves from (as the endpoint chooses
-/// it: same transport and family, else same family).
+/// The listener a request over `transport` to an address of this family (IPv4 or not)
+/// leaves from (as the endpoint chooses it: same transport and family, else same family).
 pub(crate) fn outgoing_listener(
     endpoint: &Endpoint,
     transport: Transport,
-    remote: SocketAddr,
+    ipv4: bool,
 ) -> Option<&Listener> {
     let ls = &endpoint.config().listeners;
-    let same_family = |l: &&Listener| l.addr.is_ipv4() == remote.is_ipv4();
+    let same_family = |l: &&Listener| l.addr.is_ipv4() == ipv4;
     ls.iter()
         .filter(same_family)
         .find(|l| l.transport == transport)
@@ -314,6 +332,22 @@ mod tests {
         assert_eq!(t.addr, "192.0.2.9:5060".parse().unwrap());
         assert!(numeric_target("sip:bob@example.com").is_none());
         assert!(numeric_target("tel:+1234").is_none());
+    }
+
+    #[test]
+    fn rfc3263_4_3_failover_branch_suffix_keeps_loop_part_and_mac() {
+        // RFC 3261 16.3 step 4 / 16.11 with RFC 3263 4.3: attempt n's branch is
+        // `{branch}.{n}`; the loop part and the stateless MAC still read from it.
+        let mut rng = crate::SeededRng::new([2; 32]);
+        let b = branch_for(0xfeed_0000_0000_beef, &mut rng);
+        assert_eq!(
+            branch_loop_part(&format!("{b}.2")),
+            Some(0xfeed_0000_0000_beef)
+        );
+        let s = format!("{}{:016x}.s{:016x}", crate::MAGIC_COOKIE, 7u64, 9u64);
+        assert_eq!(stateless_branch_parts(&s), Some((7, 9)));
+        assert_eq!(stateless_branch_parts(&format!("{s}.2")), Some((7, 9)));
+        assert_eq!(stateless_branch_parts(&format!("{s}.x")), None);
     }
 
     #[test]

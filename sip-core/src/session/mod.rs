@@ -1007,7 +1007,8 @@ impl Sessions {
         t
     }
 
-    /// Our Contact (the configured one, else built from a listener): for a `sips:` dialog
+    /// Our Contact (the configured one, unless a `sips:` dialog needs a `sips:` one and it
+    /// is not; else built from a listener): for a `sips:` dialog
     /// a `sips:` URI of a TLS listener (RFC 3261 sections 8.1.1.8, 12.1.1 and 19.1;
     /// [`SessionError::NoTlsListener`] without one); otherwise the listener of `transport`
     /// (of `peer`'s address family when known; any listener when none has the transport),
@@ -1023,7 +1024,10 @@ impl Sessions {
         sips: bool,
     ) -> Result<String, SessionError> {
         if let Some(c) = &self.config.contact {
-            return Ok(c.clone());
+            // (a configured sip: Contact does not do for a sips: dialog, 8.1.1.8)
+            if !sips || crate::hop::is_sips(c) {
+                return Ok(c.clone());
+            }
         }
         let listeners = &ep.config().listeners;
         let family = |l: &&crate::Listener| peer.is_none_or(|p| l.addr.is_ipv4() == p.is_ipv4());

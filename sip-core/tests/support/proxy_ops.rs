@@ -106,6 +106,12 @@ impl Harness {
                     self.ep.handle_flow_event(self.now, flow, FlowEvent::Failed);
                 }
             }
+            // A name target (sip:dave@example.net) does not resolve here: NXDOMAIN.
+            while let Some(q) = self.ep.poll_dns() {
+                moved = true;
+                let answer = sip_core::resolve::Answer::NxDomain { ttl: 60 };
+                self.ep.handle_dns_answer(self.now, q.id, answer);
+            }
             if !moved {
                 return;
             }

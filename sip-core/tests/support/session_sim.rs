@@ -10,6 +10,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sip_core::resolve::{Answer, RecordType};
 use sip_core::session::{SessionConfig, SessionEvent, Sessions};
 use sip_core::{
     Config, Endpoint, Event, FlowEvent, FlowId, IoRequest, Listener, Rng, SeededRng, Transport,
@@ -91,6 +92,13 @@ pub struct Net {
     pub wire: Vec<Wire>,
     /// Keep at most this many wire records (0: all).
     pub wire_cap: usize,
+    /// The DNS zone the test plays: the answer to each (name, type) the endpoints ask
+    /// ([`Endpoint::poll_dns`]); a question it does not list is answered NXDOMAIN.
+    pub dns: HashMap<(String, RecordType), Answer>,
+    /// The DNS questions asked: (node, name, type).
+    pub dns_asked: Vec<(usize, String, RecordType)>,
+    /// The connections asked for: (node, transport, remote).
+    pub connects: Vec<(usize, Transport, SocketAddr)>,
 }
 
 pub fn addr(s: &str) -> SocketAddr {
@@ -114,6 +122,9 @@ impl Net {
             next_port: 40000,
             wire: Vec::new(),
             wire_cap: 0,
+            dns: HashMap::new(),
+            dns_asked: Vec::new(),
+            connects: Vec::new(),
         }
     }
 
@@ -122,6 +133,10 @@ impl Net {
         if tcp {
             listeners.push(Listener::new(Transport::Tcp, a));
         }
+        self.endpoint_on(listeners)
+    }
+
+    fn endpoint_on(&mut self, listeners: Vec<Listener>) -> Endpoint {
         let config = Config {
             listeners,
             response_policy: sip_core::ResponsePolicy::Rfc3261,
@@ -136,6 +151,32 @@ impl Net {
     pub fn add_ua(&mut self, a: &str, config: SessionConfig) -> usize {
         let a = addr(a);
         let ep = self.endpoint(a, true);
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        seed[8] = 1;
+        self.nodes.push(Node {
+            ep,
+            addr: a,
+            s: Some(Sessions::new(config, seed)),
+            events: Vec::new(),
+            other: Vec::new(),
+            down: false,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// A user agent at `a` with a listener of each of `transports` (TLS at port + 1, as
+    /// 5060 and 5061 go together).
+    pub fn add_ua_on(&mut self, a: &str, config: SessionConfig, transports: &[Transport]) -> usize {
+        let a = addr(a);
+        let listeners = transports
+            .iter()
+            .map(|&t| match t {
+                Transport::Tls => Listener::new(t, SocketAddr::new(a.ip(), a.port() + 1)),
+                _ => Listener::new(t, a),
+            })
+            .collect();
+        let ep = self.endpoint_on(listeners);
         let mut seed = [0u8; 32];
         seed[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         seed[8] = 1;
@@ -176,7 +217,12 @@ impl Net {
     }
 
     fn node_of(&self, a: SocketAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr == a)
+        self.nodes.iter().position(|n| n.addr == a).or_else(|| {
+            // a node's other listeners (TLS at port + 1)
+            self.nodes.iter().position(|n| {
+                n.addr.ip() == a.ip() && n.ep.config().listeners.iter().any(|l| l.addr == a)
+            })
+        })
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -280,6 +326,7 @@ impl Net {
                             transport,
                             remote,
                         } => {
+                            self.connects.push((n, transport, remote));
                             let m = self.node_of(remote).filter(|&m| !self.nodes[m].down);
                             let Some(m) = m else {
                                 self.nodes[n]
@@ -314,6 +361,19 @@ impl Net {
                         }
                         _ => {}
                     }
+                }
+                // The DNS questions, answered from the zone at once (after poll_io, as
+                // drivers drain them).
+                while let Some(q) = self.nodes[n].ep.poll_dns() {
+                    moved = true;
+                    let now = self.now;
+                    self.dns_asked.push((n, q.name.clone(), q.rtype));
+                    let answer = self
+                        .dns
+                        .get(&(q.name.clone(), q.rtype))
+                        .cloned()
+                        .unwrap_or(Answer::NxDomain { ttl: 60 });
+                    self.nodes[n].ep.handle_dns_answer(now, q.id, answer);
                 }
             }
             if !moved {
