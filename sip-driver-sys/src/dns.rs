@@ -21,8 +21,9 @@
 //!   `Answer::NoData`, each with the negative TTL of RFC 2308 section 5 (the smaller of the
 //!   SOA record's TTL and its MINIMUM field, from the authority section; 0 without a SOA),
 //!   capped at [`MAX_NEGATIVE_TTL`].
-//! - SERVFAIL and REFUSED try the next server if a try is left, else `Answer::ServerFailure`;
-//!   other error codes give `Answer::ServerFailure` at once.
+//! - SERVFAIL and REFUSED send the question to the next server at once when there is more
+//!   than one server and a try is left, else give `Answer::ServerFailure`; other error codes
+//!   give `Answer::ServerFailure` at once.
 //! - A truncated answer (TC bit) gives `Answer::ServerFailure`: this client does not fall back
 //!   to TCP. Queries carry an EDNS(0) OPT record offering [`EDNS_PAYLOAD`] bytes, which fits
 //!   the NAPTR and SRV sets SIP domains publish.
@@ -33,17 +34,33 @@
 //! tries in all, then `Answer::Timeout`. At most [`MAX_IN_FLIGHT`] queries wait for an answer;
 //! a query beyond that is answered `Answer::ServerFailure` at once.
 //!
+//! A query the server never answers, on a virtual clock:
+//!
 //! ```
 //! use std::time::Instant;
-//! use sip_driver_sys::dns::DnsClient;
+//! use sip_core::message::SipUri;
+//! use sip_core::resolve::{Answer, Resolver, ResolverConfig};
+//! use sip_driver_sys::dns::{DnsClient, MAX_TRIES, RETRY_INTERVAL};
+//!
+//! let mut now = Instant::now();
+//! // The questions come from sip_core (here a Resolver; in a driver, Endpoint::poll_dns).
+//! let mut resolver = Resolver::new(ResolverConfig::default(), [1; 32]);
+//! resolver.resolve_uri(now, &SipUri::parse("sip:example.test").unwrap())?;
+//! let query = resolver.poll_query().unwrap();
 //!
 //! let server = "127.0.0.1:53".parse().unwrap();
 //! let mut client = DnsClient::new(vec![server], [7; 32]);
-//! // The driver's loop: client.query(now, endpoint_query) for each Endpoint::poll_dns(),
-//! // then send every poll_transmit() on its UDP socket.
-//! assert!(client.poll_transmit().is_none());
-//! assert!(client.poll_timeout().is_none());
-//! # let _ = Instant::now();
+//! client.query(now, query.clone());
+//! let (to, datagram) = client.poll_transmit().unwrap(); // the driver sends it
+//! assert_eq!(to, server);
+//! # let _ = datagram;
+//! for _ in 0..MAX_TRIES {
+//!     assert_eq!(client.poll_timeout(), Some(now + RETRY_INTERVAL));
+//!     now += RETRY_INTERVAL;
+//!     client.handle_timeout(now); // a retry, then the last try gives up
+//! }
+//! assert_eq!(client.poll_answer(), Some((query.id, Answer::Timeout)));
+//! # Ok::<(), sip_core::resolve::ResolveError>(())
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -155,9 +172,6 @@ pub struct DnsClient {
     pending: HashMap<u16, Pending>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     answers: VecDeque<(QueryId, Answer)>,
-    /// The server the next query starts with (queries spread over the servers only through
-    /// retries: the first server is asked first, as resolv.conf says).
-    first_server: usize,
 }
 
 impl std::fmt::Debug for DnsClient {
@@ -181,7 +195,6 @@ impl DnsClient {
             pending: HashMap::new(),
             transmits: VecDeque::new(),
             answers: VecDeque::new(),
-            first_server: 0,
         }
     }
 
@@ -214,7 +227,8 @@ impl DnsClient {
             self.answers.push_back((query.id, Answer::ServerFailure));
             return;
         };
-        let server = self.first_server % self.servers.len();
+        // The first server first, as resolv.conf says; the others on retries.
+        let server = 0;
         let addr = self.servers[server];
         self.transmits.push_back((addr, wire.clone()));
         self.pending.insert(
@@ -237,8 +251,11 @@ impl DnsClient {
         self.transmits.pop_front()
     }
 
-    /// A datagram received on the DNS socket from `from`. Never panics; anything that is
-    /// not the answer to a query in flight is dropped.
+    /// A datagram received on the DNS socket from `from` (the address as the socket reports
+    /// it: it must equal a server's address exactly, so a dual-stack socket must not report
+    /// an IPv4 server as `::ffff:a.b.c.d`). Use a receive buffer of at least
+    /// [`EDNS_PAYLOAD`] bytes: a cut datagram does not decode. Never panics; anything that
+    /// is not the answer to a query in flight is dropped.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         // The id is the first two bytes: look it up before decoding anything.
         let Some(id) = bytes.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
@@ -265,7 +282,13 @@ impl DnsClient {
         let outcome = interpret(&message, &pending);
         match outcome {
             Outcome::Answer(answer) => self.answers.push_back((pending.query.id, answer)),
-            Outcome::TryNext => self.retry(now, pending, Answer::ServerFailure),
+            // With one server there is nobody else to ask: no point in asking again now.
+            Outcome::TryNext if self.servers.len() > 1 => {
+                self.retry_with_id(now, id, pending, Answer::ServerFailure)
+            }
+            Outcome::TryNext => self
+                .answers
+                .push_back((pending.query.id, Answer::ServerFailure)),
         }
     }
 
@@ -295,12 +318,8 @@ impl DnsClient {
         }
     }
 
-    /// Sends `pending` to the next server if a try is left, else answers `last`.
-    fn retry(&mut self, now: Instant, pending: Pending, last: Answer) {
-        let id = u16::from_be_bytes([pending.wire[0], pending.wire[1]]);
-        self.retry_with_id(now, id, pending, last);
-    }
-
+    /// Sends `pending` (DNS id `id`) to the next server if a try is left, else answers
+    /// `last`.
     fn retry_with_id(&mut self, now: Instant, id: u16, mut pending: Pending, last: Answer) {
         if pending.tries >= MAX_TRIES {
             self.answers.push_back((pending.query.id, last));

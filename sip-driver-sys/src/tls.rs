@@ -64,14 +64,20 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
-    /// The private key does not belong to the first certificate of the chain, or rustls
-    /// cannot use it.
-    #[error("{key}: private key does not match the certificate in {cert}: {reason}")]
+    /// The private key does not belong to the first certificate of the chain.
+    #[error("{key}: private key does not match the certificate in {cert}")]
     KeyMismatch {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
+    },
+    /// The private key was read but cannot be used (damaged, or of a kind ring does not
+    /// sign with).
+    #[error("{path}: unusable private key: {reason}")]
+    UnusableKey {
+        /// The key file.
+        path: PathBuf,
         /// rustls' reason.
         reason: String,
     },
@@ -176,10 +182,17 @@ pub fn server_config(
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| TlsError::KeyMismatch {
-            cert: cert_pem.to_path_buf(),
-            key: key_pem.to_path_buf(),
-            reason: e.to_string(),
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+                TlsError::KeyMismatch {
+                    cert: cert_pem.to_path_buf(),
+                    key: key_pem.to_path_buf(),
+                }
+            }
+            other => TlsError::UnusableKey {
+                path: key_pem.to_path_buf(),
+                reason: other.to_string(),
+            },
         })?;
     Ok(Arc::new(config))
 }

@@ -367,6 +367,7 @@ fn server_config_errors_name_the_file_and_the_problem() {
     let e = server_config(&f.cert, &g.key).unwrap_err();
     assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
     assert!(e.to_string().contains("does not match"), "{e}");
+    assert!(e.to_string().contains("cert.pem"), "{e}");
 
     // Not PEM at all.
     let junk = dir.path().join("junk.pem");
@@ -425,7 +426,8 @@ fn pkcs1_rsa_private_key_section_is_read_as_a_key() {
     )
     .unwrap();
     let e = server_config(&f.cert, &key).unwrap_err();
-    assert!(matches!(e, TlsError::KeyMismatch { .. }), "{e}");
+    assert!(matches!(e, TlsError::UnusableKey { .. }), "{e}");
+    assert!(e.to_string().contains("rsa.pem"), "{e}");
 }
 
 /// The base64 lines of a one-section PEM text.
