@@ -3,15 +3,22 @@
 //! the session layer of `sip_core::session`) for calls.
 //!
 //! ```text
-//! sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] options URI
+//! sipc [--transport udp|tcp|tls] [--bind ADDR] [--proxy URI] [--dns HOST:PORT] [--ca FILE]
+//!      [--cert FILE --key FILE] [--log LEVEL] [-v] options URI
 //! sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
 //!                     [--100rel] [--session-expires SECS]
 //! sipc [...] message URI TEXT                MESSAGE with a text/plain body
 //! sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
 //! ```
 //!
-//! The URI's host must be an IP address (no DNS): `sip:127.0.0.1:5060`,
-//! `sip:bob@[::1]:5060;transport=tcp`. Prints one line per message on the wire (stdout):
+//! The URI's host is an IP address (`sip:127.0.0.1:5060`, `sip:bob@[::1]:5060;transport=tcp`)
+//! or a name the endpoint locates with DNS (RFC 3263: NAPTR, SRV, A/AAAA, failing over to
+//! the next server): `sip:bob@example.test`, `sips:example.test` (TLS only). `--dns` names
+//! the nameserver (default: /etc/resolv.conf); `--ca` the CAs TLS servers must chain to
+//! (default: the system's roots); a certificate that does not prove the server's domain
+//! (RFC 5922) makes sipc exit 1 with `sipc: error: TLS to ADDR: certificate not valid for
+//! DOMAIN`. `--cert` and `--key` give sipc a TLS listener of its own (a `sips:` call needs
+//! one for its Contact). Prints one line per message on the wire (stdout):
 //! `-> METHOD` for each request sent, `<- CODE Reason` for each response received (and
 //! `<- METHOD`, `-> CODE Reason` for the requests it answers); `-v` adds whole responses.
 //! `call` places the call on the session layer, which sends ACK, PRACK, CANCEL and BYE
@@ -30,6 +37,7 @@
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,14 +47,18 @@ use sip_core::message::SipUri;
 use sip_core::registration::{RegistrationConfig, RegistrationEvent, RegistrationState};
 use sip_core::sdp::{Codec, Direction, LocalMedia, Sdp};
 use sip_core::session::{EndReason, Invite, Rel100, SessionConfig, SessionTimer};
-use sip_core::{Method, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport};
-use sip_driver_tokio::{Call, CallEvent, Client, Driver, Incoming, ListenSpec, Responses};
+use sip_core::{Method, NextHop, OwnedMessage, RequestBuilder, Rng, SeededRng, Target, Transport};
+use sip_driver_sys::tls::{client_config, server_config, TlsConfig};
+use sip_driver_tokio::{
+    Call, CallEvent, Client, Driver, DriverOptions, Incoming, ListenSpec, Responses,
+};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 const USAGE: &str =
-    "usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v] \
+    "usage: sipc [--transport udp|tcp|tls] [--bind ADDR] [--proxy URI] [--dns HOST:PORT] \
+    [--ca FILE] [--cert FILE --key FILE] [--log LEVEL] [-v] \
     [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] [--sdp FILE] \
     [--reinvite-after DURATION] [--100rel] [--session-expires SECS] | message URI TEXT | \
     register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
@@ -55,7 +67,8 @@ const HELP: &str =
     "sipc (tokio driver): sends one request, or makes a call, or keeps a registration, and
 prints one line per message on the wire (-> METHOD, <- CODE Reason).
 
-usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
+usage: sipc [--transport udp|tcp|tls] [--bind ADDR] [--proxy URI] [--dns HOST:PORT]
+            [--ca FILE] [--cert FILE --key FILE] [--log LEVEL] [-v]
             [--user NAME --password SECRET] options URI
        sipc [...] call URI [--hold DURATION] [--sdp FILE] [--reinvite-after DURATION]
                            [--100rel] [--session-expires SECS]
@@ -64,13 +77,27 @@ usage: sipc [--transport udp|tcp] [--bind ADDR] [--proxy URI] [--log LEVEL] [-v]
        sipc [...] register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION]
                                                   REGISTER, refreshed for DURATION, then
                                                   removed (Contact expires=0)
-  URI               sip:127.0.0.1:5060, sip:bob@[::1]:5060;transport=tcp (IP addresses only)
-  --transport T     udp or tcp (default: the URI's transport parameter, else udp)
+  URI               sip:127.0.0.1:5060, sip:bob@[::1]:5060;transport=tcp, or a name:
+                    sip:bob@example.test, sips:example.test (located with DNS, RFC 3263:
+                    NAPTR, SRV, A/AAAA, failing over to the next server; sips: is TLS only)
+  --transport T     udp, tcp or tls (default: the URI's transport parameter, TLS for
+                    sips:, else udp for an address and DNS's choice for a name)
   --bind ADDR       the local address, IP or IP:PORT (default: the address the system
-                    sends from toward the target, any free port); the Via and the
-                    Contact name it (with ;transport=tcp over TCP)
-  --proxy URI       outbound proxy (IP address): every request goes to it, with a
-                    preloaded Route <URI;lr>
+                    sends from toward the target, or toward the nameserver for a name;
+                    any free port); the Via and the Contact name it (with
+                    ;transport=tcp over TCP)
+  --proxy URI       outbound proxy (an address or a name): every request goes to it,
+                    with a preloaded Route <URI;lr>
+  --dns HOST:PORT   the nameserver for names, e.g. 127.0.0.1:5353 (default: the
+                    system's, /etc/resolv.conf)
+  --ca FILE         the CAs (PEM) TLS servers must chain to (default: the system's
+                    roots); the server must prove the URI's domain (RFC 5922: a
+                    subjectAltName sip:DOMAIN or DNS name), or its IP address for an
+                    address; else sipc exits 1: error: TLS to ADDR: certificate not valid
+  --cert FILE       a certificate chain (PEM) for a TLS listener of sipc's own, with
+                    --key (not needed to call a TLS server; a sips: call needs it for
+                    its sips: Contact)
+  --key FILE        its private key (PEM)
   --hold DURATION   call: time between the answer (or the last re-INVITE) and BYE: 2s,
                     500ms (default 2s)
   --sdp FILE        call: the offer (default: PCMU and PCMA); later offers and answers
@@ -126,6 +153,13 @@ struct Args {
     rel100: bool,
     /// `call --session-expires SECS` (0: off).
     session_expires: Option<u32>,
+    /// `--dns`: the nameserver (default: the system's).
+    dns: Option<SocketAddr>,
+    /// `--ca`: the CAs TLS servers must chain to (default: the system's roots).
+    ca: Option<PathBuf>,
+    /// `--cert`, `--key`: a TLS listener of sipc's own.
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -164,6 +198,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         reinvite_after: None,
         rel100: false,
         session_expires: None,
+        dns: None,
+        ca: None,
+        cert: None,
+        key: None,
     };
     let mut positional = Vec::new();
     let mut it = argv.into_iter();
@@ -178,7 +216,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 args.transport = Some(match value("--transport")?.as_str() {
                     "udp" | "UDP" => Transport::Udp,
                     "tcp" | "TCP" => Transport::Tcp,
-                    t => return Err(format!("--transport {t}: udp or tcp")),
+                    "tls" | "TLS" => Transport::Tls,
+                    t => return Err(format!("--transport {t}: udp, tcp or tls")),
                 })
             }
             "--log" => args.log = value("--log")?,
@@ -203,7 +242,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             }
             "--proxy" => {
                 let v = value("--proxy")?;
-                target_of(&v, None).map_err(|e| format!("--proxy {e}"))?;
+                hop_of(&v, None).map_err(|e| format!("--proxy {e}"))?;
                 args.proxy = Some(v);
             }
             "--sdp" => {
@@ -218,6 +257,16 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     parse_duration(&v).ok_or(format!("--reinvite-after {v}: not a duration"))?,
                 );
             }
+            "--dns" => {
+                let v = value("--dns")?;
+                args.dns = Some(
+                    sip_driver_sys::dns::parse_nameserver(&v)
+                        .map_err(|e| format!("--dns {v}: {e}"))?,
+                );
+            }
+            "--ca" => args.ca = Some(existing_file("--ca", value("--ca")?)?),
+            "--cert" => args.cert = Some(existing_file("--cert", value("--cert")?)?),
+            "--key" => args.key = Some(existing_file("--key", value("--key")?)?),
             "--100rel" => args.rel100 = true,
             "--session-expires" => {
                 let v = value("--session-expires")?;
@@ -258,7 +307,27 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if args.user.is_some() != args.password.is_some() {
         return Err("--user and --password go together".into());
     }
+    if args.cert.is_some() != args.key.is_some() {
+        return Err("--cert and --key go together".into());
+    }
+    let dest = hop_of(&args.uri, args.transport).map_err(|e| e.to_string())?;
+    if args.command == "call" && dest.secure && args.cert.is_none() {
+        return Err(
+            "a call to a sips: URI needs --cert and --key (its Contact is a sips: URI of a \
+             TLS listener, RFC 3261 section 19.1)"
+                .into(),
+        );
+    }
     Ok(Some(args))
+}
+
+/// A file given to a flag, which must exist (it is read later).
+fn existing_file(flag: &str, v: String) -> Result<PathBuf, String> {
+    let path = PathBuf::from(&v);
+    if !path.is_file() {
+        return Err(format!("{flag} {v}: no such file"));
+    }
+    Ok(path)
 }
 
 /// `--bind`: `IP`, `IP:PORT` or `[IPv6]:PORT`; a specific address (the Via and the
@@ -309,25 +378,81 @@ fn proxy_route(uri: &str) -> String {
     }
 }
 
-/// Where the URI says to send: its IP address and port, and its transport parameter.
-fn target_of(uri: &str, forced: Option<Transport>) -> Result<Target, String> {
-    let sip = SipUri::parse(uri).ok_or(format!("{uri}: not a sip: URI"))?;
-    if sip.secure {
-        return Err(format!("{uri}: sips is not supported"));
-    }
-    let ip: IpAddr = sip
-        .host
-        .ip()
-        .ok_or(format!("{uri}: the host must be an IP address"))?;
-    let port = sip.port.unwrap_or(5060);
-    let from_uri = sip
-        .transport()
-        .and_then(Transport::from_via_token)
-        .unwrap_or(Transport::Udp);
-    Ok(Target {
-        transport: forced.unwrap_or(from_uri),
-        addr: SocketAddr::new(ip, port),
+/// Where requests go: an address, or a URI the endpoint locates with DNS.
+#[derive(Debug, Clone)]
+struct Dest {
+    hop: NextHop,
+    /// The address, when the URI's host is one.
+    addr: Option<SocketAddr>,
+    /// The transport when known (forced, the URI's parameter, TLS for sips:, UDP for an
+    /// address); None: DNS chooses (RFC 3263 section 4.1).
+    transport: Option<Transport>,
+    /// A sips: URI (TLS on every hop).
+    secure: bool,
+}
+
+/// Where the URI says to send: its IP address, port and transport; or, for a name, the
+/// URI itself for the endpoint to locate (RFC 3263), with `;transport=` set when forced.
+fn hop_of(uri: &str, forced: Option<Transport>) -> Result<Dest, String> {
+    let sip = SipUri::parse(uri).ok_or(format!("{uri}: not a sip: or sips: URI"))?;
+    let from_uri = sip.transport().and_then(Transport::from_via_token);
+    let transport = match (sip.secure, forced) {
+        (true, Some(t)) if t != Transport::Tls => {
+            return Err(format!(
+                "{uri}: a sips: URI goes over TLS only, not --transport {}",
+                t.via_token().to_ascii_lowercase()
+            ))
+        }
+        (true, _) => Some(Transport::Tls),
+        (false, Some(t)) => Some(t),
+        (false, None) => from_uri,
+    };
+    let Some(ip) = sip.host.ip() else {
+        let hop = match forced {
+            Some(t) if !sip.secure => NextHop::uri(with_transport(uri, t)),
+            _ => NextHop::uri(uri),
+        };
+        return Ok(Dest {
+            hop,
+            addr: None,
+            transport,
+            secure: sip.secure,
+        });
+    };
+    let transport = transport.unwrap_or(Transport::Udp);
+    let port = sip.port.unwrap_or(match transport {
+        Transport::Tls => 5061,
+        _ => 5060,
+    });
+    let addr = SocketAddr::new(ip, port);
+    Ok(Dest {
+        hop: NextHop::Target(Target { transport, addr }),
+        addr: Some(addr),
+        transport: Some(transport),
+        secure: sip.secure,
     })
+}
+
+/// `uri` with its `transport` parameter set to `t` (RFC 3263 section 4.1: the parameter
+/// decides the transport; the endpoint then looks up SRV for it).
+fn with_transport(uri: &str, t: Transport) -> String {
+    let (base, headers) = match uri.split_once('?') {
+        Some((b, h)) => (b, Some(h)),
+        None => (uri, None),
+    };
+    let mut parts = base.split(';');
+    let mut out = parts.next().unwrap_or("").to_owned();
+    for p in parts.filter(|p| !p.to_ascii_lowercase().starts_with("transport=")) {
+        out.push(';');
+        out.push_str(p);
+    }
+    out.push_str(";transport=");
+    out.push_str(&t.via_token().to_ascii_lowercase());
+    if let Some(h) = headers {
+        out.push('?');
+        out.push_str(h);
+    }
+    out
 }
 
 /// Prints one line per message on the wire (stdout), from the driver's per-message
@@ -451,7 +576,7 @@ async fn finish(mut responses: Responses, verbose: bool) -> Result<OwnedMessage,
 async fn send(
     client: &Client,
     mut request: OwnedMessage,
-    target: Target,
+    target: &NextHop,
     digest: &mut Option<DigestClient>,
     rng: &mut SeededRng,
     verbose: bool,
@@ -465,7 +590,7 @@ async fn send(
     }
     loop {
         let responses = client
-            .request(request.clone(), target)
+            .request(request.clone(), target.clone())
             .await
             .map_err(|e| e.to_string())?;
         let last = finish(responses, verbose).await?;
@@ -491,17 +616,14 @@ fn is_2xx(r: &OwnedMessage) -> bool {
 
 /// `register`: keeps a registration for `--for`, then removes it. Fails unless every
 /// REGISTER got a 2xx (after answering challenges).
-async fn register(
-    args: &Args,
-    client: &Client,
-    target: Target,
-    local: SocketAddr,
-) -> Result<(), String> {
+async fn register(args: &Args, client: &Client, dest: &Dest, local: Local) -> Result<(), String> {
     let aor = args.aor.as_deref().ok_or("register needs --aor URI")?;
     let user = args.user.as_deref().unwrap_or("sipc");
-    let contact = match target.transport {
-        Transport::Tcp => format!("<sip:{user}@{local};transport=tcp>"),
-        _ => format!("<sip:{user}@{local}>"),
+    let contact = match (dest.secure, local.transport) {
+        (true, _) => format!("<sips:{user}@{}>", local.addr),
+        (false, Transport::Tcp) => format!("<sip:{user}@{};transport=tcp>", local.addr),
+        (false, Transport::Tls) => format!("<sip:{user}@{};transport=tls>", local.addr),
+        _ => format!("<sip:{user}@{}>", local.addr),
     };
     let mut config = RegistrationConfig::new(&args.uri, aor, &contact).with_expires(args.expires);
     if let (Some(u), Some(p)) = (&args.user, &args.password) {
@@ -510,7 +632,9 @@ async fn register(
     if let Some(proxy) = &args.proxy {
         config = config.with_header("Route", &proxy_route(proxy));
     }
-    let mut reg = client.register(config, target).map_err(|e| e.to_string())?;
+    let mut reg = client
+        .register(config, dest.hop.clone())
+        .map_err(|e| e.to_string())?;
     let until = tokio::time::Instant::now() + args.stay;
     let mut ok = true;
     let mut registered = false;
@@ -617,18 +741,25 @@ impl From<String> for Fail {
     }
 }
 
+/// The listener sipc names in its From, Contact and SDP.
+#[derive(Debug, Clone, Copy)]
+struct Local {
+    addr: SocketAddr,
+    transport: Transport,
+}
+
 async fn run(
     args: &Args,
     client: &Client,
     incoming: Incoming,
-    target: Target,
-    local: SocketAddr,
+    dest: &Dest,
+    local: Local,
 ) -> Result<(), Fail> {
     // Requests that are not the session layer's (outside sipc's dialogs) get a plain
     // answer, so that a peer is never left waiting.
     tokio::spawn(answer_strays(incoming));
     if args.command == "register" {
-        return Ok(register(args, client, target, local).await?);
+        return Ok(register(args, client, dest, local).await?);
     }
     let mut rng = SeededRng::new(
         sip_driver_tokio::os_seed().map_err(|e| format!("cannot read a seed: {e}"))?,
@@ -638,9 +769,10 @@ async fn run(
         _ => None,
     };
     if args.command == "call" {
-        return call(args, client, target, local, digest, &mut rng).await;
+        return call(args, client, dest, local.addr, digest, &mut rng).await;
     }
-    let from = format!("<sip:sipc@{local}>");
+    let scheme = if dest.secure { "sips" } else { "sip" };
+    let from = format!("<{scheme}:sipc@{}>", local.addr);
     let to = format!("<{}>", args.uri);
     let method = match args.command.as_str() {
         "options" => Method::Options,
@@ -659,7 +791,15 @@ async fn run(
         _ => b.header("Accept", "application/sdp"),
     };
     let request = b.build(&mut rng).map_err(|e| e.to_string())?;
-    let (_, last) = send(client, request, target, &mut digest, &mut rng, args.verbose).await?;
+    let (_, last) = send(
+        client,
+        request,
+        &dest.hop,
+        &mut digest,
+        &mut rng,
+        args.verbose,
+    )
+    .await?;
     if !is_2xx(&last) {
         return Err(Fail::Error(format!("{} failed", method.as_str())));
     }
@@ -705,19 +845,20 @@ enum Step {
 async fn call(
     args: &Args,
     client: &Client,
-    target: Target,
+    dest: &Dest,
     local: SocketAddr,
     digest: Option<DigestClient>,
     rng: &mut SeededRng,
 ) -> Result<(), Fail> {
-    let from = format!("<sip:sipc@{local}>");
+    let scheme = if dest.secure { "sips" } else { "sip" };
+    let from = format!("<{scheme}:sipc@{local}>");
     let to = format!("<{}>", args.uri);
     let mut media = local_media(args.sdp.as_deref(), local.ip(), rng);
     let offer = match &args.sdp {
         Some(file) => file.clone(),
         None => media.offer(Direction::SendRecv),
     };
-    let mut base = Invite::new(&args.uri, &from, &to, target).offer(offer);
+    let mut base = Invite::new(&args.uri, &from, &to, dest.hop.clone()).offer(offer);
     if let Some(proxy) = &args.proxy {
         base = base.route(&proxy_route(proxy));
     }
@@ -980,28 +1121,52 @@ async fn main() -> ExitCode {
         )
     });
     tracing_subscriber::registry().with(log).with(wire).init();
-    // Requests go to the outbound proxy when there is one, else to the URI's address.
-    let target = match target_of(args.proxy.as_deref().unwrap_or(&args.uri), args.transport) {
-        Ok(t) => t,
+    // Requests go to the outbound proxy when there is one, else to the URI's host.
+    let dest = match hop_of(args.proxy.as_deref().unwrap_or(&args.uri), args.transport) {
+        Ok(d) => d,
         Err(e) => {
             eprintln!("sipc: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    // Listen on `--bind`, else on the address the system sends from toward the target, with
-    // the transport used only: the Via and the Contact name the address and port that
-    // receive (with `;transport=tcp` over TCP).
+    // sips: means TLS on every hop (RFC 3261 section 26.2), the proxy's included.
+    let dest = Dest {
+        secure: dest.secure || hop_of(&args.uri, None).is_ok_and(|d| d.secure),
+        ..dest
+    };
+    // Listen on `--bind`, else on the address the system sends from toward the target (for
+    // a name: toward the nameserver), with the transport used only: the Via and the
+    // Contact name the address and port that receive (with `;transport=tcp` over TCP).
+    let toward = dest
+        .addr
+        .or(args.dns)
+        .or_else(|| {
+            sip_driver_sys::dns::system_nameservers()
+                .ok()?
+                .first()
+                .copied()
+        })
+        .unwrap_or(SocketAddr::from((Ipv4Addr::LOCALHOST, 53)));
     let bind = args
         .bind
-        .unwrap_or_else(|| SocketAddr::new(local_ip_toward(target.addr), 0));
-    if bind.is_ipv4() != target.addr.is_ipv4() {
+        .unwrap_or_else(|| SocketAddr::new(local_ip_toward(toward), 0));
+    if dest.addr.is_some_and(|a| a.is_ipv4() != bind.is_ipv4()) {
         eprintln!(
             "sipc: --bind {bind} and {} are not of one address family\n{USAGE}",
-            target.addr
+            toward
         );
         return ExitCode::from(2);
     }
-    let driver = match Driver::bind([ListenSpec::new(target.transport, bind)]).await {
+    let options = match driver_options(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("sipc: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let specs = listen_specs(&dest, bind, args.cert.is_some());
+    let driver = match Driver::bind_with_options(specs, sip_core::Config::default(), options).await
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("sipc: {e}");
@@ -1025,15 +1190,84 @@ async fn main() -> ExitCode {
     });
     let (client, incoming, calls) = driver.start_with_calls(sessions);
     drop(calls);
-    let local = client.local_addr(target.transport).expect("bound");
-    let result = run(&args, &client, incoming, target, local).await;
+    let local = local_listener(&client, &dest);
+    let result = run(&args, &client, incoming, &dest, local).await;
+    // Why a TLS connection failed, when one did: the request only saw a transport error.
+    let tls_failure = client.driver_stats().last_tls_failure;
     client.shutdown().await;
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail::Interrupted) => ExitCode::from(130),
         Err(Fail::Error(e)) => {
+            if let Some(why) = tls_failure {
+                eprintln!("sipc: error: {why}");
+            }
             eprintln!("sipc: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The listeners for `dest`: its transport's on `bind` (TLS: a TLS listener with `--cert`,
+/// else a TCP one, since sipc needs no certificate to call a TLS server); for a name whose
+/// transport DNS chooses, UDP and TCP (and TLS with `--cert`), each on a free port.
+fn listen_specs(dest: &Dest, bind: SocketAddr, cert: bool) -> Vec<ListenSpec> {
+    let tls = if cert { Transport::Tls } else { Transport::Tcp };
+    match dest.transport {
+        Some(Transport::Tls) => vec![ListenSpec::new(tls, bind)],
+        Some(t) => vec![ListenSpec::new(t, bind)],
+        None => {
+            let any = SocketAddr::new(bind.ip(), 0);
+            let mut specs = vec![
+                ListenSpec::new(Transport::Udp, bind),
+                ListenSpec::new(Transport::Tcp, any),
+            ];
+            if cert {
+                specs.push(ListenSpec::new(Transport::Tls, any));
+            }
+            specs
+        }
+    }
+}
+
+/// The listener sipc names in its From, Contact and SDP: the one of the transport used,
+/// else the first.
+fn local_listener(client: &Client, dest: &Dest) -> Local {
+    let wanted = match dest.transport {
+        Some(Transport::Tls) if client.local_addr(Transport::Tls).is_none() => Transport::Tcp,
+        Some(t) => t,
+        None => Transport::Udp,
+    };
+    match client.local_addr(wanted) {
+        Some(addr) => Local {
+            addr,
+            transport: wanted,
+        },
+        None => {
+            let l = &client.listeners()[0];
+            Local {
+                addr: l.addr,
+                transport: l.transport,
+            }
+        }
+    }
+}
+
+/// The TLS configurations of `--ca`, `--cert` and `--key`, and the nameserver of `--dns`.
+fn driver_options(args: &Args) -> Result<DriverOptions, String> {
+    let mut options = DriverOptions::default();
+    if let Some(dns) = args.dns {
+        options = options.with_nameservers(vec![dns]);
+    }
+    let server = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(server_config(cert, key).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    // Without --ca or --cert the driver verifies against the system's roots, read only
+    // when a TLS connection is first made.
+    if server.is_some() || args.ca.is_some() {
+        let client = client_config(args.ca.as_deref()).map_err(|e| e.to_string())?;
+        options = options.with_tls(TlsConfig { server, client });
+    }
+    Ok(options)
 }

@@ -73,8 +73,8 @@ use sip_core::registrar::{RegistrarConfig, Reject};
 use sip_core::session::SessionTimer;
 use sip_core::ua::{LocationMode, LocationOp, StoreTicket, UaConfig, UserAgent};
 use sip_core::{Endpoint, Event, TransactionUser, Transport};
-use sip_driver_tokio::location::{RedisConfig, RedisLocation};
 use sip_driver_sys::tls::{client_config, server_config, TlsConfig};
+use sip_driver_tokio::location::{RedisConfig, RedisLocation};
 use sip_driver_tokio::{Driver, DriverOptions, DriverStats, ListenSpec};
 use tokio::sync::mpsc;
 

@@ -1,5 +1,5 @@
-//! The tokio driver for [`sip_core`]: UDP sockets, TCP listeners and connections, and timers
-//! feeding the sans-IO [`Endpoint`](sip_core::Endpoint).
+//! The tokio driver for [`sip_core`]: UDP sockets, TCP and TLS listeners and connections,
+//! DNS and timers feeding the sans-IO [`Endpoint`](sip_core::Endpoint).
 //!
 //! One task owns the endpoint and its transaction user; socket tasks send what they read to
 //! it through a channel, and it sends what the endpoint transmits to per-socket and
@@ -61,6 +61,56 @@
 //!
 //! client.shutdown().await;
 //! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Names and TLS
+//!
+//! A request may go to a [`Target`](sip_core::Target) (an address) or to a
+//! [`NextHop::Uri`](sip_core::NextHop): the endpoint then locates the server itself (RFC
+//! 3263: NAPTR, SRV, then A/AAAA; on a transport error, a timeout or a 503 the same request
+//! goes to the next server with a new branch). The driver answers the endpoint's DNS
+//! questions with hickory's tokio resolver, on the system's configuration
+//! (`/etc/resolv.conf`) or on the nameservers of [`DriverOptions::with_nameservers`]; the
+//! loop never waits for DNS, and the endpoint caches the answers with their TTLs.
+//!
+//! `tls:` listeners and the TLS connections the endpoint opens (`sips:` URIs, or
+//! `transport=tls`) run on tokio-rustls with the configurations of
+//! [`sip_driver_sys::tls`] ([`DriverOptions::with_tls`]): the server must prove the domain
+//! of the URI that was resolved (RFC 5922), or its address for a `Target`. A connection
+//! is reported up only after its handshake, and is reused for what follows:
+//! [`Client::driver_stats`] counts one handshake per connection, and says why the last one
+//! failed (`TLS to 127.0.0.1:5061: certificate not valid for example.test`).
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use sip_core::{Method, NextHop, RequestBuilder, SeededRng};
+//! use sip_driver_sys::tls::{client_config, TlsConfig};
+//! use sip_driver_tokio::{Driver, DriverOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tls = TlsConfig { server: None, client: client_config(Some(Path::new("ca.pem")))? };
+//! let options = DriverOptions::default()
+//!     .with_tls(tls)
+//!     .with_nameservers(vec!["127.0.0.1:5353".parse()?]);
+//! let driver = Driver::bind_with_options(
+//!     ["udp:127.0.0.1:0".parse()?],
+//!     sip_core::Config::default(),
+//!     options,
+//! )
+//! .await?;
+//! let (client, _incoming) = driver.start();
+//! let options = RequestBuilder::new(Method::Options, "sips:example.test")
+//!     .from("<sips:alice@example.test>")
+//!     .to("<sips:example.test>")
+//!     .build(&mut SeededRng::new(sip_driver_tokio::os_seed()?))?;
+//! // NAPTR and SRV of example.test (SIPS+D2T, _sips._tcp), A/AAAA, then TLS to the server,
+//! // whose certificate must name example.test.
+//! let responses = client.request(options, NextHop::uri("sips:example.test")).await?;
+//! println!("{:?}", responses.final_response().await?.view().status());
+//! println!("{:?}", client.driver_stats());
+//! client.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!
