@@ -23,6 +23,8 @@ install() { # install PACKAGE unless COMMAND exists: install COMMAND PACKAGE
 if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   install redis-server redis-server
   install sipp sip-tester
+  # The mio driver's DNS tests ask a dnsmasq they start (sip-driver-mio/tests/dns.rs).
+  install dnsmasq dnsmasq-base
 fi
 
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"

@@ -594,17 +594,45 @@ fn driver_options(args: &Args) -> Result<DriverOptions, String> {
         _ => None,
     };
     // Without --cert and --ca, the driver reads the system's roots at the first TLS connect.
-    let tls = if server.is_some() || args.ca.is_some() {
-        let client = client_config(args.ca.as_deref()).map_err(|e| e.to_string())?;
-        Some(TlsConfig { server, client })
-    } else {
-        None
+    let tls = match (server, &args.ca) {
+        (None, None) => None,
+        (server, Some(ca)) => Some(TlsConfig {
+            server,
+            client: client_config(Some(ca)).map_err(|e| e.to_string())?,
+        }),
+        (Some(server), None) => {
+            let client = match client_config(None) {
+                Ok(client) => client,
+                Err(e) => {
+                    // A server without the system's roots still serves; the connections it
+                    // opens fail verification until --ca is given.
+                    eprintln!("sipd: warn: {e}: TLS connections sipd opens will fail (give --ca)");
+                    no_roots()?
+                }
+            };
+            Some(TlsConfig {
+                server: Some(server),
+                client,
+            })
+        }
     };
     Ok(DriverOptions {
         tls,
         nameservers: args.dns.map(|d| vec![d]),
         ..DriverOptions::default()
     })
+}
+
+/// A client configuration that trusts no server (the ring provider, as everywhere here).
+#[allow(deprecated)] // ring has no post-quantum key exchange: see sip_driver_sys::tls
+fn no_roots() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// Binds the listeners and builds the logged UAS core: everything but the signals.

@@ -17,7 +17,7 @@ use sip_core::{
 };
 
 use crate::dns::{Dns, DNS_V4, DNS_V6};
-use crate::tls::{reason, Tls, DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES};
+use crate::tls::{reason, PendingHandshakes, Tls, DEFAULT_TLS_HANDSHAKE_TIMEOUT};
 use crate::ListenSpec;
 use sip_driver_sys::tls::TlsConfig;
 use sip_driver_sys::{icmp, os_seed};
@@ -257,8 +257,9 @@ pub struct Driver {
     /// TLS configurations: the options' (or, for clients, the system roots' once asked).
     tls: Option<TlsConfig>,
     tls_handshake_timeout: Duration,
-    /// Accepted TLS connections in their handshake (bounded by [`MAX_TLS_HANDSHAKES`]).
-    tls_pending: usize,
+    /// Accepted TLS connections in their handshake (bounded: [`crate::MAX_TLS_HANDSHAKES`],
+    /// [`crate::MAX_TLS_HANDSHAKES_PER_SOURCE`]).
+    tls_pending: PendingHandshakes,
     /// When each TLS handshake must be done by, in the order they began (one timeout for
     /// all, so the front is the earliest).
     handshake_deadlines: VecDeque<(Instant, Token)>,
@@ -398,7 +399,7 @@ impl Driver {
             warner: None,
             tls: options.tls,
             tls_handshake_timeout: options.tls_handshake_timeout,
-            tls_pending: 0,
+            tls_pending: PendingHandshakes::default(),
             handshake_deadlines: VecDeque::new(),
             dns: Dns::new(nameservers, os_seed()?, no_dns),
         })
@@ -471,7 +472,8 @@ impl Driver {
 
     /// How many bytes a stream connection may hold for a peer that does not read (beyond
     /// the kernel's socket buffer) before the driver drops the connection and reports it
-    /// closed. Default [`DEFAULT_WRITE_BUFFER_LIMIT`].
+    /// closed. Default [`DEFAULT_WRITE_BUFFER_LIMIT`]. For TLS it bounds rustls' buffer of
+    /// records not yet written, for connections made after the call.
     pub fn set_write_buffer_limit(&mut self, bytes: usize) {
         self.write_buffer_limit = bytes;
     }
@@ -962,14 +964,14 @@ impl Driver {
         }))
     }
 
-    /// rustls' server side for an accepted connection; None when too many handshakes are
-    /// under way already.
+    /// rustls' server side for an accepted connection, counted in the handshakes under way;
+    /// None when too many are (in all, or from this peer's address).
     fn server_tls(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<Box<Tls>> {
-        if self.tls_pending >= MAX_TLS_HANDSHAKES {
-            return None;
-        }
         let config = self.tls.as_ref()?.server.clone()?;
         let mut conn = rustls::ServerConnection::new(config).ok()?;
+        if !self.tls_pending.start(remote.ip()) {
+            return None;
+        }
         conn.set_buffer_limit(Some(self.write_buffer_limit));
         Some(Box::new(Tls {
             conn: conn.into(),
@@ -991,8 +993,8 @@ impl Driver {
                 }
             }
             None => {
-                if conn.tls.as_ref().is_some_and(|t| t.handshaking) {
-                    self.tls_pending = self.tls_pending.saturating_sub(1);
+                if let Some(tls) = conn.tls.as_ref().filter(|t| t.handshaking) {
+                    self.tls_pending.end(tls.remote.ip());
                 }
             }
         }
@@ -1139,12 +1141,14 @@ impl Driver {
                     self.endpoint
                         .handle_flow_event(now, flow, FlowEvent::Closed);
                 }
+                if tls.is_some() {
+                    self.tls_pending.end(remote.ip());
+                }
                 continue;
             }
             self.next_token += 1;
             self.summary.accepted += 1;
             if tls.is_some() {
-                self.tls_pending += 1;
                 self.handshake_deadlines
                     .push_back((now + self.tls_handshake_timeout, token));
             }
@@ -1349,7 +1353,7 @@ impl Driver {
                 .handle_flow_event(now, flow, FlowEvent::Connected { local });
             return true;
         }
-        self.tls_pending = self.tls_pending.saturating_sub(1);
+        self.tls_pending.end(tls.remote.ip());
         match self
             .endpoint
             .accept_flow(now, Transport::Tls, tls.local, tls.remote)

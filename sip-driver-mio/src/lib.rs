@@ -4,11 +4,12 @@
 //! single-threaded event loop that owns the UDP sockets, TCP listeners and connections, and
 //! one timer. It makes no protocol decision; it feeds the endpoint what arrives
 //! (`handle_datagram`, `accept_flow`, `handle_stream`, `handle_flow_event`, `handle_timeout`)
-//! and carries out what comes back (`poll_event`, `poll_transmit`, `poll_io`: the order
-//! [`Endpoint`](sip_core::Endpoint) documents), until nothing is left, after every input.
+//! and carries out what comes back (`poll_event`, `poll_transmit`, `poll_io`, `poll_dns`:
+//! the order [`Endpoint`](sip_core::Endpoint) documents), until nothing is left, after every
+//! input.
 //!
-//! - UDP and TCP listeners on any number of IPv4 and IPv6 addresses ([`ListenSpec`], the
-//!   syntax of a `--listen udp:127.0.0.1:5060` flag).
+//! - UDP, TCP and TLS listeners on any number of IPv4 and IPv6 addresses ([`ListenSpec`],
+//!   the syntax of a `--listen udp:127.0.0.1:5060` flag).
 //! - Accepted connections become flows; [`IoRequest::Connect`](sip_core::IoRequest) opens a
 //!   non-blocking connection and reports `Connected` or `Failed`; a peer's close is reported
 //!   as `Closed`; writes the socket cannot take at once are buffered (up to
@@ -19,8 +20,21 @@
 //! - [`Shutdown`] makes [`Driver::run`] return, from any thread or a signal handler; the run
 //!   returns a [`Summary`] of the counters.
 //! - The endpoint's seed is read from the operating system ([`os_seed`]).
-//!
-//! TLS is not supported yet: a TLS listener fails to bind and a TLS connect fails.
+//! - TLS (RFC 3261 section 26.2, RFC 5922) with rustls, whose connection state machines the
+//!   loop drives itself (no thread): a `tls:` listener takes the server configuration of
+//!   [`DriverOptions::tls`] ([`Driver::bind_with`]); an accepted connection reaches the
+//!   endpoint once its handshake is done, and a connection the endpoint opens with
+//!   `Transport::Tls` is reported `Connected` then, the server having proved the domain the
+//!   endpoint resolved ([`Endpoint::tls_server_name`](sip_core::Endpoint::tls_server_name))
+//!   or else the address. A failed handshake fails the connection, its reason given to
+//!   [`Driver::on_warning`]; one not done within
+//!   [`DriverOptions::tls_handshake_timeout`] is closed, and at most
+//!   [`MAX_TLS_HANDSHAKES`] accepted handshakes run at once
+//!   ([`MAX_TLS_HANDSHAKES_PER_SOURCE`] from one address).
+//! - DNS (RFC 3263): the endpoint's questions go to a
+//!   [`DnsClient`](sip_driver_sys::dns::DnsClient) on non-blocking UDP sockets the loop owns
+//!   (one per address family, opened at the first question), asking the nameservers of
+//!   [`DriverOptions::nameservers`] or of the system; the loop never waits for an answer.
 //!
 //! `examples/sipd.rs` runs the UAS core ([`sip_core::ua::UserAgent`]) on this driver:
 //!
@@ -77,6 +91,90 @@
 //! assert_eq!(summary.endpoint.received, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! ## TLS and names
+//!
+//! A server with a `tls:` listener and a client that verifies it against the CA that signed
+//! its certificate (made here with rcgen), in one thread: the client's OPTIONS goes over
+//! TLS and is answered.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use sip_core::{Config, Endpoint, Event, Method, RequestBuilder, ResponseBuilder, SeededRng};
+//! use sip_core::{Target, TransactionUser, Transport};
+//! use sip_driver_mio::{Driver, DriverOptions, ListenSpec, TlsConfig};
+//! use sip_driver_sys::tls::{client_config, server_config};
+//!
+//! // A CA and a certificate it signs for 127.0.0.1 (and example.test), as PEM files.
+//! let dir = std::env::temp_dir().join(format!("mio-tls-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+//! ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+//! let ca_key = rcgen::KeyPair::generate()?;
+//! std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key)?.pem())?;
+//! let issuer = rcgen::Issuer::new(ca, ca_key);
+//! let leaf = rcgen::CertificateParams::new(vec!["example.test".into(), "127.0.0.1".into()])?;
+//! let key = rcgen::KeyPair::generate()?;
+//! std::fs::write(dir.join("cert.pem"), leaf.signed_by(&key, &issuer)?.pem())?;
+//! std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+//!
+//! // The server: tls:127.0.0.1:0 with that certificate.
+//! let client = client_config(Some(&dir.join("ca.pem")))?;
+//! let tls = TlsConfig {
+//!     server: Some(server_config(&dir.join("cert.pem"), &dir.join("key.pem"))?),
+//!     client: client.clone(),
+//! };
+//! let spec: ListenSpec = "tls:127.0.0.1:0".parse()?;
+//! let options = DriverOptions { tls: Some(tls), ..DriverOptions::default() };
+//! let mut server = Driver::bind_with(&[spec], Config::default(), options)?;
+//! let addr = server.local_addr(Transport::Tls).unwrap();
+//!
+//! // The client: verifies servers against the CA; nameservers given (not used here: the
+//! // target is an address, so the server proves 127.0.0.1).
+//! let options = DriverOptions {
+//!     tls: Some(TlsConfig { server: None, client }),
+//!     nameservers: Some(vec!["127.0.0.1:53".parse()?]),
+//!     ..DriverOptions::default()
+//! };
+//! let mut caller = Driver::bind_with(&["udp:127.0.0.1:0".parse()?], Config::default(), options)?;
+//!
+//! /// Answers requests 200 and notes the status of responses.
+//! struct Peer(SeededRng, Option<u16>);
+//! impl TransactionUser for Peer {
+//!     fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
+//!         match event {
+//!             Event::Request { tx, request, .. } => {
+//!                 let ok = ResponseBuilder::from_view(&request.view(), 200).build(&mut self.0).unwrap();
+//!                 endpoint.send_response(now, tx, &ok).unwrap();
+//!             }
+//!             Event::Response { response, .. } => self.1 = response.view().status(),
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! let (mut s, mut c) = (Peer(SeededRng::new([1; 32]), None), Peer(SeededRng::new([2; 32]), None));
+//! let uri = format!("sip:{addr};transport=tls");
+//! let options = RequestBuilder::new(Method::Options, &uri)
+//!     .from("<sip:caller@127.0.0.1>").to(&format!("<{uri}>")).build(&mut c.0)?;
+//! // To a name, the endpoint resolves it (and the server must prove the name):
+//! // caller.endpoint_mut().send_request(now, &options, NextHop::uri("sips:example.test"))
+//! let target = Target { transport: Transport::Tls, addr };
+//! caller.endpoint_mut().send_request(Instant::now(), &options, target)?;
+//!
+//! let deadline = Instant::now() + Duration::from_secs(10);
+//! while c.1.is_none() {
+//!     assert!(Instant::now() < deadline, "no answer");
+//!     caller.run_for(&mut c, Duration::from_millis(5))?;
+//!     server.run_for(&mut s, Duration::from_millis(5))?;
+//! }
+//! assert_eq!(c.1, Some(200));
+//! assert_eq!((caller.summary().tls_handshakes, server.summary().tls_handshakes), (1, 1));
+//! std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `sipd` serves TLS with `--listen tls:127.0.0.1:5061 --cert cert.pem --key key.pem`, and
+//! asks `--dns 127.0.0.1:5353` for names instead of the system's nameservers.
 //!
 //! ## Calls
 //!
@@ -242,4 +340,4 @@ pub use sip_core::transport::{ListenSpec, ParseListenSpecError};
 pub use sip_core::TransactionUser;
 pub use sip_driver_sys::os_seed;
 pub use sip_driver_sys::tls::TlsConfig;
-pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES};
+pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT, MAX_TLS_HANDSHAKES, MAX_TLS_HANDSHAKES_PER_SOURCE};

@@ -10,7 +10,8 @@
 //! reported `Connected`. After that, the core's bytes go through `writer()` and what
 //! `reader()` gives goes to the core as TCP's bytes do.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
@@ -26,6 +27,41 @@ pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// connections are closed at once. The endpoint's flow limits only count connections it was
 /// handed (after the handshake): this bounds the ones before.
 pub const MAX_TLS_HANDSHAKES: usize = 1024;
+
+/// Accepted TLS connections in their handshake from one IP address, at most: one peer
+/// cannot take all of [`MAX_TLS_HANDSHAKES`] and keep the others out.
+pub const MAX_TLS_HANDSHAKES_PER_SOURCE: usize = 32;
+
+/// The accepted handshakes under way, in all and per source address.
+#[derive(Debug, Default)]
+pub(crate) struct PendingHandshakes {
+    total: usize,
+    from: HashMap<IpAddr, usize>,
+}
+
+impl PendingHandshakes {
+    /// Counts a handshake from `ip`, unless a limit is reached (then false).
+    pub(crate) fn start(&mut self, ip: IpAddr) -> bool {
+        let from = self.from.get(&ip).copied().unwrap_or(0);
+        if self.total >= MAX_TLS_HANDSHAKES || from >= MAX_TLS_HANDSHAKES_PER_SOURCE {
+            return false;
+        }
+        self.total += 1;
+        self.from.insert(ip, from + 1);
+        true
+    }
+
+    /// A handshake from `ip` is over (done, failed or abandoned).
+    pub(crate) fn end(&mut self, ip: IpAddr) {
+        self.total = self.total.saturating_sub(1);
+        if let Some(n) = self.from.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.from.remove(&ip);
+            }
+        }
+    }
+}
 
 /// A connection's TLS state.
 pub(crate) struct Tls {
@@ -75,5 +111,43 @@ pub(crate) fn reason(error: &rustls::Error, name: Option<&ServerName<'static>>) 
             None => "certificate not valid for the name asked".to_owned(),
         },
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A slow-loris bound: handshakes are capped per source and in all, and a slot is given
+    // back when a handshake ends.
+    #[test]
+    fn pending_handshakes_are_bounded_per_source_and_in_all() {
+        let mut p = PendingHandshakes::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..MAX_TLS_HANDSHAKES_PER_SOURCE {
+            assert!(p.start(a));
+        }
+        assert!(!p.start(a), "one source is capped");
+        p.end(a);
+        assert!(p.start(a), "a slot comes back");
+        let mut n = MAX_TLS_HANDSHAKES_PER_SOURCE;
+        let mut i = 0u32;
+        while n < MAX_TLS_HANDSHAKES {
+            let ip = IpAddr::from((0x0a00_0000 + i / 8).to_be_bytes());
+            assert!(p.start(ip));
+            n += 1;
+            i += 1;
+        }
+        assert!(
+            !p.start("198.51.100.7".parse().unwrap()),
+            "the total is capped"
+        );
+        for ip in [a; MAX_TLS_HANDSHAKES_PER_SOURCE] {
+            p.end(ip);
+        }
+        assert!(
+            !p.from.contains_key(&a),
+            "nothing kept for a source with none"
+        );
     }
 }

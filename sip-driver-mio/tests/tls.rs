@@ -5,177 +5,18 @@
 
 #[path = "support/certs.rs"]
 mod certs;
+#[path = "support/peers.rs"]
+mod peers;
 
 use std::io::{self, Read};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use certs::Certs;
-use sip_core::{
-    Config, Endpoint, Event, Method, RequestBuilder, ResponseBuilder, SeededRng, Target,
-    TransactionUser, Transport,
-};
-use sip_driver_mio::{Driver, DriverOptions, ListenSpec, Shutdown, Summary, TlsConfig};
-use sip_driver_sys::tls::{client_config, server_config};
-
-/// How long any one driver may run: a safety net far beyond what a test needs.
-const RUN_LIMIT: Duration = Duration::from_secs(20);
-/// How long a test waits for something to happen.
-const WAIT: Duration = Duration::from_secs(10);
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// A TLS target (sip-core has `Target::udp` and `Target::tcp` only).
-fn tls(addr: SocketAddr) -> Target {
-    Target {
-        transport: Transport::Tls,
-        addr,
-    }
-}
-
-/// Answers every request 200.
-struct Answer200(SeededRng);
-
-impl TransactionUser for Answer200 {
-    fn handle_event(&mut self, now: Instant, event: Event, endpoint: &mut Endpoint) {
-        if let Event::Request { tx, request, .. } = event {
-            let ok = ResponseBuilder::from_view(&request.view(), 200)
-                .build(&mut self.0)
-                .expect("200 builds");
-            endpoint.send_response(now, tx, &ok).expect("200 sends");
-        }
-    }
-}
-
-/// What the client's transaction user saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Response(u16),
-    TransportError,
-    Timeout,
-}
-
-/// Sends OPTIONS where told, and notes the outcomes.
-struct Client {
-    rng: SeededRng,
-    seen: Vec<Seen>,
-}
-
-impl Client {
-    fn new() -> Client {
-        Client {
-            rng: SeededRng::new([5; 32]),
-            seen: Vec::new(),
-        }
-    }
-
-    fn options(&mut self, endpoint: &mut Endpoint, uri: &str, target: Target) {
-        let request = RequestBuilder::new(Method::Options, uri)
-            .from("<sip:client@127.0.0.1>")
-            .to(&format!("<{uri}>"))
-            .build(&mut self.rng)
-            .expect("OPTIONS builds");
-        endpoint
-            .send_request(Instant::now(), &request, target)
-            .expect("OPTIONS sends");
-    }
-}
-
-impl TransactionUser for Client {
-    fn handle_event(&mut self, _now: Instant, event: Event, _endpoint: &mut Endpoint) {
-        match event {
-            Event::Response { response, .. } => {
-                let status = response.view().status().unwrap_or(0);
-                if status >= 200 {
-                    self.seen.push(Seen::Response(status));
-                }
-            }
-            Event::TransportError { .. } => self.seen.push(Seen::TransportError),
-            Event::Timeout { .. } => self.seen.push(Seen::Timeout),
-            _ => {}
-        }
-    }
-}
-
-/// A TLS server driver on a background thread.
-struct Server {
-    addr: SocketAddr,
-    shutdown: Shutdown,
-    warnings: Arc<Mutex<Vec<String>>>,
-    thread: JoinHandle<io::Result<Summary>>,
-}
-
-impl Server {
-    /// Serves `tls:127.0.0.1:0` with `cert`/`key`, answering 200.
-    fn start(cert: &Path, key: &Path, handshake_timeout: Option<Duration>) -> Server {
-        let server = server_config(cert, key).expect("server config");
-        let client = client_config(None).expect("client config");
-        let mut options = DriverOptions {
-            tls: Some(TlsConfig {
-                server: Some(server),
-                client,
-            }),
-            nameservers: Some(Vec::new()),
-            ..DriverOptions::default()
-        };
-        if let Some(t) = handshake_timeout {
-            options.tls_handshake_timeout = t;
-        }
-        let spec: ListenSpec = "tls:127.0.0.1:0".parse().unwrap();
-        let mut driver = Driver::bind_with(&[spec], Config::default(), options).expect("bind");
-        let addr = driver.local_addr(Transport::Tls).expect("tls listener");
-        let warnings = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&warnings);
-        driver.on_warning(move |w| log.lock().unwrap().push(w.to_owned()));
-        let shutdown = driver.shutdown_handle();
-        let thread = std::thread::spawn(move || {
-            driver.run_for(&mut Answer200(SeededRng::new([3; 32])), RUN_LIMIT)
-        });
-        Server {
-            addr,
-            shutdown,
-            warnings,
-            thread,
-        }
-    }
-
-    fn stop(self) -> Summary {
-        self.shutdown.shutdown();
-        self.thread.join().expect("server thread").expect("run")
-    }
-}
-
-/// A client driver (a UDP listener for its Via) verifying servers against `ca`, with its
-/// warnings collected.
-fn client_driver(ca: &Path) -> (Driver, Arc<Mutex<Vec<String>>>) {
-    let options = DriverOptions {
-        tls: Some(TlsConfig {
-            server: None,
-            client: client_config(Some(ca)).expect("client config"),
-        }),
-        nameservers: Some(Vec::new()),
-        ..DriverOptions::default()
-    };
-    let spec: ListenSpec = "udp:127.0.0.1:0".parse().unwrap();
-    let mut driver = Driver::bind_with(&[spec], Config::default(), options).expect("bind");
-    let warnings = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&warnings);
-    driver.on_warning(move |w| log.lock().unwrap().push(w.to_owned()));
-    (driver, warnings)
-}
-
-/// Runs `driver` in short slices until `client` has seen `n` outcomes (or fails after WAIT).
-fn run_until_seen(driver: &mut Driver, client: &mut Client, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while client.seen.len() < n {
-        assert!(Instant::now() < deadline, "only {:?} in time", client.seen);
-        driver
-            .run_for(client, Duration::from_millis(20))
-            .expect("run");
-    }
-}
+use peers::{client_driver, run_until_seen, tls, Client, Seen, Server, LOCALHOST, WAIT};
+use sip_core::Config;
+use sip_driver_mio::{Driver, DriverOptions, ListenSpec, TlsConfig};
+use sip_driver_sys::tls::client_config;
 
 // RFC 3261 26.2 / RFC 5922 7: an OPTIONS sent over TLS to a server whose certificate the
 // client's CA signed (for the address it connects to) is answered, and several transactions
@@ -184,8 +25,8 @@ fn run_until_seen(driver: &mut Driver, client: &mut Client, n: usize) {
 fn rfc5922_one_tls_handshake_serves_several_transactions_to_one_peer() {
     let certs = Certs::new();
     let (cert, key) = certs.leaf("server", &["example.test"], &[LOCALHOST]);
-    let server = Server::start(&cert, &key, None);
-    let (mut driver, warnings) = client_driver(&certs.ca());
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let (mut driver, warnings) = client_driver(&certs.ca(), Vec::new());
     let mut client = Client::new();
     let uri = format!("sip:{};transport=tls", server.addr);
     for n in 1..=3 {
@@ -214,8 +55,8 @@ fn rfc5922_one_tls_handshake_serves_several_transactions_to_one_peer() {
 fn rfc5922_7_2_a_certificate_for_another_name_is_refused_with_the_reason() {
     let certs = Certs::new();
     let (cert, key) = certs.leaf("wrong", &["wrong.test"], &[]);
-    let server = Server::start(&cert, &key, None);
-    let (mut driver, warnings) = client_driver(&certs.ca());
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let (mut driver, warnings) = client_driver(&certs.ca(), Vec::new());
     let mut client = Client::new();
     let uri = format!("sip:{};transport=tls", server.addr);
     client.options(driver.endpoint_mut(), &uri, tls(server.addr));
@@ -245,8 +86,8 @@ fn rfc5922_7_a_certificate_from_an_unknown_ca_is_refused() {
     let certs = Certs::new();
     let other = Certs::new();
     let (cert, key) = other.leaf("server", &["example.test"], &[LOCALHOST]);
-    let server = Server::start(&cert, &key, None);
-    let (mut driver, warnings) = client_driver(&certs.ca());
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let (mut driver, warnings) = client_driver(&certs.ca(), Vec::new());
     let mut client = Client::new();
     let uri = format!("sip:{};transport=tls", server.addr);
     client.options(driver.endpoint_mut(), &uri, tls(server.addr));
@@ -268,7 +109,11 @@ fn rfc5922_7_a_certificate_from_an_unknown_ca_is_refused() {
 fn a_tls_handshake_that_never_completes_is_closed_after_the_timeout() {
     let certs = Certs::new();
     let (cert, key) = certs.leaf("server", &["example.test"], &[LOCALHOST]);
-    let server = Server::start(&cert, &key, Some(Duration::from_millis(200)));
+    let server = Server::start(
+        "tls:127.0.0.1:0",
+        Some((&cert, &key)),
+        Some(Duration::from_millis(200)),
+    );
     let mut silent = TcpStream::connect(server.addr).expect("connect");
     silent.set_read_timeout(Some(WAIT)).unwrap();
     // Closed by the server (after at most an alert): end of stream or a reset, long before
@@ -316,4 +161,68 @@ fn a_tls_listener_needs_a_server_configuration() {
     let spec: ListenSpec = "tls:127.0.0.1:0".parse().unwrap();
     let err = Driver::bind_with(&[spec], Config::default(), options).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+// A slow-loris bound: one address gets at most MAX_TLS_HANDSHAKES_PER_SOURCE handshakes
+// under way; a connection beyond is closed at once while the others wait for their
+// handshake (here, for the 10 s default timeout).
+#[test]
+fn tls_handshakes_under_way_from_one_source_are_capped() {
+    let certs = Certs::new();
+    let (cert, key) = certs.leaf("server", &["example.test"], &[LOCALHOST]);
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let cap = sip_driver_mio::MAX_TLS_HANDSHAKES_PER_SOURCE;
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..cap {
+        held.push(TcpStream::connect(server.addr).expect("connect"));
+    }
+    // Connections are accepted in order: once one beyond the cap is closed, the first
+    // `cap` are counted.
+    let mut extra = TcpStream::connect(server.addr).expect("connect");
+    extra.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 16];
+    match extra.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "the connection beyond the cap got data"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+            "the connection beyond the cap was not closed: {e}"
+        ),
+    }
+    // The first ones are still open.
+    let first = &mut held[0];
+    first
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let still_open = first.read(&mut buf);
+    assert!(
+        matches!(&still_open, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+        "{still_open:?}"
+    );
+    let served = server.stop();
+    assert_eq!(served.accepted, cap as u64, "{served}");
+}
+
+// RFC 3261 18.3 over TLS: a message larger than a TLS record (16 KiB) is split over several
+// records and reads, and framed whole by its Content-Length on the other side.
+#[test]
+fn rfc3261_18_3_a_message_larger_than_a_tls_record_arrives_whole() {
+    let certs = Certs::new();
+    let (cert, key) = certs.leaf("server", &["example.test"], &[LOCALHOST]);
+    let server = Server::start("tls:127.0.0.1:0", Some((&cert, &key)), None);
+    let (mut driver, _warnings) = client_driver(&certs.ca(), Vec::new());
+    let mut client = Client::new();
+    let uri = format!("sip:{};transport=tls", server.addr);
+    let body: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    client.message(driver.endpoint_mut(), &uri, tls(server.addr), &body);
+    run_until_seen(&mut driver, &mut client, 1);
+    assert_eq!(client.seen, [Seen::Response(200)]);
+    let served = server.stop();
+    assert_eq!(
+        (served.endpoint.received, served.endpoint.malformed),
+        (1, 0),
+        "{served}"
+    );
 }
