@@ -339,15 +339,16 @@ impl Dialog {
     /// (and one whose Contact is `sips:`) goes over TLS only (section 26.2): `None` when
     /// its next hop names another transport, or is not a SIP URI.
     pub fn next_hop(&self) -> Option<NextHop> {
-        let hop = self.next_hop_any()?;
         if self.secure || self.sips_contact {
-            return secure_hop(hop);
+            // (a connection that is not TLS is not reused: the URIs are located over TLS)
+            let reuse_tls = self.transport == Transport::Tls;
+            return secure_hop(self.next_hop_any(reuse_tls)?);
         }
-        Some(hop)
+        self.next_hop_any(true)
     }
 
-    fn next_hop_any(&self) -> Option<NextHop> {
-        let reuse = match (self.reuse_connection, self.peer) {
+    fn next_hop_any(&self, may_reuse: bool) -> Option<NextHop> {
+        let reuse = match (self.reuse_connection && may_reuse, self.peer) {
             (true, Some(addr)) => Some(NextHop::Target(Target {
                 transport: self.transport,
                 addr,
@@ -530,5 +531,22 @@ mod tests {
         assert_eq!(d.next_hop(), Some(NextHop::uri("sips:p1.example.com;lr")));
         let udp = rr.replace("p1.example.com;lr", "p1.example.com;transport=udp;lr");
         assert_eq!(uac(&invite, &udp, Transport::Tls).next_hop(), None);
+        // A sips: Contact that came over TCP: its dialog goes to it over TLS, not over the
+        // TCP connection (12.1.1: our Contact is sips: too).
+        let text = INVITE
+            .replace(
+                "Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n",
+                "",
+            )
+            .replace("Record-Route: <sip:10.0.0.3;lr>\r\n", "")
+            .replace("<sip:alice@10.0.0.9:5070>", "<sips:alice@10.0.0.9:5071>");
+        let m = Message::parse(text.as_bytes()).unwrap();
+        let d = Dialog::uas(&m, "t", &source(Transport::Tcp)).unwrap();
+        assert!(d.sips_contact() && !d.secure());
+        let tls = Target {
+            transport: Transport::Tls,
+            addr: "10.0.0.9:5071".parse().unwrap(),
+        };
+        assert_eq!(d.next_hop(), Some(NextHop::Target(tls)));
     }
 }

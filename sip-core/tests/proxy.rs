@@ -758,7 +758,10 @@ fn target_name_that_does_not_resolve_fails_as_a_transport_error() {
     let inv = net.invite(1, "sip:bob@example.com", "noroute-1");
     let tx = net.send(1, &inv, Transport::Udp);
     assert_eq!(net.finals(1, tx), vec![500]);
-    assert_eq!(net.proxy.stats().unroutable, 1);
+    // (the branch went out as a NextHop::Uri; its lookup found nothing)
+    assert_eq!(net.proxy.stats().forwarded, 1);
+    assert_eq!(net.nodes[0].ep.stats().dns_failures, 1);
+    assert!(net.requests(2).is_empty() && net.requests(3).is_empty());
 }
 
 #[test]
@@ -1508,7 +1511,6 @@ fn top_via_branch(req: &OwnedMessage) -> String {
 }
 
 #[test]
-#[ignore = "TEMP: until the NextHop::Uri body of h-endpoint is merged"]
 fn rfc3261_16_6_step_7_name_target_fails_over_on_503_and_loop_detection_reads_branch_dot_2() {
     // RFC 3261 16.6 step 7 and 16.7 with RFC 3263 4.3: a target that is a name is located
     // by the endpoint; Bob's server answers 503, the same request goes to Carol's under
@@ -1580,4 +1582,54 @@ fn rfc3261_26_2_proxy_forwards_a_sips_request_over_tls_only() {
         .to_owned();
     assert!(warning.starts_with("380 "), "{warning}");
     assert_eq!(net.proxy.stats().insecure_hops, 1);
+}
+
+#[test]
+fn rfc5658_udp_in_tls_out_records_a_sips_route_facing_the_tls_side() {
+    // RFC 5658 section 4 with RFC 5630 section 5.3 (no transport=tls): a sip: request in
+    // over UDP and out over TLS (a name whose URI says transport=tls): the entry facing
+    // the TLS side is a sips: URI of the TLS listener, the one facing Alice a sip: URI
+    let router: Router = Box::new(|_: &Inbound| {
+        Some(vec![ProxyTarget::new(
+            "sip:bob@bob.example.test;transport=tls",
+        )])
+    });
+    let mut net = Net::new(proxy_config(), router);
+    net.dns.insert(
+        ("_sips._tcp.bob.example.test".to_owned(), RecordType::Srv),
+        Answer::NxDomain { ttl: 60 },
+    );
+    net.dns.insert(
+        ("bob.example.test".to_owned(), RecordType::A),
+        Answer::Records(vec![Record::A {
+            addr: [127, 0, 0, 3].into(),
+            ttl: 300,
+        }]),
+    );
+    let inv = net.invite(1, "sip:bob@example.com", "tls-rr-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    let got = net.requests(2);
+    assert_eq!(got.len(), 1);
+    let m = got[0].1.message().unwrap();
+    let rr: Vec<String> = m.record_routes().map(|r| r.to_string()).collect();
+    assert_eq!(rr, ["<sips:127.0.0.1:5061;lr>", "<sip:127.0.0.1:5060;lr>"]);
+    assert_eq!(m.top_via().unwrap().transport, "TLS");
+    net.answer(2, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
+}
+
+#[test]
+fn rfc3261_16_11_stateless_proxy_forwards_to_a_name_first_target() {
+    // RFC 3261 16.11 with RFC 3263: a stateless proxy sends a name target to the first
+    // target the endpoint locates (send_stateless to a NextHop::Uri, no failover)
+    let router: Router =
+        Box::new(|_: &Inbound| Some(vec![ProxyTarget::new("sip:bob@example.test")]));
+    let mut net = Net::new(stateless_config(), router);
+    two_servers(&mut net);
+    let inv = net.invite(1, "sip:bob@example.test", "stateless-name-1");
+    let tx = net.send(1, &inv, Transport::Udp);
+    assert_eq!(net.requests(2).len(), 1, "Bob's server, SRV priority 0");
+    assert!(net.requests(3).is_empty());
+    net.answer(2, 0, 200);
+    assert_eq!(net.finals(1, tx), vec![200]);
 }

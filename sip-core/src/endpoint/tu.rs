@@ -35,6 +35,9 @@ impl Endpoint {
     ///
     /// [`NextHop::Uri`]: super::NextHop::Uri
     pub fn client_target(&self, tx: super::ClientTxId) -> Option<crate::Target> {
+        if self.is_unsent(tx) {
+            return None;
+        }
         self.clients.get(tx.0).map(|e| crate::Target {
             transport: e.transport,
             addr: e.remote,
