@@ -23,7 +23,9 @@ install() { # install PACKAGE unless COMMAND exists: install COMMAND PACKAGE
 if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   install redis-server redis-server
   install sipp sip-tester
-  # The mio driver's DNS tests ask a dnsmasq they start (sip-driver-mio/tests/dns.rs).
+  # dnsmasq: the name tests (RFC 3263) of sip-driver-sys, sip-driver-tokio and
+  # sip-driver-mio (tests/dns.rs) ask a dnsmasq they start. dnsmasq-base: the binary only
+  # (the dnsmasq package would also start a system service).
   install dnsmasq dnsmasq-base
 fi
 
