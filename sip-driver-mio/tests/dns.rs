@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use certs::Certs;
 use peers::{
-    client_driver, run_until_seen, run_until_seen_within, Client, Seen, Server, LOCALHOST, WAIT,
+    client_driver, client_driver_on, run_until_seen, run_until_seen_within, Client, Seen, Server,
+    LOCALHOST, WAIT,
 };
 use sip_core::{NextHop, Target};
 
@@ -28,6 +29,8 @@ const UDP_PORT: u16 = 26410;
 const TLS_PORT: u16 = 26411;
 const WRONG_TLS_PORT: u16 = 26413;
 const SRV_PORT: u16 = 26412;
+const FAILOVER_TCP_PORT: u16 = 26414;
+const FAILOVER_TLS_PORT: u16 = 26415;
 
 /// One dnsmasq at a time on the one port.
 static DNSMASQ: Mutex<()> = Mutex::new(());
@@ -258,4 +261,82 @@ fn rfc3263_a_silent_nameserver_fails_the_request_and_never_blocks_the_loop() {
     run_until_seen_within(&mut driver, &mut client, 2, Duration::from_secs(30));
     assert_eq!(client.seen[1], Seen::TransportError, "{:?}", client.seen);
     assert!(driver.summary().dns_queries >= 1);
+}
+
+// RFC 3263 4.3: example.test has an A (127.0.0.1) and an AAAA (::1) record; nothing
+// listens on 127.0.0.1 at the port, so the connect is refused (FlowEvent::Failed from the
+// driver) and the endpoint sends the request to the next target, [::1], which answers.
+#[test]
+fn rfc3263_4_3_a_refused_tcp_connect_fails_over_to_the_next_address() {
+    let _one = DNSMASQ.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_dns) = dnsmasq() else { return };
+    let certs = Certs::new();
+    let server = Server::start(&format!("tcp:[::1]:{FAILOVER_TCP_PORT}"), None, None);
+    let (mut driver, _warnings) = client_driver_on(
+        &["udp:127.0.0.1:0", "udp:[::1]:0"],
+        &certs.ca(),
+        vec![nameserver()],
+    );
+    let mut client = Client::new();
+    let uri = format!("sip:example.test:{FAILOVER_TCP_PORT};transport=tcp");
+    client.options(driver.endpoint_mut(), &uri, NextHop::uri(&uri));
+    run_until_seen(&mut driver, &mut client, 1);
+    assert_eq!(client.seen, [Seen::Response(200)]);
+    let summary = driver.summary();
+    assert_eq!(
+        (summary.connect_failures, summary.connected),
+        (1, 1),
+        "{summary}"
+    );
+    assert_eq!(summary.endpoint.failovers, 1, "{summary}");
+    assert_eq!(server.stop().endpoint.received, 1);
+}
+
+// RFC 3263 4.3 with RFC 5922 7.2: the first address's server does not prove example.test
+// (a failed handshake is a transport error), so the request goes to the next address,
+// whose server does.
+#[test]
+fn rfc3263_4_3_a_tls_server_not_proving_the_domain_fails_over_to_the_next_address() {
+    let _one = DNSMASQ.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_dns) = dnsmasq() else { return };
+    let certs = Certs::new();
+    let (wrong_cert, wrong_key) = certs.leaf("wrong", &["wrong.test"], &[]);
+    let (cert, key) = certs.leaf("right", &["example.test"], &[]);
+    let wrong = Server::start(
+        &format!("tls:127.0.0.1:{FAILOVER_TLS_PORT}"),
+        Some((&wrong_cert, &wrong_key)),
+        None,
+    );
+    let right = Server::start(
+        &format!("tls:[::1]:{FAILOVER_TLS_PORT}"),
+        Some((&cert, &key)),
+        None,
+    );
+    let (mut driver, warnings) = client_driver_on(
+        &["udp:127.0.0.1:0", "udp:[::1]:0"],
+        &certs.ca(),
+        vec![nameserver()],
+    );
+    let mut client = Client::new();
+    let uri = format!("sips:example.test:{FAILOVER_TLS_PORT}");
+    client.options(driver.endpoint_mut(), &uri, NextHop::uri(&uri));
+    run_until_seen(&mut driver, &mut client, 1);
+    assert_eq!(client.seen, [Seen::Response(200)]);
+    let summary = driver.summary();
+    assert_eq!(
+        (summary.connect_failures, summary.tls_handshakes),
+        (1, 1),
+        "{summary}"
+    );
+    assert!(
+        warnings
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|w| w.contains("certificate not valid for example.test")),
+        "{:?}",
+        warnings.lock().unwrap()
+    );
+    assert_eq!(wrong.stop().endpoint.received, 0);
+    assert_eq!(right.stop().endpoint.received, 1);
 }

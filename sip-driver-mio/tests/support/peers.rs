@@ -180,6 +180,16 @@ pub(crate) fn client_driver(
     ca: &Path,
     nameservers: Vec<SocketAddr>,
 ) -> (Driver, Arc<Mutex<Vec<String>>>) {
+    client_driver_on(&["udp:127.0.0.1:0"], ca, nameservers)
+}
+
+/// Like [`client_driver`], listening on `specs` (a listener of each address family it sends
+/// to, for its Via).
+pub(crate) fn client_driver_on(
+    specs: &[&str],
+    ca: &Path,
+    nameservers: Vec<SocketAddr>,
+) -> (Driver, Arc<Mutex<Vec<String>>>) {
     let options = DriverOptions {
         tls: Some(TlsConfig {
             server: None,
@@ -188,8 +198,8 @@ pub(crate) fn client_driver(
         nameservers: Some(nameservers),
         ..DriverOptions::default()
     };
-    let spec: ListenSpec = "udp:127.0.0.1:0".parse().unwrap();
-    let mut driver = Driver::bind_with(&[spec], Config::default(), options).expect("bind");
+    let specs: Vec<ListenSpec> = specs.iter().map(|s| s.parse().expect("spec")).collect();
+    let mut driver = Driver::bind_with(&specs, Config::default(), options).expect("bind");
     let warnings = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&warnings);
     driver.on_warning(move |w| log.lock().unwrap().push(w.to_owned()));
