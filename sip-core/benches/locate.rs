@@ -7,17 +7,20 @@
 //!
 //! - `locate/options_to_address`: `Target::udp(127.0.0.2:5060)`.
 //! - `locate/options_to_name_warm`: `NextHop::uri("sip:bob@example.test")`, the URI located
-//!   (RFC 3263: NAPTR `SIP+D2U`, SRV, A; all positive, TTL one day) once before the
+//!   (RFC 3263: NAPTR `SIP+D2U`, SRV, A and AAAA; all positive, TTL one day) once before the
 //!   measurement, so every request is sent from the cache. A DNS question during the
 //!   measurement would be answered (and counted: the count is printed, and must be 0).
 //!
-//! Run: `cargo bench -p sip-core --bench locate`.
+//! Run: `cargo bench -p sip-core --bench locate`. Times on a shared machine vary by a third
+//! from run to run; for instructions (deterministic), the same loops run without criterion
+//! when `LOCATE_ITERS=N` and `LOCATE_HOP=address|name` are set, under callgrind:
+//! `bench/locate-callgrind.sh`.
 #![allow(missing_docs)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use sip_core::resolve::{Answer, Naptr, Record, RecordType, Srv};
 use sip_core::{
     Endpoint, Event, Method, NextHop, OwnedMessage, RequestBuilder, ResponseBuilder, SeededRng,
@@ -25,13 +28,13 @@ use sip_core::{
 };
 
 #[path = "support/uas_call.rs"]
-#[allow(dead_code)]
 mod uas_call;
 use uas_call::endpoint;
 
 const DAY: u32 = 24 * 3600;
 
-/// The records of example.test: NAPTR SIP+D2U -> SRV -> sip.example.test -> 127.0.0.2.
+/// The records of example.test: NAPTR SIP+D2U -> SRV -> sip.example.test -> 127.0.0.2 (and
+/// ::2, after it: IPv4 first).
 fn answer(name: &str, rtype: RecordType) -> Answer {
     match (name, rtype) {
         ("example.test", RecordType::Naptr) => Answer::Records(vec![Record::Naptr(Naptr {
@@ -51,6 +54,12 @@ fn answer(name: &str, rtype: RecordType) -> Answer {
         })]),
         ("sip.example.test", RecordType::A) => Answer::Records(vec![Record::A {
             addr: "127.0.0.2".parse().unwrap(),
+            ttl: DAY,
+        }]),
+        // Positive too: a negative answer is cached at most 5 minutes
+        // (`ResolverConfig::max_negative_ttl`), about 7500 iterations here.
+        ("sip.example.test", RecordType::Aaaa) => Answer::Records(vec![Record::Aaaa {
+            addr: "::2".parse().unwrap(),
             ttl: DAY,
         }]),
         _ => Answer::NoData { ttl: DAY },
@@ -140,7 +149,7 @@ fn locate(c: &mut Criterion) {
 
     let mut uac = endpoint(a, 5);
     let mut uas = endpoint(server, 6);
-    // Warm the cache: the first request asks NAPTR, SRV, A (and AAAA: NoData).
+    // Warm the cache: the first request asks NAPTR, SRV, A and AAAA.
     let mut warmup = 0;
     roundtrip(
         &mut uac,
@@ -173,5 +182,47 @@ fn locate(c: &mut Criterion) {
     g.finish();
 }
 
+/// `LOCATE_ITERS` round trips to `LOCATE_HOP` (address or name), without criterion.
+fn plain_loop(iters: u64, name: bool) {
+    let mut now = Instant::now();
+    let mut rng = SeededRng::new([2; 32]);
+    let mut buf = Vec::with_capacity(2048);
+    let server: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+    let options = RequestBuilder::new(Method::Options, "sip:bob@example.test")
+        .from("<sip:alice@127.0.0.1>")
+        .to("<sip:bob@example.test>")
+        .build(&mut rng)
+        .unwrap();
+    let mut uac = endpoint("127.0.0.1:5060".parse().unwrap(), 3);
+    let mut uas = endpoint(server, 4);
+    let hop = || match name {
+        true => NextHop::uri("sip:bob@example.test"),
+        false => NextHop::from(Target::udp(server)),
+    };
+    let mut questions = 0;
+    for _ in 0..iters {
+        now += Duration::from_millis(40);
+        roundtrip(
+            &mut uac,
+            &mut uas,
+            now,
+            &options,
+            hop(),
+            &mut rng,
+            &mut buf,
+            &mut questions,
+        );
+    }
+    eprintln!("{iters} round trips, {questions} DNS questions");
+}
+
 criterion_group!(benches, locate);
-criterion_main!(benches);
+
+fn main() {
+    if let (Ok(n), Ok(hop)) = (std::env::var("LOCATE_ITERS"), std::env::var("LOCATE_HOP")) {
+        plain_loop(n.parse().expect("LOCATE_ITERS is a number"), hop == "name");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
