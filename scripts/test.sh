@@ -23,7 +23,9 @@ install() { # install PACKAGE unless COMMAND exists: install COMMAND PACKAGE
 if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   install redis-server redis-server
   install sipp sip-tester
-  # dnsmasq: the name tests (RFC 3263) of sip-driver-sys, sip-driver-mio and sip-driver-tokio.
+  # dnsmasq: the name tests (RFC 3263) of sip-driver-sys, sip-driver-tokio and
+  # sip-driver-mio (tests/dns.rs) ask a dnsmasq they start. dnsmasq-base: the binary only
+  # (the dnsmasq package would also start a system service).
   install dnsmasq dnsmasq-base
 fi
 
@@ -52,6 +54,12 @@ if [ "${SIP_SKIP_INTEROP:-0}" != 1 ]; then
   # Kamailio, and a tshark check (installs baresip-core, kamailio, tshark when missing).
   # The slow runs are in scripts/interop-dialog-long.sh (not run here).
   ./scripts/interop-dialog.sh 2>&1 | tee -a "$log" || true
+  # Names and TLS (RFC 3263, RFC 3261 26, RFC 5922), about a minute: sipc against dnsmasq
+  # (order, weights, failover on ICMP, reset, 503, silence; the warm cache through sipd
+  # --proxy), sipc, baresip and Kamailio's tls module to both sipd over TLS, a wrong-name
+  # certificate refused, one handshake per peer, a tshark check (installs dnsmasq-base,
+  # kamailio-tls-modules, ... when missing).
+  ./scripts/interop-tls.sh 2>&1 | tee -a "$log" || true
 fi
 
 # One closing line for the whole run (cargo prints one summary per test binary; each interop
