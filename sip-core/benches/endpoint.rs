@@ -10,6 +10,12 @@
 //! - `endpoint/non_invite_roundtrip`: a UAC endpoint sends OPTIONS, a UAS endpoint receives
 //!   it and answers 200, the UAC receives the 200: one client and one server transaction.
 //! - `endpoint/parse_invite_reference`: `Message::parse` of the same INVITE.
+//! - `endpoint/send_request_to_address` and `endpoint/send_request_to_warm_name` (issue
+//!   11): `send_request` of an OPTIONS and `poll_transmit` of its bytes, to a UDP
+//!   `Target`, and to `sip:bob@example.test` whose NAPTR, SRV and A records are cached
+//!   (answered by hand before the run; the run asserts that no DNS question is asked).
+//!   The clock advances 40 ms per call in both, so about 800 transactions are live and
+//!   retransmit alike.
 //!
 //! Run: `cargo bench -p sip-core --bench endpoint`.
 #![allow(missing_docs)]
@@ -18,7 +24,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use sip_core::{Event, Message, Method, RequestBuilder, ResponseBuilder, SeededRng, Target};
+use sip_core::resolve::{Answer, Naptr, Record, RecordType, Srv};
+use sip_core::{
+    Event, Message, Method, NextHop, RequestBuilder, ResponseBuilder, SeededRng, Target,
+};
 
 #[path = "support/uas_call.rs"]
 mod uas_call;
@@ -110,5 +119,91 @@ fn uas_invite_transaction(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, uas_invite_transaction);
+const DAY: u64 = 24 * 3600;
+
+/// The answer a small zone gives for example.test: NAPTR to UDP SRV to one A record.
+fn example_zone(name: &str, rtype: RecordType) -> Answer {
+    match (name, rtype) {
+        ("example.test", RecordType::Naptr) => Answer::Records(vec![Record::Naptr(Naptr {
+            order: 10,
+            preference: 10,
+            flags: "s".into(),
+            service: "SIP+D2U".into(),
+            replacement: "_sip._udp.example.test".into(),
+            ttl: DAY as u32,
+        })]),
+        ("_sip._udp.example.test", RecordType::Srv) => Answer::Records(vec![Record::Srv(Srv {
+            priority: 10,
+            weight: 1,
+            port: 5060,
+            target: "sip1.example.test".into(),
+            ttl: DAY as u32,
+        })]),
+        ("sip1.example.test", RecordType::A) => Answer::Records(vec![Record::A {
+            addr: "127.0.0.2".parse().unwrap(),
+            ttl: DAY as u32,
+        }]),
+        _ => Answer::NoData { ttl: DAY as u32 },
+    }
+}
+
+fn send_to_name(c: &mut Criterion) {
+    let mut g = c.benchmark_group("endpoint");
+    let a: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+    let to: SocketAddr = "127.0.0.2:5060".parse().unwrap();
+    let mut rng = SeededRng::new([2; 32]);
+    let mut buf = Vec::with_capacity(2048);
+    let options = RequestBuilder::new(Method::Options, "sip:bob@example.test")
+        .from("<sip:alice@127.0.0.1>")
+        .to("<sip:bob@example.test>")
+        .build(&mut rng)
+        .unwrap();
+    let mut now = Instant::now();
+    let mut uac = endpoint(a, 6);
+    g.bench_function("send_request_to_address", |b| {
+        b.iter(|| {
+            now += Duration::from_millis(40);
+            uac.handle_timeout(now);
+            uac.send_request(now, &options, Target::udp(to)).unwrap();
+            while uac.poll_transmit(&mut buf).is_some() {}
+        })
+    });
+    let address_retransmissions = uac.stats().retransmissions;
+    let address_transactions = uac.stats().transactions;
+    // (TTLs of a day, negative ones too: the virtual clock runs for hours in a long run)
+    let mut config = sip_core::Config {
+        listeners: vec![sip_core::Listener::new(sip_core::Transport::Udp, a)],
+        ..sip_core::Config::default()
+    };
+    config.resolver.max_negative_ttl = Duration::from_secs(DAY);
+    let mut uac = sip_core::Endpoint::new(config, [7; 32]);
+    // Warm the cache: one request whose questions are answered by hand.
+    uac.send_request(now, &options, NextHop::uri("sip:bob@example.test"))
+        .unwrap();
+    while let Some(q) = uac.poll_dns() {
+        let answer = example_zone(&q.name, q.rtype);
+        uac.handle_dns_answer(now, q.id, answer);
+    }
+    while uac.poll_transmit(&mut buf).is_some() {}
+    let asked = uac.stats().dns_queries;
+    let hop = NextHop::uri("sip:bob@example.test");
+    g.bench_function("send_request_to_warm_name", |b| {
+        b.iter(|| {
+            now += Duration::from_millis(40);
+            uac.handle_timeout(now);
+            uac.send_request(now, &options, hop.clone()).unwrap();
+            while uac.poll_transmit(&mut buf).is_some() {}
+        })
+    });
+    assert_eq!(uac.poll_dns(), None, "a warm cache asks no DNS question");
+    eprintln!(
+        "retransmissions per transaction: address {:.2}, name {:.2}",
+        address_retransmissions as f64 / 1f64.max(address_transactions as f64),
+        uac.stats().retransmissions as f64 / uac.stats().transactions as f64
+    );
+    assert_eq!(uac.stats().dns_queries, asked);
+    g.finish();
+}
+
+criterion_group!(benches, uas_invite_transaction, send_to_name);
 criterion_main!(benches);

@@ -123,6 +123,8 @@
 //!     }
 //!     // UDP only: no connection to open or close
 //!     while endpoint.poll_io().is_some() {}
+//!     // targets are addresses here: no DNS question (see `Endpoint::poll_dns`)
+//!     while endpoint.poll_dns().is_some() {}
 //! }
 //! let n = peer.recv(&mut rx)?;
 //! assert!(rx[..n].starts_with(b"SIP/2.0 200 OK"));

@@ -23,8 +23,12 @@
 //! The driver flattens CNAME chains: the answer to a query holds the records of the asked
 //! type only. Every count is bounded ([`ResolverConfig`]); no input makes it panic.
 //!
-//! Not wired yet: the [`Endpoint`](crate::Endpoint) and the drivers still take a
-//! [`Target`] from the application (issue 11, points 2 and 3).
+//! The [`Endpoint`](crate::Endpoint) owns one: a request sent to a
+//! [`NextHop::Uri`](crate::NextHop::Uri) is resolved by it, its questions go to the driver
+//! through [`Endpoint::poll_dns`](crate::Endpoint::poll_dns), and section 4.3 failover
+//! (a new branch per attempt) and section 5 (responses to a sent-by name, under
+//! [`ResponsePolicy::Rfc3261`](crate::ResponsePolicy::Rfc3261) only) are done there. A
+//! [`Target`] given by the application is still sent to as it is.
 //!
 //! Resolving `sip:bob@example.test` by answering the queries by hand:
 //!
@@ -1004,7 +1008,8 @@ impl Resolver {
 
     /// Is `target` down at `now`?
     pub fn is_down(&self, now: Instant, target: &Target) -> bool {
-        self.down.get(target).is_some_and(|until| *until > now)
+        // (no hashing at all in the usual case: nothing is down)
+        !self.down.is_empty() && self.down.get(target).is_some_and(|until| *until > now)
     }
 
     /// Forgets a lookup (resolved or not): its table entry is freed. Answers to its

@@ -27,4 +27,20 @@ proptest! {
         }
         ops::run(&data);
     }
+
+    // RFC 3263 through the Endpoint: requests, ACKs and CANCELs to names, made-up DNS answers
+    // in any order, ICMP and 503s from the made-up servers, the clock: nothing panics, the
+    // lookups stay bounded and everything drains.
+    #[test]
+    fn endpoint_with_names_and_dns_answers_never_panics_and_drains(ops_list in proptest::collection::vec((prop_oneof![0xf8u8..=0xff, Just(4u8), Just(3u8), Just(7u8)], any::<u8>(), proptest::collection::vec(any::<u8>(), 8)), 0..60)) {
+        let mut data = Vec::new();
+        for (op, arg, extra) in ops_list {
+            data.push(op);
+            data.push(arg);
+            if op == 0xfb || op == 0xfc {
+                data.extend_from_slice(&extra);
+            }
+        }
+        ops::run(&data);
+    }
 }

@@ -558,6 +558,52 @@ fn rfc3263_4_3_cancel_goes_to_the_attempt_in_progress_and_ends_failover() {
         .any(|e| matches!(e, Event::TransportError { tx: TxId::Client(t) } if *t == tx)));
 }
 
+// RFC 3261 9.1 with RFC 3263: a CANCEL asked for while the INVITE waits for DNS is
+// written for the INVITE's first attempt and sent after its provisional response; that
+// attempt is the only one.
+#[test]
+fn rfc3263_4_3_cancel_while_the_lookup_runs_follows_the_first_attempt() {
+    let mut h = H::new(two_udp());
+    let req = request(Method::Invite, "sip:bob@example.test;transport=udp");
+    let tx = h.send(&req, "sip:bob@example.test;transport=udp");
+    let (out, questions) = h.drain_unanswered();
+    assert!(out.sent.is_empty());
+    h.ep.cancel(h.now, tx).unwrap();
+    assert!(h.drain_unanswered().0.sent.is_empty());
+    for q in questions {
+        let a = h.zone.answer(&q.name, q.rtype);
+        h.ep.handle_dns_answer(h.now, q.id, a);
+    }
+    let out = h.drain();
+    assert!(
+        out.requests("CANCEL").is_empty(),
+        "held until a provisional"
+    );
+    let (to, invite) = out.requests("INVITE").remove(0);
+    assert_eq!(to, sa("192.0.2.1:5060"));
+    let out = h.respond(&invite, 180, "192.0.2.1:5060", "");
+    let cancels = out.requests("CANCEL");
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].0, sa("192.0.2.1:5060"));
+    assert_eq!(branch(&cancels[0].1), branch(&invite));
+    let out = h.respond(&invite, 487, "192.0.2.1:5060", "");
+    assert_eq!(codes(&out.events), [487]);
+
+    // No failover after the CANCEL, even before any provisional response: a 503 goes up.
+    let mut h = H::new(two_udp());
+    let tx = h.send(&req, "sip:bob@example.test;transport=udp");
+    let (_, questions) = h.drain_unanswered();
+    h.ep.cancel(h.now, tx).unwrap();
+    for q in questions {
+        let a = h.zone.answer(&q.name, q.rtype);
+        h.ep.handle_dns_answer(h.now, q.id, a);
+    }
+    let (_, invite) = h.drain().requests("INVITE").remove(0);
+    let out = h.respond(&invite, 503, "192.0.2.1:5060", "");
+    assert_eq!(codes(&out.events), [503]);
+    assert!(out.requests("INVITE").is_empty());
+}
+
 // RFC 3263 4.3 for send_request_with_branch: attempt n >= 2 carries `{branch}.{n}`.
 #[test]
 fn rfc3263_4_3_caller_branch_gets_an_attempt_suffix() {

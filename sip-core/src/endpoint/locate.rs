@@ -9,10 +9,10 @@
 //! [`ClientTxId`]; an attempt that got a final response still owes retransmitted responses
 //! their ACK (section 17.1.1.3), so its machine lives on, unnamed, until timer D or K.
 //!
-//! Resolved target lists are kept a short while ([`MEMO_TIME`], never past the TTLs of the
-//! records they came from), so a request to a name in the cache costs one hash lookup, not
-//! a walk through the resolver's NAPTR, SRV and address records; the RFC 2782 weighted
-//! order is drawn again once the memo expires.
+//! Resolved target lists are kept a short while per URI text ([`MEMO_TIME`], never past the
+//! TTLs of the records they came from), so a request to a URI resolved a moment ago costs
+//! one hash lookup, not a parse and a walk through the resolver's NAPTR, SRV and address
+//! records; the RFC 2782 weighted order is drawn again once the memo expires.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::{build, ClientEntry, ClientTxId, Config, Endpoint, Event, Payload, SendError};
 use super::{Sending, ServerTxId, TxId};
+use crate::id::{Key, Slab};
 use crate::message::{Host, SipUri, Uri};
 use crate::resolve::{
     Answer, Failure, LookupId, Query, QueryId, ResolveError, ResolveEvent, Resolver,
@@ -62,7 +63,7 @@ pub(crate) struct Located {
     /// The caller's branch (`send_request_with_branch`): attempt n >= 2 is `{branch}.{n}`.
     branch: Option<Box<str>>,
     /// The host of the URI when it is a name: what a TLS server must prove (RFC 5922).
-    domain: Option<Box<str>>,
+    domain: Option<Arc<str>>,
     /// The lookup, while the targets are not known yet.
     lookup: Option<LookupId>,
     /// The targets in RFC 3263 order (at most [`MAX_ATTEMPTS`]).
@@ -86,6 +87,9 @@ impl Located {
     }
 }
 
+/// Resolved targets with the URI's domain (see [`Located::domain`]).
+type Resolved = (Arc<[Target]>, Option<Arc<str>>);
+
 /// A message without a transaction waiting for a lookup.
 #[derive(Debug)]
 enum Waiter {
@@ -95,29 +99,31 @@ enum Waiter {
     Stateless {
         request: OwnedMessage,
         branch: Box<str>,
-        domain: Option<Box<str>>,
+        domain: Option<Arc<str>>,
     },
     /// A server transaction's response whose destination failed (section 5).
     Response(ServerTxId),
     /// `send_stateless_response` to a sent-by name.
     StatelessResponse {
         response: OwnedMessage,
-        domain: Option<Box<str>>,
+        domain: Option<Arc<str>>,
     },
 }
 
 #[derive(Debug)]
 struct Waiting {
     waiter: Waiter,
-    /// The memo key the result is kept under.
-    memo_key: Option<Box<str>>,
+    /// The memo key the result is kept under, with the URI's domain.
+    memo_key: Option<(Box<str>, Option<Arc<str>>)>,
     /// For waiters without a transaction: when to give up.
     deadline: Option<Instant>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Memo {
     targets: Arc<[Target]>,
+    /// The URI's host when it is a name (see [`Located::domain`]).
+    domain: Option<Arc<str>>,
     expires: Instant,
 }
 
@@ -126,7 +132,7 @@ struct Memo {
 struct ResponseTargets {
     targets: Arc<[Target]>,
     next: usize,
-    domain: Option<Box<str>>,
+    domain: Option<Arc<str>>,
 }
 
 /// The endpoint's RFC 3263 state.
@@ -140,7 +146,11 @@ pub(super) struct Locator {
     deadlines: BTreeSet<(Instant, LookupId)>,
     stateless_waiting: usize,
     memo: HashMap<Box<str>, Memo>,
-    key_buf: String,
+    /// The failover state of client transactions sent to a URI (a slab: no allocation per
+    /// request once it has grown).
+    pub(super) located: Slab<Located>,
+    /// The memo entry inserted last, looked at before the map.
+    last: Option<(Box<str>, Memo)>,
     responses: HashMap<ServerTxId, ResponseTargets>,
 }
 
@@ -154,7 +164,8 @@ impl Locator {
             deadlines: BTreeSet::new(),
             stateless_waiting: 0,
             memo: HashMap::new(),
-            key_buf: String::new(),
+            located: Slab::default(),
+            last: None,
             responses: HashMap::new(),
         }
     }
@@ -169,34 +180,29 @@ impl Locator {
         self.waiting.len()
     }
 
-    /// The memo key of a URI: what its resolution depends on (RFC 3263 section 4: the
-    /// scheme, the host or maddr, the port and the transport parameter), in `key_buf`.
-    fn memo_key(&mut self, uri: &SipUri<'_>) {
-        use std::fmt::Write;
-        let k = &mut self.key_buf;
-        k.clear();
-        k.push(if uri.secure { 's' } else { 'p' });
-        if let Some(t) = uri.transport() {
-            k.push_str(t);
-        }
-        k.push('|');
-        if let Some(p) = uri.port {
-            let _ = write!(k, "{p}");
-        }
-        k.push('|');
-        k.push_str(uri.maddr().unwrap_or(uri.host.as_str()));
-        k.make_ascii_lowercase();
+    /// The memoized targets (and domain) of the URI `uri` (as text: a caller sends to the
+    /// same Request-URI or Route again and again, and a hit needs no parsing), if still
+    /// fresh.
+    fn memo_hit(&self, now: Instant, uri: &str) -> Option<Resolved> {
+        // The URI resolved last first: one comparison, no hashing, for the common case of
+        // one next hop (an outbound proxy, a route set).
+        let memo = match &self.last {
+            Some((key, m)) if **key == *uri => Some(m),
+            _ if self.memo.is_empty() => None,
+            _ => self.memo.get(uri),
+        };
+        memo.filter(|m| m.expires > now)
+            .map(|m| (m.targets.clone(), m.domain.clone()))
     }
 
-    /// The memoized targets of the URI whose key is in `key_buf`, if still fresh.
-    fn memo_hit(&self, now: Instant) -> Option<Arc<[Target]>> {
-        self.memo
-            .get(self.key_buf.as_str())
-            .filter(|m| m.expires > now)
-            .map(|m| m.targets.clone())
-    }
-
-    fn memo_insert(&mut self, now: Instant, key: Box<str>, targets: Arc<[Target]>, until: Instant) {
+    fn memo_insert(
+        &mut self,
+        now: Instant,
+        key: Box<str>,
+        targets: Arc<[Target]>,
+        domain: Option<Arc<str>>,
+        until: Instant,
+    ) {
         let expires = until.min(now + MEMO_TIME);
         if expires <= now {
             return;
@@ -207,7 +213,13 @@ impl Locator {
                 self.memo.clear();
             }
         }
-        self.memo.insert(key, Memo { targets, expires });
+        let memo = Memo {
+            targets,
+            domain,
+            expires,
+        };
+        self.last = Some((key.clone(), memo.clone()));
+        self.memo.insert(key, memo);
     }
 
     /// The first target not tried that is not down, else the first not tried (RFC 3263
@@ -226,10 +238,10 @@ impl Locator {
 
 /// The host to verify a TLS server against (RFC 5922 section 4): the URI's maddr or host
 /// when it is a name, lower case.
-fn domain_of(uri: &SipUri<'_>) -> Option<Box<str>> {
+fn domain_of<T: From<String>>(uri: &SipUri<'_>) -> Option<T> {
     let host = uri.maddr().unwrap_or(uri.host.as_str());
     match Host::classify(host) {
-        Some(Host::Domain(d)) => Some(d.trim_end_matches('.').to_ascii_lowercase().into()),
+        Some(Host::Domain(d)) => Some(T::from(d.trim_end_matches('.').to_ascii_lowercase())),
         _ => None,
     }
 }
@@ -263,32 +275,30 @@ impl Endpoint {
         if self.transactions() >= self.config.max_transactions {
             return Err(SendError::TooManyTransactions);
         }
-        let Some(Uri::Sip(parsed)) = Uri::parse(uri) else {
-            return Err(SendError::Unresolvable(ResolveError::InvalidName));
-        };
-        self.locator.memo_key(&parsed);
-        let memo = self.locator.memo_hit(now);
-        let (lookup, targets) = match memo {
-            Some(targets) => (None, targets),
+        let memo = self.locator.memo_hit(now, uri);
+        let (lookup, targets, domain) = match memo {
+            Some((targets, domain)) => (None, targets, domain),
             None => {
+                let Some(Uri::Sip(parsed)) = Uri::parse(uri) else {
+                    return Err(SendError::Unresolvable(ResolveError::InvalidName));
+                };
                 let lookup = self
                     .locator
                     .resolver
                     .resolve_uri(now, &parsed)
                     .map_err(SendError::Unresolvable)?;
-                (Some(lookup), Arc::from(Vec::new()))
+                (Some(lookup), Arc::from(Vec::new()), domain_of(&parsed))
             }
         };
         let invite = method == Method::Invite;
         // (a machine whose timers run only once the request goes out, see `attempt`)
-        let mut m = ClientMachine::start(invite, false, now, &self.config.timers);
-        m.timers = [None, None];
+        let m = ClientMachine::waiting(invite, &self.config.timers);
         let charged = request.as_bytes().len();
         self.budget.charge(charged);
         let located = Located {
             original: request.clone(),
             branch: branch.map(Into::into),
-            domain: domain_of(&parsed),
+            domain: domain.clone(),
             lookup,
             targets,
             tried: 0,
@@ -310,7 +320,7 @@ impl Endpoint {
             cancel: None,
             held: false,
             charged,
-            located: Some(Box::new(located)),
+            located: Some(self.locator.located.insert(located)),
         }));
         self.stats.transactions += 1;
         match lookup {
@@ -325,7 +335,7 @@ impl Endpoint {
                 // Until the lookup ends: a deadline as long as the transaction's timeout.
                 let deadline = now + self.config.timers.t1x64();
                 self.set_locate_timer(id, Some(deadline));
-                let memo_key = Some(self.locator.key_buf.as_str().into());
+                let memo_key = Some((uri.into(), domain));
                 self.locator.waiting.insert(
                     lookup,
                     Waiting {
@@ -352,7 +362,7 @@ impl Endpoint {
 
     /// Arms (or moves, or clears) the locate timer of a client transaction.
     fn set_locate_timer(&mut self, tx: ClientTxId, at: Option<Instant>) {
-        let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) else {
+        let Some(l) = self.located_mut(tx) else {
             return;
         };
         let owner = TimerRef::Client(tx.0, LOCATE_SLOT);
@@ -369,10 +379,7 @@ impl Endpoint {
     fn next_attempt(&mut self, now: Instant, tx: ClientTxId) -> Result<(), SendError> {
         let mut last = SendError::Unresolvable(ResolveError::InvalidName);
         loop {
-            let Some(e) = self.clients.get_mut(tx.0) else {
-                return Err(SendError::UnknownTransaction);
-            };
-            let Some(l) = e.located.as_mut() else {
+            let Some(l) = self.located(tx) else {
                 return Err(SendError::UnknownTransaction);
             };
             let targets = l.targets.clone();
@@ -380,7 +387,7 @@ impl Endpoint {
             let Some(target) = self.locator.pick(now, &targets, &mut tried) else {
                 return Err(last);
             };
-            if let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) {
+            if let Some(l) = self.located_mut(tx) {
                 l.tried = tried;
             }
             match self.attempt(now, tx, target) {
@@ -403,7 +410,10 @@ impl Endpoint {
             .clients
             .get(tx.0)
             .ok_or(SendError::UnknownTransaction)?;
-        let l = e.located.as_ref().ok_or(SendError::UnknownTransaction)?;
+        let l = e
+            .located
+            .and_then(|k| self.locator.located.get(k))
+            .ok_or(SendError::UnknownTransaction)?;
         let original = l.original.clone();
         let n = l.attempts + 1;
         let base = l.branch.clone();
@@ -454,12 +464,15 @@ impl Endpoint {
         self.budget.release(e.charged);
         e.charged = charged;
         self.budget.charge(charged);
-        let failover = e.located.as_mut().is_some_and(|l| {
-            l.attempts = n;
-            l.current = Some(target);
-            l.lookup = None;
-            l.failover
-        });
+        let located = e.located;
+        let failover = located
+            .and_then(|k| self.locator.located.get_mut(k))
+            .is_some_and(|l| {
+                l.attempts = n;
+                l.current = Some(target);
+                l.lookup = None;
+                l.failover
+            });
         self.client_keys.insert(key_hash, key, tx);
         self.bind_flow(flow);
         self.sync_client_timers(tx, before, after);
@@ -572,12 +585,21 @@ impl Endpoint {
         self.bind_flow(flow);
     }
 
+    /// The failover state of `tx`, if it was sent to a URI.
+    fn located(&self, tx: ClientTxId) -> Option<&Located> {
+        let k = self.clients.get(tx.0)?.located?;
+        self.locator.located.get(k)
+    }
+
+    /// See [`Endpoint::located`].
+    fn located_mut(&mut self, tx: ClientTxId) -> Option<&mut Located> {
+        let k = self.clients.get(tx.0)?.located?;
+        self.locator.located.get_mut(k)
+    }
+
     /// Is `tx` a located transaction that has not gone out yet?
     pub(super) fn is_unsent(&self, tx: ClientTxId) -> bool {
-        self.clients
-            .get(tx.0)
-            .and_then(|e| e.located.as_ref())
-            .is_some_and(|l| !l.sent())
+        self.located(tx).is_some_and(|l| !l.sent())
     }
 
     /// RFC 3263 section 4.3: the current attempt of `tx` failed; the target is marked down
@@ -590,7 +612,7 @@ impl Endpoint {
         failure: Failure,
         down_for: Option<Duration>,
     ) -> bool {
-        let Some(l) = self.clients.get(tx.0).and_then(|e| e.located.as_ref()) else {
+        let Some(l) = self.located(tx) else {
             return false;
         };
         if !l.failover {
@@ -609,11 +631,13 @@ impl Endpoint {
 
     /// A provisional response or a CANCEL: no more failover for `tx`.
     pub(super) fn stop_failover(&mut self, tx: ClientTxId) {
-        let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) else {
+        let Some(l) = self.located_mut(tx) else {
             return;
         };
+        // (a CANCEL before the request went out: its first attempt is its only one; the
+        // lookup's deadline stays)
+        l.failover = false;
         if l.sent() {
-            l.failover = false;
             self.set_locate_timer(tx, None);
         }
     }
@@ -628,7 +652,7 @@ impl Endpoint {
         msg: &crate::Message<'_>,
         code: u16,
     ) -> bool {
-        let Some(l) = self.clients.get(tx.0).and_then(|e| e.located.as_ref()) else {
+        let Some(l) = self.located(tx) else {
             return false;
         };
         if !l.failover {
@@ -645,7 +669,7 @@ impl Endpoint {
     /// The locate timer of `tx` fired: the lookup took too long (the transaction times out)
     /// or the attempt got no response within [`Config::failover_timeout`].
     pub(super) fn locate_timer(&mut self, now: Instant, tx: ClientTxId) {
-        let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut()) else {
+        let Some(l) = self.located_mut(tx) else {
             return;
         };
         l.timer = None;
@@ -669,14 +693,10 @@ impl Endpoint {
             .is_some_and(|e| matches!(e.m.state, ClientState::Calling | ClientState::Trying));
         if silent {
             // No response at all: the next target; the last one runs to its own timeout.
-            let more = self
-                .clients
-                .get(tx.0)
-                .and_then(|e| e.located.as_ref())
-                .is_some_and(|l| {
-                    let n = l.targets.len().min(MAX_ATTEMPTS);
-                    (0..n).any(|i| l.tried & (1 << i) == 0)
-                });
+            let more = self.located(tx).is_some_and(|l| {
+                let n = l.targets.len().min(MAX_ATTEMPTS);
+                (0..n).any(|i| l.tried & (1 << i) == 0)
+            });
             if more {
                 self.fail_over(now, tx, Failure::Timeout, None);
             }
@@ -684,8 +704,8 @@ impl Endpoint {
     }
 
     /// A client transaction ends: its lookup is let go.
-    pub(super) fn forget_located(&mut self, tx: ClientTxId, located: Option<Box<Located>>) {
-        let Some(l) = located else {
+    pub(super) fn forget_located(&mut self, tx: ClientTxId, located: Option<Key>) {
+        let Some(l) = located.and_then(|k| self.locator.located.remove(k)) else {
             return;
         };
         if let Some(at) = l.timer {
@@ -719,8 +739,8 @@ impl Endpoint {
             });
             match &targets {
                 Some(t) => {
-                    if let (Some(key), Some(until)) = (w.memo_key, expires) {
-                        self.locator.memo_insert(now, key, t.clone(), until);
+                    if let (Some((key, domain)), Some(until)) = (w.memo_key, expires) {
+                        self.locator.memo_insert(now, key, t.clone(), domain, until);
                     }
                 }
                 None => self.stats.dns_failures += 1,
@@ -735,8 +755,7 @@ impl Endpoint {
             Waiter::Client(tx) => {
                 let ok = match targets {
                     Some(t) => {
-                        if let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut())
-                        {
+                        if let Some(l) = self.located_mut(tx) {
                             l.lookup = None;
                             l.targets = t;
                         }
@@ -744,8 +763,7 @@ impl Endpoint {
                         self.next_attempt(now, tx).is_ok()
                     }
                     None => {
-                        if let Some(l) = self.clients.get_mut(tx.0).and_then(|e| e.located.as_mut())
-                        {
+                        if let Some(l) = self.located_mut(tx) {
                             l.lookup = None;
                         }
                         false
@@ -820,7 +838,7 @@ impl Endpoint {
         now: Instant,
         lookup: LookupId,
         waiter: Waiter,
-        memo_key: Option<Box<str>>,
+        memo_key: Option<(Box<str>, Option<Arc<str>>)>,
     ) -> Result<(), SendError> {
         if self.locator.stateless_waiting >= MAX_WAITING_STATELESS {
             self.locator.resolver.finish(lookup);
@@ -851,12 +869,7 @@ impl Endpoint {
         uri: &str,
         branch: &str,
     ) -> Result<(), SendError> {
-        let Some(Uri::Sip(parsed)) = Uri::parse(uri) else {
-            return Err(SendError::Unresolvable(ResolveError::InvalidName));
-        };
-        self.locator.memo_key(&parsed);
-        let domain = domain_of(&parsed);
-        if let Some(targets) = self.locator.memo_hit(now) {
+        if let Some((targets, domain)) = self.locator.memo_hit(now, uri) {
             let mut tried = 0;
             let t = self
                 .locator
@@ -864,12 +877,16 @@ impl Endpoint {
                 .ok_or(SendError::Unresolvable(ResolveError::InvalidName))?;
             return self.stateless_to(now, request, t, branch, domain.as_deref());
         }
+        let Some(Uri::Sip(parsed)) = Uri::parse(uri) else {
+            return Err(SendError::Unresolvable(ResolveError::InvalidName));
+        };
         let lookup = self
             .locator
             .resolver
             .resolve_uri(now, &parsed)
             .map_err(SendError::Unresolvable)?;
-        let memo_key = Some(self.locator.key_buf.as_str().into());
+        let domain: Option<Arc<str>> = domain_of(&parsed);
+        let memo_key = Some((uri.into(), domain.clone()));
         let waiter = Waiter::Stateless {
             request: request.clone(),
             branch: branch.into(),
@@ -914,7 +931,7 @@ impl Endpoint {
         else {
             return false;
         };
-        let domain: Option<Box<str>> = Some(host.trim_end_matches('.').to_ascii_lowercase().into());
+        let domain: Option<Arc<str>> = Some(host.trim_end_matches('.').to_ascii_lowercase().into());
         self.locator.responses.insert(
             tx,
             ResponseTargets {
@@ -1015,7 +1032,7 @@ impl Endpoint {
             .resolver
             .resolve_sent_by(now, host, port, transport)
             .map_err(SendError::Unresolvable)?;
-        let domain: Option<Box<str>> = Some(host.trim_end_matches('.').to_ascii_lowercase().into());
+        let domain: Option<Arc<str>> = Some(host.trim_end_matches('.').to_ascii_lowercase().into());
         let waiter = Waiter::StatelessResponse {
             response: response.clone(),
             domain,
@@ -1060,6 +1077,11 @@ impl Endpoint {
     /// resolved (not the SRV target). None for a connection to a [`Target`](crate::Target)
     /// given as an address (the driver then checks the IP address) and for accepted
     /// connections.
+    ///
+    /// A request to a URI reuses a TLS flow only if it was opened for the same domain: a
+    /// connection that proved `a.example` is not used for `b.example` at the same address
+    /// (a new one is opened). A request to a [`Target`](crate::Target) reuses any flow to
+    /// its address, as before.
     pub fn tls_server_name(&self, flow: FlowId) -> Option<&str> {
         self.flows.server_name(flow)
     }

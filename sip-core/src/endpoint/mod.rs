@@ -105,8 +105,11 @@ pub struct Config {
     /// fails over to the next target. None: only the transaction timeout (B/F) counts.
     pub failover_timeout: Option<Duration>,
     /// RFC 5626 3.5.1: CRLFCRLF ping on stream flows the endpoint opened, after this long
-    /// idle (jittered 80-100% from the seeded RNG); no pong within 10 s closes the flow.
-    /// None: off.
+    /// idle (jittered 80-100% from the seeded RNG); no pong within 10 s closes the flow
+    /// (its transactions end with [`Event::TransportError`], or fail over). Only flows
+    /// worth keeping are pinged: one a transaction uses, or any when
+    /// [`Config::flow_idle_timeout`] is at least twice the interval. A pong proves the flow
+    /// alive but does not keep a flow nothing uses from its idle timeout. None: off.
     pub keepalive_interval: Option<Duration>,
 }
 
@@ -314,7 +317,7 @@ struct ClientEntry {
     /// Bytes charged to the budget for it.
     charged: usize,
     /// Sent to a URI: its failover state (RFC 3263 section 4.3).
-    located: Option<Box<locate::Located>>,
+    located: Option<crate::id::Key>,
 }
 
 #[derive(Debug)]
@@ -365,11 +368,19 @@ struct Queued {
 /// 3. [`Endpoint::poll_io`], performing each [`IoRequest`]: after the transmits, so that
 ///    bytes queued for a connection before its [`IoRequest::Close`] are written before it
 ///    closes (a connection being opened gets its bytes only once it is up);
+/// 4. [`Endpoint::poll_dns`], asking each DNS question (RFC 3263, for requests sent to a
+///    [`NextHop::Uri`]) and giving every answer, or [`Answer::Timeout`], back with
+///    [`Endpoint::handle_dns_answer`] when it comes (a later input; the loop never waits
+///    for it);
 ///
-/// and again from 1 until all three are empty; then
+/// and again from 1 until all four are empty; then
 ///
-/// 4. [`Endpoint::poll_timeout`]: the driver sleeps until the next input or that instant,
-///    and calls [`Endpoint::handle_timeout`] when it has passed.
+/// 5. [`Endpoint::poll_timeout`] (which includes what DNS needs: how long a request waits
+///    for its lookup, [`Config::failover_timeout`], keep-alives): the driver sleeps until
+///    the next input or that instant, and calls [`Endpoint::handle_timeout`] when it has
+///    passed.
+///
+/// [`Answer::Timeout`]: crate::resolve::Answer::Timeout
 ///
 /// The `sip-driver-mio` and `sip-driver-tokio` drivers follow this order; the crate docs
 /// show the loop. Time is always an argument; randomness comes from the seed given to
@@ -641,7 +652,7 @@ impl Endpoint {
 
     // ---- the transaction user's commands ----
 
-    /// Starts a client transaction for `request` (anything but ACK) towards `target`.
+    /// Starts a client transaction for `request` (anything but ACK) towards `hop`.
     ///
     /// The endpoint writes its own top Via (section 8.1.1.7: transport, sent-by of the
     /// listener, a fresh `z9hG4bK` branch, and `rport`, RFC 3581) and sends the request over
@@ -651,7 +662,12 @@ impl Endpoint {
     /// endpoint locates itself (RFC 3263, see [`Endpoint::poll_dns`]) and fails over on
     /// (section 4.3: a transport error, a timeout or a 503 sends the request to the next
     /// target with a new branch; the transaction user sees only the final outcome under
-    /// the same [`ClientTxId`]).
+    /// the same [`ClientTxId`]). A name that does not resolve (or no target that takes the
+    /// request) ends the transaction with [`Event::TransportError`]; a lookup still not
+    /// answered after 64*T1 with [`Event::Timeout`] (timer B or F). A provisional response
+    /// ends failover, and so does [`Endpoint::cancel`] (the CANCEL goes to the attempt in
+    /// progress). A URI that cannot be resolved at all is refused at once
+    /// ([`SendError::Unresolvable`]).
     pub fn send_request(
         &mut self,
         now: Instant,

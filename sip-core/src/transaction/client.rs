@@ -72,6 +72,22 @@ impl ClientMachine {
         }
     }
 
+    /// A transaction whose request has not gone out yet (it waits for the next hop to be
+    /// located): no timer runs; [`ClientMachine::start`] replaces it when the request goes.
+    pub(crate) fn waiting(invite: bool, t: &Timers) -> Self {
+        ClientMachine {
+            invite,
+            reliable: false,
+            state: if invite {
+                ClientState::Calling
+            } else {
+                ClientState::Trying
+            },
+            interval: t.t1,
+            timers: [None, None],
+        }
+    }
+
     /// A response with status `code` matched this transaction (section 17.1.3).
     pub(crate) fn on_response(&mut self, now: Instant, code: u16, t: &Timers) -> ClientStep {
         let mut step = ClientStep::default();

@@ -1,5 +1,6 @@
 //! Drives an Endpoint with an arbitrary byte string read as a sequence of inputs (datagrams,
-//! stream chunks, flow events, clock ticks, transaction-user commands), draining every
+//! stream chunks, flow events, clock ticks, transaction-user commands, requests and ACKs to
+//! names, DNS answers made of the fuzzer's bytes), draining every
 //! output after each one and checking the invariants: nothing panics, the tables stay
 //! within their limits, and once the clock has run past every timer no transaction, flow
 //! or timer is left. Shared by the proptest in `tests/endpoint_props.rs` and the
@@ -9,10 +10,84 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use sip_core::resolve::{Answer, Naptr, Query, Record, RecordType, Srv};
 use sip_core::{
-    response_to, Config, Endpoint, Event, FlowEvent, FlowId, Listener, Method, RequestBuilder,
-    SeededRng, ServerTxId, Target, Transport,
+    response_to, ClientTxId, Config, Endpoint, Event, FlowEvent, FlowId, Listener, Method, NextHop,
+    RequestBuilder, SeededRng, ServerTxId, Target, Transport,
 };
+
+/// URIs the fuzzer sends to (RFC 3263 with the answers it makes up).
+const URIS: [&str; 6] = [
+    "sip:bob@a.test",
+    "sip:bob@a.test;transport=tcp",
+    "sips:bob@b.test",
+    "sip:bob@a.test:5080",
+    "sips:bob@b.test;transport=udp",
+    "sip:bob@127.0.0.1:5070",
+];
+
+/// Names the made-up SRV and NAPTR records point at.
+const NAMES: [&str; 5] = [
+    "one.a.test",
+    "two.a.test",
+    "_sip._udp.a.test",
+    "_sips._tcp.b.test",
+    ".",
+];
+const SERVICES: [&str; 4] = ["SIP+D2U", "SIP+D2T", "SIPS+D2T", "X+Y"];
+
+/// An answer to `q` made of the bytes `b`.
+fn answer(q: &Query, b: &[u8]) -> Answer {
+    let at = |i: usize| b.get(i).copied().unwrap_or(0);
+    match at(0) % 8 {
+        0 => {
+            return Answer::NxDomain {
+                ttl: u32::from(at(1)),
+            }
+        }
+        1 => {
+            return Answer::NoData {
+                ttl: u32::from(at(1)),
+            }
+        }
+        2 => return Answer::ServerFailure,
+        3 => return Answer::Timeout,
+        _ => {}
+    }
+    let n = 1 + at(1) as usize % 3;
+    let records = (0..n)
+        .map(|k| {
+            let x = at(2 + k);
+            let ttl = u32::from(at(5 + k)) * 10;
+            match q.rtype {
+                RecordType::Naptr => Record::Naptr(Naptr {
+                    order: u16::from(x % 3),
+                    preference: 10,
+                    flags: if x & 0x80 == 0 { "s" } else { "a" }.into(),
+                    service: SERVICES[x as usize % SERVICES.len()].into(),
+                    replacement: NAMES[x as usize % NAMES.len()].into(),
+                    ttl,
+                }),
+                RecordType::Srv => Record::Srv(Srv {
+                    priority: u16::from(x % 2),
+                    weight: u16::from(x % 5),
+                    port: 5060 + u16::from(x % 3),
+                    target: NAMES[x as usize % NAMES.len()].into(),
+                    ttl,
+                }),
+                RecordType::Aaaa => Record::Aaaa {
+                    addr: std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(x)),
+                    ttl,
+                },
+                _ => Record::A {
+                    addr: std::net::Ipv4Addr::new(192, 0, 2, x),
+                    ttl,
+                },
+            }
+        })
+        .collect();
+    Answer::Records(records)
+}
 
 /// Valid messages the fuzzer can splice in (it finds the rest by mutation).
 const SEEDS: [&[u8]; 3] = [
@@ -43,6 +118,8 @@ pub fn run(data: &[u8]) {
     let mut rng = SeededRng::new([6; 32]);
     let mut flows: Vec<FlowId> = Vec::new();
     let mut server_txs: Vec<(ServerTxId, sip_core::OwnedMessage)> = Vec::new();
+    let mut client_txs: Vec<ClientTxId> = Vec::new();
+    let mut questions: Vec<Query> = Vec::new();
     let mut buf = Vec::new();
     let mut i = 0;
     let take = |n: usize, i: &mut usize| -> &[u8] {
@@ -53,7 +130,65 @@ pub fn run(data: &[u8]) {
     while i < data.len() {
         let op = take(1, &mut i)[0];
         let arg = take(1, &mut i).first().copied().unwrap_or(0);
-        match op % 8 {
+        // (the ops from 0xf8 up: RFC 3263; the others keep their meaning for old inputs)
+        let op = if op >= 0xf8 { 8 + (op - 0xf8) } else { op % 8 };
+        match op {
+            8 | 9 => {
+                let method = [Method::Invite, Method::Options][op as usize % 2];
+                let uri = URIS[arg as usize % URIS.len()];
+                if let Ok(req) = RequestBuilder::new(method, uri)
+                    .from("<sip:alice@127.0.0.2>")
+                    .to("<sip:bob@a.test>")
+                    .build(&mut rng)
+                {
+                    if let Ok(tx) = ep.send_request(now, &req, NextHop::uri(uri)) {
+                        client_txs.push(tx);
+                        if client_txs.len() > 8 {
+                            client_txs.remove(0);
+                        }
+                    }
+                }
+            }
+            10 => {
+                let uri = URIS[arg as usize % URIS.len()];
+                let _ = ep.send_ack(
+                    now,
+                    &sip_core::OwnedMessage::parse(SEEDS[1]).unwrap(),
+                    NextHop::uri(uri),
+                );
+            }
+            11 | 12 => {
+                if !questions.is_empty() {
+                    let q = questions.remove(arg as usize % questions.len());
+                    let a = answer(&q, take(8, &mut i));
+                    ep.handle_dns_answer(now, q.id, a);
+                }
+            }
+            13 => {
+                if let Some(&tx) = client_txs.get(arg as usize % client_txs.len().max(1)) {
+                    let _ = ep.cancel(now, tx);
+                }
+            }
+            14 => {
+                let to = SocketAddr::new(std::net::Ipv4Addr::new(192, 0, 2, arg).into(), 5060);
+                ep.handle_unreachable(now, to);
+            }
+            15 => {
+                // A 503 (or another final response) from a made-up server for the request we
+                // sent last.
+                if let Ok(sent) = sip_core::OwnedMessage::parse(&buf) {
+                    if let Ok(m) = sent.message() {
+                        let code = [503, 180, 200][arg as usize % 3];
+                        if let Ok(r) = response_to(&m, code, &mut rng) {
+                            let from = SocketAddr::new(
+                                std::net::Ipv4Addr::new(192, 0, 2, arg).into(),
+                                5060,
+                            );
+                            ep.handle_datagram(now, local, from, r.as_bytes());
+                        }
+                    }
+                }
+            }
             0 => {
                 let len = arg as usize * 4;
                 let bytes = take(len, &mut i).to_vec();
@@ -139,6 +274,9 @@ pub fn run(data: &[u8]) {
         }
         while ep.poll_transmit(&mut buf).is_some() {}
         while ep.poll_io().is_some() {}
+        while let Some(q) = ep.poll_dns() {
+            questions.push(q);
+        }
         while let Some(ev) = ep.poll_event() {
             if let Event::Request { tx, request, .. } = ev {
                 server_txs.push((tx, request));
@@ -152,7 +290,13 @@ pub fn run(data: &[u8]) {
             "transaction table over its limit"
         );
         assert!(ep.flows() <= MAX_FLOWS, "flow table over its limit");
+        assert!(
+            ep.waiting_for_dns() <= ep.resolver().config().max_lookups,
+            "lookups over their limit"
+        );
     }
+    // Questions never answered: the requests waiting for them time out by themselves.
+    drop(questions);
     // Every transaction ends by itself: run the clock past every timer (timer C, 181 s,
     // plus 64*T1 after it is the longest chain), closing flows as the driver would.
     for f in flows {
@@ -168,6 +312,9 @@ pub fn run(data: &[u8]) {
         ep.handle_timeout(now);
         while ep.poll_transmit(&mut buf).is_some() {}
         while ep.poll_event().is_some() {}
+        while let Some(q) = ep.poll_dns() {
+            ep.handle_dns_answer(now, q.id, Answer::Timeout);
+        }
         while let Some(io) = ep.poll_io() {
             if let sip_core::IoRequest::Connect { flow, .. } = io {
                 ep.handle_flow_event(now, flow, FlowEvent::Failed);
@@ -175,6 +322,7 @@ pub fn run(data: &[u8]) {
         }
     }
     assert_eq!(ep.transactions(), 0, "a transaction outlived every timer");
+    assert_eq!(ep.waiting_for_dns(), 0, "a lookup outlived every timer");
     assert_eq!(ep.flows(), 0, "a flow outlived every timer");
     assert_eq!(
         ep.stats().held_bytes,
