@@ -641,3 +641,62 @@ fn rfc4028_10_sessions_never_refreshed_are_ended_with_bye() {
     assert_eq!(byes_sent(&sim), 20, "a BYE for each");
     assert_eq!(ua(&sim).stats().calls_expired, 20);
 }
+
+#[test]
+fn rfc3261_12_2_1_1_the_uas_cores_bye_to_a_name_contact_is_located() {
+    // RFC 3261 12.2.1.1 with RFC 3263: sipd's UAS core ends a call (here its
+    // max_lifetime) with a BYE to the caller's Contact, a name: the endpoint locates it
+    // (the caller's phone at 127.0.0.3, not the address the INVITE came from)
+    use sip_core::resolve::{Answer, Record, RecordType};
+    let mut sim = Sim::new(1, NetConfig::perfect());
+    sim.add_node("127.0.0.1:5060");
+    sim.add_node("127.0.0.2:5060");
+    let phone = sim.add_node("127.0.0.3:5060");
+    let mut config = UaConfig::new("<sip:sipd@127.0.0.2:5060>");
+    config.ring = Duration::ZERO;
+    config.session.max_lifetime = Duration::from_secs(10);
+    config.session.session_timer = None;
+    sim.nodes[UAS].ua = Some(UserAgent::new(config, [4; 32]));
+    sim.dns.insert(
+        ("alice-host.example.test".to_owned(), RecordType::A),
+        Answer::Records(vec![Record::A {
+            addr: [127, 0, 0, 3].into(),
+            ttl: 300,
+        }]),
+    );
+    let invite = RequestBuilder::new(Method::Invite, "sip:bob@127.0.0.2:5060")
+        .from("<sip:alice@example.test>")
+        .to("<sip:bob@127.0.0.2>")
+        .contact("<sip:alice@alice-host.example.test>")
+        .build(&mut SeededRng::new([1; 32]))
+        .unwrap();
+    let now = sim.now;
+    let tx = sim.ep(UAC).send_request(now, &invite, target()).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let ok = statuses(&mut sim, tx)
+        .into_iter()
+        .find(|(c, _)| *c == 200)
+        .unwrap()
+        .1;
+    let now = sim.now;
+    sim.ep(UAC)
+        .send_ack(now, &in_dialog(Method::Ack, &invite, &ok, 1), target())
+        .unwrap();
+    sim.run_for(Duration::from_secs(11));
+    let byes: Vec<_> = sim
+        .log
+        .iter()
+        .filter(|(_, p)| {
+            p.data
+                .starts_with(b"BYE sip:alice@alice-host.example.test ")
+        })
+        .collect();
+    // (the caller here does not answer it: timer E retransmits it, to the same place)
+    assert!(!byes.is_empty());
+    let located: std::net::SocketAddr = "127.0.0.3:5060".parse().unwrap();
+    assert!(byes.iter().all(|(_, p)| p.to == located));
+    let got_bye = sim.events(phone).into_iter().any(|(_, e)| {
+        matches!(e, Event::Request { ref request, .. } if request.method() == Some(Method::Bye))
+    });
+    assert!(got_bye);
+}

@@ -82,6 +82,12 @@ pub struct Sim {
     pub log: Vec<(Instant, Packet)>,
     /// Wake-ups the test's application logic asked for (its own timers).
     alarms: BinaryHeap<Reverse<Instant>>,
+    /// The DNS zone the test plays: the answer to each (name, type) an endpoint asks
+    /// (`Endpoint::poll_dns`); NXDOMAIN for what it does not list.
+    pub dns: std::collections::HashMap<
+        (String, sip_core::resolve::RecordType),
+        sip_core::resolve::Answer,
+    >,
 }
 
 impl Sim {
@@ -100,6 +106,7 @@ impl Sim {
             in_flight: BinaryHeap::new(),
             log: Vec::new(),
             alarms: BinaryHeap::new(),
+            dns: std::collections::HashMap::new(),
         }
     }
 
@@ -156,6 +163,7 @@ impl Sim {
     /// Collects every node's transmits (into the network) and events.
     pub fn drain(&mut self) {
         let mut buf = Vec::new();
+        let mut answered = false;
         for i in 0..self.nodes.len() {
             // A UAS core answers at once; what it sends is drained below.
             let now = self.now;
@@ -190,6 +198,20 @@ impl Sim {
                 self.nodes[i].events.push_back((self.now, ev));
             }
             while self.nodes[i].ep.poll_io().is_some() {}
+            while let Some(q) = self.nodes[i].ep.poll_dns() {
+                let answer = self
+                    .dns
+                    .get(&(q.name.clone(), q.rtype))
+                    .cloned()
+                    .unwrap_or(sip_core::resolve::Answer::NxDomain { ttl: 60 });
+                let now = self.now;
+                self.nodes[i].ep.handle_dns_answer(now, q.id, answer);
+                answered = true;
+            }
+        }
+        if answered {
+            // what the answers released (requests waiting for their lookup)
+            self.drain();
         }
     }
 
