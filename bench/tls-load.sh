@@ -62,6 +62,7 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$OUT/bin"
 }
 trap cleanup EXIT
 

@@ -90,6 +90,7 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$out/bin" # copies of the binaries (about 170 MB); the logs stay
 }
 trap cleanup EXIT
 
