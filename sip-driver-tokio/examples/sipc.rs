@@ -58,7 +58,7 @@ use tracing_subscriber::Layer;
 
 const USAGE: &str =
     "usage: sipc [--transport udp|tcp|tls] [--bind ADDR] [--proxy URI] [--dns HOST:PORT] \
-    [--ca FILE] [--cert FILE --key FILE] [--log LEVEL] [-v] \
+    [--failover-timeout DURATION] [--ca FILE] [--cert FILE --key FILE] [--log LEVEL] [-v] \
     [--user NAME --password SECRET] (options URI | call URI [--hold DURATION] [--sdp FILE] \
     [--reinvite-after DURATION] [--100rel] [--session-expires SECS] | message URI TEXT | \
     register REGISTRAR_URI --aor URI [--expires SECS] [--for DURATION])";
@@ -90,6 +90,10 @@ usage: sipc [--transport udp|tcp|tls] [--bind ADDR] [--proxy URI] [--dns HOST:PO
                     with a preloaded Route <URI;lr>
   --dns HOST:PORT   the nameserver for names, e.g. 127.0.0.1:5353 (default: the
                     system's, /etc/resolv.conf)
+  --failover-timeout DURATION
+                    a located target that gives no response at all (not even 100) in
+                    this long is given up for the next one (RFC 3263 4.3); default:
+                    only when the transaction times out (32 s)
   --ca FILE         the CAs (PEM) TLS servers must chain to (default: the system's
                     roots); the server must prove the URI's domain (RFC 5922: a
                     subjectAltName sip:DOMAIN or DNS name), or its IP address for an
@@ -155,6 +159,9 @@ struct Args {
     session_expires: Option<u32>,
     /// `--dns`: the nameserver (default: the system's).
     dns: Option<SocketAddr>,
+    /// `--failover-timeout`: move to the next located target when one gives no response
+    /// at all in this long (RFC 3263 4.3; default: only the transaction timeout).
+    failover_timeout: Option<Duration>,
     /// `--ca`: the CAs TLS servers must chain to (default: the system's roots).
     ca: Option<PathBuf>,
     /// `--cert`, `--key`: a TLS listener of sipc's own.
@@ -199,6 +206,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         rel100: false,
         session_expires: None,
         dns: None,
+        failover_timeout: None,
         ca: None,
         cert: None,
         key: None,
@@ -263,6 +271,13 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     sip_driver_sys::dns::parse_nameserver(&v)
                         .map_err(|e| format!("--dns {v}: {e}"))?,
                 );
+            }
+            "--failover-timeout" => {
+                let v = value("--failover-timeout")?;
+                let d = parse_duration(&v)
+                    .filter(|d| !d.is_zero())
+                    .ok_or(format!("--failover-timeout {v}: not a duration above 0"))?;
+                args.failover_timeout = Some(d);
             }
             "--ca" => args.ca = Some(existing_file("--ca", value("--ca")?)?),
             "--cert" => args.cert = Some(existing_file("--cert", value("--cert")?)?),
@@ -1165,8 +1180,11 @@ async fn main() -> ExitCode {
         }
     };
     let specs = listen_specs(&dest, bind, args.cert.is_some());
-    let driver = match Driver::bind_with_options(specs, sip_core::Config::default(), options).await
-    {
+    let config = sip_core::Config {
+        failover_timeout: args.failover_timeout,
+        ..sip_core::Config::default()
+    };
+    let driver = match Driver::bind_with_options(specs, config, options).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("sipc: {e}");

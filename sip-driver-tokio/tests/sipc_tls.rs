@@ -326,6 +326,12 @@ fn tls_and_dns_flags_are_checked_and_listed_in_the_help() {
     usage_error(
         &sipc,
         "sipc",
+        &["--failover-timeout", "0s", "options", "sip:x.test"],
+        "--failover-timeout 0s",
+    );
+    usage_error(
+        &sipc,
+        "sipc",
         &["--transport", "sctp", "options", "sip:x.test"],
         "udp, tcp or tls",
     );
@@ -335,6 +341,7 @@ fn tls_and_dns_flags_are_checked_and_listed_in_the_help() {
             &sipc,
             &[
                 "--dns",
+                "--failover-timeout",
                 "--ca",
                 "--cert",
                 "--key",
