@@ -929,3 +929,90 @@ fn bounds_unanswered_lookups_do_not_accumulate() {
     assert_eq!(h.ep.transactions(), 0);
     assert_eq!(h.ep.resolver().lookups(), 0);
 }
+
+// ---- the memo of resolved names ----
+
+// RFC 3263 4 with RFC 1035's TTLs: the endpoint draws a new order from the records it
+// keeps once a second, asking nothing while they live (300 s here), and asks again once
+// they have expired.
+#[test]
+fn rfc3263_4_memoized_name_is_resolved_again_after_the_ttl() {
+    let mut h = H::new(two_udp());
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    h.send(&req, uri);
+    h.drain();
+    let asked = h.ep.stats().dns_queries;
+    for _ in 0..5 {
+        h.advance(Duration::from_secs(2));
+        h.send(&req, uri);
+        let out = h.drain();
+        assert_eq!(h.ep.stats().dns_queries, asked);
+        assert_eq!(out.requests("OPTIONS").len(), 1);
+    }
+    h.advance(Duration::from_secs(300));
+    h.send(&req, uri);
+    let out = h.drain();
+    assert!(h.ep.stats().dns_queries > asked);
+    assert_eq!(out.requests("OPTIONS").len(), 1);
+}
+
+// RFC 3263 4.3: a target that failed after the memo's order was drawn is not used first
+// from it, neither within the memo's second nor from the order drawn after it.
+#[test]
+fn rfc3263_4_3_target_down_is_not_used_first_from_the_memo() {
+    let mut h = H::new(two_udp());
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    h.send(&req, uri);
+    let out = h.drain();
+    assert_eq!(out.requests("OPTIONS")[0].0, sa("192.0.2.1:5060"));
+    h.ep.handle_unreachable(h.now, sa("192.0.2.1:5060"));
+    h.drain();
+    for wait in [Duration::ZERO, Duration::from_secs(2)] {
+        h.advance(wait);
+        h.send(&req, uri);
+        let out = h.drain();
+        assert_eq!(out.requests("OPTIONS")[0].0, sa("192.0.2.2:5060"));
+    }
+}
+
+// RFC 2782: targets of one priority share the requests by weight over time: the memo keeps
+// one weighted draw for a second at most, then draws again.
+#[test]
+fn rfc2782_memoized_name_spreads_requests_over_equal_priority_targets() {
+    let mut zone = Zone::default()
+        .a("one.example.test", "192.0.2.1")
+        .a("two.example.test", "192.0.2.2");
+    zone.records.insert(
+        ("_sip._udp.example.test".into(), RecordType::Srv),
+        ["one", "two"]
+            .iter()
+            .map(|t| {
+                Record::Srv(Srv {
+                    priority: 10,
+                    weight: 10,
+                    port: 5060,
+                    target: format!("{t}.example.test"),
+                    ttl: 3600,
+                })
+            })
+            .collect(),
+    );
+    let mut h = H::new(zone);
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    let mut first = HashMap::new();
+    for _ in 0..40 {
+        h.send(&req, uri);
+        let out = h.drain();
+        *first.entry(out.requests("OPTIONS")[0].0).or_insert(0) += 1;
+        // (answered, so no target is marked down by a timeout)
+        let (_, sent) = out.requests("OPTIONS").remove(0);
+        let from = out.requests("OPTIONS")[0].0.to_string();
+        h.respond(&sent, 200, &from, "");
+        h.advance(Duration::from_millis(1500));
+    }
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.values().all(|n| *n >= 5), "{first:?}");
+}

@@ -24,7 +24,7 @@ use super::{Sending, ServerTxId, TxId};
 use crate::id::{Key, Slab};
 use crate::message::{Host, SipUri, Uri};
 use crate::resolve::{
-    Answer, Failure, LookupId, Query, QueryId, ResolveError, ResolveEvent, Resolver,
+    Answer, Failure, LookupId, Plan, Query, QueryId, ResolveError, ResolveEvent, Resolver,
 };
 use crate::transaction::client::ClientMachine;
 use crate::transaction::key;
@@ -124,7 +124,18 @@ struct Memo {
     targets: Arc<[Target]>,
     /// The URI's host when it is a name (see [`Located::domain`]).
     domain: Option<Arc<str>>,
+    /// Until when `targets` (one RFC 2782 draw) are used as they are.
     expires: Instant,
+    /// The records they came from, to draw a new order from once `expires` has passed,
+    /// until the records' own TTLs run out ([`Plan::expires`]).
+    plan: Option<Arc<Plan>>,
+}
+
+impl Memo {
+    /// Good for anything at `now`: its order, or at least its plan.
+    fn alive(&self, now: Instant) -> bool {
+        self.expires > now || self.plan.as_ref().is_some_and(|p| p.expires() > now)
+    }
 }
 
 /// A server transaction whose responses go to the targets of its Via's sent-by.
@@ -182,17 +193,41 @@ impl Locator {
 
     /// The memoized targets (and domain) of the URI `uri` (as text: a caller sends to the
     /// same Request-URI or Route again and again, and a hit needs no parsing), if still
-    /// fresh.
-    fn memo_hit(&self, now: Instant, uri: &str) -> Option<Resolved> {
+    /// fresh. An order older than [`MEMO_TIME`] is drawn again from the memo's [`Plan`]
+    /// while the records it came from live (RFC 2782: a new weighted selection; section
+    /// 4.3: targets down now at the back); past their TTLs, `None`: resolve again.
+    fn memo_hit(&mut self, now: Instant, uri: &str) -> Option<Resolved> {
         // The URI resolved last first: one comparison, no hashing, for the common case of
         // one next hop (an outbound proxy, a route set).
+        let last = matches!(&self.last, Some((key, _)) if **key == *uri);
         let memo = match &self.last {
-            Some((key, m)) if **key == *uri => Some(m),
+            Some((_, m)) if last => Some(m),
             _ if self.memo.is_empty() => None,
             _ => self.memo.get(uri),
-        };
-        memo.filter(|m| m.expires > now)
-            .map(|m| (m.targets.clone(), m.domain.clone()))
+        }?;
+        if memo.expires > now {
+            return Some((memo.targets.clone(), memo.domain.clone()));
+        }
+        let plan = memo.plan.clone().filter(|p| p.expires() > now)?;
+        let domain = memo.domain.clone();
+        let mut targets = self.resolver.order(now, &plan);
+        if targets.is_empty() {
+            return None;
+        }
+        targets.truncate(MAX_ATTEMPTS);
+        let targets: Arc<[Target]> = targets.into();
+        let expires = plan.expires().min(now + MEMO_TIME);
+        for m in [
+            self.last.as_mut().filter(|_| last).map(|(_, m)| m),
+            self.memo.get_mut(uri),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            m.targets = targets.clone();
+            m.expires = expires;
+        }
+        Some((targets, domain))
     }
 
     fn memo_insert(
@@ -202,13 +237,14 @@ impl Locator {
         targets: Arc<[Target]>,
         domain: Option<Arc<str>>,
         until: Instant,
+        plan: Option<Plan>,
     ) {
         let expires = until.min(now + MEMO_TIME);
         if expires <= now {
             return;
         }
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&key) {
-            self.memo.retain(|_, m| m.expires > now);
+            self.memo.retain(|_, m| m.alive(now));
             if self.memo.len() >= MAX_MEMO {
                 self.memo.clear();
             }
@@ -217,6 +253,7 @@ impl Locator {
             targets,
             domain,
             expires,
+            plan: plan.map(Arc::new),
         };
         self.last = Some((key.clone(), memo.clone()));
         self.memo.insert(key, memo);
@@ -225,15 +262,30 @@ impl Locator {
     /// The first target not tried that is not down, else the first not tried (RFC 3263
     /// section 4.3), marked tried.
     fn pick(&self, now: Instant, targets: &[Target], tried: &mut u32) -> Option<Target> {
-        let untried = |i: &usize| *tried & (1 << i) == 0;
-        let n = targets.len().min(MAX_ATTEMPTS);
-        let i = (0..n)
-            .filter(untried)
-            .find(|i| !self.resolver.is_down(now, &targets[*i]))
-            .or_else(|| (0..n).find(untried))?;
+        let left = untried(targets, *tried);
+        if left == 0 {
+            return None;
+        }
+        let first = left.trailing_zeros() as usize;
+        let i = if left & (left - 1) == 0 {
+            // The only one left is used whether it is down or not: no look at the table.
+            first
+        } else {
+            (first..targets.len().min(MAX_ATTEMPTS))
+                .filter(|i| left & (1 << i) != 0)
+                .find(|i| !self.resolver.is_down(now, &targets[*i]))
+                .unwrap_or(first)
+        };
         *tried |= 1 << i;
         Some(targets[i])
     }
+}
+
+/// The targets not tried yet, as bits (bit i for `targets[i]`, the first [`MAX_ATTEMPTS`]).
+fn untried(targets: &[Target], tried: u32) -> u32 {
+    let n = targets.len().min(MAX_ATTEMPTS);
+    let all = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+    all & !tried
 }
 
 /// The host to verify a TLS server against (RFC 5922 section 4): the URI's maddr or host
@@ -465,13 +517,13 @@ impl Endpoint {
         e.charged = charged;
         self.budget.charge(charged);
         let located = e.located;
-        let failover = located
+        let (failover, timer) = located
             .and_then(|k| self.locator.located.get_mut(k))
-            .is_some_and(|l| {
+            .map_or((false, false), |l| {
                 l.attempts = n;
                 l.current = Some(target);
                 l.lookup = None;
-                l.failover
+                (l.failover, l.timer.is_some())
             });
         self.client_keys.insert(key_hash, key, tx);
         self.bind_flow(flow);
@@ -484,7 +536,9 @@ impl Endpoint {
             .failover_timeout
             .filter(|_| failover)
             .and_then(|d| now.checked_add(d));
-        self.set_locate_timer(tx, at);
+        if at.is_some() || timer {
+            self.set_locate_timer(tx, at);
+        }
         self.refresh_held_cancel(tx);
         Ok(())
     }
@@ -621,12 +675,13 @@ impl Endpoint {
         let Some(target) = l.current else {
             return false;
         };
+        let more = untried(&l.targets, l.tried) != 0;
         let _ = failure; // every failure of section 4.3 is treated alike
         match down_for {
             Some(d) => self.locator.resolver.mark_down_for(now, target, d),
             None => self.locator.resolver.mark_down(now, target),
         }
-        self.next_attempt(now, tx).is_ok()
+        more && self.next_attempt(now, tx).is_ok()
     }
 
     /// A provisional response or a CANCEL: no more failover for `tx`.
@@ -693,10 +748,9 @@ impl Endpoint {
             .is_some_and(|e| matches!(e.m.state, ClientState::Calling | ClientState::Trying));
         if silent {
             // No response at all: the next target; the last one runs to its own timeout.
-            let more = self.located(tx).is_some_and(|l| {
-                let n = l.targets.len().min(MAX_ATTEMPTS);
-                (0..n).any(|i| l.tried & (1 << i) == 0)
-            });
+            let more = self
+                .located(tx)
+                .is_some_and(|l| untried(&l.targets, l.tried) != 0);
             if more {
                 self.fail_over(now, tx, Failure::Timeout, None);
             }
@@ -725,6 +779,7 @@ impl Endpoint {
                 ResolveEvent::NotFound { lookup } => (lookup, None),
             };
             let expires = self.locator.resolver.expires(lookup);
+            let plan = self.locator.resolver.plan(lookup);
             self.locator.resolver.finish(lookup);
             let Some(w) = self.locator.waiting.remove(&lookup) else {
                 continue;
@@ -740,7 +795,8 @@ impl Endpoint {
             match &targets {
                 Some(t) => {
                     if let (Some((key, domain)), Some(until)) = (w.memo_key, expires) {
-                        self.locator.memo_insert(now, key, t.clone(), domain, until);
+                        self.locator
+                            .memo_insert(now, key, t.clone(), domain, until, plan);
                     }
                 }
                 None => self.stats.dns_failures += 1,
