@@ -1016,3 +1016,47 @@ fn rfc2782_memoized_name_spreads_requests_over_equal_priority_targets() {
     assert_eq!(first.len(), 2, "{first:?}");
     assert!(first.values().all(|n| *n >= 5), "{first:?}");
 }
+
+// RFC 3263 4.3: a request started from the memo (a warm cache, sent at once as one to an
+// address is) fails over like one that waited for its lookup: Config::failover_timeout and
+// then an ICMP error each move it to the next target with a new branch, under the
+// same transaction, and the transaction user sees only the final outcome.
+#[test]
+fn rfc3263_4_3_request_from_the_memo_fails_over_with_a_new_branch() {
+    let mut config = config();
+    config.failover_timeout = Some(Duration::from_secs(2));
+    let zone = two_udp().a("three.example.test", "192.0.2.3").srv(
+        "_sip._udp.example.test",
+        30,
+        5060,
+        "three.example.test",
+    );
+    let mut h = H::with(config, zone);
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    let warm = h.send(&req, uri);
+    let out = h.drain();
+    let (_, first) = out.requests("OPTIONS").remove(0);
+    h.respond(&first, 200, "192.0.2.1:5060", "");
+    assert_eq!(h.ep.transactions(), 1, "{warm:?} completed, absorbing");
+    // The memo is warm now: this one is sent at once.
+    let tx = h.ep.send_request(h.now, &req, NextHop::uri(uri)).unwrap();
+    let (out, questions) = h.drain_unanswered();
+    assert!(questions.is_empty());
+    let (to, a) = out.requests("OPTIONS").remove(0);
+    assert_eq!(to, sa("192.0.2.1:5060"));
+    let out = h.advance(Duration::from_millis(2_500));
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    let (to, b) = out.requests("OPTIONS").pop().unwrap();
+    assert_eq!(to, sa("192.0.2.2:5060"));
+    h.ep.handle_unreachable(h.now, to);
+    let out = h.drain();
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    let (to, c) = out.requests("OPTIONS").remove(0);
+    assert_eq!(to, sa("192.0.2.3:5060"));
+    let branches = [branch(&a), branch(&b), branch(&c)];
+    assert!(branches[0] != branches[1] && branches[1] != branches[2]);
+    let out = h.respond(&c, 200, "192.0.2.3:5060", "");
+    assert!(matches!(out.events.as_slice(), [Event::Response { tx: t, .. }] if *t == tx));
+    assert_eq!(h.ep.stats().failovers, 2);
+}

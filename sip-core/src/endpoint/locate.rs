@@ -328,6 +328,32 @@ impl Endpoint {
             return Err(SendError::TooManyTransactions);
         }
         let memo = self.locator.memo_hit(now, uri);
+        let mut tried = 0;
+        if let Some((targets, domain)) = &memo {
+            // A warm memo: the first attempt is started as a request to an address is,
+            // and its failover state added to it.
+            if let Some(target) = self.locator.pick(now, targets, &mut tried) {
+                let name = domain
+                    .as_deref()
+                    .filter(|_| target.transport == Transport::Tls);
+                match self.start_client_named(now, request, target, branch, name) {
+                    Ok(id) => {
+                        self.attach_located(
+                            now, id, request, branch, targets, domain, tried, target,
+                        );
+                        return Ok(id);
+                    }
+                    Err(e) => {
+                        // (this target cannot be reached from here: the next one, as
+                        // `next_attempt` does)
+                        self.locator.resolver.mark_down(now, target);
+                        if untried(targets, tried) == 0 {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
         let (lookup, targets, domain) = match memo {
             Some((targets, domain)) => (None, targets, domain),
             None => {
@@ -353,7 +379,7 @@ impl Endpoint {
             domain: domain.clone(),
             lookup,
             targets,
-            tried: 0,
+            tried,
             current: None,
             attempts: 0,
             failover: true,
@@ -400,6 +426,50 @@ impl Endpoint {
             }
         }
         Ok(id)
+    }
+
+    /// Gives the client transaction `tx`, just sent to `target` (the first pick from
+    /// `targets`, `tried` marking it) by [`Endpoint::start_client_named`], the failover
+    /// state of a request sent to a URI, as [`Endpoint::attempt`] leaves it.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_located(
+        &mut self,
+        now: Instant,
+        tx: ClientTxId,
+        request: &OwnedMessage,
+        branch: Option<&str>,
+        targets: &Arc<[Target]>,
+        domain: &Option<Arc<str>>,
+        tried: u32,
+        target: Target,
+    ) {
+        let located = Located {
+            original: request.clone(),
+            branch: branch.map(Into::into),
+            domain: domain.clone(),
+            lookup: None,
+            targets: targets.clone(),
+            tried,
+            current: Some(target),
+            attempts: 1,
+            failover: true,
+            timer: None,
+        };
+        let key = self.locator.located.insert(located);
+        let extra = request.as_bytes().len();
+        if let Some(e) = self.clients.get_mut(tx.0) {
+            e.located = Some(key);
+            // (the original is held too, as `attempt` counts it)
+            e.charged += extra;
+            self.budget.charge(extra);
+        }
+        if let Some(at) = self
+            .config
+            .failover_timeout
+            .and_then(|d| now.checked_add(d))
+        {
+            self.set_locate_timer(tx, Some(at));
+        }
     }
 
     /// Frees a client transaction that never went out (its first send failed at once).
