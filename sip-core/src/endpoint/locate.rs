@@ -9,10 +9,14 @@
 //! [`ClientTxId`]; an attempt that got a final response still owes retransmitted responses
 //! their ACK (section 17.1.1.3), so its machine lives on, unnamed, until timer D or K.
 //!
-//! Resolved target lists are kept a short while per URI text ([`MEMO_TIME`], never past the
-//! TTLs of the records they came from), so a request to a URI resolved a moment ago costs
-//! one hash lookup, not a parse and a walk through the resolver's NAPTR, SRV and address
-//! records; the RFC 2782 weighted order is drawn again once the memo expires.
+//! Resolved target lists are kept per URI text: one RFC 2782 weighted order is used for
+//! [`MEMO_TIME`] at most, then a new one is drawn from the records the lookup used (the
+//! resolver's [`Plan`]: no parse, no walk through the cache, no DNS question) until the
+//! first of those records' TTLs runs out, and only then is the URI resolved again (asking
+//! DNS for what expired). So a request to a URI resolved a moment ago costs one string
+//! comparison (or hash lookup), and is started as a request to an address is, with its
+//! failover state beside it; targets marked down since the order was drawn are still
+//! skipped when a target is picked (RFC 3263 section 4.3).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -35,9 +39,9 @@ use crate::{Method, OwnedMessage, SeededRng, Target, Transport};
 
 use super::timers::TimerRef;
 
-/// How long a resolved target list is reused without asking the resolver again (and
-/// never past the TTLs it came from). Short, so that RFC 2782 weights still spread the
-/// requests: a new weighted order is drawn once a second per name at most.
+/// How long one weighted order of a resolved target list is reused (never past the TTLs
+/// it came from). Short, so that RFC 2782 weights still spread the requests: a new
+/// weighted order is drawn once a second per name at most.
 pub(crate) const MEMO_TIME: Duration = Duration::from_secs(1);
 
 /// Resolved target lists kept at most.
