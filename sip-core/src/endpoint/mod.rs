@@ -1639,7 +1639,9 @@ impl Endpoint {
             self.client_keys.remove(e.key_hash, &e.key, tx);
             self.budget.release(e.charged);
             self.unbind_flow(e.flow);
-            self.forget_located(tx, e.located);
+            if e.located.is_some() {
+                self.forget_located(tx, e.located);
+            }
             // A CANCEL still waiting for a provisional response dies with its INVITE.
             if let Some(c) = e.cancel {
                 if self.clients.get(c.0).is_some_and(|c| c.held) {
