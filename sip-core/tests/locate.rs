@@ -1060,3 +1060,24 @@ fn rfc3263_4_3_request_from_the_memo_fails_over_with_a_new_branch() {
     assert!(matches!(out.events.as_slice(), [Event::Response { tx: t, .. }] if *t == tx));
     assert_eq!(h.ep.stats().failovers, 2);
 }
+
+// RFC 3261 17.1: an ACK is no client transaction, also to a name with a warm cache; and a
+// request refused before anything was sent marks no target down (RFC 3263 4.3 is about
+// targets that failed).
+#[test]
+fn rfc3263_4_3_refused_request_to_a_warm_name_marks_no_target_down() {
+    let mut h = H::new(two_udp());
+    let uri = "sip:bob@example.test;transport=udp";
+    h.send(&request(Method::Options, uri), uri);
+    h.drain();
+    let ack = OwnedMessage::parse(
+        b"ACK sip:bob@example.test SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let r = h.ep.send_request(h.now, &ack, NextHop::uri(uri));
+    assert!(matches!(r, Err(SendError::NotARequest)), "{r:?}");
+    assert!(!h
+        .ep
+        .resolver()
+        .is_down(h.now, &Target::udp(sa("192.0.2.1:5060"))));
+}

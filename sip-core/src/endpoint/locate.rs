@@ -324,13 +324,6 @@ impl Endpoint {
         uri: &str,
         branch: Option<&str>,
     ) -> Result<ClientTxId, SendError> {
-        let method = request.method().ok_or(SendError::NotARequest)?;
-        if method == Method::Ack {
-            return Err(SendError::NotARequest);
-        }
-        if self.transactions() >= self.config.max_transactions {
-            return Err(SendError::TooManyTransactions);
-        }
         let memo = self.locator.memo_hit(now, uri);
         let mut tried = 0;
         if let Some((targets, domain)) = &memo {
@@ -347,6 +340,10 @@ impl Endpoint {
                         );
                         return Ok(id);
                     }
+                    // (refused before anything was sent: not the target's fault)
+                    Err(e @ (SendError::NotARequest | SendError::TooManyTransactions)) => {
+                        return Err(e)
+                    }
                     Err(e) => {
                         // (this target cannot be reached from here: the next one, as
                         // `next_attempt` does)
@@ -357,6 +354,14 @@ impl Endpoint {
                     }
                 }
             }
+        }
+        // (with a warm memo `start_client_named` has checked these)
+        let method = request.method().ok_or(SendError::NotARequest)?;
+        if method == Method::Ack {
+            return Err(SendError::NotARequest);
+        }
+        if self.transactions() >= self.config.max_transactions {
+            return Err(SendError::TooManyTransactions);
         }
         let (lookup, targets, domain) = match memo {
             Some((targets, domain)) => (None, targets, domain),
