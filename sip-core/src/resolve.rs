@@ -1237,7 +1237,7 @@ impl Resolver {
     /// [`Resolver::finish`]) as a [`Plan`], to order its targets again with
     /// [`Resolver::order`] until [`Plan::expires`]. `None` for a lookup not resolved, one
     /// that needed no DNS, or one whose SRV targets were more than
-    /// [`ResolverConfig::max_srv_targets`].
+    /// [`ResolverConfig::max_srv_targets`]. It is handed out once per lookup.
     pub fn plan(&mut self, lookup: LookupId) -> Option<Plan> {
         let l = self.lookups.get_mut(&lookup)?;
         let expires = l.expires?;
