@@ -77,6 +77,7 @@
 //! ```
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -464,6 +465,50 @@ struct Lookup {
     current: Option<usize>,
     /// The earliest expiry of the records the lookup used (see [`Resolver::expires`]).
     expires: Option<Instant>,
+    /// The SRV records by set, once the SRV stage is done (see [`Plan`]).
+    plan_sets: Option<Vec<Vec<PlanEntry>>>,
+    /// False when the lookup cannot be replayed from a plan (the SRV target cap).
+    plan_ok: bool,
+    /// The plan's sets and hosts, once resolved; made a [`Plan`] by [`Resolver::plan`].
+    plan_draft: Option<(Vec<Vec<PlanEntry>>, Vec<PlanHost>)>,
+}
+
+/// A resolved lookup's records, kept so that its targets can be ordered again
+/// ([`Resolver::order`]) without walking the cache from the URI: the SRV records of each
+/// set (RFC 3263 4.2, in NAPTR order) by priority, and the addresses of each SRV target.
+/// It holds until [`Plan::expires`], the earliest TTL of the records it came from; past
+/// that the URI must be resolved again ([`Resolver::resolve_uri`]), which asks DNS for
+/// what expired.
+#[derive(Debug)]
+pub struct Plan {
+    sets: Box<[Box<[PlanEntry]>]>,
+    hosts: Box<[PlanHost]>,
+    expires: Instant,
+}
+
+impl Plan {
+    /// When the first of the records the plan came from expires.
+    pub fn expires(&self) -> Instant {
+        self.expires
+    }
+}
+
+/// One SRV record of a [`Plan`] (a host without SRV: priority and weight 0).
+#[derive(Debug, Clone, Copy)]
+struct PlanEntry {
+    priority: u16,
+    weight: u16,
+    /// Index in [`Plan::hosts`].
+    host: usize,
+}
+
+/// One SRV target (or the host itself) of a [`Plan`]: its transport, port and addresses in
+/// the order the lookup uses them (IPv4 first unless [`ResolverConfig::prefer_ipv6`]).
+#[derive(Debug)]
+struct PlanHost {
+    transport: Transport,
+    port: u16,
+    ips: Box<[IpAddr]>,
 }
 
 #[derive(Debug)]
@@ -489,7 +534,89 @@ pub struct Resolver {
     query_keys: HashMap<QueryId, Key>,
     queries: VecDeque<Query>,
     events: VecDeque<ResolveEvent>,
-    down: HashMap<Target, Instant>,
+    down: HashMap<Target, Instant, DownHasher>,
+}
+
+/// The hasher of the table of targets that are down, asked about on every request sent to
+/// a URI: a folded 64x64->128-bit multiply per word (a handful of instructions, where
+/// SipHash over a `Target`'s several small writes costs a few hundred), keyed from the
+/// seed so that the answers of a DNS server cannot be chosen to collide without knowing
+/// the key. The table is bounded ([`ResolverConfig::max_down`]) in any case.
+#[derive(Debug, Clone, Copy)]
+struct DownHasher {
+    k0: u64,
+    k1: u64,
+}
+
+impl DownHasher {
+    fn new(seed: [u8; 32]) -> DownHasher {
+        let mut rng = SeededRng::with_stream(seed, crate::rng::RESOLVER_HASH_STREAM);
+        DownHasher {
+            k0: rng.next_u64(),
+            k1: rng.next_u64() | 1,
+        }
+    }
+}
+
+impl BuildHasher for DownHasher {
+    type Hasher = FoldHasher;
+
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher {
+            h: self.k0,
+            k: self.k1,
+        }
+    }
+}
+
+/// See [`DownHasher`].
+struct FoldHasher {
+    h: u64,
+    k: u64,
+}
+
+impl FoldHasher {
+    #[inline]
+    fn mix(&mut self, v: u64) {
+        let r = u128::from(self.h ^ v) * u128::from(self.k);
+        self.h = (r as u64) ^ ((r >> 64) as u64);
+    }
+}
+
+impl Hasher for FoldHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.mix(u64::from(v));
+    }
+    #[inline]
+    fn write_u16(&mut self, v: u16) {
+        self.mix(u64::from(v));
+    }
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.mix(u64::from(v));
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        let r = u128::from(self.h.rotate_left(23)) * u128::from(self.k ^ 0x9e37_79b9_7f4a_7c15);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
 }
 
 impl Resolver {
@@ -506,7 +633,7 @@ impl Resolver {
             query_keys: HashMap::new(),
             queries: VecDeque::new(),
             events: VecDeque::new(),
-            down: HashMap::new(),
+            down: HashMap::with_hasher(DownHasher::new(seed)),
         }
     }
 
@@ -858,6 +985,8 @@ impl Resolver {
                 // RFC 3263 4.2: each SRV set ordered as RFC 2782 says, in the order of the
                 // NAPTR records (or of our transports).
                 let mut hosts = Vec::new();
+                // Every SRV record with a target, for the plan (see [`Plan`]).
+                let mut draft: Vec<(usize, Srv, Transport)> = Vec::new();
                 for (i, t) in transports.iter().enumerate() {
                     let set: Vec<Srv> = records(i)
                         .iter()
@@ -866,6 +995,7 @@ impl Resolver {
                             _ => None,
                         })
                         .collect();
+                    draft.extend(set.iter().map(|s| (i, s.clone(), *t)));
                     for s in order_srv(&set, &mut self.rng) {
                         if hosts.len() >= self.config.max_srv_targets {
                             break;
@@ -878,15 +1008,45 @@ impl Resolver {
                         }
                     }
                 }
+                // The plan: each record by the index of its host, when every host is among
+                // those asked about (else the cap cut some off: no plan).
+                let mut sets: Vec<Vec<PlanEntry>> = vec![Vec::new(); transports.len()];
+                let mut complete = true;
+                for (i, s, t) in draft {
+                    let Some(name) = normalize(&s.target) else {
+                        continue;
+                    };
+                    match hosts
+                        .iter()
+                        .position(|(n, ht, p)| *n == name && *ht == t && *p == s.port)
+                    {
+                        Some(host) => sets[i].push(PlanEntry {
+                            priority: s.priority,
+                            weight: s.weight,
+                            host,
+                        }),
+                        None => complete = false,
+                    }
+                }
                 if hosts.is_empty() {
                     if let Some(f) = fallback {
                         hosts.push(f);
                     }
+                    lookup.plan_sets = None;
+                } else if complete {
+                    for set in &mut sets {
+                        // RFC 2782's order within a priority: weight 0 first (stable).
+                        set.sort_by_key(|e| (e.priority, e.weight != 0));
+                    }
+                    lookup.plan_sets = Some(sets);
+                } else {
+                    lookup.plan_ok = false;
                 }
                 lookup.addr_stage(hosts);
             }
             Stage::Addr { hosts } => {
                 let mut targets = Vec::new();
+                let mut plan_hosts = Vec::with_capacity(hosts.len());
                 for (i, (t, port)) in hosts.iter().enumerate() {
                     let v4 = records(2 * i).iter().filter_map(|r| match r {
                         Record::A { addr, .. } => Some(IpAddr::V4(*addr)),
@@ -902,7 +1062,7 @@ impl Resolver {
                         v4.chain(v6).collect()
                     };
                     let mut kept = 0;
-                    for ip in ips {
+                    for &ip in &ips {
                         if kept >= self.config.max_addresses_per_target {
                             break;
                         }
@@ -915,6 +1075,26 @@ impl Resolver {
                             kept += 1;
                         }
                     }
+                    plan_hosts.push(PlanHost {
+                        transport: *t,
+                        port: *port,
+                        ips: ips.into(),
+                    });
+                }
+                if lookup.plan_ok {
+                    // (no SRV stage, or its fallback: each host in turn, nothing to draw)
+                    let sets = lookup.plan_sets.take().unwrap_or_else(|| {
+                        (0..plan_hosts.len())
+                            .map(|host| {
+                                vec![PlanEntry {
+                                    priority: 0,
+                                    weight: 0,
+                                    host,
+                                }]
+                            })
+                            .collect()
+                    });
+                    lookup.plan_draft = Some((sets, plan_hosts));
                 }
                 lookup.finish(targets);
             }
@@ -1053,6 +1233,92 @@ impl Resolver {
         }
     }
 
+    /// The records of a resolved lookup (after its [`ResolveEvent::Resolved`], before
+    /// [`Resolver::finish`]) as a [`Plan`], to order its targets again with
+    /// [`Resolver::order`] until [`Plan::expires`]. `None` for a lookup not resolved, one
+    /// that needed no DNS, or one whose SRV targets were more than
+    /// [`ResolverConfig::max_srv_targets`]. It is handed out once per lookup.
+    pub fn plan(&mut self, lookup: LookupId) -> Option<Plan> {
+        let l = self.lookups.get_mut(&lookup)?;
+        let expires = l.expires?;
+        let (sets, hosts) = l.plan_draft.take()?;
+        Some(Plan {
+            sets: sets.into_iter().map(Vec::into_boxed_slice).collect(),
+            hosts: hosts.into(),
+            expires,
+        })
+    }
+
+    /// The targets of `plan` in a new RFC 3263 order, as a lookup from the same records
+    /// would give them: each SRV set in turn, by priority and a new RFC 2782 weighted
+    /// draw, then the addresses of each target; targets down at `now` go to the back
+    /// (section 4.3). Empty when the plan has expired: resolve the URI again.
+    pub fn order(&mut self, now: Instant, plan: &Plan) -> Vec<Target> {
+        let mut targets = Vec::new();
+        if plan.expires <= now {
+            return targets;
+        }
+        let mut order: Vec<usize> = Vec::with_capacity(plan.hosts.len());
+        let mut group: Vec<PlanEntry> = Vec::new();
+        for set in plan.sets.iter() {
+            let mut rest: &[PlanEntry] = set;
+            while let Some(first) = rest.first() {
+                let n = rest
+                    .iter()
+                    .take_while(|e| e.priority == first.priority)
+                    .count();
+                group.clear();
+                group.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                // RFC 2782, as `order_srv` (weight 0 first, kept from the plan's sort).
+                while !group.is_empty() {
+                    let sum: u64 = group.iter().map(|e| u64::from(e.weight)).sum();
+                    let draw = if sum == 0 {
+                        0
+                    } else {
+                        self.rng.next_u64() % (sum + 1)
+                    };
+                    let mut running = 0u64;
+                    let pick = group
+                        .iter()
+                        .position(|e| {
+                            running += u64::from(e.weight);
+                            running >= draw
+                        })
+                        .unwrap_or(group.len() - 1);
+                    let host = group.remove(pick).host;
+                    if order.len() < self.config.max_srv_targets && !order.contains(&host) {
+                        order.push(host);
+                    }
+                }
+            }
+        }
+        for host in order {
+            let Some(h) = plan.hosts.get(host) else {
+                continue;
+            };
+            let mut kept = 0;
+            for &ip in h.ips.iter() {
+                if kept >= self.config.max_addresses_per_target {
+                    break;
+                }
+                let target = Target {
+                    transport: h.transport,
+                    addr: SocketAddr::new(ip, h.port),
+                };
+                if !targets.contains(&target) {
+                    targets.push(target);
+                    kept += 1;
+                }
+            }
+        }
+        if !self.down.is_empty() {
+            let down = &self.down;
+            targets.sort_by_key(|t| down.get(t).is_some_and(|until| *until > now));
+        }
+        targets
+    }
+
     /// Lookups open (not yet given to [`Resolver::finish`]).
     pub fn lookups(&self) -> usize {
         self.lookups.len()
@@ -1080,6 +1346,9 @@ impl Lookup {
             tried: Vec::new(),
             current: None,
             expires: None,
+            plan_sets: None,
+            plan_ok: true,
+            plan_draft: None,
         }
     }
 

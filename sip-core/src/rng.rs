@@ -23,6 +23,8 @@ const HASH_KEY_STREAM: u64 = 2;
 /// The ChaCha20 stream the endpoint draws its resolver's seed (RFC 2782 weights) and the
 /// keep-alive jitter from: nothing drawn there says anything about the tokens or keys.
 const RESOLVER_STREAM: u64 = 3;
+/// The key of the resolver's table of targets that are down.
+pub(crate) const RESOLVER_HASH_STREAM: u64 = 4;
 
 /// A cryptographically secure generator: ChaCha20 (RFC 8439, 20 rounds) keyed with the
 /// caller's 32-byte seed. Its output cannot be predicted from earlier output, as RFC 3261

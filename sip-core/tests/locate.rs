@@ -929,3 +929,155 @@ fn bounds_unanswered_lookups_do_not_accumulate() {
     assert_eq!(h.ep.transactions(), 0);
     assert_eq!(h.ep.resolver().lookups(), 0);
 }
+
+// ---- the memo of resolved names ----
+
+// RFC 3263 4 with RFC 1035's TTLs: the endpoint draws a new order from the records it
+// keeps once a second, asking nothing while they live (300 s here), and asks again once
+// they have expired.
+#[test]
+fn rfc3263_4_memoized_name_is_resolved_again_after_the_ttl() {
+    let mut h = H::new(two_udp());
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    h.send(&req, uri);
+    h.drain();
+    let asked = h.ep.stats().dns_queries;
+    for _ in 0..5 {
+        h.advance(Duration::from_secs(2));
+        h.send(&req, uri);
+        let out = h.drain();
+        assert_eq!(h.ep.stats().dns_queries, asked);
+        assert_eq!(out.requests("OPTIONS").len(), 1);
+    }
+    h.advance(Duration::from_secs(300));
+    h.send(&req, uri);
+    let out = h.drain();
+    assert!(h.ep.stats().dns_queries > asked);
+    assert_eq!(out.requests("OPTIONS").len(), 1);
+}
+
+// RFC 3263 4.3: a target that failed after the memo's order was drawn is not used first
+// from it, neither within the memo's second nor from the order drawn after it.
+#[test]
+fn rfc3263_4_3_target_down_is_not_used_first_from_the_memo() {
+    let mut h = H::new(two_udp());
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    h.send(&req, uri);
+    let out = h.drain();
+    assert_eq!(out.requests("OPTIONS")[0].0, sa("192.0.2.1:5060"));
+    h.ep.handle_unreachable(h.now, sa("192.0.2.1:5060"));
+    h.drain();
+    for wait in [Duration::ZERO, Duration::from_secs(2)] {
+        h.advance(wait);
+        h.send(&req, uri);
+        let out = h.drain();
+        assert_eq!(out.requests("OPTIONS")[0].0, sa("192.0.2.2:5060"));
+    }
+}
+
+// RFC 2782: targets of one priority share the requests by weight over time: the memo keeps
+// one weighted draw for a second at most, then draws again.
+#[test]
+fn rfc2782_memoized_name_spreads_requests_over_equal_priority_targets() {
+    let mut zone = Zone::default()
+        .a("one.example.test", "192.0.2.1")
+        .a("two.example.test", "192.0.2.2");
+    zone.records.insert(
+        ("_sip._udp.example.test".into(), RecordType::Srv),
+        ["one", "two"]
+            .iter()
+            .map(|t| {
+                Record::Srv(Srv {
+                    priority: 10,
+                    weight: 10,
+                    port: 5060,
+                    target: format!("{t}.example.test"),
+                    ttl: 3600,
+                })
+            })
+            .collect(),
+    );
+    let mut h = H::new(zone);
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    let mut first = HashMap::new();
+    for _ in 0..40 {
+        h.send(&req, uri);
+        let out = h.drain();
+        *first.entry(out.requests("OPTIONS")[0].0).or_insert(0) += 1;
+        // (answered, so no target is marked down by a timeout)
+        let (_, sent) = out.requests("OPTIONS").remove(0);
+        let from = out.requests("OPTIONS")[0].0.to_string();
+        h.respond(&sent, 200, &from, "");
+        h.advance(Duration::from_millis(1500));
+    }
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.values().all(|n| *n >= 5), "{first:?}");
+}
+
+// RFC 3263 4.3: a request started from the memo (a warm cache, sent at once as one to an
+// address is) fails over like one that waited for its lookup: Config::failover_timeout and
+// then an ICMP error each move it to the next target with a new branch, under the
+// same transaction, and the transaction user sees only the final outcome.
+#[test]
+fn rfc3263_4_3_request_from_the_memo_fails_over_with_a_new_branch() {
+    let mut config = config();
+    config.failover_timeout = Some(Duration::from_secs(2));
+    let zone = two_udp().a("three.example.test", "192.0.2.3").srv(
+        "_sip._udp.example.test",
+        30,
+        5060,
+        "three.example.test",
+    );
+    let mut h = H::with(config, zone);
+    let uri = "sip:bob@example.test;transport=udp";
+    let req = request(Method::Options, uri);
+    let warm = h.send(&req, uri);
+    let out = h.drain();
+    let (_, first) = out.requests("OPTIONS").remove(0);
+    h.respond(&first, 200, "192.0.2.1:5060", "");
+    assert_eq!(h.ep.transactions(), 1, "{warm:?} completed, absorbing");
+    // The memo is warm now: this one is sent at once.
+    let tx = h.ep.send_request(h.now, &req, NextHop::uri(uri)).unwrap();
+    let (out, questions) = h.drain_unanswered();
+    assert!(questions.is_empty());
+    let (to, a) = out.requests("OPTIONS").remove(0);
+    assert_eq!(to, sa("192.0.2.1:5060"));
+    let out = h.advance(Duration::from_millis(2_500));
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    let (to, b) = out.requests("OPTIONS").pop().unwrap();
+    assert_eq!(to, sa("192.0.2.2:5060"));
+    h.ep.handle_unreachable(h.now, to);
+    let out = h.drain();
+    assert!(out.events.is_empty(), "{:?}", out.events);
+    let (to, c) = out.requests("OPTIONS").remove(0);
+    assert_eq!(to, sa("192.0.2.3:5060"));
+    let branches = [branch(&a), branch(&b), branch(&c)];
+    assert!(branches[0] != branches[1] && branches[1] != branches[2]);
+    let out = h.respond(&c, 200, "192.0.2.3:5060", "");
+    assert!(matches!(out.events.as_slice(), [Event::Response { tx: t, .. }] if *t == tx));
+    assert_eq!(h.ep.stats().failovers, 2);
+}
+
+// RFC 3261 17.1: an ACK is no client transaction, also to a name with a warm cache; and a
+// request refused before anything was sent marks no target down (RFC 3263 4.3 is about
+// targets that failed).
+#[test]
+fn rfc3263_4_3_refused_request_to_a_warm_name_marks_no_target_down() {
+    let mut h = H::new(two_udp());
+    let uri = "sip:bob@example.test;transport=udp";
+    h.send(&request(Method::Options, uri), uri);
+    h.drain();
+    let ack = OwnedMessage::parse(
+        b"ACK sip:bob@example.test SIP/2.0\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let r = h.ep.send_request(h.now, &ack, NextHop::uri(uri));
+    assert!(matches!(r, Err(SendError::NotARequest)), "{r:?}");
+    assert!(!h
+        .ep
+        .resolver()
+        .is_down(h.now, &Target::udp(sa("192.0.2.1:5060"))));
+}

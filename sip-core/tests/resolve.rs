@@ -900,3 +900,119 @@ proptest! {
         }
     }
 }
+
+// ---- plans: ordering a resolved lookup again without the cache walk ----
+
+/// A resolved lookup of `zone` for `uri` with its plan (the resolver kept open).
+fn planned(zone: &Zone, uri: &str, now: Instant) -> (Resolver, sip_core::resolve::Plan) {
+    let config = ResolverConfig {
+        down_time: Duration::from_secs(30),
+        ..ResolverConfig::default()
+    };
+    let mut r = Resolver::new(config, [5; 32]);
+    let id = r.resolve_uri(now, &SipUri::parse(uri).unwrap()).unwrap();
+    drive(&mut r, now, zone);
+    assert!(!targets(&mut r, id).is_empty());
+    let plan = r.plan(id).expect("a plan");
+    r.finish(id);
+    (r, plan)
+}
+
+// RFC 2782: each order drawn from a plan is a new weighted selection: with weights 3 and 1
+// at one priority, the heavy target comes first about 3 times in 5, the light one too.
+#[test]
+fn rfc2782_plan_order_is_a_new_weighted_selection_each_time() {
+    let zone = Zone::default()
+        .srv(
+            "_sip._udp.example.test",
+            &[(0, 1, 5060, "light.test"), (0, 3, 5060, "heavy.test")],
+        )
+        .a("light.test", &["192.0.2.1"])
+        .a("heavy.test", &["192.0.2.2"]);
+    let now = Instant::now();
+    let (mut r, plan) = planned(&zone, "sip:example.test;transport=udp", now);
+    let mut heavy_first = 0;
+    for _ in 0..2000 {
+        let t = r.order(now, &plan);
+        assert_eq!(t.len(), 2);
+        if t[0].addr == sa("192.0.2.2:5060") {
+            heavy_first += 1;
+        }
+    }
+    assert!((1000..1400).contains(&heavy_first), "{heavy_first}");
+    assert!(r.poll_query().is_none(), "a plan asks no DNS question");
+}
+
+// RFC 3263 4.2: a plan keeps the RFC order across SRV priorities, NAPTR sets and the
+// addresses of each target; RFC 3263 4.3: a target down now goes to the back.
+#[test]
+fn rfc3263_4_3_plan_order_puts_targets_down_now_at_the_back() {
+    let zone = Zone::default()
+        .naptr(
+            "example.test",
+            &[
+                (10, 10, "s", "SIP+D2U", "_sip._udp.example.test"),
+                (20, 10, "s", "SIP+D2T", "_sip._tcp.example.test"),
+            ],
+        )
+        .srv(
+            "_sip._udp.example.test",
+            &[(10, 0, 5060, "one.test"), (20, 0, 5060, "two.test")],
+        )
+        .srv("_sip._tcp.example.test", &[(10, 0, 5062, "one.test")])
+        .a("one.test", &["192.0.2.1", "192.0.2.11"])
+        .a("two.test", &["192.0.2.2"]);
+    let now = Instant::now();
+    let (mut r, plan) = planned(&zone, "sip:example.test", now);
+    let udp = |s: &str| Target::udp(sa(s));
+    let tcp = |s: &str| Target::tcp(sa(s));
+    let all = [
+        udp("192.0.2.1:5060"),
+        udp("192.0.2.11:5060"),
+        udp("192.0.2.2:5060"),
+        tcp("192.0.2.1:5062"),
+        tcp("192.0.2.11:5062"),
+    ];
+    assert_eq!(r.order(now, &plan), all);
+    r.mark_down(now, udp("192.0.2.1:5060"));
+    let t = r.order(now, &plan);
+    assert_eq!(t[..4], all[1..]);
+    assert_eq!(t[4], all[0]);
+    // Once the mark has expired the target is back in its place.
+    let later = now + r.config().down_time + Duration::from_secs(1);
+    assert_eq!(r.order(later, &plan), all);
+}
+
+// RFC 1035 / RFC 3263 4: a plan holds only as long as the records it came from (the
+// earliest TTL, 60 s for the A records here): past it, no order; the URI is resolved again
+// and the expired records are asked again.
+#[test]
+fn rfc3263_4_plan_expires_with_the_first_record_ttl() {
+    let now = Instant::now();
+    let (mut r, plan) = planned(&two_targets(), "sip:example.test;transport=udp", now);
+    assert_eq!(plan.expires(), now + Duration::from_secs(60));
+    assert!(!r.order(now + Duration::from_secs(59), &plan).is_empty());
+    let later = now + Duration::from_secs(60);
+    assert!(r.order(later, &plan).is_empty());
+    let id = r
+        .resolve_uri(
+            later,
+            &SipUri::parse("sip:example.test;transport=udp").unwrap(),
+        )
+        .unwrap();
+    let asked = drive(&mut r, later, &two_targets());
+    assert!(asked.iter().any(|(_, t)| *t == RecordType::A), "{asked:?}");
+    assert_eq!(targets(&mut r, id).len(), 2);
+}
+
+// A numeric IP needs no DNS: there is nothing to plan (the caller resolves it again).
+#[test]
+fn plan_none_without_dns() {
+    let now = Instant::now();
+    let mut r = Resolver::new(ResolverConfig::default(), [5; 32]);
+    let id = r
+        .resolve_uri(now, &SipUri::parse("sip:192.0.2.9").unwrap())
+        .unwrap();
+    assert!(!targets(&mut r, id).is_empty());
+    assert!(r.plan(id).is_none());
+}

@@ -9,10 +9,14 @@
 //! [`ClientTxId`]; an attempt that got a final response still owes retransmitted responses
 //! their ACK (section 17.1.1.3), so its machine lives on, unnamed, until timer D or K.
 //!
-//! Resolved target lists are kept a short while per URI text ([`MEMO_TIME`], never past the
-//! TTLs of the records they came from), so a request to a URI resolved a moment ago costs
-//! one hash lookup, not a parse and a walk through the resolver's NAPTR, SRV and address
-//! records; the RFC 2782 weighted order is drawn again once the memo expires.
+//! Resolved target lists are kept per URI text: one RFC 2782 weighted order is used for
+//! [`MEMO_TIME`] at most, then a new one is drawn from the records the lookup used (the
+//! resolver's [`Plan`]: no parse, no walk through the cache, no DNS question) until the
+//! first of those records' TTLs runs out, and only then is the URI resolved again (asking
+//! DNS for what expired). So a request to a URI resolved a moment ago costs one string
+//! comparison (or hash lookup), and is started as a request to an address is, with its
+//! failover state beside it; targets marked down since the order was drawn are still
+//! skipped when a target is picked (RFC 3263 section 4.3).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,7 +28,7 @@ use super::{Sending, ServerTxId, TxId};
 use crate::id::{Key, Slab};
 use crate::message::{Host, SipUri, Uri};
 use crate::resolve::{
-    Answer, Failure, LookupId, Query, QueryId, ResolveError, ResolveEvent, Resolver,
+    Answer, Failure, LookupId, Plan, Query, QueryId, ResolveError, ResolveEvent, Resolver,
 };
 use crate::transaction::client::ClientMachine;
 use crate::transaction::key;
@@ -35,9 +39,9 @@ use crate::{Method, OwnedMessage, SeededRng, Target, Transport};
 
 use super::timers::TimerRef;
 
-/// How long a resolved target list is reused without asking the resolver again (and
-/// never past the TTLs it came from). Short, so that RFC 2782 weights still spread the
-/// requests: a new weighted order is drawn once a second per name at most.
+/// How long one weighted order of a resolved target list is reused (never past the TTLs
+/// it came from). Short, so that RFC 2782 weights still spread the requests: a new
+/// weighted order is drawn once a second per name at most.
 pub(crate) const MEMO_TIME: Duration = Duration::from_secs(1);
 
 /// Resolved target lists kept at most.
@@ -124,7 +128,18 @@ struct Memo {
     targets: Arc<[Target]>,
     /// The URI's host when it is a name (see [`Located::domain`]).
     domain: Option<Arc<str>>,
+    /// Until when `targets` (one RFC 2782 draw) are used as they are.
     expires: Instant,
+    /// The records they came from, to draw a new order from once `expires` has passed,
+    /// until the records' own TTLs run out ([`Plan::expires`]).
+    plan: Option<Arc<Plan>>,
+}
+
+impl Memo {
+    /// Good for anything at `now`: its order, or at least its plan.
+    fn alive(&self, now: Instant) -> bool {
+        self.expires > now || self.plan.as_ref().is_some_and(|p| p.expires() > now)
+    }
 }
 
 /// A server transaction whose responses go to the targets of its Via's sent-by.
@@ -182,17 +197,41 @@ impl Locator {
 
     /// The memoized targets (and domain) of the URI `uri` (as text: a caller sends to the
     /// same Request-URI or Route again and again, and a hit needs no parsing), if still
-    /// fresh.
-    fn memo_hit(&self, now: Instant, uri: &str) -> Option<Resolved> {
+    /// fresh. An order older than [`MEMO_TIME`] is drawn again from the memo's [`Plan`]
+    /// while the records it came from live (RFC 2782: a new weighted selection; section
+    /// 4.3: targets down now at the back); past their TTLs, `None`: resolve again.
+    fn memo_hit(&mut self, now: Instant, uri: &str) -> Option<Resolved> {
         // The URI resolved last first: one comparison, no hashing, for the common case of
         // one next hop (an outbound proxy, a route set).
+        let last = matches!(&self.last, Some((key, _)) if **key == *uri);
         let memo = match &self.last {
-            Some((key, m)) if **key == *uri => Some(m),
+            Some((_, m)) if last => Some(m),
             _ if self.memo.is_empty() => None,
             _ => self.memo.get(uri),
-        };
-        memo.filter(|m| m.expires > now)
-            .map(|m| (m.targets.clone(), m.domain.clone()))
+        }?;
+        if memo.expires > now {
+            return Some((memo.targets.clone(), memo.domain.clone()));
+        }
+        let plan = memo.plan.clone().filter(|p| p.expires() > now)?;
+        let domain = memo.domain.clone();
+        let mut targets = self.resolver.order(now, &plan);
+        if targets.is_empty() {
+            return None;
+        }
+        targets.truncate(MAX_ATTEMPTS);
+        let targets: Arc<[Target]> = targets.into();
+        let expires = plan.expires().min(now + MEMO_TIME);
+        for m in [
+            self.last.as_mut().filter(|_| last).map(|(_, m)| m),
+            self.memo.get_mut(uri),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            m.targets = targets.clone();
+            m.expires = expires;
+        }
+        Some((targets, domain))
     }
 
     fn memo_insert(
@@ -202,13 +241,14 @@ impl Locator {
         targets: Arc<[Target]>,
         domain: Option<Arc<str>>,
         until: Instant,
+        plan: Option<Plan>,
     ) {
         let expires = until.min(now + MEMO_TIME);
         if expires <= now {
             return;
         }
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&key) {
-            self.memo.retain(|_, m| m.expires > now);
+            self.memo.retain(|_, m| m.alive(now));
             if self.memo.len() >= MAX_MEMO {
                 self.memo.clear();
             }
@@ -217,6 +257,7 @@ impl Locator {
             targets,
             domain,
             expires,
+            plan: plan.map(Arc::new),
         };
         self.last = Some((key.clone(), memo.clone()));
         self.memo.insert(key, memo);
@@ -225,15 +266,30 @@ impl Locator {
     /// The first target not tried that is not down, else the first not tried (RFC 3263
     /// section 4.3), marked tried.
     fn pick(&self, now: Instant, targets: &[Target], tried: &mut u32) -> Option<Target> {
-        let untried = |i: &usize| *tried & (1 << i) == 0;
-        let n = targets.len().min(MAX_ATTEMPTS);
-        let i = (0..n)
-            .filter(untried)
-            .find(|i| !self.resolver.is_down(now, &targets[*i]))
-            .or_else(|| (0..n).find(untried))?;
+        let left = untried(targets, *tried);
+        if left == 0 {
+            return None;
+        }
+        let first = left.trailing_zeros() as usize;
+        let i = if left & (left - 1) == 0 {
+            // The only one left is used whether it is down or not: no look at the table.
+            first
+        } else {
+            (first..targets.len().min(MAX_ATTEMPTS))
+                .filter(|i| left & (1 << i) != 0)
+                .find(|i| !self.resolver.is_down(now, &targets[*i]))
+                .unwrap_or(first)
+        };
         *tried |= 1 << i;
         Some(targets[i])
     }
+}
+
+/// The targets not tried yet, as bits (bit i for `targets[i]`, the first [`MAX_ATTEMPTS`]).
+fn untried(targets: &[Target], tried: u32) -> u32 {
+    let n = targets.len().min(MAX_ATTEMPTS);
+    let all = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+    all & !tried
 }
 
 /// The host to verify a TLS server against (RFC 5922 section 4): the URI's maddr or host
@@ -268,6 +324,38 @@ impl Endpoint {
         uri: &str,
         branch: Option<&str>,
     ) -> Result<ClientTxId, SendError> {
+        let memo = self.locator.memo_hit(now, uri);
+        let mut tried = 0;
+        if let Some((targets, domain)) = &memo {
+            // A warm memo: the first attempt is started as a request to an address is,
+            // and its failover state added to it.
+            if let Some(target) = self.locator.pick(now, targets, &mut tried) {
+                let name = domain
+                    .as_deref()
+                    .filter(|_| target.transport == Transport::Tls);
+                match self.start_client_named(now, request, target, branch, name) {
+                    Ok(id) => {
+                        self.attach_located(
+                            now, id, request, branch, targets, domain, tried, target,
+                        );
+                        return Ok(id);
+                    }
+                    // (refused before anything was sent: not the target's fault)
+                    Err(e @ (SendError::NotARequest | SendError::TooManyTransactions)) => {
+                        return Err(e)
+                    }
+                    Err(e) => {
+                        // (this target cannot be reached from here: the next one, as
+                        // `next_attempt` does)
+                        self.locator.resolver.mark_down(now, target);
+                        if untried(targets, tried) == 0 {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        // (with a warm memo `start_client_named` has checked these)
         let method = request.method().ok_or(SendError::NotARequest)?;
         if method == Method::Ack {
             return Err(SendError::NotARequest);
@@ -275,7 +363,6 @@ impl Endpoint {
         if self.transactions() >= self.config.max_transactions {
             return Err(SendError::TooManyTransactions);
         }
-        let memo = self.locator.memo_hit(now, uri);
         let (lookup, targets, domain) = match memo {
             Some((targets, domain)) => (None, targets, domain),
             None => {
@@ -301,7 +388,7 @@ impl Endpoint {
             domain: domain.clone(),
             lookup,
             targets,
-            tried: 0,
+            tried,
             current: None,
             attempts: 0,
             failover: true,
@@ -348,6 +435,50 @@ impl Endpoint {
             }
         }
         Ok(id)
+    }
+
+    /// Gives the client transaction `tx`, just sent to `target` (the first pick from
+    /// `targets`, `tried` marking it) by [`Endpoint::start_client_named`], the failover
+    /// state of a request sent to a URI, as [`Endpoint::attempt`] leaves it.
+    #[allow(clippy::too_many_arguments)]
+    fn attach_located(
+        &mut self,
+        now: Instant,
+        tx: ClientTxId,
+        request: &OwnedMessage,
+        branch: Option<&str>,
+        targets: &Arc<[Target]>,
+        domain: &Option<Arc<str>>,
+        tried: u32,
+        target: Target,
+    ) {
+        let located = Located {
+            original: request.clone(),
+            branch: branch.map(Into::into),
+            domain: domain.clone(),
+            lookup: None,
+            targets: targets.clone(),
+            tried,
+            current: Some(target),
+            attempts: 1,
+            failover: true,
+            timer: None,
+        };
+        let key = self.locator.located.insert(located);
+        let extra = request.as_bytes().len();
+        if let Some(e) = self.clients.get_mut(tx.0) {
+            e.located = Some(key);
+            // (the original is held too, as `attempt` counts it)
+            e.charged += extra;
+            self.budget.charge(extra);
+        }
+        if let Some(at) = self
+            .config
+            .failover_timeout
+            .and_then(|d| now.checked_add(d))
+        {
+            self.set_locate_timer(tx, Some(at));
+        }
     }
 
     /// Frees a client transaction that never went out (its first send failed at once).
@@ -465,13 +596,13 @@ impl Endpoint {
         e.charged = charged;
         self.budget.charge(charged);
         let located = e.located;
-        let failover = located
+        let (failover, timer) = located
             .and_then(|k| self.locator.located.get_mut(k))
-            .is_some_and(|l| {
+            .map_or((false, false), |l| {
                 l.attempts = n;
                 l.current = Some(target);
                 l.lookup = None;
-                l.failover
+                (l.failover, l.timer.is_some())
             });
         self.client_keys.insert(key_hash, key, tx);
         self.bind_flow(flow);
@@ -484,7 +615,9 @@ impl Endpoint {
             .failover_timeout
             .filter(|_| failover)
             .and_then(|d| now.checked_add(d));
-        self.set_locate_timer(tx, at);
+        if at.is_some() || timer {
+            self.set_locate_timer(tx, at);
+        }
         self.refresh_held_cancel(tx);
         Ok(())
     }
@@ -621,12 +754,13 @@ impl Endpoint {
         let Some(target) = l.current else {
             return false;
         };
+        let more = untried(&l.targets, l.tried) != 0;
         let _ = failure; // every failure of section 4.3 is treated alike
         match down_for {
             Some(d) => self.locator.resolver.mark_down_for(now, target, d),
             None => self.locator.resolver.mark_down(now, target),
         }
-        self.next_attempt(now, tx).is_ok()
+        more && self.next_attempt(now, tx).is_ok()
     }
 
     /// A provisional response or a CANCEL: no more failover for `tx`.
@@ -693,10 +827,9 @@ impl Endpoint {
             .is_some_and(|e| matches!(e.m.state, ClientState::Calling | ClientState::Trying));
         if silent {
             // No response at all: the next target; the last one runs to its own timeout.
-            let more = self.located(tx).is_some_and(|l| {
-                let n = l.targets.len().min(MAX_ATTEMPTS);
-                (0..n).any(|i| l.tried & (1 << i) == 0)
-            });
+            let more = self
+                .located(tx)
+                .is_some_and(|l| untried(&l.targets, l.tried) != 0);
             if more {
                 self.fail_over(now, tx, Failure::Timeout, None);
             }
@@ -725,6 +858,7 @@ impl Endpoint {
                 ResolveEvent::NotFound { lookup } => (lookup, None),
             };
             let expires = self.locator.resolver.expires(lookup);
+            let plan = self.locator.resolver.plan(lookup);
             self.locator.resolver.finish(lookup);
             let Some(w) = self.locator.waiting.remove(&lookup) else {
                 continue;
@@ -740,7 +874,8 @@ impl Endpoint {
             match &targets {
                 Some(t) => {
                     if let (Some((key, domain)), Some(until)) = (w.memo_key, expires) {
-                        self.locator.memo_insert(now, key, t.clone(), domain, until);
+                        self.locator
+                            .memo_insert(now, key, t.clone(), domain, until, plan);
                     }
                 }
                 None => self.stats.dns_failures += 1,

@@ -688,6 +688,20 @@ impl Endpoint {
         target: Target,
         branch: Option<&str>,
     ) -> Result<ClientTxId, SendError> {
+        self.start_client_named(now, request, target, branch, None)
+    }
+
+    /// [`Endpoint::start_client`] for the first target of a URI whose host is `name` (a TLS
+    /// flow must be one opened for it, RFC 5922 section 4): a request sent to a name with
+    /// a warm cache is started as one sent to an address, and its failover state added.
+    pub(super) fn start_client_named(
+        &mut self,
+        now: Instant,
+        request: &OwnedMessage,
+        target: Target,
+        branch: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<ClientTxId, SendError> {
         let method = request.method().ok_or(SendError::NotARequest)?;
         if method == Method::Ack {
             return Err(SendError::NotARequest);
@@ -714,7 +728,7 @@ impl Endpoint {
         let invite = method == Method::Invite;
         let m = ClientMachine::start(invite, transport.is_reliable(), now, &self.config.timers);
         let data = Payload::Message(owned.clone());
-        let flow = self.send_to(now, transport, local, target.addr, data, None)?;
+        let flow = self.send_to_named(now, transport, local, target.addr, data, None, name)?;
         let key: Box<[u8]> = self.scratch.as_slice().into();
         let key_hash = self.client_keys.hash(&key);
         // Our own requests are not refused for the budget, but they count against it.
@@ -1436,6 +1450,7 @@ impl Endpoint {
         let before = e.m.timers;
         let step = e.m.on_timer(now, slot, &timers);
         let after = e.m.timers;
+        let located = e.located.is_some();
         let resend = step.send_request.then(|| {
             (
                 e.transport,
@@ -1453,7 +1468,9 @@ impl Endpoint {
         }
         if let Some(timer) = step.timeout {
             // RFC 3263 4.3: timer B or F of a request sent to a URI: the next target.
-            let failed_over = matches!(timer, Timer::B | Timer::F)
+            // (a request sent to a Target has no failover state to look up)
+            let failed_over = located
+                && matches!(timer, Timer::B | Timer::F)
                 && self.fail_over(now, tx, crate::resolve::Failure::Timeout, None);
             if !failed_over {
                 self.events.push_back(Event::Timeout {
@@ -1622,7 +1639,9 @@ impl Endpoint {
             self.client_keys.remove(e.key_hash, &e.key, tx);
             self.budget.release(e.charged);
             self.unbind_flow(e.flow);
-            self.forget_located(tx, e.located);
+            if e.located.is_some() {
+                self.forget_located(tx, e.located);
+            }
             // A CANCEL still waiting for a provisional response dies with its INVITE.
             if let Some(c) = e.cancel {
                 if self.clients.get(c.0).is_some_and(|c| c.held) {
