@@ -626,6 +626,12 @@ impl Endpoint {
     /// go; a machine still absorbing retransmissions (Completed) goes on as an unnamed
     /// transaction that only ACKs them and ends by timer D or K.
     fn retire_attempt(&mut self, tx: ClientTxId) {
+        // The unnamed attempt is a transaction like any other: it may not take the table
+        // past `max_transactions` (each attempt of a failing-over request would otherwise
+        // add one). Without room, the old attempt ends at once; a retransmission of its
+        // final response then matches nothing and is dropped as a stray one (its server
+        // stops retransmitting at its timer H).
+        let room = self.transactions() < self.config.max_transactions;
         let Some(e) = self.clients.get_mut(tx.0) else {
             return;
         };
@@ -637,7 +643,8 @@ impl Endpoint {
         let key_hash = e.key_hash;
         let flow = e.flow.take();
         let timers = e.m.timers;
-        if e.m.state == ClientState::Completed {
+        if e.m.state == ClientState::Completed && room {
+            let charged = e.request.as_bytes().len() + key.len();
             let ghost = ClientEntry {
                 m: e.m.clone(),
                 request: e.request.clone(),
@@ -650,10 +657,11 @@ impl Endpoint {
                 ack: e.ack.take(),
                 cancel: None,
                 held: false,
-                charged: 0,
+                charged,
                 located: None,
             };
             e.m.terminate();
+            self.budget.charge(charged);
             let ghost = ClientTxId(self.clients.insert(ghost));
             self.timers
                 .sync(|s| TimerRef::Client(tx.0, s), timers, [None, None]);
