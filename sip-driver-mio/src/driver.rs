@@ -1304,7 +1304,7 @@ impl Driver {
             };
             if let Err(e) = tls.conn.process_new_packets() {
                 // The alert rustls queued goes out as the connection is closed.
-                let why = reason(&e, tls.name.as_ref());
+                let why = reason(&e, tls.name.as_ref(), tls.remote);
                 self.fail_tls(now, token, &why);
                 return;
             }

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use rustls::{CertificateError, Connection};
+use rustls::Connection;
 
 /// The default of [`DriverOptions::tls_handshake_timeout`](crate::DriverOptions): a
 /// handshake (with the TCP connect before it, for an outbound connection) not done within
@@ -90,28 +90,18 @@ impl Tls {
     }
 }
 
-/// rustls' error, in words: "certificate not valid for example.test" when the server's
-/// certificate does not name the domain (RFC 5922 section 7.2), else rustls' own text.
-pub(crate) fn reason(error: &rustls::Error, name: Option<&ServerName<'static>>) -> String {
-    match error {
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
-            expected,
-            presented,
-        }) => format!(
-            "certificate not valid for {} (it names {})",
-            expected.to_str(),
-            if presented.is_empty() {
-                "nothing".to_owned()
-            } else {
-                presented.join(", ")
-            }
-        ),
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => match name {
-            Some(name) => format!("certificate not valid for {}", name.to_str()),
-            None => "certificate not valid for the name asked".to_owned(),
-        },
-        other => other.to_string(),
-    }
+/// rustls' error, in words (see [`sip_driver_sys::tls::failure_reason`]): the name
+/// checked is the one asked for, else the peer's address.
+pub(crate) fn reason(
+    error: &rustls::Error,
+    name: Option<&ServerName<'static>>,
+    remote: SocketAddr,
+) -> String {
+    let expected = match name {
+        Some(name) => name.to_str().into_owned(),
+        None => remote.ip().to_string(),
+    };
+    sip_driver_sys::tls::failure_reason(error, &expected)
 }
 
 #[cfg(test)]

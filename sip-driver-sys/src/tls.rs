@@ -288,6 +288,24 @@ pub fn server_name(domain: Option<&str>, remote: SocketAddr) -> ServerName<'stat
     ServerName::IpAddress(remote.ip().into())
 }
 
+/// Why a TLS handshake failed, in words for a log line or an error message:
+/// `certificate not valid for NAME` when the server's certificate does not prove the name
+/// asked (`expected`: the domain, or the address; RFC 5922 section 7.2),
+/// `certificate not trusted (...)` when its chain does not lead to a trusted root, else
+/// rustls' own text. The names the certificate does carry are left out: they are the
+/// peer's bytes.
+pub fn failure_reason(error: &rustls::Error, expected: &str) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => format!("certificate not valid for {expected}"),
+        rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer | CertificateError::BadSignature,
+        ) => format!("certificate not trusted ({error})"),
+        other => other.to_string(),
+    }
+}
+
 /// WebPKI chain validation plus the SIP domain identity of RFC 5922 section 7.
 #[derive(Debug)]
 struct SipServerVerifier {

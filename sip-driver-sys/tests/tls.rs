@@ -195,6 +195,16 @@ fn wrong_name_is_refused_with_a_clear_error() {
 }
 
 #[test]
+fn failure_reason_names_the_domain_asked_and_not_the_peers_names() {
+    // RFC 5922 7.2: the words a driver logs and sipc prints for a refused certificate say
+    // which name it failed to prove; the names the certificate carries are the peer's
+    // bytes and stay out of them.
+    let e = client_error(connect_to(&LeafSpec::dns("other.test"), "example.test"));
+    let why = sip_driver_sys::tls::failure_reason(&e, "example.test");
+    assert_eq!(why, "certificate not valid for example.test");
+}
+
+#[test]
 fn wildcard_dns_san_does_not_match_a_sip_domain() {
     // RFC 5922 7.2: implementations MUST NOT match any form of wildcard.
     let e = client_error(connect_to(

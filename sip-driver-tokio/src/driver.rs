@@ -1111,24 +1111,15 @@ async fn connect(
     }
 }
 
-/// Why a TLS handshake failed, in words: "certificate not valid for example.test" when the
-/// certificate does not name `expected`, else rustls' own text.
+/// Why a TLS handshake failed, in words (see [`sip_driver_sys::tls::failure_reason`]);
+/// an error that is not rustls' (the connection broke) as it is.
 pub(crate) fn tls_reason(error: &io::Error, expected: &str) -> String {
-    use rustls::CertificateError;
-    let Some(e) = error
+    match error
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
-    else {
-        return error.to_string();
-    };
-    match e {
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => format!("certificate not valid for {expected}"),
-        rustls::Error::InvalidCertificate(
-            CertificateError::UnknownIssuer | CertificateError::BadSignature,
-        ) => format!("certificate not trusted ({e})"),
-        other => other.to_string(),
+    {
+        Some(e) => sip_driver_sys::tls::failure_reason(e, expected),
+        None => error.to_string(),
     }
 }
 

@@ -402,6 +402,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     scratch: Vec<u8>,
     pong: Payload,
+    /// The RFC 5626 keep-alive ping (CRLFCRLF), shared by every flow we ping.
+    ping: Payload,
     stats: Stats,
     /// Server transactions created by the current input whose timers are not in the index
     /// yet. Most transaction users answer before the next input, which cancels the 100
@@ -513,6 +515,7 @@ impl Endpoint {
             events: VecDeque::new(),
             scratch: Vec::with_capacity(128),
             pong: Payload::Bytes(Arc::from(&b"\r\n"[..])),
+            ping: Payload::Bytes(Arc::from(&b"\r\n\r\n"[..])),
             stats: Stats::default(),
             unarmed: Vec::new(),
             credit: Credit::new(hasher),
@@ -641,7 +644,7 @@ impl Endpoint {
                     // RFC 5626 3.5.1: CRLFCRLF; the pong must come within 10 s.
                     self.stats.keepalives_sent += 1;
                     self.transmits.push_back(Queued {
-                        bytes: Payload::Bytes(Arc::from(&b"\r\n\r\n"[..])),
+                        bytes: self.ping.clone(),
                         transmit,
                     });
                 }
